@@ -1,0 +1,55 @@
+// Import boundaries (STYLE.md §2) are enforced here, one block per row of the table.
+import tseslint from 'typescript-eslint';
+
+const vscodeBan = { name: 'vscode', message: 'engine/formats/protocol/worker/cli must not depend on VS Code.' };
+const tfjsBan = {
+  group: ['@tensorflow/*'],
+  message: 'TensorFlow.js runs only in the engine, models and the training worker (never on the extension host).',
+};
+const nodeBan = {
+  group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'worker_threads', 'crypto', 'url', 'util', 'stream'],
+  message: 'This folder is pure: bytes and strings in, typed values out. Do I/O in runs/, cli/, worker/ or jobs/.',
+};
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'out/**', 'node_modules/**', '.vscode-test/**', 'test/.artifacts/**', '**/*.cjs'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'off',
+    },
+  },
+  {
+    files: ['src/engine/**', 'src/models/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan] }] },
+  },
+  {
+    files: ['src/formats/**', 'src/protocol/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, tfjsBan] }] },
+  },
+  {
+    files: ['src/worker/**', 'src/cli/**', 'src/runs/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan] }] },
+  },
+  {
+    files: ['src/extension.ts', 'src/jobs/**', 'src/views/**', 'src/util/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [tfjsBan] }] },
+  },
+  {
+    files: ['webview-ui/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ ...vscodeBan, allowTypeImports: true }],
+          patterns: [
+            tfjsBan,
+            nodeBan,
+            { group: ['**/src/*', '!**/src/protocol', '!**/src/protocol/**'], message: 'The webview imports only src/protocol from the host tree.' },
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,75 @@
+// What a run leaves on disk, shared by the CLI, the training worker, the extension host and the
+// dashboard. A run is a folder `<outputDir>/<runId>/`:
+//   run.json                 RunInfo (rewritten atomically on every status change)
+//   config.json              the resolved ExperimentConfig
+//   metrics.jsonl            one MetricPoint per logged step (append-only; a torn last line is ignored)
+//   checkpoints/step-<n>/    checkpoint.json (CheckpointInfo) + tensors.safetensors (params + optimizer state)
+//   adapter/                 adapter_config.json + adapter_model.safetensors (PEFT layout)
+//   truth/                   experiment-specific reference tensors (e.g. the true U·V of low-rank-recovery)
+
+export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
+
+export interface BackendReport {
+  /** The tfjs backend actually in use: 'tensorflow' (tfjs-node), 'wasm' or 'cpu'. */
+  name: 'tensorflow' | 'wasm' | 'cpu';
+  simd?: boolean;
+  threads?: number;
+  /** Why a faster backend was not used, e.g. "@tensorflow/tfjs-node is not installed". */
+  notes: string[];
+}
+
+export interface RunInfo {
+  formatVersion: 1;
+  runId: string;
+  name: string;
+  kind: string;
+  status: RunStatus;
+  configFile?: string;
+  createdAt: string; // ISO time
+  updatedAt: string;
+  finishedAt?: string;
+  step: number;
+  totalSteps: number;
+  seed: number;
+  backend: BackendReport;
+  versions: { loraLab: string; tfjs: string; node: string };
+  /** Last finite train loss and eval loss seen. */
+  lastLoss?: number;
+  lastEvalLoss?: number;
+  /** Step of the newest complete checkpoint, if any. */
+  lastCheckpointStep?: number;
+  /** Present when status is 'failed': what went wrong (e.g. "loss became NaN at step 57"). */
+  error?: string;
+  /** Set by `--resume`: the runs this one continued from (the same folder keeps its id). */
+  resumedAt?: { step: number; at: string }[];
+  /** Parameter summary at start, in both conventions. */
+  params?: RunParamSummary;
+  /** Base model folder for causal-lm runs (the adapter is useless without it). */
+  baseModel?: string;
+}
+
+export interface RunParamSummary {
+  /** Parameters of the base model (all of them, frozen or not). */
+  totalParams: number;
+  /** What trains in this run. */
+  trainableParams: number;
+  /** PEFT's figure: trainable / (total + LoRA) in percent. */
+  trainablePercentPeft: number;
+}
+
+export interface MetricPoint {
+  step: number;
+  loss: number;
+  evalLoss?: number;
+  lr: number;
+  gradNorm: number;
+  /** Milliseconds since the run (or this resumed segment's start, offset to be continuous) began. */
+  elapsedMs: number;
+}
+
+export interface CheckpointInfo {
+  step: number;
+  createdAt: string;
+  /** Opaque engine state (optimizer step counts, RNG and data cursor) needed to continue exactly. */
+  state: Record<string, unknown>;
+}
