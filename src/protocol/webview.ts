@@ -1,0 +1,245 @@
+// Messages between the extension host (src/views/dashboardPanel.ts) and the dashboard webview
+// (webview-ui/). One direction per union, discriminated by `type` (STYLE.md §4). The same
+// DashboardSnapshot is embedded in the standalone HTML report (`lora-lab report`).
+//
+// Flow: the webview sends `ready` (a request) and gets `didSnapshot` back with the full state; then
+// the host pushes throttled `didAppendMetrics` / `didUpdateSource` events. ΔW is never sent as a
+// k×d product: the webview asks for the factors of one checkpoint (`factorsRequest`) and builds
+// the heatmap itself, off its UI thread.
+import type { MetricPoint, RunInfo } from './runFormat';
+
+/** A dense row-major 2-D matrix. Conv weights arrive flattened to [out, in·kh·kw]. */
+export interface Matrix {
+  shape: [number, number];
+  data: Float32Array;
+}
+
+/** Metric history in columns (compact for 100k points). `null` marks a step without an eval loss. */
+export interface MetricColumns {
+  step: number[];
+  loss: number[];
+  evalLoss: (number | null)[];
+  lr: number[];
+  gradNorm: number[];
+  elapsedMs: number[];
+}
+
+/** One adapted layer. `in`/`out` are d and k of W [k, d]; A is [r, d], B is [k, r]. */
+export interface ModuleSummary {
+  name: string;
+  inFeatures: number;
+  outFeatures: number;
+  r: number;
+  alpha: number;
+  /** The factor s in ΔW = s·B·A. */
+  scale: number;
+  /** Whether the layer has a bias (counted in the "bias trained" convention). */
+  hasBias: boolean;
+  /** 'lora' for plain A/B; other adapter kinds (loha, lokr, …) have no factor spectrum. */
+  kind: string;
+  dtype?: string;
+  /** The LoRA parameters actually stored (A and B, plus extras such as DoRA magnitudes). */
+  storedParams?: number;
+}
+
+/** Singular values of ΔW for one module at one step, from the r×r Gram matrices (src/engine/spectrum.ts). */
+export interface SpectrumSample {
+  step: number;
+  /** Descending. */
+  singularValues: number[];
+  /** exp(entropy of σ/Σσ) (Roy & Vetterli). */
+  effectiveRank: number;
+  /** Rank at tolerance: σ_i > 1e-6·σ_max (counting only the r possible values). */
+  numericalRank: number;
+  /** energy[i] = Σ_{j≤i} σ_j² / Σ σ² (cumulative fraction captured by the top i+1). */
+  energy: number[];
+  frobeniusNorm: number;
+}
+
+export interface ModuleSpectra {
+  module: string;
+  samples: SpectrumSample[];
+}
+
+/** A reference matrix the webview may request for one module. */
+export interface ReferenceInfo {
+  module: string;
+  /** 'base' = frozen W, 'truth' = the true U·V of low-rank-recovery. */
+  kind: 'base' | 'truth';
+  shape: [number, number];
+}
+
+export interface MetadataEntry {
+  key: string;
+  /** Shown as text, never as HTML (real files carry `<script>`). */
+  value: string;
+}
+
+export interface AdapterSummary {
+  format: string;
+  /** The base model the adapter needs, when the file says so. */
+  baseModel?: string;
+  /** Plain statement for users: an adapter alone cannot run. */
+  baseModelNote: string;
+  metadata: MetadataEntry[];
+  warnings: string[];
+  /** adapter_config.json (or similar) as text. */
+  configText?: string;
+}
+
+/** One thing the dashboard shows: a training run or an adapter file/folder. */
+export interface SourceSnapshot {
+  /** Stable id used in requests (a hash of the path). */
+  id: string;
+  kind: 'run' | 'adapter';
+  /** Legend label, e.g. the run name with its rank: "rank-sweep r=4". */
+  label: string;
+  path: string;
+  run?: RunInfo;
+  /** The resolved config (run.json's sibling config.json), for display. */
+  config?: Record<string, unknown>;
+  metrics?: MetricColumns;
+  /** Steps whose factors can be requested with `factorsRequest`, ascending. */
+  checkpoints: number[];
+  modules: ModuleSummary[];
+  /** Parameters of the whole base model, when known. */
+  totalParams?: number;
+  spectra: ModuleSpectra[];
+  references: ReferenceInfo[];
+  adapter?: AdapterSummary;
+}
+
+export interface DashboardSnapshot {
+  title: string;
+  generatedAt: string;
+  /** True in VS Code while a run may still grow; false in the static report. */
+  live: boolean;
+  sources: SourceSnapshot[];
+}
+
+/** The factors of one module at one step: ΔW = scale·B·A, or `delta` for kinds that are not plain A/B. */
+export interface ModuleFactors {
+  module: string;
+  scale: number;
+  /** [r, in] */
+  a?: Matrix;
+  /** [out, r] */
+  b?: Matrix;
+  delta?: Matrix;
+}
+
+export type ToWebview =
+  /** The full state; the reply to `ready`, and re-sent whenever the set of sources changes. */
+  | { type: 'didSnapshot'; snapshot: DashboardSnapshot }
+  /** New metric points for a live run (throttled to a few per second), and its updated RunInfo. */
+  | { type: 'didAppendMetrics'; sourceId: string; metrics: MetricColumns; run?: RunInfo }
+  /** A source changed (new checkpoint, spectra, status); `metrics` absent means "keep yours". */
+  | { type: 'didUpdateSource'; source: SourceSnapshot }
+  /** Reply to `factorsRequest`. */
+  | { type: 'factorsResponse'; sourceId: string; step: number; modules: ModuleFactors[] }
+  /** Reply to `referenceRequest`. */
+  | { type: 'referenceResponse'; sourceId: string; module: string; kind: ReferenceInfo['kind']; matrix: Matrix };
+
+export type FromWebview =
+  /** The webview has loaded and wants the full state (answered with `didSnapshot`). */
+  | { type: 'ready' }
+  /** Give me the A/B factors of every module of `sourceId` at checkpoint `step`. */
+  | { type: 'factorsRequest'; sourceId: string; step: number }
+  /** Give me the base W or the true ΔW of one module. */
+  | { type: 'referenceRequest'; sourceId: string; module: string; kind: ReferenceInfo['kind'] }
+  /** A message for the host's log (webview errors). */
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string };
+
+/** Thrown by `validateFromWebview` for anything that is not a well-formed FromWebview message. */
+export class ProtocolError extends Error {
+  readonly reason = 'protocol';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+  static is(e: unknown): e is ProtocolError {
+    return e instanceof ProtocolError;
+  }
+}
+
+const MAX_STRING = 4096;
+
+function str(o: Record<string, unknown>, key: string, type: string, max = MAX_STRING): string {
+  const v = o[key];
+  if (typeof v !== 'string') throw new ProtocolError(`webview message '${type}': field '${key}' should be a string, got ${typeof v}`);
+  if (v.length > max) throw new ProtocolError(`webview message '${type}': field '${key}' is too long (${v.length} > ${max} characters)`);
+  return v;
+}
+
+/**
+ * The webview is untrusted input (STYLE.md §13): accept only known message types with fields of
+ * the right type and size, and copy them into fresh objects (no prototype tricks pass through).
+ */
+export function validateFromWebview(raw: unknown): FromWebview {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ProtocolError(`webview message should be an object, got ${raw === null ? 'null' : typeof raw}`);
+  }
+  const o = raw as Record<string, unknown>;
+  const type = o.type;
+  switch (type) {
+    case 'ready':
+      return { type };
+    case 'factorsRequest': {
+      const step = o.step;
+      if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) {
+        throw new ProtocolError(`webview message 'factorsRequest': field 'step' should be a non-negative integer, got ${JSON.stringify(step)}`);
+      }
+      return { type, sourceId: str(o, 'sourceId', type, 128), step };
+    }
+    case 'referenceRequest': {
+      const kind = o.kind;
+      if (kind !== 'base' && kind !== 'truth') {
+        throw new ProtocolError(`webview message 'referenceRequest': field 'kind' should be 'base' or 'truth', got ${JSON.stringify(kind)}`);
+      }
+      return { type, sourceId: str(o, 'sourceId', type, 128), module: str(o, 'module', type, 1024), kind };
+    }
+    case 'log': {
+      const level = o.level;
+      if (level !== 'info' && level !== 'warn' && level !== 'error') {
+        throw new ProtocolError(`webview message 'log': field 'level' should be 'info', 'warn' or 'error', got ${JSON.stringify(level)}`);
+      }
+      return { type, level, message: str(o, 'message', type) };
+    }
+    default:
+      throw new ProtocolError(`unknown webview message type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 64) : type)}`);
+  }
+}
+
+/** Metric points → columns (missing eval loss → null). */
+export function toMetricColumns(points: readonly MetricPoint[]): MetricColumns {
+  const c: MetricColumns = { step: [], loss: [], evalLoss: [], lr: [], gradNorm: [], elapsedMs: [] };
+  for (const p of points) appendMetricPoint(c, p);
+  return c;
+}
+
+export function appendMetricPoint(c: MetricColumns, p: MetricPoint): void {
+  c.step.push(p.step);
+  c.loss.push(p.loss);
+  c.evalLoss.push(typeof p.evalLoss === 'number' && Number.isFinite(p.evalLoss) ? p.evalLoss : null);
+  c.lr.push(p.lr);
+  c.gradNorm.push(p.gradNorm);
+  c.elapsedMs.push(p.elapsedMs);
+}
+
+/**
+ * Appends `more` to `into`. A resumed run re-logs from its last checkpoint: points of `into` at or
+ * after the first new step are replaced, so the history matches metrics.jsonl.
+ */
+export function mergeMetricColumns(into: MetricColumns, more: MetricColumns): void {
+  if (more.step.length === 0) return;
+  const first = more.step[0];
+  let keep = into.step.length;
+  while (keep > 0 && into.step[keep - 1] >= first) keep--;
+  const keys = ['step', 'loss', 'evalLoss', 'lr', 'gradNorm', 'elapsedMs'] as const;
+  for (const k of keys) {
+    const dst = into[k] as unknown[];
+    const src = more[k] as unknown[];
+    dst.length = keep;
+    for (let i = 0; i < src.length; i++) dst.push(src[i]);
+  }
+}
