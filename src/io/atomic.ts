@@ -1,0 +1,54 @@
+// Crash-safe writes for run folders: a reader (the dashboard, `--resume`) sees either the old file or
+// the new one, never a half-written file. Temp file in the same folder (so rename stays on one file
+// system and is atomic), fsync before rename (so a power loss cannot leave an empty file under the
+// final name), then a best-effort fsync of the folder so the rename itself is durable.
+
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** Writes `data` to `file` atomically: readers see the old or the new content, never a torn file. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: fsp.FileHandle | undefined;
+  try {
+    handle = await fsp.open(tmp, 'wx', 0o644);
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+/** Appends one line (a newline is added) to `file`, creating it. With `fsync`, waits until it is on disk. */
+export async function appendLine(file: string, line: string, options: { fsync?: boolean } = {}): Promise<void> {
+  if (/[\r\n]/.test(line)) throw new Error(`appendLine(${file}): the line must not contain a newline`);
+  const handle = await fsp.open(file, 'a', 0o644);
+  try {
+    // One write call per line: with O_APPEND the line lands whole at the end, even with other appenders.
+    await handle.write(`${line}\n`);
+    if (options.fsync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes a rename or create in `dir` durable. Not every platform can open a folder (Windows): then it is a no-op. */
+async function syncDir(dir: string): Promise<void> {
+  let handle: fsp.FileHandle | undefined;
+  try {
+    handle = await fsp.open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // EISDIR/EPERM on Windows, EINVAL on some file systems: the rename already happened, nothing to do.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}

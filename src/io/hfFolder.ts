@@ -1,0 +1,95 @@
+// Reads a local Hugging Face model folder from disk: config.json, model.safetensors or the shards named
+// by model.safetensors.index.json, and tokenizer.json when present. The pure parts (config parsing,
+// safetensors decoding, model building) live in src/formats and src/models; this file only does I/O.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { parseHfConfig, type HfModelConfig } from '../formats/hfConfig';
+import { parseSafetensors, type SafetensorsFile } from '../formats/safetensors';
+import { InteropError } from '../formats/adapters/interopError';
+import { sniffBytes } from '../formats/adapters/sniff';
+import type { HostTensor, WeightSource } from '../models/weights';
+
+export interface HfFolder {
+  dir: string;
+  config: HfModelConfig;
+  configText: string;
+  weights: WeightSource;
+  /** The weight files read (one, or the shards). */
+  weightFiles: string[];
+  /** tokenizer.json text, when the folder has one. */
+  tokenizerJson?: string;
+  /** Other small files worth copying next to a merged model (generation_config.json, tokenizer files). */
+  extraFiles: string[];
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Read and parse one safetensors file, turning LFS pointers and non-safetensors bytes into clear errors. */
+export async function readWeightsFile(file: string): Promise<SafetensorsFile> {
+  const bytes = new Uint8Array(await fs.readFile(file));
+  const sniff = sniffBytes(bytes.subarray(0, 64), bytes.length);
+  if (sniff === 'lfs-pointer') {
+    throw new InteropError('lfs-pointer', `${file}: this is a Git LFS pointer, not the weights; run "git lfs pull" in its repository`, file);
+  }
+  return parseSafetensors(bytes, file);
+}
+
+export function weightsFromFiles(files: { file: string; st: SafetensorsFile }[]): WeightSource {
+  const where = new Map<string, SafetensorsFile>();
+  for (const { st } of files) for (const n of st.names()) where.set(n, st);
+  const cache = new Map<string, HostTensor>();
+  return {
+    names: () => [...where.keys()],
+    get(name) {
+      const st = where.get(name);
+      if (!st) return undefined;
+      let t = cache.get(name);
+      if (!t) {
+        t = { shape: st.entry(name).shape, data: st.toFloat32(name) };
+        cache.set(name, t);
+      }
+      return t;
+    },
+    dtype: (name) => where.get(name)?.entry(name).dtype,
+  };
+}
+
+export async function loadHfFolder(dir: string): Promise<HfFolder> {
+  const configPath = path.join(dir, 'config.json');
+  if (!(await exists(configPath))) {
+    throw new InteropError('bad-config', `${dir}: no config.json; a model folder needs config.json and model.safetensors`, dir);
+  }
+  const configText = await fs.readFile(configPath, 'utf8');
+  const config = parseHfConfig(configText, configPath);
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  let weightFiles: string[];
+  if (await exists(single)) {
+    weightFiles = [single];
+  } else if (await exists(index)) {
+    let map: Record<string, string>;
+    try {
+      map = (JSON.parse(await fs.readFile(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
+    } catch (e) {
+      throw new InteropError('bad-config', `${index}: not valid JSON (${(e as Error).message})`, index);
+    }
+    if (typeof map !== 'object' || map === null) throw new InteropError('bad-config', `${index}: no "weight_map" object`, index);
+    weightFiles = [...new Set(Object.values(map))].map((f) => path.join(dir, f));
+  } else if (await exists(path.join(dir, 'pytorch_model.bin'))) {
+    throw new InteropError('pickle-refused', `${dir}: only pytorch_model.bin (a pickle) is present; LoRA Lab never unpickles. Convert it to model.safetensors first`, dir);
+  } else {
+    throw new InteropError('missing-tensor', `${dir}: no model.safetensors or model.safetensors.index.json`, dir);
+  }
+  const files = await Promise.all(weightFiles.map(async (file) => ({ file, st: await readWeightsFile(file) })));
+  const tokPath = path.join(dir, 'tokenizer.json');
+  const tokenizerJson = (await exists(tokPath)) ? await fs.readFile(tokPath, 'utf8') : undefined;
+  const extras = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+  const extraFiles: string[] = [];
+  for (const e of extras) if (await exists(path.join(dir, e))) extraFiles.push(e);
+  return { dir, config, configText, weights: weightsFromFiles(files), weightFiles, tokenizerJson, extraFiles };
+}

@@ -1,0 +1,92 @@
+// safetensors on disk. `readSafetensorsHeader` reads only the 8-byte prefix and the JSON header (two
+// positioned reads), so listing hundreds of multi-gigabyte files costs kilobytes each; the offsets are
+// still validated against the real file size, so a truncated or padded file is reported up front.
+
+import { promises as fsp } from 'node:fs';
+import {
+  parseHeader,
+  parseSafetensors,
+  serializeSafetensors,
+  headerLengthOf,
+  typedView,
+  toFloat32,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+  type SafetensorsTypedArray,
+  type TensorEntry,
+  type TensorToWrite,
+} from '../formats/safetensors';
+import { FormatError } from '../formats/errors';
+import { writeFileAtomic } from './atomic';
+
+/** Reads and validates only the header of a safetensors file. Throws FormatError for a malformed file. */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  const handle = await fsp.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const first8 = await readExactly(handle, 0, Math.min(8, size));
+    const n = headerLengthOf(first8, size, file);
+    const bytes = new Uint8Array(8 + n);
+    bytes.set(first8, 0);
+    bytes.set(await readExactly(handle, 8, n), 8);
+    return parseHeader(bytes, size, file);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads a whole safetensors file into memory and validates it. */
+export async function readSafetensors(file: string): Promise<SafetensorsFile> {
+  const buf = await fsp.readFile(file);
+  return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file);
+}
+
+/**
+ * Reads one tensor's bytes from a file whose header was read with `readSafetensorsHeader`, without
+ * loading the rest (for inspecting one matrix of a large model).
+ */
+export async function readTensorBytes(file: string, header: SafetensorsHeader, name: string): Promise<Uint8Array> {
+  const entry = findEntry(header, name, file);
+  const handle = await fsp.open(file, 'r');
+  try {
+    return await readExactly(handle, header.dataOffset + entry.begin, entry.end - entry.begin);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `readTensorBytes`, converted to float32. */
+export async function readTensorFloat32(file: string, header: SafetensorsHeader, name: string): Promise<Float32Array> {
+  return toFloat32(await readTensorBytes(file, header, name), findEntry(header, name, file).dtype);
+}
+
+/** `readTensorBytes`, as the dtype's typed array. */
+export async function readTensorTyped(file: string, header: SafetensorsHeader, name: string): Promise<SafetensorsTypedArray> {
+  return typedView(await readTensorBytes(file, header, name), findEntry(header, name, file).dtype);
+}
+
+/** Serializes and writes atomically (temp file + fsync + rename). */
+export async function writeSafetensors(
+  file: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+}
+
+function findEntry(header: SafetensorsHeader, name: string, file: string): TensorEntry {
+  const entry = header.tensors.find((t) => t.name === name);
+  if (!entry) throw new FormatError('tensor-not-found', 'no such tensor', { source: file, tensor: name });
+  return entry;
+}
+
+async function readExactly(handle: fsp.FileHandle, position: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(out, done, length - done, position + done);
+    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done} (the file changed while being read?)`);
+    done += bytesRead;
+  }
+  return out;
+}
