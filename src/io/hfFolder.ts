@@ -4,7 +4,10 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseHfConfig, type HfModelConfig } from '../formats/hfConfig';
-import { parseSafetensors, type SafetensorsFile } from '../formats/safetensors';
+import { parseSafetensors, type SafetensorsFile, type TensorToWrite } from '../formats/safetensors';
+import { encodeBf16, encodeF16 } from '../formats/dtype';
+import { writeFileAtomic } from './atomic';
+import { writeSafetensors } from './safetensorsFile';
 import { InteropError } from '../formats/adapters/interopError';
 import { sniffBytes } from '../formats/adapters/sniff';
 import type { HostTensor, WeightSource } from '../models/weights';
@@ -92,4 +95,42 @@ export async function loadHfFolder(dir: string): Promise<HfFolder> {
   const extraFiles: string[] = [];
   for (const e of extras) if (await exists(path.join(dir, e))) extraFiles.push(e);
   return { dir, config, configText, weights: weightsFromFiles(files), weightFiles, tokenizerJson, extraFiles };
+}
+
+/** Writes `<out>/config.json` + `<out>/model.safetensors` (+ generation/tokenizer files) for a merged model. */
+export async function writeMergedFolder(
+  base: HfFolder,
+  replaced: Map<string, HostTensor> | Record<string, HostTensor>,
+  out: string,
+): Promise<{ files: string[]; tensors: number }> {
+  const rep = replaced instanceof Map ? replaced : new Map(Object.entries(replaced));
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const name of base.weights.names()) {
+    const t = rep.get(name) ?? base.weights.get(name)!;
+    tensors[name] = encodeAs(base.weights.dtype?.(name) ?? 'F32', t);
+  }
+  for (const [name, t] of rep) if (!(name in tensors)) tensors[name] = encodeAs('F32', t);
+  await fs.mkdir(out, { recursive: true });
+  await writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
+  await writeFileAtomic(path.join(out, 'config.json'), base.configText);
+  const files = ['config.json', 'model.safetensors'];
+  for (const e of base.extraFiles) {
+    await fs.copyFile(path.join(base.dir, e), path.join(out, e));
+    files.push(e);
+  }
+  return { files, tensors: Object.keys(tensors).length };
+}
+
+function encodeAs(dtype: string, t: HostTensor): TensorToWrite {
+  switch (dtype) {
+    case 'F16':
+      return { dtype: 'F16', shape: t.shape, data: encodeF16(t.data) };
+    case 'BF16':
+      return { dtype: 'BF16', shape: t.shape, data: encodeBf16(t.data) };
+    case 'F64':
+      return { dtype: 'F64', shape: t.shape, data: Float64Array.from(t.data) };
+    default:
+      // Model weights are floats; anything else was widened to F32 on read and is written back as F32.
+      return { dtype: 'F32', shape: t.shape, data: t.data };
+  }
 }

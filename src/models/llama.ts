@@ -1,0 +1,159 @@
+// Llama on tfjs, matching transformers' LlamaForCausalLM (v4.39): RMSNorm, rotary embeddings in the
+// rotate_half layout, grouped-query attention (num_key_value_heads), SwiGLU MLP, tied or untied lm_head.
+import * as tf from '@tensorflow/tfjs-core';
+import type { LlamaConfig } from '../formats/hfConfig';
+import { WeightLoader, causalMask, type CausalLm } from './causalLm';
+import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
+import type { WeightSource } from './weights';
+
+interface LlamaLayer {
+  inputNorm: tf.Tensor1D;
+  postNorm: tf.Tensor1D;
+  q: LinearLayer;
+  k: LinearLayer;
+  v: LinearLayer;
+  o: LinearLayer;
+  gate: LinearLayer;
+  up: LinearLayer;
+  down: LinearLayer;
+}
+
+function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
+}
+
+/** cos and sin tables [s, headDim]: emb = cat(freqs, freqs), freqs[p, i] = p / θ^(2i/d). */
+export function ropeTables(s: number, headDim: number, theta: number, linearFactor: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const half = headDim / 2;
+  const cos = new Float32Array(s * headDim);
+  const sin = new Float32Array(s * headDim);
+  for (let i = 0; i < half; i++) {
+    // transformers computes inv_freq in float32; do the same so the angles round alike.
+    const invFreq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+    for (let p = 0; p < s; p++) {
+      const angle = Math.fround(Math.fround(p / linearFactor) * invFreq);
+      const c = Math.cos(angle);
+      const sn = Math.sin(angle);
+      cos[p * headDim + i] = c;
+      cos[p * headDim + i + half] = c;
+      sin[p * headDim + i] = sn;
+      sin[p * headDim + i + half] = sn;
+    }
+  }
+  return { cos: tf.tensor2d(cos, [s, headDim]), sin: tf.tensor2d(sin, [s, headDim]) };
+}
+
+function rotateHalf(x: tf.Tensor4D): tf.Tensor4D {
+  const d = x.shape[3];
+  const [x1, x2] = tf.split(x, [d / 2, d / 2], 3);
+  return tf.concat([tf.neg(x2), x1], 3) as tf.Tensor4D;
+}
+
+function activation(x: tf.Tensor, act: LlamaConfig['hiddenAct']): tf.Tensor {
+  switch (act) {
+    case 'silu':
+      return tf.mul(x, tf.sigmoid(x));
+    case 'relu':
+      return tf.relu(x);
+    case 'gelu':
+      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+    case 'gelu_new':
+      return geluNew(x);
+  }
+}
+
+/** GPT-2's tanh approximation of GELU ("gelu_new"). */
+export function geluNew(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 'model.safetensors'): CausalLm {
+  const c = config;
+  const ld = new WeightLoader(weights, source);
+  try {
+    const embed = ld.take('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]).tensor as tf.Tensor2D; // [V, H]
+    const linears = new Map<string, LinearLayer>();
+    const layers: LlamaLayer[] = [];
+    const qOut = c.numHeads * c.headDim;
+    const kvOut = c.numKvHeads * c.headDim;
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      const lin = (name: string, inF: number, outF: number, bias: boolean): LinearLayer => {
+        const l = ld.linear(`${p}.${name}`, inF, outF, bias);
+        linears.set(l.path, l);
+        return l;
+      };
+      layers.push({
+        inputNorm: ld.take(`${p}.input_layernorm.weight`, [c.hiddenSize]).tensor as tf.Tensor1D,
+        q: lin('self_attn.q_proj', c.hiddenSize, qOut, c.attentionBias),
+        k: lin('self_attn.k_proj', c.hiddenSize, kvOut, c.attentionBias),
+        v: lin('self_attn.v_proj', c.hiddenSize, kvOut, c.attentionBias),
+        // Qwen2 has biases on q/k/v only; Llama's attention_bias covers o_proj too.
+        o: lin('self_attn.o_proj', qOut, c.hiddenSize, c.attentionBias && c.declaredType !== 'qwen2'),
+        postNorm: ld.take(`${p}.post_attention_layernorm.weight`, [c.hiddenSize]).tensor as tf.Tensor1D,
+        gate: lin('mlp.gate_proj', c.hiddenSize, c.intermediateSize, c.mlpBias),
+        up: lin('mlp.up_proj', c.hiddenSize, c.intermediateSize, c.mlpBias),
+        down: lin('mlp.down_proj', c.intermediateSize, c.hiddenSize, c.mlpBias),
+      });
+    }
+    const finalNorm = ld.take('model.norm.weight', [c.hiddenSize]).tensor as tf.Tensor1D;
+    // Tied checkpoints usually omit lm_head.weight; use the embedding then (as transformers does).
+    const tied = c.tieWordEmbeddings || !ld.has('lm_head.weight');
+    const lmHead: LinearLayer = tied
+      ? { path: 'lm_head', weightName: ld.resolve('model.embed_tokens.weight')!, inFeatures: c.hiddenSize, outFeatures: c.vocabSize, conv1d: false, wt: track(ld, tf.transpose(embed)) }
+      : ld.linear('lm_head', c.hiddenSize, c.vocabSize, false);
+    linears.set('lm_head', lmHead);
+    if (c.numHeads % c.numKvHeads !== 0 || c.headDim % 2 !== 0) throw new Error('unreachable: checked by parseHfConfig');
+    const nRep = c.numHeads / c.numKvHeads;
+
+    const forward = (ids: tf.Tensor2D, lora?: LoraLookup): tf.Tensor3D =>
+      tf.tidy(() => {
+        const [b, s] = ids.shape;
+        const { cos, sin } = ropeTables(s, c.headDim, c.ropeTheta, c.ropeLinearFactor); // [s, hd]
+        const mask = causalMask(s); // [s, s]
+        const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lora?.(l.path));
+        let h = tf.gather(embed, ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
+        const heads = (x: tf.Tensor, n: number) => x.reshape([b, s, n, c.headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [b, n, s, hd]
+        const rope = (x: tf.Tensor4D) => tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin)) as tf.Tensor4D;
+        const repeatKv = (x: tf.Tensor4D): tf.Tensor4D =>
+          nRep === 1
+            ? x
+            : // repeat_interleave on the head axis via a rank-3 tile (tfjs has no rank-5 tile gradient)
+              (x.reshape([b * c.numKvHeads, 1, s * c.headDim]).tile([1, nRep, 1]).reshape([b, c.numHeads, s, c.headDim]) as tf.Tensor4D);
+        for (const layer of layers) {
+          const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps); // [b, s, H]
+          const q = rope(heads(L(layer.q, x), c.numHeads)); // [b, nh, s, hd]
+          const k = repeatKv(rope(heads(L(layer.k, x), c.numKvHeads))); // [b, nh, s, hd]
+          const v = repeatKv(heads(L(layer.v, x), c.numKvHeads)); // [b, nh, s, hd]
+          const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(c.headDim)), mask); // [b, nh, s, s]
+          const att = tf.matMul(tf.softmax(scores), v); // [b, nh, s, hd]
+          const merged = att.transpose([0, 2, 1, 3]).reshape([b, s, c.numHeads * c.headDim]); // [b, s, nh*hd]
+          h = tf.add(h, L(layer.o, merged));
+          const y = rmsNorm(h, layer.postNorm, c.rmsNormEps);
+          const mlp = L(layer.down, tf.mul(activation(L(layer.gate, y), c.hiddenAct), L(layer.up, y))); // [b, s, H]
+          h = tf.add(h, mlp);
+        }
+        h = rmsNorm(h, finalNorm, c.rmsNormEps);
+        return L(lmHead, h) as tf.Tensor3D; // [b, s, V]
+      });
+
+    return {
+      config,
+      linears,
+      usedWeights: ld.used,
+      paramCount: ld.paramCount,
+      forward,
+      dispose: () => ld.dispose(),
+    };
+  } catch (e) {
+    ld.dispose();
+    throw e;
+  }
+}
+
+function track<T extends tf.Tensor>(ld: WeightLoader, t: T): T {
+  ld.tensors.push(t);
+  return t;
+}

@@ -1,0 +1,43 @@
+// Where model weights come from: a name -> {shape, Float32 data} lookup. Kept abstract so src/models
+// stays pure (the node side, src/io/hfFolder.ts, turns safetensors shards into one of these).
+
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface WeightSource {
+  /** Every tensor name available. */
+  names(): string[];
+  /** The tensor as float32 (F16/BF16 already widened), or undefined if absent. */
+  get(name: string): HostTensor | undefined;
+  /** The stored dtype ("F32", "F16", "BF16", ...) when known; merge writes results back in it. */
+  dtype?(name: string): string | undefined;
+}
+
+export function weightsFromRecord(rec: Record<string, HostTensor>, dtypes?: Record<string, string>): WeightSource {
+  return {
+    names: () => Object.keys(rec),
+    get: (name) => rec[name],
+    dtype: (name) => dtypes?.[name] ?? (name in rec ? 'F32' : undefined),
+  };
+}
+
+/** `base` with some tensors replaced or added (PEFT's modules_to_save and trained biases). */
+export function overlayWeights(base: WeightSource, overrides: Record<string, HostTensor>): WeightSource {
+  return {
+    names: () => [...new Set([...base.names(), ...Object.keys(overrides)])],
+    get: (name) => overrides[name] ?? base.get(name),
+    dtype: (name) => base.dtype?.(name) ?? (name in overrides ? 'F32' : undefined),
+  };
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}

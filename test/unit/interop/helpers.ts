@@ -1,0 +1,39 @@
+// Shared helpers for the interop tests: the cpu backend, fixture paths, max-abs-difference.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+
+export const PEFT_FIXTURES = path.resolve(__dirname, '../../fixtures/peft');
+export const PEFT_CASES = ['llama-tiny-qkvo-r8', 'llama-tiny-dora'] as const;
+export const REAL_WORLD = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
+
+export async function useCpu(): Promise<void> {
+  if (tf.getBackend() !== 'cpu') await tf.setBackend('cpu');
+  await tf.ready();
+}
+
+export interface PeftReference {
+  probe_input_ids: number[][];
+  probe_logits_shape: number[];
+  base_logits: number[];
+  adapted_logits: number[];
+  merged_logits: number[];
+  train_input_ids: number[][];
+  trainable_params: number;
+  all_params: number;
+  sgd_step: { lr: number; loss_before: number };
+  base_loss: number;
+  adapted_loss: number;
+}
+
+export function readReference(caseName: string): PeftReference {
+  return JSON.parse(fs.readFileSync(path.join(PEFT_FIXTURES, caseName, 'reference.json'), 'utf8')) as PeftReference;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
