@@ -46,6 +46,9 @@ export interface RunInfo {
   params?: RunParamSummary;
   /** Base model folder for causal-lm runs (the adapter is useless without it). */
   baseModel?: string;
+  /** Process training the run and its host: a 'running' run whose process is gone reads as 'interrupted'. */
+  pid?: number;
+  hostname?: string;
 }
 
 export interface RunParamSummary {

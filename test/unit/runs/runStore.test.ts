@@ -1,0 +1,136 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
+import type { MetricPoint, RunInfo } from '../../../src/protocol/runFormat';
+import { parseSafetensors } from '../../../src/formats/safetensors';
+import { RunError } from '../../../src/runs/runErrors';
+import { RunFolder, effectiveStatus, listRuns, loadRun, makeRunId, parseMetricsJsonl } from '../../../src/runs/runStore';
+
+const config: ExperimentConfig = {
+  name: 'tiny test',
+  kind: 'low-rank-recovery',
+  model: { kind: 'low-rank-recovery', inFeatures: 8, outFeatures: 6, trueRank: 2, updateScale: 0.5, noise: 0 },
+  lora: { r: 2, alpha: 2, scaling: 'standard', dropout: 0, init: 'gaussian', targetModules: ['linear'], trainBias: false },
+  optimizer: { name: 'adam', lr: 0.01, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0, gradClip: 0 },
+  schedule: { name: 'constant', warmupSteps: 0, minLrRatio: 0 },
+  training: { steps: 10, batchSize: 4, seed: 7, evalEvery: 5, evalBatches: 1, checkpointEvery: 5, logEvery: 1 },
+  outputDir: 'lora-runs',
+};
+const backend = { name: 'cpu' as const, notes: [] };
+const versions = { loraLab: '0.0.0', tfjs: '4.22.0', node: process.versions.node };
+const point = (step: number): MetricPoint => ({ step, loss: 1 / step, lr: 0.01, gradNorm: 0.5, elapsedMs: step * 10 });
+
+describe('runs/runStore', () => {
+  let tmp: string;
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-runs-'));
+  });
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const newRun = (now?: Date) => RunFolder.create(tmp, { config, backend, versions, totalSteps: 10, now });
+
+  it('names runs <name>-<yyyymmdd-hhmmss>-<4 hex> with a file-system-safe name', () => {
+    const id = makeRunId('my run/../x', new Date(2026, 0, 2, 3, 4, 5), 'beef');
+    assert.equal(id, 'my-run-x-20260102-030405-beef');
+    assert.match(makeRunId('///'), /^run-\d{8}-\d{6}-[0-9a-f]{4}$/);
+  });
+
+  it('creates run.json (running, this pid and host) and config.json', async () => {
+    const run = await newRun();
+    assert.match(path.basename(run.dir), /^tiny-test-\d{8}-\d{6}-[0-9a-f]{4}$/);
+    const info = JSON.parse(fs.readFileSync(path.join(run.dir, 'run.json'), 'utf8')) as RunInfo;
+    assert.equal(info.status, 'running');
+    assert.equal(info.pid, process.pid);
+    assert.equal(info.hostname, os.hostname());
+    assert.equal(info.seed, 7);
+    assert.deepEqual(run.readConfig(), config);
+    await run.update({ status: 'cancelled', step: 4 });
+    assert.equal(RunFolder.open(run.dir).runInfo.status, 'cancelled');
+    // Only run.json and config.json: no temp files left behind by the atomic writes.
+    assert.deepEqual(fs.readdirSync(run.dir).sort(), ['config.json', 'run.json']);
+  });
+
+  it('appends metrics, skips a torn last line, rejects damage elsewhere, truncates past a step', async () => {
+    const run = await newRun();
+    run.appendMetrics([point(1), point(2)]);
+    run.appendMetrics([point(3)]);
+    fs.appendFileSync(path.join(run.dir, 'metrics.jsonl'), '{"step":4,"loss":0.2'); // killed mid-write
+    assert.deepEqual(run.readMetrics().map((p) => p.step), [1, 2, 3]);
+    assert.throws(() => parseMetricsJsonl('{"step":1}\n{"st\n{"step":3}\n', 'm.jsonl'), /m\.jsonl:2: not a JSON metric line/);
+    const kept = await run.truncateMetrics(2);
+    assert.deepEqual(kept.map((p) => p.step), [1, 2]);
+    assert.equal(fs.readFileSync(path.join(run.dir, 'metrics.jsonl'), 'utf8').split('\n').length, 3); // 2 lines + final ''
+  });
+
+  it('writes checkpoints through a temp folder, keeps the newest K, reads them back exactly', async () => {
+    const run = await newRun();
+    const data = new Float32Array([1.5, -2.25, 3e-8, Math.fround(Math.PI), 0, -0]);
+    for (let step = 1; step <= 5; step++) {
+      await run.writeCheckpoint({ step, tensors: { 'lora.A': { shape: [2, 3], data: data.map((x) => x * step) } }, state: { opt: { t: step } } }, 3);
+    }
+    assert.deepEqual(run.listCheckpoints(), [3, 4, 5]);
+    assert.equal(run.storedInfo.lastCheckpointStep, 5);
+    const c = run.readCheckpoint();
+    assert.equal(c.info.step, 5);
+    assert.deepEqual(c.info.state, { opt: { t: 5 } });
+    assert.deepEqual(c.tensors['lora.A'].shape, [2, 3]);
+    assert.deepEqual(Array.from(c.tensors['lora.A'].data), Array.from(data.map((x) => x * 5)));
+    // A write killed half-way leaves a .tmp- folder: it is not a checkpoint, and the next write clears it.
+    fs.mkdirSync(path.join(run.dir, 'checkpoints', '.tmp-step-6-dead'));
+    fs.mkdirSync(path.join(run.dir, 'checkpoints', 'step-7')); // no checkpoint.json: incomplete
+    assert.deepEqual(run.listCheckpoints(), [3, 4, 5]);
+    await run.writeCheckpoint({ step: 5, tensors: { x: { shape: [1], data: new Float32Array([9]) } }, state: {} }, 3);
+    assert.ok(!fs.existsSync(path.join(run.dir, 'checkpoints', '.tmp-step-6-dead')));
+    assert.deepEqual(Array.from(run.readCheckpoint(5).tensors.x.data), [9]);
+    assert.throws(() => run.readCheckpoint(2), (e: unknown) => RunError.is(e, 'no-checkpoint') && /step 2/.test((e as Error).message));
+  });
+
+  it('writes the adapter in PEFT layout and the reference tensors', async () => {
+    const run = await newRun();
+    assert.equal(loadRun(run.dir).adapterDir, undefined);
+    const A = { shape: [2, 8], data: new Float32Array(16).fill(0.5) };
+    const B = { shape: [6, 2], data: new Float32Array(12).fill(-1) };
+    run.writeAdapter({
+      config: { peft_type: 'LORA', r: 2, lora_alpha: 2, target_modules: ['linear'] },
+      tensors: { 'base_model.model.linear.lora_A.weight': A, 'base_model.model.linear.lora_B.weight': B },
+    });
+    run.writeTruth({ true_delta_w: { shape: [6, 8], data: new Float32Array(48).fill(2) } });
+    const loaded = loadRun(run.dir);
+    assert.equal(loaded.adapterDir, path.join(run.dir, 'adapter'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(loaded.adapterDir!, 'adapter_config.json'), 'utf8'));
+    assert.equal(cfg.peft_type, 'LORA');
+    const st = parseSafetensors(fs.readFileSync(path.join(loaded.adapterDir!, 'adapter_model.safetensors')));
+    assert.deepEqual(st.entry('base_model.model.linear.lora_A.weight').shape, [2, 8]);
+    assert.equal(st.entry('base_model.model.linear.lora_B.weight').dtype, 'F32');
+    assert.deepEqual(run.readTruth()!.true_delta_w.shape, [6, 8]);
+  });
+
+  it("reports a 'running' run whose process is gone as 'interrupted'", async () => {
+    const run = await newRun();
+    assert.equal(run.runInfo.status, 'running'); // our own pid is alive
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const info = { ...run.storedInfo, pid: Number(dead.stdout) };
+    assert.equal(effectiveStatus(info), 'interrupted');
+    assert.equal(effectiveStatus({ ...info, hostname: 'some-other-host' }), 'running'); // cannot tell: trust the file
+    assert.equal(effectiveStatus({ ...info, status: 'completed' }), 'completed');
+    await run.update({ pid: Number(dead.stdout) });
+    assert.equal(loadRun(run.dir).info.status, 'interrupted');
+    assert.equal(listRuns(tmp)[0].info.status, 'interrupted');
+  });
+
+  it('lists runs newest first and skips folders that are not runs', async () => {
+    const a = await newRun(new Date(2026, 0, 1, 10, 0, 0));
+    const b = await newRun(new Date(2026, 0, 1, 11, 0, 0));
+    fs.mkdirSync(path.join(tmp, 'not-a-run'));
+    fs.mkdirSync(path.join(tmp, 'broken'));
+    fs.writeFileSync(path.join(tmp, 'broken', 'run.json'), '{ nope');
+    fs.writeFileSync(path.join(tmp, 'stray.txt'), '');
+    assert.deepEqual(listRuns(tmp).map((r) => r.dir), [b.dir, a.dir]);
+    assert.deepEqual(listRuns(path.join(tmp, 'missing')), []);
+    assert.throws(() => loadRun(path.join(tmp, 'not-a-run')), (e: unknown) => RunError.is(e, 'not-a-run') && /no run\.json/.test((e as Error).message));
+    assert.throws(() => RunFolder.open(path.join(tmp, 'broken')), (e: unknown) => RunError.is(e, 'bad-run-file') && /not valid JSON/.test((e as Error).message));
+  });
+});
