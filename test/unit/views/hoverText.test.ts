@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText, scaleValue } from '../../../src/views/hoverText';
+import { experimentModelShape, hfModelShape } from '../../../src/views/modelShapes';
+import { hfConfigFromJson } from '../../../src/formats/hfConfig';
+import { callAt, intArg } from '../../../src/views/pythonCalls';
+import { formatDuration, formatLoss } from '../../../src/jobs/format';
+import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
+
+describe('views/hoverText', () => {
+  it("reads the seed's worked example exactly: 1,049,600 vs 9,216, 0.88 %, about 114× fewer", () => {
+    const t = loraLinearHoverText(1024, 1024, 4);
+    assert.match(t, /full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer \(113\.9×\)/);
+    assert.match(t, /A 4×1024 \+ B 1024×4 \+ b 1024 = 9,216/);
+    assert.match(t, /Convention: the seed's/);
+  });
+
+  it('nn.Linear: full count and LoRA table in the PEFT convention', () => {
+    const t = linearHoverText(1024, 1024);
+    assert.match(t, /\*\*nn\.Linear\(1024, 1024\)\*\* — 1,049,600 parameters/);
+    assert.match(t, /\| 4 \| 8,192 \| 0\.78 % \| 128\.1× \|/);
+    assert.match(t, /bias frozen/);
+    assert.match(linearHoverText(10, 20, false), /— 200 parameters \(W 20×10\)/);
+  });
+
+  it('effective scale α/r, α/√r and none', () => {
+    assert.equal(scaleValue(16, 8, 'standard'), 2);
+    assert.equal(scaleValue(16, 4, 'rslora'), 8);
+    assert.equal(scaleValue(16, 4, 'none'), 1);
+    assert.equal(scaleText(16, 4, 'rslora'), 'effective scale s = α/√r = 16/√4 = 8 (rsLoRA)');
+    assert.equal(scaleText(8, 4, 'standard'), 'effective scale s = α/r = 8/4 = 2');
+  });
+
+  it('low-rank-recovery config: one layer, whole model = that layer', () => {
+    const shape = experimentModelShape({ model: { kind: 'low-rank-recovery', inFeatures: 1024, outFeatures: 1024, trueRank: 4, updateScale: 1, noise: 0 } } as ExperimentConfig)!;
+    const input = { shape, r: 4, alpha: 4, scaling: 'standard' as const, targets: ['linear'], trainBias: true, convention: 'seed' as const, focus: 'linear' };
+    const c = modelCounts(input);
+    assert.equal(c.trainable, 9216);
+    assert.equal(c.totalParams, 1_049_600);
+    const t = modelHoverText(input);
+    assert.match(t, /this layer: `linear` \(1024→1024, bias\): full 1,049,600 vs LoRA 9,216 — 0\.88 %, about 114× fewer/);
+    assert.match(t, /whole model: 1,049,600 parameters; trainable 9,216/);
+  });
+
+  it('attention-adaptation: W_O trains in full unless LoRA is on o (seed)', () => {
+    const shape = experimentModelShape({ model: { kind: 'attention-adaptation', embedDim: 64, numHeads: 1, seqLen: 8, kvSeqLen: 8, trueRank: 2, updateScale: 1 } } as ExperimentConfig)!;
+    const c = modelCounts({ shape, r: 2, alpha: 2, scaling: 'standard', targets: ['q', 'k', 'v'], trainBias: false, convention: 'seed' });
+    assert.equal(c.loraParams, 3 * (2 * 64 + 64 * 2));
+    assert.equal(c.extraTrainable, 64 * 64 + 64);
+    assert.equal(c.totalParams, 4 * (64 * 64 + 64));
+  });
+
+  it('Llama config: PEFT counts for q_proj,v_proj match the formula', () => {
+    const cfg = hfConfigFromJson({ model_type: 'llama', vocab_size: 100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false });
+    const shape = hfModelShape(cfg);
+    // per layer: q 32→32, k 32→16, v 32→16, o 32→32, gate/up 32→64, down 64→32, 2 norms of 32
+    const perLayer = 32 * 32 + 2 * 32 * 16 + 32 * 32 + 3 * 32 * 64 + 64;
+    assert.equal(shape.totalParams, 2 * perLayer + 2 * 100 * 32 + 32);
+    const c = modelCounts({ shape, r: 8, alpha: 16, scaling: 'standard', targets: ['q_proj', 'v_proj'], trainBias: false, convention: 'peft' });
+    assert.equal(c.adapted.length, 4);
+    assert.equal(c.loraParams, 2 * (8 * 32 + 32 * 8) + 2 * (8 * 32 + 16 * 8));
+    assert.ok(Math.abs(c.percentOfAll - (100 * c.loraParams) / (shape.totalParams + c.loraParams)) < 1e-12);
+    const t = modelHoverText({ shape, r: 8, alpha: 16, scaling: 'standard', targets: ['nope'], trainBias: false, convention: 'peft' });
+    assert.match(t, /match no linear layer/);
+  });
+});
+
+describe('views/pythonCalls', () => {
+  const src = 'import torch.nn as nn\nlayer = nn.Linear(1024, 1024)  # base\nlora = LoRALinear(1024, 1024, 4)\ncfg = LoraConfig(\n    r=8,\n    lora_alpha=16,\n    target_modules=["q_proj", "v_proj"],  # attn\n    use_rslora=True,\n)\n';
+  it('finds the call under the cursor and reads literal arguments', () => {
+    const lin = callAt(src, src.indexOf('Linear(1024') + 3)!;
+    assert.equal(lin.callee, 'nn.Linear');
+    assert.deepEqual(lin.args, [1024, 1024]);
+    const lora = callAt(src, src.indexOf('1024, 4') + 7)!;
+    assert.equal(lora.name, 'LoRALinear');
+    assert.equal(intArg(lora, 2, 'r'), 4);
+    const cfg = callAt(src, src.indexOf('lora_alpha'))!;
+    assert.equal(cfg.name, 'LoraConfig');
+    assert.equal(cfg.kwargs.r, 8);
+    assert.deepEqual(cfg.kwargs.target_modules, ['q_proj', 'v_proj']);
+    assert.equal(cfg.kwargs.use_rslora, true);
+    assert.equal(callAt(src, src.indexOf('import')), undefined);
+  });
+  it('reports non-literal arguments as unknown', () => {
+    const c = callAt('nn.Linear(d_model, 4 * d_model, bias=False)', 3)!;
+    assert.deepEqual(c.args[0], { unknown: 'd_model' });
+    assert.equal(c.kwargs.bias, false);
+    assert.equal(intArg(c, 0, 'in_features'), undefined);
+  });
+});
+
+describe('jobs/format', () => {
+  it('formats loss and durations for the status bar', () => {
+    assert.equal(formatLoss(0.012345), '0.01235');
+    assert.equal(formatLoss(1.5e-5), '1.50e-5');
+    assert.equal(formatLoss(NaN), 'NaN');
+    assert.equal(formatDuration(12_400), '12 s');
+    assert.equal(formatDuration(125_000), '2 min 5 s');
+    assert.equal(formatDuration(-1), '?');
+  });
+});
