@@ -1,0 +1,246 @@
+// THE CONTRACT between the engine and its drivers (src/runs, src/worker, src/cli): a TrainingSession wraps a
+// built-in experiment, an optimizer and a schedule; it streams MetricPoints, checkpoints and restores exactly,
+// and exports the adapter in PEFT's layout. causal-lm sessions live in src/models and reuse optim.ts,
+// schedule.ts and trainLoop.ts.
+//
+// Checkpoint layout (tensors): "param/<name>" for every trainable variable, "optim/<slot>/<name>" for the
+// optimizer's slots. `state`: { formatVersion, kind, seed, step, optimizerName, optimizerStep, elapsedMs }.
+// Data order and dropout masks are pure functions of (seed, step), so step is the whole data cursor.
+import * as tf from '@tensorflow/tfjs-core';
+import type { ExperimentConfig } from '../formats/experimentTypes';
+import type { MetricPoint, RunParamSummary } from '../protocol/runFormat';
+import { EngineError, invalidArgument } from './errors';
+import { buildAttentionAdaptation } from './experiments/attentionAdaptation';
+import { buildLowRankRecovery } from './experiments/lowRankRecovery';
+import type { ExperimentTask } from './experiments/types';
+import type { LoRALinear } from './lora';
+import { assignPlain, toPlain, type NamedTensors } from './namedTensors';
+import { createOptimizer, type Optimizer } from './optim';
+import { makeSchedule } from './schedule';
+import { trainLoop } from './trainLoop';
+
+export type { NamedTensors } from './namedTensors';
+
+export interface SessionCheckpoint {
+  step: number;
+  tensors: NamedTensors;
+  state: Record<string, unknown>;
+}
+
+/**
+ * A PEFT adapter: `config` = adapter_config.json fields; `tensors` keyed
+ * "base_model.model.<module path>.lora_A.weight" [r, in] / ".lora_B.weight" [out, r].
+ */
+export interface AdapterExport {
+  config: Record<string, unknown>;
+  tensors: NamedTensors;
+}
+
+export interface TrainingSession {
+  readonly config: ExperimentConfig;
+  readonly totalSteps: number;
+  /** Steps done so far (0 for a fresh session; the checkpoint's step after restore). */
+  readonly step: number;
+  readonly params: RunParamSummary;
+  /**
+   * Trains from `step` to totalSteps. Yields a point at multiples of training.logEvery, evalEvery and
+   * checkpointEvery and at the last step; while suspended at a yield, `step` = point.step and checkpoint()
+   * captures exactly that state. An aborted signal ends the iteration cleanly after the current step (one
+   * final point for the last finished step). A NaN/Inf loss throws NonFiniteLossError with the variables
+   * left at the last good step. elapsedMs counts from the start of this call.
+   */
+  run(opts?: { signal?: AbortSignal }): AsyncIterable<MetricPoint>;
+  /** Params + optimizer state + step (the data cursor). */
+  checkpoint(): SessionCheckpoint;
+  /** Continue EXACTLY the same loss curve as the run that wrote `c`. */
+  restore(c: SessionCheckpoint): void;
+  exportAdapter(): AdapterExport;
+  /** Ground truth of the experiment, e.g. { true_delta_w: U·V, base_weight: W }. */
+  reference(): NamedTensors;
+  dispose(): void;
+}
+
+/** Built-in sessions also expose ΔW = s·B·A per adapted module (PyTorch layout [out, in]). */
+export interface BuiltinTrainingSession extends TrainingSession {
+  deltaWeights(): NamedTensors;
+  /** The adapted layers, by module path (for tests and inspection). */
+  readonly modules: Readonly<Record<string, LoRALinear>>;
+}
+
+const CHECKPOINT_FORMAT = 1;
+
+class BuiltinSession implements BuiltinTrainingSession {
+  private currentStep = 0;
+  private readonly optimizer: Optimizer;
+  private disposed = false;
+
+  constructor(
+    readonly config: ExperimentConfig,
+    private readonly task: ExperimentTask<unknown>,
+  ) {
+    this.optimizer = createOptimizer(config.optimizer);
+  }
+
+  get totalSteps(): number {
+    return this.config.training.steps;
+  }
+  get step(): number {
+    return this.currentStep;
+  }
+  get params(): RunParamSummary {
+    return this.task.params;
+  }
+  get modules(): Readonly<Record<string, LoRALinear>> {
+    return this.task.modules;
+  }
+
+  run(opts: { signal?: AbortSignal } = {}): AsyncIterable<MetricPoint> {
+    this.assertAlive();
+    const t = this.config.training;
+    return trainLoop(this.task, {
+      optimizer: this.optimizer,
+      lrAt: makeSchedule({ ...this.config.schedule, lr: this.config.optimizer.lr, totalSteps: this.totalSteps }),
+      totalSteps: this.totalSteps,
+      startStep: this.currentStep,
+      gradClip: this.config.optimizer.gradClip,
+      evalEvery: t.evalEvery,
+      yieldEvery: [t.logEvery, t.checkpointEvery].filter((n) => n > 0),
+      signal: opts.signal,
+      onStep: (s) => {
+        this.currentStep = s;
+      },
+    });
+  }
+
+  checkpoint(): SessionCheckpoint {
+    this.assertAlive();
+    const tensors: NamedTensors = {};
+    for (const [name, v] of Object.entries(this.task.variables)) tensors[`param/${name}`] = toPlain(v);
+    const opt = this.optimizer.getState();
+    for (const [k, t] of Object.entries(opt.tensors)) tensors[`optim/${k}`] = t;
+    return {
+      step: this.currentStep,
+      tensors,
+      state: {
+        formatVersion: CHECKPOINT_FORMAT,
+        kind: this.config.kind,
+        seed: this.config.training.seed,
+        step: this.currentStep,
+        optimizerName: this.optimizer.name,
+        optimizerStep: opt.step,
+      },
+    };
+  }
+
+  restore(c: SessionCheckpoint): void {
+    this.assertAlive();
+    const s = c.state ?? {};
+    const mismatch = (what: string, expected: unknown, got: unknown) =>
+      new EngineError('checkpoint-mismatch', `checkpoint ${what} is ${JSON.stringify(got)}, but this session's is ${JSON.stringify(expected)}`);
+    if (s.kind !== undefined && s.kind !== this.config.kind) throw mismatch('kind', this.config.kind, s.kind);
+    if (s.seed !== undefined && s.seed !== this.config.training.seed) throw mismatch('seed', this.config.training.seed, s.seed);
+    if (s.optimizerName !== undefined && s.optimizerName !== this.optimizer.name) throw mismatch('optimizer', this.optimizer.name, s.optimizerName);
+    if (!Number.isInteger(c.step) || c.step < 0 || c.step > this.totalSteps) throw invalidArgument(`checkpoint step should be in [0, ${this.totalSteps}], got ${c.step}`);
+    for (const name of Object.keys(this.task.variables)) assignPlain(this.task.variables[name], c.tensors, `param/${name}`);
+    const slots: NamedTensors = {};
+    for (const [k, t] of Object.entries(c.tensors)) if (k.startsWith('optim/')) slots[k.slice('optim/'.length)] = t;
+    const optimizerStep = typeof s.optimizerStep === 'number' ? s.optimizerStep : c.step;
+    this.optimizer.setState({ step: optimizerStep, tensors: slots }, this.task.variables);
+    this.currentStep = c.step;
+  }
+
+  exportAdapter(): AdapterExport {
+    this.assertAlive();
+    const L = this.config.lora;
+    const tensors: NamedTensors = {};
+    const targets: string[] = [];
+    for (const [path, mod] of Object.entries(this.task.modules)) {
+      const stem = `base_model.model.${path}`;
+      tensors[`${stem}.lora_A.weight`] = toPlain(mod.A); // [r, in]
+      tensors[`${stem}.lora_B.weight`] = toPlain(mod.B); // [out, r]
+      if (mod.trainBias && mod.bias) tensors[`${stem}.bias`] = toPlain(mod.bias);
+      targets.push(path.split('.').pop()!);
+    }
+    const extra = this.task.extraTrainable();
+    const modulesToSave = new Set<string>();
+    for (const [path, t] of Object.entries(extra)) {
+      tensors[`base_model.model.${path}`] = toPlain(t);
+      modulesToSave.add(path.split('.').slice(-2, -1)[0]);
+    }
+    tf.dispose(Object.values(extra));
+    // PEFT has no "scale = 1" switch: lora_alpha = r gives α/r = 1 for the seed's unscaled convention.
+    const loraAlpha = L.scaling === 'none' ? L.r : L.alpha;
+    return {
+      config: {
+        peft_type: 'LORA',
+        task_type: null,
+        base_model_name_or_path: null,
+        revision: null,
+        inference_mode: true,
+        r: L.r,
+        lora_alpha: loraAlpha,
+        lora_dropout: L.dropout,
+        target_modules: [...new Set(targets)].sort(),
+        use_rslora: L.scaling === 'rslora',
+        bias: L.trainBias ? 'lora_only' : 'none',
+        init_lora_weights: L.init === 'gaussian' ? 'gaussian' : true,
+        fan_in_fan_out: false,
+        modules_to_save: modulesToSave.size ? [...modulesToSave] : null,
+        layers_to_transform: null,
+        layers_pattern: null,
+        rank_pattern: {},
+        alpha_pattern: {},
+        use_dora: false,
+      },
+      tensors,
+    };
+  }
+
+  deltaWeights(): NamedTensors {
+    this.assertAlive();
+    const out: NamedTensors = {};
+    for (const [path, mod] of Object.entries(this.task.modules)) {
+      const dW = mod.deltaW();
+      out[path] = toPlain(dW);
+      dW.dispose();
+    }
+    return out;
+  }
+
+  reference(): NamedTensors {
+    this.assertAlive();
+    return this.task.reference();
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.optimizer.dispose();
+    this.task.dispose();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw invalidArgument('this TrainingSession was disposed');
+  }
+}
+
+/** Builds a session for a built-in experiment kind. The tfjs backend must be initialised first (initBackend). */
+export async function createSession(config: ExperimentConfig): Promise<BuiltinTrainingSession> {
+  await tf.ready();
+  let task: ExperimentTask<unknown>;
+  switch (config.kind) {
+    case 'low-rank-recovery':
+      task = buildLowRankRecovery(config) as ExperimentTask<unknown>;
+      break;
+    case 'attention-adaptation':
+      task = buildAttentionAdaptation(config) as ExperimentTask<unknown>;
+      break;
+    case 'causal-lm':
+      throw new EngineError('unsupported-kind', 'kind "causal-lm" is built by src/models (createCausalLmSession), not by the engine');
+    default: {
+      const never: never = config.kind;
+      throw new EngineError('unsupported-kind', `kind: unknown experiment kind "${String(never)}"`);
+    }
+  }
+  return new BuiltinSession(config, task);
+}

@@ -1,0 +1,133 @@
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { LoRALinear, deltaW, loraScale } from '../../../src/engine/lora';
+import { Rng } from '../../../src/engine/rng';
+import { assertClose, f32, loadSeedFixture, useCpu, type FixtureTensor } from './helpers';
+
+describe('engine/lora: LoRALinear', () => {
+  before(useCpu);
+
+  const fx = loadSeedFixture();
+  const c = fx.linear_small as Record<string, FixtureTensor & number>;
+  const d = c.in_features as number;
+  const k = c.out_features as number;
+  const r = c.r as number;
+
+  function seedLayer(inputGrad = false): LoRALinear {
+    return new LoRALinear({
+      inFeatures: d,
+      outFeatures: k,
+      r,
+      scaling: 'none',
+      trainBias: true,
+      weight: f32(c.weight),
+      bias: f32(c.bias),
+      A: f32(c.A),
+      B: f32(c.B),
+      inputGrad,
+    });
+  }
+
+  it('matches the seed reference: output, loss and gradients of A, B, bias (1e-4 relative)', () => {
+    for (const inputGrad of [false, true]) {
+      const layer = seedLayer(inputGrad);
+      const x = tf.tensor2d(f32(c.x), c.x.shape as [number, number]);
+      const y = layer.apply(x);
+      assertClose(y.dataSync(), c.y.data, 1e-4, 'output y');
+      const vars = layer.trainableVariables();
+      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(layer.apply(x))) as tf.Scalar, Object.values(vars));
+      assertClose(value.dataSync(), [c.loss_mean_square as number], 1e-4, 'loss');
+      assertClose(grads[vars.lora_A.name].dataSync(), c.grad_A.data, 1e-4, 'grad A');
+      assertClose(grads[vars.lora_B.name].dataSync(), c.grad_B.data, 1e-4, 'grad B');
+      assertClose(grads[vars.bias.name].dataSync(), c.grad_bias.data, 1e-4, 'grad bias');
+      assertClose(layer.deltaW().dataSync(), c.delta_W.data, 1e-4, 'delta_W');
+      tf.dispose([x, y, value, ...Object.values(grads)]);
+      layer.dispose();
+    }
+  });
+
+  it('input gradient (inputGrad) equals autodiff of the unfactored formula', () => {
+    const layer = seedLayer(true);
+    const x = tf.tensor2d(f32(c.x), c.x.shape as [number, number]);
+    const ours = tf.grad((xx: tf.Tensor) => tf.mean(tf.square(layer.apply(xx))))(x);
+    const ref = tf.grad((xx: tf.Tensor) => {
+      const Wfull = tf.add(tf.tensor2d(f32(c.weight), [k, d]), tf.matMul(layer.B, layer.A));
+      return tf.mean(tf.square(tf.add(tf.matMul(xx as tf.Tensor2D, Wfull, false, true), layer.bias!)));
+    })(x);
+    assertClose(ours.dataSync(), ref.dataSync(), 1e-5, 'dx');
+    tf.dispose([x, ours, ref]);
+    layer.dispose();
+  });
+
+  it('B = 0 at init gives the base output exactly; batched [b, t, d] input keeps its leading axes', () => {
+    const rng = new Rng(7);
+    const layer = new LoRALinear({ inFeatures: 8, outFeatures: 6, r: 2, alpha: 16, init: 'gaussian', rng, bias: rng.normalArray(6) });
+    const x = tf.tensor3d(rng.normalArray(2 * 3 * 8), [2, 3, 8]);
+    const y = layer.apply(x);
+    assert.deepEqual(y.shape, [2, 3, 6]);
+    const base = tf.add(tf.matMul(tf.reshape(x, [6, 8]) as tf.Tensor2D, layer.Wt as tf.Tensor2D), layer.bias!);
+    assert.deepEqual(Array.from(y.dataSync()), Array.from(base.dataSync()));
+    assert.ok(tf.max(tf.abs(layer.A)).dataSync()[0] > 0);
+    tf.dispose([x, y, base]);
+    layer.dispose();
+  });
+
+  it('merged output ≈ unmerged (1e-4), unmerge restores W (1e-5)', () => {
+    const rng = new Rng(3);
+    const layer = new LoRALinear({ inFeatures: 10, outFeatures: 20, r: 4, alpha: 8, init: 'kaiming-uniform', rng, B: rng.normalArray(20 * 4, 0.5), bias: rng.normalArray(20) });
+    const W0 = layer.weight();
+    const x = tf.tensor2d(rng.normalArray(5 * 10), [5, 10]);
+    const unmerged = layer.apply(x);
+    layer.merge();
+    assert.equal(layer.merged, true);
+    const merged = layer.apply(x);
+    assertClose(merged.dataSync(), unmerged.dataSync(), 1e-4, 'merged vs unmerged');
+    const dW = layer.deltaW();
+    const W1 = layer.weight();
+    assertClose(tf.sub(W1, W0).dataSync(), dW.dataSync(), 1e-4, 'merged W − W0 = ΔW');
+    layer.unmerge();
+    const W2 = layer.weight();
+    const maxAbs = tf.max(tf.abs(tf.sub(W2, W0))).dataSync()[0];
+    assert.ok(maxAbs < 1e-5, `unmerge left |W − W0| = ${maxAbs}`);
+    tf.dispose([W0, W1, W2, x, unmerged, merged, dW]);
+    layer.dispose();
+  });
+
+  it('scaling modes and deltaW(A, B, s)', () => {
+    assert.equal(loraScale(16, 4, 'standard'), 4);
+    assert.equal(loraScale(16, 4, 'rslora'), 8);
+    assert.equal(loraScale(16, 4, 'none'), 1);
+    const A = tf.tensor2d([1, 2, 3, 4], [1, 4]);
+    const B = tf.tensor2d([1, -1], [2, 1]);
+    assert.deepEqual(Array.from(deltaW(A, B, 2).dataSync()), [2, 4, 6, 8, -2, -4, -6, -8]);
+    tf.dispose([A, B]);
+  });
+
+  it('kaiming-uniform init stays within ±1/√d; gaussian has std ≈ 0.02', () => {
+    const d2 = 400;
+    const ku = new LoRALinear({ inFeatures: d2, outFeatures: 3, r: 8, init: 'kaiming-uniform', rng: new Rng(1) });
+    const a = ku.A.dataSync();
+    assert.ok(a.every((v) => Math.abs(v) <= 1 / Math.sqrt(d2)));
+    const g = new LoRALinear({ inFeatures: d2, outFeatures: 3, r: 8, init: 'gaussian', rng: new Rng(1) });
+    const ga = g.A.dataSync();
+    const std = Math.sqrt(ga.reduce((s, v) => s + v * v, 0) / ga.length);
+    assert.ok(Math.abs(std - 0.02) < 0.002, `std ${std}`);
+    ku.dispose();
+    g.dispose();
+  });
+
+  it('dropout applies to the LoRA path only, is seeded, and is off outside training', () => {
+    const rng = new Rng(5);
+    const layer = new LoRALinear({ inFeatures: 16, outFeatures: 4, r: 2, dropout: 0.5, rng, B: rng.normalArray(8) });
+    const x = tf.tensor2d(rng.normalArray(32 * 16), [32, 16]);
+    const evalY = layer.apply(x);
+    const a = layer.apply(x, { training: true, dropoutSeed: 11 });
+    const b = layer.apply(x, { training: true, dropoutSeed: 11 });
+    const other = layer.apply(x, { training: true, dropoutSeed: 12 });
+    assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+    assert.notDeepEqual(Array.from(a.dataSync()), Array.from(other.dataSync()));
+    assert.notDeepEqual(Array.from(a.dataSync()), Array.from(evalY.dataSync()));
+    tf.dispose([x, evalY, a, b, other]);
+    layer.dispose();
+  });
+});
