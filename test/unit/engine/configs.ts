@@ -1,9 +1,10 @@
 // Resolved configs for engine tests (what parseExperimentConfig would return), small enough to train fast.
-import type { ExperimentConfig, ModelSettings } from '../../../src/formats/experimentTypes';
+import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+/** Nested overrides, merged key by key into the defaults (arrays replace). */
+export type Overrides = { [K in keyof ExperimentConfig]?: ExperimentConfig[K] extends object ? Record<string, unknown> : ExperimentConfig[K] };
 
-export function lrrConfig(over: DeepPartial<ExperimentConfig> & { model?: Partial<ModelSettings> } = {}): ExperimentConfig {
+export function lrrConfig(over: Overrides = {}): ExperimentConfig {
   const base: ExperimentConfig = {
     name: 'test-lrr',
     kind: 'low-rank-recovery',
@@ -17,14 +18,14 @@ export function lrrConfig(over: DeepPartial<ExperimentConfig> & { model?: Partia
   return merge(base, over) as ExperimentConfig;
 }
 
-export function attnConfig(over: DeepPartial<ExperimentConfig> & { model?: Partial<ModelSettings> } = {}): ExperimentConfig {
+export function attnConfig(over: Overrides = {}): ExperimentConfig {
   const attn = lrrConfig({
     name: 'test-attn',
     kind: 'attention-adaptation',
-    model: { kind: 'attention-adaptation', embedDim: 16, numHeads: 1, seqLen: 6, kvSeqLen: 6, trueRank: 2, updateScale: 0.5 } as ModelSettings,
+    model: { kind: 'attention-adaptation', embedDim: 16, numHeads: 1, seqLen: 6, kvSeqLen: 6, trueRank: 2, updateScale: 0.5 },
     lora: { targetModules: ['q', 'k', 'v'], init: 'gaussian', scaling: 'none' },
     training: { batchSize: 16, steps: 60 },
-  } as DeepPartial<ExperimentConfig>);
+  });
   return merge(attn, over) as ExperimentConfig;
 }
 

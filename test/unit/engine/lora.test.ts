@@ -110,7 +110,7 @@ describe('engine/lora: LoRALinear', () => {
     assert.ok(a.every((v) => Math.abs(v) <= 1 / Math.sqrt(d2)));
     const g = new LoRALinear({ inFeatures: d2, outFeatures: 3, r: 8, init: 'gaussian', rng: new Rng(1) });
     const ga = g.A.dataSync();
-    const std = Math.sqrt(ga.reduce((s, v) => s + v * v, 0) / ga.length);
+    const std = Math.sqrt(Array.from(ga).reduce((s, v) => s + v * v, 0) / ga.length);
     assert.ok(Math.abs(std - 0.02) < 0.002, `std ${std}`);
     ku.dispose();
     g.dispose();
