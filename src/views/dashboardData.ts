@@ -1,0 +1,451 @@
+// What the dashboard shows, read from disk: run folders (src/protocol/runFormat.ts) and adapter
+// files/folders. No vscode import: the extension's DashboardPanel and the CLI's `report` command
+// share it. The k×d product ΔW is never formed here; spectra come from the factors' Gram matrices.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ExperimentConfig } from '../formats/experimentTypes';
+import { parseSafetensors, type SafetensorsFile } from '../formats/safetensors';
+import { loraSpectrum } from '../engine/spectrum';
+import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
+import type {
+  AdapterSummary,
+  DashboardSnapshot,
+  Matrix,
+  MetadataEntry,
+  ModuleFactors,
+  ModuleSpectra,
+  ModuleSummary,
+  ReferenceInfo,
+  ReportData,
+  SourceSnapshot,
+} from '../protocol/webview';
+import { encodeFactors, encodeMatrix, toMetricColumns } from '../protocol/webview';
+
+export class DashboardDataError extends Error {
+  readonly reason = 'dashboard-data';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DashboardDataError';
+  }
+  static is(e: unknown): e is DashboardDataError {
+    return e instanceof DashboardDataError;
+  }
+}
+
+/** Stable short id for a path (used in webview requests instead of the path itself). */
+export function sourceIdOf(p: string): string {
+  return crypto.createHash('sha256').update(path.resolve(p)).digest('hex').slice(0, 16);
+}
+
+interface FactorPair {
+  module: string;
+  a: Matrix;
+  b: Matrix;
+  /** kohya `.alpha` when present. */
+  alpha?: number;
+}
+
+/** 2-D view of a tensor: conv weights [out, in, kh, kw] flatten to [out, in·kh·kw]. */
+function as2d(shape: number[], data: Float32Array, what: string): Matrix {
+  if (shape.length < 2) throw new DashboardDataError(`${what}: expected a matrix, got shape [${shape.join(', ')}]`);
+  const rows = shape[0];
+  const cols = shape.slice(1).reduce((x, y) => x * y, 1);
+  return { shape: [rows, cols], data };
+}
+
+const A_NAMES = /^(.*?)[._](?:lora_A|lora_down|lora_a)(?:\.default)?(?:\.weight)?$/;
+const B_NAMES = /^(.*?)[._](?:lora_B|lora_up|lora_b)(?:\.default)?(?:\.weight)?$/;
+
+/** PEFT's and our prefixes are not part of the module's name. */
+function cleanModuleName(n: string): string {
+  return n.replace(/^base_model\.model\./, '');
+}
+
+/**
+ * Pairs A/B factors by module name: PEFT (`….lora_A.weight`, [r, in]), our checkpoints
+ * (`param/linear.lora_A`), kohya (`….lora_down.weight` + `.alpha`), mlx-lm (`lora_a` [in, r],
+ * transposed). Optimizer slots (`optim/m/…`) are skipped.
+ */
+export function pairFactors(names: string[], get: (name: string) => { shape: number[]; data: Float32Array }): FactorPair[] {
+  const as = new Map<string, string>();
+  const bs = new Map<string, string>();
+  for (const n of names) {
+    // Our checkpoints: `param/<module>.lora_A`; optimizer slots (`optim/m/…`) are not factors.
+    const bare = n.startsWith('param/') ? n.slice('param/'.length) : n;
+    if (bare.includes('/')) continue;
+    const ma = A_NAMES.exec(bare);
+    if (ma) as.set(ma[1], n);
+    const mb = B_NAMES.exec(bare);
+    if (mb) bs.set(mb[1], n);
+  }
+  const pairs: FactorPair[] = [];
+  for (const [key, an] of as) {
+    const bn = bs.get(key);
+    if (!bn) continue;
+    const ta = get(an);
+    const tb = get(bn);
+    let a = as2d(ta.shape, ta.data, an);
+    let b = as2d(tb.shape, tb.data, bn);
+    if (/lora_a$/.test(an)) {
+      // mlx-lm stores lora_a [in, r] and lora_b [r, out]: transpose both to A [r, in], B [out, r].
+      a = transpose(a);
+      b = transpose(b);
+    }
+    if (b.shape[1] !== a.shape[0]) {
+      throw new DashboardDataError(`${bn}: shape [${tb.shape.join(', ')}] does not match ${an} [${ta.shape.join(', ')}] (B should be [out, r] with r = ${a.shape[0]})`);
+    }
+    let alpha: number | undefined;
+    const alphaName = names.find((x) => x === `${key}.alpha`);
+    if (alphaName) {
+      const v = get(alphaName).data[0];
+      if (Number.isFinite(v) && v > 0) alpha = v;
+    }
+    pairs.push({ module: cleanModuleName(key), a, b, alpha });
+  }
+  return pairs.sort((x, y) => x.module.localeCompare(y.module, 'en', { numeric: true }));
+}
+
+function transpose(m: Matrix): Matrix {
+  const [r, c] = m.shape;
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = m.data[i * c + j];
+  return { shape: [c, r], data: out };
+}
+
+function scaleFor(config: ExperimentConfig | undefined, r: number): { alpha: number; scale: number } {
+  const lora = config?.lora;
+  if (!lora) return { alpha: r, scale: 1 };
+  const scale = lora.scaling === 'none' ? 1 : lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(r) : lora.alpha / r;
+  return { alpha: lora.alpha, scale };
+}
+
+function fromTensorMap(t: TensorMap): { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
+  return { names: Object.keys(t), get: (n) => t[n] };
+}
+
+function fromFile(st: SafetensorsFile): { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
+  return { names: st.names(), get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
+}
+
+// ---------------------------------------------------------------- runs
+
+/** Reads a run folder as the webview's SourceSnapshot (metrics, modules, spectra over checkpoints). */
+export function loadRunSource(runDir: string): SourceSnapshot {
+  const run = loadRun(runDir);
+  const config = run.config;
+  const id = sourceIdOf(runDir);
+  const steps = factorSteps(runDir, run.checkpoints, run.info.step, run.adapterDir !== undefined);
+  const spectra = new Map<string, ModuleSpectra>();
+  let modules: ModuleSummary[] = [];
+  for (const step of steps) {
+    let factors: ModuleFactors[];
+    try {
+      factors = readRunFactors(runDir, step);
+    } catch {
+      continue; // a checkpoint pruned between listing and reading
+    }
+    if (modules.length === 0) modules = factors.map((f) => moduleSummary(f, config));
+    for (const f of factors) {
+      if (!f.a || !f.b) continue;
+      const sp = loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale);
+      let s = spectra.get(f.module);
+      if (!s) spectra.set(f.module, (s = { module: f.module, samples: [] }));
+      s.samples.push({ step, ...sp });
+    }
+  }
+  const r = config.lora.r;
+  const rankText = `r=${r}`;
+  return {
+    id,
+    kind: 'run',
+    label: run.info.name.includes(rankText) ? run.info.name : `${run.info.name} ${rankText}`,
+    path: path.resolve(runDir),
+    run: run.info,
+    config: config as unknown as Record<string, unknown>,
+    metrics: toMetricColumns(run.metrics),
+    checkpoints: steps,
+    modules,
+    totalParams: run.info.params?.totalParams,
+    spectra: [...spectra.values()],
+    references: runReferences(runDir, modules),
+  };
+}
+
+/** Checkpoint steps plus the final adapter's step (the adapter is ΔW at the end of training). */
+function factorSteps(_runDir: string, checkpoints: number[], lastStep: number, hasAdapter: boolean): number[] {
+  const s = new Set(checkpoints);
+  if (hasAdapter) s.add(lastStep);
+  return [...s].sort((a, b) => a - b);
+}
+
+function moduleSummary(f: ModuleFactors, config: ExperimentConfig | undefined, alpha?: number): ModuleSummary {
+  const a = f.a!;
+  const b = f.b!;
+  const r = a.shape[0];
+  return {
+    name: f.module,
+    inFeatures: a.shape[1],
+    outFeatures: b.shape[0],
+    r,
+    alpha: alpha ?? scaleFor(config, r).alpha,
+    scale: f.scale,
+    hasBias: config ? config.kind !== 'causal-lm' : false,
+    kind: 'lora',
+    storedParams: a.data.length + b.data.length,
+  };
+}
+
+/** The A/B factors of every module of a run at `step` (a checkpoint, or the final adapter). */
+export function readRunFactors(runDir: string, step: number): ModuleFactors[] {
+  const folder = RunFolder.open(runDir);
+  const config = folder.readConfig();
+  let src: { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } };
+  if (folder.listCheckpoints().includes(step)) {
+    src = fromTensorMap(folder.readCheckpoint(step).tensors);
+  } else if (step === folder.runInfo.step && fs.existsSync(path.join(folder.adapterDir, 'adapter_model.safetensors'))) {
+    const file = path.join(folder.adapterDir, 'adapter_model.safetensors');
+    src = fromFile(parseSafetensors(fs.readFileSync(file), file));
+  } else {
+    throw new DashboardDataError(`${runDir}: no checkpoint at step ${step} (have ${folder.listCheckpoints().join(', ') || 'none'})`);
+  }
+  return pairFactors(src.names, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
+}
+
+/** truth/ names: `true_delta_w`/`base_weight` (one module), `true_delta_w.q` or `<module>.true_delta_w`. */
+function truthKindOf(word: string): ReferenceInfo['kind'] | undefined {
+  if (/^(true_?delta(_?w)?|delta_?w|true.*|target.*|uv)$/i.test(word)) return 'truth';
+  if (/^(base(_?weight)?|weight|w)$/i.test(word)) return 'base';
+  return undefined;
+}
+
+function classifyTruth(name: string, modules: ModuleSummary[]): { module: string; kind: ReferenceInfo['kind'] } | undefined {
+  const parts = name.split('.');
+  for (let i = 0; i < parts.length; i++) {
+    const kind = truthKindOf(parts[i]);
+    if (!kind) continue;
+    const rest = [...parts.slice(0, i), ...parts.slice(i + 1)].join('.');
+    const m = rest
+      ? modules.find((x) => x.name === rest) ?? modules.find((x) => x.name.endsWith(`.${rest}`))
+      : modules.length === 1
+        ? modules[0]
+        : undefined;
+    if (m) return { module: m.name, kind };
+  }
+  return undefined;
+}
+
+function runReferences(runDir: string, modules: ModuleSummary[]): ReferenceInfo[] {
+  const truth = RunFolder.open(runDir).readTruth();
+  if (!truth) return [];
+  const out: ReferenceInfo[] = [];
+  for (const [name, t] of Object.entries(truth)) {
+    const c = classifyTruth(name, modules);
+    if (!c || t.shape.length !== 2) continue;
+    const m = modules.find((x) => x.name === c.module)!;
+    if (t.shape[0] !== m.outFeatures || t.shape[1] !== m.inFeatures) continue;
+    if (out.some((x) => x.module === c.module && x.kind === c.kind)) continue;
+    out.push({ module: c.module, kind: c.kind, shape: [t.shape[0], t.shape[1]] });
+  }
+  return out;
+}
+
+/** The base W or the true ΔW of one module of a run. */
+export function readRunReference(runDir: string, module: string, kind: ReferenceInfo['kind']): Matrix {
+  const truth = RunFolder.open(runDir).readTruth();
+  const modules = loadRunSource(runDir).modules;
+  for (const [name, t] of Object.entries(truth ?? {})) {
+    const c = classifyTruth(name, modules);
+    if (c && c.module === module && c.kind === kind && t.shape.length === 2) return { shape: [t.shape[0], t.shape[1]], data: t.data };
+  }
+  throw new DashboardDataError(`${runDir}: no ${kind === 'truth' ? 'true ΔW' : 'base weight'} for module '${module}' in truth/`);
+}
+
+// ---------------------------------------------------------------- adapters
+
+interface AdapterFiles {
+  weights: string;
+  configFile?: string;
+}
+
+function locateAdapter(p: string): AdapterFiles {
+  const st = fs.statSync(p);
+  if (st.isDirectory()) {
+    const weights = ['adapter_model.safetensors', 'adapters.safetensors'].map((f) => path.join(p, f)).find((f) => fs.existsSync(f));
+    if (!weights) throw new DashboardDataError(`${p}: no adapter_model.safetensors (or adapters.safetensors) in this folder`);
+    const configFile = ['adapter_config.json'].map((f) => path.join(p, f)).find((f) => fs.existsSync(f));
+    return { weights, configFile };
+  }
+  const sibling = path.join(path.dirname(p), 'adapter_config.json');
+  return { weights: p, configFile: fs.existsSync(sibling) ? sibling : undefined };
+}
+
+function readAdapterConfig(file: string | undefined): { text?: string; json?: Record<string, unknown> } {
+  if (!file) return {};
+  const text = fs.readFileSync(file, 'utf8');
+  try {
+    const json = JSON.parse(text);
+    return { text, json: typeof json === 'object' && json !== null ? json : undefined };
+  } catch {
+    return { text };
+  }
+}
+
+/** PEFT's alpha for a module: alpha_pattern (suffix / regex match) or lora_alpha. */
+function peftAlpha(cfg: Record<string, unknown>, module: string, r: number): number {
+  const pattern = cfg.alpha_pattern;
+  if (pattern && typeof pattern === 'object') {
+    for (const [k, v] of Object.entries(pattern as Record<string, unknown>)) {
+      if (typeof v === 'number' && (module === k || module.endsWith(`.${k}`))) return v;
+    }
+  }
+  return typeof cfg.lora_alpha === 'number' ? cfg.lora_alpha : r;
+}
+
+function readAdapter(p: string): { files: AdapterFiles; st: SafetensorsFile; cfg: { text?: string; json?: Record<string, unknown> }; factors: (FactorPair & { scale: number })[] } {
+  const files = locateAdapter(p);
+  const bytes = fs.readFileSync(files.weights);
+  if (bytes.length < 200 && bytes.toString('latin1').startsWith('version https://git-lfs')) {
+    throw new DashboardDataError(`${files.weights}: this is a Git LFS pointer, not the weights (run \`git lfs pull\`)`);
+  }
+  const st = parseSafetensors(bytes, files.weights);
+  const cfg = readAdapterConfig(files.configFile);
+  const pairs = pairFactors(st.names(), fromFile(st).get);
+  const factors = pairs.map((pr) => {
+    const r = pr.a.shape[0];
+    let alpha: number;
+    let scale: number;
+    if (cfg.json) {
+      alpha = peftAlpha(cfg.json, pr.module, r);
+      if (typeof cfg.json.scale === 'number' && cfg.json.lora_alpha === undefined) {
+        scale = cfg.json.scale; // mlx-lm: an absolute scale
+        alpha = scale * r;
+      } else {
+        scale = cfg.json.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
+      }
+    } else {
+      alpha = pr.alpha ?? r; // kohya: .alpha, missing → r (scale 1)
+      scale = alpha / r;
+    }
+    return { ...pr, alpha, scale };
+  });
+  return { files, st, cfg, factors };
+}
+
+/** Reads an adapter (PEFT folder, or a single .safetensors LoRA file) as a SourceSnapshot. */
+export function loadAdapterSource(p: string): SourceSnapshot {
+  const { files, st, cfg, factors } = readAdapter(p);
+  const metadata: MetadataEntry[] = Object.entries(st.header.metadata).map(([key, value]) => ({ key, value }));
+  const warnings: string[] = [];
+  const otherKinds = st.names().filter((n) => /hada_|lokr_|lora_mid/.test(n)).length;
+  if (otherKinds > 0) warnings.push(`${otherKinds} tensors of LyCORIS kinds (LoHa/LoKr/LoCon mid) are not drawn: only plain A/B pairs are.`);
+  if (factors.length === 0) warnings.push('No LoRA A/B factor pairs found in this file.');
+  const nonFinite = factors.filter((f) => !f.a.data.every(Number.isFinite) || !f.b.data.every(Number.isFinite)).map((f) => f.module);
+  if (nonFinite.length) warnings.push(`NaN or Inf values in: ${nonFinite.slice(0, 5).join(', ')}${nonFinite.length > 5 ? ', …' : ''}`);
+  const baseModel =
+    (typeof cfg.json?.base_model_name_or_path === 'string' && cfg.json.base_model_name_or_path) ||
+    st.header.metadata['ss_sd_model_name'] ||
+    st.header.metadata['modelspec.architecture'] ||
+    undefined;
+  const format = cfg.json?.peft_type ? `PEFT ${String(cfg.json.peft_type)}` : factors.some((f) => f.alpha !== undefined) || /lora_(unet|te)/.test(st.names()[0] ?? '') ? 'kohya' : 'safetensors LoRA';
+  const adapter: AdapterSummary = {
+    format,
+    baseModel: baseModel || undefined,
+    baseModelNote: baseModel
+      ? `This adapter only stores the update ΔW; it cannot run without its base model ${baseModel}.`
+      : 'This adapter only stores the update ΔW; it cannot run without the base model it was trained on (the file does not say which).',
+    metadata,
+    warnings,
+    configText: cfg.text,
+  };
+  const modules: ModuleSummary[] = factors.map((f) => ({
+    name: f.module,
+    inFeatures: f.a.shape[1],
+    outFeatures: f.b.shape[0],
+    r: f.a.shape[0],
+    alpha: f.alpha ?? f.a.shape[0],
+    scale: f.scale,
+    hasBias: false,
+    kind: 'lora',
+    dtype: st.entry(st.names().find((n) => cleanModuleName(n).startsWith(f.module)) ?? st.names()[0]).dtype,
+    storedParams: f.a.data.length + f.b.data.length,
+  }));
+  const spectra: ModuleSpectra[] = factors.map((f) => ({
+    module: f.module,
+    samples: [{ step: 0, ...loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale) }],
+  }));
+  return {
+    id: sourceIdOf(p),
+    kind: 'adapter',
+    label: adapterLabel(files.configFile ? path.dirname(files.weights) : files.weights),
+    path: path.resolve(p),
+    checkpoints: [0],
+    modules,
+    spectra,
+    references: [],
+    adapter,
+  };
+}
+
+/** `…/llama-tiny/adapter` reads better than `adapter`. */
+function adapterLabel(p: string): string {
+  const base = path.basename(p);
+  return /^(adapter|adapters|lora|checkpoint[-\w]*)$/i.test(base) ? `${path.basename(path.dirname(p))}/${base}` : base;
+}
+
+/** The factors of an adapter (its only "step" is 0). */
+export function readAdapterFactors(p: string): ModuleFactors[] {
+  return readAdapter(p).factors.map((f) => ({ module: f.module, scale: f.scale, a: f.a, b: f.b }));
+}
+
+/** A run folder has run.json; anything else is treated as an adapter. */
+export function isRunDir(p: string): boolean {
+  return fs.existsSync(path.join(p, 'run.json'));
+}
+
+export function loadSource(p: string): SourceSnapshot {
+  return isRunDir(p) ? loadRunSource(p) : loadAdapterSource(p);
+}
+
+export function readFactors(p: string, step: number): ModuleFactors[] {
+  return isRunDir(p) ? readRunFactors(p, step) : readAdapterFactors(p);
+}
+
+// ---------------------------------------------------------------- snapshot + report
+
+export function buildSnapshot(paths: string[], opts: { title?: string; live: boolean }): DashboardSnapshot {
+  const sources = paths.map(loadSource);
+  return {
+    title: opts.title ?? defaultTitle(sources),
+    generatedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    live: opts.live,
+    sources,
+  };
+}
+
+function defaultTitle(sources: SourceSnapshot[]): string {
+  if (sources.length === 0) return 'LoRA Lab';
+  const names = sources.map((s) => (s.kind === 'run' ? s.run?.name ?? s.label : s.label));
+  const uniq = [...new Set(names)];
+  return `LoRA Lab: ${uniq.slice(0, 3).join(', ')}${uniq.length > 3 ? ` and ${uniq.length - 3} more` : ''}`;
+}
+
+/** Everything the static report needs: the snapshot plus every factor and reference matrix the views may ask for. */
+export function buildReportData(paths: string[], title?: string): ReportData {
+  const snapshot = buildSnapshot(paths, { title, live: false });
+  const factors: ReportData['factors'] = {};
+  const references: ReportData['references'] = {};
+  snapshot.sources.forEach((s, i) => {
+    const p = paths[i];
+    factors[s.id] = {};
+    for (const step of s.checkpoints) {
+      try {
+        factors[s.id][String(step)] = readFactors(p, step).map(encodeFactors);
+      } catch {
+        // pruned meanwhile: the view says it cannot draw that step
+      }
+    }
+    references[s.id] = s.references.map((r) => ({ module: r.module, kind: r.kind, matrix: encodeMatrix(readRunReference(p, r.module, r.kind)) }));
+  });
+  return { snapshot, factors, references };
+}

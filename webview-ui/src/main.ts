@@ -1,0 +1,136 @@
+// The dashboard webview (also the standalone report). Talks to the host only through
+// src/protocol/webview.ts; in a report the same views read the JSON embedded in the page.
+import 'uplot/dist/uPlot.min.css';
+import './main.css';
+import '@vscode-elements/elements/dist/vscode-tabs/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-header/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import { mergeMetricColumns, type ReportData, type SourceSnapshot, type ToWebview } from '../../src/protocol/webview';
+import { HostDataSource, StaticDataSource, hasVsCodeApi, type DataSource } from './dataSource';
+import { h } from './dom';
+import { AdapterView } from './views/adapterView';
+import { HeatmapView, type HeatmapSelection } from './views/heatmapView';
+import { LossView, type LossOptions } from './views/lossView';
+import { ParamsView } from './views/paramsView';
+import { SpectraView } from './views/spectraView';
+
+interface UiState {
+  tab?: string;
+  loss?: LossOptions;
+  heatmap?: HeatmapSelection;
+}
+
+function pickDataSource(): DataSource {
+  const embedded = document.getElementById('lora-lab-data');
+  if (embedded) return new StaticDataSource(JSON.parse(embedded.textContent ?? '{}') as ReportData);
+  if (hasVsCodeApi()) return new HostDataSource();
+  throw new Error('LoRA Lab dashboard: no data (neither a VS Code webview nor a report)');
+}
+
+async function main(): Promise<void> {
+  const root = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
+  const data = pickDataSource();
+  window.addEventListener('error', (e) => data.log('error', `webview: ${e.message}`));
+  window.addEventListener('unhandledrejection', (e) => data.log('error', `webview: ${String((e as PromiseRejectionEvent).reason)}`));
+  const state: UiState = (data.loadState() as UiState | undefined) ?? {};
+  const save = () => data.saveState(state);
+
+  let sources: SourceSnapshot[] = [];
+  const loss = new LossView(state.loss ?? { smoothing: 0.6, log: true, showRaw: true }, (o) => { state.loss = o; save(); });
+  const params = new ParamsView();
+  const heatmaps = new HeatmapView(data, state.heatmap ?? { mode: 'maxabs' }, (s) => { state.heatmap = s; save(); });
+  const spectra = new SpectraView();
+  const adapter = new AdapterView((id, module) => {
+    heatmaps.focus(id, module);
+    spectra.focus(id, module);
+    selectTab('heatmaps');
+  });
+
+  const title = h('h1', {}, 'LoRA Lab');
+  const subtitle = h('p', { class: 'hint', 'data-testid': 'subtitle' });
+  const tabs = h('vscode-tabs' as 'div', { panel: true, 'data-testid': 'tabs' });
+  const tabIds = ['loss', 'params', 'heatmaps', 'spectra', 'adapter'];
+  const tabNames = ['Loss curves', 'Parameters', 'ΔW heatmaps', 'Spectra', 'Adapter'];
+  const views = [loss.el, params.el, heatmaps.el, spectra.el, adapter.el];
+  tabIds.forEach((id, i) => {
+    tabs.append(h('vscode-tab-header' as 'div', { slot: 'header', id: `tab-${id}`, 'data-testid': `tab-${id}` }, tabNames[i]));
+    tabs.append(h('vscode-tab-panel' as 'div', { 'data-testid': `panel-${id}` }, views[i]));
+  });
+  const selectTab = (id: string) => {
+    const i = Math.max(0, tabIds.indexOf(id));
+    (tabs as unknown as { selectedIndex: number }).selectedIndex = i;
+    state.tab = tabIds[i];
+    save();
+    document.body.dataset.tab = tabIds[i];
+  };
+  tabs.addEventListener('vsc-tabs-select', (e) => {
+    const i = (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex;
+    state.tab = tabIds[i];
+    document.body.dataset.tab = tabIds[i];
+    save();
+    // uPlot sizes itself from the container, which was hidden until now.
+    window.dispatchEvent(new Event('resize'));
+  });
+  root.append(title, subtitle, tabs);
+
+  const render = () => {
+    loss.setSources(sources);
+    params.setSources(sources);
+    heatmaps.setSources(sources);
+    spectra.setSources(sources);
+    adapter.setSources(sources);
+  };
+
+  const onMessage = (m: ToWebview) => {
+    switch (m.type) {
+      case 'didSnapshot':
+        sources = m.snapshot.sources;
+        render();
+        break;
+      case 'didAppendMetrics': {
+        const s = sources.find((x) => x.id === m.sourceId);
+        if (!s) break;
+        if (!s.metrics) s.metrics = { step: [], loss: [], evalLoss: [], lr: [], gradNorm: [], elapsedMs: [] };
+        mergeMetricColumns(s.metrics, m.metrics);
+        if (m.run) s.run = m.run;
+        loss.metricsChanged();
+        document.body.dataset.points = String(s.metrics.step.length);
+        break;
+      }
+      case 'didUpdateSource': {
+        const i = sources.findIndex((x) => x.id === m.source.id);
+        const next = { ...m.source, metrics: m.source.metrics ?? (i >= 0 ? sources[i].metrics : undefined) };
+        if (i >= 0) sources[i] = next;
+        else sources.push(next);
+        heatmaps.invalidate(next.id);
+        render();
+        break;
+      }
+      case 'factorsResponse':
+      case 'referenceResponse':
+        break; // replies are matched by MessageHandler
+      default: {
+        const never: never = m;
+        void never;
+      }
+    }
+  };
+
+  const snapshot = await data.start(onMessage);
+  sources = snapshot.sources;
+  document.title = snapshot.title;
+  title.textContent = snapshot.title;
+  subtitle.textContent = `${snapshot.live ? 'Live' : 'Report'} · ${sources.filter((s) => s.kind === 'run').length} run(s), ${sources.filter((s) => s.kind === 'adapter').length} adapter(s) · generated ${snapshot.generatedAt}`;
+  render();
+  const onlyAdapters = sources.length > 0 && sources.every((s) => s.kind === 'adapter');
+  selectTab(state.tab ?? (onlyAdapters ? 'adapter' : 'loss'));
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((e: unknown) => {
+  document.body.dataset.ready = 'error';
+  const msg = e instanceof Error ? e.message : String(e);
+  document.body.append(h('pre', { class: 'fatal', 'data-testid': 'fatal' }, msg));
+});
