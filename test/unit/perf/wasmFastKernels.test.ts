@@ -1,0 +1,158 @@
+// The wasm fast kernels (src/engine/kernels/wasmFastKernels.ts) must give the numbers of tfjs's own
+// kernels: every matMul shape/transpose/broadcast case against the cpu backend, tanh against Math.tanh,
+// gradients through the override, and no leaked tensors or wasm memory.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { fastKernelStats, registerWasmFastKernels, transposeBlocked, wasmFastKernelsActive } from '../../../src/engine/kernels/wasmFastKernels';
+
+const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
+
+/** Deterministic values in [-1, 1) without any backend. */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function maxRelDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
+  let scale = 1e-6;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  let d = 0;
+  for (let i = 0; i < b.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d / scale;
+}
+
+async function onBackend<T>(name: string, f: () => T): Promise<T> {
+  const ok = await tf.setBackend(name);
+  assert.ok(ok, `tf.setBackend(${name}) returned false`);
+  return f();
+}
+
+describe('perf: wasm fast kernels', function () {
+  let restore: (() => void) | undefined;
+  let previous: string;
+
+  before(async function () {
+    previous = tf.getBackend();
+    setWasmPaths(WASM_DIR + '/');
+    assert.ok(await tf.setBackend('wasm'), 'wasm backend failed to initialise');
+  });
+  after(async function () {
+    restore?.();
+    if (previous) await tf.setBackend(previous);
+  });
+
+  it('transposeBlocked transposes every batch entry, including ragged tiles', function () {
+    const rows = 37;
+    const cols = 70;
+    const src = values(2 * rows * cols, 3);
+    const heap = new Float32Array(5 + 4 * rows * cols);
+    heap.set(src, 5);
+    transposeBlocked(heap, 5, 5 + 2 * rows * cols, 2, rows, cols);
+    for (let b = 0; b < 2; b++) {
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < cols; j++) {
+          assert.equal(heap[5 + 2 * rows * cols + b * rows * cols + j * rows + i], src[b * rows * cols + i * cols + j]);
+        }
+      }
+    }
+  });
+
+  const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [
+    { a: [5, 7], b: [7, 3], ta: false, tb: false },
+    { a: [5, 7], b: [3, 7], ta: false, tb: true },
+    { a: [7, 5], b: [7, 3], ta: true, tb: false },
+    { a: [7, 5], b: [3, 7], ta: true, tb: true },
+    { a: [4, 5, 7], b: [4, 7, 3], ta: false, tb: false },
+    { a: [4, 5, 7], b: [4, 3, 7], ta: false, tb: true },
+    { a: [2, 3, 7, 5], b: [2, 3, 7, 3], ta: true, tb: false },
+    { a: [4, 7, 5], b: [3, 7], ta: true, tb: true }, // B broadcast over the batch
+    { a: [1, 5, 7], b: [4, 7, 3], ta: false, tb: false }, // A broadcast
+    { a: [300, 40], b: [300, 8], ta: true, tb: false }, // LoRA dBᵀ-like: thin result, long k
+    { a: [8, 300], b: [40, 300], ta: false, tb: true },
+    { a: [64, 33], b: [64, 65], ta: true, tb: false }, // tiles not multiples of 32
+  ];
+
+  for (const c of cases) {
+    it(`matMul ${JSON.stringify(c.a)}${c.ta ? 'ᵀ' : ''} · ${JSON.stringify(c.b)}${c.tb ? 'ᵀ' : ''} equals the cpu backend`, async function () {
+      const av = values(c.a.reduce((x, y) => x * y), 1);
+      const bv = values(c.b.reduce((x, y) => x * y), 2);
+      const ref = await onBackend('cpu', () => {
+        const r = tf.matMul(tf.tensor(av, c.a), tf.tensor(bv, c.b), c.ta, c.tb);
+        return { shape: r.shape, data: r.dataSync() };
+      });
+      const got = await onBackend('wasm', () => {
+        restore ??= registerWasmFastKernels();
+        const before = fastKernelStats();
+        const numTensors = tf.memory().numTensors;
+        const be = tf.backend() as unknown as { numDataIds(): number };
+        const ids = be.numDataIds();
+        const a = tf.tensor(av, c.a);
+        const b = tf.tensor(bv, c.b);
+        const r = tf.matMul(a, b, c.ta, c.tb);
+        const out = { shape: r.shape, data: r.dataSync(), stats: fastKernelStats(), before };
+        tf.dispose([a, b, r]);
+        assert.equal(tf.memory().numTensors, numTensors, 'tensors leaked');
+        assert.equal(be.numDataIds(), ids, 'wasm buffers leaked');
+        return out;
+      });
+      assert.deepEqual(got.shape, ref.shape);
+      assert.ok(maxRelDiff(got.data, ref.data) < 1e-5, `max relative difference ${maxRelDiff(got.data, ref.data)}`);
+      const direct = !c.ta && !c.tb && c.a.length === 2 && c.b.length === 2;
+      const taken = got.stats.direct - got.before.direct + got.stats.transposed - got.before.transposed + got.stats.batched - got.before.batched;
+      assert.ok(taken >= 1, 'the fast kernel did not run');
+      if (!direct) assert.ok(got.stats.transposed + got.stats.batched > got.before.transposed + got.before.batched);
+    });
+  }
+
+  it('gradients through the override equal the cpu backend (batched, transposed)', async function () {
+    const av = values(2 * 6 * 5, 4);
+    const bv = values(2 * 4 * 5, 5);
+    const run = () => {
+      const a = tf.tensor(av, [2, 6, 5]);
+      const b = tf.tensor(bv, [2, 4, 5]);
+      const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y, false, true))))([a, b]);
+      const out = g.map((t) => t.dataSync());
+      tf.dispose([a, b, ...g]);
+      return out;
+    };
+    const ref = await onBackend('cpu', run);
+    const got = await onBackend('wasm', () => {
+      restore ??= registerWasmFastKernels();
+      return run();
+    });
+    for (let i = 0; i < 2; i++) assert.ok(maxRelDiff(got[i], ref[i]) < 1e-5);
+  });
+
+  it('tanh equals Math.tanh within 2e-7 and keeps its gradient', async function () {
+    await tf.setBackend('wasm');
+    restore ??= registerWasmFastKernels();
+    const xv = values(4096, 9).map((v) => v * 12); // [-12, 12): saturation included
+    const x = tf.tensor1d(xv);
+    const y = tf.tanh(x).dataSync();
+    for (let i = 0; i < xv.length; i++) assert.ok(Math.abs(y[i] - Math.tanh(xv[i])) < 2e-7, `tanh(${xv[i]})`);
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.tanh(t)))(x).dataSync();
+    for (let i = 0; i < xv.length; i++) assert.ok(Math.abs(g[i] - (1 - Math.tanh(xv[i]) ** 2)) < 1e-6);
+    x.dispose();
+  });
+
+  it('restores the original kernels', async function () {
+    await tf.setBackend('wasm');
+    restore ??= registerWasmFastKernels();
+    assert.ok(wasmFastKernelsActive());
+    restore();
+    restore = undefined;
+    assert.ok(!wasmFastKernelsActive());
+    const before = fastKernelStats();
+    tf.tidy(() => tf.matMul(tf.ones([3, 4]), tf.ones([5, 4]), false, true).dataSync());
+    assert.deepEqual(fastKernelStats(), before);
+  });
+});
