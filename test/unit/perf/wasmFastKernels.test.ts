@@ -22,7 +22,7 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 
-function maxRelDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let scale = 1e-6;
   for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
   let d = 0;
