@@ -1,0 +1,51 @@
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../../src/engine/backend';
+import { LoRALinear } from '../../../src/engine/lora';
+import { Rng } from '../../../src/engine/rng';
+import { assertClose } from './helpers';
+
+const wasmDir = path.join(__dirname, '..', '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+
+/** Output and gradients of one LoRALinear (built from a fixed seed) on the current backend, as plain arrays. */
+function forwardBackward(): Float32Array[] {
+  const rng = new Rng(11);
+  const layer = new LoRALinear({ inFeatures: 48, outFeatures: 40, r: 4, alpha: 8, trainBias: true, inputGrad: true, rng, B: rng.normalArray(160, 0.1), bias: rng.normalArray(40) });
+  const x = tf.tensor2d(rng.normalArray(33 * 48), [33, 48]);
+  const vars = layer.trainableVariables();
+  const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(layer.apply(x))) as tf.Scalar, Object.values(vars));
+  const dx = tf.grad((xx: tf.Tensor) => tf.mean(tf.square(layer.apply(xx))))(x);
+  const out = [layer.apply(x), value, ...Object.values(vars).map((v) => grads[v.name]), dx].map((t) => t.dataSync() as Float32Array);
+  tf.dispose([x, value, dx, ...Object.values(grads)]);
+  layer.dispose();
+  return out;
+}
+
+describe('engine/backend', () => {
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('cpu when asked; the report explains why tfjs-node is not used when it is missing', async () => {
+    const r = await initBackend({ prefer: 'cpu' });
+    assert.equal(r.name, 'cpu');
+    assert.equal(tf.getBackend(), 'cpu');
+    const auto = await initBackend({ prefer: 'tensorflow', wasmDir });
+    if (auto.name !== 'tensorflow') assert.ok(auto.notes.some((n) => /tfjs-node/.test(n)), auto.notes.join('; '));
+  });
+
+  it('wasm (SIMD) initialises from a file path and gives the same numbers as cpu within 1e-4', async function () {
+    this.timeout(30_000);
+    await initBackend({ prefer: 'cpu' });
+    const onCpu = forwardBackward();
+    const r = await initBackend({ prefer: 'wasm', wasmDir });
+    assert.equal(r.name, 'wasm', `wasm did not initialise: ${r.notes.join('; ')}`);
+    assert.equal(tf.getBackend(), 'wasm');
+    assert.equal(typeof r.simd, 'boolean');
+    assert.ok((r.threads ?? 0) >= 1);
+    const onWasm = forwardBackward();
+    const names = ['output', 'loss', 'grad A', 'grad B', 'grad bias', 'dx'];
+    onCpu.forEach((c, i) => assertClose(onWasm[i], c, 1e-4, `${names[i]} wasm vs cpu`));
+  });
+});

@@ -1,0 +1,147 @@
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { EngineError } from '../../../src/engine/errors';
+import { recoveryError } from '../../../src/engine/experiments/lowRankRecovery';
+import { createSession, type TrainingSession } from '../../../src/engine/session';
+import type { MetricPoint } from '../../../src/protocol/runFormat';
+import { attnConfig, lrrConfig } from './configs';
+import { useCpu } from './helpers';
+
+async function losses(s: TrainingSession, signal?: AbortSignal): Promise<MetricPoint[]> {
+  const out: MetricPoint[] = [];
+  for await (const p of s.run({ signal })) out.push(p);
+  return out;
+}
+
+describe('engine/session (built-in experiments)', () => {
+  before(useCpu);
+
+  it('low-rank-recovery, r ≥ r*: loss → ~0 and the learned ΔW matches U·V', async () => {
+    for (const r of [4, 6]) {
+      const s = await createSession(lrrConfig({ lora: { r, alpha: r }, training: { steps: 250 } }));
+      const pts = await losses(s);
+      const last = pts[pts.length - 1];
+      assert.ok(last.loss < 1e-6 && last.evalLoss! < 1e-6, `r=${r}: final loss ${last.loss}, eval ${last.evalLoss}`);
+      const err = recoveryError((s as Awaited<ReturnType<typeof createSession>>).modules.linear, s.reference().true_delta_w.data);
+      assert.ok(err < 1e-2, `r=${r}: ‖ΔW − UV‖/‖UV‖ = ${err}`);
+      s.dispose();
+    }
+  });
+
+  it('low-rank-recovery, r < r*: the loss plateaus well above zero', async () => {
+    const s = await createSession(lrrConfig({ lora: { r: 2, alpha: 2 }, training: { steps: 250, evalEvery: 50 } }));
+    const evals = (await losses(s)).filter((p) => p.evalLoss !== undefined).map((p) => p.evalLoss!);
+    const last = evals[evals.length - 1];
+    // The initial loss is ‖UV‖²/k = updateScale² = 0.25; rank 2 of a rank-4 update cannot go near 0.
+    assert.ok(last > 0.02, `plateau ${last}`);
+    assert.ok(Math.abs(evals[evals.length - 2] - last) / last < 0.1, `still falling: ${evals.join(', ')}`);
+    s.dispose();
+  });
+
+  it('same seed → identical losses; another seed differs', async () => {
+    const cfg = lrrConfig({ training: { steps: 20, logEvery: 1 }, lora: { dropout: 0.1 } });
+    const a = (await losses(await createSession(cfg))).map((p) => p.loss);
+    const b = (await losses(await createSession(cfg))).map((p) => p.loss);
+    const c = (await losses(await createSession(lrrConfig({ training: { steps: 20, logEvery: 1, seed: 99 }, lora: { dropout: 0.1 } })))).map((p) => p.loss);
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, c);
+  });
+
+  for (const [label, cfg] of [
+    ['low-rank-recovery with dropout, AdamW, cosine warm-up, clipping', lrrConfig({ training: { steps: 20, logEvery: 1, checkpointEvery: 10 }, lora: { dropout: 0.2, trainBias: true }, optimizer: { name: 'adamw', weightDecay: 0.01, gradClip: 0.5 }, schedule: { name: 'cosine', warmupSteps: 3, minLrRatio: 0.1 } })],
+    ['attention-adaptation (seed module, cross-attention), SGD momentum', attnConfig({ model: { kvSeqLen: 9 }, training: { steps: 20, logEvery: 1, checkpointEvery: 10 }, optimizer: { name: 'sgd', momentum: 0.9, lr: 0.05 } })],
+  ] as const) {
+    it(`resume: 10 steps + checkpoint + new session + restore + 10 steps == 20 steps (${label})`, async () => {
+      const full = await createSession(cfg);
+      const ref = (await losses(full)).map((p) => p.loss);
+      full.dispose();
+      assert.equal(ref.length, 20);
+
+      const first = await createSession(cfg);
+      const ac = new AbortController();
+      const part1: number[] = [];
+      let ckpt;
+      for await (const p of first.run({ signal: ac.signal })) {
+        part1.push(p.loss);
+        if (p.step === 10) {
+          ckpt = first.checkpoint();
+          ac.abort();
+        }
+      }
+      first.dispose();
+      assert.equal(ckpt!.step, 10);
+      // Through JSON for the state, as the run store does.
+      const restored = { ...ckpt!, state: JSON.parse(JSON.stringify(ckpt!.state)) };
+      const second = await createSession(cfg);
+      second.restore(restored);
+      assert.equal(second.step, 10);
+      const part2 = (await losses(second)).map((p) => p.loss);
+      second.dispose();
+      const resumed = [...part1, ...part2];
+      assert.equal(resumed.length, 20);
+      resumed.forEach((l, i) => assert.ok(Math.abs(l - ref[i]) <= 1e-6 * Math.max(1, Math.abs(ref[i])), `step ${i + 1}: ${l} vs ${ref[i]}`));
+    });
+  }
+
+  it('attention-adaptation learns the teacher (seed single-head and multi-head with LoRA on q, k, v, o)', async () => {
+    for (const over of [{}, { model: { numHeads: 4 }, lora: { targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], scaling: 'standard', alpha: 8, init: 'kaiming-uniform' } }]) {
+      const s = await createSession(attnConfig({ ...over, training: { steps: 120, evalEvery: 40 } }));
+      const ev = (await losses(s)).filter((p) => p.evalLoss !== undefined).map((p) => p.evalLoss!);
+      assert.ok(ev[ev.length - 1] < ev[0] / 3, `eval losses ${ev.join(', ')}`);
+      s.dispose();
+    }
+  });
+
+  it('no tensor leaks across session steps (constant from step 2), and dispose frees everything', async () => {
+    const before = tf.memory().numTensors;
+    const s = await createSession(lrrConfig({ training: { steps: 8, logEvery: 1, evalEvery: 3 }, lora: { dropout: 0.1 } }));
+    const counts: number[] = [];
+    for await (const _p of s.run()) counts.push(tf.memory().numTensors);
+    assert.ok(counts.slice(1).every((c) => c === counts[1]), `numTensors: ${counts.join(' ')}`);
+    s.dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  it('exports a PEFT adapter: keys, shapes [r, in] / [out, r], config fields, values = A and B', async () => {
+    const s = await createSession(lrrConfig({ training: { steps: 5 }, lora: { r: 3, alpha: 6 } }));
+    await losses(s);
+    const ad = s.exportAdapter();
+    assert.deepEqual(Object.keys(ad.tensors).sort(), ['base_model.model.linear.lora_A.weight', 'base_model.model.linear.lora_B.weight']);
+    assert.deepEqual(ad.tensors['base_model.model.linear.lora_A.weight'].shape, [3, 32]);
+    assert.deepEqual(ad.tensors['base_model.model.linear.lora_B.weight'].shape, [24, 3]);
+    assert.equal(ad.config.peft_type, 'LORA');
+    assert.equal(ad.config.r, 3);
+    assert.equal(ad.config.lora_alpha, 6);
+    assert.equal(ad.config.bias, 'none');
+    assert.equal(ad.config.use_rslora, false);
+    assert.equal(ad.config.fan_in_fan_out, false);
+    assert.deepEqual(ad.config.target_modules, ['linear']);
+    const mod = (s as Awaited<ReturnType<typeof createSession>>).modules.linear;
+    assert.deepEqual(ad.tensors['base_model.model.linear.lora_B.weight'].data, mod.B.dataSync());
+    const dW = (s as Awaited<ReturnType<typeof createSession>>).deltaWeights().linear;
+    assert.deepEqual(dW.shape, [24, 32]);
+    s.dispose();
+
+    const seedAttn = await createSession(attnConfig({ training: { steps: 1 } }));
+    const a2 = seedAttn.exportAdapter();
+    assert.deepEqual(a2.config.target_modules, ['k', 'q', 'v']);
+    assert.deepEqual(a2.config.modules_to_save, ['o']);
+    assert.equal(a2.config.lora_alpha, a2.config.r); // scaling 'none' ⇒ α = r so PEFT's α/r = 1
+    assert.deepEqual(a2.tensors['base_model.model.attention.o.weight'].shape, [16, 16]);
+    assert.equal(seedAttn.params.trainableParams, 3 * 4 * 32 + 16 * 16 + 16);
+    seedAttn.dispose();
+  });
+
+  it('restore rejects a checkpoint from another experiment, seed or shape', async () => {
+    const a = await createSession(lrrConfig({ training: { steps: 2 } }));
+    const c = a.checkpoint();
+    a.dispose();
+    const other = await createSession(lrrConfig({ training: { steps: 2, seed: 5 } }));
+    assert.throws(() => other.restore(c), (e: unknown) => EngineError.is(e, 'checkpoint-mismatch') && /seed is 1234/.test((e as Error).message));
+    other.dispose();
+    const bigger = await createSession(lrrConfig({ training: { steps: 2 }, lora: { r: 5 } }));
+    assert.throws(() => bigger.restore(c), /tensor "param\/linear.lora_A": expected shape \[5, 32\], got \[4, 32\]/);
+    bigger.dispose();
+    await assert.rejects(createSession({ ...lrrConfig(), kind: 'causal-lm' }), (e: unknown) => EngineError.is(e, 'unsupported-kind'));
+  });
+});
