@@ -31,11 +31,15 @@ const tsRule = (/** @type {string} */ configFile) => ({
   ],
 });
 
-/** Keep `vscode` (provided by the host) and, when asked, every @tensorflow/* package out of the bundle. */
+/**
+ * Keep `vscode` (provided by the host) and, when asked, the @tensorflow/* packages out of the bundle. Only
+ * package roots are external: deep ESM imports such as tfjs-core/dist/register_all_gradients (which the
+ * Node build of tfjs-core lacks) are bundled; they register into tfjs-core's global engine and registries.
+ */
 const nodeExternals = (/** @type {boolean} */ tfjs) => [
   { vscode: 'commonjs vscode' },
   ({ request }, /** @type {(e?: Error | null, r?: string) => void} */ callback) =>
-    tfjs && request && /^@tensorflow\//.test(request) ? callback(null, `commonjs ${request}`) : callback(),
+    tfjs && request && /^@tensorflow\/[^/]+$/.test(request) ? callback(null, `commonjs ${request}`) : callback(),
 ];
 
 /** @returns {import('webpack').Configuration} */
@@ -49,7 +53,8 @@ function nodeTarget(/** @type {string} */ name, /** @type {Record<string, string
     // Real __dirname at run time: the bundles find dist/wasm and package.json relative to themselves.
     node: { __dirname: false, __filename: false },
     resolve: { extensions: ['.ts', '.js'] },
-    module: { rules: [tsRule('src/tsconfig.json')] },
+    // createRequire() is left to Node: it resolves the installed @tensorflow/tfjs-backend-wasm at run time.
+    module: { rules: [tsRule('src/tsconfig.json')], parser: { javascript: { createRequire: false } } },
     externals: nodeExternals(true),
     devtool: 'source-map',
     performance: { hints: false },

@@ -2,7 +2,6 @@
 // file, which works from source (src/runs/), from the bundle (dist/) and inside an installed .vsix.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import type { RunInfo } from '../protocol/runFormat';
 
 let cached: string | undefined;
@@ -28,6 +27,7 @@ export function loraLabVersion(): string {
   return cached;
 }
 
-export function runVersions(): RunInfo['versions'] {
+/** Versions for run.json; the tfjs version is passed in so this file (used by `--version`) stays tfjs-free. */
+export function runVersions(tfjsVersion: string): RunInfo['versions'] {
   return { loraLab: loraLabVersion(), tfjs: tfjsVersion, node: process.versions.node };
 }

@@ -1,0 +1,11 @@
+// The `lora-lab` command table: one line per command, in the order `--help` lists them.
+import type { CliCommand } from '../command';
+import { trainCommand } from './train';
+import { paramsCommand } from './params';
+import { reportCommand } from './report';
+
+export const commands: CliCommand[] = [
+  trainCommand,
+  paramsCommand,
+  reportCommand,
+];

@@ -1,0 +1,97 @@
+// `lora-lab train`: run an experiment file (or resume a run folder) on the same engine as the extension.
+import * as path from 'node:path';
+import type { BackendName } from '../../runs/trainRun';
+import { RunError } from '../../runs/runErrors';
+import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
+import { ProgressPrinter, formatLoss } from '../progress';
+
+const BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+const usage = `Usage: lora-lab train CONFIG [--out DIR] [--backend wasm|cpu|tensorflow] [--json]
+       lora-lab train --resume RUN_DIR [--backend ...] [--json]
+
+Trains the experiment in CONFIG (*.lora.json or *.lora.yaml) and writes a run folder
+<out>/<name>-<yyyymmdd-hhmmss>-<hex>/ with run.json, config.json, metrics.jsonl, checkpoints/ and,
+at the end, adapter/ (PEFT layout: adapter_config.json + adapter_model.safetensors).
+
+Options:
+  --out DIR       parent folder for the run (default: the config's outputDir, next to the config)
+  --resume DIR    continue an interrupted or cancelled run from its last checkpoint
+  --backend NAME  tfjs backend to try first: tensorflow (needs @tensorflow/tfjs-node), wasm, cpu
+                  (default: the fastest available; the one in use is printed)
+  --json          one JSON object per line (the worker protocol's events, then a "result")
+
+Ctrl-C stops after the current step, saves a checkpoint and exits with code 130; resume with --resume.`;
+
+export const trainCommand: CliCommand = {
+  name: 'train',
+  summary: 'Train a LoRA experiment from a .lora.json/.lora.yaml file (or --resume a run)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, {
+      out: { type: 'string' },
+      resume: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    if (positionals.length > 1) throw new UsageError(`expected one CONFIG file, got ${positionals.length}: ${positionals.join(' ')}`);
+    const configPath = positionals[0];
+    if (!configPath && !values.resume) throw new UsageError('missing CONFIG (an experiment file) or --resume RUN_DIR');
+    if (configPath && values.resume) throw new UsageError('give either CONFIG or --resume RUN_DIR, not both (a resumed run keeps its own config)');
+    if (values.resume && values.out) throw new UsageError('--out cannot be combined with --resume (the run stays in its folder)');
+    const backend = values.backend as BackendName | undefined;
+    if (backend !== undefined && !BACKENDS.includes(backend)) {
+      throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
+    }
+
+    const mode = values.json ? 'json' : process.stdout.isTTY ? 'tty' : 'plain';
+    const printer = new ProgressPrinter(mode);
+    const controller = new AbortController();
+    const onSigint = () => {
+      if (controller.signal.aborted) {
+        printer.line('Stopping now without a final checkpoint; resume from the last one with --resume.');
+        process.exit(EXIT.interrupted);
+      }
+      printer.line('Stopping after this step and saving a checkpoint… (Ctrl-C again to quit at once)');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      // Loaded on demand so `lora-lab --help`, `params` and friends start without loading tfjs.
+      const { trainRun } = await import(/* webpackMode: "eager" */ '../../runs/trainRun');
+      const result = await trainRun({
+        configPath,
+        resumeRunDir: values.resume,
+        outDir: values.out,
+        backend,
+        signal: controller.signal,
+        onEvent: (e) => printer.event(e),
+      });
+      if (backend && result.backend.name !== backend) {
+        printer.line(`warning: --backend ${backend} is not available, trained on ${result.backend.name}`);
+      }
+      if (mode === 'json') {
+        process.stdout.write(JSON.stringify({ type: 'result', ...result }) + '\n');
+      } else {
+        const rel = (p: string) => path.relative(process.cwd(), p) || '.';
+        if (result.status === 'completed') {
+          printer.line(`Done: ${result.step} steps, loss ${formatLoss(result.lastLoss)}, eval loss ${formatLoss(result.lastEvalLoss)}`);
+          printer.line(`Run:     ${rel(result.runDir)}`);
+          printer.line(`Adapter: ${rel(result.adapterDir!)}`);
+        } else if (result.status === 'cancelled') {
+          printer.line(`Stopped at step ${result.step}/${result.totalSteps}; checkpoint saved in ${rel(result.runDir)}`);
+          printer.line(`Resume with: lora-lab train --resume ${rel(result.runDir)}`);
+        } else {
+          printer.line(`Failed at step ${result.step}: ${result.error}`);
+          printer.line(`Run: ${rel(result.runDir)} (the last good checkpoint is kept)`);
+        }
+      }
+      return result.status === 'completed' ? EXIT.ok : result.status === 'cancelled' ? EXIT.interrupted : EXIT.failed;
+    } catch (e) {
+      if (RunError.is(e)) throw new CliError(e.message);
+      throw e;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  },
+};

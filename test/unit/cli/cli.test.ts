@@ -1,0 +1,127 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { FromWorker } from '../../../src/protocol/worker';
+import { loadRun } from '../../../src/runs/runStore';
+import { REPO_ROOT, TSX_IMPORT, makeTmpDir, tinyExperiment, writeExperiment } from '../runs/tinyExperiment';
+
+/** Run `lora-lab ...args` from source (tsx), as a user's shell would: not a TTY. */
+function cli(args: string[], cwd = REPO_ROOT) {
+  const r = spawnSync(process.execPath, [...TSX_IMPORT, path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('cli: lora-lab', function () {
+  this.timeout(60_000);
+  let tmp: string;
+  before(() => {
+    tmp = makeTmpDir('cli');
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('--help lists the commands, --version prints package.json version, unknown commands exit 2', () => {
+    const help = cli(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: lora-lab <command>/);
+    assert.match(help.stdout, /^\s+train\s+\S/m);
+    assert.match(help.stdout, /^\s+params\s+\S/m);
+    const version = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version;
+    assert.equal(cli(['--version']).stdout.trim(), `lora-lab ${version}`);
+    const bad = cli(['trian']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown command "trian"/);
+    const trainHelp = cli(['train', '--help']);
+    assert.match(trainHelp.stdout, /--resume RUN_DIR/);
+  });
+
+  it('params prints the seed numbers (text and --json) and rejects bad input', () => {
+    const text = cli(['params', '--in', '1024', '--out', '1024', '-r', '4', '--bias']);
+    assert.equal(text.code, 0, text.stderr);
+    for (const s of ['1,049,600', '9,216', '0.88 %', '113.9×']) assert.ok(text.stdout.includes(s), `${s} in:\n${text.stdout}`);
+    const json = cli(['params', '--in', '1024', '--out', '1024', '-r', '4', '--json']);
+    const o = JSON.parse(json.stdout);
+    assert.equal(o.full, 1_049_600);
+    assert.equal(o.lora, 8_192); // PEFT convention: the bias stays frozen
+    assert.equal(o.trainBias, false);
+    const zero = cli(['params', '--in', '8', '--out', '8', '-r', '0']);
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /-r must be ≥ 1, got 0/);
+    const missing = cli(['params', '--in', '8']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /missing --out, -r/);
+    assert.match(cli(['params', '--in', 'x', '--out', '8', '-r', '2']).stderr, /--in expects a number, got "x"/);
+    assert.match(cli(['params', '--in', '8', '--out', '8', '-r', '2', '--frob']).stderr, /Unknown option '--frob'/);
+  });
+
+  it('train: plain progress lines when not a TTY, prints the backend, run and adapter folders', () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ steps: 30 }));
+    const r = cli(['train', cfg, '--out', 'runs', '--backend', 'cpu'], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Backend: cpu/m);
+    assert.match(r.stdout, /^step 30\/30 loss \S+ eval \S+/m);
+    assert.ok(!r.stdout.includes('\r'), 'no carriage returns outside a terminal');
+    const runLine = /^Run:\s+(\S+)$/m.exec(r.stdout);
+    const adapterLine = /^Adapter:\s+(\S+)$/m.exec(r.stdout);
+    assert.ok(runLine && adapterLine, r.stdout);
+    const runDir = path.resolve(tmp, runLine[1]);
+    assert.equal(loadRun(runDir).info.status, 'completed');
+    assert.ok(fs.existsSync(path.resolve(tmp, adapterLine[1], 'adapter_model.safetensors')));
+  });
+
+  it('train: bad configs and bad flags give clear errors and non-zero exits', () => {
+    const bad = path.join(tmp, 'bad.lora.json');
+    fs.writeFileSync(bad, '{\n  "kind": "low-rank-recovery",\n  "lora": { "r": 0 }\n}\n');
+    const r = cli(['train', bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.lora\.json:3:\d+: error: .*lora\.r/);
+    assert.equal(cli(['train']).code, 2);
+    assert.match(cli(['train', bad, '--backend', 'gpu']).stderr, /--backend must be one of tensorflow, wasm, cpu/);
+    const notRun = cli(['train', '--resume', tmp]);
+    assert.equal(notRun.code, 1);
+    assert.match(notRun.stderr, /not a LoRA Lab run folder/);
+  });
+
+  it('train: Ctrl-C saves a checkpoint and exits 130 with a resume hint; --resume finishes the run', async () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'sigint', steps: 400, d: 48, batchSize: 64, checkpointEvery: 400 }), 'sigint.lora.json');
+    const child = spawn(process.execPath, [...TSX_IMPORT, 'src/cli/main.ts', 'train', cfg, '--out', path.join(tmp, 'sigint'), '--backend', 'cpu'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for await (const line of createInterface({ input: child.stdout })) {
+      out += line + '\n';
+      if (/^step \d+\/400/.test(line)) {
+        child.kill('SIGINT');
+        break;
+      }
+    }
+    child.stdout.on('data', (b) => (out += b));
+    const code = await exited;
+    assert.equal(code, 130, out);
+    assert.match(out, /Stopped at step \d+\/400; checkpoint saved/);
+    const hint = /Resume with: lora-lab train --resume (\S+)/.exec(out);
+    assert.ok(hint, out);
+    const runDir = path.resolve(REPO_ROOT, hint[1]);
+    const stopped = loadRun(runDir);
+    assert.equal(stopped.info.status, 'cancelled');
+    assert.equal(stopped.checkpoints[stopped.checkpoints.length - 1], stopped.info.step);
+
+    const resumed = cli(['train', '--resume', runDir, '--backend', 'cpu', '--json']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const lines = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as FromWorker | { type: 'result'; status: string });
+    assert.equal(lines[0].type, 'log'); // "Resuming ..."
+    assert.ok(lines.some((l) => l.type === 'didStart'));
+    const result = lines[lines.length - 1] as { type: string; status: string; step: number };
+    assert.equal(result.type, 'result');
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, 400);
+    assert.deepEqual(loadRun(runDir).metrics.map((p) => p.step), Array.from({ length: 400 }, (_, i) => i + 1));
+  });
+});

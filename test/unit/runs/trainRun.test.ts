@@ -1,0 +1,168 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { FromWorker } from '../../../src/protocol/worker';
+import { parseSafetensors } from '../../../src/formats/safetensors';
+import { RunError } from '../../../src/runs/runErrors';
+import { loadRun, RunFolder } from '../../../src/runs/runStore';
+import { trainRun, type TrainRunOptions } from '../../../src/runs/trainRun';
+import { REPO_ROOT, TSX_IMPORT, curve, makeTmpDir, tinyExperiment, writeExperiment } from './tinyExperiment';
+
+const run = (opts: TrainRunOptions, events: FromWorker[] = []) =>
+  trainRun({ backend: 'cpu', progressIntervalMs: 0, onEvent: (e) => events.push(e), ...opts });
+
+function adapterTensors(dir: string): Record<string, number[]> {
+  const st = parseSafetensors(fs.readFileSync(path.join(dir, 'adapter_model.safetensors')));
+  return Object.fromEntries(st.names().map((n) => [n, Array.from(st.toFloat32(n))]));
+}
+
+describe('runs/trainRun', function () {
+  this.timeout(60_000);
+  let tmp: string;
+  before(() => {
+    tmp = makeTmpDir('trainrun');
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('trains a new run to completion and leaves the full run folder', async () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ steps: 40, checkpointEvery: 10 }));
+    const events: FromWorker[] = [];
+    const res = await run({ configPath: cfg, outDir: path.join(tmp, 'new') }, events);
+    assert.equal(res.status, 'completed');
+    assert.equal(res.step, 40);
+    assert.equal(res.backend.name, 'cpu');
+    assert.equal(events[0].type, 'didStart');
+    assert.equal(events[events.length - 1].type, 'didFinish');
+    assert.deepEqual(events.filter((e) => e.type === 'didCheckpoint').map((e) => (e as { step: number }).step), [10, 20, 30, 40]);
+
+    const loaded = loadRun(res.runDir);
+    assert.equal(loaded.info.status, 'completed');
+    assert.equal(loaded.info.configFile, cfg);
+    assert.equal(loaded.info.versions.tfjs, '4.22.0');
+    assert.ok(loaded.info.params && loaded.info.params.trainableParams > 0);
+    assert.deepEqual(loaded.metrics.map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.ok(loaded.metrics.filter((p) => p.evalLoss !== undefined).length >= 4);
+    assert.ok(loaded.metrics[39].loss < loaded.metrics[0].loss, 'loss goes down');
+    assert.deepEqual(loaded.checkpoints, [20, 30, 40]); // newest 3 kept
+    // Progress events carry exactly the logged points, in order.
+    const streamed = events.flatMap((e) => (e.type === 'didProgress' ? e.points : []));
+    assert.deepEqual(curve(streamed), curve(loaded.metrics));
+
+    const cfgJson = JSON.parse(fs.readFileSync(path.join(loaded.adapterDir!, 'adapter_config.json'), 'utf8'));
+    assert.equal(cfgJson.peft_type, 'LORA');
+    assert.equal(cfgJson.r, 2);
+    const tensors = parseSafetensors(fs.readFileSync(path.join(loaded.adapterDir!, 'adapter_model.safetensors')));
+    const a = tensors.names().find((n) => n.endsWith('lora_A.weight'))!;
+    const b = tensors.names().find((n) => n.endsWith('lora_B.weight'))!;
+    assert.deepEqual(tensors.entry(a).shape, [2, 16]);
+    assert.deepEqual(tensors.entry(b).shape, [16, 2]);
+    const truth = RunFolder.open(res.runDir).readTruth();
+    assert.ok(truth && Object.keys(truth).length > 0, 'truth/ holds the reference tensors');
+  });
+
+  it('resumes a run killed mid-training (SIGKILL) onto exactly the uninterrupted loss curve', async () => {
+    const exp = tinyExperiment({ name: 'killed', steps: 300, d: 48, batchSize: 64, checkpointEvery: 20, evalEvery: 25 });
+    const cfg = writeExperiment(tmp, exp, 'killed.lora.json');
+
+    // Reference: the same experiment, never interrupted.
+    const ref = await run({ configPath: cfg, outDir: path.join(tmp, 'ref') });
+    assert.equal(ref.status, 'completed');
+
+    // A real kill: the CLI in a child process gets SIGKILL right after its second checkpoint.
+    const child = spawn(process.execPath, [...TSX_IMPORT, 'src/cli/main.ts', 'train', cfg, '--out', path.join(tmp, 'killed'), '--json', '--backend', 'cpu'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let runDir = '';
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for await (const line of createInterface({ input: child.stdout })) {
+      const e = JSON.parse(line) as FromWorker;
+      if (e.type === 'didStart') runDir = e.runDir;
+      if (e.type === 'didCheckpoint' && e.step >= 40) {
+        child.kill('SIGKILL');
+        break;
+      }
+    }
+    const code = await exited;
+    assert.equal(code, null, `the child was killed, not finished (stderr: ${stderr})`);
+    const killed = loadRun(runDir);
+    assert.equal(killed.info.status, 'interrupted');
+    assert.ok(killed.info.step < 300);
+    const ckpt = killed.checkpoints[killed.checkpoints.length - 1];
+    assert.ok(ckpt >= 40);
+
+    const events: FromWorker[] = [];
+    const resumed = await run({ resumeRunDir: runDir }, events);
+    assert.equal(resumed.status, 'completed');
+    const log = events.find((e) => e.type === 'log' && /Resuming/.test(e.message));
+    assert.ok(log, 'says it resumes');
+    const after = loadRun(runDir);
+    assert.equal(after.info.resumedAt?.[0].step, ckpt);
+    assert.deepEqual(curve(after.metrics), curve(loadRun(ref.runDir).metrics));
+    assert.deepEqual(adapterTensors(after.adapterDir!), adapterTensors(loadRun(ref.runDir).adapterDir!));
+    // elapsedMs keeps increasing across the resume.
+    const el = after.metrics.map((p) => p.elapsedMs);
+    assert.ok(el.every((x, i) => i === 0 || x >= el[i - 1]), 'elapsedMs is continuous');
+  });
+
+  it('cancels via AbortSignal with a checkpoint at the stop step; resume then completes the same curve', async () => {
+    const exp = tinyExperiment({ name: 'cancelled', steps: 60, checkpointEvery: 25 });
+    const cfg = writeExperiment(tmp, exp, 'cancelled.lora.json');
+    const ref = await run({ configPath: cfg, outDir: path.join(tmp, 'ref2') });
+
+    const controller = new AbortController();
+    const res = await trainRun({
+      configPath: cfg,
+      outDir: path.join(tmp, 'cancel'),
+      backend: 'cpu',
+      progressIntervalMs: 0,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'didProgress' && e.step >= 7) controller.abort();
+      },
+    });
+    assert.equal(res.status, 'cancelled');
+    assert.ok(res.step >= 7 && res.step < 60, `stopped within a step of the cancel (at ${res.step})`);
+    const c = loadRun(res.runDir);
+    assert.equal(c.info.status, 'cancelled');
+    assert.equal(c.checkpoints[c.checkpoints.length - 1], res.step);
+    assert.equal(c.adapterDir, undefined);
+
+    const resumed = await run({ resumeRunDir: res.runDir });
+    assert.equal(resumed.status, 'completed');
+    assert.deepEqual(curve(loadRun(res.runDir).metrics), curve(loadRun(ref.runDir).metrics));
+    await assert.rejects(run({ resumeRunDir: res.runDir }), (e: unknown) => RunError.is(e, 'already-completed'));
+  });
+
+  it('stops a diverging run as failed with the NaN step and keeps the last good checkpoint', async () => {
+    const exp = tinyExperiment({ name: 'diverge', steps: 200, checkpointEvery: 2, optimizer: { name: 'sgd', lr: 1e6 } });
+    const cfg = writeExperiment(tmp, exp, 'diverge.lora.json');
+    const events: FromWorker[] = [];
+    const res = await run({ configPath: cfg, outDir: path.join(tmp, 'diverge') }, events);
+    assert.equal(res.status, 'failed');
+    assert.match(res.error ?? '', /(NaN|Infinity|non-finite).*step \d+|step \d+.*(NaN|Infinity)/i);
+    const f = loadRun(res.runDir);
+    assert.equal(f.info.status, 'failed');
+    assert.equal(f.info.error, res.error);
+    assert.ok(f.checkpoints.length > 0 && f.checkpoints[f.checkpoints.length - 1] <= res.step, 'a checkpoint at or before the last good step');
+    assert.equal(f.adapterDir, undefined);
+    assert.ok(events.some((e) => e.type === 'log' && e.level === 'error' && /last good checkpoint: step \d+/.test(e.message)));
+  });
+
+  it('reports config errors as file:line:col before creating anything', async () => {
+    const bad = path.join(tmp, 'bad.lora.json');
+    fs.writeFileSync(bad, '{\n  "kind": "low-rank-recovery",\n  "lora": { "r": "four" },\n  "trainig": {}\n}\n');
+    await assert.rejects(run({ configPath: bad, outDir: path.join(tmp, 'bad') }), (e: unknown) => {
+      assert.ok(RunError.is(e, 'config'));
+      assert.match((e as Error).message, /bad\.lora\.json:3:\d+: error: .*lora\.r/);
+      assert.match((e as Error).message, /bad\.lora\.json:4:\d+: error: .*trainig/);
+      return true;
+    });
+    assert.ok(!fs.existsSync(path.join(tmp, 'bad')));
+    await assert.rejects(run({ configPath: path.join(tmp, 'missing.lora.json') }), /missing\.lora\.json: no such file/);
+  });
+});
