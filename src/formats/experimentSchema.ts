@@ -196,7 +196,7 @@ export const EXPERIMENT_SCHEMA = {
           minItems: 1,
           uniqueItems: true,
           ...doc(
-            'Modules that get an adapter, matched as name suffixes like PEFT. attention-adaptation: any of "q", "k", "v", "o" (default ["q", "k", "v"], the seed). causal-lm: e.g. ["q_proj", "v_proj"] for Llama or ["c_attn"] for GPT-2; default: PEFT\'s default for the model type. Ignored by low-rank-recovery (one layer).'),
+            'Modules that get an adapter, matched as name suffixes like PEFT. attention-adaptation: any of "q", "k", "v", "o" (or "q_proj", ...); default ["q", "k", "v"], the seed, which is also the only choice with numHeads 1. causal-lm: e.g. ["q_proj", "v_proj"] for Llama or ["c_attn"] for GPT-2; default: PEFT\'s default for the model type. Ignored by low-rank-recovery (one layer).'),
         },
         trainBias: {
           type: 'boolean',
