@@ -54,8 +54,9 @@ function as2d(shape: number[], data: Float32Array, what: string): Matrix {
   return { shape: [rows, cols], data };
 }
 
-const A_NAMES = /^(.*?)[._](?:lora_A|lora_down|lora_a)(?:\.default)?(?:\.weight)?$/;
-const B_NAMES = /^(.*?)[._](?:lora_B|lora_up|lora_b)(?:\.default)?(?:\.weight)?$/;
+// PEFT/loralib lora_A, kohya lora_down, mlx-lm lora_a, legacy diffusers `to_q_lora.down`.
+const A_NAMES = /^(.*?)(?:[._]lora_A|[._]lora_down|[._]lora_a|_lora\.down)(?:\.default)?(?:\.weight)?$/;
+const B_NAMES = /^(.*?)(?:[._]lora_B|[._]lora_up|[._]lora_b|_lora\.up)(?:\.default)?(?:\.weight)?$/;
 
 /** PEFT's and our prefixes are not part of the module's name. */
 function cleanModuleName(n: string): string {
@@ -87,7 +88,7 @@ export function pairFactors(names: string[], get: (name: string) => { shape: num
     const tb = get(bn);
     let a = as2d(ta.shape, ta.data, an);
     let b = as2d(tb.shape, tb.data, bn);
-    if (/lora_a$/.test(an)) {
+    if (/\.lora_a$/.test(an)) {
       // mlx-lm stores lora_a [in, r] and lora_b [r, out]: transpose both to A [r, in], B [out, r].
       a = transpose(a);
       b = transpose(b);
@@ -317,8 +318,9 @@ function readAdapter(p: string): { files: AdapterFiles; st: SafetensorsFile; cfg
     let scale: number;
     if (cfg.json) {
       alpha = peftAlpha(cfg.json, pr.module, r);
-      if (typeof cfg.json.scale === 'number' && cfg.json.lora_alpha === undefined) {
-        scale = cfg.json.scale; // mlx-lm: an absolute scale
+      const mlx = cfg.json.lora_parameters as { scale?: unknown } | undefined;
+      if (cfg.json.peft_type === undefined && mlx && typeof mlx.scale === 'number') {
+        scale = mlx.scale; // mlx-lm: an absolute scale, not alpha / r
         alpha = scale * r;
       } else {
         scale = cfg.json.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
@@ -347,7 +349,15 @@ export function loadAdapterSource(p: string): SourceSnapshot {
     st.header.metadata['ss_sd_model_name'] ||
     st.header.metadata['modelspec.architecture'] ||
     undefined;
-  const format = cfg.json?.peft_type ? `PEFT ${String(cfg.json.peft_type)}` : factors.some((f) => f.alpha !== undefined) || /lora_(unet|te)/.test(st.names()[0] ?? '') ? 'kohya' : 'safetensors LoRA';
+  const format = cfg.json?.peft_type
+    ? `PEFT ${String(cfg.json.peft_type)}`
+    : cfg.json?.lora_parameters
+      ? 'mlx-lm'
+      : factors.length === 0
+        ? 'safetensors (no LoRA A/B factors)'
+        : factors.some((f) => f.alpha !== undefined) || st.names().some((n) => /^lora_(unet|te)/.test(n))
+          ? 'kohya'
+          : 'safetensors LoRA';
   const adapter: AdapterSummary = {
     format,
     baseModel: baseModel || undefined,

@@ -6,7 +6,7 @@ import type { DataSource } from '../dataSource';
 import { clear, h, select } from '../dom';
 import { divergingRgb, paintGrid } from '../heatmap/colormap';
 import type { HeatmapGrid, HeatmapJob } from '../heatmap/compute';
-import { computeOffThread } from '../heatmap/workerClient';
+import { computeOffThread, heatmapMode } from '../heatmap/workerClient';
 import { formatValue } from '../series';
 
 const MAX_CELLS = 256;
@@ -155,7 +155,7 @@ export class HeatmapView {
       if (seq !== this.drawSeq) return;
       const deltaScale = Math.max(learned.maxAbs, truth?.maxAbs ?? 0);
       const wScale = Math.max(w?.maxAbs ?? 0, merged?.maxAbs ?? 0);
-      const panels: Panel[] = [{ title: `Learned ΔW = s·B·A (s = ${formatValue(f.scale)}) at step ${step}`, testId: 'heatmap-delta', grid: learned, maxAbs: deltaScale }];
+      const panels: Panel[] = [{ title: `${source.kind === 'run' ? 'Learned ' : ''}ΔW = s·B·A (s = ${formatValue(f.scale)})${source.kind === 'run' ? ` at step ${step}` : ''}`, testId: 'heatmap-delta', grid: learned, maxAbs: deltaScale }];
       if (truth) panels.push({ title: 'True ΔW = U·V', testId: 'heatmap-truth', grid: truth, maxAbs: deltaScale });
       if (w) panels.push({ title: 'Frozen W', testId: 'heatmap-base', grid: w, maxAbs: wScale });
       if (merged) panels.push({ title: 'W + ΔW', testId: 'heatmap-merged', grid: merged, maxAbs: wScale });
@@ -163,6 +163,7 @@ export class HeatmapView {
       for (const p of panels) this.panels.append(this.panel(p));
       const down = learned.blockRows > 1 || learned.blockCols > 1;
       this.status.textContent = `${module}: ${rows}×${cols}${down ? `, shown in ${learned.blockRows}×${learned.blockCols} blocks (${this.sel.mode === 'maxabs' ? 'largest |value|' : 'mean'} per block)` : ''}.`;
+      this.el.dataset.compute = heatmapMode;
       this.el.dataset.ready = 'true';
     } catch (e) {
       if (seq !== this.drawSeq) return;

@@ -30,10 +30,13 @@ export class LossView {
     const smooth = h('input', { type: 'range', min: 0, max: 0.99, step: 0.01, value: opts.smoothing, 'data-testid': 'smoothing' });
     const smoothVal = h('span', { class: 'value' }, opts.smoothing.toFixed(2));
     smooth.addEventListener('input', () => {
+      const before = this.opts.smoothing > 0;
       this.opts = { ...this.opts, smoothing: Number(smooth.value) };
       smoothVal.textContent = this.opts.smoothing.toFixed(2);
       this.onOptions(this.opts);
-      this.scheduleRedraw(true);
+      // The raw series exists only while smoothing is on: a change of series needs a new chart.
+      if (this.opts.showRaw && before !== this.opts.smoothing > 0) this.rebuild();
+      else this.scheduleRedraw(true);
     });
     const log = h('vscode-checkbox' as 'input', { 'data-testid': 'log-scale', label: 'Log scale' }) as unknown as HTMLInputElement;
     log.checked = opts.log;

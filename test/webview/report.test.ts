@@ -1,0 +1,298 @@
+// The standalone report in headless Chromium, for real runs (trained in the setup) and for the
+// fixture adapters: the charts and heatmaps drew what the data says, no CSP violation, hostile
+// metadata stays text. Screenshots go to test/.artifacts/ (look at them).
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseSafetensors, serializeSafetensors } from '../../src/formats/safetensors';
+import { loraSpectrum } from '../../src/engine/spectrum';
+import { writeReport } from '../../src/cli/commands/report';
+import { divergingRgb } from '../../webview-ui/src/heatmap/colormap';
+import { formatValue } from '../../webview-ui/src/series';
+import { canvasPixel, chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
+import { ensureWebviewBuilt } from './support/build';
+import { tempDir, tinyRun } from './support/runs';
+
+const PEFT_ADAPTER = path.resolve(__dirname, '../fixtures/peft/llama-tiny-qkvo-r8/adapter');
+const REAL_WORLD = path.resolve(__dirname, '../../../shared/fixtures/real-world');
+
+/** ΔW = s·B·A from a checkpoint file, computed here independently of the dashboard code. */
+function deltaFromCheckpoint(file: string, s: number): { rows: number; cols: number; data: Float64Array } {
+  const st = parseSafetensors(fs.readFileSync(file), file);
+  const a = st.toFloat32('param/linear.lora_A');
+  const b = st.toFloat32('param/linear.lora_B');
+  const [r, cols] = st.entry('param/linear.lora_A').shape;
+  const rows = st.entry('param/linear.lora_B').shape[0];
+  const out = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) for (let m = 0; m < r; m++) out[i * cols + j] += s * b[i * r + m] * a[m * cols + j];
+  return { rows, cols, data: out };
+}
+
+function maxAbs(x: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
+  return m;
+}
+
+function closeRgb(got: number[], want: number[], what: string): void {
+  for (let c = 0; c < 3; c++) assert.ok(Math.abs(got[c] - want[c]) <= 1, `${what}: got rgb(${got.slice(0, 3)}) want rgb(${want})`);
+}
+
+describe('webview report (headless Chromium)', function () {
+  this.timeout(120_000);
+  let work: string;
+  let runR2: string;
+  let runR1: string;
+
+  before(async function () {
+    if (!chromiumAvailable()) {
+      console.log('    chromium not found at /usr/bin/chromium: skipping webview tests');
+      this.skip();
+    }
+    ensureWebviewBuilt();
+    work = tempDir('lora-lab-webview-');
+    runR2 = await tinyRun(work, { name: 'sweep-r2', r: 2 });
+    runR1 = await tinyRun(work, { name: 'sweep-r1', r: 1 });
+  });
+
+  describe('a real low-rank-recovery run', () => {
+    let opened: OpenedPage;
+    let html: string;
+    before(async () => {
+      html = path.join(work, 'run.html');
+      await writeReport([runR2], html);
+      opened = await openPage(`file://${html}`);
+    });
+    after(async () => opened?.close());
+
+    it('is one self-contained file: no external references, nonce’d script, strict CSP', () => {
+      const text = fs.readFileSync(html, 'utf8');
+      assert.match(text, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'nonce-[^']+'; style-src 'nonce-[^']+'/);
+      assert.equal((text.match(/<script nonce=/g) ?? []).length, 1);
+      // Outside the inlined bundle, style and data block: no element loads anything.
+      const markup = text
+        .replace(/<script nonce="[^"]+">[\s\S]*?<\/script>/, '')
+        .replace(/<style nonce="[^"]+">[\s\S]*?<\/style>/, '')
+        .replace(/<script type="application\/json"[^>]*>[\s\S]*?<\/script>/, '');
+      assert.doesNotMatch(markup, /\b(src|href)=/);
+      assert.doesNotMatch(markup, /<script/);
+    });
+
+    it('loads with no CSP violation and no page error', async () => {
+      assert.equal(await opened.page.evaluate(() => document.body.dataset.ready), 'true');
+      assert.deepEqual(await opened.cspViolations(), []);
+      assert.deepEqual(opened.pageErrors, []);
+      await screenshot(opened.page, 'report-run-loss');
+    });
+
+    it('the runs table and the cursor read-out show the values of metrics.jsonl', async () => {
+      const metrics = fs.readFileSync(path.join(runR2, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const last = metrics[metrics.length - 1];
+      assert.equal(await opened.page.textContent('[data-testid=last-loss]'), formatValue(last.loss));
+      assert.equal(await opened.page.textContent('[data-testid=run-status]'), 'completed');
+      // No smoothing, then hover the middle of the loss chart: the read-out is that step's raw loss.
+      await opened.page.$eval('[data-testid=smoothing]', (el) => {
+        (el as HTMLInputElement).value = '0';
+        el.dispatchEvent(new Event('input'));
+      });
+      await opened.page.waitForTimeout(100);
+      const over = await opened.page.$('[data-testid=loss-chart] .u-over');
+      const box = (await over!.boundingBox())!;
+      await opened.page.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.5);
+      await opened.page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 3 });
+      await opened.page.waitForFunction(() => document.querySelector('[data-testid=loss-readout]')?.textContent !== '');
+      const text = (await opened.page.textContent('[data-testid=loss-readout]')) ?? '';
+      const m = /^step (\d+)\s+sweep-r2 r=2 train: (\S+)/.exec(text);
+      assert.ok(m, `read-out: ${text}`);
+      const point = metrics.find((p: { step: number }) => p.step === Number(m![1]));
+      assert.equal(m![2], formatValue(point.loss));
+    });
+
+    it('parameter counts match run.json (PEFT percentage) and the layer shapes', async () => {
+      const info = JSON.parse(fs.readFileSync(path.join(runR2, 'run.json'), 'utf8'));
+      await opened.page.click('[data-testid=tab-params]');
+      assert.equal(await opened.page.textContent('[data-testid=full-params]'), info.params.totalParams.toLocaleString('en-US'));
+      assert.equal(await opened.page.textContent('[data-testid=lora-params]'), String(2 * (16 + 12)));
+      assert.equal(await opened.page.textContent('[data-testid=percent-peft]'), `${info.params.trainablePercentPeft.toFixed(2)} %`);
+      await screenshot(opened.page, 'report-run-params');
+    });
+
+    it('the ΔW heatmap pixels are s·B·A of the checkpoint, coloured on the shared diverging scale', async () => {
+      await opened.page.click('[data-testid=tab-heatmaps]');
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      const delta = deltaFromCheckpoint(path.join(runR2, 'checkpoints/step-60/tensors.safetensors'), 1);
+      const truthFile = path.join(runR2, 'truth/tensors.safetensors');
+      const truth = parseSafetensors(fs.readFileSync(truthFile), truthFile).toFloat32('true_delta_w');
+      const scale = Math.max(maxAbs(delta.data), maxAbs(truth));
+      let iMax = 0;
+      let iMin = 0;
+      delta.data.forEach((v, i) => {
+        if (v > delta.data[iMax]) iMax = i;
+        if (v < delta.data[iMin]) iMin = i;
+      });
+      for (const idx of [0, iMax, iMin, delta.rows * delta.cols - 1]) {
+        const i = Math.floor(idx / delta.cols);
+        const j = idx % delta.cols;
+        closeRgb(await canvasPixel(opened.page, 'heatmap-delta', j, i), divergingRgb(delta.data[idx], scale), `ΔW[${i}, ${j}] = ${delta.data[idx]}`);
+        closeRgb(await canvasPixel(opened.page, 'heatmap-truth', j, i), divergingRgb(truth[idx], scale), `UV[${i}, ${j}]`);
+      }
+      assert.ok(delta.data[iMax] > 0 && delta.data[iMin] < 0);
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-legend] [data-testid=legend-max]'), formatValue(scale));
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-legend] [data-testid=legend-min]'), formatValue(-scale));
+      assert.ok(await opened.page.$('[data-testid=heatmap-base]'), 'W is shown (the base is known)');
+      assert.ok(await opened.page.$('[data-testid=heatmap-merged]'), 'W + ΔW is shown');
+      assert.equal(await opened.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.compute), 'worker');
+      // Value under the cursor: hover cell (0, 0).
+      const c = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      await opened.page.mouse.move(c.x + 2, c.y + 2);
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[0, 0] = ${formatValue(Math.fround(delta.data[0]))}`);
+      await screenshot(opened.page, 'report-run-heatmaps');
+    });
+
+    it('the checkpoint scrubber shows ΔW at an earlier step', async () => {
+      await opened.page.$eval('[data-testid=checkpoint-scrubber]', (el) => {
+        (el as HTMLInputElement).value = '0';
+        el.dispatchEvent(new Event('input'));
+      });
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      assert.equal(await opened.page.textContent('[data-testid=checkpoint-step]'), 'step 20');
+      const delta = deltaFromCheckpoint(path.join(runR2, 'checkpoints/step-20/tensors.safetensors'), 1);
+      const scale = Number(await opened.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs'));
+      const truthFile = path.join(runR2, 'truth/tensors.safetensors');
+      assert.ok(Math.abs(scale - Math.max(maxAbs(delta.data), maxAbs(parseSafetensors(fs.readFileSync(truthFile), truthFile).toFloat32('true_delta_w')))) < 1e-6);
+      closeRgb(await canvasPixel(opened.page, 'heatmap-delta', 3, 2), divergingRgb(delta.data[2 * delta.cols + 3], scale), 'ΔW[2, 3] at step 20');
+    });
+
+    it('spectra: effective rank per checkpoint equals the Gram-matrix computation', async () => {
+      await opened.page.click('[data-testid=tab-spectra]');
+      const cells = await opened.page.$$eval('[data-testid=spectrum-table] [data-testid=effective-rank]', (els) => els.map((e) => e.textContent));
+      const want = [20, 40, 60].map((step) => {
+        const file = path.join(runR2, `checkpoints/step-${step}/tensors.safetensors`);
+        const st = parseSafetensors(fs.readFileSync(file), file);
+        const sp = loraSpectrum({ rows: 2, cols: 16, data: st.toFloat32('param/linear.lora_A') }, { rows: 12, cols: 2, data: st.toFloat32('param/linear.lora_B') }, 1);
+        return sp.effectiveRank.toFixed(2);
+      });
+      assert.deepEqual(cells, want);
+      assert.ok(await opened.page.$('[data-testid=spectrum-over-steps] canvas'));
+      await screenshot(opened.page, 'report-run-spectra');
+    });
+  });
+
+  it('a rank sweep overlays both runs with a legend', async () => {
+    const html = path.join(work, 'sweep.html');
+    await writeReport([runR1, runR2], html);
+    const o = await openPage(`file://${html}`);
+    try {
+      const legend = await o.page.$$eval('[data-testid=loss-chart] .u-legend .u-label', (els) => els.map((e) => e.textContent));
+      for (const l of ['sweep-r1 r=1 train', 'sweep-r1 r=1 eval', 'sweep-r2 r=2 train', 'sweep-r2 r=2 eval']) assert.ok(legend.includes(l), `legend ${legend}`);
+      assert.deepEqual(await o.cspViolations(), []);
+      await screenshot(o.page, 'report-sweep');
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('dark colour scheme: the report follows the browser', async () => {
+    const html = path.join(work, 'sweep.html');
+    const o = await openPage(`file://${html}`, { colorScheme: 'dark' });
+    try {
+      const bg = await o.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(bg, 'rgb(30, 30, 30)');
+      await screenshot(o.page, 'report-sweep-dark');
+    } finally {
+      await o.close();
+    }
+  });
+
+  describe('the PEFT fixture adapter', () => {
+    let o: OpenedPage;
+    before(async () => {
+      const html = path.join(work, 'adapter.html');
+      await writeReport([PEFT_ADAPTER], html);
+      o = await openPage(`file://${html}`);
+    });
+    after(async () => o?.close());
+
+    it('opens on the adapter view: format, base model note, 8 modules, config as text', async () => {
+      assert.equal(await o.page.evaluate(() => document.body.dataset.tab), 'adapter');
+      assert.equal(await o.page.textContent('[data-testid=adapter-format]'), 'PEFT LORA');
+      assert.match((await o.page.textContent('[data-testid=adapter-note]')) ?? '', /cannot run without/);
+      assert.equal((await o.page.$$('[data-testid=adapter-modules] tr')).length, 9);
+      assert.match((await o.page.textContent('[data-testid=adapter-config]')) ?? '', /"lora_alpha": 16/);
+      assert.deepEqual(await o.cspViolations(), []);
+      await screenshot(o.page, 'report-adapter');
+    });
+
+    it('heatmap of q_proj (layer 0) is (α/r)·B·A of the file', async () => {
+      const buttons = await o.page.$$('[data-testid=adapter-modules] vscode-button');
+      await buttons[2].click(); // model.layers.0.self_attn.q_proj (sorted)
+      await o.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      const file = path.join(PEFT_ADAPTER, 'adapter_model.safetensors');
+      const st = parseSafetensors(fs.readFileSync(file), file);
+      const name = 'base_model.model.model.layers.0.self_attn.q_proj';
+      const a = st.toFloat32(`${name}.lora_A.weight`);
+      const b = st.toFloat32(`${name}.lora_B.weight`);
+      const [r, d] = st.entry(`${name}.lora_A.weight`).shape;
+      const k = st.entry(`${name}.lora_B.weight`).shape[0];
+      const s = 16 / 8;
+      const delta = new Float64Array(k * d);
+      for (let i = 0; i < k; i++) for (let j = 0; j < d; j++) for (let m = 0; m < r; m++) delta[i * d + j] += s * b[i * r + m] * a[m * d + j];
+      const scale = maxAbs(delta);
+      assert.ok(Math.abs(Number(await o.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs')) - scale) < 1e-5 * scale);
+      for (const [i, j] of [[0, 0], [10, 33], [63, 63]]) closeRgb(await canvasPixel(o.page, 'heatmap-delta', j, i), divergingRgb(delta[i * d + j], scale), `ΔW[${i}, ${j}]`);
+      await screenshot(o.page, 'report-adapter-heatmap');
+    });
+  });
+
+  it('hostile metadata renders as text and runs nothing', async () => {
+    const dir = path.join(work, 'hostile');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'evil_lora.safetensors');
+    const payload = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">';
+    fs.writeFileSync(
+      file,
+      serializeSafetensors(
+        {
+          'lora_unet_mid.lora_down.weight': { dtype: 'F32', shape: [2, 4], data: Float32Array.from([1, 0, 0, 0, 0, 1, 0, 0]) },
+          'lora_unet_mid.lora_up.weight': { dtype: 'F32', shape: [3, 2], data: Float32Array.from([1, 0, 0, 1, 1, 1]) },
+        },
+        { ss_comment: payload, 'modelspec.title': '<b onmouseover=alert(1)>bold?</b>' },
+      ),
+    );
+    const html = path.join(work, 'hostile.html');
+    await writeReport([file], html);
+    assert.ok(!fs.readFileSync(html, 'utf8').includes('<script>window.__pwned'), 'payload is escaped inside the data block');
+    const o = await openPage(`file://${html}`);
+    try {
+      const texts = await o.page.$$eval('[data-testid=adapter-metadata] pre', (els) => els.map((e) => e.textContent));
+      assert.ok(texts.includes(payload), `metadata shown verbatim as text: ${texts}`);
+      assert.equal(await o.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+      assert.equal(await o.page.$$eval('[data-testid=adapter-view] img, [data-testid=adapter-view] b, [data-testid=adapter-view] script', (els) => els.length), 0);
+      assert.deepEqual(await o.cspViolations(), []);
+      await screenshot(o.page, 'report-hostile');
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('real-world files with hostile metadata (promptfoo/modelaudit) render as text', async function () {
+    const files = ['promptfoo__modelaudit/script_injection.safetensors', 'promptfoo__modelaudit/multiple_patterns.safetensors'].map((f) => path.join(REAL_WORLD, f));
+    if (!files.every((f) => fs.existsSync(f))) {
+      console.log(`    ${REAL_WORLD} not present: skipping the real-world hostile files`);
+      this.skip();
+    }
+    const html = path.join(work, 'real-hostile.html');
+    await writeReport(files, html);
+    const o = await openPage(`file://${html}`);
+    try {
+      const texts = (await o.page.$$eval('[data-testid=adapter-metadata] pre', (els) => els.map((e) => e.textContent ?? ''))).join('\n');
+      assert.match(texts, /<script/i);
+      assert.equal(await o.page.$$eval('[data-testid=adapter-view] script, [data-testid=adapter-view] img', (els) => els.length), 0);
+      assert.deepEqual(await o.cspViolations(), []);
+      assert.deepEqual(o.pageErrors, []);
+      await screenshot(o.page, 'report-real-hostile');
+    } finally {
+      await o.close();
+    }
+  });
+});
