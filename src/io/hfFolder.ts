@@ -134,3 +134,28 @@ function encodeAs(dtype: string, t: HostTensor): TensorToWrite {
       return { dtype: 'F32', shape: t.shape, data: t.data };
   }
 }
+
+export interface CausalLmInputs {
+  folder: HfFolder;
+  /** Absolute model folder path (goes into the adapter's base_model_name_or_path). */
+  modelPath: string;
+  datasetPath: string;
+  datasetText: string;
+  tokenizerConfigJson?: string;
+}
+
+/** Everything a causal-lm experiment reads from disk; paths resolve against the config file's folder. */
+export async function loadCausalLmInputs(modelPath: string, datasetPath: string, configDir: string): Promise<CausalLmInputs> {
+  const modelDir = path.resolve(configDir, modelPath);
+  const dataFile = path.resolve(configDir, datasetPath);
+  const folder = await loadHfFolder(modelDir);
+  let datasetText: string;
+  try {
+    datasetText = await fs.readFile(dataFile, 'utf8');
+  } catch (e) {
+    throw new InteropError('bad-input', `dataset ${dataFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, dataFile);
+  }
+  const tc = path.join(modelDir, 'tokenizer_config.json');
+  const tokenizerConfigJson = (await exists(tc)) ? await fs.readFile(tc, 'utf8') : undefined;
+  return { folder, modelPath: modelDir, datasetPath: dataFile, datasetText, tokenizerConfigJson };
+}

@@ -29,6 +29,8 @@ export interface LoraModule {
   B: tf.Tensor2D; // [out, r]  lora_B.weight
   /** DoRA: lora_magnitude_vector [out]. */
   magnitude?: tf.Tensor1D;
+  /** Training only: dropout on the LoRA path's input (PEFT's lora_dropout). */
+  inputDropout?: (x: tf.Tensor2D) => tf.Tensor2D;
 }
 
 /** Looks up the LoRA module (if any) for a layer path. */
@@ -53,9 +55,14 @@ export function doraWeightNorm(layer: LinearLayer, lora: LoraModule): tf.Tensor1
 
 /** y = x Wᵀ + b (+ s·(x Aᵀ) Bᵀ, or the DoRA form). x: [N, in] -> [N, out]. */
 export function applyLinear(layer: LinearLayer, x: tf.Tensor2D, lora?: LoraModule): tf.Tensor2D {
-  const plain = tf.matMul(x, layer.wt); // [N, out]
+  let plain = tf.matMul(x, layer.wt); // [N, out]
   const base = layer.bias ? plain.add(layer.bias) : plain;
   if (!lora) return base as tf.Tensor2D;
+  // PEFT: result = base_layer(x) + lora_B(lora_A(dropout(x))); DoRA uses dropout(x) in both its terms.
+  if (lora.inputDropout) {
+    x = lora.inputDropout(x);
+    if (lora.magnitude) plain = tf.matMul(x, layer.wt);
+  }
   // Factored: never materialise B·A on the forward path.
   const low = tf.matMul(tf.matMul(x, lora.A, false, true), lora.B, false, true).mul(lora.scale); // [N, out]
   if (!lora.magnitude) return base.add(low) as tf.Tensor2D;

@@ -1,0 +1,235 @@
+// The TrainingSession (src/engine/session.ts contract) for kind 'causal-lm': LoRA on a local Hugging Face
+// Llama / GPT-2 folder, fine-tuned on a text dataset with the engine's generic optimizer, schedule and loop.
+// The adapter it exports is PEFT's layout (base_model.model.<path>.lora_A.weight, adapter_config.json).
+//
+// Disk reading is the one impure step; it is delegated to src/io/hfFolder.ts (`loadCausalLmInputs`) so
+// everything below `causalLmSessionFrom` works from bytes and strings already in memory.
+import * as tf from '@tensorflow/tfjs-core';
+import type { CausalLmModel, ExperimentConfig } from '../formats/experimentTypes';
+import type { MetricPoint, RunParamSummary } from '../protocol/runFormat';
+import { InteropError } from '../formats/adapters/interopError';
+import { matchTargetModules, type PeftLoraConfig } from '../formats/peftConfig';
+import { createOptimizer } from '../engine/optim';
+import { makeSchedule } from '../engine/schedule';
+import { trainLoop } from '../engine/trainLoop';
+import { Rng } from '../engine/rng';
+import type { NamedTensors } from '../engine/namedTensors';
+import { loadCausalLmInputs, type CausalLmInputs } from '../io/hfFolder';
+import { buildCausalLm } from './buildCausalLm';
+import { causalLmLoss, type CausalLm } from './causalLm';
+import { initTrainableAdapter, type LoraTarget, type TrainableAdapter } from './loraTrainable';
+import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows, type TokenWindows } from './textData';
+
+export interface CausalLmSessionCheckpoint {
+  step: number;
+  tensors: NamedTensors;
+  state: Record<string, unknown>;
+}
+
+/** Structurally the engine's TrainingSession. */
+export interface CausalLmSession {
+  readonly config: ExperimentConfig;
+  readonly totalSteps: number;
+  readonly step: number;
+  readonly params: RunParamSummary;
+  run(opts?: { signal?: AbortSignal }): AsyncIterable<MetricPoint>;
+  checkpoint(): CausalLmSessionCheckpoint;
+  restore(c: CausalLmSessionCheckpoint): void;
+  exportAdapter(): { config: Record<string, unknown>; tensors: NamedTensors };
+  reference(): NamedTensors;
+  dispose(): void;
+  /** Extra, for callers that know the kind: the model, windows and what the adapter targets. */
+  readonly details: { targets: LoraTarget[]; trainWindows: number; evalWindows: number; modelPath: string; tokenizer: 'bytes' | 'tokenizer' };
+}
+
+export async function createCausalLmSession(config: ExperimentConfig, configDir: string): Promise<CausalLmSession> {
+  const m = modelSettings(config);
+  const inputs = await loadCausalLmInputs(m.modelPath, m.dataset.path, configDir);
+  return causalLmSessionFrom(config, inputs);
+}
+
+function modelSettings(config: ExperimentConfig): CausalLmModel {
+  if (config.model.kind !== 'causal-lm') throw new InteropError('bad-config', `createCausalLmSession: kind is "${config.kind}", expected "causal-lm"`);
+  return config.model;
+}
+
+const OPT_PREFIX = 'optimizer/';
+
+export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmInputs): CausalLmSession {
+  const m = modelSettings(config);
+  const { folder } = inputs;
+  const tokenizer =
+    m.dataset.tokenizer === 'bytes'
+      ? bytesTokenizer()
+      : folder.tokenizerJson
+        ? hfTokenizer(folder.tokenizerJson, inputs.tokenizerConfigJson, `${inputs.modelPath}/tokenizer.json`)
+        : (() => {
+            throw new InteropError('bad-config', `dataset.tokenizer is "tokenizer" but ${inputs.modelPath} has no tokenizer.json`);
+          })();
+  if (tokenizer.vocabSize > folder.config.vocabSize) {
+    throw new InteropError('bad-config', `the ${tokenizer.kind} tokenizer produces ids up to ${tokenizer.vocabSize - 1} but the model's vocab_size is ${folder.config.vocabSize}`);
+  }
+  const windows: TokenWindows = makeWindows(datasetDocuments(inputs.datasetText, inputs.datasetPath), tokenizer, m.dataset.seqLen, m.dataset.evalFraction, inputs.datasetPath);
+
+  const model: CausalLm = buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
+  const lora = config.lora;
+  const scale = lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(lora.r) : lora.scaling === 'none' ? 1 : lora.alpha / lora.r;
+  const peftLike: PeftLoraConfig = {
+    r: lora.r, loraAlpha: lora.alpha, targetModules: lora.targetModules, excludeModules: null, rankPattern: {}, alphaPattern: {},
+    useRslora: lora.scaling === 'rslora', fanInFanOut: false, useDora: false, bias: 'none', modulesToSave: null,
+    layersToTransform: null, layersPattern: null, loraDropout: lora.dropout, initLoraWeights: true, baseModelNameOrPath: inputs.modelPath, taskType: 'CAUSAL_LM', raw: {},
+  };
+  const paths = matchTargetModules(peftLike, [...model.linears.keys()]);
+  if (paths.length === 0) {
+    model.dispose();
+    throw new InteropError(
+      'bad-config',
+      `lora.targetModules ${JSON.stringify(lora.targetModules)} match no linear layer of ${inputs.modelPath} ` +
+        `(its layers end in ${[...new Set([...model.linears.keys()].map((p) => p.split('.').pop()))].join(', ')})`,
+    );
+  }
+  const targets: LoraTarget[] = paths.map((path) => ({ path, r: lora.r, alpha: lora.alpha, scale }));
+  const seed = config.training.seed;
+  const initRng = Rng.derive(seed, 'init');
+  const adapter: TrainableAdapter = initTrainableAdapter(model, targets, {
+    init: lora.init,
+    dora: false,
+    uniform: () => initRng.uniform(),
+    normal: () => initRng.normal(),
+  });
+  const optimizer = createOptimizer(config.optimizer);
+  const t = config.training;
+  const lrAt = makeSchedule({ ...config.schedule, lr: config.optimizer.lr, totalSteps: t.steps });
+  let step = 0;
+  let elapsedMs = 0;
+
+  const batchOf = (rows: Int32Array[]): tf.Tensor2D => {
+    const flat = new Int32Array(rows.length * windows.seqLen);
+    rows.forEach((r, i) => flat.set(r, i * windows.seqLen));
+    return tf.tensor2d(flat, [rows.length, windows.seqLen], 'int32');
+  };
+  const dropoutLookup = (training: boolean, u: number) => {
+    if (!training || lora.dropout <= 0) return adapter.lookup;
+    return (p: string) => {
+      const mod = adapter.lookup(p);
+      if (!mod) return undefined;
+      // PEFT applies dropout to the LoRA input only; seeded per (update, module) so a resume replays it.
+      const s = new Rng(seed ^ u).nextUint32() ^ paths.indexOf(p);
+      return { ...mod, inputDropout: (x: tf.Tensor2D) => tf.dropout(x, lora.dropout, undefined, s) as tf.Tensor2D };
+    };
+  };
+
+  const task = {
+    variables: adapter.variables,
+    nextBatch(u: number): tf.Tensor2D {
+      const rng = Rng.derive(seed, 'data', u);
+      const rows: Int32Array[] = [];
+      for (let i = 0; i < t.batchSize; i++) rows.push(windows.train[rng.int(windows.train.length)]);
+      return batchOf(rows);
+    },
+    disposeBatch: (b: tf.Tensor2D) => b.dispose(),
+    lossFn: (batch: tf.Tensor2D, training: boolean, u: number) => causalLmLoss(model.forward(batch, dropoutLookup(training, u)), batch),
+    evalLoss: windows.eval.length === 0 ? undefined : () => evalLoss(),
+  };
+
+  function evalLoss(): number {
+    const n = Math.min(windows.eval.length, Math.max(1, t.evalBatches) * t.batchSize);
+    let total = 0;
+    for (let i = 0; i < n; i += t.batchSize) {
+      const rows = windows.eval.slice(i, Math.min(n, i + t.batchSize));
+      const v = tf.tidy(() => {
+        const b = batchOf(rows);
+        return causalLmLoss(model.forward(b, adapter.lookup), b).dataSync()[0];
+      });
+      total += v * rows.length;
+    }
+    return total / n;
+  }
+
+  const trainable = adapter.paramCount;
+  const params: RunParamSummary = {
+    totalParams: model.paramCount,
+    trainableParams: trainable,
+    trainablePercentPeft: (100 * trainable) / (model.paramCount + trainable),
+  };
+
+  return {
+    config,
+    totalSteps: t.steps,
+    get step() {
+      return step;
+    },
+    params,
+    details: { targets, trainWindows: windows.train.length, evalWindows: windows.eval.length, modelPath: inputs.modelPath, tokenizer: tokenizer.kind },
+    async *run(opts = {}) {
+      for await (const p of trainLoop(task, {
+        optimizer,
+        lrAt,
+        totalSteps: t.steps,
+        startStep: step,
+        gradClip: config.optimizer.gradClip,
+        evalEvery: t.evalEvery,
+        yieldEvery: [t.logEvery, t.checkpointEvery].filter((n) => n > 0),
+        signal: opts.signal,
+        elapsedOffsetMs: elapsedMs,
+        onStep: (s) => {
+          step = s;
+        },
+      })) {
+        elapsedMs = p.elapsedMs;
+        yield p;
+      }
+    },
+    checkpoint() {
+      const tensors: NamedTensors = { ...adapter.exportTensors() };
+      const os = optimizer.getState();
+      for (const [k, v] of Object.entries(os.tensors)) tensors[OPT_PREFIX + k] = v;
+      return { step, tensors, state: { optimizerStep: os.step, elapsedMs } };
+    },
+    restore(c) {
+      for (const [k, v] of Object.entries(adapter.variables)) {
+        const src = c.tensors[k];
+        if (!src) throw new InteropError('missing-tensor', `checkpoint at step ${c.step} has no tensor "${k}"`);
+        if (src.shape.join() !== v.shape.join()) throw new InteropError('shape-mismatch', `checkpoint tensor "${k}" has shape [${src.shape}], the adapter needs [${v.shape}]`);
+        tf.tidy(() => v.assign(tf.tensor(src.data, v.shape, 'float32')));
+      }
+      const slots: NamedTensors = {};
+      for (const [k, v] of Object.entries(c.tensors)) if (k.startsWith(OPT_PREFIX)) slots[k.slice(OPT_PREFIX.length)] = v;
+      optimizer.setState({ step: Number(c.state.optimizerStep ?? c.step), tensors: slots }, adapter.variables);
+      step = c.step;
+      elapsedMs = Number(c.state.elapsedMs ?? 0);
+    },
+    exportAdapter() {
+      return {
+        config: {
+          peft_type: 'LORA',
+          task_type: 'CAUSAL_LM',
+          base_model_name_or_path: inputs.modelPath,
+          r: lora.r,
+          lora_alpha: lora.alpha,
+          lora_dropout: lora.dropout,
+          target_modules: [...new Set(paths.map((p) => p.split('.').pop()!))].sort(),
+          use_rslora: lora.scaling === 'rslora',
+          use_dora: false,
+          fan_in_fan_out: false,
+          bias: 'none',
+          init_lora_weights: true,
+          modules_to_save: null,
+          layers_to_transform: null,
+          layers_pattern: null,
+          rank_pattern: {},
+          alpha_pattern: {},
+          inference_mode: true,
+          revision: null,
+        },
+        tensors: adapter.exportTensors(),
+      };
+    },
+    reference: () => ({}),
+    dispose() {
+      adapter.dispose();
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}
