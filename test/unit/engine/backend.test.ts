@@ -39,8 +39,8 @@ describe('engine/backend', () => {
 
   it('wasm (SIMD) initialises from a file path and gives the same numbers as cpu within 1e-4', async function () {
     this.timeout(30_000);
-    // tfjs's per-kernel leak check (IS_TEST) miscounts customGrad kernels on wasm (the tensor count itself
-    // stays flat; see the session leak test); it is a debugging aid, not what this test is about.
+    // tfjs's per-kernel leak check (IS_TEST, if another test file turned it on) miscounts customGrad kernels
+    // on wasm (the tensor count itself stays flat); it is a debugging aid, not what this test is about.
     const isTest = tf.env().getBool('IS_TEST');
     tf.env().set('IS_TEST', false);
     restoreIsTest = isTest;

@@ -20,7 +20,8 @@ export function f32(t: FixtureTensor): Float32Array {
 }
 
 export async function useCpu(): Promise<void> {
-  tf.env().set('IS_TEST', true); // silences the "install tfjs-node" banner
+  // Not setting IS_TEST (which would silence tfjs's banner): it is process-wide and turns on per-kernel
+  // leak checks for every later test file too.
   assert.equal(await tf.setBackend('cpu'), true);
 }
 
