@@ -574,6 +574,7 @@ function schemaIssue(e: ErrorObject, data: unknown): RawIssue | undefined {
     }
     case 'type':
       if (path.length === 0) return { severity: 'error', path, message: `the file must hold an object of settings (key: value pairs), got ${describeValue(e.data)}` };
+      if (typeof e.data === 'number' && !Number.isFinite(e.data)) return { severity: 'error', path, message: `${name} must be a finite number, got ${e.data}` };
       return { severity: 'error', path, message: `${name} must be ${TYPE_WORDS[String(params.type)] ?? params.type}, got ${describeValue(e.data)}` };
     case 'enum': {
       const allowed = (params.allowedValues as unknown[]).map(String);

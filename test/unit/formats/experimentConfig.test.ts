@@ -227,6 +227,17 @@ describe('experiment config: defaults and rules', () => {
     assert.deepEqual(r.issues.map((i) => [i.severity, i.path]), [['warning', 'optimizer.beta1']]);
   });
 
+  it('YAML: non-finite numbers and YAML 1.1 booleans are rejected with a clear message', () => {
+    const r = parseExperimentConfig('kind: low-rank-recovery\noptimizer:\n  lr: .nan\nlora:\n  trainBias: yes\n', 'y.lora.yaml');
+    assert.deepEqual(
+      r.issues.map((i) => [i.path, i.line, i.column, i.message]),
+      [
+        ['optimizer.lr', 3, 7, '`optimizer.lr` must be a finite number, got NaN'],
+        ['lora.trainBias', 5, 14, '`lora.trainBias` must be true or false, got the string "yes"'],
+      ],
+    );
+  });
+
   it('closestName suggests near misses only', () => {
     assert.equal(closestName('lerning_rate', ['lr', 'learningRate']), 'learningRate');
     assert.equal(closestName('targetModule', ['targetModules', 'trainBias']), 'targetModules');
