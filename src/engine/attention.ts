@@ -188,7 +188,7 @@ export class MultiHeadLoRAAttention {
             inputGrad: p === 'o',
             rng,
           })
-        : new FrozenLinear(E, E, w[p].weight, w[p].bias);
+        : new FrozenLinear(E, E, w[p].weight, w[p].bias, p === 'o');
     this.proj = { q: mk('q'), k: mk('k'), v: mk('v'), o: mk('o') };
   }
 

@@ -92,17 +92,24 @@ export interface ApplyOptions {
   dropoutSeed?: number;
 }
 
-/** A frozen nn.Linear (y = x Wᵀ + b), stored as Wᵀ [d, k] for the plain-matMul fast path. */
+/**
+ * A frozen nn.Linear (y = x Wᵀ + b), stored as Wᵀ [d, k] for the plain-matMul fast path. With `inputGrad`
+ * it also keeps W [k, d] and a hand-written backward, so dx = dy·W is a plain product too (autodiff of
+ * x·Wᵀ would ask for dy·(Wᵀ)ᵀ, a transposed operand) and no gradient is computed for W.
+ */
 export class FrozenLinear {
   readonly Wt: tf.Variable; // [d, k]
+  private readonly W?: tf.Variable; // [k, d], only with inputGrad
   readonly bias?: tf.Variable; // [k]
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
     weight: Float32Array | tf.Tensor2D,
     bias?: Float32Array | tf.Tensor1D,
+    inputGrad = false,
   ) {
     this.Wt = tf.tidy(() => tf.variable(tf.transpose(asTensor2d(weight, [outFeatures, inFeatures], 'weight')), false));
+    if (inputGrad) this.W = tf.tidy(() => tf.variable(asTensor2d(weight, [outFeatures, inFeatures], 'weight'), false));
     if (bias) this.bias = tf.tidy(() => tf.variable(asTensor1d(bias, outFeatures, 'bias'), false));
   }
 
@@ -111,18 +118,34 @@ export class FrozenLinear {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = tf.reshape(x, [-1, this.inFeatures]) as tf.Tensor2D; // [N, d]
-      let y: tf.Tensor = tf.matMul(x2, this.Wt as tf.Tensor2D); // [N, k]
-      if (this.bias) y = tf.add(y, this.bias);
+      const Wt = this.Wt as tf.Tensor2D;
+      const W = this.W as tf.Tensor2D | undefined;
+      const bias = this.bias;
+      let y: tf.Tensor;
+      if (W) {
+        const f = tf.customGrad((xx: tf.Tensor | tf.GradSaveFunc) => {
+          const base = tf.matMul(xx as tf.Tensor2D, Wt); // [N, k]
+          return {
+            value: bias ? tf.add(base, bias) : base,
+            gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, W), // [N, k]×[k, d] → [N, d]
+          };
+        });
+        y = f(x2);
+      } else {
+        y = tf.matMul(x2, Wt); // [N, k]
+        if (bias) y = tf.add(y, bias);
+      }
       return tf.reshape(y, [...lead, this.outFeatures]);
     });
   }
 
   weight(): tf.Tensor2D {
-    return tf.tidy(() => tf.transpose(this.Wt) as tf.Tensor2D); // [k, d]
+    return tf.tidy(() => tf.transpose(this.Wt) as tf.Tensor2D);
   }
 
   dispose(): void {
     this.Wt.dispose();
+    this.W?.dispose();
     this.bias?.dispose();
   }
 }

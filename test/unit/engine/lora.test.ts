@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { LoRALinear, deltaW, loraScale } from '../../../src/engine/lora';
+import { FrozenLinear, LoRALinear, deltaW, loraScale } from '../../../src/engine/lora';
 import { Rng } from '../../../src/engine/rng';
 import { assertClose, f32, loadSeedFixture, useCpu, type FixtureTensor } from './helpers';
 
@@ -129,5 +129,23 @@ describe('engine/lora: LoRALinear', () => {
     assert.notDeepEqual(Array.from(a.dataSync()), Array.from(evalY.dataSync()));
     tf.dispose([x, evalY, a, b, other]);
     layer.dispose();
+  });
+
+  it('FrozenLinear: the hand-written dx (inputGrad) equals autodiff, and no gradient reaches W', () => {
+    const rng = new Rng(8);
+    const w = rng.normalArray(6 * 10);
+    const b = rng.normalArray(6);
+    const fast = new FrozenLinear(10, 6, w, b, true);
+    const plain = new FrozenLinear(10, 6, w, b, false);
+    const x = tf.tensor3d(rng.normalArray(2 * 3 * 10), [2, 3, 10]);
+    const f = (m: FrozenLinear) => (xx: tf.Tensor) => tf.sum(tf.sin(m.apply(xx)));
+    const g1 = tf.grad(f(fast))(x);
+    const g2 = tf.grad(f(plain))(x);
+    assert.deepEqual(g1.shape, [2, 3, 10]);
+    assertClose(g1.dataSync(), g2.dataSync(), 1e-5, 'dx');
+    assertClose(fast.apply(x).dataSync(), plain.apply(x).dataSync(), 1e-6, 'y');
+    tf.dispose([x, g1, g2]);
+    fast.dispose();
+    plain.dispose();
   });
 });

@@ -93,13 +93,18 @@ describe('engine/session (built-in experiments)', () => {
   });
 
   it('no tensor leaks across session steps (constant from step 2), and dispose frees everything', async () => {
-    const before = tf.memory().numTensors;
-    const s = await createSession(lrrConfig({ training: { steps: 8, logEvery: 1, evalEvery: 3 }, lora: { dropout: 0.1 } }));
-    const counts: number[] = [];
-    for await (const _p of s.run()) counts.push(tf.memory().numTensors);
-    assert.ok(counts.slice(1).every((c) => c === counts[1]), `numTensors: ${counts.join(' ')}`);
-    s.dispose();
-    assert.equal(tf.memory().numTensors, before);
+    for (const cfg of [
+      lrrConfig({ training: { steps: 8, logEvery: 1, evalEvery: 3 }, lora: { dropout: 0.1 } }),
+      attnConfig({ model: { numHeads: 2, kvSeqLen: 4 }, training: { steps: 8, logEvery: 1, evalEvery: 3 }, lora: { dropout: 0.1, targetModules: ['q', 'o'], trainBias: true } }),
+    ]) {
+      const before = tf.memory().numTensors;
+      const s = await createSession(cfg);
+      const counts: number[] = [];
+      for await (const _p of s.run()) counts.push(tf.memory().numTensors);
+      assert.ok(counts.slice(1).every((c) => c === counts[1]), `${cfg.kind}: numTensors ${counts.join(' ')}`);
+      s.dispose();
+      assert.equal(tf.memory().numTensors, before, `${cfg.kind}: tensors left after dispose`);
+    }
   });
 
   it('exports a PEFT adapter: keys, shapes [r, in] / [out, r], config fields, values = A and B', async () => {
