@@ -12,6 +12,7 @@ import type { FromWorker } from '../protocol/worker';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import { initBackend } from '../engine/backend';
 import { createSession, type TrainingSession } from '../engine/session';
+import { createCausalLmSession } from '../models/causalLmSession';
 import { RunFolder } from './runStore';
 import { RunError } from './runErrors';
 import { runVersions } from './versions';
@@ -88,10 +89,9 @@ export function loadExperimentConfig(configPath: string): { config: ExperimentCo
   return { config: result.config, warnings: result.issues.filter((i) => i.severity === 'warning').map(fmt) };
 }
 
-async function makeSession(config: ExperimentConfig, _configDir: string): Promise<TrainingSession> {
-  if (config.kind === 'causal-lm') {
-    throw new RunError('unsupported', `kind "causal-lm" is not supported yet by this build (src/models/causalLmSession.ts is missing)`);
-  }
+/** Built-in kinds come from the engine; causal-lm from src/models (it reads the model folder and dataset). */
+async function makeSession(config: ExperimentConfig, configDir: string): Promise<TrainingSession> {
+  if (config.kind === 'causal-lm') return createCausalLmSession(config, configDir);
   return createSession(config);
 }
 

@@ -21,7 +21,8 @@ Options:
                   (default: the fastest available; the one in use is printed)
   --json          one JSON object per line (the worker protocol's events, then a "result")
 
-Ctrl-C stops after the current step, saves a checkpoint and exits with code 130; resume with --resume.`;
+Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits with code 130; resume
+with --resume. A second Ctrl-C quits at once (the previous checkpoint is kept).`;
 
 export const trainCommand: CliCommand = {
   name: 'train',
@@ -55,7 +56,9 @@ export const trainCommand: CliCommand = {
       printer.line('Stopping after this step and saving a checkpoint… (Ctrl-C again to quit at once)');
       controller.abort();
     };
+    // SIGTERM (e.g. `kill`, a CI timeout) gets the same clean stop as Ctrl-C.
     process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigint);
     try {
       // Loaded on demand so `lora-lab --help`, `params` and friends start without loading tfjs.
       const { trainRun } = await import(/* webpackMode: "eager" */ '../../runs/trainRun');
@@ -73,7 +76,11 @@ export const trainCommand: CliCommand = {
       if (mode === 'json') {
         process.stdout.write(JSON.stringify({ type: 'result', ...result }) + '\n');
       } else {
-        const rel = (p: string) => path.relative(process.cwd(), p) || '.';
+        // Relative to where the user stands when that is shorter and inside it; absolute otherwise.
+        const rel = (p: string) => {
+          const r = path.relative(process.cwd(), p);
+          return r && !r.startsWith('..') && !path.isAbsolute(r) ? r : p;
+        };
         if (result.status === 'completed') {
           printer.line(`Done: ${result.step} steps, loss ${formatLoss(result.lastLoss)}, eval loss ${formatLoss(result.lastEvalLoss)}`);
           printer.line(`Run:     ${rel(result.runDir)}`);
@@ -92,6 +99,7 @@ export const trainCommand: CliCommand = {
       throw e;
     } finally {
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
     }
   },
 };
