@@ -50,7 +50,7 @@ export class JobManager extends Disposable {
    * Starts a run and returns once the worker has created the run folder (or failed to). Progress and
    * Cancel are shown in a notification until the run ends; `job.finished` resolves then.
    */
-  async start(request: JobRequest): Promise<TrainingJob> {
+  async start(request: JobRequest, opts: { workerPath?: string } = {}): Promise<TrainingJob> {
     if (!vscode.workspace.isTrusted) {
       throw new JobError('restricted', 'LoRA Lab does not train in Restricted Mode: training runs code and writes files in this workspace. Trust the workspace to train.');
     }
@@ -67,11 +67,13 @@ export class JobManager extends Disposable {
       const same = running.find((j) => j.runDir && path.resolve(j.runDir) === dir);
       if (same) throw new JobError('alreadyRunning', `The run ${path.basename(dir)} is already training; one folder cannot take two runs at once.`);
     }
-    if (!fs.existsSync(this.workerPath)) {
-      throw new JobError('workerMissing', `The training worker ${this.workerPath} is missing: build the extension (npm run build).`);
+    // `workerPath` is for tests (a worker that crashes on purpose); users always get dist/worker.js.
+    const workerPath = opts.workerPath ?? this.workerPath;
+    if (!fs.existsSync(workerPath)) {
+      throw new JobError('workerMissing', `The training worker ${workerPath} is missing: build the extension (npm run build).`);
     }
 
-    const job = new TrainingJob(request, this.workerPath, this.wasmDir, (level, msg) => log[level](msg));
+    const job = new TrainingJob(request, workerPath, this.wasmDir, (level, msg) => log[level](msg));
     this._jobs.add(job);
     job.onDidChange(() => this.refresh());
     job.onDidProgress(({ job: j, points }) => {

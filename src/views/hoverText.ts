@@ -142,11 +142,13 @@ function layerLine(l: LinearLayer, r: number, trainBias: boolean): string {
 export function modelHoverText(input: ModelHoverInput): string {
   const c = modelCounts(input);
   const lines: string[] = [];
-  lines.push(`**LoRA ${input.title ? `· ${input.title} ` : ''}· r = ${input.r}, α = ${fmtNum(input.alpha)}** — ${input.shape.label}`);
+  const over = input.title && !['r', 'alpha', 'lora'].includes(input.title) ? ` (${input.title})` : '';
+  lines.push(`**LoRA r = ${input.r}, α = ${fmtNum(input.alpha)}**${over} — ${input.shape.label}`);
   lines.push('');
   lines.push(`- ${scaleText(input.alpha, input.r, input.scaling)}`);
-  const focusLayer = input.focus ? input.shape.linears.find((l) => l.name === input.focus || leafName(l.name) === input.focus) : undefined;
-  if (focusLayer) lines.push(`- this layer: ${layerLine(focusLayer, input.rankOf?.(focusLayer) ?? input.r, input.trainBias)}`);
+  // The layer under the cursor, else the first adapted one as the per-layer example.
+  const focusLayer = (input.focus ? input.shape.linears.find((l) => l.name === input.focus || leafName(l.name) === input.focus) : undefined) ?? c.adapted[0];
+  if (focusLayer) lines.push(`- ${input.focus ? 'this layer' : 'per layer, e.g.'}: ${layerLine(focusLayer, input.rankOf?.(focusLayer) ?? input.r, input.trainBias)}`);
   if (c.adapted.length === 0) {
     lines.push(`- target modules ${JSON.stringify(input.targets)} match no linear layer of this model (layers: ${[...new Set(input.shape.linears.map((l) => leafName(l.name)))].join(', ')})`);
   } else {

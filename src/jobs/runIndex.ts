@@ -1,0 +1,38 @@
+// The runs in this workspace, read from run.json files (src/runs/runStore.ts), with the status a user
+// should see: a run recorded as 'running' that no live worker is training is 'interrupted'.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { RunInfo, RunStatus } from '../protocol/runFormat';
+import { effectiveStatus, listRuns } from '../runs/runStore';
+import type { JobManager } from './jobManager';
+
+export interface RunEntry {
+  dir: string;
+  info: RunInfo;
+  status: RunStatus;
+  /** Has a checkpoint and steps left, and is not training now. */
+  resumable: boolean;
+}
+
+export function statusInHost(info: RunInfo, dir: string, jobs: JobManager | undefined): RunStatus {
+  if (info.status !== 'running') return info.status;
+  const live = jobs?.running.some((j) => j.runDir && path.resolve(j.runDir) === path.resolve(dir));
+  if (live) return 'running';
+  // Our worker threads share the host's pid: a 'running' run of this process with no live job was
+  // interrupted (window reload, crashed worker).
+  if (info.pid === process.pid) return 'interrupted';
+  return effectiveStatus(info);
+}
+
+export async function listRunsInWorkspace(jobs?: JobManager): Promise<RunEntry[]> {
+  const files = await vscode.workspace.findFiles('**/run.json', '{**/node_modules/**,**/.git/**}');
+  const outDirs = new Set(files.map((f) => path.dirname(path.dirname(f.fsPath))));
+  const entries: RunEntry[] = [];
+  for (const outDir of outDirs) {
+    for (const r of listRuns(outDir)) {
+      const status = statusInHost(r.info, r.dir, jobs);
+      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && r.info.lastCheckpointStep !== undefined && r.info.step < r.info.totalSteps });
+    }
+  }
+  return entries.sort((a, b) => (a.info.createdAt < b.info.createdAt ? 1 : -1));
+}

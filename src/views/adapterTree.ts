@@ -1,0 +1,177 @@
+// The sidebar adapter browser: every adapter in the workspace (our runs, PEFT folders, kohya / LyCORIS /
+// mlx / other safetensors LoRA files), from headers only, refreshed by a file watcher. File metadata is
+// shown as plain labels (never HTML or trusted markdown).
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { formatCount } from '../engine/paramCount';
+import { Disposable } from '../util/disposable';
+import { log } from '../util/log';
+import type { AdapterModule } from './adapterModules';
+import { scanAdapters, type AdapterInfo } from './adapterScan';
+
+export type AdapterNode =
+  | { kind: 'adapter'; info: AdapterInfo }
+  | { kind: 'base'; info: AdapterInfo }
+  | { kind: 'warning'; text: string }
+  | { kind: 'metadata'; info: AdapterInfo }
+  | { kind: 'meta'; key: string; value: string }
+  | { kind: 'module'; info: AdapterInfo; module: AdapterModule }
+  | { kind: 'empty'; text: string };
+
+const EXCLUDE = '{**/node_modules/**,**/.git/**,**/.vscode-test/**}';
+
+export function moduleDescription(m: AdapterModule): string {
+  const parts: string[] = [];
+  if (m.rank !== undefined) parts.push(`r ${m.rank}`);
+  if (m.hasAlphaTensor) parts.push('α in file');
+  if (m.inFeatures !== undefined || m.outFeatures !== undefined) parts.push(`${m.inFeatures ?? '?'}→${m.outFeatures ?? '?'}${m.kernel ? ` (${m.kernel.join('×')} conv)` : ''}`);
+  parts.push(`${formatCount(m.params)} params`);
+  parts.push(m.dtype);
+  return parts.join(' · ');
+}
+
+export function adapterDescription(a: AdapterInfo): string {
+  const parts = [a.formatLabel];
+  if (a.modules.length) parts.push(`${a.modules.length} module${a.modules.length === 1 ? '' : 's'}`);
+  if (a.ranks.length) parts.push(`r ${a.ranks.join('/')}`);
+  if (a.totalParams) parts.push(`${formatCount(a.totalParams)} params`);
+  if (a.warnings.length) parts.push(`⚠ ${a.warnings.length}`);
+  return parts.join(' · ');
+}
+
+export class AdapterTreeProvider extends Disposable implements vscode.TreeDataProvider<AdapterNode> {
+  private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<AdapterNode | undefined>());
+  readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
+  private _adapters: AdapterInfo[] | undefined;
+  private _scanning: Promise<AdapterInfo[]> | undefined;
+  private _timer: NodeJS.Timeout | undefined;
+  /** Milliseconds the last full scan took (shown in the log; the test reads it). */
+  lastScanMs = 0;
+
+  constructor() {
+    super();
+    const watcher = this._register(vscode.workspace.createFileSystemWatcher('**/*.{safetensors,json}'));
+    const onChange = (uri: vscode.Uri) => {
+      if (/\.safetensors$|adapter_config\.json$|run\.json$|[\\/]config\.json$/.test(uri.fsPath)) this.refreshSoon();
+    };
+    this._register(watcher.onDidCreate(onChange));
+    this._register(watcher.onDidChange(onChange));
+    this._register(watcher.onDidDelete(onChange));
+    this._register(vscode.workspace.onDidChangeWorkspaceFolders(() => this.refreshSoon()));
+    this._register({ dispose: () => clearTimeout(this._timer) });
+  }
+
+  refreshSoon(delayMs = 300): void {
+    clearTimeout(this._timer);
+    this._timer = setTimeout(() => this.refresh(), delayMs);
+  }
+
+  refresh(): void {
+    this._adapters = undefined;
+    this._scanning = undefined;
+    this._onDidChangeTreeData.fire(undefined);
+  }
+
+  /** Adapters found in the workspace (scans once, then from cache until something changes). */
+  adapters(): Promise<AdapterInfo[]> {
+    if (this._adapters) return Promise.resolve(this._adapters);
+    this._scanning ??= this.scan().then((a) => (this._adapters = a));
+    return this._scanning;
+  }
+
+  private async scan(): Promise<AdapterInfo[]> {
+    const t0 = Date.now();
+    const [st, cfgs, models] = await Promise.all([
+      vscode.workspace.findFiles('**/*.safetensors', EXCLUDE),
+      vscode.workspace.findFiles('**/adapter_config.json', EXCLUDE),
+      vscode.workspace.findFiles('**/config.json', EXCLUDE),
+    ]);
+    const roots = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    const out = await scanAdapters({
+      safetensors: st.map((u) => u.fsPath),
+      adapterConfigs: cfgs.map((u) => u.fsPath),
+      modelDirs: models.map((u) => path.dirname(u.fsPath)).filter((d) => !/[\\/]checkpoints[\\/]/.test(d)),
+      roots,
+    });
+    this.lastScanMs = Date.now() - t0;
+    log.info(`adapter browser: ${out.length} adapters from ${st.length} safetensors files in ${this.lastScanMs} ms`);
+    return out;
+  }
+
+  getTreeItem(n: AdapterNode): vscode.TreeItem {
+    switch (n.kind) {
+      case 'adapter': {
+        const a = n.info;
+        const item = new vscode.TreeItem(a.label, vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `adapter:${a.path}`;
+        item.description = adapterDescription(a);
+        item.tooltip = `${a.path}\n${a.formatLabel}\nBase model: ${a.baseNote}${a.warnings.length ? `\nWarnings:\n- ${a.warnings.join('\n- ')}` : ''}`;
+        item.iconPath = new vscode.ThemeIcon(a.warnings.length ? 'warning' : a.runDir ? 'beaker' : 'layers');
+        item.resourceUri = vscode.Uri.file(a.path);
+        item.contextValue = a.format === 'peft' || a.runDir ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
+        item.command = { command: 'loraLab.inspectAdapter', title: 'Inspect Adapter', arguments: [n] };
+        return item;
+      }
+      case 'base': {
+        const a = n.info;
+        const item = new vscode.TreeItem(`Base model: ${a.baseModel ?? 'unknown'}`, vscode.TreeItemCollapsibleState.None);
+        item.description = a.baseFound ? 'found in workspace' : 'not in workspace';
+        item.tooltip = `${a.baseNote}\nAn adapter holds only the low-rank update ΔW = s·B·A; it cannot run without the base model it was trained on.`;
+        item.iconPath = new vscode.ThemeIcon(a.baseFound ? 'pass' : 'question');
+        return item;
+      }
+      case 'warning': {
+        const item = new vscode.TreeItem(n.text, vscode.TreeItemCollapsibleState.None);
+        item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
+        item.tooltip = n.text;
+        return item;
+      }
+      case 'metadata': {
+        const item = new vscode.TreeItem(`Metadata (${n.info.metadata.length})`, vscode.TreeItemCollapsibleState.Collapsed);
+        item.iconPath = new vscode.ThemeIcon('info');
+        return item;
+      }
+      case 'meta': {
+        // Label and tooltip are plain strings: VS Code renders them as text, so <script> stays text.
+        const item = new vscode.TreeItem(n.key, vscode.TreeItemCollapsibleState.None);
+        item.description = n.value.replace(/\s+/g, ' ');
+        item.tooltip = `${n.key}: ${n.value}`;
+        return item;
+      }
+      case 'module': {
+        const item = new vscode.TreeItem(n.module.name, vscode.TreeItemCollapsibleState.None);
+        item.description = moduleDescription(n.module);
+        item.tooltip = `${n.module.name}\n${moduleDescription(n.module)}\ntensors: ${n.module.tensors.join(', ')}`;
+        item.iconPath = new vscode.ThemeIcon('symbol-field');
+        return item;
+      }
+      case 'empty':
+        return new vscode.TreeItem(n.text, vscode.TreeItemCollapsibleState.None);
+      default: {
+        const never: never = n;
+        return never;
+      }
+    }
+  }
+
+  async getChildren(n?: AdapterNode): Promise<AdapterNode[]> {
+    if (!n) {
+      const all = await this.adapters();
+      return all.length ? all.map((info) => ({ kind: 'adapter' as const, info })) : [{ kind: 'empty', text: 'No LoRA adapters found in this workspace.' }];
+    }
+    switch (n.kind) {
+      case 'adapter': {
+        const a = n.info;
+        const out: AdapterNode[] = [{ kind: 'base', info: a }];
+        out.push(...a.warnings.map((text) => ({ kind: 'warning' as const, text })));
+        if (a.metadata.length) out.push({ kind: 'metadata', info: a });
+        out.push(...a.modules.map((module) => ({ kind: 'module' as const, info: a, module })));
+        return out;
+      }
+      case 'metadata':
+        return n.info.metadata.map(([key, value]) => ({ kind: 'meta' as const, key, value }));
+      default:
+        return [];
+    }
+  }
+}

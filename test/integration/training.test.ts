@@ -1,0 +1,123 @@
+// One short real training job in the worker, from the command palette's command: progress, Cancel
+// (stops within one step, leaves a checkpoint), Resume to the end, the host's longest event-loop stall,
+// a crashed worker, and a run interrupted without cleanup (as when the window is closed).
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { TrainingJob } from '../../src/jobs/trainingJob';
+import { listRunsInWorkspace } from '../../src/jobs/runIndex';
+import { api, waitFor, wsUri } from './helpers';
+
+const restricted = process.env.LORA_LAB_RESTRICTED === '1';
+const STALL_LIMIT_MS = 50;
+
+function metricsSteps(runDir: string): number[] {
+  return fs
+    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => (JSON.parse(l) as { step: number }).step);
+}
+
+(restricted ? describe.skip : describe)('Training from VS Code', function () {
+  this.timeout(180_000);
+  const config = () => wsUri('quick.lora.json');
+
+  it('trains in a worker with progress, cancels within a step leaving a checkpoint, and resumes to the end', async () => {
+    const a = await api();
+    const job = await vscode.commands.executeCommand<TrainingJob>('loraLab.trainExperiment', config());
+    assert.ok(job, 'Train Experiment returned no job');
+    assert.ok(job.runDir && fs.existsSync(path.join(job.runDir, 'run.json')), 'no run folder after didStart');
+    const runDir = job.runDir;
+    // Wait for progress past the first checkpoint, then cancel through the command.
+    await waitFor('progress past step 60', () => job.progress.step >= 60, 60_000);
+    const stepAtCancel = job.progress.step;
+    await vscode.commands.executeCommand('loraLab.stopTraining');
+    const r = await job.finished;
+    assert.equal(r.status, 'cancelled', r.error);
+    assert.ok(r.step < job.progress.totalSteps, 'the run ended instead of stopping');
+    // "Within one step": the worker stops after the step it is on; allow the progress batch in flight.
+    assert.ok(r.step - stepAtCancel <= 25, `stopped at ${r.step}, ${r.step - stepAtCancel} steps after Cancel at ${stepAtCancel}`);
+    const ckpts = fs.readdirSync(path.join(runDir, 'checkpoints'));
+    assert.ok(ckpts.includes(`step-${r.step}`), `no checkpoint at the cancel step ${r.step}: ${ckpts.join(', ')}`);
+    assert.ok(r.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${r.maxStallMs.toFixed(1)} ms during training`);
+    assert.ok(a.jobs.lastMaxStallMs < STALL_LIMIT_MS);
+    const listed = (await listRunsInWorkspace(a.jobs)).find((e) => e.dir === runDir);
+    assert.equal(listed?.status, 'cancelled');
+    assert.equal(listed?.resumable, true);
+
+    const resumed = await vscode.commands.executeCommand<TrainingJob>('loraLab.resumeRun', runDir);
+    assert.ok(resumed, 'Resume Run returned no job');
+    const done = await resumed.finished;
+    assert.equal(done.status, 'completed', done.error);
+    assert.equal(done.step, 400);
+    assert.ok(done.adapterDir && fs.existsSync(path.join(done.adapterDir, 'adapter_model.safetensors')));
+    const steps = metricsSteps(runDir);
+    assert.deepEqual(steps, [...steps].sort((x, y) => x - y), 'metrics.jsonl steps are not increasing after resume');
+    assert.equal(new Set(steps).size, steps.length, 'a step was logged twice across the resume');
+    assert.ok(done.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${done.maxStallMs.toFixed(1)} ms during the resumed run`);
+    // The finished run's adapter shows up in the browser.
+    await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
+    a.adapters.refresh();
+    await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
+  });
+
+  it('runs two at once in separate folders, and refuses a third beyond the limit with a reason', async () => {
+    const a = await api();
+    await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 2, vscode.ConfigurationTarget.Workspace);
+    const j1 = await a.jobs.start({ configPath: config().fsPath });
+    const j2 = await a.jobs.start({ configPath: config().fsPath });
+    try {
+      assert.notEqual(j1.runDir, j2.runDir);
+      await assert.rejects(a.jobs.start({ configPath: config().fsPath }), /already training .* the limit is 2/);
+      await assert.rejects(a.jobs.start({ resumeRunDir: j1.runDir }), /already training/);
+      await waitFor('both runs to progress', () => j1.progress.step > 10 && j2.progress.step > 10, 60_000);
+    } finally {
+      a.jobs.cancel();
+    }
+    const [r1, r2] = await Promise.all([j1.finished, j2.finished]);
+    assert.equal(r1.status, 'cancelled');
+    assert.equal(r2.status, 'cancelled');
+    for (const j of [j1, j2]) {
+      const info = JSON.parse(fs.readFileSync(path.join(j.runDir!, 'run.json'), 'utf8')) as { status: string; runId: string };
+      assert.equal(info.status, 'cancelled');
+      assert.equal(path.basename(j.runDir!), info.runId);
+    }
+  });
+
+  it('reports a crashed worker with its error and keeps working', async () => {
+    const a = await api();
+    const crash = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lora-crash-')), 'crash.js');
+    fs.writeFileSync(crash, "require('node:worker_threads').parentPort.on('message', () => { throw new Error('boom from the test worker'); });\n");
+    const job = await a.jobs.start({ configPath: config().fsPath }, { workerPath: crash });
+    const r = await job.finished;
+    assert.equal(r.status, 'failed');
+    assert.match(r.error ?? '', /crashed: boom from the test worker/);
+    assert.equal(a.jobs.running.length, 0);
+    // Still works: hovers and a real run.
+    const ok = await a.jobs.start({ configPath: config().fsPath });
+    await waitFor('progress after a crash', () => ok.progress.step > 0, 60_000);
+    a.jobs.cancel(ok);
+    assert.equal((await ok.finished).status, 'cancelled');
+  });
+
+  it('lists a run cut off without cleanup as interrupted, and Resume continues it', async () => {
+    const a = await api();
+    const job = await a.jobs.start({ configPath: config().fsPath });
+    const runDir = job.runDir!;
+    await waitFor('a checkpoint', () => fs.existsSync(path.join(runDir, 'checkpoints', 'step-50')), 60_000);
+    // Terminate the worker as a closed window would: no cancel, no final checkpoint, run.json says running.
+    job.dispose();
+    await job.finished;
+    const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string };
+    assert.equal(info.status, 'running');
+    const entry = await waitFor('the run listed as interrupted', async () => (await listRunsInWorkspace(a.jobs)).find((e) => e.dir === runDir && e.status === 'interrupted'));
+    assert.equal(entry.resumable, true);
+    const resumed = await a.jobs.start({ resumeRunDir: runDir });
+    const done = await resumed.finished;
+    assert.equal(done.status, 'completed', done.error);
+    assert.equal(done.step, 400);
+  });
+});
