@@ -11,7 +11,7 @@ import { invalidArgument } from '../errors';
 import type { LoRALinear } from '../lora';
 import type { NamedTensors } from '../namedTensors';
 import { Rng, hashInts, streamId } from '../rng';
-import { batchIndices, frobenius, lowRankFactors, mse } from './data';
+import { batchIndices, frobenius, gatherRows, lowRankFactors, mse } from './data';
 import type { ExperimentTask } from './types';
 
 export interface AttnBatch {
@@ -110,10 +110,9 @@ export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTa
   const dropoutStream = streamId('dropout');
   const variables = Object.fromEntries(Object.entries(student.trainableVariables()).map(([n, v]) => [`${ATTN_MODULE}.${n}`, v]));
 
-  const gather = (set: typeof train, idx: tf.Tensor1D): AttnBatch => {
-    const query = tf.gather(set.query, idx) as tf.Tensor3D;
-    return { query, kv: self ? query : (tf.gather(set.kv, idx) as tf.Tensor3D), target: tf.gather(set.target, idx) as tf.Tensor3D };
-  };
+  // The training pool moves to JS memory; batches are copied out row by row (see gatherRows).
+  const pool = { query: train.query.dataSync() as Float32Array, kv: self ? undefined : (train.kv.dataSync() as Float32Array), target: train.target.dataSync() as Float32Array };
+  tf.dispose(self ? [train.query, train.target] : [train.query, train.kv, train.target]);
 
   return {
     modules,
@@ -121,12 +120,13 @@ export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTa
     params: { totalParams: total, trainableParams: trainable, trainablePercentPeft: (100 * trainable) / (total + loraCount) },
     nextBatch(u) {
       const idx = batchIndices(seed, u, nTrain, batchSize);
-      const b = gather(train, idx);
-      idx.dispose();
-      return b;
+      const n = idx.length;
+      const query = tf.tensor3d(gatherRows(pool.query, T * E, idx), [n, T, E]);
+      const kv = pool.kv ? tf.tensor3d(gatherRows(pool.kv, S * E, idx), [n, S, E]) : query;
+      return { query, kv, target: tf.tensor3d(gatherRows(pool.target, T * E, idx), [n, T, E]) };
     },
     disposeBatch(b) {
-      tf.dispose([b.query, b.kv, b.target]);
+      tf.dispose(b.kv === b.query ? [b.query, b.target] : [b.query, b.kv, b.target]);
     },
     lossFn(b, training, u) {
       return mse(student.apply(b.query, b.kv, b.kv, { training, dropoutSeed: hashInts(seed, dropoutStream, u) }), b.target);
@@ -153,9 +153,7 @@ export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTa
     reference: () => ({ ...truth }),
     dispose() {
       student.dispose();
-      const owned = [train.query, train.target, evalSet.query, evalSet.target];
-      if (!self) owned.push(train.kv, evalSet.kv);
-      tf.dispose(owned);
+      tf.dispose(self ? [evalSet.query, evalSet.target] : [evalSet.query, evalSet.kv, evalSet.target]);
     },
   };
 }

@@ -10,7 +10,7 @@ import { invalidArgument } from '../errors';
 import { LoRALinear } from '../lora';
 import { toPlain } from '../namedTensors';
 import { Rng, hashInts, streamId } from '../rng';
-import { batchIndices, frobenius, lowRankFactors, mse } from './data';
+import { batchIndices, frobenius, gatherRows, lowRankFactors, mse } from './data';
 import type { ExperimentTask } from './types';
 
 export interface LrrBatch {
@@ -69,7 +69,10 @@ export function buildLowRankRecovery(config: ExperimentConfig): ExperimentTask<L
     });
   };
   const nTrain = lrrPoolSize(d, k, batchSize);
-  const train = makeSet(nTrain, 'train');
+  const trainT = makeSet(nTrain, 'train');
+  // The training pool is kept in JS memory; batches are copied out row by row (see gatherRows).
+  const train = { x: trainT.x.dataSync() as Float32Array, y: trainT.y.dataSync() as Float32Array };
+  tf.dispose([trainT.x, trainT.y]);
   const nEval = Math.max(1, evalBatches) * batchSize;
   const evalSet = makeSet(nEval, 'eval');
   WstarT.dispose();
@@ -84,10 +87,8 @@ export function buildLowRankRecovery(config: ExperimentConfig): ExperimentTask<L
     variables: Object.fromEntries(Object.entries(layer.trainableVariables()).map(([n, v]) => [`${LRR_MODULE}.${n}`, v])),
     params: { totalParams: total, trainableParams: trainable, trainablePercentPeft: (100 * trainable) / (total + L.r * (d + k)) },
     nextBatch(u) {
-      return tf.tidy(() => {
-        const idx = batchIndices(seed, u, nTrain, batchSize);
-        return { x: tf.gather(train.x, idx) as tf.Tensor2D, y: tf.gather(train.y, idx) as tf.Tensor2D };
-      });
+      const idx = batchIndices(seed, u, nTrain, batchSize);
+      return { x: tf.tensor2d(gatherRows(train.x, d, idx), [idx.length, d]), y: tf.tensor2d(gatherRows(train.y, k, idx), [idx.length, k]) };
     },
     disposeBatch(batch) {
       tf.dispose([batch.x, batch.y]);
@@ -118,7 +119,7 @@ export function buildLowRankRecovery(config: ExperimentConfig): ExperimentTask<L
     },
     dispose() {
       layer.dispose();
-      tf.dispose([train.x, train.y, evalSet.x, evalSet.y]);
+      tf.dispose([evalSet.x, evalSet.y]);
     },
   };
 }
