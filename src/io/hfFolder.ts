@@ -4,12 +4,14 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseHfConfig, type HfModelConfig } from '../formats/hfConfig';
+import { parsePeftConfig, type ParsedPeftConfig } from '../formats/peftConfig';
 import { parseSafetensors, type SafetensorsFile, type TensorToWrite } from '../formats/safetensors';
 import { encodeBf16, encodeF16 } from '../formats/dtype';
 import { writeFileAtomic } from './atomic';
-import { writeSafetensors } from './safetensorsFile';
+import { readSafetensorsHeader, writeSafetensors } from './safetensorsFile';
 import { InteropError } from '../formats/adapters/interopError';
-import { sniffBytes } from '../formats/adapters/sniff';
+import { isPickleName, sniffBytes } from '../formats/adapters/sniff';
+import type { InspectFileInput, InspectInput } from '../formats/adapters/inspect';
 import type { HostTensor, WeightSource } from '../models/weights';
 
 export interface HfFolder {
@@ -158,4 +160,116 @@ export async function loadCausalLmInputs(modelPath: string, datasetPath: string,
   const tc = path.join(modelDir, 'tokenizer_config.json');
   const tokenizerConfigJson = (await exists(tc)) ? await fs.readFile(tc, 'utf8') : undefined;
   return { folder, modelPath: modelDir, datasetPath: dataFile, datasetText, tokenizerConfigJson };
+}
+
+// ---- adapter files for `inspectAdapter` (src/formats/adapters/inspect.ts) ----
+
+const WEIGHT_NAMES = ['adapter_model.safetensors', 'adapters.safetensors', 'pytorch_lora_weights.safetensors'];
+const PICKLE_NAMES = ['adapter_model.bin', 'pytorch_lora_weights.bin', 'adapters.npz'];
+
+async function headOf(file: string, n = 64): Promise<{ head: Uint8Array; size: number }> {
+  const h = await fs.open(file, 'r');
+  try {
+    const { size } = await h.stat();
+    const head = new Uint8Array(Math.min(n, size));
+    if (head.length) await h.read(head, 0, head.length, 0);
+    return { head, size };
+  } finally {
+    await h.close();
+  }
+}
+
+async function weightInput(file: string, readValues: boolean): Promise<InspectFileInput> {
+  const { head, size } = await headOf(file);
+  const input: InspectFileInput = { name: file, size, head };
+  if (sniffBytes(head, size) === 'lfs-pointer' || sniffBytes(head, size) === 'pickle') return input;
+  try {
+    if (readValues) {
+      const st = await readWeightsFile(file);
+      input.header = st.header;
+      const cache = new Map<string, Float32Array>();
+      input.values = (name) => {
+        if (!st.has(name)) return undefined;
+        let v = cache.get(name);
+        if (!v) cache.set(name, (v = st.toFloat32(name)));
+        return v;
+      };
+    } else {
+      input.header = await readSafetensorsHeader(file);
+    }
+  } catch (e) {
+    input.headerError = (e as Error).message;
+  }
+  return input;
+}
+
+/**
+ * Gathers what `inspectAdapter` needs for a file or folder. Header-only unless `readValues` (then alpha
+ * scalars are read and NaN/Inf checked). Pickles are only sniffed (first bytes), never loaded.
+ */
+export async function loadInspectInput(p: string, opts: { readValues?: boolean } = {}): Promise<InspectInput> {
+  const st = await fs.stat(p);
+  const readValues = opts.readValues ?? false;
+  if (st.isDirectory()) {
+    const entries = (await fs.readdir(p, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort();
+    const weightName = WEIGHT_NAMES.find((n) => entries.includes(n)) ?? entries.find((n) => n.endsWith('.safetensors'));
+    const configName = entries.includes('adapter_config.json') ? 'adapter_config.json' : undefined;
+    const siblings: InspectInput['siblings'] = [];
+    for (const n of entries) {
+      if (n === weightName || n === configName) continue;
+      if (!/\.(bin|pt|pth|ckpt|pkl|npz|safetensors|txt)$/i.test(n) && !PICKLE_NAMES.includes(n)) continue;
+      const { head, size } = await headOf(path.join(p, n));
+      const k = sniffBytes(head, size);
+      if (k === 'lfs-pointer' || k === 'pickle' || isPickleName(n)) siblings.push({ name: n, size, head });
+    }
+    return {
+      path: p,
+      weights: weightName ? await weightInput(path.join(p, weightName), readValues) : undefined,
+      configText: configName ? await fs.readFile(path.join(p, configName), 'utf8') : undefined,
+      configName,
+      siblings,
+    };
+  }
+  if (p.toLowerCase().endsWith('adapter_config.json')) return loadInspectInput(path.dirname(p), opts);
+  const dir = path.dirname(p);
+  const base = path.basename(p);
+  // A config next to the file belongs to it only for the conventional adapter file names.
+  const cfg = path.join(dir, 'adapter_config.json');
+  const useCfg = WEIGHT_NAMES.includes(base) && (await exists(cfg));
+  if (isPickleName(base)) {
+    const { head, size } = await headOf(p);
+    return { path: p, siblings: [{ name: p, size, head }], configText: useCfg ? await fs.readFile(cfg, 'utf8') : undefined };
+  }
+  return {
+    path: p,
+    weights: await weightInput(p, readValues),
+    configText: useCfg ? await fs.readFile(cfg, 'utf8') : undefined,
+    configName: useCfg ? 'adapter_config.json' : undefined,
+  };
+}
+
+export interface PeftAdapterDir {
+  dir: string;
+  parsed: ParsedPeftConfig;
+  weights: WeightSource;
+  weightsFile: string;
+}
+
+/** A PEFT adapter folder: adapter_config.json + adapter_model.safetensors (pickles refused, LFS pointers named). */
+export async function loadPeftAdapterDir(dir: string): Promise<PeftAdapterDir> {
+  const cfgPath = path.join(dir, 'adapter_config.json');
+  if (!(await exists(cfgPath))) throw new InteropError('bad-config', `${dir}: no adapter_config.json; a PEFT adapter folder needs adapter_config.json and adapter_model.safetensors`, dir);
+  const parsed = parsePeftConfig(await fs.readFile(cfgPath, 'utf8'), cfgPath);
+  const weightsFile = path.join(dir, 'adapter_model.safetensors');
+  if (!(await exists(weightsFile))) {
+    const bin = path.join(dir, 'adapter_model.bin');
+    if (await exists(bin)) {
+      const { head, size } = await headOf(bin);
+      if (sniffBytes(head, size) === 'lfs-pointer') throw new InteropError('lfs-pointer', `${bin} is a Git LFS pointer, not the weights: run "git lfs pull"`, bin);
+      throw new InteropError('pickle-refused', `${bin} is a PyTorch pickle: refused, never unpickled. Convert it to adapter_model.safetensors in a trusted environment`, bin);
+    }
+    throw new InteropError('missing-tensor', `${dir}: no adapter_model.safetensors`, dir);
+  }
+  const st = await readWeightsFile(weightsFile);
+  return { dir, parsed, weights: weightsFromFiles([{ file: weightsFile, st }]), weightsFile };
 }

@@ -3,9 +3,15 @@ import type { CliCommand } from '../command';
 import { trainCommand } from './train';
 import { paramsCommand } from './params';
 import { reportCommand } from './report';
+import { inspectCommand } from './inspect';
+import { logitsCommand } from './logits';
+import { mergeCommand } from './merge';
 
 export const commands: CliCommand[] = [
   trainCommand,
   paramsCommand,
   reportCommand,
+  inspectCommand,
+  logitsCommand,
+  mergeCommand,
 ];

@@ -1,0 +1,87 @@
+// `lora-lab inspect PATH`: what an adapter file or folder is, what base model it needs, its modules
+// (rank, alpha, scale, shapes, parameters, dtype), metadata and warnings. Uses the pure
+// inspectAdapter report (src/formats/adapters/inspect.ts), the same one the adapter tree shows.
+import * as fs from 'node:fs';
+import { inspectAdapter, type InspectReport } from '../../formats/adapters/inspect';
+import { loadInspectInput } from '../../io/hfFolder';
+import { formatCount } from '../../engine/paramCount';
+import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
+
+const usage = `Usage: lora-lab inspect PATH [--json] [--all] [--header-only]
+
+Describes a LoRA adapter file or folder: PEFT (adapter_config.json + adapter_model.safetensors),
+kohya / Civitai, LyCORIS (LoCon, LoHa, LoKr), mlx-lm, loralib, legacy diffusers and cloneofsimo files.
+Reports the base model it needs, every module's rank, alpha, scale, shapes, parameter count and dtype,
+the safetensors metadata, and warnings: Git LFS pointers, pickles (refused, never unpickled), NaN/Inf
+values, empty tensors, a config that does not match the weights. Exit code 1 when it cannot be read.
+
+Options:
+  --json         print the full report as JSON
+  --all          list every module (default: the first 30)
+  --header-only  read only the safetensors header (no NaN/Inf scan, kohya alpha from metadata)`;
+
+/** Control characters and very long values are shown escaped and cut: metadata is untrusted text. */
+function safeText(s: string, max = 160): string {
+  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return clean.length > max ? `${clean.slice(0, max)}… (${s.length} chars)` : clean;
+}
+
+function fmtNum(x: number | undefined): string {
+  if (x === undefined) return '?';
+  return Number.isInteger(x) ? String(x) : x.toPrecision(4).replace(/\.?0+$/, '');
+}
+
+export function formatReport(r: InspectReport, all: boolean): string {
+  const lines: string[] = [];
+  lines.push(`${r.path}`);
+  lines.push(`  format:      ${r.formatLabel}${r.format !== 'unreadable' ? ` (${r.format})` : ''}`);
+  lines.push(`  base model:  ${r.baseModel ? safeText(r.baseModel) : 'not named'}`);
+  lines.push(`  ${r.baseModelStatement}`);
+  if (r.format !== 'unreadable') {
+    const ranks = Object.entries(r.ranks).map(([k, n]) => `r=${k} ×${n}`).join(', ');
+    lines.push(`  modules:     ${r.totals.modules}${ranks ? ` (${ranks})` : ''}, ${formatCount(r.totals.params)} parameters, ${r.totals.tensors} tensors, ${formatCount(r.totals.bytes)} bytes`);
+    lines.push(`  dtypes:      ${Object.entries(r.dtypes).map(([d, n]) => `${d} ×${n}`).join(', ') || 'none'}`);
+  }
+  if (r.modules.length) {
+    lines.push('', '  module                                                        kind   rank  alpha   scale   ΔW shape          params   dtype');
+    const shown = all ? r.modules : r.modules.slice(0, 30);
+    for (const m of shown) {
+      const name = m.name.length > 60 ? `…${m.name.slice(-59)}` : m.name;
+      lines.push(
+        `  ${name.padEnd(61)} ${m.kind.padEnd(6)} ${String(m.rank).padStart(4)}  ${fmtNum(m.alpha).padStart(5)}  ${fmtNum(m.scale).padStart(6)}   ${`[${m.deltaShape.join(', ')}]`.padEnd(16)} ${formatCount(m.paramCount).padStart(8)}   ${m.dtype}`,
+      );
+    }
+    if (shown.length < r.modules.length) lines.push(`  … ${r.modules.length - shown.length} more (use --all)`);
+  }
+  if (r.extras.length) {
+    lines.push('', `  other tensors (${r.extras.length}): ${r.extras.slice(0, 8).map((t) => `${safeText(t.name, 60)} [${t.shape.join(', ')}] ${t.dtype}`).join('; ')}${r.extras.length > 8 ? '; …' : ''}`);
+  }
+  const metaKeys = Object.keys(r.metadata);
+  if (metaKeys.length) {
+    lines.push('', `  metadata (${metaKeys.length} keys, shown as text):`);
+    for (const k of metaKeys.slice(0, all ? metaKeys.length : 25)) lines.push(`    ${safeText(k, 60)}: ${safeText(r.metadata[k])}`);
+    if (!all && metaKeys.length > 25) lines.push(`    … ${metaKeys.length - 25} more (use --all or --json)`);
+  }
+  if (r.warnings.length) lines.push('', ...r.warnings.map((w) => `  warning: ${safeText(w, 400)}`));
+  if (r.errors.length) lines.push('', ...r.errors.map((e) => `  error: ${safeText(e, 400)}`));
+  return lines.join('\n') + '\n';
+}
+
+export const inspectCommand: CliCommand = {
+  name: 'inspect',
+  summary: 'Describe an adapter file or folder (PEFT, kohya, LyCORIS, mlx, …)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, {
+      json: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
+      'header-only': { type: 'boolean', default: false },
+    });
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `expected one PATH, got ${positionals.length}` : 'missing PATH');
+    const p = positionals[0];
+    if (!fs.existsSync(p)) throw new CliError(`${p}: no such file or folder`);
+    const report = inspectAdapter(await loadInspectInput(p, { readValues: !values['header-only'] }));
+    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report, values.all === true));
+    return report.errors.length ? EXIT.failed : EXIT.ok;
+  },
+};

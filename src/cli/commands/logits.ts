@@ -1,0 +1,77 @@
+// `lora-lab logits`: run a local Hugging Face model (optionally with a PEFT adapter) on token ids and
+// write the logits as {"shape": [batch, seq, vocab], "data": [...]}.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../engine/backend';
+import { defaultWasmDir } from '../../runs/trainRun';
+import { loadHfFolder, loadPeftAdapterDir } from '../../io/hfFolder';
+import { buildCausalLm } from '../../models/buildCausalLm';
+import { idsTensor } from '../../models/causalLm';
+import { adapterOverrides, attachPeftAdapter } from '../../models/peftAdapter';
+import { overlayWeights } from '../../models/weights';
+import { InteropError } from '../../formats/adapters/interopError';
+import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
+
+const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow]
+
+Runs a local Hugging Face causal LM (config.json + model.safetensors; Llama or GPT-2 family), with a
+PEFT LoRA/DoRA adapter when --adapter is given, on the token ids in FILE.json (a JSON array of rows of
+equal length, e.g. [[76, 111, 82, 65]]) and writes {"shape": [batch, seq, vocab], "data": [...]}.
+
+Example: lora-lab logits --model ./tiny-llama --adapter ./my-adapter --input-ids ids.json --out logits.json`;
+
+export async function readInputIds(file: string): Promise<number[][]> {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  if (Array.isArray(rows) && rows.every((x) => typeof x === 'number')) rows = [rows];
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number'))) {
+    throw new CliError(`${file}: expected a JSON array of token-id rows, e.g. [[1, 2, 3]]`);
+  }
+  return rows as number[][];
+}
+
+export const logitsCommand: CliCommand = {
+  name: 'logits',
+  summary: 'Logits of a local HF model (+ PEFT adapter) for token ids',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      'input-ids': { type: 'string' },
+      out: { type: 'string' },
+      backend: { type: 'string' },
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!values.model || !values['input-ids'] || !values.out) throw new UsageError('--model, --input-ids and --out are required');
+    const backend = values.backend;
+    if (backend !== undefined && backend !== 'wasm' && backend !== 'cpu' && backend !== 'tensorflow') throw new UsageError(`--backend must be wasm, cpu or tensorflow, got "${backend}"`);
+    const rows = await readInputIds(values['input-ids']);
+    try {
+      await initBackend({ prefer: backend ?? 'wasm', wasmDir: defaultWasmDir() });
+      const folder = await loadHfFolder(path.resolve(values.model));
+      const adapterDir = values.adapter ? await loadPeftAdapterDir(path.resolve(values.adapter)) : undefined;
+      const weights = adapterDir ? overlayWeights(folder.weights, adapterOverrides(adapterDir.weights)) : folder.weights;
+      const model = buildCausalLm(folder.config, weights, folder.weightFiles.join(', '));
+      const adapter = adapterDir ? attachPeftAdapter(model, adapterDir.parsed, adapterDir.weights, adapterDir.weightsFile) : undefined;
+      for (const n of adapter?.notes ?? []) process.stderr.write(`note: ${n}\n`);
+      const ids = idsTensor(rows, folder.config.vocabSize);
+      const logits = model.forward(ids, adapter?.lookup);
+      const data = Array.from(await logits.data());
+      const out = { shape: logits.shape, data };
+      tf.dispose([ids, logits]);
+      adapter?.dispose();
+      model.dispose();
+      await fs.writeFile(values.out, JSON.stringify(out));
+      process.stdout.write(`wrote logits [${out.shape.join(', ')}] to ${values.out} (backend ${tf.getBackend()})\n`);
+    } catch (e) {
+      if (InteropError.is(e)) throw new CliError(e.message);
+      throw e;
+    }
+  },
+};

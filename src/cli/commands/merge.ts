@@ -1,0 +1,74 @@
+// `lora-lab merge`: PEFT's merge_and_unload on disk. Folds a LoRA/DoRA adapter into the base weights and
+// writes a loadable Hugging Face folder (config.json + model.safetensors in the base dtypes). NaN/Inf in
+// any merged weight aborts before anything is written, as PEFT's safe_merge does.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../../engine/backend';
+import { defaultWasmDir } from '../../runs/trainRun';
+import { loadHfFolder, loadPeftAdapterDir, writeMergedFolder } from '../../io/hfFolder';
+import { buildCausalLm } from '../../models/buildCausalLm';
+import { adapterOverrides, attachPeftAdapter } from '../../models/peftAdapter';
+import { mergeAdapterWeights } from '../../models/merge';
+import { overlayWeights } from '../../models/weights';
+import { InteropError } from '../../formats/adapters/interopError';
+import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
+
+const usage = `Usage: lora-lab merge --model DIR --adapter DIR --out DIR [--force] [--json]
+
+Merges a PEFT LoRA (or DoRA) adapter into its base model: W' = W + (α/r)·B·A for every adapted layer
+(DoRA: rescaled per output feature), modules_to_save and trained biases copied in. Writes a Hugging Face
+folder (config.json, model.safetensors, tokenizer files) that loads without the adapter. Refuses to write
+if any merged value is NaN or Inf.
+
+Options:
+  --force   write into an existing non-empty --out folder
+  --json    print a JSON summary`;
+
+export const mergeCommand: CliCommand = {
+  name: 'merge',
+  summary: 'Merge a PEFT adapter into its base model (merge_and_unload)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!values.model || !values.adapter || !values.out) throw new UsageError('--model, --adapter and --out are required');
+    const out = path.resolve(values.out);
+    if (!values.force && fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new CliError(`${out} exists and is not empty (use --force to write into it)`);
+    try {
+      await initBackend({ prefer: 'wasm', wasmDir: defaultWasmDir() });
+      const folder = await loadHfFolder(path.resolve(values.model));
+      const adapterDir = await loadPeftAdapterDir(path.resolve(values.adapter));
+      const overrides = adapterOverrides(adapterDir.weights);
+      const model = buildCausalLm(folder.config, overlayWeights(folder.weights, overrides), folder.weightFiles.join(', '));
+      const adapter = attachPeftAdapter(model, adapterDir.parsed, adapterDir.weights, adapterDir.weightsFile);
+      let merged;
+      try {
+        merged = mergeAdapterWeights(model, adapter.modules, path.basename(adapterDir.dir));
+      } finally {
+        adapter.dispose();
+        model.dispose();
+      }
+      for (const [k, v] of Object.entries(overrides)) {
+        if (!v.data.every((x) => Number.isFinite(x))) throw new InteropError('non-finite', `NaNs detected in "${k}" from the adapter; nothing was written`);
+        const name = folder.weights.get(k) ? k : folder.weights.get(k.replace(/^transformer\./, '')) ? k.replace(/^transformer\./, '') : k;
+        if (!merged.has(name)) merged.set(name, v);
+      }
+      const result = await writeMergedFolder(folder, merged, out);
+      const summary = { out, mergedModules: adapter.modules.size, replacedTensors: merged.size, files: result.files, notes: adapter.notes };
+      if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      else {
+        for (const n of adapter.notes) process.stderr.write(`note: ${n}\n`);
+        process.stdout.write(`merged ${adapter.modules.size} LoRA module(s) into ${out} (${result.files.join(', ')})\n`);
+      }
+    } catch (e) {
+      if (InteropError.is(e)) throw new CliError(e.message);
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,129 @@
+// ΔW of one adapter module in plain TypeScript (the extension host may call it, so no tfjs): the
+// low-rank product in the base layer's [out, in(, kh, kw)] orientation, times the module's scale.
+import { InteropError } from './interopError';
+import type { AdapterFormat, AdapterModule } from './adapterFormats';
+
+export interface DeltaW {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** C[m, n] = Σ_k A[m, k] B[k, n] for row-major A [m, k], B [k, n]. */
+export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+  const c = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const row = i * n;
+    for (let p = 0; p < k; p++) {
+      const av = a[i * k + p];
+      if (av === 0) continue;
+      const bo = p * n;
+      for (let j = 0; j < n; j++) c[row + j] += av * b[bo + j];
+    }
+  }
+  return c;
+}
+
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(a.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
+  return t;
+}
+
+/** Kronecker product of A [a0, a1] and B [b0, b1(, …rest)] -> [a0·b0, a1·b1(, …rest)]. */
+export function kron(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array {
+  const [a0, a1] = aShape;
+  const [b0, b1] = bShape;
+  const rest = bShape.slice(2).reduce((x, y) => x * y, 1);
+  const out = new Float32Array(a0 * b0 * a1 * b1 * rest);
+  const cols = a1 * b1;
+  for (let i = 0; i < a0; i++)
+    for (let j = 0; j < a1; j++) {
+      const av = a[i * a1 + j];
+      for (let p = 0; p < b0; p++)
+        for (let q = 0; q < b1; q++)
+          for (let r = 0; r < rest; r++) out[((i * b0 + p) * cols + j * b1 + q) * rest + r] = av * b[(p * b1 + q) * rest + r];
+    }
+  return out;
+}
+
+function scaleInPlace(x: Float32Array, s: number): Float32Array {
+  if (s !== 1) for (let i = 0; i < x.length; i++) x[i] *= s;
+  return x;
+}
+
+/**
+ * ΔW for a module. `get` returns a tensor's values as float32 (row-major).
+ * GPT-2 Conv1D (PEFT fan_in_fan_out) stores W as [in, out]; ΔW here is still [out, in], as PEFT's
+ * get_delta_weight returns it before the transpose merge applies.
+ */
+export function deltaW(format: AdapterFormat, m: AdapterModule, get: (name: string) => Float32Array): DeltaW {
+  const t = m.tensors;
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  switch (m.kind) {
+    case 'lora': {
+      let up: Float32Array, down: Float32Array, out: number, inner: number;
+      const r = m.rank;
+      if (format === 'mlx') {
+        // lora_a [in, r], lora_b [r, out]: ΔW = scale · (a b)ᵀ = scale · bᵀ aᵀ
+        const a = t.lora_a;
+        const b = t.lora_b;
+        up = transpose(get(b.name), r, b.shape[1]); // [out, r]
+        down = transpose(get(a.name), a.shape[0], r); // [r, in]
+        out = b.shape[1];
+        inner = a.shape[0];
+      } else {
+        const d = t.lora_down ?? t.lora_A ?? t.down;
+        const u = t.lora_up ?? t.lora_B ?? t.up;
+        down = get(d.name); // [r, in(, kh, kw)]
+        up = get(u.name); // [out, r(, 1, 1)]
+        out = u.shape[0];
+        inner = size(d.shape) / r;
+      }
+      return { shape: m.deltaShape, data: scaleInPlace(matmul(up, down, out, r, inner), m.scale) };
+    }
+    case 'locon': {
+      // down [r, in, 1, 1], mid [r, r, kh, kw], up [out, r, 1, 1]: ΔW[o, i, k] = Σ_ab up[o, a] mid[a, b, k] down[b, i]
+      const r = m.rank;
+      const down = get(t.lora_down.name);
+      const mid = get(t.lora_mid.name);
+      const up = get(t.lora_up.name);
+      const inF = t.lora_down.shape[1];
+      const kk = size(t.lora_mid.shape.slice(2));
+      const out = t.lora_up.shape[0];
+      // up·mid: [out, r·kk] viewing mid as [r, r·kk]
+      const um = matmul(up, mid, out, r, r * kk); // [out, (b, k)]
+      const res = new Float32Array(out * inF * kk);
+      for (let o = 0; o < out; o++)
+        for (let b = 0; b < r; b++)
+          for (let k = 0; k < kk; k++) {
+            const v = um[o * r * kk + b * kk + k];
+            if (v === 0) continue;
+            for (let i = 0; i < inF; i++) res[(o * inF + i) * kk + k] += v * down[b * inF + i];
+          }
+      return { shape: m.deltaShape, data: scaleInPlace(res, m.scale) };
+    }
+    case 'loha': {
+      if (t.hada_t1 || t.hada_t2) throw new InteropError('unknown-format', `${m.name}: LoHa with Tucker factors (hada_t1/t2) is not supported for ΔW`);
+      const [out, r] = t.hada_w1_a.shape;
+      const inF = size(t.hada_w1_b.shape) / r;
+      const p1 = matmul(get(t.hada_w1_a.name), get(t.hada_w1_b.name), out, r, inF);
+      const p2 = matmul(get(t.hada_w2_a.name), get(t.hada_w2_b.name), out, t.hada_w2_b.shape[0], inF);
+      for (let i = 0; i < p1.length; i++) p1[i] *= p2[i] * m.scale;
+      return { shape: [out, inF], data: p1 };
+    }
+    case 'lokr': {
+      if (t.lokr_t2) throw new InteropError('unknown-format', `${m.name}: LoKr with a Tucker factor (lokr_t2) is not supported for ΔW`);
+      const factor = (full: string, a: string, b: string): [Float32Array, number[]] => {
+        if (t[full]) return [get(t[full].name), t[full].shape];
+        const A = t[a];
+        const B = t[b];
+        const inner = A.shape[1];
+        const cols = size(B.shape) / inner;
+        return [matmul(get(A.name), get(B.name), A.shape[0], inner, cols), [A.shape[0], cols]];
+      };
+      const [w1, s1] = factor('lokr_w1', 'lokr_w1_a', 'lokr_w1_b');
+      const [w2, s2] = factor('lokr_w2', 'lokr_w2_a', 'lokr_w2_b');
+      return { shape: m.deltaShape, data: scaleInPlace(kron(w1, s1, w2, s2), m.scale) };
+    }
+  }
+}

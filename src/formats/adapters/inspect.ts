@@ -1,0 +1,233 @@
+// `inspectAdapter`: one pure report about an adapter file or folder, for `lora-lab inspect`, the
+// extension's adapter tree and the dashboard. Header-only by default (names, dtypes, shapes, metadata,
+// adapter_config.json); when the caller also passes tensor values, alpha scalars are read and every
+// tensor is checked for NaN/Inf. Never executes or unpickles anything; metadata is returned as plain
+// strings for the UI to render as text.
+import type { SafetensorsHeader } from '../safetensors';
+import { parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
+import { describeLayout, FORMAT_LABEL, type AdapterFormat, type AdapterModule, type TensorInfo } from './adapterFormats';
+import { isPickleName, sniffBytes } from './sniff';
+
+export interface InspectFileInput {
+  /** Path or name shown to the user. */
+  name: string;
+  size: number;
+  /** The first bytes of the file (64 are enough) to recognise LFS pointers and pickles. */
+  head: Uint8Array;
+  /** The parsed safetensors header, or why it could not be parsed. */
+  header?: SafetensorsHeader;
+  headerError?: string;
+  /** Float32 values of a tensor, when the caller read the data (enables alpha values and NaN/Inf checks). */
+  values?(name: string): Float32Array | undefined;
+}
+
+export interface InspectInput {
+  /** The file or folder inspected. */
+  path: string;
+  /** The weights file (adapter_model.safetensors, adapters.safetensors, a .safetensors LoRA). */
+  weights?: InspectFileInput;
+  /** adapter_config.json text and its name, when present. */
+  configText?: string;
+  configName?: string;
+  /** Other files in the folder (name, size, first bytes): pickles and LFS pointers are reported. */
+  siblings?: { name: string; size: number; head: Uint8Array }[];
+}
+
+export interface InspectModule extends AdapterModule {
+  shapes: Record<string, number[]>;
+}
+
+export interface InspectReport {
+  path: string;
+  format: AdapterFormat | 'unreadable';
+  formatLabel: string;
+  /** The base model named by the config or metadata, if any. */
+  baseModel?: string;
+  /** Where baseModel came from: "adapter_config.json base_model_name_or_path", "ss_sd_model_name", … */
+  baseModelSource?: string;
+  /** Always present for adapters: they are a correction to a base model, not a model. */
+  baseModelStatement: string;
+  modules: InspectModule[];
+  totals: { modules: number; params: number; tensors: number; bytes: number };
+  /** Tensors per dtype. */
+  dtypes: Record<string, number>;
+  /** Ranks seen, with the number of modules of each. */
+  ranks: Record<string, number>;
+  /** safetensors __metadata__ exactly as strings; never interpret as HTML. */
+  metadata: Record<string, string>;
+  /** JSON-valued metadata (ss_network_args, ss_tag_frequency, …) parsed, when it parses. */
+  metadataJson: Record<string, unknown>;
+  config?: Record<string, unknown>;
+  extras: TensorInfo[];
+  warnings: string[];
+  /** Problems that stop the adapter from being read at all (LFS pointer, pickle, malformed file). */
+  errors: string[];
+  /** True when values were scanned (NaN/Inf, alpha values). */
+  valuesChecked: boolean;
+}
+
+function lfsSize(head: Uint8Array): string | undefined {
+  const m = /size (\d+)/.exec(new TextDecoder().decode(head));
+  return m?.[1];
+}
+
+const DTYPE_BYTES: Record<string, number> = { F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2 };
+
+export function inspectAdapter(input: InspectInput): InspectReport {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const report: InspectReport = {
+    path: input.path,
+    format: 'unreadable',
+    formatLabel: 'unreadable',
+    baseModelStatement: '',
+    modules: [],
+    totals: { modules: 0, params: 0, tensors: 0, bytes: 0 },
+    dtypes: {},
+    ranks: {},
+    metadata: {},
+    metadataJson: {},
+    extras: [],
+    warnings,
+    errors,
+    valuesChecked: false,
+  };
+
+  for (const s of input.siblings ?? []) {
+    const kind = sniffBytes(s.head, s.size);
+    const baseName = s.name.replace(/\.LFS_POINTER\.txt$/i, '');
+    if (kind === 'lfs-pointer') {
+      errors.push(`${s.name} is a Git LFS pointer${lfsSize(s.head) ? ` to a ${lfsSize(s.head)}-byte object` : ''}, not the weights: run "git lfs pull" in its repository`);
+    } else if (kind === 'pickle' || isPickleName(baseName)) {
+      errors.push(`${s.name} is a PyTorch pickle: refused, never unpickled (it can run arbitrary code). Convert it to safetensors in a trusted environment`);
+    }
+  }
+
+  // adapter_config.json: PEFT, or another tool's JSON (mlx-lm).
+  let peft: PeftLoraConfig | undefined;
+  let other: Record<string, unknown> | undefined;
+  if (input.configText !== undefined) {
+    const cname = input.configName ?? 'adapter_config.json';
+    try {
+      const raw = JSON.parse(input.configText) as Record<string, unknown>;
+      report.config = raw;
+      if (raw && typeof raw === 'object' && 'peft_type' in raw) {
+        const parsed = parsePeftConfig(input.configText, cname);
+        peft = parsed.config;
+        warnings.push(...parsed.notes.map((n) => `${cname}: ${n}`));
+      } else {
+        other = raw;
+        if (raw && typeof raw === 'object' && 'lora_parameters' in raw) warnings.push(`${cname} is an mlx-lm config (no peft_type): PEFT would refuse it`);
+        else warnings.push(`${cname} has no "peft_type": not a PEFT config`);
+      }
+    } catch (e) {
+      warnings.push(`${cname}: ${(e as Error).message}`);
+    }
+  }
+
+  const w = input.weights;
+  if (!w) {
+    if (errors.length === 0) errors.push('no adapter weights found (expected adapter_model.safetensors or a .safetensors file)');
+    finishBase(report, peft, other);
+    return report;
+  }
+  const sniffed = sniffBytes(w.head, w.size);
+  if (sniffed === 'lfs-pointer') {
+    errors.push(`${w.name} is a Git LFS pointer${lfsSize(w.head) ? ` to a ${lfsSize(w.head)}-byte object` : ''}, not the weights: run "git lfs pull" in its repository`);
+  } else if (sniffed === 'pickle' || (isPickleName(w.name) && !w.header)) {
+    errors.push(`${w.name} is a PyTorch pickle: refused, never unpickled (it can run arbitrary code). Convert it to safetensors in a trusted environment`);
+  } else if (!w.header) {
+    const why = (w.headerError ?? 'unreadable header').replace(`${w.name}: `, '');
+    errors.push(`${w.name}: not a valid safetensors file: ${why}`);
+  }
+  if (!w.header) {
+    finishBase(report, peft, other);
+    return report;
+  }
+
+  const h = w.header;
+  report.metadata = { ...h.metadata };
+  for (const [k, v] of Object.entries(h.metadata)) {
+    const s = v.trim();
+    if ((s.startsWith('{') && s.endsWith('}')) || (s.startsWith('[') && s.endsWith(']'))) {
+      try {
+        report.metadataJson[k] = JSON.parse(s);
+      } catch {
+        // not JSON after all: keep it as the string it is
+      }
+    }
+  }
+  const tensors: TensorInfo[] = h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+  const scalar = w.values
+    ? (name: string) => {
+        const v = w.values!(name);
+        return v && v.length === 1 ? v[0] : undefined;
+      }
+    : undefined;
+  const layout = describeLayout({ tensors, metadata: h.metadata, peftConfig: peft, otherConfig: other, scalar });
+  report.format = layout.format;
+  report.formatLabel = FORMAT_LABEL[layout.format];
+  warnings.push(...layout.warnings);
+  report.modules = layout.modules.map((m) => ({ ...m, shapes: Object.fromEntries(Object.entries(m.tensors).map(([r, t]) => [r, t.shape])) }));
+  report.extras = layout.extras;
+  for (const t of h.tensors) {
+    report.dtypes[t.dtype] = (report.dtypes[t.dtype] ?? 0) + 1;
+    report.totals.bytes += t.end - t.begin;
+    if (t.shape.some((d) => d === 0)) warnings.push(`tensor "${t.name}" is empty (shape [${t.shape.join(', ')}])`);
+  }
+  report.totals.tensors = h.tensors.length;
+  report.totals.modules = layout.modules.length;
+  report.totals.params = layout.modules.reduce((s, m) => s + m.paramCount, 0);
+  for (const m of layout.modules) report.ranks[m.rank] = (report.ranks[m.rank] ?? 0) + 1;
+  if (layout.format === 'peft' && !peft) warnings.push('no adapter_config.json next to the weights: PEFT cannot load it, and alpha (hence the scale) is unknown');
+  if (peft && layout.format !== 'peft' && layout.format !== 'diffusers-peft') warnings.push(`adapter_config.json is PEFT's but the weights are ${FORMAT_LABEL[layout.format]}`);
+
+  if (w.values) {
+    report.valuesChecked = true;
+    for (const t of h.tensors) {
+      if (!(t.dtype in DTYPE_BYTES) || t.dtype.startsWith('I') || t.dtype.startsWith('U')) continue;
+      const v = w.values(t.name);
+      if (!v) continue;
+      let nan = 0;
+      let inf = 0;
+      for (let i = 0; i < v.length; i++) {
+        if (Number.isNaN(v[i])) nan++;
+        else if (!Number.isFinite(v[i])) inf++;
+      }
+      if (nan || inf) warnings.push(`tensor "${t.name}" has ${nan ? `${nan} NaN` : ''}${nan && inf ? ' and ' : ''}${inf ? `${inf} Inf` : ''} value(s)`);
+    }
+  }
+  finishBase(report, peft, other);
+  return report;
+}
+
+function finishBase(report: InspectReport, peft: PeftLoraConfig | undefined, other: Record<string, unknown> | undefined): void {
+  const meta = report.metadata;
+  const pick = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+  const candidates: [string | undefined, string][] = [
+    [pick(peft?.baseModelNameOrPath), 'adapter_config.json base_model_name_or_path'],
+    [pick(other?.model), 'adapter_config.json "model" (mlx-lm; a path on the machine that trained it)'],
+    [pick(meta['modelspec.architecture']), 'modelspec.architecture'],
+    [pick(meta.ss_sd_model_name), 'ss_sd_model_name'],
+    [pick(meta.ss_base_model_version), 'ss_base_model_version'],
+  ];
+  const hit = candidates.find(([v]) => v !== undefined);
+  if (hit) {
+    report.baseModel = hit[0];
+    report.baseModelSource = hit[1];
+  }
+  if (report.format === 'not-an-adapter') {
+    report.baseModelStatement = 'This file holds no LoRA factors; it is not an adapter.';
+  } else if (report.format === 'unreadable') {
+    report.baseModelStatement = report.baseModel
+      ? `An adapter for ${report.baseModel} (${report.baseModelSource}); its weights could not be read. An adapter cannot run without its base model.`
+      : 'The adapter weights could not be read. An adapter cannot run without its base model.';
+  } else {
+    report.baseModelStatement = report.baseModel
+      ? `Needs the base model ${report.baseModel} (from ${report.baseModelSource}): an adapter only stores changes to ${report.totals.modules} module(s) of it and cannot run without it.`
+      : 'The base model is not named in the file: an adapter only stores changes to the modules of a base model and cannot run without it.';
+  }
+  if (meta.ss_base_model_version && meta.ss_base_model_version.startsWith('sd_') && report.modules.some((m) => /transformer_blocks|single_transformer_blocks/.test(m.name) && !m.name.includes('attentions'))) {
+    report.warnings.push(`metadata says ss_base_model_version "${meta.ss_base_model_version}" but the module names are a transformer (e.g. FLUX) layout; the metadata may be wrong`);
+  }
+}
