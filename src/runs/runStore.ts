@@ -371,6 +371,18 @@ export function loadRun(runDir: string): LoadedRun {
   };
 }
 
+/**
+ * For a host whose training thread died without a word (a crashed worker keeps the host's pid alive, so
+ * {@link effectiveStatus} cannot tell): record the run as 'interrupted' so it can be resumed. No-op unless
+ * run.json still says 'running'. Returns the status now on disk.
+ */
+export async function markInterrupted(runDir: string, error?: string): Promise<RunStatus> {
+  const folder = RunFolder.open(runDir);
+  if (folder.storedInfo.status !== 'running') return folder.storedInfo.status;
+  await folder.update({ status: 'interrupted', ...(error ? { error } : {}) });
+  return 'interrupted';
+}
+
 export interface RunListing {
   dir: string;
   info: RunInfo;

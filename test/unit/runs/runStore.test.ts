@@ -7,7 +7,7 @@ import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import type { MetricPoint, RunInfo } from '../../../src/protocol/runFormat';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
-import { RunFolder, effectiveStatus, listRuns, loadRun, makeRunId, parseMetricsJsonl } from '../../../src/runs/runStore';
+import { RunFolder, effectiveStatus, listRuns, loadRun, makeRunId, markInterrupted, parseMetricsJsonl } from '../../../src/runs/runStore';
 
 const config: ExperimentConfig = {
   name: 'tiny test',
@@ -119,6 +119,16 @@ describe('runs/runStore', () => {
     await run.update({ pid: Number(dead.stdout) });
     assert.equal(loadRun(run.dir).info.status, 'interrupted');
     assert.equal(listRuns(tmp)[0].info.status, 'interrupted');
+  });
+
+  it('markInterrupted turns a running run whose thread died into a resumable one, and leaves others alone', async () => {
+    const run = await newRun();
+    assert.equal(await markInterrupted(run.dir, 'the training worker crashed'), 'interrupted');
+    const info = loadRun(run.dir).info;
+    assert.equal(info.status, 'interrupted');
+    assert.equal(info.error, 'the training worker crashed');
+    await RunFolder.open(run.dir).update({ status: 'completed' });
+    assert.equal(await markInterrupted(run.dir), 'completed');
   });
 
   it('lists runs newest first and skips folders that are not runs', async () => {
