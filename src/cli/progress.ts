@@ -2,6 +2,7 @@
 // terminal, about ten plain lines per run otherwise (logs, CI), or every event as a JSON line (--json).
 import type { FromWorker } from '../protocol/worker';
 import type { BackendReport, MetricPoint } from '../protocol/runFormat';
+import { formatCount, formatPercent } from '../engine/paramCount';
 
 export type ProgressMode = 'tty' | 'plain' | 'json';
 
@@ -53,6 +54,11 @@ export class ProgressPrinter {
       case 'didStart':
         this.line(`Backend: ${describeBackend(e.backend)}${e.backend.notes.length ? `  [${e.backend.notes.join('; ')}]` : ''}`);
         this.line(`Run folder: ${e.runDir}`);
+        if (e.run.params) {
+          const p = e.run.params;
+          this.line(`Trainable: ${formatCount(p.trainableParams)} of ${formatCount(p.totalParams)} base parameters (${formatPercent(p.trainablePercentPeft)} of all, PEFT's figure)`);
+        }
+        if (e.run.baseModel) this.line(`Base model: ${e.run.baseModel} (the adapter only works on top of it)`);
         this.nextPlainStep = e.run.step;
         break;
       case 'didProgress':

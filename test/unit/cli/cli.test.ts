@@ -64,6 +64,7 @@ describe('cli: lora-lab', function () {
     const r = cli(['train', cfg, '--out', 'runs', '--backend', 'cpu'], tmp);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Backend: cpu/m);
+    assert.match(r.stdout, /^Trainable: 64 of 272 base parameters \(19\.05 % of all/m); // A 2×16 + B 16×2 on W 16×16 + b 16
     assert.match(r.stdout, /^step 30\/30 loss \S+ eval \S+/m);
     assert.ok(!r.stdout.includes('\r'), 'no carriage returns outside a terminal');
     const runLine = /^Run:\s+(\S+)$/m.exec(r.stdout);
