@@ -211,7 +211,8 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
           target_modules: [...new Set(paths.map((p) => p.split('.').pop()!))].sort(),
           use_rslora: lora.scaling === 'rslora',
           use_dora: false,
-          fan_in_fan_out: false,
+          // PEFT sets this for GPT-2's Conv1D (weights stored [in, out]) and warns when it is missing.
+          fan_in_fan_out: paths.some((p) => model.linears.get(p)?.conv1d === true),
           bias: 'none',
           init_lora_weights: true,
           modules_to_save: null,
