@@ -58,7 +58,10 @@ function nodeTarget(/** @type {string} */ name, /** @type {Record<string, string
     externals: nodeExternals(true),
     devtool: 'source-map',
     performance: { hints: false },
-    optimization: { minimize: false },
+    // sideEffects: false — with tfjs-core's "sideEffects" list, webpack 5.113 drops the `long` import of the
+    // bundled tfjs-core/dist/hash_util.js (pulled in by register_all_gradients) without an error, and the
+    // bundle throws "Cannot find module 'long'" at start-up.
+    optimization: { minimize: false, sideEffects: false },
     ...extra,
   };
 }
