@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { EngineError } from '../../../src/engine/errors';
+import { EngineError, NonFiniteLossError } from '../../../src/engine/errors';
 import { recoveryError } from '../../../src/engine/experiments/lowRankRecovery';
 import { createSession, type TrainingSession } from '../../../src/engine/session';
 import type { MetricPoint } from '../../../src/protocol/runFormat';
@@ -105,6 +105,22 @@ describe('engine/session (built-in experiments)', () => {
       s.dispose();
       assert.equal(tf.memory().numTensors, before, `${cfg.kind}: tensors left after dispose`);
     }
+  });
+
+  it('a diverging run stops with NonFiniteLossError and keeps the parameters of the last good step', async () => {
+    const s = await createSession(lrrConfig({ optimizer: { name: 'sgd', lr: 40 }, training: { steps: 200, logEvery: 1 } }));
+    let last: ReturnType<TrainingSession['checkpoint']> | undefined;
+    await assert.rejects(
+      (async () => {
+        for await (const _p of s.run()) last = s.checkpoint();
+      })(),
+      (e: unknown) => NonFiniteLossError.is(e) && e.step === last!.step + 1 && /^(loss|gradient norm) became (NaN|Infinity) at step \d+$/.test(e.message),
+    );
+    assert.ok(last && last.step > 1, 'diverged immediately; the test needs a few good steps');
+    const now = s.checkpoint();
+    assert.equal(now.step, last!.step);
+    for (const [k, t] of Object.entries(last!.tensors)) assert.deepEqual(now.tensors[k].data, t.data, k);
+    s.dispose();
   });
 
   it('exports a PEFT adapter: keys, shapes [r, in] / [out, r], config fields, values = A and B', async () => {
