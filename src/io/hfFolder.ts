@@ -167,7 +167,7 @@ export async function loadCausalLmInputs(modelPath: string, datasetPath: string,
 const WEIGHT_NAMES = ['adapter_model.safetensors', 'adapters.safetensors', 'pytorch_lora_weights.safetensors'];
 const PICKLE_NAMES = ['adapter_model.bin', 'pytorch_lora_weights.bin', 'adapters.npz'];
 
-async function headOf(file: string, n = 64): Promise<{ head: Uint8Array; size: number }> {
+async function headOf(file: string, n = 256): Promise<{ head: Uint8Array; size: number }> {
   const h = await fs.open(file, 'r');
   try {
     const { size } = await h.stat();

@@ -12,7 +12,7 @@ export interface InspectFileInput {
   /** Path or name shown to the user. */
   name: string;
   size: number;
-  /** The first bytes of the file (64 are enough) to recognise LFS pointers and pickles. */
+  /** The first bytes of the file (256 are enough) to recognise LFS pointers (and read their size) and pickles. */
   head: Uint8Array;
   /** The parsed safetensors header, or why it could not be parsed. */
   header?: SafetensorsHeader;
