@@ -48,7 +48,7 @@ describe('build: webpack.config.js', () => {
   });
 
   it('copies the wasm binaries next to the bundles, and tsx runs find them in the npm package', () => {
-    const copy = byName.runtime.plugins!.find((p) => p!.constructor.name === 'CopyPlugin') as unknown as { patterns: { from: string; to: string }[] };
+    const copy = byName.runtime.plugins!.find((p: unknown) => (p as object).constructor.name === 'CopyPlugin') as unknown as { patterns: { from: string; to: string }[] };
     assert.equal(copy.patterns[0].to, 'wasm/[name][ext]');
     const dir = defaultWasmDir();
     assert.equal(dir, path.join(REPO_ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist'));
