@@ -137,6 +137,7 @@ class BuiltinSession implements BuiltinTrainingSession {
     const s = c.state ?? {};
     const mismatch = (what: string, expected: unknown, got: unknown) =>
       new EngineError('checkpoint-mismatch', `checkpoint ${what} is ${JSON.stringify(got)}, but this session's is ${JSON.stringify(expected)}`);
+    if (s.formatVersion !== undefined && s.formatVersion !== CHECKPOINT_FORMAT) throw mismatch('format version', CHECKPOINT_FORMAT, s.formatVersion);
     if (s.kind !== undefined && s.kind !== this.config.kind) throw mismatch('kind', this.config.kind, s.kind);
     if (s.seed !== undefined && s.seed !== this.config.training.seed) throw mismatch('seed', this.config.training.seed, s.seed);
     if (s.optimizerName !== undefined && s.optimizerName !== this.optimizer.name) throw mismatch('optimizer', this.optimizer.name, s.optimizerName);
