@@ -7,7 +7,7 @@ import type { FromWorker } from '../../../src/protocol/worker';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
 import { loadRun, RunFolder } from '../../../src/runs/runStore';
-import { trainRun, type TrainRunOptions } from '../../../src/runs/trainRun';
+import { loadExperimentConfig, trainRun, type TrainRunOptions } from '../../../src/runs/trainRun';
 import { REPO_ROOT, TSX_IMPORT, curve, makeTmpDir, tinyExperiment, writeExperiment } from './tinyExperiment';
 
 const run = (opts: TrainRunOptions, events: FromWorker[] = []) =>
@@ -140,6 +140,22 @@ describe('runs/trainRun', function () {
     assert.equal(resumed.status, 'completed');
     assert.deepEqual(curve(loadRun(res.runDir).metrics), curve(loadRun(ref.runDir).metrics));
     await assert.rejects(run({ resumeRunDir: res.runDir }), (e: unknown) => RunError.is(e, 'already-completed'));
+  });
+
+  it('resumes a run killed before its first checkpoint by starting it over', async () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'early', steps: 20, checkpointEvery: 20 }), 'early.lora.json');
+    const ref = await run({ configPath: cfg, outDir: path.join(tmp, 'early-ref') });
+    // What a kill at step 5 leaves: run.json 'running' with a dead pid, a few metric lines (the last torn), no checkpoint.
+    const { config } = loadExperimentConfig(cfg);
+    const folder = await RunFolder.create(path.join(tmp, 'early'), { config, configFile: cfg, backend: ref.backend, versions: loadRun(ref.runDir).info.versions, totalSteps: 20 });
+    folder.appendMetrics(loadRun(ref.runDir).metrics.slice(0, 5));
+    fs.appendFileSync(path.join(folder.dir, 'metrics.jsonl'), '{"step":6,"lo');
+    await folder.update({ pid: 2 ** 22 + 12345 }); // beyond pid_max on Linux: no such process
+    assert.equal(loadRun(folder.dir).info.status, 'interrupted');
+    const res = await run({ resumeRunDir: folder.dir });
+    assert.equal(res.status, 'completed');
+    assert.deepEqual(curve(loadRun(folder.dir).metrics), curve(loadRun(ref.runDir).metrics));
+    assert.deepEqual(loadRun(folder.dir).info.resumedAt?.map((r) => r.step), [0]);
   });
 
   it('stops a diverging run as failed with the NaN step and keeps the last good checkpoint', async () => {
