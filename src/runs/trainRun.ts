@@ -140,7 +140,14 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     if (folder) {
       // Resume: load the last checkpoint (or start over when none was written), forget later metrics.
       const ckpt = resumeFrom !== undefined ? readCheckpoint(folder, resumeFrom) : undefined;
-      if (ckpt) session.restore(ckpt);
+      if (ckpt) {
+        try {
+          session.restore(ckpt);
+        } catch (e) {
+          const dir = folder.checkpointDir(ckpt.step);
+          throw new RunError('bad-run-file', `${dir}: cannot restore this checkpoint: ${(e as Error).message}`, { path: dir, cause: e });
+        }
+      }
       const kept = await folder.truncateMetrics(resumeFrom ?? 0);
       // Sessions that keep elapsed time in their checkpoint state continue it themselves; for the others
       // (elapsedMs counts from run()), continue from the last kept point so the time axis never jumps back.

@@ -158,6 +158,28 @@ describe('runs/trainRun', function () {
     assert.deepEqual(loadRun(folder.dir).info.resumedAt?.map((r) => r.step), [0]);
   });
 
+  it('refuses to resume from a checkpoint that does not belong to the run, naming the checkpoint', async () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'tampered', steps: 20, checkpointEvery: 5 }), 'tampered.lora.json');
+    const controller = new AbortController();
+    const res = await trainRun({
+      configPath: cfg,
+      outDir: path.join(tmp, 'tampered'),
+      backend: 'cpu',
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'didCheckpoint' && controller.abort(),
+    });
+    assert.equal(res.status, 'cancelled');
+    const infoFile = path.join(res.runDir, 'checkpoints', `step-${res.step}`, 'checkpoint.json');
+    const info = JSON.parse(fs.readFileSync(infoFile, 'utf8'));
+    fs.writeFileSync(infoFile, JSON.stringify({ ...info, state: { ...info.state, seed: 999 } }));
+    await assert.rejects(run({ resumeRunDir: res.runDir }), (e: unknown) => {
+      assert.ok(RunError.is(e, 'bad-run-file'));
+      assert.match((e as Error).message, new RegExp(`step-${res.step}: cannot restore this checkpoint: .*seed`));
+      return true;
+    });
+    assert.equal(loadRun(res.runDir).info.status, 'cancelled', 'the run is left as it was');
+  });
+
   it('stops a diverging run as failed with the NaN step and keeps the last good checkpoint', async () => {
     const exp = tinyExperiment({ name: 'diverge', steps: 200, checkpointEvery: 2, optimizer: { name: 'sgd', lr: 1e6 } });
     const cfg = writeExperiment(tmp, exp, 'diverge.lora.json');
