@@ -24,7 +24,7 @@ export function freePort() {
 }
 
 /** Fresh HOME/XDG/user-data/extensions folders so nothing touches ~/.config/code-server. */
-export function makeSandbox(label) {
+export function makeSandbox(label, { trust = false } = {}) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `lora-lab-${label}-`));
   const dirs = { root, home: path.join(root, 'home'), userData: path.join(root, 'user-data'), extensions: path.join(root, 'extensions') };
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
@@ -39,7 +39,8 @@ export function makeSandbox(label) {
         'telemetry.telemetryLevel': 'off',
         'extensions.autoUpdate': false,
         'extensions.autoCheckUpdates': false,
-        'security.workspace.trust.enabled': false,
+        'security.workspace.trust.enabled': trust,
+        'security.workspace.trust.startupPrompt': 'never',
         'chat.disableAIFeatures': true,
         'workbench.enableExperiments': false,
         'update.mode': 'none',

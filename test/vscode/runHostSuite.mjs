@@ -12,17 +12,19 @@ import { makeWorkspace } from './workspace.mjs';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
- * @param {{ extensionPath?: string, grep?: string, timeoutMs?: number }} opts
+ * @param {{ extensionPath?: string, grep?: string, restricted?: boolean, timeoutMs?: number }} opts
  * @returns {Promise<{ passed: number, failed: number, pending: number, outcomes: any[], exitCode: number }>}
  */
-export async function runHostSuite({ extensionPath = repoRoot, grep, timeoutMs = 9 * 60_000 } = {}) {
+export async function runHostSuite({ extensionPath = repoRoot, grep, restricted = false, timeoutMs = 9 * 60_000 } = {}) {
   const suiteIndex = buildSuite();
-  const box = makeSandbox('host');
+  const box = makeSandbox(restricted ? 'restricted' : 'host', { trust: restricted });
   const workspace = makeWorkspace(box.root);
   const resultsFile = path.join(box.root, 'results.json');
   const env = { LORA_LAB_SUITE_RESULTS: resultsFile, LORA_LAB_TEST_WORKSPACE: workspace };
   if (grep) env.LORA_LAB_SUITE_GREP = grep;
-  const server = await startCodeServer(box, { env });
+  // Restricted Mode: Workspace Trust on, and this fresh workspace never trusted.
+  if (restricted) env.LORA_LAB_RESTRICTED = '1';
+  const server = await startCodeServer(box, { env, trust: restricted });
   const browser = await launchChromium();
   let exitCode = -1;
   try {
@@ -64,8 +66,8 @@ export async function runHostSuite({ extensionPath = repoRoot, grep, timeoutMs =
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const grep = process.argv[2];
-  const r = await runHostSuite({ grep });
+  const grep = process.argv.slice(2).find((a) => !a.startsWith('--'));
+  const r = await runHostSuite({ grep, restricted: process.argv.includes('--restricted') });
   for (const o of r.outcomes.filter((x) => x.state === 'failed')) console.log(`FAILED ${o.title}\n${o.error}\n`);
   console.log(`extension host: ${r.passed} passed, ${r.failed} failed`);
   process.exit(r.failed ? 1 : 0);

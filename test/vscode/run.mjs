@@ -1,0 +1,65 @@
+// `npm run test:vscode`: build, package the .vsix, install code-server if missing, then run
+//   1. the mocha suite inside code-server's extension host (test/integration, against this folder),
+//   2. the same suite's Restricted-Mode part in an untrusted window,
+//   3. the Playwright UI tests against the installed .vsix.
+// Prints "vscode: N passed, N failed" last and exits non-zero on any failure.
+//   Options: --skip-build (reuse dist/ and the .vsix), --only host|restricted|ui, --grep TEXT
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { installCodeServer } from './installCodeServer.mjs';
+import { runHostSuite } from './runHostSuite.mjs';
+import { runUiSuite } from './runUiSuite.mjs';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const only = opt('--only');
+const grep = opt('--grep');
+const vsix = path.join(repoRoot, '.vscode-test', 'vsix', 'lora-lab.vsix');
+
+function step(title, cmd, argv) {
+  process.stdout.write(`\n== ${title}\n`);
+  const r = spawnSync(cmd, argv, { cwd: repoRoot, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.log(`vscode: 0 passed, 1 failed (${title} failed)`);
+    process.exit(1);
+  }
+}
+
+if (!flag('--skip-build')) {
+  step('build (webpack, production)', 'npm', ['run', 'build', '--silent']);
+  fs.mkdirSync(path.dirname(vsix), { recursive: true });
+  step('package the .vsix', 'npx', ['vsce', 'package', '--out', vsix]);
+}
+process.stdout.write('\n== code-server\n');
+installCodeServer();
+
+const results = [];
+const report = (label, r) => {
+  results.push(r);
+  for (const o of r.outcomes.filter((x) => x.state === 'failed')) console.log(`\nFAILED [${label}] ${o.title}\n${o.error}`);
+  console.log(`${label}: ${r.passed} passed, ${r.failed} failed`);
+};
+
+if (!only || only === 'host') {
+  process.stdout.write('\n== extension-host suite (test/integration)\n');
+  report('extension host', await runHostSuite({ grep }));
+}
+if (!only || only === 'restricted') {
+  process.stdout.write('\n== extension-host suite in Restricted Mode\n');
+  report('restricted mode', await runHostSuite({ grep, restricted: true }));
+}
+if (!only || only === 'ui') {
+  process.stdout.write('\n== Playwright UI tests (installed .vsix)\n');
+  report('ui', await runUiSuite({ vsix, grep }));
+}
+const passed = results.reduce((a, r) => a + r.passed, 0);
+const failed = results.reduce((a, r) => a + r.failed, 0);
+console.log(`\nvscode: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,30 @@
+// "LoRA Lab: Train Experiment" from the palette: progress notification and status bar, Cancel, then
+// "Resume Run" to the end, in the packaged extension.
+import assert from 'node:assert/strict';
+import { ui } from './workbench.mjs';
+
+describe('UI: train, cancel, resume', () => {
+  it('trains quick.lora.json from the palette, shows progress, cancels and resumes to the end', async () => {
+    const { page, workbench } = ui;
+    await workbench.openFile('quick.lora.json');
+    await workbench.runCommand('LoRA Lab: Train Experiment');
+    const progress = await workbench.waitNotification('LoRA Lab: training quick.lora.json', 60_000);
+    // Progress text "step n/400 · loss …" in the notification and the status bar.
+    await progress.locator('text=/step \\d+\\/400/').waitFor({ timeout: 60_000 });
+    const status = page.locator('.statusbar-item', { hasText: /LoRA step \d+\/400/ }).first();
+    await status.waitFor({ timeout: 30_000 });
+    await page.waitForFunction(() => /step (\d+)\/400/.test(document.body.innerText) && Number(/step (\d+)\/400/.exec(document.body.innerText)[1]) >= 60, undefined, { timeout: 60_000 });
+    await workbench.screenshot('ui-training-progress');
+    await progress.hover();
+    await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
+    const stopped = await workbench.waitNotification('stopped at step', 60_000);
+    assert.match(await stopped.innerText(), /A checkpoint was saved; "Resume Run" continues it/);
+    await workbench.screenshot('ui-training-cancelled');
+
+    await workbench.runCommand('LoRA Lab: Resume Run');
+    await workbench.pick('quick');
+    const done = await workbench.waitNotification('finished at step 400', 120_000);
+    assert.match(await done.innerText(), /adapter in .*adapter/);
+    await workbench.screenshot('ui-training-resumed-finished');
+  });
+});

@@ -1,0 +1,99 @@
+// Drives the VS Code workbench in Chromium for the UI tests: command palette, quick open, notifications,
+// hovers and screenshots. Every wait is for a condition (no fixed sleeps).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const artifacts = path.join(repoRoot, 'test', '.artifacts');
+
+/** Shared state set by runUiSuite.mjs before the test files run. */
+export const ui = { page: undefined, server: undefined, workspace: undefined, box: undefined };
+
+export class Workbench {
+  constructor(page) {
+    this.page = page;
+  }
+
+  async waitReady() {
+    await this.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await this.page.locator('.statusbar').waitFor({ timeout: 60_000 });
+  }
+
+  async screenshot(name) {
+    fs.mkdirSync(artifacts, { recursive: true });
+    const file = path.join(artifacts, `${name}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
+  }
+
+  quickInput() {
+    return this.page.locator('.quick-input-widget');
+  }
+
+  /**
+   * F1, type the command's title, pick the row with exactly that label. A remote extension's commands
+   * can register after the palette first opens: close and retry until the row appears.
+   */
+  async runCommand(title, { timeoutMs = 30_000 } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.page.keyboard.press('F1');
+      const input = this.quickInput().locator('input');
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+      await input.fill(`>${title}`);
+      const row = this.quickInput().locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+      try {
+        await row.waitFor({ state: 'visible', timeout: 3000 });
+        await row.click();
+        return;
+      } catch {
+        await this.page.keyboard.press('Escape');
+        if (Date.now() > deadline) throw new Error(`command "${title}" never appeared in the palette`);
+      }
+    }
+  }
+
+  /** Picks a quick-pick row by its text (after a command asked a question). */
+  async pick(text, { timeoutMs = 15_000 } = {}) {
+    const row = this.quickInput().locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
+    await row.waitFor({ state: 'visible', timeout: timeoutMs });
+    await row.click();
+  }
+
+  /** Opens a workspace file by name through Quick Open. */
+  async openFile(name) {
+    await this.page.keyboard.press('Control+P');
+    const input = this.quickInput().locator('input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(name);
+    await this.pick(name);
+    await this.page.locator(`.tabs-container .tab.active:has-text("${name}")`).waitFor({ timeout: 15_000 });
+  }
+
+  notification(text) {
+    return this.page.locator('.notification-toast', { hasText: text }).first();
+  }
+
+  async waitNotification(text, timeoutMs = 60_000) {
+    const n = this.notification(text);
+    await n.waitFor({ state: 'visible', timeout: timeoutMs });
+    return n;
+  }
+
+  /** Puts the cursor at line:column via Go to Line and shows the hover there; returns its text. */
+  async hoverAt(line, column) {
+    await this.page.keyboard.press('Control+G');
+    const input = this.quickInput().locator('input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`:${line}:${column}`);
+    await this.page.keyboard.press('Enter');
+    await this.quickInput().waitFor({ state: 'hidden' });
+    // Ctrl+K Ctrl+I: "Show or Focus Hover" at the cursor.
+    await this.page.keyboard.press('Control+K');
+    await this.page.keyboard.press('Control+I');
+    const hover = this.page.locator('.monaco-hover:not(.hidden) .monaco-hover-content').first();
+    await hover.waitFor({ state: 'visible', timeout: 15_000 });
+    return hover;
+  }
+}
