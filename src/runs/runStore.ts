@@ -69,6 +69,19 @@ function writeFileSynced(file: string, data: string | Uint8Array): void {
   }
 }
 
+/** Make renames/creates inside `dir` durable; not every platform can fsync a folder (then: no-op). */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // EISDIR/EPERM on Windows: the rename already happened
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 function readJson<T>(file: string, what: string): T {
   let text: string;
   try {
@@ -107,6 +120,7 @@ function replaceFolder(target: string, fill: (tmp: string) => void): void {
   fs.mkdirSync(tmp);
   try {
     fill(tmp);
+    syncDir(tmp);
     if (fs.existsSync(target)) {
       const old = path.join(parent, `.old-${path.basename(target)}-${randomBytes(4).toString('hex')}`);
       fs.renameSync(target, old);
@@ -115,6 +129,7 @@ function replaceFolder(target: string, fill: (tmp: string) => void): void {
     } else {
       fs.renameSync(tmp, target);
     }
+    syncDir(parent);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -264,8 +279,9 @@ export class RunFolder {
     const steps: number[] = [];
     for (const name of fs.readdirSync(dir)) {
       const m = STEP_DIR.exec(name);
-      // The info file is written last inside the temp folder, but the rename makes the folder appear whole.
-      if (m && fs.existsSync(path.join(dir, name, CHECKPOINT_INFO_FILE))) steps.push(Number(m[1]));
+      // A step-N folder only ever appears whole (renamed from a temp folder); check both files anyway.
+      const complete = m && fs.existsSync(path.join(dir, name, CHECKPOINT_INFO_FILE)) && fs.existsSync(path.join(dir, name, CHECKPOINT_TENSORS_FILE));
+      if (complete) steps.push(Number(m[1]));
     }
     return steps.sort((a, b) => a - b);
   }
@@ -296,7 +312,10 @@ export class RunFolder {
     const dir = path.join(this.dir, CHECKPOINTS_DIR);
     const steps = this.listCheckpoints();
     for (const step of steps.slice(0, Math.max(0, steps.length - keep))) {
-      fs.rmSync(this.checkpointDir(step), { recursive: true, force: true });
+      // Rename first: a kill during the recursive delete must not leave a half-deleted "step-N" behind.
+      const doomed = path.join(dir, `.old-step-${step}-${randomBytes(4).toString('hex')}`);
+      fs.renameSync(this.checkpointDir(step), doomed);
+      fs.rmSync(doomed, { recursive: true, force: true });
     }
     // Leftovers of a write that was killed half-way.
     for (const name of fs.readdirSync(dir)) {
