@@ -55,6 +55,9 @@ function modelSettings(config: ExperimentConfig): CausalLmModel {
 
 const OPT_PREFIX = 'optimizer/';
 
+/** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the families we run. */
+export const PEFT_DEFAULT_TARGETS: Record<'llama' | 'gpt2', string[]> = { llama: ['q_proj', 'v_proj'], gpt2: ['c_attn'] };
+
 export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmInputs): CausalLmSession {
   const m = modelSettings(config);
   const { folder } = inputs;
@@ -74,8 +77,13 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
   const model: CausalLm = buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
   const lora = config.lora;
   const scale = lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(lora.r) : lora.scaling === 'none' ? 1 : lora.alpha / lora.r;
+  if (lora.trainBias) {
+    throw new InteropError('bad-config', 'lora.trainBias is not supported for kind "causal-lm": biases stay frozen (PEFT\'s bias "none")');
+  }
+  // An empty list means PEFT's default targets for the architecture.
+  const targetModules = lora.targetModules.length > 0 ? lora.targetModules : PEFT_DEFAULT_TARGETS[folder.config.modelType];
   const peftLike: PeftLoraConfig = {
-    r: lora.r, loraAlpha: lora.alpha, targetModules: lora.targetModules, excludeModules: null, rankPattern: {}, alphaPattern: {},
+    r: lora.r, loraAlpha: lora.alpha, targetModules, excludeModules: null, rankPattern: {}, alphaPattern: {},
     useRslora: lora.scaling === 'rslora', fanInFanOut: false, useDora: false, bias: 'none', modulesToSave: null,
     layersToTransform: null, layersPattern: null, loraDropout: lora.dropout, initLoraWeights: true, baseModelNameOrPath: inputs.modelPath, taskType: 'CAUSAL_LM', raw: {},
   };
@@ -84,7 +92,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
     model.dispose();
     throw new InteropError(
       'bad-config',
-      `lora.targetModules ${JSON.stringify(lora.targetModules)} match no linear layer of ${inputs.modelPath} ` +
+      `lora.targetModules ${JSON.stringify(targetModules)} match no linear layer of ${inputs.modelPath} ` +
         `(its layers end in ${[...new Set([...model.linears.keys()].map((p) => p.split('.').pop()))].join(', ')})`,
     );
   }

@@ -89,6 +89,7 @@ describe('interop: causal-lm training session', function () {
     assert.equal(exported.config.peft_type, 'LORA');
     assert.equal(exported.config.base_model_name_or_path, path.join(EXAMPLES, 'tiny-gpt2'));
     assert.deepEqual(exported.config.target_modules, ['c_attn', 'c_fc', 'c_proj']);
+    assert.equal(exported.config.fan_in_fan_out, true); // what PEFT writes for GPT-2's Conv1D
     assert.deepEqual(exported.tensors['base_model.model.transformer.h.0.attn.c_attn.lora_A.weight'].shape, [4, 64]);
     assert.deepEqual(exported.tensors['base_model.model.transformer.h.1.mlp.c_proj.lora_B.weight'].shape, [64, 4]);
 
@@ -134,6 +135,12 @@ describe('interop: causal-lm training session', function () {
       assert.ok(Math.abs(a[i].loss - b[i].loss) < 1e-6, `step ${i + 1}: ${a[i].loss} vs ${b[i].loss}`);
       assert.ok(Math.abs(a[i].evalLoss! - b[i].evalLoss!) < 1e-6);
     }
+  });
+
+  it('uses PEFT\'s default targets when targetModules is empty', async () => {
+    const s = await createCausalLmSession(experiment('tiny-llama', [], 1), EXAMPLES);
+    assert.deepEqual(s.details.targets.map((t) => t.path), ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
+    s.dispose();
   });
 
   it('names the layers it has when target modules match nothing', async () => {
