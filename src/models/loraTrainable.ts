@@ -48,17 +48,16 @@ function build(model: CausalLm, targets: LoraTarget[], dora: boolean, values: (p
       if (!layer) throw new InteropError('bad-config', `LoRA target "${t.path}" is not a linear layer of this model`);
       const aShape = [t.r, layer.inFeatures];
       const bShape = [layer.outFeatures, t.r];
-      const A = tf.variable(tf.tensor2d(values(t.path, 'lora_A', aShape), aShape as [number, number]), true, peftKey(t.path, 'lora_A') + '#' + uid());
-      const B = tf.variable(tf.tensor2d(values(t.path, 'lora_B', bShape), bShape as [number, number]), true, peftKey(t.path, 'lora_B') + '#' + uid());
+      // tidy frees the initial value tensors (a variable keeps its own reference to the data).
+      const A = tf.tidy(() => tf.variable(tf.tensor2d(values(t.path, 'lora_A', aShape), aShape as [number, number]), true, peftKey(t.path, 'lora_A') + '#' + uid()));
+      const B = tf.tidy(() => tf.variable(tf.tensor2d(values(t.path, 'lora_B', bShape), bShape as [number, number]), true, peftKey(t.path, 'lora_B') + '#' + uid()));
       variables[peftKey(t.path, 'lora_A')] = A;
       variables[peftKey(t.path, 'lora_B')] = B;
       count += t.r * (layer.inFeatures + layer.outFeatures);
       const m: LoraModule = { path: t.path, r: t.r, alpha: t.alpha, scale: t.scale, A: A as tf.Variable<tf.Rank.R2>, B: B as tf.Variable<tf.Rank.R2> };
       if (dora) {
         const given = mag?.(t.path, [layer.outFeatures]);
-        const init = given ? tf.tensor1d(given) : doraWeightNorm(layer, m);
-        const M = tf.variable(init, true, peftKey(t.path, 'lora_magnitude_vector') + '#' + uid());
-        init.dispose();
+        const M = tf.tidy(() => tf.variable(given ? tf.tensor1d(given) : doraWeightNorm(layer, m), true, peftKey(t.path, 'lora_magnitude_vector') + '#' + uid()));
         variables[peftKey(t.path, 'lora_magnitude_vector')] = M;
         m.magnitude = M as tf.Variable<tf.Rank.R1>;
         count += layer.outFeatures;

@@ -112,9 +112,17 @@ describe('interop: causal-lm training session', function () {
 
   it('resumes from a checkpoint with exactly the same losses (tiny-llama, bf16 weights)', async () => {
     const targets = ['q_proj', 'v_proj'];
+    const before = tf.memory().numTensors;
     const full = await createCausalLmSession(experiment('tiny-llama', targets, 4), EXAMPLES);
-    const a = await collect(full.run());
+    const during: number[] = [];
+    const a: MetricPoint[] = [];
+    for await (const p of full.run()) {
+      a.push(p);
+      during.push(tf.memory().numTensors);
+    }
     full.dispose();
+    assert.equal(new Set(during.slice(1)).size, 1, `tensor count per step ${during}`);
+    assert.equal(tf.memory().numTensors, before, 'dispose frees every tensor');
 
     const first = await createCausalLmSession(experiment('tiny-llama', targets, 4), EXAMPLES);
     const ctrl = new AbortController();
