@@ -2,6 +2,7 @@
 // loss, exact resume from a checkpoint, and a PEFT-layout adapter that loads back and reproduces the logits.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useCpu } from './helpers';
@@ -142,6 +143,34 @@ describe('interop: causal-lm training session', function () {
     for (let i = 0; i < 4; i++) {
       assert.ok(Math.abs(a[i].loss - b[i].loss) < 1e-6, `step ${i + 1}: ${a[i].loss} vs ${b[i].loss}`);
       assert.ok(Math.abs(a[i].evalLoss! - b[i].evalLoss!) < 1e-6);
+    }
+  });
+
+  it('trains with the model folder\'s tokenizer.json (dataset.tokenizer "tokenizer")', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-tok-'));
+    try {
+      const model = path.join(tmp, 'model');
+      fs.mkdirSync(model);
+      for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(EXAMPLES, 'tiny-gpt2', f), path.join(model, f));
+      const words = ['the', 'adapter', 'is', 'small', 'base', 'model', 'needs', 'a', '.'];
+      fs.writeFileSync(path.join(model, 'tokenizer.json'), JSON.stringify({
+        version: '1.0', truncation: null, padding: null, normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null, added_tokens: [],
+        model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: 'a' },
+      }));
+      const text = Array.from({ length: 200 }, (_, i) => (i % 3 === 0 ? 'the adapter is small .' : 'a base model needs the adapter .')).join(' ');
+      fs.writeFileSync(path.join(tmp, 'data.txt'), text);
+      const cfg = experiment('model', ['c_attn'], 3);
+      if (cfg.model.kind === 'causal-lm') cfg.model.dataset = { path: 'data.txt', seqLen: 16, evalFraction: 0.1, tokenizer: 'tokenizer' };
+      const s = await createCausalLmSession(cfg, tmp);
+      assert.equal(s.details.tokenizer, 'tokenizer');
+      // "the adapter is small ." = 5 tokens; 200 sentences ≈ 1200 tokens -> about 75 windows of 16
+      assert.ok(s.details.trainWindows + s.details.evalWindows >= 70, `${s.details.trainWindows} + ${s.details.evalWindows}`);
+      const pts = await collect(s.run());
+      assert.ok(pts.every((p) => Number.isFinite(p.loss)));
+      assert.ok(pts[2].loss < pts[0].loss, `${pts.map((p) => p.loss)}`);
+      s.dispose();
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
 
