@@ -53,6 +53,8 @@ export interface AdapterModule {
   deltaShape: number[];
   paramCount: number;
   dtype: string;
+  /** ‖ΔW‖_F (scale included), when the tensor values were read. */
+  deltaNorm?: number;
 }
 
 export interface AdapterLayout {

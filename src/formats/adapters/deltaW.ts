@@ -127,3 +127,73 @@ export function deltaW(format: AdapterFormat, m: AdapterModule, get: (name: stri
     }
   }
 }
+
+function gram(x: Float32Array, rows: number, cols: number, byRows: boolean): Float64Array {
+  // byRows: X Xᵀ ([rows, rows]); else Xᵀ X ([cols, cols]).
+  const n = byRows ? rows : cols;
+  const g = new Float64Array(n * n);
+  if (byRows) {
+    for (let i = 0; i < rows; i++)
+      for (let j = i; j < rows; j++) {
+        let s = 0;
+        for (let k = 0; k < cols; k++) s += x[i * cols + k] * x[j * cols + k];
+        g[i * n + j] = g[j * n + i] = s;
+      }
+  } else {
+    for (let k = 0; k < rows; k++)
+      for (let i = 0; i < cols; i++) {
+        const v = x[k * cols + i];
+        if (v === 0) continue;
+        for (let j = 0; j < cols; j++) g[i * n + j] += v * x[k * cols + j];
+      }
+  }
+  return g;
+}
+
+function frob(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s);
+}
+
+/**
+ * ‖ΔW‖_F without forming ΔW where the factors allow it: for U·D (U [out, r], D [r, in])
+ * ‖U D‖² = tr((UᵀU)(D Dᵀ)), two r×r Gram matrices; for a Kronecker product ‖w1 ⊗ w2‖ = ‖w1‖·‖w2‖.
+ * LoHa and LoCon fall back to the full ΔW (undefined beyond `maxElements`).
+ */
+export function deltaNorm(format: AdapterFormat, m: AdapterModule, get: (name: string) => Float32Array, maxElements = 4_000_000): number | undefined {
+  const t = m.tensors;
+  const r = m.rank;
+  if (m.kind === 'lora') {
+    let UtU: Float64Array, DDt: Float64Array;
+    if (format === 'mlx') {
+      // U = bᵀ, D = aᵀ: UᵀU = b bᵀ, D Dᵀ = aᵀ a
+      UtU = gram(get(t.lora_b.name), r, t.lora_b.shape[1], true);
+      DDt = gram(get(t.lora_a.name), t.lora_a.shape[0], r, false);
+    } else {
+      const d = t.lora_down ?? t.lora_A ?? t.down;
+      const u = t.lora_up ?? t.lora_B ?? t.up;
+      const out = u.shape[0];
+      UtU = gram(get(u.name), out, r, false);
+      DDt = gram(get(d.name), r, d.shape.reduce((a, b) => a * b, 1) / r, true);
+    }
+    let tr = 0;
+    for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) tr += UtU[i * r + j] * DDt[j * r + i];
+    return Math.abs(m.scale) * Math.sqrt(Math.max(0, tr));
+  }
+  if (m.kind === 'lokr' && !t.lokr_t2) {
+    const f = (full: string, a: string, b: string) => {
+      if (t[full]) return frob(get(t[full].name));
+      const A = t[a];
+      const B = t[b];
+      return frob(matmul(get(A.name), get(B.name), A.shape[0], A.shape[1], B.shape.reduce((x, y) => x * y, 1) / A.shape[1]));
+    };
+    return Math.abs(m.scale) * f('lokr_w1', 'lokr_w1_a', 'lokr_w1_b') * f('lokr_w2', 'lokr_w2_a', 'lokr_w2_b');
+  }
+  if (m.deltaShape.reduce((a, b) => a * b, 1) > maxElements) return undefined;
+  try {
+    return frob(deltaW(format, m, get).data);
+  } catch {
+    return undefined;
+  }
+}

@@ -10,7 +10,7 @@
 // header alone (readSafetensorsHeader in src/io/safetensorsFile.ts), fast enough for hundreds of files.
 export { detectFormat, describeLayout, FORMAT_LABEL } from './adapterFormats';
 export type { AdapterFormat, AdapterLayout, AdapterModule, LayoutInput, ModuleKind, TensorInfo } from './adapterFormats';
-export { deltaW, kron, matmul } from './deltaW';
+export { deltaNorm, deltaW, kron, matmul } from './deltaW';
 export type { DeltaW } from './deltaW';
 export { inspectAdapter } from './inspect';
 export type { InspectFileInput, InspectInput, InspectModule, InspectReport } from './inspect';

@@ -7,6 +7,7 @@ import type { SafetensorsHeader } from '../safetensors';
 import { parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
 import { describeLayout, FORMAT_LABEL, type AdapterFormat, type AdapterModule, type TensorInfo } from './adapterFormats';
 import { isPickleName, sniffBytes } from './sniff';
+import { deltaNorm } from './deltaW';
 
 export interface InspectFileInput {
   /** Path or name shown to the user. */
@@ -184,6 +185,14 @@ export function inspectAdapter(input: InspectInput): InspectReport {
 
   if (w.values) {
     report.valuesChecked = true;
+    const get = (n: string) => w.values!(n) ?? new Float32Array(0);
+    for (const m of report.modules) {
+      try {
+        m.deltaNorm = deltaNorm(layout.format, m, get);
+      } catch {
+        // a malformed module already has a warning; leave its norm unknown
+      }
+    }
     for (const t of h.tensors) {
       if (!(t.dtype in DTYPE_BYTES) || t.dtype.startsWith('I') || t.dtype.startsWith('U')) continue;
       const v = w.values(t.name);

@@ -88,6 +88,9 @@ describe('interop: adapter formats', () => {
       naive[(o * inF + i) * k * k + p] = s;
     }
     assert.ok(maxAbsDiff(locon.d.data, naive) < 1e-6);
+    const fro = (x: Float32Array) => Math.sqrt(x.reduce((a, b) => a + b * b, 0));
+    assert.ok(Math.abs(conv.m.deltaNorm! - fro(conv.d.data)) < 1e-6, 'Gram-matrix norm of a conv LoRA');
+    assert.ok(Math.abs(locon.m.deltaNorm! - fro(locon.d.data)) < 1e-6);
   });
 
   it('LoHa is a Hadamard product and LoKr a Kronecker product, scaled by alpha / r', () => {
@@ -119,6 +122,10 @@ describe('interop: adapter formats', () => {
     const k = kron(v('k_proj.lokr_w1'), [2, 3], w2, [3, 4]);
     assert.ok(Math.abs(k[0 * 12 + 5] - v('k_proj.lokr_w1')[1] * w2[1]) < 1e-9); // row 0 = (i=0,p=0), col 5 = (j=1,q=1)
     assert.ok(maxAbsDiff(lokr.d.data, k.map((x) => x * 2)) < 1e-7);
+    // ‖ΔW‖_F in the report: Kronecker shortcut for LoKr, full product for LoHa
+    const fro = (x: Float32Array) => Math.sqrt(x.reduce((a, b) => a + b * b, 0));
+    assert.ok(Math.abs(lokr.m.deltaNorm! - fro(lokr.d.data)) < 1e-6);
+    assert.ok(Math.abs(loha.m.deltaNorm! - fro(loha.d.data)) < 1e-7);
   });
 
   it('mlx-lm: lora_a [in, r], lora_b [r, out], absolute scale from adapter_config.json', () => {

@@ -163,6 +163,28 @@ describe('interop: real-world adapter corpus', function () {
     }
   });
 
+  it('ΔW of the first module of every real adapter is finite, of the reported shape, and its norm matches the factors', async () => {
+    const rels = [
+      'KohakuBlueleaf__LyCORIS/smart_falcon_4_lokr.safetensors',
+      'cloneofsimo__lora/lora_disney.safetensors',
+      'ml-explore__mlx-examples',
+      'peft-abrhaleyarefaine1997__gpt2-tigrinya-lora',
+      'wellCh4n__pokemon-diffusers/pytorch_lora_weights.safetensors',
+    ];
+    for (const rel of rels) {
+      const input = await loadInspectInput(path.join(REAL_WORLD, rel), { readValues: true });
+      const r = inspectAdapter(input);
+      const m = r.modules[0];
+      const d = deltaW(r.format as never, m, (n) => input.weights!.values!(n)!);
+      assert.deepEqual(d.shape, m.deltaShape, rel);
+      assert.equal(d.data.length, m.deltaShape.reduce((a, b) => a * b, 1), rel);
+      assert.ok(d.data.every((v) => Number.isFinite(v)), `${rel}: finite ΔW`);
+      let sq = 0;
+      for (const v of d.data) sq += v * v;
+      assert.ok(m.deltaNorm !== undefined && Math.abs(Math.sqrt(sq) - m.deltaNorm) <= 1e-3 * m.deltaNorm + 1e-9, `${rel}: ‖ΔW‖ ${Math.sqrt(sq)} vs ${m.deltaNorm}`);
+    }
+  });
+
   it('header-only inspection agrees with the full read on structure, and computes ΔW from real factors', async () => {
     const rel = 'peft-anirudh-ak__peft-gpt2';
     const full = await inspect(rel, true);
