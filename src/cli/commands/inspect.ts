@@ -43,12 +43,12 @@ export function formatReport(r: InspectReport, all: boolean): string {
     lines.push(`  dtypes:      ${Object.entries(r.dtypes).map(([d, n]) => `${d} ×${n}`).join(', ') || 'none'}`);
   }
   if (r.modules.length) {
-    lines.push('', '  module                                                        kind   rank  alpha   scale   ΔW shape          params   dtype');
+    lines.push('', '  module                                                        kind   rank  alpha   scale   ΔW shape          params   dtype   ‖ΔW‖');
     const shown = all ? r.modules : r.modules.slice(0, 30);
     for (const m of shown) {
       const name = m.name.length > 60 ? `…${m.name.slice(-59)}` : m.name;
       lines.push(
-        `  ${name.padEnd(61)} ${m.kind.padEnd(6)} ${String(m.rank).padStart(4)}  ${fmtNum(m.alpha).padStart(5)}  ${fmtNum(m.scale).padStart(6)}   ${`[${m.deltaShape.join(', ')}]`.padEnd(16)} ${formatCount(m.paramCount).padStart(8)}   ${m.dtype}`,
+        `  ${name.padEnd(61)} ${m.kind.padEnd(6)} ${String(m.rank).padStart(4)}  ${fmtNum(m.alpha).padStart(5)}  ${fmtNum(m.scale).padStart(6)}   ${`[${m.deltaShape.join(', ')}]`.padEnd(16)} ${formatCount(m.paramCount).padStart(8)}   ${m.dtype.padEnd(5)}   ${m.deltaNorm === undefined ? '' : m.deltaNorm.toPrecision(4)}`,
       );
     }
     if (shown.length < r.modules.length) lines.push(`  … ${r.modules.length - shown.length} more (use --all)`);
