@@ -1,5 +1,7 @@
 // Backend set-up for the bench. Checks what tfjs silently ignores: `tf.setBackend` resolves false
 // (and stays on cpu) when a backend fails to initialise.
+import * as fs from 'node:fs';
+import os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -32,7 +34,17 @@ export async function initBenchBackend(which: BenchBackend, threads: number, fas
   if (which === 'wasm') {
     if (threads > 1) {
       const { initThreadedWasm } = await import('../../src/engine/wasmThreads');
-      const r = await initThreadedWasm({ wasmDir: WASM_DIR, threads });
+      const r = await initThreadedWasm({
+        wasmDir: WASM_DIR,
+        threads,
+        mainScriptPath: require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js'),
+        writeFile: (name, text) => {
+          const p = path.join(os.tmpdir(), name);
+          fs.writeFileSync(p, text);
+          return p;
+        },
+        os,
+      });
       notes.push(...r.notes);
     } else {
       setThreadsCount(1);

@@ -14,6 +14,8 @@ export interface CaseRequest {
   threads: number;
   minSteps: number;
   minMs: number;
+  /** Steps before timing (XNNPACK packing, kernel set-up). Default 2. */
+  warmup?: number;
   /** Also measure peak tensor memory of one step, LoRA vs full fine-tune of the same model. */
   memory?: boolean;
   /** Override spec fields (scaling runs). */
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
   const w = buildWorkload(spec, req.form);
   const opt = new Adam(w.trainable);
   const losses: number[] = [];
-  for (let i = 0; i < 2; i++) losses.push(trainStep(w, opt)); // warm-up: XNNPACK packing, kernel setup
+  for (let i = 0; i < (req.warmup ?? 2); i++) losses.push(trainStep(w, opt)); // warm-up: XNNPACK packing, kernel setup
   const times: number[] = [];
   const start = performance.now();
   while (times.length < req.minSteps || performance.now() - start < req.minMs) {
@@ -90,7 +92,11 @@ async function main(): Promise<void> {
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
-main().catch((e: unknown) => {
-  process.stdout.write(JSON.stringify({ error: e instanceof Error ? e.message : String(e) }) + '\n');
-  process.exitCode = 1;
-});
+// Exit explicitly: the threaded wasm build's pthread workers would keep the process alive.
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stdout.write(JSON.stringify({ error: e instanceof Error ? e.message : String(e) }) + '\n');
+    process.exit(1);
+  },
+);

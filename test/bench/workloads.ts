@@ -8,6 +8,7 @@
 //          computes no dW and no dx where the input needs none, plus the wasm kernel overrides.
 import * as tf from '@tensorflow/tfjs-core';
 import { loraLinear, packFrozenLinear, type PackedFrozenLinear } from '../../src/engine/kernels/loraLinear';
+import { FrozenLinear, LoRALinear } from '../../src/engine/lora';
 
 export interface LoraLinearSpec {
   kind: 'lora-linear';
@@ -45,7 +46,8 @@ export interface TransformerSpec {
 }
 
 export type WorkloadSpec = LoraLinearSpec | TransformerSpec;
-export type Formulation = 'naive' | 'tuned';
+/** naive: textbook autograd; tuned: src/engine/kernels; engine: the engine's own LoRALinear (src/engine/lora.ts). */
+export type Formulation = 'naive' | 'tuned' | 'engine';
 
 export const WORKLOADS: WorkloadSpec[] = [
   { kind: 'lora-linear', name: 'a', title: '(a) LoRA linear d=k=1024, r=8, batch 256', d: 1024, k: 1024, r: 8, alpha: 16, batch: 256 },
@@ -124,7 +126,11 @@ interface Linear {
   dispose(): void;
 }
 
-function makeLinear(inF: number, outF: number, lora: boolean, bias: boolean, r: number, alpha: number, form: Formulation, full: boolean): Linear {
+function makeLinear(
+  inF: number, outF: number, lora: boolean, bias: boolean, r: number, alpha: number, form: Formulation, full: boolean,
+  /** Whether this layer's input needs a gradient (false for layers fed with data). */
+  staticInputGrad = true,
+): Linear {
   const s = alpha / r;
   const w = randn([outF, inF], 0.02) as tf.Tensor2D; // [out, in]
   const b = bias ? (tf.zeros([outF]) as tf.Tensor1D) : undefined;
@@ -158,6 +164,20 @@ function makeLinear(inF: number, outF: number, lora: boolean, bias: boolean, r: 
       dispose: () => tf.dispose([w, ...(b ? [b] : []), ...vars]),
     };
   }
+  if (form === 'engine' && A && B) {
+    const layer = new LoRALinear({
+      inFeatures: inF, outFeatures: outF, r, alpha, hasBias: bias, trainBias: false, inputGrad: staticInputGrad,
+      weight: w.dataSync() as Float32Array, bias: b?.dataSync() as Float32Array | undefined,
+      A: A.dataSync() as Float32Array, B: B.dataSync() as Float32Array,
+    });
+    tf.dispose([w, ...(b ? [b] : []), A, B]);
+    return { variables: [layer.A, layer.B], apply: (x) => layer.apply(x) as tf.Tensor2D, dispose: () => layer.dispose() };
+  }
+  if (form === 'engine' && !full) {
+    const layer = new FrozenLinear(inF, outF, w, b);
+    tf.dispose([w, ...(b ? [b] : [])]);
+    return { variables: [], apply: (x) => layer.apply(x) as tf.Tensor2D, dispose: () => layer.dispose() };
+  }
   const packed: PackedFrozenLinear = packFrozenLinear(w, b);
   tf.dispose([w, ...(b ? [b] : [])]);
   return {
@@ -173,7 +193,7 @@ function makeLinear(inF: number, outF: number, lora: boolean, bias: boolean, r: 
 export function buildWorkload(spec: WorkloadSpec, form: Formulation): BuiltWorkload {
   seedCounter = 1;
   if (spec.kind === 'lora-linear') {
-    const lin = makeLinear(spec.d, spec.k, true, true, spec.r, spec.alpha, form, false);
+    const lin = makeLinear(spec.d, spec.k, true, true, spec.r, spec.alpha, form, false, false);
     const x = randn([spec.batch, spec.d], 1) as tf.Tensor2D;
     const t = randn([spec.batch, spec.k], 1);
     return {
@@ -194,17 +214,17 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
   const N = Bt * T;
   const full = spec.fullFinetune === true;
   const keep: tf.Tensor[] = [];
-  const mk = (inF: number, outF: number, target: string, bias = spec.bias): Linear =>
-    makeLinear(inF, outF, (spec.loraTargets as string[]).includes(target), bias, spec.r, spec.alpha, form, full);
+  const mk = (inF: number, outF: number, target: string, bias = spec.bias, inputGrad = true): Linear =>
+    makeLinear(inF, outF, (spec.loraTargets as string[]).includes(target), bias, spec.r, spec.alpha, form, full, inputGrad);
   const normW = (): tf.Tensor1D => {
     const t = full ? tf.variable(tf.ones([d]), true) : tf.ones([d]);
     keep.push(t);
     return t as tf.Tensor1D;
   };
-  const layers = Array.from({ length: spec.layers }, () => ({
-    q: mk(d, H * dh, 'q'),
-    k: mk(d, kvH * dh, 'k'),
-    v: mk(d, kvH * dh, 'v'),
+  const layers = Array.from({ length: spec.layers }, (_, i) => ({
+    q: mk(d, H * dh, 'q', spec.bias, i > 0),
+    k: mk(d, kvH * dh, 'k', spec.bias, i > 0),
+    v: mk(d, kvH * dh, 'v', spec.bias, i > 0),
     o: mk(H * dh, d, 'o'),
     gate: spec.mlp === 'swiglu' ? mk(d, spec.ffn, 'gate') : undefined,
     up: mk(d, spec.ffn, 'up'),
