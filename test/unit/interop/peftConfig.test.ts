@@ -97,6 +97,23 @@ describe('interop: model folders and weights', () => {
     }
   });
 
+  it('tied Llama embeddings: no lm_head.weight, tie_word_embeddings true, same logits as an explicit copy', async () => {
+    const folder = await loadHfFolder(path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8/base'));
+    const rec: Record<string, HostTensor> = {};
+    for (const n of folder.weights.names()) if (n !== 'lm_head.weight') rec[n] = folder.weights.get(n)!;
+    const tiedCfg = parseHfConfig(JSON.stringify({ ...folder.config.raw, tie_word_embeddings: true }));
+    const tied = buildCausalLm(tiedCfg, weightsFromRecord(rec));
+    const copy = buildCausalLm(folder.config, weightsFromRecord({ ...rec, 'lm_head.weight': rec['model.embed_tokens.weight'] }));
+    assert.equal(tied.paramCount, copy.paramCount - 256 * 64); // a tied weight is counted once
+    const ids = idsTensor([[5, 6, 7, 8]], 256);
+    const a = tied.forward(ids);
+    const b = copy.forward(ids);
+    assert.equal(maxAbsDiff(a.dataSync(), b.dataSync()), 0);
+    tf.dispose([ids, a, b]);
+    tied.dispose();
+    copy.dispose();
+  });
+
   it('rejects token ids outside the vocabulary', () => {
     assert.throws(() => idsTensor([[1, 2], [3, 256]], 256), /row 1 position 1 is 256, expected an integer in \[0, 256\)/);
     assert.throws(() => idsTensor([[1, 2], [3]], 256), /row 1 has 1 tokens/);
