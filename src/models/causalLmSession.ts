@@ -77,9 +77,6 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
   const model: CausalLm = buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
   const lora = config.lora;
   const scale = lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(lora.r) : lora.scaling === 'none' ? 1 : lora.alpha / lora.r;
-  if (lora.trainBias) {
-    throw new InteropError('bad-config', 'lora.trainBias is not supported for kind "causal-lm": biases stay frozen (PEFT\'s bias "none")');
-  }
   // An empty list means PEFT's default targets for the architecture.
   const targetModules = lora.targetModules.length > 0 ? lora.targetModules : PEFT_DEFAULT_TARGETS[folder.config.modelType];
   const peftLike: PeftLoraConfig = {
@@ -102,6 +99,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
   const adapter: TrainableAdapter = initTrainableAdapter(model, targets, {
     init: lora.init,
     dora: false,
+    trainBias: lora.trainBias,
     uniform: () => initRng.uniform(),
     normal: () => initRng.normal(),
   });
@@ -221,7 +219,8 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
           use_dora: false,
           // PEFT sets this for GPT-2's Conv1D (weights stored [in, out]) and warns when it is missing.
           fan_in_fan_out: paths.some((p) => model.linears.get(p)?.conv1d === true),
-          bias: 'none',
+          // Only layers that have a bias (GPT-2) train one; Llama's projections have none.
+          bias: lora.trainBias && [...adapter.modules.values()].some((m) => m.bias) ? 'lora_only' : 'none',
           init_lora_weights: true,
           modules_to_save: null,
           layers_to_transform: null,

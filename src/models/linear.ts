@@ -29,6 +29,8 @@ export interface LoraModule {
   B: tf.Tensor2D; // [out, r]  lora_B.weight
   /** DoRA: lora_magnitude_vector [out]. */
   magnitude?: tf.Tensor1D;
+  /** A trainable copy of the layer's bias that replaces it (PEFT's bias "lora_only"). */
+  bias?: tf.Tensor1D;
   /** Training only: dropout on the LoRA path's input (PEFT's lora_dropout). */
   inputDropout?: (x: tf.Tensor2D) => tf.Tensor2D;
 }
@@ -56,7 +58,8 @@ export function doraWeightNorm(layer: LinearLayer, lora: LoraModule): tf.Tensor1
 /** y = x Wᵀ + b (+ s·(x Aᵀ) Bᵀ, or the DoRA form). x: [N, in] -> [N, out]. */
 export function applyLinear(layer: LinearLayer, x: tf.Tensor2D, lora?: LoraModule): tf.Tensor2D {
   let plain = tf.matMul(x, layer.wt); // [N, out]
-  const base = layer.bias ? plain.add(layer.bias) : plain;
+  const bias = lora?.bias ?? layer.bias;
+  const base = bias ? plain.add(bias) : plain;
   if (!lora) return base as tf.Tensor2D;
   // PEFT: result = base_layer(x) + lora_B(lora_A(dropout(x))); DoRA uses dropout(x) in both its terms.
   if (lora.inputDropout) {

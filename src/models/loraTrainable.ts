@@ -27,18 +27,20 @@ export interface TrainableAdapter {
   dispose(): void;
 }
 
-export const peftKey = (path: string, part: 'lora_A' | 'lora_B' | 'lora_magnitude_vector'): string =>
-  part === 'lora_magnitude_vector' ? `base_model.model.${path}.${part}` : `base_model.model.${path}.${part}.weight`;
+export const peftKey = (path: string, part: 'lora_A' | 'lora_B' | 'lora_magnitude_vector' | 'bias'): string =>
+  part === 'lora_magnitude_vector' || part === 'bias' ? `base_model.model.${path}.${part}` : `base_model.model.${path}.${part}.weight`;
 
 export interface InitOptions {
   init: 'kaiming-uniform' | 'gaussian';
   dora: boolean;
+  /** Train the biases of adapted layers that have one (PEFT's bias "lora_only"). */
+  trainBias?: boolean;
   /** Uniform [0, 1) and standard normal sources (the engine's seeded Rng). */
   uniform(): number;
   normal(): number;
 }
 
-function build(model: CausalLm, targets: LoraTarget[], dora: boolean, values: (path: string, part: 'lora_A' | 'lora_B', shape: number[]) => Float32Array, mag?: (path: string, shape: number[]) => Float32Array | undefined): TrainableAdapter {
+function build(model: CausalLm, targets: LoraTarget[], dora: boolean, trainBias: boolean, values: (path: string, part: 'lora_A' | 'lora_B', shape: number[]) => Float32Array, mag?: (path: string, shape: number[]) => Float32Array | undefined): TrainableAdapter {
   const modules = new Map<string, LoraModule>();
   const variables: Record<string, tf.Variable> = {};
   let count = 0;
@@ -60,6 +62,13 @@ function build(model: CausalLm, targets: LoraTarget[], dora: boolean, values: (p
         const M = tf.tidy(() => tf.variable(given ? tf.tensor1d(given) : doraWeightNorm(layer, m), true, peftKey(t.path, 'lora_magnitude_vector') + '#' + uid()));
         variables[peftKey(t.path, 'lora_magnitude_vector')] = M;
         m.magnitude = M as tf.Variable<tf.Rank.R1>;
+        count += layer.outFeatures;
+      }
+      if (trainBias && layer.bias) {
+        const bias = layer.bias;
+        const Bv = tf.tidy(() => tf.variable(bias.clone(), true, peftKey(t.path, 'bias') + '#' + uid()));
+        variables[peftKey(t.path, 'bias')] = Bv;
+        m.bias = Bv as tf.Variable<tf.Rank.R1>;
         count += layer.outFeatures;
       }
       modules.set(t.path, m);
@@ -87,7 +96,7 @@ const uid = () => (++counter).toString(36);
 
 /** Fresh adapter: A random, B zero (so the adapted model starts equal to the base model). */
 export function initTrainableAdapter(model: CausalLm, targets: LoraTarget[], opts: InitOptions): TrainableAdapter {
-  return build(model, targets, opts.dora, (_path, part, shape) => {
+  return build(model, targets, opts.dora, opts.trainBias ?? false, (_path, part, shape) => {
     const n = shape[0] * shape[1];
     const out = new Float32Array(n);
     if (part === 'lora_B') return out;
@@ -116,6 +125,7 @@ export function trainableFromTensors(model: CausalLm, targets: LoraTarget[], dor
     model,
     targets,
     dora,
+    false,
     (path, part, shape) => get(`${path}.${part}.weight`, shape),
     (path, shape) => get(`${path}.lora_magnitude_vector`, shape),
   );

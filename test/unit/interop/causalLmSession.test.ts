@@ -12,8 +12,8 @@ import { loadHfFolder } from '../../../src/io/hfFolder';
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
 import { causalLmLoss, idsTensor } from '../../../src/models/causalLm';
 import { peftConfigFromJson } from '../../../src/formats/peftConfig';
-import { attachPeftAdapter } from '../../../src/models/peftAdapter';
-import { weightsFromRecord } from '../../../src/models/weights';
+import { adapterOverrides, attachPeftAdapter } from '../../../src/models/peftAdapter';
+import { overlayWeights, weightsFromRecord } from '../../../src/models/weights';
 import { InteropError } from '../../../src/formats/adapters/interopError';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import type { MetricPoint } from '../../../src/protocol/runFormat';
@@ -172,6 +172,32 @@ describe('interop: causal-lm training session', function () {
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  it('trainBias trains the adapted layers\' biases (PEFT bias "lora_only") and the adapter carries them', async () => {
+    const cfg = experiment('tiny-gpt2', ['c_attn'], 3);
+    cfg.lora.trainBias = true;
+    const s = await createCausalLmSession(cfg, EXAMPLES);
+    assert.equal(s.params.trainableParams, 2 * (4 * (64 + 192) + 192));
+    const pts = await collect(s.run());
+    const exported = s.exportAdapter();
+    assert.equal(exported.config.bias, 'lora_only');
+    const bias = exported.tensors['base_model.model.transformer.h.0.attn.c_attn.bias'];
+    assert.deepEqual(bias.shape, [192]);
+    assert.ok(bias.data.some((v) => v !== 0), 'the bias moved from its (zero) initial value');
+    s.dispose();
+    // Reload: bias tensors replace the base ones (overlay), LoRA factors attach; same held-out loss.
+    const folder = await loadHfFolder(path.join(EXAMPLES, 'tiny-gpt2'));
+    const aw = weightsFromRecord(exported.tensors);
+    const model = buildCausalLm(folder.config, overlayWeights(folder.weights, adapterOverrides(aw)));
+    const adapter = attachPeftAdapter(model, peftConfigFromJson(exported.config), aw);
+    const text = fs.readFileSync(path.join(EXAMPLES, 'lora-notes.txt'), 'utf8');
+    const ids = idsTensor(makeWindows([text], bytesTokenizer(), 24, 0.1).eval.slice(0, 2).map((w) => [...w]), 256);
+    const reloaded = tf.tidy(() => causalLmLoss(model.forward(ids, adapter.lookup), ids).dataSync()[0]);
+    assert.ok(Math.abs(reloaded - pts[2].evalLoss!) < 1e-5, `${reloaded} vs ${pts[2].evalLoss}`);
+    ids.dispose();
+    adapter.dispose();
+    model.dispose();
   });
 
   it('uses PEFT\'s default targets when targetModules is empty', async () => {
