@@ -22,7 +22,7 @@ interface WasmBackendInternals {
     HEAPF32: Float32Array;
   };
   dataIdNextNumber: number;
-  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
+  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number }; has(dataId: object): boolean };
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
 }
@@ -40,9 +40,14 @@ export interface FastKernelStats {
   transposed: number;
   /** Calls split into per-batch XNNPACK calls on sub-views. */
   batched: number;
+  /** Transposed copies made of long-lived right operands (see cachedTranspose). */
+  cachedTransposes: number;
 }
 
-const stats: FastKernelStats = { direct: 0, transposed: 0, batched: 0 };
+const stats: FastKernelStats = { direct: 0, transposed: 0, batched: 0, cachedTransposes: 0 };
+/** Right operands smaller than this are transposed on every call (cheap) rather than cached. */
+const CACHE_MIN_ELEMENTS = 16384;
+let disposeCache: ((be: WasmBackendInternals) => void) | undefined;
 
 /** Counters since the last registration (for tests and the bench: proves the fast path ran). */
 export function fastKernelStats(): FastKernelStats {
@@ -90,7 +95,7 @@ export function registerWasmFastKernels(): () => void {
     throw new Error('registerWasmFastKernels: the wasm backend kernels are not registered (import @tensorflow/tfjs-backend-wasm first)');
   }
   let raw: RawMatMul | undefined;
-  stats.direct = stats.transposed = stats.batched = 0;
+  stats.direct = stats.transposed = stats.batched = stats.cachedTransposes = 0;
 
   // tfjs's wasm Transpose runs at ~20 ns per element on these shapes; a cache-blocked loop over
   // the heap in JS does ~1 ns. x is [batch, rows, cols] → [batch, cols, rows].
@@ -127,6 +132,12 @@ export function registerWasmFastKernels(): () => void {
       return id;
     };
     // One shared B (e.g. a weight broadcast over the batch) keeps one id, so XNNPACK packs it once.
+    if (batch === 1) {
+      // One product: pass the tensors' own ids, so XNNPACK's packed-weights cache (keyed by B's
+      // id) is hit on every call with a long-lived B (frozen weights, cached transposes).
+      raw(be.dataIdMap.get(a3.dataId).id, aShape, 3, be.dataIdMap.get(b3.dataId).id, bShape, 3, 0, 0, be.dataIdMap.get(out.dataId).id);
+      return out;
+    }
     const sharedB = bb === 1 ? view(bOff, k * n) : 0;
     try {
       for (let i = 0; i < batch; i++) {
@@ -145,6 +156,36 @@ export function registerWasmFastKernels(): () => void {
       if (sharedB) be.wasm.tfjs.disposeData(sharedB);
     }
     return out;
+  };
+
+  // Transposed copies of long-lived right operands (a frozen Wᵀ used as W in dx = dy·W): made on
+  // the second use of the same tensor, kept while it lives, freed on the first call after it is
+  // disposed. Tensor data never changes in place in tfjs (Variable.assign swaps the data id), so a
+  // copy keyed by data id is never stale.
+  const seen = new WeakSet<object>();
+  const tcache = new Map<object, tf.TensorInfo>();
+  const cachedTranspose = (be: WasmBackendInternals, b3: tf.TensorInfo): tf.TensorInfo | undefined => {
+    for (const [src, info] of tcache) {
+      if (!be.dataIdMap.has(src)) {
+        be.disposeData(info.dataId);
+        tcache.delete(src);
+      }
+    }
+    if (b3.shape[1] * b3.shape[2] < CACHE_MIN_ELEMENTS) return undefined;
+    const hit = tcache.get(b3.dataId);
+    if (hit) return hit;
+    if (!seen.has(b3.dataId)) {
+      seen.add(b3.dataId);
+      return undefined;
+    }
+    const t = transposeLast2(be, b3);
+    tcache.set(b3.dataId, t);
+    stats.cachedTransposes++;
+    return t;
+  };
+  disposeCache = (be) => {
+    for (const info of tcache.values()) be.disposeData(info.dataId);
+    tcache.clear();
   };
 
   const batchMatMul: tf.KernelFunc = (args) => {
@@ -182,7 +223,8 @@ export function registerWasmFastKernels(): () => void {
     const sizeA = batchA * m * k;
     const sizeB = batchB * k * n;
     const sizeC = Math.max(batchA, batchB) * m * n;
-    const direct = (transposeA ? sizeA : 0) + (transposeB ? sizeB : 0);
+    const cachedBt = transposeB && batchB === 1 ? cachedTranspose(be, b3) : undefined;
+    const direct = (transposeA ? sizeA : 0) + (transposeB && !cachedBt ? sizeB : 0);
     const viaCt = (transposeA ? 0 : sizeA) + (transposeB ? 0 : sizeB) + sizeC;
     const temps: tf.TensorInfo[] = [];
     try {
@@ -190,8 +232,8 @@ export function registerWasmFastKernels(): () => void {
       if (direct <= viaCt) {
         const aa = transposeA ? transposeLast2(be, a3) : a3;
         if (transposeA) temps.push(aa);
-        const bb = transposeB ? transposeLast2(be, b3) : b3;
-        if (transposeB) temps.push(bb);
+        const bb = cachedBt ?? (transposeB ? transposeLast2(be, b3) : b3);
+        if (transposeB && !cachedBt) temps.push(bb);
         result = plainBatched(be, aa, bb);
       } else {
         // Cᵀ = op(B)ᵀ · op(A)ᵀ: B's stored layout is already op(B)ᵀ when transposeB, etc.
@@ -232,6 +274,9 @@ export function registerWasmFastKernels(): () => void {
   tf.registerKernel({ kernelName: tf.Tanh, backendName: 'wasm', kernelFunc: tanh });
 
   installed = () => {
+    const be = tf.findBackend('wasm') as unknown as WasmBackendInternals | null;
+    if (be) disposeCache?.(be);
+    disposeCache = undefined;
     tf.unregisterKernel(tf.BatchMatMul, 'wasm');
     tf.registerKernel(origMatMul);
     tf.unregisterKernel(tf.Tanh, 'wasm');

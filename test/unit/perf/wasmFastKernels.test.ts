@@ -132,6 +132,31 @@ describe('perf: wasm fast kernels', function () {
     for (let i = 0; i < 2; i++) assert.ok(maxRelDiff(got[i], ref[i]) < 1e-5);
   });
 
+  it('caches the transpose of a long-lived right operand and frees it with the operand', async function () {
+    await tf.setBackend('wasm');
+    restore ??= registerWasmFastKernels();
+    const be = tf.backend() as unknown as { numDataIds(): number };
+    const wv = values(160 * 128, 7); // 20480 elements: above the cache threshold
+    const xv = values(6 * 128, 8);
+    const ref = await onBackend('cpu', () => tf.tidy(() => tf.matMul(tf.tensor2d(xv, [6, 128]), tf.tensor2d(wv, [160, 128]), false, true).dataSync()));
+    await tf.setBackend('wasm');
+    const ids0 = be.numDataIds();
+    const w = tf.tensor2d(wv, [160, 128]);
+    const x = tf.tensor2d(xv, [6, 128]);
+    const made0 = fastKernelStats().cachedTransposes;
+    for (let i = 0; i < 3; i++) {
+      const y = tf.matMul(x, w, false, true);
+      assert.ok(maxRelDiff(y.dataSync(), ref) < 1e-5, `call ${i}`);
+      y.dispose();
+    }
+    assert.equal(fastKernelStats().cachedTransposes - made0, 1, 'one cached copy for three calls');
+    assert.equal(be.numDataIds(), ids0 + 3, 'x, w and the cached Wᵀ');
+    w.dispose();
+    tf.tidy(() => tf.matMul(x, tf.ones([4, 128]), false, true).dataSync()); // any later call sweeps
+    assert.equal(be.numDataIds(), ids0 + 1, 'the cached copy is freed once W is disposed');
+    x.dispose();
+  });
+
   it('tanh equals Math.tanh within 2e-7 and keeps its gradient', async function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
