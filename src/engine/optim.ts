@@ -168,12 +168,13 @@ export function globalNorm(grads: GradMap): tf.Scalar {
 }
 
 /**
- * torch.nn.utils.clip_grad_norm_: when ‖g‖ > maxNorm, scale every gradient by maxNorm / (‖g‖ + 1e-6).
+ * torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, maxNorm / (‖g‖ + 1e-6)). Like torch, a norm
+ * within 1e-6 below maxNorm is still scaled (slightly). maxNorm ≤ 0 disables clipping.
  * Returns new tensors (the inputs are left to the caller to dispose). `norm` is the pre-clip norm.
  */
 export function clipByGlobalNorm(grads: GradMap, norm: number, maxNorm: number): GradMap {
   const out: GradMap = {};
-  const coef = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+  const coef = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
   for (const [k, g] of Object.entries(grads)) out[k] = coef === 1 ? tf.clone(g) : tf.mul(g, coef);
   return out;
 }

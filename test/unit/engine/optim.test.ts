@@ -93,6 +93,12 @@ describe('engine/optim', () => {
     near(Array.from(clipped.b.dataSync()), [0, 4 * coef]);
     const untouched = clipByGlobalNorm(grads, 5, 10);
     assert.deepEqual(Array.from(untouched.b.dataSync()), [0, 4]);
-    tf.dispose([n, ...Object.values(grads), ...Object.values(clipped), ...Object.values(untouched)]);
+    // torch clamps maxNorm/(‖g‖ + 1e-6) to 1 and always multiplies: at ‖g‖ = maxNorm the gradient still shrinks.
+    const atLimit = clipByGlobalNorm(grads, 5, 5);
+    assert.deepEqual(Array.from(atLimit.a.dataSync()), [Math.fround(3 * Math.fround(5 / (5 + 1e-6)))]);
+    assert.ok(atLimit.a.dataSync()[0] < 3);
+    const off = clipByGlobalNorm(grads, 5, 0);
+    assert.deepEqual(Array.from(off.a.dataSync()), [3]);
+    tf.dispose([n, ...Object.values(grads), ...Object.values(clipped), ...Object.values(untouched), ...Object.values(atLimit), ...Object.values(off)]);
   });
 });
