@@ -360,8 +360,23 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       break;
     }
     case 'unknown-lora': {
-      extras = input.tensors;
-      warnings.push('unknown LoRA layout: tensors look like low-rank factors, but which layer each belongs to is only known from the training code');
+      // Pair "…a…N" with "…b…N" ([r, in] and [out, r]) so rank, shapes and ΔW are still shown; the
+      // layer each pair adapts is not named, so the modules keep the file's own names.
+      const g = group(input.tensors, (n) => {
+        const m = /^(.*?)(w_a|w_b|lora_a|lora_b|a|b)([._]?\d*)$/i.exec(n);
+        return m ? [`${m[1]}${m[2].slice(0, -1)}*${m[3]}`, m[2].slice(-1).toLowerCase() === 'a' ? 'down' : 'up'] : undefined;
+      });
+      extras = g.extras;
+      for (const grp of g.groups) {
+        const d = grp.roles.down;
+        const u = grp.roles.up;
+        if (d && u && d.shape.length === 2 && u.shape.length === 2 && u.shape[1] === d.shape[0]) {
+          finish(grp, 'lora', d.shape[0], [u.shape[0], d.shape[1]], undefined, 'none', 1);
+        } else {
+          extras.push(...Object.values(grp.roles));
+        }
+      }
+      warnings.push('unknown LoRA layout: tensors look like low-rank factors, but which layer each belongs to is only known from the training code; scale shown as 1');
       break;
     }
     case 'not-an-adapter':

@@ -52,7 +52,12 @@ const CASES: Record<string, Expect> = {
   },
   'MathieuNlp__Sam_LoRA/lora_rank2.safetensors': (r) => {
     assert.equal(r.format, 'unknown-lora');
-    assert.equal(r.extras.length, 48);
+    // w_a_000 [2, 768] + w_b_000 [768, 2] … paired by index: 24 rank-2 modules, layers unnamed
+    assert.equal(r.totals.modules, 24);
+    assert.deepEqual(r.ranks, { 2: 24 });
+    assert.equal(r.modules[0].name, 'w_*_000');
+    assert.deepEqual(r.modules[0].deltaShape, [768, 768]);
+    assert.equal(r.extras.length, 0);
     assert.ok(r.warnings.some((w) => /unknown LoRA layout/.test(w)));
   },
   'bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors': rejected(/Git LFS pointer to a 912556812-byte object.*git lfs pull/),
@@ -167,6 +172,7 @@ describe('interop: real-world adapter corpus', function () {
     const rels = [
       'KohakuBlueleaf__LyCORIS/smart_falcon_4_lokr.safetensors',
       'cloneofsimo__lora/lora_disney.safetensors',
+      'MathieuNlp__Sam_LoRA/lora_rank2.safetensors',
       'ml-explore__mlx-examples',
       'peft-abrhaleyarefaine1997__gpt2-tigrinya-lora',
       'wellCh4n__pokemon-diffusers/pytorch_lora_weights.safetensors',
