@@ -664,9 +664,15 @@ function crossFieldIssues(c: ExperimentConfig, data: unknown, badPaths: Set<stri
     if (m.numHeads === 1 && has('lora.targetModules') && chosen !== 'k,q,v') {
       report('warning', ['lora.targetModules'], '`lora.targetModules` is ignored with `model.numHeads` 1: the seed\'s single-head LoRAAttention always adapts q, k and v (use numHeads ≥ 2 to choose)');
     }
+    if (m.numHeads === 1 && lora.trainBias) {
+      report('warning', ['lora.trainBias'], '`lora.trainBias` is ignored with `model.numHeads` 1: the seed\'s LoRAAttention keeps the biases of W_Q, W_K, W_V frozen (its W_O trains in full)');
+    }
   } else {
     if (!/\.(txt|jsonl)$/i.test(m.dataset.path)) {
       report('error', ['model.dataset.path'], `\`model.dataset.path\` must be a .txt or .jsonl file, got "${m.dataset.path}"`);
+    }
+    if (lora.trainBias) {
+      report('error', ['lora.trainBias'], '`lora.trainBias` must be false for kind "causal-lm": the biases stay frozen (PEFT\'s bias "none")');
     }
     if (m.dataset.evalFraction === 0 && t.evalEvery > 0) {
       report('error', ['training.evalEvery', 'model.dataset.evalFraction'], '`training.evalEvery` > 0 needs held-out text: set `model.dataset.evalFraction` > 0 (or evalEvery to 0)');
@@ -682,7 +688,6 @@ function crossFieldIssues(c: ExperimentConfig, data: unknown, badPaths: Set<stri
   if (t.evalEvery === 0 && has('training.evalBatches')) report('warning', ['training.evalBatches'], '`training.evalBatches` is ignored because `training.evalEvery` is 0 (no evaluation)');
 
   if (lora.scaling === 'none' && has('lora.alpha')) report('warning', ['lora.alpha'], '`lora.alpha` is ignored with `lora.scaling` "none" (the scale is 1)');
-  if (o.name !== 'adamw' && o.weightDecay > 0) report('warning', ['optimizer.weightDecay'], `\`optimizer.weightDecay\` is used by "adamw" only and is ignored by "${o.name}"`);
   if (o.name !== 'sgd' && o.momentum > 0) report('warning', ['optimizer.momentum'], `\`optimizer.momentum\` is used by "sgd" only and is ignored by "${o.name}"`);
   if (o.name === 'sgd') {
     for (const k of ['beta1', 'beta2', 'eps'] as const) if (has(`optimizer.${k}`)) report('warning', [`optimizer.${k}`], `\`optimizer.${k}\` is used by Adam/AdamW only and is ignored by "sgd"`);

@@ -201,7 +201,7 @@ export const EXPERIMENT_SCHEMA = {
         trainBias: {
           type: 'boolean',
           default: false,
-          ...doc("Also train the bias of adapted layers (the seed's convention, counted in its r·d + k·r + k formula) instead of keeping it frozen (PEFT's bias: \"none\")."),
+          ...doc("Also train the bias of adapted layers (the seed's convention, counted in its r·d + k·r + k formula) instead of keeping it frozen (PEFT's bias: \"none\"). low-rank-recovery and multi-head attention-adaptation only: the seed's single-head attention keeps its W_Q, W_K, W_V biases frozen, and causal-lm refuses it."),
         },
       },
     },
@@ -222,7 +222,7 @@ export const EXPERIMENT_SCHEMA = {
         weightDecay: {
           type: 'number',
           minimum: 0,
-          ...doc('Decoupled weight decay, used by adamw only. Default: 0.01 for adamw, else 0.'),
+          ...doc('Weight decay λ, as in torch.optim: adamw decays the weights directly (decoupled, p ← p·(1 − lr·λ)); sgd and adam add λ·p to the gradient (L2). Default: 0.01 for adamw, else 0.'),
         },
         beta1: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.9, ...doc('Adam/AdamW first-moment decay.') },
         beta2: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.999, ...doc('Adam/AdamW second-moment decay.') },
