@@ -81,7 +81,7 @@ export class JobManager extends Disposable {
     });
     void job.finished.then((result) => {
       this.lastMaxStallMs = result.maxStallMs;
-      log.info(`longest extension-host stall during ${job.name}: ${result.maxStallMs.toFixed(1)} ms`);
+      log.info(`extension host during ${job.name}: longest stall (event loop busy) ${result.maxStallMs.toFixed(1)} ms; longest timer lateness ${result.maxLateMs.toFixed(1)} ms (includes OS scheduling)`);
       this._onDidFinish.fire({ job, result });
       this._jobs.delete(job);
       job.dispose();

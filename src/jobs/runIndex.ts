@@ -1,5 +1,6 @@
 // The runs in this workspace, read from run.json files (src/runs/runStore.ts), with the status a user
 // should see: a run recorded as 'running' that no live worker is training is 'interrupted'.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { RunInfo, RunStatus } from '../protocol/runFormat';
@@ -24,6 +25,16 @@ export function statusInHost(info: RunInfo, dir: string, jobs: JobManager | unde
   return effectiveStatus(info);
 }
 
+/** A complete checkpoint to continue from (run.json's lastCheckpointStep, or a checkpoints/step-N folder). */
+function hasCheckpoint(dir: string, info: RunInfo): boolean {
+  if (info.lastCheckpointStep !== undefined) return true;
+  try {
+    return fs.readdirSync(path.join(dir, 'checkpoints')).some((n) => /^step-\d+$/.test(n));
+  } catch {
+    return false;
+  }
+}
+
 export async function listRunsInWorkspace(jobs?: JobManager): Promise<RunEntry[]> {
   const files = await vscode.workspace.findFiles('**/run.json', '{**/node_modules/**,**/.git/**}');
   const outDirs = new Set(files.map((f) => path.dirname(path.dirname(f.fsPath))));
@@ -31,7 +42,7 @@ export async function listRunsInWorkspace(jobs?: JobManager): Promise<RunEntry[]
   for (const outDir of outDirs) {
     for (const r of listRuns(outDir)) {
       const status = statusInHost(r.info, r.dir, jobs);
-      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && r.info.lastCheckpointStep !== undefined && r.info.step < r.info.totalSteps });
+      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info) });
     }
   }
   return entries.sort((a, b) => (a.info.createdAt < b.info.createdAt ? 1 : -1));

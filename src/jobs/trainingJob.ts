@@ -4,8 +4,9 @@ import { Worker } from 'node:worker_threads';
 import * as vscode from 'vscode';
 import type { MetricPoint, RunInfo, RunStatus } from '../protocol/runFormat';
 import type { FromWorker, ToWorker } from '../protocol/worker';
+import { RunFolder } from '../runs/runStore';
 import { Disposable, toDisposable } from '../util/disposable';
-import { StallMonitor } from './stallMonitor';
+import { StallMonitor, type Stall } from './stallMonitor';
 
 export interface JobRequest {
   /** Absolute path of a *.lora.json / *.lora.yaml config (new run). */
@@ -30,8 +31,12 @@ export interface JobResult {
   step: number;
   adapterDir?: string;
   error?: string;
-  /** Longest extension-host event-loop stall seen while this job ran, in ms. */
+  /** Longest extension-host event-loop stall (busy time between two 10 ms ticks) while this job ran, in ms. */
   maxStallMs: number;
+  /** Longest wall-clock lateness of a tick, in ms: the stall plus OS scheduling delays. */
+  maxLateMs: number;
+  /** Ticks over 20 ms late or busy. */
+  stalls: readonly Stall[];
 }
 
 /** Why a job could not start or ended badly, with a `reason` discriminator (STYLE.md §7). */
@@ -58,7 +63,9 @@ export class TrainingJob extends Disposable {
   private _progress: JobProgress = { step: 0, totalSteps: 0 };
   private _result: JobResult | undefined;
   private _cancelRequested = false;
+  private _ending = false;
   private readonly _finished: Promise<JobResult>;
+  private readonly _createdAt = new Date().toISOString();
   private readonly _started: Promise<void>;
 
   /** Metric batches as they arrive (for the dashboard and the status bar). */
@@ -87,9 +94,10 @@ export class TrainingJob extends Disposable {
     this._started.catch(() => undefined);
 
     this._finished = new Promise<JobResult>((resolve) => {
-      const finish = (r: Omit<JobResult, 'maxStallMs'>) => {
+      const finish = (r: Omit<JobResult, 'maxStallMs' | 'maxLateMs' | 'stalls'>) => {
         if (this._result) return;
-        this._result = { ...r, maxStallMs: this._stall.maxStallMs };
+        this._result = { ...r, maxStallMs: this._stall.maxStallMs, maxLateMs: this._stall.maxLateMs, stalls: [...this._stall.stalls] };
+        if (this._stall.stalls.length) this._log('info', `extension-host ticks over 20 ms during this run: ${this._stall.stalls.map((x) => `${x.at} late ${x.lateMs} ms, busy ${x.blockedMs} ms`).join('; ')}`);
         this._stall.dispose();
         rejectStarted(new JobError('crashed', r.error ?? `the run ended (${r.status}) before it started`));
         resolve(this._result);
@@ -102,7 +110,7 @@ export class TrainingJob extends Disposable {
             this._runDir = m.runDir;
             this._run = m.run;
             this._progress = { step: m.run.step, totalSteps: m.run.totalSteps, loss: m.run.lastLoss };
-            this._log('info', `run ${m.runDir} started on the ${m.backend.name} backend${m.backend.notes.length ? ` (${m.backend.notes.join('; ')})` : ''}`);
+            this._log('info', `run ${m.runDir} (job created ${this._createdAt}) started at ${new Date().toISOString()} on the ${m.backend.name} backend${m.backend.notes.length ? ` (${m.backend.notes.join('; ')})` : ''}`);
             resolveStarted();
             this._onDidChange.fire(this);
             break;
@@ -137,17 +145,19 @@ export class TrainingJob extends Disposable {
           }
         }
       });
+      // The worker died without `didFinish`: its run.json still says 'running' with this host's pid, so
+      // mark it 'interrupted' (resumable from its last checkpoint) before reporting.
+      const ended = (error: string) => {
+        if (this._result || this._ending) return;
+        this._ending = true;
+        void this.markInterrupted(error).finally(() => finish({ status: 'failed', runDir: this._runDir, step: this._progress.step, error }));
+      };
       this._worker.on('error', (err) => {
         this._log('error', `training worker crashed: ${err.stack ?? err.message}`);
-        finish({ status: 'failed', runDir: this._runDir, step: this._progress.step, error: `The training worker crashed: ${err.message}` });
+        ended(`The training worker crashed: ${err.message}`);
       });
       this._worker.on('exit', (code) => {
-        finish({
-          status: this._cancelRequested ? 'cancelled' : 'failed',
-          runDir: this._runDir,
-          step: this._progress.step,
-          error: this._cancelRequested ? undefined : `The training worker exited (code ${code}) without finishing the run.`,
-        });
+        ended(this._cancelRequested ? `The training worker was stopped (code ${code}) before it saved a checkpoint.` : `The training worker exited (code ${code}) without finishing the run.`);
       });
     });
 
@@ -186,6 +196,16 @@ export class TrainingJob extends Disposable {
   }
   get finished(): Promise<JobResult> {
     return this._finished;
+  }
+
+  private async markInterrupted(error: string): Promise<void> {
+    if (!this._runDir) return;
+    try {
+      const folder = RunFolder.open(this._runDir);
+      if (folder.storedInfo.status === 'running') await folder.update({ status: 'interrupted', error });
+    } catch (e) {
+      this._log('warn', `could not mark ${this._runDir} as interrupted: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** Asks the worker to stop after the current step and write a checkpoint; terminates it if it does not answer. */

@@ -131,6 +131,8 @@ async function describeWeights(file: string, info: AdapterInfo): Promise<boolean
       const st = await readSafetensors(file);
       const bad: string[] = [];
       for (const name of st.names()) {
+        // Yield between tensors: the host's event loop must stay responsive while the tree fills.
+        await new Promise<void>((r) => setImmediate(r));
         const e = st.entry(name);
         if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) continue;
         const data = st.toFloat32(name);

@@ -52,7 +52,11 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
     super();
     const watcher = this._register(vscode.workspace.createFileSystemWatcher('**/*.{safetensors,json}'));
     const onChange = (uri: vscode.Uri) => {
-      if (/\.safetensors$|adapter_config\.json$|run\.json$|[\\/]config\.json$/.test(uri.fsPath)) this.refreshSoon();
+      const p = uri.fsPath;
+      // Checkpoints and reference tensors of running trainings change every few seconds and are not
+      // adapters; a finished run's adapter/ arrives by folder rename and JobManager.onDidFinish refreshes.
+      if (/[\\/](checkpoints|truth|\.tmp[^\\/]*)[\\/]/.test(p)) return;
+      if (/\.safetensors$|adapter_config\.json$|[\\/]config\.json$/.test(p)) this.refreshSoon();
     };
     this._register(watcher.onDidCreate(onChange));
     this._register(watcher.onDidChange(onChange));

@@ -2,6 +2,7 @@
 // (stops within one step, leaves a checkpoint), Resume to the end, the host's longest event-loop stall,
 // a crashed worker, and a run interrupted without cleanup (as when the window is closed).
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,36 +29,42 @@ function metricsSteps(runDir: string): number[] {
   it('trains in a worker with progress, cancels within a step leaving a checkpoint, and resumes to the end', async () => {
     const a = await api();
     const job = await vscode.commands.executeCommand<TrainingJob>('loraLab.trainExperiment', config());
+    const startedAt = new Date().toISOString();
     assert.ok(job, 'Train Experiment returned no job');
     assert.ok(job.runDir && fs.existsSync(path.join(job.runDir, 'run.json')), 'no run folder after didStart');
     const runDir = job.runDir;
     // Wait for progress past the first checkpoint, then cancel through the command.
-    await waitFor('progress past step 60', () => job.progress.step >= 60, 60_000);
-    const stepAtCancel = job.progress.step;
+    await waitFor('progress past step 150', () => job.progress.step >= 150, 60_000);
+    const t0 = Date.now();
     await vscode.commands.executeCommand('loraLab.stopTraining');
     const r = await job.finished;
+    const stopMs = Date.now() - t0;
     assert.equal(r.status, 'cancelled', r.error);
-    assert.ok(r.step < job.progress.totalSteps, 'the run ended instead of stopping');
-    // "Within one step": the worker stops after the step it is on; allow the progress batch in flight.
-    assert.ok(r.step - stepAtCancel <= 25, `stopped at ${r.step}, ${r.step - stepAtCancel} steps after Cancel at ${stepAtCancel}`);
+    assert.ok(r.step < 3000, 'the run ended instead of stopping');
+    // The worker stops after the step it is on (a few ms) and writes a checkpoint; the exact step is
+    // the runtime's unit test. Here: the host sees the run end promptly.
+    assert.ok(stopMs < 3000, `Cancel took ${stopMs} ms to end the run`);
     const ckpts = fs.readdirSync(path.join(runDir, 'checkpoints'));
     assert.ok(ckpts.includes(`step-${r.step}`), `no checkpoint at the cancel step ${r.step}: ${ckpts.join(', ')}`);
-    assert.ok(r.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${r.maxStallMs.toFixed(1)} ms during training`);
+    assert.ok(r.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${r.maxStallMs.toFixed(1)} ms during training (${JSON.stringify(r.stalls)}; started ${startedAt}, cancel at ${new Date(t0).toISOString()})`);
+    console.log(`stall during training: longest event-loop stall ${r.maxStallMs.toFixed(1)} ms, longest timer lateness ${r.maxLateMs.toFixed(1)} ms`);
     assert.ok(a.jobs.lastMaxStallMs < STALL_LIMIT_MS);
     const listed = (await listRunsInWorkspace(a.jobs)).find((e) => e.dir === runDir);
     assert.equal(listed?.status, 'cancelled');
     assert.equal(listed?.resumable, true);
 
+    const resumedAt = new Date().toISOString();
     const resumed = await vscode.commands.executeCommand<TrainingJob>('loraLab.resumeRun', runDir);
     assert.ok(resumed, 'Resume Run returned no job');
     const done = await resumed.finished;
     assert.equal(done.status, 'completed', done.error);
-    assert.equal(done.step, 400);
+    assert.equal(done.step, 3000);
     assert.ok(done.adapterDir && fs.existsSync(path.join(done.adapterDir, 'adapter_model.safetensors')));
     const steps = metricsSteps(runDir);
     assert.deepEqual(steps, [...steps].sort((x, y) => x - y), 'metrics.jsonl steps are not increasing after resume');
     assert.equal(new Set(steps).size, steps.length, 'a step was logged twice across the resume');
-    assert.ok(done.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${done.maxStallMs.toFixed(1)} ms during the resumed run`);
+    assert.ok(done.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${done.maxStallMs.toFixed(1)} ms during the resumed run (${JSON.stringify(done.stalls)}; resumed ${resumedAt}, done ${new Date().toISOString()})`);
+    console.log(`stall during the resumed run: longest event-loop stall ${done.maxStallMs.toFixed(1)} ms, longest timer lateness ${done.maxLateMs.toFixed(1)} ms`);
     // The finished run's adapter shows up in the browser.
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
     a.adapters.refresh();
@@ -107,17 +114,22 @@ function metricsSteps(runDir: string): number[] {
     const a = await api();
     const job = await a.jobs.start({ configPath: config().fsPath });
     const runDir = job.runDir!;
-    await waitFor('a checkpoint', () => fs.existsSync(path.join(runDir, 'checkpoints', 'step-50')), 60_000);
-    // Terminate the worker as a closed window would: no cancel, no final checkpoint, run.json says running.
+    await waitFor('a checkpoint', () => fs.existsSync(path.join(runDir, 'checkpoints', 'step-100')), 60_000);
+    // Terminate the worker with no cancel and no final checkpoint: the host marks the run interrupted.
     job.dispose();
-    await job.finished;
-    const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string };
-    assert.equal(info.status, 'running');
+    const r = await job.finished;
+    assert.equal(r.status, 'failed');
+    const runJson = path.join(runDir, 'run.json');
+    const info = JSON.parse(fs.readFileSync(runJson, 'utf8')) as { status: string; pid?: number };
+    assert.equal(info.status, 'interrupted');
+    // A reopened window after the whole host died: run.json still says 'running', with a pid that is gone.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    fs.writeFileSync(runJson, JSON.stringify({ ...info, status: 'running', pid: dead }));
     const entry = await waitFor('the run listed as interrupted', async () => (await listRunsInWorkspace(a.jobs)).find((e) => e.dir === runDir && e.status === 'interrupted'));
     assert.equal(entry.resumable, true);
-    const resumed = await a.jobs.start({ resumeRunDir: runDir });
+    const resumed = await vscode.commands.executeCommand<TrainingJob>('loraLab.resumeRun', runDir);
     const done = await resumed.finished;
     assert.equal(done.status, 'completed', done.error);
-    assert.equal(done.step, 400);
+    assert.equal(done.step, 3000);
   });
 });

@@ -9,6 +9,7 @@ import { buildSuite } from './buildSuite.mjs';
 import { closePage, launchChromium, makeSandbox, remoteUri, startCodeServer, workbenchUrl } from './codeServer.mjs';
 import { makeWorkspace } from './workspace.mjs';
 
+const NOISE = /open-vsx\.org|\[lifecycle\]|Long running operations during shutdown|^\s*at .*workbench\.js|Creating a socket|Resolv(ing|ed) connection token|Service Worker|builtin extensions cache|ChatSessionStore/;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
@@ -33,6 +34,8 @@ export async function runHostSuite({ extensionPath = repoRoot, grep, restricted 
     const exited = new Promise((r) => (resolveExit = r));
     await page.exposeFunction('codeAutomationLog', (type, args) => {
       const line = format(...(Array.isArray(args) ? args : [args]));
+      // Workbench noise with no bearing on the suite (no internet for the marketplace, shutdown chatter).
+      if (NOISE.test(line)) return;
       process.stdout.write(`${type === 'error' ? '[host:error] ' : ''}${line}\n`);
     });
     await page.exposeFunction('codeAutomationExit', (code) => resolveExit(code));

@@ -9,11 +9,11 @@ describe('UI: train, cancel, resume', () => {
     await workbench.openFile('quick.lora.json');
     await workbench.runCommand('LoRA Lab: Train Experiment');
     const progress = await workbench.waitNotification('LoRA Lab: training quick.lora.json', 60_000);
-    // Progress text "step n/400 · loss …" in the notification and the status bar.
-    await progress.locator('text=/step \\d+\\/400/').waitFor({ timeout: 60_000 });
-    const status = page.locator('.statusbar-item', { hasText: /LoRA step \d+\/400/ }).first();
+    // Progress text "step n/3000 · loss …" in the notification and the status bar.
+    await progress.locator('text=/step \\d+\\/3000/').waitFor({ timeout: 60_000 });
+    const status = page.locator('.statusbar-item', { hasText: /LoRA step \d+\/3000/ }).first();
     await status.waitFor({ timeout: 30_000 });
-    await page.waitForFunction(() => /step (\d+)\/400/.test(document.body.innerText) && Number(/step (\d+)\/400/.exec(document.body.innerText)[1]) >= 60, undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /step (\d+)\/3000/.test(document.body.innerText) && Number(/step (\d+)\/3000/.exec(document.body.innerText)[1]) >= 100, undefined, { timeout: 60_000 });
     await workbench.screenshot('ui-training-progress');
     await progress.hover();
     await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
@@ -23,7 +23,7 @@ describe('UI: train, cancel, resume', () => {
 
     await workbench.runCommand('LoRA Lab: Resume Run');
     await workbench.pick('quick');
-    const done = await workbench.waitNotification('finished at step 400', 120_000);
+    const done = await workbench.waitNotification('finished at step 3000', 120_000);
     assert.match(await done.innerText(), /adapter in .*adapter/);
     await workbench.screenshot('ui-training-resumed-finished');
   });
