@@ -16,6 +16,8 @@ import { FrozenLinear, LoRALinear, type ApplyOptions } from './lora';
 import { Rng, hashInts } from './rng';
 
 export interface LoraHyper {
+  /** Module path of the block (e.g. "attention"); its projections are named "<name>.q" … in error messages. */
+  name?: string;
   r: number;
   alpha?: number;
   scaling?: ScalingMode;
@@ -72,6 +74,7 @@ export class LoRAAttention {
     const w = o.weights ?? randomAttentionWeights(E, rng);
     const mk = (p: 'q' | 'k' | 'v') =>
       new LoRALinear({
+        name: o.name ? `${o.name}.${p}` : p,
         inFeatures: E,
         outFeatures: E,
         r: o.r,
@@ -173,6 +176,7 @@ export class MultiHeadLoRAAttention {
     const mk = (p: Projection): LoRALinear | FrozenLinear =>
       o.targets.includes(p)
         ? new LoRALinear({
+            name: o.name ? `${o.name}.${p}` : p,
             inFeatures: E,
             outFeatures: E,
             r: o.r,

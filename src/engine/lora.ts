@@ -58,6 +58,8 @@ export function initA(r: number, d: number, init: LoraInit, rng: Rng): Float32Ar
 }
 
 export interface LoRALinearOptions {
+  /** Module path (e.g. "linear", "attention.q"), named in error messages. */
+  name?: string;
   inFeatures: number; // d
   outFeatures: number; // k
   r: number;
@@ -151,6 +153,7 @@ export class FrozenLinear {
 }
 
 export class LoRALinear {
+  readonly name: string;
   readonly inFeatures: number;
   readonly outFeatures: number;
   readonly r: number;
@@ -174,14 +177,16 @@ export class LoRALinear {
   private mergedFlag = false;
 
   constructor(o: LoRALinearOptions) {
+    const name = o.name ?? 'LoRALinear';
     const d = o.inFeatures;
     const k = o.outFeatures;
     const r = o.r;
-    if (!Number.isInteger(d) || d < 1) throw invalidArgument(`inFeatures should be a positive integer, got ${d}`);
-    if (!Number.isInteger(k) || k < 1) throw invalidArgument(`outFeatures should be a positive integer, got ${k}`);
-    if (!Number.isInteger(r) || r < 1) throw invalidArgument(`r should be a positive integer, got ${r}`);
+    if (!Number.isInteger(d) || d < 1) throw invalidArgument(`${name}: inFeatures should be a positive integer, got ${d}`);
+    if (!Number.isInteger(k) || k < 1) throw invalidArgument(`${name}: outFeatures should be a positive integer, got ${k}`);
+    if (!Number.isInteger(r) || r < 1) throw invalidArgument(`${name}: r should be a positive integer, got ${r}`);
     const dropout = o.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw invalidArgument(`dropout should be in [0, 1), got ${dropout}`);
+    if (!(dropout >= 0 && dropout < 1)) throw invalidArgument(`${name}: dropout should be in [0, 1), got ${dropout}`);
+    this.name = name;
     this.inFeatures = d;
     this.outFeatures = k;
     this.r = r;
@@ -194,15 +199,20 @@ export class LoRALinear {
     this.inputGrad = o.inputGrad ?? false;
     const rng = o.rng ?? new Rng(0);
     const weight = o.weight ?? rng.normalArray(k * d, 1 / Math.sqrt(d));
-    this.Wt = tf.tidy(() => tf.variable(tf.transpose(asTensor2d(weight, [k, d], 'weight')), false));
-    if (this.inputGrad) this.W = tf.tidy(() => tf.variable(asTensor2d(weight, [k, d], 'weight'), false));
-    if (this.hasBias) {
-      const b = o.bias ?? new Float32Array(k);
-      this.bias = tf.tidy(() => tf.variable(asTensor1d(b, k, 'bias'), this.trainBias));
+    try {
+      this.Wt = tf.tidy(() => tf.variable(tf.transpose(asTensor2d(weight, [k, d], `${name} weight`)), false));
+      if (this.inputGrad) this.W = tf.tidy(() => tf.variable(asTensor2d(weight, [k, d], `${name} weight`), false));
+      if (this.hasBias) {
+        const b = o.bias ?? new Float32Array(k);
+        this.bias = tf.tidy(() => tf.variable(asTensor1d(b, k, `${name} bias`), this.trainBias));
+      }
+      const a = o.A ?? initA(r, d, o.init ?? 'kaiming-uniform', rng);
+      this.A = tf.tidy(() => tf.variable(asTensor2d(a, [r, d], `${name} lora_A`), true));
+      this.B = tf.tidy(() => tf.variable(o.B ? asTensor2d(o.B, [k, r], `${name} lora_B`) : tf.zeros([k, r]), true));
+    } catch (e) {
+      this.dispose(); // a bad shape must not leave the variables made so far behind
+      throw e;
     }
-    const a = o.A ?? initA(r, d, o.init ?? 'kaiming-uniform', rng);
-    this.A = tf.tidy(() => tf.variable(asTensor2d(a, [r, d], 'A'), true));
-    this.B = tf.tidy(() => tf.variable(o.B ? asTensor2d(o.B, [k, r], 'B') : tf.zeros([k, r]), true));
   }
 
   get merged(): boolean {
@@ -220,7 +230,7 @@ export class LoRALinear {
   apply(x: tf.Tensor, opts: ApplyOptions = {}): tf.Tensor {
     const d = this.inFeatures;
     const k = this.outFeatures;
-    if (x.shape[x.shape.length - 1] !== d) throw shapeError('LoRALinear input (last axis = in_features)', [d], [x.shape[x.shape.length - 1]]);
+    if (x.shape[x.shape.length - 1] !== d) throw shapeError(`${this.name}: input's last axis (in_features)`, [d], [x.shape[x.shape.length - 1]]);
     // tidy is safe under a gradient tape: tensors the backward pass needs are kept by the engine.
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
@@ -300,7 +310,10 @@ export class LoRALinear {
     return tf.tidy(() => tf.transpose(this.Wt) as tf.Tensor2D);
   }
 
-  /** W ← W + s·B·A (PEFT merge); afterwards apply() skips the LoRA path. Checks the result is finite. */
+  /**
+   * W ← W + s·B·A (PEFT merge); afterwards apply() skips the LoRA path. Like PEFT's safe_merge, a result with
+   * NaN or Inf is refused and W is left unchanged.
+   */
   merge(): void {
     if (this.mergedFlag) return;
     this.addToWeight(1);
@@ -320,7 +333,7 @@ export class LoRALinear {
       const dWt = tf.mul(tf.matMul(this.A, this.B, true, true), sign * this.scale); // [d, k]
       const next = tf.add(this.Wt, dWt);
       const finite = tf.all(tf.isFinite(next)).dataSync()[0];
-      if (!finite) throw invalidArgument(`NaNs or Infs detected while ${sign > 0 ? 'merging' : 'unmerging'} the adapter into W`);
+      if (!finite) throw invalidArgument(`${this.name}: NaNs or Infs detected while ${sign > 0 ? 'merging the adapter into' : 'unmerging the adapter from'} W (W left unchanged; the adapter seems to be broken)`);
       this.Wt.assign(next);
       if (this.W) this.W.assign(tf.transpose(next));
     });

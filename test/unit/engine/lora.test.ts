@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import { EngineError } from '../../../src/engine/errors';
 import { FrozenLinear, LoRALinear, deltaW, loraScale } from '../../../src/engine/lora';
 import { Rng } from '../../../src/engine/rng';
 import { assertClose, f32, loadSeedFixture, useCpu, type FixtureTensor } from './helpers';
@@ -90,6 +91,33 @@ describe('engine/lora: LoRALinear', () => {
     const maxAbs = tf.max(tf.abs(tf.sub(W2, W0))).dataSync()[0];
     assert.ok(maxAbs < 1e-5, `unmerge left |W − W0| = ${maxAbs}`);
     tf.dispose([W0, W1, W2, x, unmerged, merged, dW]);
+    layer.dispose();
+  });
+
+  it('merge refuses a non-finite result like PEFT safe_merge, naming the module and leaving W unchanged', () => {
+    const rng = new Rng(4);
+    const layer = new LoRALinear({ name: 'attention.q', inFeatures: 6, outFeatures: 5, r: 2, rng, B: rng.normalArray(10) });
+    const W0 = layer.weight();
+    layer.A.assign(tf.fill([2, 6], NaN));
+    assert.throws(() => layer.merge(), (e: unknown) => EngineError.is(e, 'invalid-argument') && /^attention\.q: NaNs or Infs detected while merging/.test((e as Error).message));
+    assert.equal(layer.merged, false);
+    const W1 = layer.weight();
+    assert.deepEqual(Array.from(W1.dataSync()), Array.from(W0.dataSync()));
+    tf.dispose([W0, W1]);
+    layer.dispose();
+  });
+
+  it('a bad initial tensor is named in the error and leaves no variables behind', () => {
+    const before = tf.memory().numTensors;
+    assert.throws(
+      () => new LoRALinear({ name: 'linear', inFeatures: 4, outFeatures: 3, r: 2, B: new Float32Array(5) }),
+      (e: unknown) => EngineError.is(e, 'shape-mismatch') && (e as Error).message === 'linear lora_B: expected shape [3, 2], got [5]',
+    );
+    assert.equal(tf.memory().numTensors, before);
+    const layer = new LoRALinear({ name: 'linear', inFeatures: 4, outFeatures: 3, r: 2 });
+    const x = tf.zeros([2, 5]);
+    assert.throws(() => layer.apply(x), (e: unknown) => (e as Error).message === "linear: input's last axis (in_features): expected shape [4], got [5]");
+    x.dispose();
     layer.dispose();
   });
 
