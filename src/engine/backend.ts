@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendReport } from '../protocol/runFormat';
+import { EngineError } from './errors';
 
 export type BackendName = BackendReport['name'];
 
@@ -95,5 +96,5 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
       if (await trySet('cpu', notes)) return { name: 'cpu', notes };
     }
   }
-  throw new Error(`no tfjs backend could be initialised: ${notes.join('; ')}`);
+  throw new EngineError('backend-unavailable', `no tfjs backend could be initialised: ${notes.join('; ')}`);
 }

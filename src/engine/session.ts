@@ -4,7 +4,8 @@
 // schedule.ts and trainLoop.ts.
 //
 // Checkpoint layout (tensors): "param/<name>" for every trainable variable, "optim/<slot>/<name>" for the
-// optimizer's slots. `state`: { formatVersion, kind, seed, step, optimizerName, optimizerStep, elapsedMs }.
+// optimizer's slots. `state`: { formatVersion, kind, seed, step, optimizerName, optimizerStep } (wall-clock time
+// is the run store's business).
 // Data order and dropout masks are pure functions of (seed, step), so step is the whole data cursor.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../formats/experimentTypes';

@@ -76,7 +76,6 @@ export interface AttentionAdaptationModel {
   kvSeqLen: number;
   trueRank: number;
   updateScale: number;
-  /** Which projections carry LoRA (the seed: q, k, v). */
 }
 
 /** `causal-lm`: a Hugging Face Llama or GPT-2 folder on disk, fine-tuned on a local text dataset. */

@@ -11,7 +11,7 @@ import { invalidArgument } from '../errors';
 import type { LoRALinear } from '../lora';
 import type { NamedTensors } from '../namedTensors';
 import { Rng, hashInts, streamId } from '../rng';
-import { batchIndices, frobenius, gatherRows, lowRankFactors, mse } from './data';
+import { batchIndices, frobenius, gatherRows, lowRankFactors, mse, paramSummary } from './data';
 import type { ExperimentTask } from './types';
 
 export interface AttnBatch {
@@ -54,7 +54,7 @@ export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTa
   }
 
   const loraRng = Rng.derive(seed, 'lora-init');
-  const hyper = { r: L.r, alpha: L.alpha, scaling: L.scaling, dropout: L.dropout, init: L.init };
+  const hyper = { name: ATTN_MODULE, r: L.r, alpha: L.alpha, scaling: L.scaling, dropout: L.dropout, init: L.init };
   let student: LoRAAttention | MultiHeadLoRAAttention;
   let teacher: LoRAAttention | MultiHeadLoRAAttention;
   const modules: Record<string, LoRALinear> = {};
@@ -100,13 +100,6 @@ export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTa
   const evalSet = makeSet(Math.max(1, evalBatches) * batchSize, 'eval');
   teacher.dispose();
 
-  let loraCount = 0;
-  let trainable = extraTrainableCount;
-  for (const mod of Object.values(modules)) {
-    loraCount += mod.r * (mod.inFeatures + mod.outFeatures);
-    trainable += mod.r * (mod.inFeatures + mod.outFeatures) + (mod.trainBias ? mod.outFeatures : 0);
-  }
-  const total = 4 * (E * E + E);
   const dropoutStream = streamId('dropout');
   const variables = Object.fromEntries(Object.entries(student.trainableVariables()).map(([n, v]) => [`${ATTN_MODULE}.${n}`, v]));
 
@@ -117,7 +110,7 @@ export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTa
   return {
     modules,
     variables,
-    params: { totalParams: total, trainableParams: trainable, trainablePercentPeft: (100 * trainable) / (total + loraCount) },
+    params: paramSummary(4 * (E * E + E), modules, extraTrainableCount),
     nextBatch(u) {
       const idx = batchIndices(seed, u, nTrain, batchSize);
       const n = idx.length;

@@ -1,5 +1,8 @@
 // Small data helpers shared by the built-in experiments.
 import * as tf from '@tensorflow/tfjs-core';
+import type { RunParamSummary } from '../../protocol/runFormat';
+import type { LoRALinear } from '../lora';
+import { modelParamCount } from '../paramCount';
 import { Rng } from '../rng';
 
 /** Indices of the batch for update `u`: a pure function of (seed, u), so a resumed run sees the same data. */
@@ -47,4 +50,14 @@ export function lowRankFactors(k: number, d: number, rank: number, targetNorm: n
   const out = new Float32Array(k * d);
   for (let i = 0; i < out.length; i++) out[i] = UV[i] * c * c;
   return { U, V, UV: out };
+}
+
+/**
+ * The run's parameter summary from its adapted modules (what trains: A, B, trained biases and `extraTrainable`
+ * base parameters; the percentage is PEFT's, of base + LoRA).
+ */
+export function paramSummary(baseParams: number, modules: Record<string, LoRALinear>, extraTrainable = 0): RunParamSummary {
+  const adapted = Object.entries(modules).map(([name, m]) => ({ name, inFeatures: m.inFeatures, outFeatures: m.outFeatures, r: m.r, hasBias: m.hasBias }));
+  const c = modelParamCount(baseParams, adapted, { trainBias: Object.values(modules).some((m) => m.trainBias), extraTrainable });
+  return { totalParams: c.baseParams, trainableParams: c.trainableParams, trainablePercentPeft: c.trainablePercent };
 }

@@ -10,7 +10,7 @@ import { invalidArgument } from '../errors';
 import { LoRALinear } from '../lora';
 import { toPlain } from '../namedTensors';
 import { Rng, hashInts, streamId } from '../rng';
-import { batchIndices, frobenius, gatherRows, lowRankFactors, mse } from './data';
+import { batchIndices, frobenius, gatherRows, lowRankFactors, mse, paramSummary } from './data';
 import type { ExperimentTask } from './types';
 
 export interface LrrBatch {
@@ -41,6 +41,7 @@ export function buildLowRankRecovery(config: ExperimentConfig): ExperimentTask<L
   const b = initRng.normalArray(k, 0.1); // [k]
   const { UV } = lowRankFactors(k, d, trueRank, m.updateScale * frobenius(W), Rng.derive(seed, 'truth'));
   const layer = new LoRALinear({
+    name: LRR_MODULE,
     inFeatures: d,
     outFeatures: k,
     r: L.r,
@@ -78,14 +79,12 @@ export function buildLowRankRecovery(config: ExperimentConfig): ExperimentTask<L
   WstarT.dispose();
   bT.dispose();
 
-  const trainable = L.r * d + k * L.r + (L.trainBias ? k : 0);
-  const total = k * d + k;
   const dropoutStream = streamId('dropout');
 
   return {
     modules: { [LRR_MODULE]: layer },
     variables: Object.fromEntries(Object.entries(layer.trainableVariables()).map(([n, v]) => [`${LRR_MODULE}.${n}`, v])),
-    params: { totalParams: total, trainableParams: trainable, trainablePercentPeft: (100 * trainable) / (total + L.r * (d + k)) },
+    params: paramSummary(k * d + k, { [LRR_MODULE]: layer }),
     nextBatch(u) {
       const idx = batchIndices(seed, u, nTrain, batchSize);
       return { x: tf.tensor2d(gatherRows(train.x, d, idx), [idx.length, d]), y: tf.tensor2d(gatherRows(train.y, k, idx), [idx.length, k]) };

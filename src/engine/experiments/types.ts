@@ -19,8 +19,3 @@ export interface ExperimentTask<TBatch> extends TrainTask<TBatch> {
   reference(): NamedTensors;
   dispose(): void;
 }
-
-export interface Batch {
-  /** Tensors owned by the batch, disposed after the step. */
-  tensors: tf.Tensor[];
-}

@@ -137,6 +137,8 @@ describe('engine/session (built-in experiments)', () => {
     assert.equal(ad.config.use_rslora, false);
     assert.equal(ad.config.fan_in_fan_out, false);
     assert.deepEqual(ad.config.target_modules, ['linear']);
+    // PEFT convention: A and B train (bias frozen); the percentage is of base + LoRA.
+    assert.deepEqual(s.params, { totalParams: 24 * 32 + 24, trainableParams: 3 * (32 + 24), trainablePercentPeft: (100 * 3 * 56) / (24 * 32 + 24 + 3 * 56) });
     const mod = (s as Awaited<ReturnType<typeof createSession>>).modules.linear;
     assert.deepEqual(ad.tensors['base_model.model.linear.lora_B.weight'].data, mod.B.dataSync());
     const dW = (s as Awaited<ReturnType<typeof createSession>>).deltaWeights().linear;
@@ -151,6 +153,11 @@ describe('engine/session (built-in experiments)', () => {
     assert.deepEqual(a2.tensors['base_model.model.attention.o.weight'].shape, [16, 16]);
     assert.equal(seedAttn.params.trainableParams, 3 * 4 * 32 + 16 * 16 + 16);
     seedAttn.dispose();
+
+    // Multi-head, LoRA on q and o with trained biases (the seed's convention): r·(d + k) + k per module.
+    const mh = await createSession(attnConfig({ model: { numHeads: 2 }, lora: { targetModules: ['q', 'o'], trainBias: true }, training: { steps: 1 } }));
+    assert.deepEqual(mh.params, { totalParams: 4 * (16 * 16 + 16), trainableParams: 2 * (4 * 32 + 16), trainablePercentPeft: (100 * 2 * (4 * 32 + 16)) / (4 * (16 * 16 + 16) + 2 * 4 * 32) });
+    mh.dispose();
   });
 
   it('restore rejects a checkpoint from another experiment, seed or shape', async () => {
