@@ -17,6 +17,8 @@ import { ParamsView } from './views/paramsView';
 import { SpectraView } from './views/spectraView';
 
 interface UiState {
+  /** What the panel shows: the host's serializer reopens these after a window reload. */
+  paths?: string[];
   tab?: string;
   loss?: LossOptions;
   heatmap?: HeatmapSelection;
@@ -76,11 +78,14 @@ async function main(): Promise<void> {
   root.append(title, subtitle, tabs);
 
   const render = () => {
+    state.paths = sources.map((s) => s.path);
+    save();
     loss.setSources(sources);
     params.setSources(sources);
     heatmaps.setSources(sources);
     spectra.setSources(sources);
     adapter.setSources(sources);
+    document.body.dataset.points = String(sources.reduce((n, s) => n + (s.metrics?.step.length ?? 0), 0));
   };
 
   const onMessage = (m: ToWebview) => {
@@ -96,7 +101,7 @@ async function main(): Promise<void> {
         mergeMetricColumns(s.metrics, m.metrics);
         if (m.run) s.run = m.run;
         loss.metricsChanged();
-        document.body.dataset.points = String(s.metrics.step.length);
+        document.body.dataset.points = String(sources.reduce((n, x) => n + (x.metrics?.step.length ?? 0), 0));
         break;
       }
       case 'didUpdateSource': {

@@ -22,7 +22,10 @@ export function chromiumAvailable(): boolean {
   return fs.existsSync(CHROMIUM);
 }
 
-export async function openPage(url: string, opts: { colorScheme?: 'light' | 'dark'; width?: number; height?: number } = {}): Promise<OpenedPage> {
+export async function openPage(
+  url: string,
+  opts: { colorScheme?: 'light' | 'dark'; width?: number; height?: number; setup?: (page: Page) => Promise<void> } = {},
+): Promise<OpenedPage> {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -44,8 +47,15 @@ export async function openPage(url: string, opts: { colorScheme?: 'light' | 'dar
     w.__csp = [];
     document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
   });
-  await page.goto(url);
-  await page.waitForFunction(() => document.body?.dataset.ready === 'true' || document.body?.dataset.ready === 'error', null, { timeout: 30_000 });
+  try {
+    await opts.setup?.(page);
+    await page.goto(url);
+    await page.waitForFunction(() => document.body?.dataset.ready === 'true' || document.body?.dataset.ready === 'error', null, { timeout: 30_000 });
+  } catch (e) {
+    await context.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     page,
     context,

@@ -1,0 +1,158 @@
+// The dashboard in VS Code: a WebviewPanel running the webview-ui bundle, restored after a window
+// reload by a WebviewPanelSerializer. Strict CSP (nonce from crypto.randomBytes, styles from files,
+// localResourceRoots = dist/webview + media). The host logic (history, validation, batching) is in
+// DashboardSession; this file is the VS Code glue.
+//
+// Live runs: each panel polls the folders of the runs it shows (metrics.jsonl, checkpoints/,
+// run.json) every 500 ms, so a run started anywhere (CLI included) grows on screen. The job manager
+// may also call DashboardPanel.notifyProgress(runDir, points) / notifyRunChanged(runDir) for
+// immediate updates.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as vscode from 'vscode';
+import type { MetricPoint } from '../protocol/runFormat';
+import { log } from '../util/log';
+import { DashboardSession } from './dashboardSession';
+
+export interface DashboardShowOptions {
+  runDirs?: string[];
+  adapterPath?: string;
+}
+
+/** What the webview persists (vscode.setState) and the serializer gets back after a reload. */
+interface PersistedState {
+  paths?: unknown;
+}
+
+export class DashboardPanel {
+  static readonly viewType = 'loraLab.dashboard';
+  private static readonly panels = new Set<DashboardPanel>();
+
+  private readonly session: DashboardSession;
+  private readonly disposables: vscode.Disposable[] = [];
+  private disposed = false;
+
+  private constructor(
+    private readonly panel: vscode.WebviewPanel,
+    private readonly context: vscode.ExtensionContext,
+    paths: string[],
+  ) {
+    this.session = new DashboardSession({
+      post: (env) => void panel.webview.postMessage(env),
+      log: (level, message) => (level === 'error' ? log.error(message) : level === 'warn' ? log.warn(message) : log.info(message)),
+    });
+    panel.webview.options = DashboardPanel.webviewOptions(context);
+    panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'lora-lab.svg');
+    panel.webview.html = this.html();
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((m) => void this.session.handleMessage(m)),
+      panel.onDidDispose(() => this.dispose()),
+    );
+    const ok = paths.filter((p) => fs.existsSync(p));
+    if (ok.length) {
+      try {
+        this.session.add(ok);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`);
+      }
+    }
+    DashboardPanel.panels.add(this);
+  }
+
+  private static webviewOptions(context: vscode.ExtensionContext): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+    return {
+      enableScripts: true,
+      // The host keeps the history and the webview asks for a snapshot when it (re)loads.
+      retainContextWhenHidden: false,
+      localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')],
+    };
+  }
+
+  /**
+   * Opens (or reveals) a dashboard. Runs are overlaid in one panel; an adapter opens in its own.
+   * A panel already showing exactly these paths is revealed instead of duplicated.
+   */
+  static show(context: vscode.ExtensionContext, opts: DashboardShowOptions): DashboardPanel {
+    const paths = [...(opts.runDirs ?? []), ...(opts.adapterPath ? [opts.adapterPath] : [])];
+    for (const p of DashboardPanel.panels) {
+      if (paths.length > 0 && paths.every((x) => p.session.has(x)) && p.session.paths.length === paths.length) {
+        p.panel.reveal();
+        return p;
+      }
+    }
+    const title = opts.adapterPath && !opts.runDirs?.length ? 'LoRA Lab: Adapter' : 'LoRA Lab Dashboard';
+    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, title, vscode.ViewColumn.Active, DashboardPanel.webviewOptions(context));
+    return new DashboardPanel(panel, context, paths);
+  }
+
+  /** Restores dashboards after a window reload. Returns the registration (push it to subscriptions). */
+  static registerSerializer(context: vscode.ExtensionContext): vscode.Disposable {
+    return vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, {
+      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
+        // The state comes from the webview: untrusted. Keep only strings naming existing folders/files.
+        const raw = (state as PersistedState | undefined)?.paths;
+        const paths = Array.isArray(raw) ? raw.filter((p): p is string => typeof p === 'string' && p.length < 4096 && fs.existsSync(p)).slice(0, 32) : [];
+        new DashboardPanel(panel, context, paths);
+      },
+    });
+  }
+
+  /** New metric points of a running run: every panel showing it updates (batched). */
+  static notifyProgress(runDir: string, points: readonly MetricPoint[]): void {
+    for (const p of DashboardPanel.panels) p.session.notifyProgress(runDir, points);
+  }
+
+  /** A checkpoint was written or the run ended: panels showing it reload its checkpoints and status. */
+  static notifyRunChanged(runDir: string): void {
+    for (const p of DashboardPanel.panels) p.session.notifyRunChanged(runDir);
+  }
+
+  /** Panels currently open (tests). */
+  static get openPanels(): readonly DashboardPanel[] {
+    return [...DashboardPanel.panels];
+  }
+
+  get paths(): string[] {
+    return this.session.paths;
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const nonce = crypto.randomBytes(16).toString('base64');
+    const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
+    const js = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'main.js'));
+    const css = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'main.css'));
+    const csp = [
+      "default-src 'none'",
+      `script-src 'nonce-${nonce}'`,
+      `style-src ${webview.cspSource}`,
+      `img-src ${webview.cspSource} data:`,
+      `font-src ${webview.cspSource}`,
+      // The heatmap worker is created from a blob: URL (see webview-ui/src/heatmap/workerClient.ts).
+      'worker-src blob:',
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="${css}">
+<title>LoRA Lab Dashboard</title>
+</head>
+<body>
+<div id="app"></div>
+<script nonce="${nonce}" src="${js}"></script>
+</body>
+</html>`;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    DashboardPanel.panels.delete(this);
+    this.session.dispose();
+    this.panel.dispose();
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}

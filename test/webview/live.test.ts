@@ -1,0 +1,181 @@
+// The live dashboard: the real webview bundle in Chromium, talking to a real DashboardSession (the
+// host logic behind DashboardPanel) over a bridge that stands in for VS Code's postMessage, while a
+// real training run writes its folder. The curve grows, batches stay ≤ a few per second, a reload
+// gets the whole history back, heatmap factors come through requests, bad messages are refused.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Page } from 'playwright-core';
+import { parseSafetensors } from '../../src/formats/safetensors';
+import type { Envelope } from '../../src/protocol/messageHandler';
+import type { ToWebview } from '../../src/protocol/webview';
+import { trainRun } from '../../src/runs/trainRun';
+import { DashboardSession } from '../../src/views/dashboardSession';
+import { divergingRgb } from '../../webview-ui/src/heatmap/colormap';
+import { formatValue } from '../../webview-ui/src/series';
+import { canvasPixel, chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
+import { ensureWebviewBuilt } from './support/build';
+import { tempDir } from './support/runs';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** The panel's page, with file: standing in for webview.cspSource (same CSP otherwise). */
+function panelHtml(dir: string): string {
+  const nonce = 'dGVzdC1ub25jZS0xMjM0';
+  const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src file:; img-src file: data:; font-src file:; worker-src blob:`;
+  const file = path.join(dir, 'panel.html');
+  fs.writeFileSync(
+    file,
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}">
+<link rel="stylesheet" href="file://${ROOT}/dist/webview/main.css"><title>LoRA Lab Dashboard</title></head>
+<body><div id="app"></div><script nonce="${nonce}" src="file://${ROOT}/dist/webview/main.js"></script></body></html>`,
+  );
+  return file;
+}
+
+/** JSON with Float32Array kept (VS Code's postMessage carries typed arrays too). */
+function encode(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x instanceof Float32Array ? { __f32: Array.from(x) } : x));
+}
+
+describe('live dashboard (DashboardSession ↔ webview in Chromium)', function () {
+  this.timeout(120_000);
+  let work: string;
+  let session: DashboardSession;
+  let opened: OpenedPage;
+  const posted: { at: number; type: string }[] = [];
+  const logs: string[] = [];
+  let page: Page | undefined;
+
+  async function deliver(json: string): Promise<void> {
+    await page!.evaluate((j) => {
+      const data = JSON.parse(j, (_k, x) => (x && typeof x === 'object' && Array.isArray(x.__f32) ? Float32Array.from(x.__f32) : x));
+      window.dispatchEvent(new MessageEvent('message', { data }));
+    }, json);
+  }
+
+  before(async function () {
+    if (!chromiumAvailable()) this.skip();
+    ensureWebviewBuilt();
+    work = tempDir('lora-lab-live-');
+    session = new DashboardSession({
+      post: (env: Envelope<ToWebview>) => {
+        posted.push({ at: Date.now(), type: env.body?.type ?? (env.error ? 'error' : 'reply') });
+        void deliver(encode(env)).catch(() => {});
+      },
+      log: (level, message) => logs.push(`${level}: ${message}`),
+      pollIntervalMs: 200,
+    });
+    const html = panelHtml(work);
+    // The bridge: acquireVsCodeApi() posts to Node; Node posts back with window.postMessage.
+    opened = await openPage(`file://${html}`, {
+      setup: async (p) => {
+        page = p;
+        await p.exposeFunction('__toHost', (json: string) => session.handleMessage(JSON.parse(json)));
+        // A string, not a function: tsx would wrap named functions in a `__name` helper the page lacks.
+        await p.addInitScript(`
+          let state;
+          window.acquireVsCodeApi = () => ({
+            postMessage: (m) => window.__toHost(JSON.stringify(m)),
+            getState: () => state ?? JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'),
+            setState: (s) => { state = s; sessionStorage.setItem('vscode-state', JSON.stringify(s)); },
+          });`);
+      },
+    });
+  });
+
+  after(async () => {
+    session?.dispose();
+    await opened?.close();
+  });
+
+  it('the loss curve grows while a real run trains, in batches of at most a few per second', async () => {
+    const cfg = path.join(work, 'live.lora.json');
+    fs.writeFileSync(
+      cfg,
+      JSON.stringify({
+        name: 'live',
+        kind: 'low-rank-recovery',
+        model: { inFeatures: 64, outFeatures: 48, trueRank: 2 },
+        lora: { r: 2, alpha: 2 },
+        optimizer: { name: 'adam', lr: 0.02 },
+        training: { steps: 1500, batchSize: 64, seed: 3, evalEvery: 100, checkpointEvery: 500 },
+      }),
+    );
+    const samples: number[] = [];
+    let runDir = '';
+    const sampler = setInterval(() => {
+      void opened.page.evaluate(() => Number(document.body.dataset.points ?? 0)).then((n) => samples.push(n), () => {});
+    }, 150);
+    const t0 = Date.now();
+    const res = await trainRun({
+      configPath: cfg,
+      outDir: path.join(work, 'runs'),
+      backend: 'cpu',
+      keepCheckpoints: 10,
+      progressIntervalMs: 100,
+      onEvent: (e) => {
+        if (e.type === 'didStart') {
+          runDir = e.runDir;
+          session.add([e.runDir]);
+        } else if (e.type === 'didProgress') {
+          session.notifyProgress(e.runDir, e.points);
+        }
+      },
+    });
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`      trained 1500 steps in ${seconds.toFixed(1)} s; webview point counts seen: ${[...new Set(samples)].join(', ')}`);
+    assert.equal(res.status, 'completed');
+    await opened.page.waitForFunction(() => document.body.dataset.points === '1500', null, { timeout: 10_000 });
+    clearInterval(sampler);
+    const distinct = [...new Set(samples)].filter((n) => n > 0);
+    assert.ok(distinct.length >= 3, `the curve grew in steps while training (seen ${distinct.join(', ')})`);
+    for (let i = 1; i < samples.length; i++) assert.ok(samples[i] >= samples[i - 1], 'never shrinks');
+    const batches = posted.filter((p) => p.type === 'didAppendMetrics');
+    assert.ok(batches.length >= 2);
+    assert.ok(batches.length <= Math.ceil(seconds / 0.5) + 3, `${batches.length} batches in ${seconds.toFixed(1)} s`);
+    for (let i = 1; i < batches.length; i++) assert.ok(batches[i].at - batches[i - 1].at >= 450, 'batches ≥ 0.45 s apart');
+    // The run's end (status, checkpoints) arrives through polling of run.json.
+    await opened.page.waitForFunction(() => document.querySelector('[data-testid=run-status]')?.textContent === 'completed', null, { timeout: 10_000 });
+    const metrics = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(await opened.page.textContent('[data-testid=last-loss]'), formatValue(metrics[metrics.length - 1].loss));
+    assert.deepEqual(await opened.cspViolations(), []);
+    assert.deepEqual(opened.pageErrors, []);
+    await screenshot(opened.page, 'live-loss');
+  });
+
+  it('a reload (panel hidden and shown) gets the whole history from the host', async () => {
+    await opened.page.reload();
+    await opened.page.waitForFunction(() => document.body.dataset.ready === 'true');
+    assert.equal(await opened.page.evaluate(() => document.body.dataset.points), '1500');
+  });
+
+  it('heatmap factors come from the host through requests', async () => {
+    await opened.page.click('[data-testid=tab-heatmaps]');
+    await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+    const runDir = session.paths[0];
+    const file = path.join(runDir, 'checkpoints/step-1500/tensors.safetensors');
+    const st = parseSafetensors(fs.readFileSync(file), file);
+    const a = st.toFloat32('param/linear.lora_A');
+    const b = st.toFloat32('param/linear.lora_B');
+    const scale = Number(await opened.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs'));
+    const v = b[5 * 2] * a[7] + b[5 * 2 + 1] * a[64 + 7]; // ΔW[5, 7], s = 1
+    const got = await canvasPixel(opened.page, 'heatmap-delta', 7, 5);
+    const want = divergingRgb(v, scale);
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(got[c] - want[c]) <= 1, `rgb(${got}) vs rgb(${want})`);
+    await screenshot(opened.page, 'live-heatmap');
+  });
+
+  it('refuses malformed and unknown messages from the webview with an error reply', async () => {
+    const before = posted.length;
+    await opened.page.evaluate(`(() => {
+      const api = window.acquireVsCodeApi();
+      api.postMessage({ messageId: 9001, body: { type: 'runShell', command: 'rm -rf /' } });
+      api.postMessage({ messageId: 9002, body: { type: 'factorsRequest', sourceId: 'nope', step: 1 } });
+    })()`);
+    await new Promise((r) => setTimeout(r, 300));
+    const replies = posted.slice(before).map((p) => p.type);
+    assert.deepEqual(replies, ['error', 'error']);
+    assert.ok(logs.some((l) => /rejected a webview message: unknown webview message type "runShell"/.test(l)), logs.join('\n'));
+  });
+});
