@@ -4,6 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src/engine/backend';
 import { LoRALinear } from '../../../src/engine/lora';
 import { Rng } from '../../../src/engine/rng';
+import { createSession } from '../../../src/engine/session';
+import { attnConfig, lrrConfig } from './configs';
 import { assertClose } from './helpers';
 
 const wasmDir = path.join(__dirname, '..', '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
@@ -41,9 +43,8 @@ describe('engine/backend', () => {
     this.timeout(30_000);
     // tfjs's per-kernel leak check (IS_TEST, if another test file turned it on) miscounts customGrad kernels
     // on wasm (the tensor count itself stays flat); it is a debugging aid, not what this test is about.
-    const isTest = tf.env().getBool('IS_TEST');
+    restoreIsTest ??= tf.env().getBool('IS_TEST');
     tf.env().set('IS_TEST', false);
-    restoreIsTest = isTest;
     await initBackend({ prefer: 'cpu' });
     const onCpu = forwardBackward();
     const r = await initBackend({ prefer: 'wasm', wasmDir });
@@ -54,5 +55,26 @@ describe('engine/backend', () => {
     const onWasm = forwardBackward();
     const names = ['output', 'loss', 'grad A', 'grad B', 'grad bias', 'dx'];
     onCpu.forEach((c, i) => assertClose(onWasm[i], c, 1e-4, `${names[i]} wasm vs cpu`));
+  });
+
+  it('no tensor leaks on wasm either: numTensors constant from step 2, and dispose frees everything', async function () {
+    this.timeout(30_000);
+    restoreIsTest ??= tf.env().getBool('IS_TEST');
+    tf.env().set('IS_TEST', false); // see above
+    const r = await initBackend({ prefer: 'wasm', wasmDir });
+    assert.equal(r.name, 'wasm', r.notes.join('; '));
+    for (const cfg of [
+      lrrConfig({ training: { steps: 6, logEvery: 1, evalEvery: 2 }, lora: { dropout: 0.1 }, optimizer: { gradClip: 0.5 } }),
+      attnConfig({ model: { numHeads: 2, kvSeqLen: 4 }, training: { steps: 6, logEvery: 1, evalEvery: 2 }, lora: { dropout: 0.1, targetModules: ['q', 'o'], trainBias: true } }),
+    ]) {
+      const before = tf.memory().numTensors;
+      const s = await createSession(cfg);
+      const counts: number[] = [];
+      for await (const _p of s.run()) counts.push(tf.memory().numTensors);
+      assert.equal(counts.length, 6);
+      assert.ok(counts.slice(1).every((c) => c === counts[1]), `${cfg.kind} on wasm: numTensors ${counts.join(' ')}`);
+      s.dispose();
+      assert.equal(tf.memory().numTensors, before, `${cfg.kind} on wasm: tensors left after dispose`);
+    }
   });
 });
