@@ -131,11 +131,18 @@ describe('engine/lora: LoRALinear', () => {
     tf.dispose([A, B]);
   });
 
-  it('kaiming-uniform init stays within ±1/√d; gaussian has std ≈ 0.02', () => {
+  it("kaiming-uniform is torch's kaiming_uniform_(A, a=√5) on A [r, in]: U(−1/√in, 1/√in); gaussian has std ≈ 0.02", () => {
     const d2 = 400;
     const ku = new LoRALinear({ inFeatures: d2, outFeatures: 3, r: 8, init: 'kaiming-uniform', rng: new Rng(1) });
-    const a = ku.A.dataSync();
-    assert.ok(a.every((v) => Math.abs(v) <= 1 / Math.sqrt(d2)));
+    const a = Array.from(ku.A.dataSync());
+    // torch: fan_in = A.size(1) = in; gain = calculate_gain('leaky_relu', √5) = √(2/(1+5)); bound = √3·gain/√fan_in.
+    const bound = (Math.sqrt(3) * Math.sqrt(2 / (1 + 5))) / Math.sqrt(d2);
+    assert.ok(Math.abs(bound - 1 / Math.sqrt(d2)) < 1e-12);
+    const maxAbs = a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(maxAbs <= bound && maxAbs > 0.99 * bound, `max |A| ${maxAbs} vs bound ${bound}`);
+    const mean = a.reduce((s, v) => s + v, 0) / a.length;
+    const sd = Math.sqrt(a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length);
+    assert.ok(Math.abs(mean) < 0.05 * bound && Math.abs(sd - bound / Math.sqrt(3)) < 0.05 * bound, `mean ${mean}, std ${sd} (uniform: ${bound / Math.sqrt(3)})`);
     const g = new LoRALinear({ inFeatures: d2, outFeatures: 3, r: 8, init: 'gaussian', rng: new Rng(1) });
     const ga = g.A.dataSync();
     const std = Math.sqrt(Array.from(ga).reduce((s, v) => s + v * v, 0) / ga.length);

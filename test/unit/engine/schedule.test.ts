@@ -34,4 +34,17 @@ describe('engine/schedule', () => {
     // Monotone non-increasing after warm-up.
     for (let i = 2; i < 11; i++) assert.ok(lrAt(i + 1, s) <= lrAt(i, s));
   });
+
+  it('minLrRatio sets the floor of cosine and linear decay (nanoGPT: min_lr + coeff·(lr − min_lr)), after warm-up', () => {
+    const cos = spec({ name: 'cosine', warmupSteps: 1, minLrRatio: 0.1, lr: 2, totalSteps: 6 });
+    close(lrAt(0, cos), 2); // warm-up of one step reaches lr at once
+    close(lrAt(1, cos), 2);
+    close(lrAt(5, cos), 0.2);
+    close(lrAt(3, cos), 0.2 + 0.5 * (1 + Math.cos(Math.PI * 0.5)) * 1.8); // p = (3 − 1)/4
+    const lin = spec({ name: 'linear', warmupSteps: 2, minLrRatio: 0.5, lr: 1, totalSteps: 7 });
+    close(lrAt(0, lin), 0.5);
+    close(lrAt(2, lin), 1);
+    close(lrAt(4, lin), 0.75); // p = (4 − 2)/4
+    close(lrAt(6, lin), 0.5);
+  });
 });
