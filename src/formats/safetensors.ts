@@ -252,17 +252,26 @@ function validateLayout(tensors: TensorEntry[], dataLength: number, source: stri
   }
 }
 
+/** The entry of `name` in a parsed header; FormatError('tensor-not-found'), listing the tensors there are, otherwise. */
+export function findTensorEntry(header: SafetensorsHeader, name: string, source?: string): TensorEntry {
+  const t = header.tensors.find((e) => e.name === name);
+  if (!t) throw tensorNotFound(header, name, source);
+  return t;
+}
+
+function tensorNotFound(header: SafetensorsHeader, name: string, source: string | undefined): FormatError {
+  const known = header.tensors.map((t) => t.name);
+  const list = known.length > 8 ? `${known.slice(0, 8).join(', ')}, … (${known.length} in all)` : known.join(', ') || 'none';
+  return new FormatError('tensor-not-found', `no such tensor (tensors: ${list})`, { source, tensor: name });
+}
+
 /** Parses a whole file held in memory. */
 export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
   const header = parseHeader(bytes, bytes.length, source);
   const byName = new Map(header.tensors.map((t) => [t.name, t]));
   const entry = (name: string): TensorEntry => {
     const t = byName.get(name);
-    if (!t) {
-      const known = [...byName.keys()];
-      const list = known.length > 8 ? `${known.slice(0, 8).join(', ')}, … (${known.length} in all)` : known.join(', ') || 'none';
-      throw new FormatError('tensor-not-found', `no such tensor (tensors: ${list})`, { source, tensor: name });
-    }
+    if (!t) throw tensorNotFound(header, name, source);
     return t;
   };
   const raw = (name: string): Uint8Array => {

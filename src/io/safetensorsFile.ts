@@ -4,6 +4,7 @@
 
 import { promises as fsp } from 'node:fs';
 import {
+  findTensorEntry,
   parseHeader,
   parseSafetensors,
   serializeSafetensors,
@@ -13,7 +14,6 @@ import {
   type SafetensorsFile,
   type SafetensorsHeader,
   type SafetensorsTypedArray,
-  type TensorEntry,
   type TensorToWrite,
 } from '../formats/safetensors';
 import { FormatError } from '../formats/errors';
@@ -24,11 +24,11 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   const handle = await fsp.open(file, 'r');
   try {
     const { size } = await handle.stat();
-    const first8 = await readExactly(handle, 0, Math.min(8, size));
+    const first8 = await readExactly(handle, file, 0, Math.min(8, size));
     const n = headerLengthOf(first8, size, file);
     const bytes = new Uint8Array(8 + n);
     bytes.set(first8, 0);
-    bytes.set(await readExactly(handle, 8, n), 8);
+    bytes.set(await readExactly(handle, file, 8, n), 8);
     return parseHeader(bytes, size, file);
   } finally {
     await handle.close();
@@ -46,10 +46,10 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
  * loading the rest (for inspecting one matrix of a large model).
  */
 export async function readTensorBytes(file: string, header: SafetensorsHeader, name: string): Promise<Uint8Array> {
-  const entry = findEntry(header, name, file);
+  const entry = findTensorEntry(header, name, file);
   const handle = await fsp.open(file, 'r');
   try {
-    return await readExactly(handle, header.dataOffset + entry.begin, entry.end - entry.begin);
+    return await readExactly(handle, file, header.dataOffset + entry.begin, entry.end - entry.begin);
   } finally {
     await handle.close();
   }
@@ -57,12 +57,12 @@ export async function readTensorBytes(file: string, header: SafetensorsHeader, n
 
 /** `readTensorBytes`, converted to float32. */
 export async function readTensorFloat32(file: string, header: SafetensorsHeader, name: string): Promise<Float32Array> {
-  return toFloat32(await readTensorBytes(file, header, name), findEntry(header, name, file).dtype);
+  return toFloat32(await readTensorBytes(file, header, name), findTensorEntry(header, name, file).dtype);
 }
 
 /** `readTensorBytes`, as the dtype's typed array. */
 export async function readTensorTyped(file: string, header: SafetensorsHeader, name: string): Promise<SafetensorsTypedArray> {
-  return typedView(await readTensorBytes(file, header, name), findEntry(header, name, file).dtype);
+  return typedView(await readTensorBytes(file, header, name), findTensorEntry(header, name, file).dtype);
 }
 
 /** Serializes and writes atomically (temp file + fsync + rename). */
@@ -74,18 +74,18 @@ export async function writeSafetensors(
   await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
 }
 
-function findEntry(header: SafetensorsHeader, name: string, file: string): TensorEntry {
-  const entry = header.tensors.find((t) => t.name === name);
-  if (!entry) throw new FormatError('tensor-not-found', 'no such tensor', { source: file, tensor: name });
-  return entry;
-}
-
-async function readExactly(handle: fsp.FileHandle, position: number, length: number): Promise<Uint8Array> {
+async function readExactly(handle: fsp.FileHandle, file: string, position: number, length: number): Promise<Uint8Array> {
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(out, done, length - done, position + done);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done} (the file changed while being read?)`);
+    if (bytesRead === 0) {
+      throw new FormatError(
+        'incomplete-buffer',
+        `the file ends at byte ${position + done}, but bytes ${position}–${position + length} were expected (it changed since its header was read?)`,
+        { source: file },
+      );
+    }
     done += bytesRead;
   }
   return out;

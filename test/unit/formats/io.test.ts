@@ -75,7 +75,22 @@ describe('io: atomic writes and safetensors files', () => {
     assert.deepEqual(header, st.header);
     assert.deepEqual(await readTensorFloat32(f, header, 'layer.lora_B.weight'), B);
     assert.equal((await readTensorBytes(f, header, 'layer.lora_A.weight')).length, 4 * 64 * 4);
-    await assert.rejects(readTensorBytes(f, header, 'nope'), (e: unknown) => FormatError.is(e, 'tensor-not-found') && e.message.includes(f));
+    await assert.rejects(
+      readTensorBytes(f, header, 'nope'),
+      (e: unknown) => FormatError.is(e, 'tensor-not-found') && e.message === `${f}: tensor "nope": no such tensor (tensors: layer.lora_A.weight, layer.lora_B.weight)`,
+    );
+  });
+
+  it('reading a tensor from a file that shrank since its header was read is a FormatError naming the file', async () => {
+    const f = path.join(dir, 'shrunk.safetensors');
+    await writeSafetensors(f, { a: { dtype: 'F32', shape: [8], data: new Float32Array(8) }, b: { dtype: 'F32', shape: [8], data: new Float32Array(8) } });
+    const header = await readSafetensorsHeader(f);
+    fs.truncateSync(f, fs.statSync(f).size - 4);
+    assert.equal((await readTensorFloat32(f, header, 'a')).length, 8);
+    await assert.rejects(
+      readTensorFloat32(f, header, 'b'),
+      (e: unknown) => FormatError.is(e, 'incomplete-buffer') && e.message.startsWith(`${f}: the file ends at byte `) && /changed since its header was read/.test(e.message),
+    );
   });
 
   it('readSafetensorsHeader reads only the header: fast on a large file, and still catches truncation', async () => {
