@@ -262,8 +262,21 @@ export interface EncodedFactors {
   delta?: EncodedMatrix;
 }
 
+/** Metric columns as float32 base64 (half the size of JSON numbers); NaN marks a missing eval loss. */
+export interface PackedMetrics {
+  n: number;
+  step: string;
+  loss: string;
+  evalLoss: string;
+  lr: string;
+  gradNorm: string;
+  elapsedMs: string;
+}
+
 export interface ReportData {
+  /** Sources carry no `metrics` here: they are in `metrics`, packed. */
   snapshot: DashboardSnapshot;
+  metrics?: Record<string, PackedMetrics>;
   /** factors[sourceId][step] */
   factors: Record<string, Record<string, EncodedFactors[]>>;
   references: Record<string, { module: string; kind: ReferenceInfo['kind']; matrix: EncodedMatrix }[]>;
@@ -321,6 +334,23 @@ export function decodeMatrix(e: EncodedMatrix): Matrix {
   }
   if (!LE) for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
   return { shape: e.shape, data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4) };
+}
+
+export function packMetrics(c: MetricColumns): PackedMetrics {
+  const col = (xs: readonly (number | null)[]) => encodeMatrix({ shape: [1, xs.length], data: Float32Array.from(xs, (x) => (x === null ? NaN : x)) }).f32;
+  return { n: c.step.length, step: col(c.step), loss: col(c.loss), evalLoss: col(c.evalLoss), lr: col(c.lr), gradNorm: col(c.gradNorm), elapsedMs: col(c.elapsedMs) };
+}
+
+export function unpackMetrics(p: PackedMetrics): MetricColumns {
+  const col = (f32: string) => Array.from(decodeMatrix({ shape: [1, p.n], f32 }).data);
+  return {
+    step: col(p.step),
+    loss: col(p.loss),
+    evalLoss: col(p.evalLoss).map((x) => (Number.isNaN(x) ? null : x)),
+    lr: col(p.lr),
+    gradNorm: col(p.gradNorm),
+    elapsedMs: col(p.elapsedMs),
+  };
 }
 
 export function encodeFactors(f: ModuleFactors): EncodedFactors {

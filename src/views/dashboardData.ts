@@ -20,7 +20,7 @@ import type {
   ReportData,
   SourceSnapshot,
 } from '../protocol/webview';
-import { encodeFactors, encodeMatrix, toMetricColumns } from '../protocol/webview';
+import { encodeFactors, encodeMatrix, packMetrics, toMetricColumns } from '../protocol/webview';
 
 export class DashboardDataError extends Error {
   readonly reason = 'dashboard-data';
@@ -443,6 +443,11 @@ function defaultTitle(sources: SourceSnapshot[]): string {
 /** Everything the static report needs: the snapshot plus every factor and reference matrix the views may ask for. */
 export function buildReportData(paths: string[], title?: string): ReportData {
   const snapshot = buildSnapshot(paths, { title, live: false });
+  const metrics: NonNullable<ReportData['metrics']> = {};
+  snapshot.sources = snapshot.sources.map(({ metrics: m, ...rest }) => {
+    if (m) metrics[rest.id] = packMetrics(m);
+    return rest;
+  });
   const factors: ReportData['factors'] = {};
   const references: ReportData['references'] = {};
   snapshot.sources.forEach((s, i) => {
@@ -457,5 +462,5 @@ export function buildReportData(paths: string[], title?: string): ReportData {
     }
     references[s.id] = s.references.map((r) => ({ module: r.module, kind: r.kind, matrix: encodeMatrix(readRunReference(p, r.module, r.kind)) }));
   });
-  return { snapshot, factors, references };
+  return { snapshot, metrics, factors, references };
 }

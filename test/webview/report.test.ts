@@ -88,7 +88,8 @@ describe('webview report (headless Chromium)', function () {
     it('the runs table and the cursor read-out show the values of metrics.jsonl', async () => {
       const metrics = fs.readFileSync(path.join(runR2, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
       const last = metrics[metrics.length - 1];
-      assert.equal(await opened.page.textContent('[data-testid=last-loss]'), formatValue(last.loss));
+      // The report packs metrics as float32.
+      assert.equal(await opened.page.textContent('[data-testid=last-loss]'), formatValue(Math.fround(last.loss)));
       assert.equal(await opened.page.textContent('[data-testid=run-status]'), 'completed');
       // No smoothing, then hover the middle of the loss chart: the read-out is that step's raw loss.
       await opened.page.$eval('[data-testid=smoothing]', (el) => {
@@ -105,7 +106,7 @@ describe('webview report (headless Chromium)', function () {
       const m = /^step (\d+)\s+sweep-r2 r=2 train: (\S+)/.exec(text);
       assert.ok(m, `read-out: ${text}`);
       const point = metrics.find((p: { step: number }) => p.step === Number(m![1]));
-      assert.equal(m![2], formatValue(point.loss));
+      assert.equal(m![2], formatValue(Math.fround(point.loss)));
     });
 
     it('parameter counts match run.json (PEFT percentage) and the layer shapes', async () => {
@@ -187,6 +188,53 @@ describe('webview report (headless Chromium)', function () {
       for (const l of ['sweep-r1 r=1 train', 'sweep-r1 r=1 eval', 'sweep-r2 r=2 train', 'sweep-r2 r=2 eval']) assert.ok(legend.includes(l), `legend ${legend}`);
       assert.deepEqual(await o.cspViolations(), []);
       await screenshot(o.page, 'report-sweep');
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('100,000 points per run × 4 runs stay smooth (decimated): load, smoothing change, zoom', async () => {
+    const dirs: string[] = [];
+    for (let k = 0; k < 4; k++) {
+      const dir = path.join(work, 'big', `run-${k}`);
+      fs.cpSync(runR2, dir, { recursive: true });
+      const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+      fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ ...info, name: `big-${k}`, step: 100_000, totalSteps: 100_000 }));
+      const lines: string[] = [];
+      for (let step = 1; step <= 100_000; step++) {
+        const loss = (1 + k) * Math.exp(-step / 20_000) * (1 + 0.3 * Math.sin(step * 0.37)) + 1e-3;
+        lines.push(JSON.stringify({ step, loss, ...(step % 1000 === 0 ? { evalLoss: loss * 1.1 } : {}), lr: 1e-3, gradNorm: 1 + Math.cos(step), elapsedMs: step }));
+      }
+      fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
+      dirs.push(dir);
+    }
+    const html = path.join(work, 'big.html');
+    const t0 = Date.now();
+    await writeReport(dirs, html);
+    const writeMs = Date.now() - t0;
+    const t1 = Date.now();
+    const o = await openPage(`file://${html}`);
+    const loadMs = Date.now() - t1;
+    try {
+      const redrawMs = await o.page.evaluate(`(async () => {
+        const el = document.querySelector('[data-testid=smoothing]');
+        const t = performance.now();
+        el.value = '0.9';
+        el.dispatchEvent(new Event('input'));
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        return performance.now() - t;
+      })()`);
+      const over = (await (await o.page.$('[data-testid=loss-chart] .u-over'))!.boundingBox())!;
+      const t2 = Date.now();
+      await o.page.mouse.move(over.x + over.width * 0.2, over.y + 50);
+      await o.page.mouse.down();
+      await o.page.mouse.move(over.x + over.width * 0.4, over.y + 50, { steps: 5 });
+      await o.page.mouse.up();
+      const zoomMs = Date.now() - t2;
+      console.log(`      report ${(fs.statSync(html).size / 1e6).toFixed(1)} MB written in ${writeMs} ms; page ready in ${loadMs} ms; smoothing redraw ${Number(redrawMs).toFixed(0)} ms; drag-zoom ${zoomMs} ms`);
+      assert.ok(Number(redrawMs) < 1000, `redraw ${redrawMs} ms`);
+      assert.deepEqual(o.pageErrors, []);
+      await screenshot(o.page, 'report-100k');
     } finally {
       await o.close();
     }

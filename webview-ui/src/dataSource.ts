@@ -11,6 +11,7 @@ import {
   type ReferenceInfo,
   type ReportData,
   type ToWebview,
+  unpackMetrics,
 } from '../../src/protocol/webview';
 
 export interface DataSource {
@@ -89,7 +90,8 @@ export class StaticDataSource implements DataSource {
   constructor(private readonly data: ReportData) {}
 
   async start(): Promise<DashboardSnapshot> {
-    return this.data.snapshot;
+    const packed = this.data.metrics ?? {};
+    return { ...this.data.snapshot, sources: this.data.snapshot.sources.map((s) => (packed[s.id] ? { ...s, metrics: unpackMetrics(packed[s.id]) } : s)) };
   }
 
   async factors(sourceId: string, step: number): Promise<ModuleFactors[]> {
