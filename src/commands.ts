@@ -246,7 +246,13 @@ function runCliMerge(ctx: CommandContext, base: string, adapter: string, out: st
   });
 }
 
-async function mergeAdapter(ctx: CommandContext, arg?: unknown): Promise<string | undefined> {
+/** Optional second argument of loraLab.mergeAdapter, for scripts and tests: skips the questions. */
+export interface MergeOptions {
+  base?: string;
+  out?: string;
+}
+
+async function mergeAdapter(ctx: CommandContext, arg?: unknown, opts: MergeOptions = {}): Promise<string | undefined> {
   const given = adapterPathArg(arg);
   let info = given?.info;
   if (!info && given) info = (await ctx.adapters.adapters()).find((a) => a.path === given.path || a.weightsFile === given.path);
@@ -260,7 +266,7 @@ async function mergeAdapter(ctx: CommandContext, arg?: unknown): Promise<string 
     void vscode.window.showInformationMessage(`LoRA Lab: ${info.label} adapts a built-in synthetic experiment; there is no Hugging Face base model to merge it into. Its ΔW is shown in the dashboard.`);
     return undefined;
   }
-  let base = info.baseFound;
+  let base = opts.base ?? info.baseFound;
   if (!base) {
     const why = info.baseModel ? `It names "${info.baseModel}", which is not in this workspace.` : 'It does not name its base model.';
     const choice = await vscode.window.showWarningMessage(
@@ -272,11 +278,12 @@ async function mergeAdapter(ctx: CommandContext, arg?: unknown): Promise<string 
     base = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Base model folder' }))?.[0]?.fsPath;
     if (!base) return undefined;
   }
-  const out = await vscode.window.showInputBox({
-    title: 'Merged model folder',
-    value: path.join(path.dirname(info.path), `${path.basename(info.runDir ?? info.path)}-merged`),
-    validateInput: (v) => (fs.existsSync(path.join(v, 'config.json')) ? 'That folder already holds a model' : undefined),
-  });
+  const out = opts.out ??
+    (await vscode.window.showInputBox({
+      title: 'Merged model folder',
+      value: path.join(path.dirname(info.path), `${path.basename(info.runDir ?? info.path)}-merged`),
+      validateInput: (v) => (fs.existsSync(path.join(v, 'config.json')) ? 'That folder already holds a model' : undefined),
+    }));
   if (!out) return undefined;
   const adapterDir = info.path;
   const baseDir = base;
@@ -295,7 +302,7 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.newExperiment', run: (c, a) => newExperiment(c, a) },
   { id: 'loraLab.openDashboard', run: (c, a) => openDashboard(c, a) },
   { id: 'loraLab.inspectAdapter', run: (c, a) => inspectAdapter(c, a) },
-  { id: 'loraLab.mergeAdapter', restricted: 'merging runs the CLI and writes a model folder', run: (c, a) => mergeAdapter(c, a) },
+  { id: 'loraLab.mergeAdapter', restricted: 'merging runs the CLI and writes a model folder', run: (c, a, o) => mergeAdapter(c, a, (o ?? {}) as MergeOptions) },
   { id: 'loraLab.compareRuns', run: (c, ...a) => compareRuns(c, ...a) },
   { id: 'loraLab.compareAdapterWith', run: (c, a) => compareWith(c, a) },
   { id: 'loraLab.showLog', run: () => log.show() },

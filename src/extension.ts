@@ -6,6 +6,7 @@ import { COMMANDS, registerCommands, type DashboardOpener } from './commands';
 import { JobManager } from './jobs/jobManager';
 import { errorMessage, initLog, log } from './util/log';
 import { AdapterTreeProvider } from './views/adapterTree';
+import { DashboardPanel } from './views/dashboardPanel';
 import { ConfigDiagnostics } from './views/configDiagnostics';
 import { ParamHoverProvider } from './views/paramHover';
 import { RunsTreeProvider } from './views/runsTree';
@@ -40,10 +41,16 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
         dashboardRequests.push(opts);
         if (dashboardRequests.length > 20) dashboardRequests.shift();
         log.info(`dashboard: ${JSON.stringify(opts)}`);
-        return openDashboard(context, opts);
+        DashboardPanel.show(context, opts);
       },
     };
     context.subscriptions.push(...registerCommands({ extension: context, jobs, adapters, runs, dashboard }));
+    // The dashboard: restored after reloads, and fed live by running jobs (it also polls run folders).
+    context.subscriptions.push(
+      DashboardPanel.registerSerializer(context),
+      jobs.onDidProgress(({ runDir, points }) => DashboardPanel.notifyProgress(runDir, points)),
+      jobs.onDidWriteRun((runDir) => DashboardPanel.notifyRunChanged(runDir)),
+    );
     // When a run ends its adapter appears: refresh the browser.
     context.subscriptions.push(jobs.onDidFinish(() => adapters.refreshSoon()));
     context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => log.info('workspace trusted: training, resume and merge are available')));
@@ -53,12 +60,6 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
     void vscode.window.showErrorMessage(`LoRA Lab failed to activate: ${errorMessage(e)}`);
     throw e;
   }
-}
-
-/** The dashboard webview (src/views/dashboardPanel.ts) when it is built in. */
-function openDashboard(context: vscode.ExtensionContext, opts: { runDirs?: string[]; adapterPath?: string }): void {
-  void context;
-  void vscode.window.showInformationMessage(`LoRA Lab: the dashboard is not part of this build yet (${opts.runDirs?.join(', ') ?? opts.adapterPath ?? 'no run'}).`);
 }
 
 export function deactivate(): void {

@@ -17,6 +17,9 @@ export class JobManager extends Disposable {
   private readonly _onDidChangeJobs = this._register(new vscode.EventEmitter<void>());
   private readonly _onDidProgress = this._register(new vscode.EventEmitter<{ runDir: string; points: MetricPoint[] }>());
   private readonly _onDidFinish = this._register(new vscode.EventEmitter<{ job: TrainingJob; result: JobResult }>());
+  private readonly _onDidWriteRun = this._register(new vscode.EventEmitter<string>());
+  /** A run folder changed beyond its metrics (started, checkpoint, ended): the dashboard reloads it. */
+  readonly onDidWriteRun = this._onDidWriteRun.event;
   /** Jobs started, progressed or ended. */
   readonly onDidChangeJobs = this._onDidChangeJobs.event;
   /** Live metric batches of every running job (the dashboard listens). */
@@ -79,10 +82,13 @@ export class JobManager extends Disposable {
     job.onDidProgress(({ job: j, points }) => {
       if (j.runDir) this._onDidProgress.fire({ runDir: j.runDir, points });
     });
+    job.onDidWriteRun((dir) => this._onDidWriteRun.fire(dir));
     void job.finished.then((result) => {
       this.lastMaxStallMs = result.maxStallMs;
       log.info(`extension host during ${job.name}: longest stall (event loop busy) ${result.maxStallMs.toFixed(1)} ms; longest timer lateness ${result.maxLateMs.toFixed(1)} ms (includes OS scheduling)`);
       this._onDidFinish.fire({ job, result });
+      // A crashed worker's run.json was rewritten by the host (interrupted): tell the viewers.
+      if (result.runDir) this._onDidWriteRun.fire(result.runDir);
       this._jobs.delete(job);
       job.dispose();
       this.refresh();

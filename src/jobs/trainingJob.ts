@@ -58,6 +58,7 @@ export class TrainingJob extends Disposable {
   private readonly _stall: StallMonitor;
   private readonly _onDidProgress = this._register(new vscode.EventEmitter<{ job: TrainingJob; points: MetricPoint[] }>());
   private readonly _onDidChange = this._register(new vscode.EventEmitter<TrainingJob>());
+  private readonly _onDidWriteRun = this._register(new vscode.EventEmitter<string>());
   private _runDir: string | undefined;
   private _run: RunInfo | undefined;
   private _progress: JobProgress = { step: 0, totalSteps: 0 };
@@ -72,6 +73,8 @@ export class TrainingJob extends Disposable {
   readonly onDidProgress = this._onDidProgress.event;
   /** Any state change: started, progress, finished. */
   readonly onDidChange = this._onDidChange.event;
+  /** The run folder changed on disk beyond metrics (started, checkpoint written, ended): its path. */
+  readonly onDidWriteRun = this._onDidWriteRun.event;
 
   constructor(
     readonly request: JobRequest,
@@ -113,6 +116,7 @@ export class TrainingJob extends Disposable {
             this._log('info', `run ${m.runDir} (job created ${this._createdAt}) started at ${new Date().toISOString()} on the ${m.backend.name} backend${m.backend.notes.length ? ` (${m.backend.notes.join('; ')})` : ''}`);
             resolveStarted();
             this._onDidChange.fire(this);
+            this._onDidWriteRun.fire(m.runDir);
             break;
           case 'didProgress': {
             const last = m.points[m.points.length - 1];
@@ -130,10 +134,12 @@ export class TrainingJob extends Disposable {
           }
           case 'didCheckpoint':
             this._log('info', `checkpoint at step ${m.step} in ${m.runDir}`);
+            this._onDidWriteRun.fire(m.runDir);
             break;
           case 'didFinish':
             this._runDir ??= m.runDir;
             this._log(m.status === 'failed' ? 'error' : 'info', `run ${m.runDir} ${m.status} at step ${m.step}${m.error ? `: ${m.error}` : ''}`);
+            this._onDidWriteRun.fire(m.runDir);
             finish({ status: m.status, runDir: m.runDir, step: m.step, adapterDir: m.adapterDir, error: m.error });
             break;
           case 'log':

@@ -1,9 +1,11 @@
 // The extension in a real VS Code: activation, the command table, diagnostics, hovers and the adapter
 // tree on the example workspace (test/integration/workspace + adapters added by test/vscode/workspace.mjs).
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdapterNode } from '../../src/views/adapterTree';
-import { api, hoverAt, waitFor, wsUri } from './helpers';
+import { api, hoverAt, waitFor, workspaceDir, wsUri } from './helpers';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 
@@ -98,6 +100,44 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.equal(hostile.description, '<script>alert("pwned")</script>');
     const mod = kids.find((k) => k.kind === 'module')!;
     assert.match(String(a.adapters.getTreeItem(mod).description), /r 4 · α in file · \d+→\d+ · [\d,]+ params · F32/);
+  });
+
+  it('shows problems in *.lora.yaml too, from the same parser', async () => {
+    await api();
+    const file = wsUri('typo.lora.yaml');
+    fs.writeFileSync(file.fsPath, 'name: typo\nkind: low-rank-recovery\nmodel:\n  inFeatures: 64\n  outFeatures: 64\n  trueRank: 4\nlora:\n  rank: 4\n');
+    const doc = await vscode.workspace.openTextDocument(file);
+    const diags = await waitFor('diagnostics for typo.lora.yaml', () => {
+      const d = vscode.languages.getDiagnostics(file).filter((x) => x.source === 'LoRA Lab');
+      return d.length ? d : undefined;
+    });
+    const rank = diags.find((d) => doc.getText(d.range).includes('rank'));
+    assert.ok(rank, `no diagnostic on the unknown key "rank": ${diags.map((d) => `${doc.getText(d.range)}: ${d.message}`).join('; ')}`);
+    assert.equal(rank.range.start.line, 7);
+  });
+
+  it('merges a PEFT adapter into its base in a CLI child process; the host never loads tfjs', async () => {
+    const a = await api();
+    const node = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
+    assert.ok(node);
+    const out = path.join(workspaceDir(), 'merged', 'llama-tiny-r8');
+    const r = await vscode.commands.executeCommand<string>('loraLab.mergeAdapter', node, { out });
+    assert.equal(r, out);
+    assert.ok(fs.existsSync(path.join(out, 'config.json')), 'no config.json in the merged folder');
+    assert.ok(fs.readdirSync(out).some((f) => f.endsWith('.safetensors')), 'no weights in the merged folder');
+    const tfjsInHost = Object.keys(require.cache).filter((k) => k.includes(`${path.sep}@tensorflow${path.sep}`));
+    assert.deepEqual(tfjsInHost, [], 'tfjs was loaded on the extension host');
+  });
+
+  it('opens the dashboard for a run and the adapter view for an adapter', async () => {
+    const a = await api();
+    const before = a.dashboardRequests.length;
+    const peft = wsUri('adapters', 'llama-tiny-r8').fsPath;
+    await vscode.commands.executeCommand('loraLab.inspectAdapter', peft);
+    assert.deepEqual(a.dashboardRequests[a.dashboardRequests.length - 1], { adapterPath: peft });
+    assert.equal(a.dashboardRequests.length, before + 1);
+    await waitFor('a LoRA Lab webview tab', () => vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputWebview && /LoRA Lab/.test(t.label)));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
   it('Copy Path puts the adapter path on the clipboard', async () => {

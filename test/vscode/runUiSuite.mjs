@@ -35,17 +35,21 @@ export async function runUiSuite({ vsix, grep } = {}) {
     Object.assign(ui, { page, server, workspace, box, workbench: new Workbench(page) });
     await page.goto(workbenchUrl(server, workspace));
     await ui.workbench.waitReady();
-    const mocha = new Mocha({ ui: 'bdd', timeout: 180_000, reporter: 'spec', ...(grep ? { grep } : {}) });
+    const rootHooks = {
+      async afterEach() {
+        // What the screen showed when a test failed (looked at, not compared).
+        if (this.currentTest?.state === 'failed') {
+          await ui.workbench.screenshot(`FAILED-${this.currentTest.title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60)}`).catch(() => undefined);
+        }
+      },
+    };
+    const mocha = new Mocha({ ui: 'bdd', timeout: 180_000, reporter: 'spec', rootHooks, ...(grep ? { grep } : {}) });
     for (const f of uiTests()) mocha.addFile(f);
     await mocha.loadFilesAsync();
     await new Promise((resolve) => {
       const runner = mocha.run(() => resolve());
       runner.on('pass', (t) => outcomes.push({ title: t.fullTitle(), state: 'passed' }));
-      runner.on('fail', (t, err) => {
-        outcomes.push({ title: t.fullTitle(), state: 'failed', error: err.stack ?? err.message });
-        // What the screen showed when it failed (looked at, not compared).
-        void ui.workbench.screenshot(`FAILED-${t.title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60)}`).catch(() => undefined);
-      });
+      runner.on('fail', (t, err) => outcomes.push({ title: t.fullTitle(), state: 'failed', error: err.stack ?? err.message }));
     });
     await closePage(page);
   } finally {

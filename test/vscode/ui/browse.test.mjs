@@ -5,7 +5,7 @@ import { ui } from './workbench.mjs';
 describe('UI: adapter browser and hovers', () => {
   it('the LoRA Lab sidebar lists the workspace adapters with formats and warnings', async () => {
     const { page, workbench } = ui;
-    await page.locator('.activitybar .action-item a[aria-label^="LoRA Lab"]').click();
+    await workbench.showLoraLab();
     const tree = page.locator('.pane:has(.pane-header:has-text("Adapters")) .monaco-list');
     for (const label of ['llama-tiny-r8', 'kohya-style.safetensors', 'mlx-adapter', 'lfs-pointer-lora.safetensors']) {
       await tree.locator('.monaco-list-row', { hasText: label }).first().waitFor({ timeout: 30_000 });

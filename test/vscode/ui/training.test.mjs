@@ -19,12 +19,24 @@ describe('UI: train, cancel, resume', () => {
     await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
     const stopped = await workbench.waitNotification('stopped at step', 60_000);
     assert.match(await stopped.innerText(), /A checkpoint was saved; "Resume Run" continues it/);
+    // A trial click waits until the toast has finished sliding in (stable), without clicking.
+    await stopped.locator('.monaco-button', { hasText: 'Resume Run' }).click({ trial: true });
     await workbench.screenshot('ui-training-cancelled');
 
     await workbench.runCommand('LoRA Lab: Resume Run');
     await workbench.pick('quick');
     const done = await workbench.waitNotification('finished at step 3000', 120_000);
     assert.match(await done.innerText(), /adapter in .*adapter/);
+    await done.locator('.monaco-button', { hasText: 'Open Dashboard' }).click({ trial: true });
     await workbench.screenshot('ui-training-resumed-finished');
+  });
+
+  it('the Runs view lists the run as completed', async () => {
+    const { page, workbench } = ui;
+    await workbench.showLoraLab();
+    const runs = page.locator('.pane:has(.pane-header:has-text("Runs")) .monaco-list');
+    await runs.locator('.monaco-list-row', { hasText: 'quick' }).first().waitFor({ timeout: 30_000 });
+    assert.match(await runs.locator('.monaco-list-row', { hasText: 'quick' }).first().innerText(), /completed · step 3000\/3000/);
+    await workbench.screenshot('ui-runs-view');
   });
 });

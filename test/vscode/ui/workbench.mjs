@@ -71,6 +71,13 @@ export class Workbench {
     await this.page.locator(`.tabs-container .tab.active:has-text("${name}")`).waitFor({ timeout: 15_000 });
   }
 
+  /** Shows the LoRA Lab view container (clicking its activity-bar icon when it is open would close it). */
+  async showLoraLab() {
+    const item = this.page.locator('.activitybar .action-item:has(a[aria-label^="LoRA Lab"])');
+    if (!/\bchecked\b/.test((await item.getAttribute('class')) ?? '')) await item.locator('a').click();
+    await this.page.locator('.pane-header', { hasText: 'Adapters' }).waitFor();
+  }
+
   notification(text) {
     return this.page.locator('.notification-toast', { hasText: text }).first();
   }
@@ -89,11 +96,20 @@ export class Workbench {
     await input.fill(`:${line}:${column}`);
     await this.page.keyboard.press('Enter');
     await this.quickInput().waitFor({ state: 'hidden' });
-    // Ctrl+K Ctrl+I: "Show or Focus Hover" at the cursor.
-    await this.page.keyboard.press('Control+K');
-    await this.page.keyboard.press('Control+I');
     const hover = this.page.locator('.monaco-hover:not(.hidden) .monaco-hover-content').first();
-    await hover.waitFor({ state: 'visible', timeout: 15_000 });
-    return hover;
+    // Ctrl+K Ctrl+I: "Show or Focus Hover" at the cursor. The provider registers when the extension has
+    // activated, and the editor may still be settling: retry until a hover shows.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await this.page.keyboard.press('Control+K');
+      await this.page.keyboard.press('Control+I');
+      try {
+        await hover.waitFor({ state: 'visible', timeout: 3000 });
+        return hover;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await this.page.keyboard.press('Escape');
+      }
+    }
   }
 }
