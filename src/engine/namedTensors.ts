@@ -13,12 +13,17 @@ export function toPlain(t: tf.Tensor): { shape: number[]; data: Float32Array } {
   return { shape: [...t.shape], data: data instanceof Float32Array ? new Float32Array(data) : Float32Array.from(data) };
 }
 
-/** Assigns a plain tensor to a variable, checking the name and shape. */
-export function assignPlain(v: tf.Variable, tensors: NamedTensors, name: string): void {
+/** Checks that `tensors[name]` exists and has `shape` (and as many values), without touching anything. */
+export function checkPlain(shape: readonly number[], tensors: NamedTensors, name: string): void {
   const t = tensors[name];
   if (!t) throw invalidArgument(`checkpoint has no tensor "${name}"`);
-  if (t.shape.length !== v.shape.length || t.shape.some((s, i) => s !== v.shape[i])) throw shapeError(`tensor "${name}"`, v.shape, t.shape);
-  const n = v.shape.reduce((a, b) => a * b, 1);
+  if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) throw shapeError(`tensor "${name}"`, shape, t.shape);
+  const n = shape.reduce((a, b) => a * b, 1);
   if (t.data.length !== n) throw invalidArgument(`tensor "${name}": expected ${n} values, got ${t.data.length}`);
-  tf.tidy(() => v.assign(tf.tensor(t.data, v.shape, 'float32')));
+}
+
+/** Assigns a plain tensor to a variable, checking the name and shape. */
+export function assignPlain(v: tf.Variable, tensors: NamedTensors, name: string): void {
+  checkPlain(v.shape, tensors, name);
+  tf.tidy(() => v.assign(tf.tensor(tensors[name].data, v.shape, 'float32')));
 }

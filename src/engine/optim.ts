@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { OptimizerSettings } from '../formats/experimentTypes';
 import { invalidArgument } from './errors';
-import { assignPlain, toPlain, type NamedTensors } from './namedTensors';
+import { assignPlain, checkPlain, toPlain, type NamedTensors } from './namedTensors';
 
 export type ParamMap = Record<string, tf.Variable>;
 export type GradMap = Record<string, tf.Tensor>;
@@ -58,14 +58,19 @@ abstract class SlotOptimizer implements Optimizer {
 
   setState(state: OptimizerState, params: ParamMap): void {
     if (!Number.isInteger(state.step) || state.step < 0) throw invalidArgument(`optimizer state: step should be a non-negative integer, got ${state.step}`);
-    this.t = state.step;
+    // Everything is checked before anything changes: a bad state leaves the optimizer as it was.
+    const present: [string, string, tf.Variable][] = [];
     for (const [name, p] of Object.entries(params)) {
       for (const s of this.slotNames) {
         const key = `${s}/${name}`;
-        if (state.tensors[key]) assignPlain(this.slot(s, name, p), state.tensors, key);
-        else if (state.step > 0) throw invalidArgument(`optimizer state at step ${state.step} has no slot "${key}"`);
+        if (state.tensors[key]) {
+          checkPlain(p.shape, state.tensors, key);
+          present.push([s, name, p]);
+        } else if (state.step > 0) throw invalidArgument(`optimizer state at step ${state.step} has no slot "${key}"`);
       }
     }
+    for (const [s, name, p] of present) assignPlain(this.slot(s, name, p), state.tensors, `${s}/${name}`);
+    this.t = state.step;
   }
 
   dispose(): void {

@@ -15,7 +15,7 @@ import { buildAttentionAdaptation } from './experiments/attentionAdaptation';
 import { buildLowRankRecovery } from './experiments/lowRankRecovery';
 import type { ExperimentTask } from './experiments/types';
 import type { LoRALinear } from './lora';
-import { assignPlain, toPlain, type NamedTensors } from './namedTensors';
+import { assignPlain, checkPlain, toPlain, type NamedTensors } from './namedTensors';
 import { createOptimizer, type Optimizer } from './optim';
 import { makeSchedule } from './schedule';
 import { trainLoop } from './trainLoop';
@@ -143,11 +143,14 @@ class BuiltinSession implements BuiltinTrainingSession {
     if (s.seed !== undefined && s.seed !== this.config.training.seed) throw mismatch('seed', this.config.training.seed, s.seed);
     if (s.optimizerName !== undefined && s.optimizerName !== this.optimizer.name) throw mismatch('optimizer', this.optimizer.name, s.optimizerName);
     if (!Number.isInteger(c.step) || c.step < 0 || c.step > this.totalSteps) throw invalidArgument(`checkpoint step should be in [0, ${this.totalSteps}], got ${c.step}`);
-    for (const name of Object.keys(this.task.variables)) assignPlain(this.task.variables[name], c.tensors, `param/${name}`);
+    // Check every parameter first, then let the optimizer check and take its state, then assign: a checkpoint
+    // that does not fit leaves the session exactly as it was.
+    for (const [name, v] of Object.entries(this.task.variables)) checkPlain(v.shape, c.tensors, `param/${name}`);
     const slots: NamedTensors = {};
     for (const [k, t] of Object.entries(c.tensors)) if (k.startsWith('optim/')) slots[k.slice('optim/'.length)] = t;
     const optimizerStep = typeof s.optimizerStep === 'number' ? s.optimizerStep : c.step;
     this.optimizer.setState({ step: optimizerStep, tensors: slots }, this.task.variables);
+    for (const [name, v] of Object.entries(this.task.variables)) assignPlain(v, c.tensors, `param/${name}`);
     this.currentStep = c.step;
   }
 

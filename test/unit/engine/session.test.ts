@@ -172,4 +172,25 @@ describe('engine/session (built-in experiments)', () => {
     bigger.dispose();
     await assert.rejects(createSession({ ...lrrConfig(), kind: 'causal-lm' }), (e: unknown) => EngineError.is(e, 'unsupported-kind'));
   });
+
+  it('a checkpoint that fails to restore (bad optimizer slot) leaves the session untouched', async () => {
+    const cfg = lrrConfig({ training: { steps: 6, logEvery: 1 } });
+    const a = await createSession(cfg);
+    const ac = new AbortController();
+    for await (const p of a.run({ signal: ac.signal })) if (p.step === 3) ac.abort();
+    const good = a.checkpoint();
+    a.dispose();
+    const bad = { ...good, tensors: { ...good.tensors, 'optim/v/linear.lora_B': { shape: [1], data: new Float32Array(1) } } };
+    const b = await createSession(cfg);
+    const before = b.checkpoint();
+    assert.throws(() => b.restore(bad), /tensor "v\/linear.lora_B": expected shape \[24, 4\], got \[1\]/);
+    const after = b.checkpoint();
+    assert.equal(after.step, 0);
+    assert.deepEqual(after.state, before.state);
+    assert.deepEqual(Object.keys(after.tensors), Object.keys(before.tensors));
+    for (const [k, t] of Object.entries(before.tensors)) assert.deepEqual(after.tensors[k].data, t.data, k);
+    b.restore(good);
+    assert.equal(b.step, 3);
+    b.dispose();
+  });
 });
