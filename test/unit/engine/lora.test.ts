@@ -94,6 +94,31 @@ describe('engine/lora: LoRALinear', () => {
     layer.dispose();
   });
 
+  it("PEFT's _test_merge_layers on its tiny 10→20→2 MLP: merged ≈ unmerged (atol 1e-4), unmerge restores the output", () => {
+    const rng = new Rng(12);
+    const common = { r: 4, alpha: 8, rng, init: 'kaiming-uniform' as const };
+    const l1 = new LoRALinear({ ...common, name: 'lin0', inFeatures: 10, outFeatures: 20, B: rng.normalArray(20 * 4, 0.3), bias: rng.normalArray(20, 0.1) });
+    const l2 = new LoRALinear({ ...common, name: 'lin1', inFeatures: 20, outFeatures: 2, B: rng.normalArray(2 * 4, 0.3), bias: rng.normalArray(2, 0.1), inputGrad: true });
+    const mlp = (x: tf.Tensor) => tf.tidy(() => l2.apply(tf.relu(l1.apply(x))));
+    const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+    const x = tf.tensor2d(rng.normalArray(16 * 10), [16, 10]);
+    const base = tf.tidy(() => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, l1.Wt as tf.Tensor2D), l1.bias!)), l2.Wt as tf.Tensor2D), l2.bias!));
+    const before = mlp(x);
+    assert.ok(maxAbsDiff(before, base) > 1e-2, 'the adapters must change the output for this test to mean anything');
+    l1.merge();
+    l2.merge();
+    const merged = mlp(x);
+    const maxDiff = maxAbsDiff(merged, before);
+    assert.ok(maxDiff <= 1e-4, `merged vs unmerged: max |Δ| = ${maxDiff}`);
+    l1.unmerge();
+    l2.unmerge();
+    const after = mlp(x);
+    assert.ok(maxAbsDiff(after, before) <= 1e-5);
+    tf.dispose([x, base, before, merged, after]);
+    l1.dispose();
+    l2.dispose();
+  });
+
   it('merge refuses a non-finite result like PEFT safe_merge, naming the module and leaving W unchanged', () => {
     const rng = new Rng(4);
     const layer = new LoRALinear({ name: 'attention.q', inFeatures: 6, outFeatures: 5, r: 2, rng, B: rng.normalArray(10) });
