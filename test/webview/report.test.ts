@@ -292,6 +292,53 @@ describe('webview report (headless Chromium)', function () {
     });
   });
 
+  it('a 1024×1024 ΔW (r = 8) is block-downsampled in the worker: 4×4 blocks, largest |value| per block', async () => {
+    const d = 1024;
+    const r = 8;
+    const a = Float32Array.from({ length: r * d }, (_, i) => Math.sin(i * 0.7) * 0.05);
+    const b = Float32Array.from({ length: d * r }, (_, i) => Math.cos(i * 1.3) * 0.05);
+    const dir = path.join(work, 'big-adapter');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: ['proj'], base_model_name_or_path: 'some/model' }));
+    fs.writeFileSync(
+      path.join(dir, 'adapter_model.safetensors'),
+      serializeSafetensors({
+        'base_model.model.proj.lora_A.weight': { dtype: 'F32', shape: [r, d], data: a },
+        'base_model.model.proj.lora_B.weight': { dtype: 'F32', shape: [d, r], data: b },
+      }),
+    );
+    const html = path.join(work, 'big-adapter.html');
+    await writeReport([dir], html);
+    const o = await openPage(`file://${html}`);
+    try {
+      const t = Date.now();
+      await o.page.click('[data-testid=tab-heatmaps]');
+      await o.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      const ms = Date.now() - t;
+      console.log(`      1024×1024 ΔW from r=8 factors → 256×256 cells in the worker, drawn in ${ms} ms (tab click to ready)`);
+      assert.equal(await o.page.evaluate(() => (document.querySelector('canvas[data-testid=heatmap-delta]') as HTMLCanvasElement).width), 256);
+      // Expected: block (gi, gj) = the value of largest magnitude among rows 4gi..4gi+3, cols 4gj..4gj+3.
+      const cell = (i: number, j: number) => {
+        let v = 0;
+        for (let m = 0; m < r; m++) v += b[i * r + m] * a[m * d + j];
+        return 2 * v;
+      };
+      let maxAbsAll = 0;
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) maxAbsAll = Math.max(maxAbsAll, Math.abs(cell(i, j)));
+      for (const [gi, gj] of [[0, 0], [100, 37], [255, 255]]) {
+        let best = 0;
+        for (let i = 4 * gi; i < 4 * gi + 4; i++) for (let j = 4 * gj; j < 4 * gj + 4; j++) if (Math.abs(cell(i, j)) > Math.abs(best)) best = cell(i, j);
+        closeRgb(await canvasPixel(o.page, 'heatmap-delta', gj, gi), divergingRgb(best, maxAbsAll), `block (${gi}, ${gj})`);
+      }
+      assert.match((await o.page.textContent('[data-testid=heatmap-status]')) ?? '', /1024×1024, shown in 4×4 blocks/);
+      assert.equal(await o.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.compute), 'worker');
+      assert.ok(ms < 3000, `${ms} ms`);
+      await screenshot(o.page, 'report-1024-heatmap');
+    } finally {
+      await o.close();
+    }
+  });
+
   it('hostile metadata renders as text and runs nothing', async () => {
     const dir = path.join(work, 'hostile');
     fs.mkdirSync(dir, { recursive: true });

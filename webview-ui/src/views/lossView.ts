@@ -144,7 +144,7 @@ export class LossView {
     const sync = uPlot.sync('loss-lab');
     const fg = cssVar('--fg', '#333');
     const grid = cssVar('--grid', 'rgba(128,128,128,0.2)');
-    const common = (title: string, height: number, log: boolean): Partial<uPlot.Options> => ({
+    const common = (title: string, height: number, log: boolean, readout = false): Partial<uPlot.Options> => ({
       title,
       width: this.width(),
       height,
@@ -164,10 +164,11 @@ export class LossView {
             }
           },
         ],
-        setCursor: [(u) => this.showReadout(u)],
+        // Cursors are synced across the three charts; the read-out follows the loss chart.
+        setCursor: readout ? [(u) => this.showReadout(u)] : [],
       },
     });
-    const lossChart = new uPlot({ ...(common('Loss', 320, this.opts.log) as uPlot.Options), series: lossSeries }, loss, this.chartBox);
+    const lossChart = new uPlot({ ...(common('Loss', 320, this.opts.log, true) as uPlot.Options), series: lossSeries }, loss, this.chartBox);
     lossChart.root.setAttribute('data-testid', 'loss-chart');
     const mini = (title: string, data: uPlot.AlignedData, testId: string): uPlot => {
       const series: uPlot.Series[] = [{ label: 'step' }];
