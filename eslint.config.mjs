@@ -11,6 +11,12 @@ const nodeBan = {
   message: 'This folder is pure: bytes and strings in, typed values out. Do I/O in runs/, cli/, worker/ or jobs/.',
 };
 
+// Pure folders must not reach into the ones that do I/O or talk to VS Code (relative imports, any depth).
+const impureBan = {
+  group: ['**/io', '**/io/*', '**/runs', '**/runs/*', '**/cli', '**/cli/*', '**/worker', '**/worker/*', '**/jobs', '**/jobs/*', '**/views', '**/views/*'],
+  message: 'engine/formats/models are pure: they must not import io/, runs/, cli/, worker/, jobs/ or views/. Pass bytes or parsed data in.',
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'out/**', 'node_modules/**', '.vscode-test/**', 'test/.artifacts/**', '**/*.cjs'] },
   ...tseslint.configs.recommended,
@@ -22,10 +28,14 @@ export default tseslint.config(
   },
   {
     files: ['src/engine/**', 'src/models/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan] }] },
+    rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, impureBan] }] },
   },
   {
-    files: ['src/formats/**', 'src/protocol/**'],
+    files: ['src/formats/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, tfjsBan, impureBan] }] },
+  },
+  {
+    files: ['src/protocol/**'],
     rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, tfjsBan] }] },
   },
   {

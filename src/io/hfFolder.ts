@@ -13,6 +13,7 @@ import { InteropError } from '../formats/adapters/interopError';
 import { isPickleName, sniffBytes } from '../formats/adapters/sniff';
 import type { InspectFileInput, InspectInput } from '../formats/adapters/inspect';
 import type { HostTensor, WeightSource } from '../models/weights';
+import type { CausalLmInputs } from '../models/causalLmSession';
 
 export interface HfFolder {
   dir: string;
@@ -135,15 +136,6 @@ function encodeAs(dtype: string, t: HostTensor): TensorToWrite {
       // Model weights are floats; anything else was widened to F32 on read and is written back as F32.
       return { dtype: 'F32', shape: t.shape, data: t.data };
   }
-}
-
-export interface CausalLmInputs {
-  folder: HfFolder;
-  /** Absolute model folder path (goes into the adapter's base_model_name_or_path). */
-  modelPath: string;
-  datasetPath: string;
-  datasetText: string;
-  tokenizerConfigJson?: string;
 }
 
 /** Everything a causal-lm experiment reads from disk; paths resolve against the config file's folder. */

@@ -2,8 +2,8 @@
 // Llama / GPT-2 folder, fine-tuned on a text dataset with the engine's generic optimizer, schedule and loop.
 // The adapter it exports is PEFT's layout (base_model.model.<path>.lora_A.weight, adapter_config.json).
 //
-// Disk reading is the one impure step; it is delegated to src/io/hfFolder.ts (`loadCausalLmInputs`) so
-// everything below `causalLmSessionFrom` works from bytes and strings already in memory.
+// Pure: it works from the model's parsed config, its weights and the dataset text already in memory.
+// Reading them from disk is src/runs/causalLmSession.ts (`createCausalLmSession(config, configDir)`).
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmModel, ExperimentConfig } from '../formats/experimentTypes';
 import type { MetricPoint, RunParamSummary } from '../protocol/runFormat';
@@ -14,7 +14,8 @@ import { makeSchedule } from '../engine/schedule';
 import { trainLoop } from '../engine/trainLoop';
 import { Rng } from '../engine/rng';
 import type { NamedTensors } from '../engine/namedTensors';
-import { loadCausalLmInputs, type CausalLmInputs } from '../io/hfFolder';
+import type { HfModelConfig } from '../formats/hfConfig';
+import type { WeightSource } from './weights';
 import { buildCausalLm } from './buildCausalLm';
 import { causalLmLoss, type CausalLm } from './causalLm';
 import { initTrainableAdapter, type LoraTarget, type TrainableAdapter } from './loraTrainable';
@@ -42,14 +43,26 @@ export interface CausalLmSession {
   readonly details: { targets: LoraTarget[]; trainWindows: number; evalWindows: number; modelPath: string; tokenizer: 'bytes' | 'tokenizer' };
 }
 
-export async function createCausalLmSession(config: ExperimentConfig, configDir: string): Promise<CausalLmSession> {
-  const m = modelSettings(config);
-  const inputs = await loadCausalLmInputs(m.modelPath, m.dataset.path, configDir);
-  return causalLmSessionFrom(config, inputs);
+/** What a causal-lm session needs, already read: the model folder's contents and the dataset text. */
+export interface CausalLmInputs {
+  folder: {
+    config: HfModelConfig;
+    weights: WeightSource;
+    /** The weight files the tensors came from (named in tensor errors). */
+    weightFiles: string[];
+    /** tokenizer.json text, when the model folder has one. */
+    tokenizerJson?: string;
+  };
+  /** Absolute model folder path (goes into the adapter's base_model_name_or_path). */
+  modelPath: string;
+  datasetPath: string;
+  datasetText: string;
+  tokenizerConfigJson?: string;
 }
 
-function modelSettings(config: ExperimentConfig): CausalLmModel {
-  if (config.model.kind !== 'causal-lm') throw new InteropError('bad-config', `createCausalLmSession: kind is "${config.kind}", expected "causal-lm"`);
+/** The causal-lm part of an experiment config; throws when the config is of another kind. */
+export function causalLmSettings(config: ExperimentConfig): CausalLmModel {
+  if (config.model.kind !== 'causal-lm') throw new InteropError('bad-config', `a causal-lm session needs kind "causal-lm", got "${config.kind}"`);
   return config.model;
 }
 
@@ -59,7 +72,7 @@ const OPT_PREFIX = 'optimizer/';
 export const PEFT_DEFAULT_TARGETS: Record<'llama' | 'gpt2', string[]> = { llama: ['q_proj', 'v_proj'], gpt2: ['c_attn'] };
 
 export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmInputs): CausalLmSession {
-  const m = modelSettings(config);
+  const m = causalLmSettings(config);
   const { folder } = inputs;
   const tokenizer =
     m.dataset.tokenizer === 'bytes'

@@ -12,7 +12,7 @@ import type { FromWorker } from '../protocol/worker';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import { initBackend } from '../engine/backend';
 import { createSession, type TrainingSession } from '../engine/session';
-import { createCausalLmSession } from '../models/causalLmSession';
+import { createCausalLmSession } from './causalLmSession';
 import { RunFolder } from './runStore';
 import { RunError } from './runErrors';
 import { runVersions } from './versions';

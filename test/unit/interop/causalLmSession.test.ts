@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useCpu } from './helpers';
-import { createCausalLmSession } from '../../../src/models/causalLmSession';
+import { createCausalLmSession } from '../../../src/runs/causalLmSession';
 import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows } from '../../../src/models/textData';
 import { loadHfFolder } from '../../../src/io/hfFolder';
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
