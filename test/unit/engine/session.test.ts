@@ -13,6 +13,38 @@ async function losses(s: TrainingSession, signal?: AbortSignal): Promise<MetricP
   return out;
 }
 
+/** M·Mᵀ [rows, rows] of a row-major [rows, cols] matrix, in float64. */
+function gram(m: Float32Array, rows: number, cols: number): Float64Array {
+  const g = new Float64Array(rows * rows);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < rows; j++) {
+      let t = 0;
+      for (let c = 0; c < cols; c++) t += m[i * cols + c] * m[j * cols + c];
+      g[i * rows + j] = t;
+    }
+  }
+  return g;
+}
+
+/** The `count` largest eigenvalues of a symmetric PSD matrix [n, n] (power iteration with deflation). */
+function topEigenvalues(sym: Float64Array, n: number, count: number): number[] {
+  const a = Float64Array.from(sym);
+  const out: number[] = [];
+  for (let e = 0; e < count; e++) {
+    let v = Float64Array.from({ length: n }, (_, i) => Math.sin(i + 1 + e));
+    let lambda = 0;
+    for (let it = 0; it < 1000; it++) {
+      const w = new Float64Array(n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) w[i] += a[i * n + j] * v[j];
+      lambda = Math.hypot(...w);
+      v = w.map((x) => x / lambda);
+    }
+    out.push(lambda);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] -= lambda * v[i] * v[j];
+  }
+  return out;
+}
+
 describe('engine/session (built-in experiments)', () => {
   before(useCpu);
 
@@ -28,13 +60,18 @@ describe('engine/session (built-in experiments)', () => {
     }
   });
 
-  it('low-rank-recovery, r < r*: the loss plateaus well above zero', async () => {
+  it('low-rank-recovery, r < r*: the loss plateaus at the Eckart–Young floor (energy of the discarded singular values)', async () => {
     const s = await createSession(lrrConfig({ lora: { r: 2, alpha: 2 }, training: { steps: 250, evalEvery: 50 } }));
     const evals = (await losses(s)).filter((p) => p.evalLoss !== undefined).map((p) => p.evalLoss!);
     const last = evals[evals.length - 1];
-    // The initial loss is ‖UV‖²/k = updateScale² = 0.25; rank 2 of a rank-4 update cannot go near 0.
-    assert.ok(last > 0.02, `plateau ${last}`);
     assert.ok(Math.abs(evals[evals.length - 2] - last) / last < 0.1, `still falling: ${evals.join(', ')}`);
+    // With x ~ N(0, I), the loss of the best rank-2 ΔW is ‖UV − best‖_F²/k = (σ₃² + σ₄²)/k. The eval set is a
+    // finite sample (and the pool the adapter was fitted on too), so allow 25 %.
+    const uv = s.reference().true_delta_w;
+    const [k] = uv.shape;
+    const sigma2 = topEigenvalues(gram(uv.data, uv.shape[0], uv.shape[1]), k, 4);
+    const floor = (sigma2[2] + sigma2[3]) / k;
+    assert.ok(Math.abs(last / floor - 1) < 0.25, `plateau ${last} vs Eckart–Young floor ${floor} (σ² = ${sigma2.join(', ')})`);
     s.dispose();
   });
 
