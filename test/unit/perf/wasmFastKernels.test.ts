@@ -157,6 +157,26 @@ describe('perf: wasm fast kernels', function () {
     x.dispose();
   });
 
+  for (const [shape, perm] of [[[37, 70], [1, 0]], [[3, 33, 65], [0, 2, 1]], [[2, 3, 5, 7], [0, 1, 3, 2]], [[2, 3, 5, 7], [0, 2, 1, 3]], [[4, 6], [0, 1]]] as [number[], number[]][]) {
+    it(`transpose ${JSON.stringify(shape)} by ${JSON.stringify(perm)} equals the cpu backend`, async function () {
+      const xv = values(shape.reduce((a, b) => a * b), 12);
+      const ref = await onBackend('cpu', () => tf.tidy(() => {
+        const y = tf.transpose(tf.tensor(xv, shape), perm);
+        return { shape: y.shape, data: y.dataSync() };
+      }));
+      await tf.setBackend('wasm');
+      restore ??= registerWasmFastKernels();
+      const n = tf.memory().numTensors;
+      const got = tf.tidy(() => {
+        const y = tf.transpose(tf.tensor(xv, shape), perm);
+        return { shape: y.shape, data: y.dataSync() };
+      });
+      assert.equal(tf.memory().numTensors, n);
+      assert.deepEqual(got.shape, ref.shape);
+      assert.deepEqual(Array.from(got.data), Array.from(ref.data));
+    });
+  }
+
   it('tanh equals Math.tanh within 2e-7 and keeps its gradient', async function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
