@@ -109,10 +109,7 @@ export class LoRAAttention {
   /** query [B, T, E], key/value [B, S, E] → [B, T, E]. */
   apply(query: tf.Tensor3D, key: tf.Tensor3D, value: tf.Tensor3D, opts: ApplyOptions = {}): tf.Tensor3D {
     const E = this.embedDim;
-    for (const [n, t] of [['query', query], ['key', key], ['value', value]] as const) {
-      if (t.rank !== 3 || t.shape[2] !== E) throw shapeError(`LoRAAttention ${n}`, [-1, -1, E], t.shape);
-    }
-    if (key.shape[1] !== value.shape[1]) throw shapeError('LoRAAttention value (same length as key)', key.shape, value.shape);
+    checkAttentionInputs('LoRAAttention', E, query, key, value);
     return tf.tidy(() => {
       const seed = opts.dropoutSeed ?? 0;
       const Q = this.q.apply(query, { ...opts, dropoutSeed: hashInts(seed, 1) }) as tf.Tensor3D; // [B, T, E]
@@ -212,6 +209,7 @@ export class MultiHeadLoRAAttention {
     const E = this.embedDim;
     const H = this.numHeads;
     const Dh = this.headDim;
+    checkAttentionInputs('MultiHeadLoRAAttention', E, query, key, value);
     return tf.tidy(() => {
       const seed = opts.dropoutSeed ?? 0;
       const run = (p: Projection, x: tf.Tensor, i: number) => {
@@ -234,6 +232,16 @@ export class MultiHeadLoRAAttention {
 
   dispose(): void {
     for (const p of PROJECTIONS) this.proj[p].dispose();
+  }
+}
+
+/** query [B, T, E], key and value [B, S, E], with the same B: anything else is a shape error naming the input. */
+function checkAttentionInputs(what: string, E: number, query: tf.Tensor3D, key: tf.Tensor3D, value: tf.Tensor3D): void {
+  for (const [n, t] of [['query', query], ['key', key], ['value', value]] as const) {
+    if (t.rank !== 3 || t.shape[2] !== E) throw shapeError(`${what} ${n} [batch, length, embedDim]`, [-1, -1, E], t.shape);
+  }
+  if (key.shape[0] !== query.shape[0] || value.shape[0] !== query.shape[0] || key.shape[1] !== value.shape[1]) {
+    throw shapeError(`${what} key/value (batch of the query, key and value of one length)`, [query.shape[0], key.shape[1], E], value.shape);
   }
 }
 

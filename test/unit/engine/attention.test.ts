@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { LoRAAttention, MultiHeadLoRAAttention, causalBias, randomAttentionWeights, type AttentionWeights } from '../../../src/engine/attention';
+import { EngineError } from '../../../src/engine/errors';
 import { Rng } from '../../../src/engine/rng';
 import { assertClose, f32, loadSeedFixture, transpose2d, useCpu, type FixtureTensor } from './helpers';
 
@@ -114,6 +115,25 @@ describe('engine/attention', () => {
     assert.deepEqual(bias, [[0, 0, -1e9], [0, 0, 0]]);
     tf.dispose([x1, x2]);
     m.dispose();
+  });
+
+  it('both attention modules reject inputs of the wrong shape, naming the input', () => {
+    const seed = new LoRAAttention({ embedDim: 8, r: 2, rng: new Rng(1) });
+    const mh = new MultiHeadLoRAAttention({ embedDim: 8, numHeads: 2, targets: ['q'], r: 2, rng: new Rng(1) });
+    const q = tf.zeros([2, 3, 8]) as tf.Tensor3D;
+    const kv = tf.zeros([2, 5, 8]) as tf.Tensor3D;
+    const wrongE = tf.zeros([2, 5, 6]) as tf.Tensor3D;
+    const otherBatch = tf.zeros([1, 5, 8]) as tf.Tensor3D;
+    for (const [name, m] of [['LoRAAttention', seed], ['MultiHeadLoRAAttention', mh]] as const) {
+      assert.throws(() => m.apply(q, wrongE, kv), (e: unknown) => EngineError.is(e, 'shape-mismatch') && (e as Error).message.startsWith(`${name} key [batch, length, embedDim]: expected shape [-1, -1, 8], got [2, 5, 6]`));
+      assert.throws(() => m.apply(q, otherBatch, otherBatch), (e: unknown) => EngineError.is(e, 'shape-mismatch') && (e as Error).message.startsWith(`${name} key/value`));
+      const ok = m.apply(q, kv, kv);
+      assert.deepEqual(ok.shape, [2, 3, 8]);
+      ok.dispose();
+    }
+    tf.dispose([q, kv, wrongE, otherBatch]);
+    seed.dispose();
+    mh.dispose();
   });
 
   it('rejects a head count that does not divide the embedding and unknown targets', () => {
