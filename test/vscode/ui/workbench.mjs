@@ -38,9 +38,7 @@ export class Workbench {
   async runCommand(title, { timeoutMs = 30_000 } = {}) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      await this.page.keyboard.press('F1');
-      const input = this.quickInput().locator('input');
-      await input.waitFor({ state: 'visible', timeout: 10_000 });
+      const input = await this.openQuickInput();
       await input.fill(`>${title}`);
       const row = this.quickInput().locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
       try {
@@ -54,6 +52,22 @@ export class Workbench {
     }
   }
 
+  /**
+   * Opens the quick input. F1 does not reach the workbench while a webview iframe has focus; the title
+   * bar's command center does, so it is the fallback.
+   */
+  async openQuickInput(key = 'F1') {
+    const input = this.quickInput().locator('input');
+    await this.page.keyboard.press(key);
+    try {
+      await input.waitFor({ state: 'visible', timeout: 2000 });
+    } catch {
+      await this.page.locator('.command-center .command-center-center').first().click();
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+    }
+    return input;
+  }
+
   /** Picks a quick-pick row by its text (after a command asked a question). */
   async pick(text, { timeoutMs = 15_000 } = {}) {
     const row = this.quickInput().locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
@@ -62,12 +76,20 @@ export class Workbench {
   }
 
   /** Opens a workspace file by name through Quick Open. */
-  async openFile(name) {
-    await this.page.keyboard.press('Control+P');
-    const input = this.quickInput().locator('input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill(name);
-    await this.pick(name);
+  async openFile(name, { timeoutMs = 30_000 } = {}) {
+    // A file created moments ago may not be in Quick Open's index yet: close and retry until it is.
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const input = await this.openQuickInput('Control+P');
+      await input.fill(name);
+      try {
+        await this.pick(name, { timeoutMs: 3000 });
+        break;
+      } catch (e) {
+        await this.page.keyboard.press('Escape');
+        if (Date.now() > deadline) throw e;
+      }
+    }
     await this.page.locator(`.tabs-container .tab.active:has-text("${name}")`).waitFor({ timeout: 15_000 });
   }
 
