@@ -74,6 +74,7 @@ class BuiltinSession implements BuiltinTrainingSession {
   private currentStep = 0;
   private readonly optimizer: Optimizer;
   private disposed = false;
+  private running = false;
 
   constructor(
     readonly config: ExperimentConfig,
@@ -98,7 +99,7 @@ class BuiltinSession implements BuiltinTrainingSession {
   run(opts: { signal?: AbortSignal } = {}): AsyncIterable<MetricPoint> {
     this.assertAlive();
     const t = this.config.training;
-    return trainLoop(this.task, {
+    const loop = trainLoop(this.task, {
       optimizer: this.optimizer,
       lrAt: makeSchedule({ ...this.config.schedule, lr: this.config.optimizer.lr, totalSteps: this.totalSteps }),
       totalSteps: this.totalSteps,
@@ -111,6 +112,17 @@ class BuiltinSession implements BuiltinTrainingSession {
         this.currentStep = s;
       },
     });
+    // Two loops over the same variables would interleave their updates: the second one to start is refused.
+    const guarded = async function* (self: BuiltinSession): AsyncGenerator<MetricPoint, void, undefined> {
+      if (self.running) throw invalidArgument('this TrainingSession is already running; finish or abort the current run() first');
+      self.running = true;
+      try {
+        yield* loop;
+      } finally {
+        self.running = false;
+      }
+    };
+    return guarded(this);
   }
 
   checkpoint(): SessionCheckpoint {
@@ -135,6 +147,7 @@ class BuiltinSession implements BuiltinTrainingSession {
 
   restore(c: SessionCheckpoint): void {
     this.assertAlive();
+    if (this.running) throw invalidArgument('cannot restore a checkpoint while run() is in progress');
     const s = c.state ?? {};
     const mismatch = (what: string, expected: unknown, got: unknown) =>
       new EngineError('checkpoint-mismatch', `checkpoint ${what} is ${JSON.stringify(got)}, but this session's is ${JSON.stringify(expected)}`);

@@ -210,6 +210,19 @@ describe('engine/session (built-in experiments)', () => {
     await assert.rejects(createSession({ ...lrrConfig(), kind: 'causal-lm' }), (e: unknown) => EngineError.is(e, 'unsupported-kind'));
   });
 
+  it('a second run() while one is in progress is refused (and so is restore), the first one carries on', async () => {
+    const s = await createSession(lrrConfig({ training: { steps: 4, logEvery: 1 } }));
+    const first = s.run()[Symbol.asyncIterator]();
+    assert.equal((await first.next()).value?.step, 1);
+    await assert.rejects(s.run()[Symbol.asyncIterator]().next(), /already running/);
+    assert.throws(() => s.restore(s.checkpoint()), /while run\(\) is in progress/);
+    const rest: number[] = [];
+    for (let r = await first.next(); !r.done; r = await first.next()) rest.push(r.value.step);
+    assert.deepEqual(rest, [2, 3, 4]);
+    assert.deepEqual(await losses(s), []); // finished: a new run() is allowed and has nothing left to do
+    s.dispose();
+  });
+
   it('a checkpoint that fails to restore (bad optimizer slot) leaves the session untouched', async () => {
     const cfg = lrrConfig({ training: { steps: 6, logEvery: 1 } });
     const a = await createSession(cfg);
