@@ -1,5 +1,7 @@
-// Seeded, deterministic PRNG with a serialisable state. Everything random in a run (init, data, dropout)
-// comes from here, so the same seed gives the same run on any backend.
+// Seeded, deterministic PRNG with a serialisable state. Everything random in a run derives from the config
+// seed through here: init and data are drawn from Rng streams; dropout masks come from tf.randomUniform with
+// a seed from hashInts (tfjs draws those in JS, not in the backend). So the same seed gives the same run on
+// any backend.
 //
 // Generator: sfc32 (Chris Doty-Humphrey's Small Fast Counting generator, 32-bit), seeded through splitmix32.
 // Gaussians by Box–Muller; the spare value is part of the state so a restored Rng continues exactly.
