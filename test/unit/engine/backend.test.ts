@@ -10,15 +10,19 @@ import { assertClose } from './helpers';
 
 const wasmDir = path.join(__dirname, '..', '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
 
-/** Output and gradients of one LoRALinear (built from a fixed seed) on the current backend, as plain arrays. */
+/**
+ * Output and gradients of one LoRALinear (built from a fixed seed) on the current backend, as plain arrays;
+ * with dropout on, so the seeded masks must agree across backends too.
+ */
 function forwardBackward(): Float32Array[] {
   const rng = new Rng(11);
-  const layer = new LoRALinear({ inFeatures: 48, outFeatures: 40, r: 4, alpha: 8, trainBias: true, inputGrad: true, rng, B: rng.normalArray(160, 0.1), bias: rng.normalArray(40) });
+  const layer = new LoRALinear({ inFeatures: 48, outFeatures: 40, r: 4, alpha: 8, dropout: 0.25, trainBias: true, inputGrad: true, rng, B: rng.normalArray(160, 0.1), bias: rng.normalArray(40) });
   const x = tf.tensor2d(rng.normalArray(33 * 48), [33, 48]);
+  const train = { training: true, dropoutSeed: 77 };
   const vars = layer.trainableVariables();
-  const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(layer.apply(x))) as tf.Scalar, Object.values(vars));
-  const dx = tf.grad((xx: tf.Tensor) => tf.mean(tf.square(layer.apply(xx))))(x);
-  const out = [layer.apply(x), value, ...Object.values(vars).map((v) => grads[v.name]), dx].map((t) => t.dataSync() as Float32Array);
+  const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(layer.apply(x, train))) as tf.Scalar, Object.values(vars));
+  const dx = tf.grad((xx: tf.Tensor) => tf.mean(tf.square(layer.apply(xx, train))))(x);
+  const out = [layer.apply(x), layer.apply(x, train), value, ...Object.values(vars).map((v) => grads[v.name]), dx].map((t) => t.dataSync() as Float32Array);
   tf.dispose([x, value, dx, ...Object.values(grads)]);
   layer.dispose();
   return out;
@@ -53,7 +57,8 @@ describe('engine/backend', () => {
     assert.equal(typeof r.simd, 'boolean');
     assert.ok((r.threads ?? 0) >= 1);
     const onWasm = forwardBackward();
-    const names = ['output', 'loss', 'grad A', 'grad B', 'grad bias', 'dx'];
+    const names = ['output', 'output with dropout', 'loss', 'grad A', 'grad B', 'grad bias', 'dx'];
+    assert.equal(onWasm.length, names.length);
     onCpu.forEach((c, i) => assertClose(onWasm[i], c, 1e-4, `${names[i]} wasm vs cpu`));
   });
 
