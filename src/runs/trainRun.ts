@@ -4,20 +4,19 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import type { BackendReport, MetricPoint, RunStatus } from '../protocol/runFormat';
 import type { FromWorker } from '../protocol/worker';
 import { parseExperimentConfig } from '../formats/experimentConfig';
-import { initBackend } from '../engine/backend';
 import { createSession, type TrainingSession } from '../engine/session';
 import { createCausalLmSession } from './causalLmSession';
 import { RunFolder } from './runStore';
 import { RunError } from './runErrors';
 import { runVersions } from './versions';
+import { startBackend, type BackendName } from './backendSetup';
 
-export type BackendName = BackendReport['name'];
+export { defaultWasmDir, type BackendName } from './backendSetup';
 
 export interface TrainRunOptions {
   /** Experiment file (*.lora.json / *.lora.yaml) for a new run. */
@@ -30,6 +29,8 @@ export interface TrainRunOptions {
   wasmDir?: string;
   /** Backend to try first (falls back as initBackend does; the one in use is reported). */
   backend?: BackendName;
+  /** wasm threads; above 1 starts the threaded-SIMD wasm build (falls back to one thread, with a note). */
+  threads?: number;
   /** Abort = stop after the current step, write a checkpoint, end as 'cancelled'. */
   signal?: AbortSignal;
   onEvent?: (e: FromWorker) => void;
@@ -49,21 +50,6 @@ export interface TrainRunResult {
   error?: string;
   lastLoss?: number;
   lastEvalLoss?: number;
-}
-
-/** Where the tfjs wasm binaries are: dist/wasm beside the bundle, else inside the npm package. */
-export function defaultWasmDir(): string | undefined {
-  const has = (dir: string) => fs.existsSync(path.join(dir, 'tfjs-backend-wasm.wasm'));
-  const bundled = path.join(__dirname, 'wasm');
-  if (has(bundled)) return bundled;
-  try {
-    const pkg = createRequire(__filename).resolve('@tensorflow/tfjs-backend-wasm/package.json');
-    const dir = path.join(path.dirname(pkg), 'dist');
-    if (has(dir)) return dir;
-  } catch {
-    // not installed: initBackend falls back to cpu and says why
-  }
-  return undefined;
 }
 
 /** Read and validate an experiment file; every error is reported as `file:line:col: message`. */
@@ -133,7 +119,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     throw new RunError('config', 'trainRun needs configPath (a new run) or resumeRunDir (continue a run)');
   }
 
-  const backend = await initBackend({ prefer: opts.backend, wasmDir: opts.wasmDir ?? defaultWasmDir() });
+  const backend = await startBackend({ prefer: opts.backend, wasmDir: opts.wasmDir, threads: opts.threads });
   const session = await makeSession(config, configDir);
   try {
     let elapsedOffset = 0;

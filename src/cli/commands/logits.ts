@@ -3,8 +3,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../engine/backend';
-import { defaultWasmDir } from '../../runs/trainRun';
+import { startBackend } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir } from '../../io/hfFolder';
 import { buildCausalLm } from '../../models/buildCausalLm';
 import { idsTensor } from '../../models/causalLm';
@@ -53,7 +52,7 @@ export const logitsCommand: CliCommand = {
     if (backend !== undefined && backend !== 'wasm' && backend !== 'cpu' && backend !== 'tensorflow') throw new UsageError(`--backend must be wasm, cpu or tensorflow, got "${backend}"`);
     const rows = await readInputIds(values['input-ids']);
     try {
-      await initBackend({ prefer: backend ?? 'wasm', wasmDir: defaultWasmDir() });
+      await startBackend({ prefer: backend ?? 'wasm' });
       const folder = await loadHfFolder(path.resolve(values.model));
       const adapterDir = values.adapter ? await loadPeftAdapterDir(path.resolve(values.adapter)) : undefined;
       const weights = adapterDir ? overlayWeights(folder.weights, adapterOverrides(adapterDir.weights)) : folder.weights;

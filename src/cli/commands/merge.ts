@@ -3,8 +3,7 @@
 // any merged weight aborts before anything is written, as PEFT's safe_merge does.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initBackend } from '../../engine/backend';
-import { defaultWasmDir } from '../../runs/trainRun';
+import { startBackend } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir, writeMergedFolder } from '../../io/hfFolder';
 import { buildCausalLm } from '../../models/buildCausalLm';
 import { adapterOverrides, attachPeftAdapter } from '../../models/peftAdapter';
@@ -41,7 +40,7 @@ export const mergeCommand: CliCommand = {
     const out = path.resolve(values.out);
     if (!values.force && fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new CliError(`${out} exists and is not empty (use --force to write into it)`);
     try {
-      await initBackend({ prefer: 'wasm', wasmDir: defaultWasmDir() });
+      await startBackend({ prefer: 'wasm' });
       const folder = await loadHfFolder(path.resolve(values.model));
       const adapterDir = await loadPeftAdapterDir(path.resolve(values.adapter));
       const overrides = adapterOverrides(adapterDir.weights);

@@ -1,14 +1,14 @@
 // `lora-lab train`: run an experiment file (or resume a run folder) on the same engine as the extension.
 import * as path from 'node:path';
-import type { BackendName } from '../../runs/trainRun';
+import type { BackendName } from '../../runs/backendSetup';
 import { RunError } from '../../runs/runErrors';
-import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
+import { CliError, EXIT, numberFlag, parseFlags, UsageError, type CliCommand } from '../command';
 import { ProgressPrinter, formatLoss } from '../progress';
 
 const BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
-const usage = `Usage: lora-lab train CONFIG [--out DIR] [--backend wasm|cpu|tensorflow] [--json]
-       lora-lab train --resume RUN_DIR [--backend ...] [--json]
+const usage = `Usage: lora-lab train CONFIG [--out DIR] [--backend wasm|cpu|tensorflow] [--threads N] [--json]
+       lora-lab train --resume RUN_DIR [--backend ...] [--threads N] [--json]
 
 Trains the experiment in CONFIG (*.lora.json or *.lora.yaml) and writes a run folder
 <out>/<name>-<yyyymmdd-hhmmss>-<hex>/ with run.json, config.json, metrics.jsonl, checkpoints/ and,
@@ -19,6 +19,8 @@ Options:
   --resume DIR    continue an interrupted or cancelled run from its last checkpoint
   --backend NAME  tfjs backend to try first: tensorflow (needs @tensorflow/tfjs-node), wasm, cpu
                   (default: the fastest available; the one in use is printed)
+  --threads N     wasm threads (default 1; above 1 starts the threaded wasm build when this runtime
+                  supports it, else trains on one thread and says why)
   --json          one JSON object per line (the worker protocol's events, then a "result")
 
 Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits with code 130; resume
@@ -33,6 +35,7 @@ export const trainCommand: CliCommand = {
       out: { type: 'string' },
       resume: { type: 'string' },
       backend: { type: 'string' },
+      threads: { type: 'string' },
       json: { type: 'boolean', default: false },
     });
     if (positionals.length > 1) throw new UsageError(`expected one CONFIG file, got ${positionals.length}: ${positionals.join(' ')}`);
@@ -44,6 +47,8 @@ export const trainCommand: CliCommand = {
     if (backend !== undefined && !BACKENDS.includes(backend)) {
       throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
     }
+
+    const threads = numberFlag(values.threads, '--threads', { integer: true, min: 1 });
 
     const mode = values.json ? 'json' : process.stdout.isTTY ? 'tty' : 'plain';
     const printer = new ProgressPrinter(mode);
@@ -67,6 +72,7 @@ export const trainCommand: CliCommand = {
         resumeRunDir: values.resume,
         outDir: values.out,
         backend,
+        threads,
         signal: controller.signal,
         onEvent: (e) => printer.event(e),
       });
@@ -100,6 +106,8 @@ export const trainCommand: CliCommand = {
     } finally {
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigint);
+      // The threaded wasm build's pthreads would keep the process alive after the run.
+      if (threads !== undefined && threads > 1) (await import(/* webpackMode: "eager" */ '../../runs/backendSetup')).stopWasmThreads();
     }
   },
 };

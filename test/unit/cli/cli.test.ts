@@ -64,6 +64,8 @@ describe('cli: lora-lab', function () {
     const r = cli(['train', cfg, '--out', 'runs', '--backend', 'cpu'], tmp);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Backend: cpu/m);
+    // tfjs-backend-cpu's "install tfjs-node" banner is not printed.
+    assert.equal(r.stderr, '');
     assert.match(r.stdout, /^Trainable: 64 of 272 base parameters \(19\.05 % of all/m); // A 2×16 + B 16×2 on W 16×16 + b 16
     assert.match(r.stdout, /^step 30\/30 loss \S+ eval \S+/m);
     assert.ok(!r.stdout.includes('\r'), 'no carriage returns outside a terminal');
@@ -83,9 +85,23 @@ describe('cli: lora-lab', function () {
     assert.match(r.stderr, /bad\.lora\.json:3:\d+: error: .*lora\.r/);
     assert.equal(cli(['train']).code, 2);
     assert.match(cli(['train', bad, '--backend', 'gpu']).stderr, /--backend must be one of tensorflow, wasm, cpu/);
+    const zeroThreads = cli(['train', bad, '--threads', '0']);
+    assert.equal(zeroThreads.code, 2);
+    assert.match(zeroThreads.stderr, /--threads must be ≥ 1, got 0/);
     const notRun = cli(['train', '--resume', tmp]);
     assert.equal(notRun.code, 1);
     assert.match(notRun.stderr, /not a LoRA Lab run folder/);
+  });
+
+  it('train --threads 2: the threaded wasm build runs with 2 threads and the process exits at the end', function () {
+    if (typeof SharedArrayBuffer !== 'function') this.skip();
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads', steps: 10 }), 'threads.lora.json');
+    const r = cli(['train', cfg, '--out', 'runs', '--backend', 'wasm', '--threads', '2', '--json'], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    const start = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as FromWorker).find((e) => e.type === 'didStart');
+    assert.ok(start && start.type === 'didStart', r.stdout);
+    assert.equal(start.backend.name, 'wasm');
+    assert.equal(start.backend.threads, 2, JSON.stringify(start.backend));
   });
 
   it('train: Ctrl-C saves a checkpoint and exits 130 with a resume hint; --resume finishes the run', async () => {

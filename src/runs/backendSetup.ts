@@ -1,0 +1,97 @@
+// Starts the tfjs backend for the CLI, the worker and trainRun: src/engine/backend.ts picks the backend;
+// this adds what needs node built-ins (the wasm binaries' folder, the threaded wasm build's worker file)
+// and keeps tfjs-backend-cpu's console banner out of the output.
+import * as fs from 'node:fs';
+// The module object itself, not a namespace copy: initThreadedWasm patches os.cpus while the build starts.
+import os from 'node:os';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendReport } from '../protocol/runFormat';
+import { initBackend } from '../engine/backend';
+
+export type BackendName = BackendReport['name'];
+
+export interface StartBackendOptions {
+  /** Backend to try first (the others follow, as initBackend does). */
+  prefer?: BackendName;
+  /** Folder with the tfjs wasm binaries; default: defaultWasmDir(). */
+  wasmDir?: string;
+  /** wasm threads; above 1 the threaded-SIMD build is started (src/engine/wasmThreads.ts). */
+  threads?: number;
+}
+
+/** Where the tfjs wasm binaries are: dist/wasm beside the bundle, else inside the npm package. */
+export function defaultWasmDir(): string | undefined {
+  const has = (dir: string) => fs.existsSync(path.join(dir, 'tfjs-backend-wasm.wasm'));
+  const bundled = path.join(__dirname, 'wasm');
+  if (has(bundled)) return bundled;
+  try {
+    const pkg = createRequire(__filename).resolve('@tensorflow/tfjs-backend-wasm/package.json');
+    const dir = path.join(path.dirname(pkg), 'dist');
+    if (has(dir)) return dir;
+  } catch {
+    // not installed: initBackend falls back to cpu and says why
+  }
+  return undefined;
+}
+
+let threadedStarted = false;
+
+async function startThreadedWasm(wasmDir: string, threads: number, notes: string[]): Promise<void> {
+  // Loaded only when asked for: the threaded build's JavaScript is large and most runs never need it.
+  const { initThreadedWasm } = await import(/* webpackMode: "eager" */ '../engine/wasmThreads');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-wasm-'));
+  try {
+    const report = await initThreadedWasm({
+      wasmDir,
+      threads,
+      mainScriptPath: createRequire(__filename).resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js'),
+      writeFile: (name, text) => {
+        const p = path.join(tmp, name);
+        fs.writeFileSync(p, text);
+        return p;
+      },
+      os,
+    });
+    threadedStarted = true;
+    notes.push(...report.notes);
+  } catch (e) {
+    notes.push(`wasm threads: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}; using the single-threaded build`);
+  }
+}
+
+/**
+ * tfjs-backend-cpu prints "Hi, looks like you are running TensorFlow.js in Node.js…" through
+ * console.warn on its first tensor when IS_NODE. Its advice (install tfjs-node) is moot here: tfjs-node
+ * was tried first and the report's notes say why it was not used, or cpu was asked for. Marking the
+ * backend as already used silences that one message; PROD or IS_TEST would silence every tfjs warning.
+ */
+function silenceCpuBanner(): void {
+  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (cpu && typeof cpu.firstUse === 'boolean') cpu.firstUse = false;
+}
+
+/** initBackend with the wasm folder and thread pool set up; the report says which backend is in use and why. */
+export async function startBackend(opts: StartBackendOptions = {}): Promise<BackendReport> {
+  const wasmDir = opts.wasmDir ?? defaultWasmDir();
+  const notes: string[] = [];
+  const threads = opts.threads;
+  if (threads !== undefined && threads > 1 && opts.prefer !== 'cpu' && !threadedStarted) {
+    if (wasmDir) await startThreadedWasm(wasmDir, threads, notes);
+    else notes.push('wasm threads: the wasm binaries were not found');
+  }
+  const report = await initBackend({ prefer: opts.prefer, wasmDir, threads: threadedStarted ? threads : undefined });
+  if (report.name === 'cpu') silenceCpuBanner();
+  return { ...report, notes: [...notes, ...report.notes] };
+}
+
+/**
+ * Ends the threaded wasm build's worker threads (they keep a process alive). Only for a process that is
+ * about to exit: the wasm backend cannot run afterwards.
+ */
+export function stopWasmThreads(): void {
+  if (!threadedStarted || tf.getBackend() !== 'wasm') return;
+  const be = tf.backend() as unknown as { wasm?: { PThread?: { terminateAllThreads(): void } } };
+  be.wasm?.PThread?.terminateAllThreads();
+}
