@@ -222,6 +222,8 @@ async function loop(
     lastFlush = Date.now();
   };
   const checkpoint = async () => {
+    // Points before the checkpoint reach listeners before it does (the CLI prints them in step order).
+    flush();
     const c = session.checkpoint();
     await folder.writeCheckpoint(c, keep);
     await folder.update({ lastLoss, lastEvalLoss });
@@ -246,7 +248,6 @@ async function loop(
         pending.push(point);
       }
       if (session.step >= nextCheckpoint && session.step < total) {
-        flush();
         await checkpoint();
         nextCheckpoint = (Math.floor(session.step / every) + 1) * every;
       }

@@ -66,6 +66,9 @@ describe('cli: lora-lab', function () {
     assert.match(r.stdout, /^Backend: cpu/m);
     // tfjs-backend-cpu's "install tfjs-node" banner is not printed.
     assert.equal(r.stderr, '');
+    // Progress and checkpoint lines in step order (the last points are printed before the final checkpoint).
+    const order = [...r.stdout.matchAll(/^(?:step (\d+)\/30|checkpoint at step (\d+))/gm)].map((m) => Number(m[1] ?? m[2]));
+    assert.deepEqual(order, [...order].sort((a, b) => a - b), r.stdout);
     assert.match(r.stdout, /^Trainable: 64 of 272 base parameters \(19\.05 % of all/m); // A 2×16 + B 16×2 on W 16×16 + b 16
     assert.match(r.stdout, /^step 30\/30 loss \S+ eval \S+/m);
     assert.ok(!r.stdout.includes('\r'), 'no carriage returns outside a terminal');
