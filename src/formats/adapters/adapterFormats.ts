@@ -383,6 +383,21 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       extras = input.tensors;
       break;
   }
-  modules.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  modules.sort((a, b) => naturalCompare(a.name, b.name));
   return { format, modules, extras, warnings };
+}
+
+/** Layer order: "h.2" before "h.10" (digit runs compare as numbers, the rest by code point). */
+export function naturalCompare(a: string, b: string): number {
+  const pa = a.match(/\d+|\D+/g) ?? [];
+  const pb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === y) continue;
+    const nx = /^\d/.test(x) && /^\d/.test(y);
+    if (nx && Number(x) !== Number(y)) return Number(x) - Number(y);
+    return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
 }

@@ -3,7 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../../../src/formats/safetensors';
 import { encodeF16 } from '../../../src/formats/dtype';
-import { describeLayout, detectFormat } from '../../../src/formats/adapters/adapterFormats';
+import { describeLayout, detectFormat, naturalCompare } from '../../../src/formats/adapters/adapterFormats';
 import { deltaW, kron, matmul } from '../../../src/formats/adapters/deltaW';
 import { inspectAdapter, type InspectFileInput } from '../../../src/formats/adapters/inspect';
 import { maxAbsDiff } from './helpers';
@@ -168,6 +168,13 @@ describe('interop: adapter formats', () => {
     assert.equal(lay.modules[0].rank, 4);
     assert.deepEqual(lay.modules[0].deltaShape, [320, 320]);
     assert.ok(lay.warnings.some((w) => /textual-inversion.*<s1>/.test(w)));
+  });
+
+  it('lists modules in layer order (h.2 before h.10)', () => {
+    const names = ['10', '2', '1', '0'].flatMap((i) => [`base_model.model.transformer.h.${i}.attn.c_attn.lora_A.weight`, `base_model.model.transformer.h.${i}.attn.c_attn.lora_B.weight`]);
+    const lay = describeLayout({ tensors: names.map((name) => ({ name, dtype: 'F32', shape: name.includes('lora_A') ? [2, 8] : [24, 2] })), metadata: {} });
+    assert.deepEqual(lay.modules.map((m) => m.name.split('.')[2]), ['0', '1', '2', '10']);
+    assert.deepEqual(['a.10', 'a.9b', 'a.9', 'b', 'a'].sort(naturalCompare), ['a', 'a.9', 'a.9b', 'a.10', 'b']);
   });
 
   it('PEFT: flags a config that does not match the weights', () => {
