@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import { parseSafetensors, type SafetensorsFile } from '../formats/safetensors';
 import { loraSpectrum } from '../engine/spectrum';
+import { deltaW } from '../formats/adapters/deltaW';
+import { inspectAdapter, type InspectFileInput, type InspectReport } from '../formats/adapters/inspect';
 import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
 import type {
   AdapterSummary,
@@ -263,138 +265,132 @@ export function readRunReference(runDir: string, module: string, kind: Reference
 }
 
 // ---------------------------------------------------------------- adapters
+// The summary (format, base model, warnings, metadata, module kinds) is the interop engineer's pure
+// inspectAdapter report, the same the adapter tree and `lora-lab inspect` show. Plain A/B modules
+// travel as factors (spectra from their Gram matrices); LoHa/LoKr/LoCon modules as their ΔW.
+
+const WEIGHT_FILES = ['adapter_model.safetensors', 'adapters.safetensors', 'pytorch_lora_weights.safetensors'];
+/** ΔW of non-A/B modules (LoHa, LoKr, LoCon) is shipped whole: keep it to sizes a heatmap can use. */
+const MAX_DELTA_ELEMENTS = 1_048_576;
+const MAX_DELTA_TOTAL = 8_388_608;
 
 interface AdapterFiles {
-  weights: string;
+  weights?: string;
   configFile?: string;
+  siblings: string[];
 }
 
 function locateAdapter(p: string): AdapterFiles {
   const st = fs.statSync(p);
   if (st.isDirectory()) {
-    const weights = ['adapter_model.safetensors', 'adapters.safetensors'].map((f) => path.join(p, f)).find((f) => fs.existsSync(f));
-    if (!weights) throw new DashboardDataError(`${p}: no adapter_model.safetensors (or adapters.safetensors) in this folder`);
-    const configFile = ['adapter_config.json'].map((f) => path.join(p, f)).find((f) => fs.existsSync(f));
-    return { weights, configFile };
+    const names = fs.readdirSync(p).sort();
+    const w = WEIGHT_FILES.find((n) => names.includes(n)) ?? names.find((n) => n.endsWith('.safetensors'));
+    const others = names.filter((n) => n !== w && /\.(bin|pt|pth|ckpt|pkl|safetensors|txt)$/i.test(n)).map((n) => path.join(p, n));
+    return { weights: w ? path.join(p, w) : undefined, configFile: names.includes('adapter_config.json') ? path.join(p, 'adapter_config.json') : undefined, siblings: others };
   }
   const sibling = path.join(path.dirname(p), 'adapter_config.json');
-  return { weights: p, configFile: fs.existsSync(sibling) ? sibling : undefined };
+  const useCfg = WEIGHT_FILES.includes(path.basename(p)) && fs.existsSync(sibling);
+  return { weights: p, configFile: useCfg ? sibling : undefined, siblings: [] };
 }
 
-function readAdapterConfig(file: string | undefined): { text?: string; json?: Record<string, unknown> } {
-  if (!file) return {};
-  const text = fs.readFileSync(file, 'utf8');
+function head(file: string): { head: Uint8Array; size: number } {
+  const size = fs.statSync(file).size;
+  const fd = fs.openSync(file, 'r');
   try {
-    const json = JSON.parse(text);
-    return { text, json: typeof json === 'object' && json !== null ? json : undefined };
-  } catch {
-    return { text };
+    const buf = Buffer.alloc(Math.min(256, size));
+    fs.readSync(fd, buf, 0, buf.length, 0);
+    return { head: new Uint8Array(buf), size };
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
-/** PEFT's alpha for a module: alpha_pattern (suffix / regex match) or lora_alpha. */
-function peftAlpha(cfg: Record<string, unknown>, module: string, r: number): number {
-  const pattern = cfg.alpha_pattern;
-  if (pattern && typeof pattern === 'object') {
-    for (const [k, v] of Object.entries(pattern as Record<string, unknown>)) {
-      if (typeof v === 'number' && (module === k || module.endsWith(`.${k}`))) return v;
-    }
-  }
-  return typeof cfg.lora_alpha === 'number' ? cfg.lora_alpha : r;
+interface ReadAdapter {
+  files: AdapterFiles;
+  report: InspectReport;
+  st?: SafetensorsFile;
+  configText?: string;
+  factors: (ModuleFactors & { summary: ModuleSummary })[];
+  notes: string[];
 }
 
-function readAdapter(p: string): { files: AdapterFiles; st: SafetensorsFile; cfg: { text?: string; json?: Record<string, unknown> }; factors: (FactorPair & { scale: number })[] } {
+/** A and B of a plain LoRA module from the roles inspectAdapter found (mlx-lm stores them transposed). */
+function loraFactorsOf(format: string, m: InspectReport['modules'][number], file: SafetensorsFile): { a: Matrix; b: Matrix } | undefined {
+  const t = m.tensors;
+  const mat = (info: { name: string; shape: number[] }) => as2d(info.shape, file.toFloat32(info.name), info.name);
+  if (format === 'mlx' && t.lora_a && t.lora_b) return { a: transpose(mat(t.lora_a)), b: transpose(mat(t.lora_b)) };
+  const down = t.lora_down ?? t.lora_A ?? t.down;
+  const up = t.lora_up ?? t.lora_B ?? t.up;
+  if (!down || !up || t.lora_mid) return undefined;
+  return { a: mat(down), b: mat(up) };
+}
+
+function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
   const files = locateAdapter(p);
-  const bytes = fs.readFileSync(files.weights);
-  if (bytes.length < 200 && bytes.toString('latin1').startsWith('version https://git-lfs')) {
-    throw new DashboardDataError(`${files.weights}: this is a Git LFS pointer, not the weights (run \`git lfs pull\`)`);
-  }
-  const st = parseSafetensors(bytes, files.weights);
-  const cfg = readAdapterConfig(files.configFile);
-  const pairs = pairFactors(st.names(), fromFile(st).get);
-  const factors = pairs.map((pr) => {
-    const r = pr.a.shape[0];
-    let alpha: number;
-    let scale: number;
-    if (cfg.json) {
-      alpha = peftAlpha(cfg.json, pr.module, r);
-      const mlx = cfg.json.lora_parameters as { scale?: unknown } | undefined;
-      if (cfg.json.peft_type === undefined && mlx && typeof mlx.scale === 'number') {
-        scale = mlx.scale; // mlx-lm: an absolute scale, not alpha / r
-        alpha = scale * r;
-      } else {
-        scale = cfg.json.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
-      }
-    } else {
-      alpha = pr.alpha ?? r; // kohya: .alpha, missing → r (scale 1)
-      scale = alpha / r;
+  const configText = files.configFile ? fs.readFileSync(files.configFile, 'utf8') : undefined;
+  let st: SafetensorsFile | undefined;
+  let weights: InspectFileInput | undefined;
+  const notes: string[] = [];
+  if (files.weights) {
+    const bytes = fs.readFileSync(files.weights);
+    weights = { name: path.basename(files.weights), size: bytes.length, head: new Uint8Array(bytes.subarray(0, 256)) };
+    try {
+      st = parseSafetensors(bytes, files.weights);
+      const file = st;
+      weights.header = file.header;
+      weights.values = (n) => (file.has(n) ? file.toFloat32(n) : undefined);
+    } catch (e) {
+      weights.headerError = (e as Error).message;
     }
-    return { ...pr, alpha, scale };
+  }
+  const report = inspectAdapter({
+    path: p,
+    weights,
+    configText,
+    configName: files.configFile ? 'adapter_config.json' : undefined,
+    siblings: files.siblings.map((f) => ({ name: path.basename(f), ...head(f) })),
   });
-  return { files, st, cfg, factors };
-}
-
-/** Reads an adapter (PEFT folder, or a single .safetensors LoRA file) as a SourceSnapshot. */
-export function loadAdapterSource(p: string): SourceSnapshot {
-  const { files, st, cfg, factors } = readAdapter(p);
-  const metadata: MetadataEntry[] = Object.entries(st.header.metadata).map(([key, value]) => ({ key, value }));
-  const warnings: string[] = [];
-  const otherKinds = st.names().filter((n) => /hada_|lokr_|lora_mid/.test(n)).length;
-  if (otherKinds > 0) warnings.push(`${otherKinds} tensors of LyCORIS kinds (LoHa/LoKr/LoCon mid) are not drawn: only plain A/B pairs are.`);
-  if (factors.length === 0) warnings.push('No LoRA A/B factor pairs found in this file.');
-  const nonFinite = factors.filter((f) => !f.a.data.every(Number.isFinite) || !f.b.data.every(Number.isFinite)).map((f) => f.module);
-  if (nonFinite.length) warnings.push(`NaN or Inf values in: ${nonFinite.slice(0, 5).join(', ')}${nonFinite.length > 5 ? ', …' : ''}`);
-  const baseModel =
-    (typeof cfg.json?.base_model_name_or_path === 'string' && cfg.json.base_model_name_or_path) ||
-    st.header.metadata['ss_sd_model_name'] ||
-    st.header.metadata['modelspec.architecture'] ||
-    undefined;
-  const format = cfg.json?.peft_type
-    ? `PEFT ${String(cfg.json.peft_type)}`
-    : cfg.json?.lora_parameters
-      ? 'mlx-lm'
-      : factors.length === 0
-        ? 'safetensors (no LoRA A/B factors)'
-        : factors.some((f) => f.alpha !== undefined) || st.names().some((n) => /^lora_(unet|te)/.test(n))
-          ? 'kohya'
-          : 'safetensors LoRA';
-  const adapter: AdapterSummary = {
-    format,
-    baseModel: baseModel || undefined,
-    baseModelNote: baseModel
-      ? `This adapter only stores the update ΔW; it cannot run without its base model ${baseModel}.`
-      : 'This adapter only stores the update ΔW; it cannot run without the base model it was trained on (the file does not say which).',
-    metadata,
-    warnings,
-    configText: cfg.text,
-  };
-  const modules: ModuleSummary[] = factors.map((f) => ({
-    name: f.module,
-    inFeatures: f.a.shape[1],
-    outFeatures: f.b.shape[0],
-    r: f.a.shape[0],
-    alpha: f.alpha ?? f.a.shape[0],
-    scale: f.scale,
-    hasBias: false,
-    kind: 'lora',
-    dtype: st.entry(st.names().find((n) => cleanModuleName(n).startsWith(f.module)) ?? st.names()[0]).dtype,
-    storedParams: f.a.data.length + f.b.data.length,
-  }));
-  const spectra: ModuleSpectra[] = factors.map((f) => ({
-    module: f.module,
-    samples: [{ step: 0, ...loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale) }],
-  }));
-  return {
-    id: sourceIdOf(p),
-    kind: 'adapter',
-    label: adapterLabel(files.configFile ? path.dirname(files.weights) : files.weights),
-    path: path.resolve(p),
-    checkpoints: [0],
-    modules,
-    spectra,
-    references: [],
-    adapter,
-  };
+  const factors: ReadAdapter['factors'] = [];
+  if (st && report.format !== 'unreadable') {
+    const file = st;
+    const get = (n: string) => file.toFloat32(n);
+    let deltaBudget = MAX_DELTA_TOTAL;
+    let skipped = 0;
+    for (const m of report.modules) {
+      const out = m.deltaShape[0];
+      const inF = m.deltaShape.slice(1).reduce((a, b) => a * b, 1);
+      const summary: ModuleSummary = {
+        name: cleanModuleName(m.name),
+        inFeatures: inF,
+        outFeatures: out,
+        r: m.rank,
+        alpha: m.alpha ?? m.rank,
+        scale: m.scale,
+        hasBias: false,
+        kind: m.kind,
+        dtype: m.dtype,
+        storedParams: m.paramCount,
+      };
+      const ab = m.kind === 'lora' ? loraFactorsOf(report.format, m, file) : undefined;
+      if (ab && ab.a.shape[1] === inF && ab.b.shape[0] === out && ab.b.shape[1] === ab.a.shape[0]) {
+        factors.push({ module: summary.name, scale: m.scale, a: ab.a, b: ab.b, summary });
+      } else if (!opts.deltas) {
+        factors.push({ module: summary.name, scale: 1, summary });
+      } else if (out * inF <= MAX_DELTA_ELEMENTS && out * inF <= deltaBudget) {
+        try {
+          const d = deltaW(report.format, m, get);
+          deltaBudget -= out * inF;
+          factors.push({ module: summary.name, scale: 1, delta: { shape: [out, inF], data: d.data }, summary });
+        } catch (e) {
+          notes.push(`${m.name}: ΔW not computed (${(e as Error).message})`);
+        }
+      } else {
+        skipped++;
+      }
+    }
+    if (skipped) notes.push(`ΔW of ${skipped} ${report.modules[0]?.kind ?? ''} module(s) not drawn: over ${MAX_DELTA_ELEMENTS.toLocaleString('en-US')} values each or ${MAX_DELTA_TOTAL.toLocaleString('en-US')} in all`);
+  }
+  return { files, report, st, configText, factors, notes };
 }
 
 /** `…/llama-tiny/adapter` reads better than `adapter`. */
@@ -403,9 +399,46 @@ function adapterLabel(p: string): string {
   return /^(adapter|adapters|lora|checkpoint[-\w]*)$/i.test(base) ? `${path.basename(path.dirname(p))}/${base}` : base;
 }
 
-/** The factors of an adapter (its only "step" is 0). */
+/** Reads an adapter (PEFT folder, or a single .safetensors LoRA file) as a SourceSnapshot. */
+export function loadAdapterSource(p: string): SourceSnapshot {
+  const { report, configText, factors, notes } = readAdapter(p, { deltas: false });
+  const metadata: MetadataEntry[] = Object.entries(report.metadata).map(([key, value]) => ({ key, value }));
+  const warnings = [...report.errors, ...report.warnings, ...notes];
+  if (report.format !== 'unreadable' && report.modules.length === 0) warnings.push('No LoRA modules found in this file.');
+  const adapter: AdapterSummary = {
+    format: report.formatLabel,
+    baseModel: report.baseModel,
+    baseModelNote: report.baseModelStatement || 'An adapter only stores the update ΔW; it cannot run without the base model it was trained on.',
+    metadata,
+    warnings,
+    configText,
+  };
+  const spectra: ModuleSpectra[] = [];
+  for (const f of factors) {
+    if (!f.a || !f.b) continue;
+    spectra.push({
+      module: f.module,
+      samples: [{ step: 0, ...loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale) }],
+    });
+  }
+  return {
+    id: sourceIdOf(p),
+    kind: 'adapter',
+    label: adapterLabel(fs.statSync(p).isDirectory() ? p : p),
+    path: path.resolve(p),
+    checkpoints: factors.length ? [0] : [],
+    modules: factors.map((f) => f.summary),
+    spectra,
+    references: [],
+    adapter,
+  };
+}
+
+/** The factors (or ΔW) of an adapter's modules (its only "step" is 0). */
 export function readAdapterFactors(p: string): ModuleFactors[] {
-  return readAdapter(p).factors.map((f) => ({ module: f.module, scale: f.scale, a: f.a, b: f.b }));
+  return readAdapter(p, { deltas: true })
+    .factors.filter((f) => f.delta || (f.a && f.b))
+    .map(({ summary: _s, ...f }) => f);
 }
 
 /** A run folder has run.json; anything else is treated as an adapter. */

@@ -263,7 +263,7 @@ describe('webview report (headless Chromium)', function () {
 
     it('opens on the adapter view: format, base model note, 8 modules, config as text', async () => {
       assert.equal(await o.page.evaluate(() => document.body.dataset.tab), 'adapter');
-      assert.equal(await o.page.textContent('[data-testid=adapter-format]'), 'PEFT LORA');
+      assert.equal(await o.page.textContent('[data-testid=adapter-format]'), 'Hugging Face PEFT LoRA');
       assert.match((await o.page.textContent('[data-testid=adapter-note]')) ?? '', /cannot run without/);
       assert.equal((await o.page.$$('[data-testid=adapter-modules] tr')).length, 9);
       assert.match((await o.page.textContent('[data-testid=adapter-config]')) ?? '', /"lora_alpha": 16/);

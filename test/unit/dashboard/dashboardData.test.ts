@@ -55,7 +55,7 @@ describe('dashboard data', () => {
     assert.equal(s.kind, 'adapter');
     assert.equal(s.modules.length, 8);
     assert.ok(s.modules.every((m) => m.r === 8 && m.alpha === 16 && m.scale === 2));
-    assert.equal(s.adapter?.format, 'PEFT LORA');
+    assert.equal(s.adapter?.format, 'Hugging Face PEFT LoRA');
     assert.match(s.adapter!.baseModelNote, /cannot run without/);
     const q = s.modules.find((m) => m.name === 'model.layers.0.self_attn.q_proj')!;
     assert.deepEqual([q.outFeatures, q.inFeatures], [64, 64]);
@@ -88,7 +88,7 @@ describe('dashboard data', () => {
       ),
     );
     const s = loadAdapterSource(file);
-    assert.equal(s.adapter?.format, 'kohya');
+    assert.equal(s.adapter?.format, 'kohya / Civitai LoRA');
     assert.equal(s.modules[0].scale, 0.5);
     assert.equal(s.adapter?.baseModel, 'sd-v1-5.ckpt');
     assert.equal(s.adapter?.metadata.find((m) => m.key === 'ss_note')?.value, '</script><script>x()</script>');

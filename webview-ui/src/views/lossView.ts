@@ -9,6 +9,18 @@ import { decimateIndices, ema, formatValue, pick } from '../series';
 /** Points per run handed to uPlot at most (min/max decimation keeps spikes). */
 const MAX_BUCKETS = 4000;
 
+function isPow10(v: number): boolean {
+  const e = Math.log10(v);
+  return Number.isFinite(e) && Math.abs(e - Math.round(e)) < 1e-9;
+}
+
+/** Compact axis labels: 1e-4, 0.05, 12. */
+function formatAxis(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(0).replace('e+', 'e');
+  return String(Number(v.toPrecision(3)));
+}
+
 export interface LossOptions {
   smoothing: number;
   log: boolean;
@@ -152,7 +164,15 @@ export class LossView {
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
       axes: [
         { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } },
-        { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, values: (_u, vals) => vals.map((v) => formatValue(v)), size: 60 },
+        {
+          stroke: fg,
+          grid: { stroke: grid },
+          ticks: { stroke: grid },
+          size: 64,
+          values: (_u, vals) => vals.map((v) => (v === null ? '' : formatAxis(v))),
+          // On a log scale spanning decades, grid lines and labels only at powers of ten.
+          filter: log ? (_u, splits) => (splits.filter(isPow10).length >= 2 ? splits.map((v) => (isPow10(v) ? v : null)) : splits) : undefined,
+        },
       ],
       hooks: {
         setSelect: [
