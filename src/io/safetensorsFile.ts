@@ -35,9 +35,18 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   }
 }
 
-/** Reads a whole safetensors file into memory and validates it. */
+/**
+ * Reads a whole safetensors file into memory and validates it. Node cannot read a file over 2 GiB in one go:
+ * use readSafetensorsHeader + readTensorBytes for those.
+ */
 export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  const buf = await fsp.readFile(file);
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(file);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_FS_FILE_TOO_LARGE') throw e;
+    throw new FormatError('file-too-large', `${(e as Error).message}: too large to read whole; read the header and then one tensor at a time (readSafetensorsHeader, readTensorBytes)`, { source: file, cause: e });
+  }
   return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file);
 }
 

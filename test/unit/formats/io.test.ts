@@ -107,6 +107,13 @@ describe('io: atomic writes and safetensors files', () => {
     await assert.rejects(readSafetensorsHeader(f), (e: unknown) => FormatError.is(e, 'incomplete-buffer') && e.message.startsWith(f));
   });
 
+  it('readSafetensors of a file over 2 GiB (sparse here) says so, names the file and points at the per-tensor reads', async () => {
+    const f = path.join(dir, 'huge.safetensors');
+    fs.writeFileSync(f, '');
+    fs.truncateSync(f, 2 ** 31 + 16);
+    await assert.rejects(readSafetensors(f), (e: unknown) => FormatError.is(e, 'file-too-large') && e.message.startsWith(`${f}: File size (2147483664) is greater than 2 GiB`) && /readTensorBytes/.test(e.message));
+  });
+
   it('readSafetensorsHeader on tiny and empty files gives a clear error', async () => {
     const f = path.join(dir, 'crlf.safetensors');
     fs.writeFileSync(f, '\r\n');
