@@ -47,7 +47,7 @@ export interface TrainingSession {
    * Trains from `step` to totalSteps. Yields a point at multiples of training.logEvery, evalEvery and
    * checkpointEvery and at the last step; while suspended at a yield, `step` = point.step and checkpoint()
    * captures exactly that state. An aborted signal ends the iteration cleanly after the current step (one
-   * final point for the last finished step). A NaN/Inf loss throws NonFiniteLossError with the variables
+   * final point for the last finished step; no point when aborted before the first). A NaN/Inf loss throws NonFiniteLossError with the variables
    * left at the last good step. elapsedMs counts from the start of this call.
    */
   run(opts?: { signal?: AbortSignal }): AsyncIterable<MetricPoint>;

@@ -43,7 +43,10 @@ export interface TrainLoopOptions {
    * (with the variables at exactly that step) to checkpoint.
    */
   yieldEvery?: number[];
-  /** Stops cleanly between steps: yields a final point for the last finished step, never throws. */
+  /**
+   * Stops cleanly between steps: yields a final point for the last step finished in this call (none if the
+   * signal was already aborted before the first one), never throws.
+   */
   signal?: AbortSignal;
   /** Milliseconds already spent before startStep (resumed runs keep a continuous clock). */
   elapsedOffsetMs?: number;

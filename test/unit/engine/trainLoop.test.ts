@@ -83,6 +83,14 @@ describe('engine/trainLoop', () => {
     task.dispose();
   });
 
+  it('a signal aborted before the first step: no step, no point, no throw', async () => {
+    const task = regression();
+    const points = await collect(trainLoop(task, { optimizer: new Sgd(), lrAt: () => 0.01, totalSteps: 10, signal: AbortSignal.abort() }));
+    assert.deepEqual(points, []);
+    assert.equal(task.w.dataSync()[0], 0);
+    task.dispose();
+  });
+
   it('awaits a macrotask between steps, so an abort from a timer/message lands mid-run', async () => {
     const task = regression();
     const ac = new AbortController();
