@@ -9,7 +9,8 @@
 //   - a batched product runs as one XNNPACK call per batch entry on zero-copy sub-views: the
 //     entries are registered as temporary tensor ids that point inside the operands' wasm memory.
 // And tanh, 17× slower than sigmoid on this backend, is computed as 2·σ(2x) − 1; a transpose of
-// the last two axes uses a cache-blocked copy (tfjs's runs at ~20 ns per element on 2-D shapes).
+// the last two axes uses a cache-blocked copy (tfjs's runs at ~20 ns per element on 2-D shapes);
+// Identity and same-dtype Cast share the data instead of copying it.
 //
 // Use: `registerWasmFastKernels()` once after the wasm backend is initialised (it is a no-op on
 // other backends' kernels); it returns a function that restores the original kernels.
@@ -26,6 +27,7 @@ interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number }; has(dataId: object): boolean };
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
+  incRef(dataId: object): void;
 }
 
 type RawMatMul = (
@@ -82,7 +84,7 @@ export function wasmFastKernelsActive(): boolean {
 }
 
 /**
- * Registers the wasm fast kernels (BatchMatMul, Transpose, Tanh) in place of tfjs's own.
+ * Registers the wasm fast kernels (BatchMatMul, Transpose, Tanh, Identity, Cast) in place of tfjs's own.
  * Call after `tf.setBackend('wasm')` resolved. Returns a function that restores the originals.
  */
 export function registerWasmFastKernels(): () => void {
@@ -90,10 +92,12 @@ export function registerWasmFastKernels(): () => void {
   const origMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
   const origTanh = tf.getKernel(tf.Tanh, 'wasm');
   const origTranspose = tf.getKernel(tf.Transpose, 'wasm');
+  const origIdentity = tf.getKernel(tf.Identity, 'wasm');
+  const origCast = tf.getKernel(tf.Cast, 'wasm');
   const sigmoidK = tf.getKernel(tf.Sigmoid, 'wasm');
   const multiplyK = tf.getKernel(tf.Multiply, 'wasm');
   const addK = tf.getKernel(tf.Add, 'wasm');
-  if (!origMatMul || !origTanh || !origTranspose || !sigmoidK || !multiplyK || !addK) {
+  if (!origMatMul || !origTanh || !origTranspose || !origIdentity || !origCast || !sigmoidK || !multiplyK || !addK) {
     throw new Error('registerWasmFastKernels: the wasm backend kernels are not registered (import @tensorflow/tfjs-backend-wasm first)');
   }
   let raw: RawMatMul | undefined;
@@ -285,8 +289,29 @@ export function registerWasmFastKernels(): () => void {
     return { dataId: out.dataId, dtype: 'float32', shape: [...x.shape.slice(0, -2), cols, rows] };
   };
 
+  // Identity and same-dtype Cast (tfjs's gradients emit many: Multiply's gradient casts both operands
+  // to float32) copy the whole tensor on this backend. Tensor data is immutable in tfjs, so they can
+  // share it, as Reshape already does here and as the cpu backend's Identity does.
+  const share = (be: WasmBackendInternals, x: tf.TensorInfo): tf.TensorInfo => {
+    be.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+  const identity: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    return x.dtype === 'string' ? origIdentity.kernelFunc(args) : share(args.backend as unknown as WasmBackendInternals, x);
+  };
+  const cast: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { dtype } = args.attrs as unknown as { dtype: tf.DataType };
+    return dtype === x.dtype && dtype !== 'string' ? share(args.backend as unknown as WasmBackendInternals, x) : origCast.kernelFunc(args);
+  };
+
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
   tf.registerKernel({ kernelName: tf.BatchMatMul, backendName: 'wasm', kernelFunc: batchMatMul });
+  tf.unregisterKernel(tf.Identity, 'wasm');
+  tf.registerKernel({ kernelName: tf.Identity, backendName: 'wasm', kernelFunc: identity });
+  tf.unregisterKernel(tf.Cast, 'wasm');
+  tf.registerKernel({ kernelName: tf.Cast, backendName: 'wasm', kernelFunc: cast });
   tf.unregisterKernel(tf.Transpose, 'wasm');
   tf.registerKernel({ kernelName: tf.Transpose, backendName: 'wasm', kernelFunc: transpose });
   tf.unregisterKernel(tf.Tanh, 'wasm');
@@ -302,6 +327,10 @@ export function registerWasmFastKernels(): () => void {
     tf.registerKernel(origTanh);
     tf.unregisterKernel(tf.Transpose, 'wasm');
     tf.registerKernel(origTranspose);
+    tf.unregisterKernel(tf.Identity, 'wasm');
+    tf.registerKernel(origIdentity);
+    tf.unregisterKernel(tf.Cast, 'wasm');
+    tf.registerKernel(origCast);
     installed = undefined;
   };
   return installed;

@@ -177,6 +177,26 @@ describe('perf: wasm fast kernels', function () {
     });
   }
 
+  it('clone and same-dtype cast share data safely (values, lifetimes, no leaks)', async function () {
+    await tf.setBackend('wasm');
+    restore ??= registerWasmFastKernels();
+    const be = tf.backend() as unknown as { numDataIds(): number };
+    const ids = be.numDataIds();
+    const x = tf.tensor1d([1.5, -2, 3]);
+    const c = tf.clone(x);
+    const k = tf.cast(x, 'float32');
+    const i = tf.cast(x, 'int32');
+    x.dispose();
+    assert.deepEqual(Array.from(c.dataSync()), [1.5, -2, 3]);
+    assert.deepEqual(Array.from(k.dataSync()), [1.5, -2, 3]);
+    assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3]);
+    assert.equal(i.dtype, 'int32');
+    c.dispose();
+    assert.deepEqual(Array.from(k.dataSync()), [1.5, -2, 3]);
+    tf.dispose([k, i]);
+    assert.equal(be.numDataIds(), ids);
+  });
+
   it('tanh equals Math.tanh within 2e-7 and keeps its gradient', async function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
