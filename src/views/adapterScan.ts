@@ -1,21 +1,24 @@
-// Finds adapters among workspace files by reading safetensors headers only (plus small JSON configs), and
-// describes each: format, modules, base model needed and whether it is in the workspace, warnings.
-// Node fs, no vscode: the tree view passes in the file lists it got from findFiles.
+// Finds adapters among workspace files and describes each with the interop engineer's pure
+// `inspectAdapter` (src/formats/adapters): format, modules (rank, alpha, scale, ΔW shape, parameters),
+// base model needed and whether it is in the workspace, warnings (LFS pointers, pickles, NaN/Inf,
+// config not matching the weights). Listing reads headers only; a second, background pass reads small
+// files to get alpha values and check for NaN/Inf, yielding between tensors so the host stays responsive.
+// Node fs, no vscode: the tree passes in the file lists it got from findFiles.
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { sniffBytes } from '../formats/adapters/sniff';
-import { parsePeftConfig, moduleHyper, type PeftLoraConfig } from '../formats/peftConfig';
-import { readSafetensors, readSafetensorsHeader } from '../io/safetensorsFile';
-import { FORMAT_LABEL, groupModules, type AdapterFormat, type AdapterModule } from './adapterModules';
+import { inspectAdapter, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
+import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
+import { readSafetensorsHeader } from '../io/safetensorsFile';
 
 export interface AdapterInfo {
   /** Folder (PEFT, mlx, run) or file (kohya, LyCORIS, …): what Inspect/Merge/Copy path act on. */
   path: string;
   weightsFile?: string;
   label: string;
-  format?: AdapterFormat;
+  format?: InspectReport['format'];
   formatLabel: string;
-  modules: AdapterModule[];
+  modules: InspectModule[];
   totalParams: number;
   ranks: number[];
   /** What the adapter needs to run, as its files name it. */
@@ -23,12 +26,16 @@ export interface AdapterInfo {
   /** Where that base was found in the workspace (a folder with config.json). */
   baseFound?: string;
   baseNote: string;
+  /** Errors (cannot be read at all) first, then warnings. */
   warnings: string[];
   /** File metadata, shown as text only (real files carry HTML/script in it). */
   metadata: [string, string][];
   /** Set for the adapter/ folder of one of our runs. */
   runDir?: string;
-  peft?: PeftLoraConfig;
+  /** True once alpha values were read and every tensor was checked for NaN/Inf. */
+  valuesChecked: boolean;
+  /** The header-only inspection input, kept for the background values pass. */
+  input: InspectInput;
 }
 
 export interface ScanInput {
@@ -39,18 +46,18 @@ export interface ScanInput {
   roots: string[];
 }
 
-/** Files at most this big are read in full to check for NaN/Inf; larger ones only by header. */
-const NAN_CHECK_MAX_BYTES = 16 * 1024 * 1024;
+/** Files at most this big get the values pass (alpha values, NaN/Inf); larger ones stay header-only. */
+export const VALUES_MAX_BYTES = 16 * 1024 * 1024;
 
-function readFirst(file: string, n: number): { bytes: Uint8Array; size: number } {
-  const fd = fs.openSync(file, 'r');
+async function head(file: string, n = 256): Promise<{ bytes: Uint8Array; size: number }> {
+  const h = await fsp.open(file, 'r');
   try {
-    const size = fs.fstatSync(fd).size;
+    const { size } = await h.stat();
     const bytes = new Uint8Array(Math.min(n, size));
-    fs.readSync(fd, bytes, 0, bytes.length, 0);
+    await h.read(bytes, 0, bytes.length, 0);
     return { bytes, size };
   } finally {
-    fs.closeSync(fd);
+    await h.close();
   }
 }
 
@@ -77,20 +84,27 @@ export function findBase(base: string | undefined, fromDir: string, input: Pick<
   return input.modelDirs.find((d) => path.basename(d) === name || d.endsWith(path.sep + tail.join(path.sep)));
 }
 
-/** Describes every adapter among the given files. Header reads run concurrently. */
+async function weightsInput(file: string): Promise<NonNullable<InspectInput['weights']>> {
+  const { bytes, size } = await head(file);
+  let header: SafetensorsHeader | undefined;
+  let headerError: string | undefined;
+  try {
+    header = await readSafetensorsHeader(file);
+  } catch (e) {
+    headerError = e instanceof Error ? e.message : String(e);
+  }
+  return { name: path.basename(file), size, head: bytes, header, headerError };
+}
+
+/** Describes every adapter among the given files, from headers only. */
 export async function scanAdapters(input: ScanInput): Promise<AdapterInfo[]> {
   const configDirs = new Set(input.adapterConfigs.map((p) => path.dirname(p)));
-  const weightsByDir = new Map<string, string[]>();
-  for (const f of input.safetensors) {
-    const d = path.dirname(f);
-    weightsByDir.set(d, [...(weightsByDir.get(d) ?? []), f]);
-  }
-  const jobs: Promise<AdapterInfo | undefined>[] = [];
   const handled = new Set<string>();
+  const jobs: Promise<AdapterInfo | undefined>[] = [];
   for (const dir of configDirs) {
-    const weights = (weightsByDir.get(dir) ?? []).filter((f) => /^(adapter_model|adapters)\.safetensors$/.test(path.basename(f)));
-    weights.forEach((w) => handled.add(w));
-    jobs.push(describeFolder(dir, weights[0], input));
+    const weights = ['adapter_model.safetensors', 'adapters.safetensors'].map((n) => path.join(dir, n)).find((f) => fs.existsSync(f));
+    if (weights) handled.add(weights);
+    jobs.push(describeFolder(dir, weights, input));
   }
   for (const f of input.safetensors) {
     if (handled.has(f)) continue;
@@ -102,119 +116,64 @@ export async function scanAdapters(input: ScanInput): Promise<AdapterInfo[]> {
   return all.filter((a): a is AdapterInfo => a !== undefined).sort((a, b) => a.label.localeCompare(b.label));
 }
 
-async function describeWeights(file: string, info: AdapterInfo): Promise<boolean> {
-  const { bytes, size } = readFirst(file, 64);
-  const kind = sniffBytes(bytes, size);
-  if (kind === 'lfs-pointer') {
-    info.warnings.push(`${path.basename(file)} is a Git LFS pointer (${size} bytes), not the weights: run \`git lfs pull\`.`);
-    return false;
-  }
-  if (kind === 'pickle') {
-    info.warnings.push(`${path.basename(file)} is a PyTorch pickle; it is never unpickled here.`);
-    return false;
-  }
-  let header;
-  try {
-    header = await readSafetensorsHeader(file);
-  } catch (e) {
-    info.warnings.push(`${path.basename(file)} cannot be read: ${e instanceof Error ? e.message : String(e)}`);
-    return false;
-  }
-  const g = groupModules(header.tensors);
-  info.format ??= g.format;
-  info.modules = g.modules;
-  info.totalParams = g.modules.reduce((a, m) => a + m.params, 0);
-  info.ranks = [...new Set(g.modules.map((m) => m.rank).filter((r): r is number => r !== undefined))].sort((a, b) => a - b);
-  info.metadata.push(...Object.entries(header.metadata).map(([k, v]): [string, string] => [k, short(v)]));
-  if (size <= NAN_CHECK_MAX_BYTES && g.modules.length > 0) {
-    try {
-      const st = await readSafetensors(file);
-      const bad: string[] = [];
-      for (const name of st.names()) {
-        // Yield between tensors: the host's event loop must stay responsive while the tree fills.
-        await new Promise<void>((r) => setImmediate(r));
-        const e = st.entry(name);
-        if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) continue;
-        const data = st.toFloat32(name);
-        for (let i = 0; i < data.length; i++) {
-          if (!Number.isFinite(data[i])) {
-            bad.push(name);
-            break;
-          }
-        }
-      }
-      if (bad.length) info.warnings.push(`NaN/Inf values in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}`);
-    } catch (e) {
-      info.warnings.push(`${path.basename(file)}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  return g.modules.length > 0;
-}
-
-function runOf(dir: string): { runDir: string; run: Record<string, unknown> } | undefined {
-  if (path.basename(dir) !== 'adapter') return undefined;
-  const runDir = path.dirname(dir);
-  const run = readJson(path.join(runDir, 'run.json'));
-  return run ? { runDir, run } : undefined;
+function apply(info: AdapterInfo, r: InspectReport): void {
+  info.format = r.format;
+  info.formatLabel = r.formatLabel;
+  info.modules = r.modules;
+  info.totalParams = r.totals.params;
+  info.ranks = Object.keys(r.ranks).map(Number).sort((a, b) => a - b);
+  info.warnings = [...r.errors, ...r.warnings];
+  info.metadata = Object.entries(r.metadata).map(([k, v]): [string, string] => [k, short(v)]);
+  info.valuesChecked = r.valuesChecked;
+  info.baseModel ??= r.baseModel;
 }
 
 async function describeFolder(dir: string, weights: string | undefined, input: ScanInput): Promise<AdapterInfo | undefined> {
   const cfgFile = path.join(dir, 'adapter_config.json');
-  const raw = readJson(cfgFile);
-  const info: AdapterInfo = { path: dir, weightsFile: weights, label: path.basename(dir), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [] };
-  const isMlx = !!raw && ('lora_parameters' in raw || 'fine_tune_type' in raw);
-  if (!raw) info.warnings.push('adapter_config.json is not valid JSON.');
-  if (isMlx) {
-    info.format = 'mlx';
-    info.baseModel = typeof raw.model === 'string' ? raw.model : undefined;
-  } else if (raw) {
-    try {
-      const { config, notes } = parsePeftConfig(JSON.stringify(raw), cfgFile);
-      info.peft = config;
-      info.format = 'peft';
-      info.baseModel = config.baseModelNameOrPath ?? undefined;
-      info.metadata.push(...notes.map((n): [string, string] => ['note', short(n)]));
-    } catch (e) {
-      info.warnings.push(`adapter_config.json: ${e instanceof Error ? e.message : String(e)}`);
+  const siblings: NonNullable<InspectInput['siblings']> = [];
+  if (!weights) {
+    // Weights that are not safetensors (pickles, LFS pointers) are reported, never read.
+    for (const name of fs.readdirSync(dir)) {
+      if (!/^(adapter_model|adapters)\b/.test(name)) continue;
+      const h = await head(path.join(dir, name));
+      siblings.push({ name, size: h.size, head: h.bytes });
     }
   }
-  if (weights) {
-    await describeWeights(weights, info);
-  } else {
-    const pickles = fs.existsSync(path.join(dir, 'adapter_model.bin'));
-    info.warnings.push(pickles ? 'Only adapter_model.bin (a PyTorch pickle) is here; it is never unpickled. Convert it to safetensors.' : 'No adapter_model.safetensors next to adapter_config.json.');
-  }
-  // The config must describe the weights: r (with rank_pattern) against each A's rank.
-  if (info.peft) {
-    const mism = info.modules.filter((m) => m.rank !== undefined && m.rank !== moduleHyper(info.peft!, m.name.replace(/^base_model\.model\./, '')).r);
-    if (mism.length) info.warnings.push(`adapter_config.json says r = ${info.peft.r} but ${mism.length} module${mism.length === 1 ? ' has' : 's have'} another rank (e.g. ${mism[0].name}: ${mism[0].rank}).`);
-  }
-  const run = runOf(dir);
-  if (run) {
-    info.runDir = run.runDir;
-    info.label = `${path.basename(run.runDir)} (run)`;
-    const kind = String((run.run.kind as string | undefined) ?? '');
-    if (typeof run.run.baseModel === 'string') info.baseModel = run.run.baseModel;
-    else if (kind && kind !== 'causal-lm') {
-      info.baseNote = `built-in ${kind} experiment: its frozen base W is synthetic (generated from the seed; see truth/ in the run folder)`;
-      info.baseFound = run.runDir;
+  const inspectInput: InspectInput = { path: dir, configText: fs.readFileSync(cfgFile, 'utf8'), configName: 'adapter_config.json', siblings, ...(weights ? { weights: await weightsInput(weights) } : {}) };
+  const info: AdapterInfo = { path: dir, weightsFile: weights, label: path.basename(dir), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [], valuesChecked: false, input: inspectInput };
+  apply(info, inspectAdapter(inspectInput));
+  // One of our runs: <run>/adapter/ next to run.json.
+  if (path.basename(dir) === 'adapter') {
+    const run = readJson(path.join(path.dirname(dir), 'run.json'));
+    if (run) {
+      info.runDir = path.dirname(dir);
+      info.label = `${path.basename(info.runDir)} (run)`;
+      info.formatLabel = `${info.formatLabel} · LoRA Lab run`;
+      const kind = typeof run.kind === 'string' ? run.kind : '';
+      if (typeof run.baseModel === 'string') info.baseModel = run.baseModel;
+      else if (kind && kind !== 'causal-lm') {
+        info.baseModel = undefined;
+        info.baseNote = `built-in ${kind} experiment: its frozen base W is synthetic (generated from the seed; see truth/ in the run folder)`;
+        info.baseFound = info.runDir;
+      }
     }
   }
   finishBase(info, dir, input);
-  info.formatLabel = run ? `${FORMAT_LABEL.peft} · LoRA Lab run` : info.format ? FORMAT_LABEL[info.format] : 'unknown';
   return info;
 }
 
 async function describeFile(file: string, input: ScanInput): Promise<AdapterInfo | undefined> {
-  const info: AdapterInfo = { path: file, weightsFile: file, label: path.basename(file), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [] };
-  const isLora = await describeWeights(file, info);
-  const looksLikeAdapter = /lora|adapter|locon|loha|lokr|lycoris/i.test(path.basename(file));
-  if (!isLora && !(looksLikeAdapter && info.warnings.length > 0)) return undefined;
-  const meta = Object.fromEntries(info.metadata);
-  info.baseModel = meta['ss_sd_model_name'] ?? meta['modelspec.architecture'] ?? meta['ss_base_model_version'] ?? meta['base_model'];
-  if (!info.baseModel && info.format === 'kohya') info.baseNote = 'a Stable Diffusion checkpoint (the file does not name it)';
+  const inspectInput: InspectInput = { path: file, weights: await weightsInput(file) };
+  const info: AdapterInfo = { path: file, weightsFile: file, label: path.basename(file), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [], valuesChecked: false, input: inspectInput };
+  const report = inspectAdapter(inspectInput);
+  // Keep LoRA files, and files that could not be read at all (an LFS pointer where weights should be);
+  // other safetensors files (models, datasets) are not adapters.
+  // A broken file is listed when it was meant as weights: an LFS pointer or pickle in its place, or a
+  // name that says adapter. Other unreadable .safetensors (test vectors, truncated models) are not.
+  const meantAsAdapter = /lora|adapter|locon|loha|lokr|lycoris/i.test(path.basename(file)) || report.errors.some((e) => /LFS pointer|pickle/.test(e));
+  if (report.format === 'not-an-adapter' || (report.format === 'unreadable' && !meantAsAdapter)) return undefined;
+  apply(info, report);
   finishBase(info, path.dirname(file), input);
-  info.formatLabel = info.format ? FORMAT_LABEL[info.format] : 'unreadable';
   return info;
 }
 
@@ -222,7 +181,44 @@ function finishBase(info: AdapterInfo, fromDir: string, input: ScanInput): void 
   if (info.baseFound) return;
   info.baseFound = findBase(info.baseModel, fromDir, input);
   if (info.baseNote) return;
-  if (!info.baseModel) info.baseNote = 'base model not named in the files';
+  if (!info.baseModel) info.baseNote = info.format === 'unreadable' ? 'unknown (the weights could not be read)' : 'base model not named in the files';
   else if (info.baseFound) info.baseNote = `${info.baseModel} — found at ${info.baseFound}`;
   else info.baseNote = `${info.baseModel} — not found in this workspace`;
+}
+
+/**
+ * The values pass for one adapter: reads a small weights file, gives inspectAdapter the alpha scalars,
+ * and scans every float tensor for NaN/Inf, yielding to the event loop between tensors. Returns whether
+ * anything changed.
+ */
+export async function checkAdapterValues(info: AdapterInfo): Promise<boolean> {
+  const w = info.input.weights;
+  if (info.valuesChecked || !w?.header || !info.weightsFile || w.size > VALUES_MAX_BYTES) return false;
+  const st = parseSafetensors(new Uint8Array(await fsp.readFile(info.weightsFile)), info.weightsFile);
+  const bad: string[] = [];
+  for (const name of st.names()) {
+    await new Promise<void>((r) => setImmediate(r));
+    const e = st.entry(name);
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) continue;
+    const data = st.toFloat32(name);
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        bad.push(name);
+        break;
+      }
+    }
+  }
+  // Only scalars go to inspectAdapter (alpha values): its ΔW norms are the dashboard's job, off the host.
+  const scalars = (name: string) => {
+    const e = st.entry(name);
+    return e.shape.reduce((a, b) => a * b, 1) === 1 ? st.toFloat32(name) : undefined;
+  };
+  const before = JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]);
+  const baseModel = info.baseModel;
+  apply(info, inspectAdapter({ ...info.input, weights: { ...w, values: scalars } }));
+  info.baseModel = baseModel;
+  info.warnings = info.warnings.filter((x) => !/^alpha tensors were not read/.test(x));
+  if (bad.length) info.warnings.push(`NaN/Inf values in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}`);
+  info.valuesChecked = true;
+  return JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]) !== before;
 }

@@ -6,8 +6,8 @@ import * as vscode from 'vscode';
 import { formatCount } from '../engine/paramCount';
 import { Disposable } from '../util/disposable';
 import { log } from '../util/log';
-import type { AdapterModule } from './adapterModules';
-import { scanAdapters, type AdapterInfo } from './adapterScan';
+import type { InspectModule } from '../formats/adapters';
+import { checkAdapterValues, scanAdapters, type AdapterInfo } from './adapterScan';
 
 export type AdapterNode =
   | { kind: 'adapter'; info: AdapterInfo }
@@ -15,18 +15,28 @@ export type AdapterNode =
   | { kind: 'warning'; text: string }
   | { kind: 'metadata'; info: AdapterInfo }
   | { kind: 'meta'; key: string; value: string }
-  | { kind: 'module'; info: AdapterInfo; module: AdapterModule }
+  | { kind: 'module'; info: AdapterInfo; module: InspectModule }
   | { kind: 'empty'; text: string };
 
 const EXCLUDE = '{**/node_modules/**,**/.git/**,**/.vscode-test/**}';
 
-export function moduleDescription(m: AdapterModule): string {
-  const parts: string[] = [];
-  if (m.rank !== undefined) parts.push(`r ${m.rank}`);
-  if (m.hasAlphaTensor) parts.push('α in file');
-  if (m.inFeatures !== undefined || m.outFeatures !== undefined) parts.push(`${m.inFeatures ?? '?'}→${m.outFeatures ?? '?'}${m.kernel ? ` (${m.kernel.join('×')} conv)` : ''}`);
-  parts.push(`${formatCount(m.params)} params`);
+/** Warnings shown as children; the rest are summarised (a mismatched file can warn once per module). */
+const MAX_WARNINGS = 8;
+
+function fmt(x: number): string {
+  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
+}
+
+export function moduleDescription(m: InspectModule): string {
+  const parts: string[] = [`r ${m.rank}`];
+  if (m.alpha !== undefined) parts.push(`α ${fmt(m.alpha)}`);
+  else if (m.alphaSource === 'not-read') parts.push('α in file');
+  parts.push(`s ${fmt(m.scale)}`);
+  const [out, inn, ...kernel] = m.deltaShape;
+  if (out !== undefined && inn !== undefined) parts.push(`${inn}→${out}${kernel.length ? ` (${kernel.join('×')} conv)` : ''}`);
+  parts.push(`${formatCount(m.paramCount)} params`);
   parts.push(m.dtype);
+  if (m.kind !== 'lora') parts.push(m.kind);
   return parts.join(' · ');
 }
 
@@ -44,6 +54,7 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
   private _adapters: AdapterInfo[] | undefined;
   private _scanning: Promise<AdapterInfo[]> | undefined;
+  private _valuesChecked: Promise<void> = Promise.resolve();
   private _timer: NodeJS.Timeout | undefined;
   /** Milliseconds the last full scan took (shown in the log; the test reads it). */
   lastScanMs = 0;
@@ -79,8 +90,34 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
   /** Adapters found in the workspace (scans once, then from cache until something changes). */
   adapters(): Promise<AdapterInfo[]> {
     if (this._adapters) return Promise.resolve(this._adapters);
-    this._scanning ??= this.scan().then((a) => (this._adapters = a));
+    this._scanning ??= this.scan().then((a) => {
+      this._adapters = a;
+      this._valuesChecked = this.checkValues(a);
+      return a;
+    });
     return this._scanning;
+  }
+
+  /** Resolves when the background values pass (alpha values, NaN/Inf) over the current list is done. */
+  async valuesChecked(): Promise<void> {
+    await this.adapters();
+    await this._valuesChecked;
+  }
+
+  private async checkValues(list: AdapterInfo[]): Promise<void> {
+    const t0 = Date.now();
+    let changed = false;
+    for (const a of list) {
+      if (this._adapters !== list) return; // a newer scan replaced this one
+      try {
+        changed = (await checkAdapterValues(a)) || changed;
+      } catch (e) {
+        log.warn(`adapter browser: could not read the values of ${a.path}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    log.info(`adapter browser: values of ${list.filter((a) => a.valuesChecked).length} adapters checked (alpha, NaN/Inf) in ${Date.now() - t0} ms`);
+    // Element objects are rebuilt by getChildren: refresh the whole (cached) tree once.
+    if (changed && this._adapters === list) this._onDidChangeTreeData.fire(undefined);
   }
 
   private async scan(): Promise<AdapterInfo[]> {
@@ -112,7 +149,7 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
         item.tooltip = `${a.path}\n${a.formatLabel}\nBase model: ${a.baseNote}${a.warnings.length ? `\nWarnings:\n- ${a.warnings.join('\n- ')}` : ''}`;
         item.iconPath = new vscode.ThemeIcon(a.warnings.length ? 'warning' : a.runDir ? 'beaker' : 'layers');
         item.resourceUri = vscode.Uri.file(a.path);
-        item.contextValue = a.format === 'peft' || a.runDir ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
+        item.contextValue = a.format === 'peft' ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
         item.command = { command: 'loraLab.inspectAdapter', title: 'Inspect Adapter', arguments: [n] };
         return item;
       }
@@ -145,7 +182,9 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
       case 'module': {
         const item = new vscode.TreeItem(n.module.name, vscode.TreeItemCollapsibleState.None);
         item.description = moduleDescription(n.module);
-        item.tooltip = `${n.module.name}\n${moduleDescription(n.module)}\ntensors: ${n.module.tensors.join(', ')}`;
+        item.tooltip = `${n.module.name}\n${moduleDescription(n.module)}\ntensors: ${Object.values(n.module.tensors)
+          .map((t) => `${t.name} [${t.shape.join(', ')}]`)
+          .join(', ')}`;
         item.iconPath = new vscode.ThemeIcon('symbol-field');
         return item;
       }
@@ -167,7 +206,8 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
       case 'adapter': {
         const a = n.info;
         const out: AdapterNode[] = [{ kind: 'base', info: a }];
-        out.push(...a.warnings.map((text) => ({ kind: 'warning' as const, text })));
+        out.push(...a.warnings.slice(0, MAX_WARNINGS).map((text) => ({ kind: 'warning' as const, text })));
+        if (a.warnings.length > MAX_WARNINGS) out.push({ kind: 'warning', text: `… and ${a.warnings.length - MAX_WARNINGS} more warnings (Inspect shows them all)` });
         if (a.metadata.length) out.push({ kind: 'metadata', info: a });
         out.push(...a.modules.map((module) => ({ kind: 'module' as const, info: a, module })));
         return out;

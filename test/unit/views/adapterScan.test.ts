@@ -1,0 +1,113 @@
+// The adapter browser's scan (src/views/adapterScan.ts) in plain Node: speed on many large files from
+// headers only, and the real-world corpus when ../shared/fixtures/real-world is present.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { checkAdapterValues, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
+
+const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
+const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
+
+function walk(dir: string, out: string[] = []): string[] {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) walk(p, out);
+    else out.push(p);
+  }
+  return out;
+}
+
+function inputFor(root: string): ScanInput {
+  const files = walk(root);
+  return {
+    safetensors: files.filter((f) => f.endsWith('.safetensors')),
+    adapterConfigs: files.filter((f) => path.basename(f) === 'adapter_config.json'),
+    modelDirs: files.filter((f) => path.basename(f) === 'config.json').map((f) => path.dirname(f)),
+    roots: [root],
+  };
+}
+
+describe('views/adapterScan', function () {
+  this.timeout(20_000);
+  let tmp: string;
+  before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-scan-'))));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('lists 300 large (sparse, 64 MiB) kohya files from their headers in well under a second', async () => {
+    const dir = path.join(tmp, 'many');
+    fs.mkdirSync(dir);
+    // One real header whose data section is declared 64 MiB long; the file is extended sparsely.
+    const r = 8;
+    const d = 2048;
+    const big = 64 * 1024 * 1024;
+    // Build the header by hand so that no 64 MiB buffer is ever allocated.
+    const n1 = r * d * 4;
+    const json = JSON.stringify({
+      __metadata__: { ss_network_dim: String(r) },
+      'lora_unet_mid_block_attentions_0_proj_in.lora_down.weight': { dtype: 'F32', shape: [r, d], data_offsets: [0, n1] },
+      'lora_unet_mid_block_attentions_0_proj_in.lora_up.weight': { dtype: 'F32', shape: [(big - n1) / 4 / r, r], data_offsets: [n1, big] },
+    }).padEnd(1024, ' ');
+    const head = Buffer.alloc(8 + json.length);
+    head.writeBigUInt64LE(BigInt(json.length), 0);
+    head.write(json, 8, 'latin1');
+    for (let i = 0; i < 300; i++) {
+      const f = path.join(dir, `style-${i}.safetensors`);
+      fs.writeFileSync(f, head);
+      fs.truncateSync(f, head.length + big);
+    }
+    const t0 = performance.now();
+    const found = await scanAdapters(inputFor(dir));
+    const ms = performance.now() - t0;
+    console.log(`      300 × 64 MiB files listed in ${ms.toFixed(0)} ms`);
+    assert.equal(found.length, 300);
+    assert.ok(found.every((a) => a.format === 'kohya' && a.modules.length === 1 && a.ranks[0] === r));
+    assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
+    // Too big for the values pass: it stays header-only.
+    assert.equal(await checkAdapterValues(found[0]), false);
+  });
+
+  it('describes a PEFT folder with its base model found by relative path, and checks values in the background', async () => {
+    const ws = path.join(tmp, 'ws');
+    fs.cpSync(path.join(peftCase, 'base'), path.join(ws, 'models', 'llama-tiny'), { recursive: true });
+    fs.mkdirSync(path.join(ws, 'adapters', 'a'), { recursive: true });
+    fs.copyFileSync(path.join(peftCase, 'adapter', 'adapter_model.safetensors'), path.join(ws, 'adapters', 'a', 'adapter_model.safetensors'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(peftCase, 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(ws, 'adapters', 'a', 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: '../../models/llama-tiny' }));
+    const [a] = await scanAdapters(inputFor(ws));
+    assert.equal(a.format, 'peft');
+    assert.equal(a.modules.length, 8);
+    assert.equal(a.totalParams, 7168);
+    assert.equal(a.baseFound, path.join(ws, 'models', 'llama-tiny'));
+    assert.match(a.baseNote, /found at/);
+    assert.equal(a.valuesChecked, false);
+    await checkAdapterValues(a);
+    assert.equal(a.valuesChecked, true);
+    assert.deepEqual(a.warnings, []);
+  });
+
+  (fs.existsSync(realWorld) ? it : it.skip)('reads the real-world corpus: formats, LFS pointers, metadata as strings, quickly', async () => {
+    const t0 = performance.now();
+    const found = await scanAdapters(inputFor(realWorld));
+    const ms = performance.now() - t0;
+    console.log(`      real-world corpus: ${found.length} adapters listed in ${ms.toFixed(0)} ms`);
+    const by = (rel: string) => found.find((a) => path.relative(realWorld, a.path) === rel);
+    const expect: [string, string][] = [
+      ['peft-anirudh-ak__peft-gpt2', 'peft'],
+      ['peft-Tashu014__lora-imdb-distilbert', 'peft'],
+      ['ml-explore__mlx-examples', 'mlx'],
+      ['KohakuBlueleaf__LyCORIS/smart_falcon_4_lokr.safetensors', 'lycoris'],
+      ['cloneofsimo__lora/lora_disney.safetensors', 'cloneofsimo'],
+      ['wellCh4n__pokemon-diffusers/pytorch_lora_weights.safetensors', 'diffusers-legacy'],
+      ['MathieuNlp__Sam_LoRA/lora_rank2.safetensors', 'unknown-lora'],
+    ];
+    for (const [rel, format] of expect) assert.equal(by(rel)?.format, format, `${rel}: ${by(rel)?.formatLabel ?? 'not listed'}`);
+    assert.match(by('peft-Yairama__alpaca-miner__LFS_POINTER_WEIGHTS')!.warnings.join(' '), /Git LFS pointer/);
+    assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /Git LFS pointer/);
+    assert.equal(by('peft-anirudh-ak__peft-gpt2')!.baseModel, 'gpt2');
+    // The hostile-metadata files are models, not adapters; no upstream test vector shows up as one.
+    assert.equal(found.filter((a) => a.path.includes('promptfoo__modelaudit') || a.path.includes('safetensors-upstream-vectors')).length, 0);
+    for (const a of found) for (const [k, v] of a.metadata) assert.ok(typeof k === 'string' && typeof v === 'string');
+    assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
+  });
+});
