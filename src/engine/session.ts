@@ -200,7 +200,8 @@ class BuiltinSession implements BuiltinTrainingSession {
         lora_dropout: L.dropout,
         target_modules: [...new Set(targets)].sort(),
         use_rslora: L.scaling === 'rslora',
-        bias: L.trainBias ? 'lora_only' : 'none',
+        // From what actually trained: the seed's single-head attention ignores lora.trainBias.
+        bias: Object.values(this.task.modules).some((m) => m.trainBias) ? 'lora_only' : 'none',
         init_lora_weights: L.init === 'gaussian' ? 'gaussian' : true,
         fan_in_fan_out: false,
         modules_to_save: modulesToSave.size ? [...modulesToSave] : null,

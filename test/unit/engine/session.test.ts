@@ -182,8 +182,18 @@ describe('engine/session (built-in experiments)', () => {
     assert.deepEqual(dW.shape, [24, 32]);
     s.dispose();
 
-    const seedAttn = await createSession(attnConfig({ training: { steps: 1 } }));
+    const withBias = await createSession(lrrConfig({ training: { steps: 2 }, lora: { trainBias: true } }));
+    await losses(withBias);
+    const ab = withBias.exportAdapter();
+    assert.equal(ab.config.bias, 'lora_only');
+    assert.deepEqual(ab.tensors['base_model.model.linear.bias'].data, withBias.modules.linear.bias!.dataSync());
+    withBias.dispose();
+
+    // The seed's attention keeps its q/k/v biases frozen whatever lora.trainBias says: the config must say "none".
+    const seedAttn = await createSession(attnConfig({ training: { steps: 1 }, lora: { trainBias: true } }));
     const a2 = seedAttn.exportAdapter();
+    assert.equal(a2.config.bias, 'none');
+    assert.ok(!Object.keys(a2.tensors).some((k) => /\.[qkv]\.bias$/.test(k)));
     assert.deepEqual(a2.config.target_modules, ['k', 'q', 'v']);
     assert.deepEqual(a2.config.modules_to_save, ['o']);
     assert.equal(a2.config.lora_alpha, a2.config.r); // scaling 'none' ⇒ α = r so PEFT's α/r = 1
