@@ -35,6 +35,13 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
+/** `dir` must be an existing folder; `what` names what it should hold (said in the error). */
+async function requireFolder(dir: string, what: string): Promise<void> {
+  const st = await fs.stat(dir).catch(() => undefined);
+  if (!st) throw new InteropError('bad-input', `${dir}: no such folder; expected ${what}`, dir);
+  if (!st.isDirectory()) throw new InteropError('bad-input', `${dir}: is a file; expected the folder that holds ${what}`, dir);
+}
+
 /** Read and parse one safetensors file, turning LFS pointers and non-safetensors bytes into clear errors. */
 export async function readWeightsFile(file: string): Promise<SafetensorsFile> {
   const bytes = new Uint8Array(await fs.readFile(file));
@@ -66,6 +73,7 @@ export function weightsFromFiles(files: { file: string; st: SafetensorsFile }[])
 }
 
 export async function loadHfFolder(dir: string): Promise<HfFolder> {
+  await requireFolder(dir, 'a Hugging Face model (config.json + model.safetensors)');
   const configPath = path.join(dir, 'config.json');
   if (!(await exists(configPath))) {
     throw new InteropError('bad-config', `${dir}: no config.json; a model folder needs config.json and model.safetensors`, dir);
@@ -249,6 +257,7 @@ export interface PeftAdapterDir {
 
 /** A PEFT adapter folder: adapter_config.json + adapter_model.safetensors (pickles refused, LFS pointers named). */
 export async function loadPeftAdapterDir(dir: string): Promise<PeftAdapterDir> {
+  await requireFolder(dir, 'a PEFT adapter (adapter_config.json + adapter_model.safetensors)');
   const cfgPath = path.join(dir, 'adapter_config.json');
   if (!(await exists(cfgPath))) throw new InteropError('bad-config', `${dir}: no adapter_config.json; a PEFT adapter folder needs adapter_config.json and adapter_model.safetensors`, dir);
   const parsed = parsePeftConfig(await fs.readFile(cfgPath, 'utf8'), cfgPath);

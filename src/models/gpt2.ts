@@ -2,6 +2,7 @@
 // Conv1D weights stored [in, out], gelu_new MLP, lm_head tied to wte. Module paths are PEFT's
 // ("transformer.h.0.attn.c_attn") whether or not the checkpoint names carry the "transformer." prefix.
 import * as tf from '@tensorflow/tfjs-core';
+import { InteropError } from '../formats/adapters/interopError';
 import type { Gpt2Config } from '../formats/hfConfig';
 import { WeightLoader, causalMask, type CausalLm } from './causalLm';
 import { geluNew } from './llama';
@@ -84,7 +85,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
     const forward = (ids: tf.Tensor2D, lora?: LoraLookup): tf.Tensor3D =>
       tf.tidy(() => {
         const [b, s] = ids.shape;
-        if (s > c.maxPositions) throw new Error(`sequence length ${s} exceeds n_positions ${c.maxPositions}`);
+        if (s > c.maxPositions) throw new InteropError('bad-input', `input ids: sequence length ${s} exceeds the model's n_positions ${c.maxPositions}`);
         const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lora?.(l.path));
         const mask = causalMask(s);
         const pos = wpe.slice([0, 0], [s, H]); // [s, H]

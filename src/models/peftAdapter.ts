@@ -49,7 +49,8 @@ export function resolveTargets(model: CausalLm, config: PeftLoraConfig): { path:
     throw new InteropError(
       'bad-config',
       `adapter_config.json: target_modules ${JSON.stringify(config.targetModules)} match no linear layer of this ${model.config.declaredType} model ` +
-        `(its layers end in ${[...new Set([...model.linears.keys()].map((p) => p.split('.').pop()))].join(', ')})`,
+        `(its layers end in ${[...new Set([...model.linears.keys()].map((p) => p.split('.').pop()))].join(', ')})` +
+        (config.baseModelNameOrPath ? `; the adapter was made for ${config.baseModelNameOrPath}` : ''),
     );
   }
   return paths.map((path) => ({ path, ...moduleHyper(config, path) }));

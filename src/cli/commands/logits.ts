@@ -12,11 +12,12 @@ import { overlayWeights } from '../../models/weights';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 
-const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow]
+const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow] [--json]
 
 Runs a local Hugging Face causal LM (config.json + model.safetensors; Llama or GPT-2 family), with a
 PEFT LoRA/DoRA adapter when --adapter is given, on the token ids in FILE.json (a JSON array of rows of
-equal length, e.g. [[76, 111, 82, 65]]) and writes {"shape": [batch, seq, vocab], "data": [...]}.
+equal length, e.g. [[76, 111, 82, 65]]) and writes {"shape": [batch, seq, vocab], "data": [...]}
+(row-major float32 values). --json prints {"out", "shape", "backend", "notes"} instead of a sentence.
 
 Example: lora-lab logits --model ./tiny-llama --adapter ./my-adapter --input-ids ids.json --out logits.json`;
 
@@ -45,6 +46,7 @@ export const logitsCommand: CliCommand = {
       'input-ids': { type: 'string' },
       out: { type: 'string' },
       backend: { type: 'string' },
+      json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!values.model || !values['input-ids'] || !values.out) throw new UsageError('--model, --input-ids and --out are required');
@@ -58,16 +60,29 @@ export const logitsCommand: CliCommand = {
       const weights = adapterDir ? overlayWeights(folder.weights, adapterOverrides(adapterDir.weights)) : folder.weights;
       const model = buildCausalLm(folder.config, weights, folder.weightFiles.join(', '));
       const adapter = adapterDir ? attachPeftAdapter(model, adapterDir.parsed, adapterDir.weights, adapterDir.weightsFile) : undefined;
-      for (const n of adapter?.notes ?? []) process.stderr.write(`note: ${n}\n`);
-      const ids = idsTensor(rows, folder.config.vocabSize);
-      const logits = model.forward(ids, adapter?.lookup);
-      const data = Array.from(await logits.data());
-      const out = { shape: logits.shape, data };
-      tf.dispose([ids, logits]);
-      adapter?.dispose();
-      model.dispose();
-      await fs.writeFile(values.out, JSON.stringify(out));
-      process.stdout.write(`wrote logits [${out.shape.join(', ')}] to ${values.out} (backend ${tf.getBackend()})\n`);
+      const notes = adapter?.notes ?? [];
+      if (!values.json) for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      let logits: tf.Tensor;
+      try {
+        logits = tf.tidy(() => model.forward(idsTensor(rows, folder.config.vocabSize), adapter?.lookup));
+      } catch (e) {
+        // Token ids out of range, ragged rows, a sequence longer than the model's positions.
+        if (InteropError.is(e, 'bad-input')) throw new CliError(`${values['input-ids']}: ${e.message}`);
+        throw e;
+      } finally {
+        adapter?.dispose();
+        model.dispose();
+      }
+      const out = { shape: logits.shape, data: Array.from(await logits.data()) };
+      logits.dispose();
+      try {
+        await fs.writeFile(values.out, JSON.stringify(out));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new CliError(`--out ${values.out}: cannot write it (${code === 'ENOENT' ? 'its folder does not exist' : (code ?? (e as Error).message)})`);
+      }
+      if (values.json) process.stdout.write(JSON.stringify({ out: path.resolve(values.out), shape: out.shape, backend: tf.getBackend(), notes }) + '\n');
+      else process.stdout.write(`wrote logits [${out.shape.join(', ')}] to ${values.out} (backend ${tf.getBackend()})\n`);
     } catch (e) {
       if (InteropError.is(e)) throw new CliError(e.message);
       throw e;

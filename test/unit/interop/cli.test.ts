@@ -99,6 +99,37 @@ describe('interop: lora-lab logits / merge / inspect', function () {
     fs.writeFileSync(ids, '[[1, 2, 300]]');
     const r = cli('logits', '--model', path.join(PEFT_FIXTURES, 'llama-tiny-dora/base'), '--input-ids', ids, '--out', path.join(tmp, 'x.json'), '--backend', 'cpu');
     assert.equal(r.code, 1);
-    assert.match(r.err, /row 0 position 2 is 300, expected an integer in \[0, 256\)/);
+    assert.match(r.err, /bad-ids\.json: input ids: row 0 position 2 is 300, expected an integer in \[0, 256\)/);
+    fs.writeFileSync(ids, JSON.stringify([Array.from({ length: 200 }, () => 1)]));
+    const long = cli('logits', '--model', 'examples/models/tiny-gpt2', '--input-ids', ids, '--out', path.join(tmp, 'x.json'), '--backend', 'cpu');
+    assert.equal(long.code, 1);
+    assert.match(long.err, /bad-ids\.json: input ids: sequence length 200 exceeds the model's n_positions 128/);
+  });
+
+  it('logits: missing folders, an adapter for another model and an unwritable --out are named; --json', () => {
+    const ids = path.join(tmp, 'ids-ok.json');
+    fs.writeFileSync(ids, '[[1, 2, 3]]');
+    const llama = path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8');
+    const noModel = cli('logits', '--model', path.join(tmp, 'nope'), '--input-ids', ids, '--out', path.join(tmp, 'x.json'));
+    assert.equal(noModel.code, 1);
+    assert.match(noModel.err, /nope: no such folder; expected a Hugging Face model \(config\.json \+ model\.safetensors\)/);
+    const fileModel = cli('logits', '--model', path.join(llama, 'base/config.json'), '--input-ids', ids, '--out', path.join(tmp, 'x.json'));
+    assert.match(fileModel.err, /config\.json: is a file; expected the folder that holds a Hugging Face model/);
+    const named = path.join(tmp, 'named-adapter');
+    fs.mkdirSync(named);
+    fs.copyFileSync(path.join(llama, 'adapter/adapter_model.safetensors'), path.join(named, 'adapter_model.safetensors'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(llama, 'adapter/adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(named, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: 'org/tiny-llama' }));
+    const other = cli('logits', '--model', 'examples/models/tiny-gpt2', '--adapter', named, '--input-ids', ids, '--out', path.join(tmp, 'x.json'));
+    assert.equal(other.code, 1);
+    assert.match(other.err, /target_modules .* match no linear layer of this gpt2 model .*; the adapter was made for org\/tiny-llama/);
+    const noDir = cli('logits', '--model', path.join(llama, 'base'), '--input-ids', ids, '--out', path.join(tmp, 'missing-dir', 'x.json'), '--backend', 'cpu');
+    assert.equal(noDir.code, 1);
+    assert.match(noDir.err, /--out .*missing-dir\/x\.json: cannot write it \(its folder does not exist\)/);
+    const json = cli('logits', '--model', path.join(llama, 'base'), '--input-ids', ids, '--out', path.join(tmp, 'ok.json'), '--backend', 'cpu', '--json');
+    assert.equal(json.code, 0, json.err);
+    const o = JSON.parse(json.out) as { out: string; shape: number[]; backend: string };
+    assert.deepEqual([o.out, o.shape, o.backend], [path.join(tmp, 'ok.json'), [1, 3, 256], 'cpu']);
+    assert.equal(json.err, '');
   });
 });
