@@ -3,13 +3,15 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { startBackend } from '../../../src/runs/backendSetup';
 
 export const PEFT_FIXTURES = path.resolve(__dirname, '../../fixtures/peft');
 export const PEFT_CASES = ['llama-tiny-qkvo-r8', 'llama-tiny-dora'] as const;
 export const REAL_WORLD = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 
+/** The cpu backend, through the runtime's startBackend (so without tfjs-backend-cpu's console banner). */
 export async function useCpu(): Promise<void> {
-  if (tf.getBackend() !== 'cpu') await tf.setBackend('cpu');
+  if (tf.getBackend() !== 'cpu') await startBackend({ prefer: 'cpu' });
   await tf.ready();
 }
 
