@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loraLinear, packFrozenLinear, type PackedFrozenLinear } from '../../src/engine/kernels/loraLinear';
 import { FrozenLinear, LoRALinear } from '../../src/engine/lora';
+import { geluTanh } from '../../src/engine/kernels/gelu';
 
 export interface LoraLinearSpec {
   kind: 'lora-linear';
@@ -293,7 +294,9 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
   };
   const heads = (t: tf.Tensor2D, h: number): tf.Tensor => tf.transpose(tf.reshape(t, [Bt, T, h, dh]), [0, 2, 1, 3]); // [B, h, T, dh]
   const gelu = (u: tf.Tensor): tf.Tensor =>
-    tf.mul(tf.mul(u, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(u, tf.mul(0.044715, tf.mul(u, tf.mul(u, u))))))));
+    form === 'naive'
+      ? tf.mul(tf.mul(u, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(u, tf.mul(0.044715, tf.mul(u, tf.mul(u, u))))))))
+      : geluTanh(u);
 
   const block = (x: tf.Tensor2D, L: (typeof layers)[number], first: boolean): tf.Tensor2D => {
     const h = norm(x, L.n1); // [N, d]
