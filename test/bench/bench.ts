@@ -97,6 +97,8 @@ interface TorchInfo {
   results: Record<string, number>;
   /** Fastest step per workload. */
   best: Record<string, number>;
+  /** CPU time per step (all threads). */
+  cpu: Record<string, number>;
 }
 
 const PYTHON = '/usr/bin/python3';
@@ -104,10 +106,10 @@ const PYTHON = '/usr/bin/python3';
 function torchReference(specs: WorkloadSpec[], threads: number, minSteps: number, minMs: number): TorchInfo {
   const probe = spawnSync(PYTHON, ['-c', 'import torch,time\ntorch.set_num_threads(' + threads + ')\na=torch.randn(1024,1024)\nfor _ in range(3): a@a\nt=time.perf_counter()\nfor _ in range(10): a@a\nprint(torch.__version__, 2*1024**3*10/(time.perf_counter()-t)/1e9)'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    return { available: false, note: `PyTorch reference unavailable: ${PYTHON} cannot import torch (apt-get install python3-torch)`, results: {}, best: {} };
+    return { available: false, note: `PyTorch reference unavailable: ${PYTHON} cannot import torch (apt-get install python3-torch)`, results: {}, best: {}, cpu: {} };
   }
   const [version, g] = probe.stdout.trim().split(/\s+/);
-  const info: TorchInfo = { available: true, version, threads, matmulGflops: Number(g), results: {}, best: {} };
+  const info: TorchInfo = { available: true, version, threads, matmulGflops: Number(g), results: {}, best: {}, cpu: {} };
   if (Number(g) < 15) {
     info.note = `PyTorch reaches only ${Number(g).toFixed(0)} GFLOP/s on a 1024³ matmul: it is linked to the reference BLAS; apt-get install libopenblas0-openmp for a fair reference`;
   }
@@ -122,10 +124,11 @@ function torchReference(specs: WorkloadSpec[], threads: number, minSteps: number
     info.note = `torch_reference.py failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
     return info;
   }
-  const out = JSON.parse(r.stdout) as { results: { name: string; msPerStep: number; msMin: number }[] };
+  const out = JSON.parse(r.stdout) as { results: { name: string; msPerStep: number; msMin: number; cpuMsPerStep: number }[] };
   for (const x of out.results) {
     info.results[x.name] = x.msPerStep;
     info.best[x.name] = x.msMin;
+    info.cpu[x.name] = x.cpuMsPerStep;
   }
   return info;
 }
@@ -148,7 +151,8 @@ interface WorkloadReport {
   torchMs?: number;
   torchGflops?: number;
   torchMsMin?: number;
-  variants: Record<string, { label: string; backend?: string; threads?: number; msPerStep?: number; msMin?: number; gflops?: number; ratio?: number; ratioBest?: number; steps?: number; lastLoss?: number; error?: string; notes?: string[] }>;
+  torchCpuMs?: number;
+  variants: Record<string, { label: string; backend?: string; threads?: number; msPerStep?: number; msMin?: number; cpuMsPerStep?: number; gflops?: number; ratio?: number; ratioBest?: number; ratioCpu?: number; steps?: number; lastLoss?: number; error?: string; notes?: string[] }>;
   memory?: CaseResult['memory'];
 }
 
@@ -184,7 +188,7 @@ async function main(): Promise<void> {
   log(`LoRA Lab bench: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, threads ${args.threads}, load ${load0.toFixed(1)}`);
   if (load0 > os.cpus().length) log(`warning: load average ${load0.toFixed(1)} > ${os.cpus().length} cores: times are inflated, ratios less so`);
 
-  const torch = args.torch ? torchReference(specs, args.threads, minSteps, minMs) : { available: false, note: 'skipped (--no-torch)', results: {}, best: {} };
+  const torch = args.torch ? torchReference(specs, args.threads, minSteps, minMs) : { available: false, note: 'skipped (--no-torch)', results: {}, best: {}, cpu: {} };
   log(torch.available ? `PyTorch ${torch.version}, ${torch.threads} threads, ${fmt(torch.matmulGflops, 0)} GFLOP/s on 1024³` : `PyTorch: ${torch.note}`);
   if (torch.available && torch.note) log(`warning: ${torch.note}`);
 
@@ -196,7 +200,8 @@ async function main(): Promise<void> {
     const flops = flopsPerStep(spec);
     const tm = torch.results[spec.name];
     const tb = torch.best[spec.name];
-    const rep: WorkloadReport = { workload: spec.name, title: spec.title, flopsPerStep: flops, torchMs: tm, torchMsMin: tb, torchGflops: tm ? flops / tm / 1e6 : undefined, variants: {} };
+    const tc = torch.cpu[spec.name];
+    const rep: WorkloadReport = { workload: spec.name, title: spec.title, flopsPerStep: flops, torchMs: tm, torchMsMin: tb, torchCpuMs: tc, torchGflops: tm ? flops / tm / 1e6 : undefined, variants: {} };
     for (const v of vs) {
       if (v.only && !v.only.includes(spec.name)) continue;
       const heavy = v.id === 'before' || v.id === 'engine' || v.backend === 'cpu';
@@ -206,16 +211,17 @@ async function main(): Promise<void> {
         memory: args.memory && v.id === 'after' && spec.kind === 'transformer',
       });
       rep.variants[v.id] = {
-        label: v.label, backend: res.backend, threads: res.threads, msPerStep: res.msPerStep, msMin: res.msMin, gflops: res.gflops, steps: res.steps,
-        ratio: tm && res.msPerStep ? res.msPerStep / tm : undefined, ratioBest: tb && res.msMin ? res.msMin / tb : undefined, lastLoss: res.lastLoss, error: res.error, notes: res.notes?.length ? res.notes : undefined,
+        label: v.label, backend: res.backend, threads: res.threads, msPerStep: res.msPerStep, msMin: res.msMin, cpuMsPerStep: res.cpuMsPerStep, gflops: res.gflops, steps: res.steps,
+        ratio: tm && res.msPerStep ? res.msPerStep / tm : undefined, ratioBest: tb && res.msMin ? res.msMin / tb : undefined,
+        ratioCpu: tc && res.cpuMsPerStep ? res.cpuMsPerStep / tc : undefined, lastLoss: res.lastLoss, error: res.error, notes: res.notes?.length ? res.notes : undefined,
       };
       if (res.memory) rep.memory = res.memory;
     }
     reports.push(rep);
     log(`\n${spec.title}  (${fmt(flops / 1e9, 2)} GFLOP/step)`);
-    log(`  ${'PyTorch'.padEnd(44)} ${fmt(tm, 1).padStart(9)} ms  ${fmt(rep.torchGflops, 1).padStart(6)} GFLOP/s  (best ${fmt(tb, 1)} ms)`);
+    log(`  ${'PyTorch'.padEnd(44)} ${fmt(tm, 1).padStart(9)} ms  ${fmt(rep.torchGflops, 1).padStart(6)} GFLOP/s  (best ${fmt(tb, 1)} ms, cpu ${fmt(tc, 1)} ms)`);
     for (const [id, r] of Object.entries(rep.variants)) {
-      log(`  ${r.label.padEnd(44)} ${r.error ? `error: ${r.error}` : `${fmt(r.msPerStep, 1).padStart(9)} ms  ${fmt(r.gflops, 1).padStart(6)} GFLOP/s  ratio ${fmt(r.ratio, 2)}  (best ${fmt(r.msMin, 1)} ms, ratio ${fmt(r.ratioBest, 2)})`}${id === 'after' ? '  ← default' : ''}`);
+      log(`  ${r.label.padEnd(44)} ${r.error ? `error: ${r.error}` : `${fmt(r.msPerStep, 1).padStart(9)} ms  ${fmt(r.gflops, 1).padStart(6)} GFLOP/s  ratio ${fmt(r.ratio, 2)}  (best ${fmt(r.msMin, 1)} ms ${fmt(r.ratioBest, 2)}; cpu time ${fmt(r.cpuMsPerStep, 1)} ms ${fmt(r.ratioCpu, 2)})`}${id === 'after' ? '  ← default' : ''}`);
     }
     if (rep.memory) {
       const m = rep.memory;
@@ -228,7 +234,7 @@ async function main(): Promise<void> {
   let scaling: { group: string; name: string; flopsPerStep: number; torchMs?: number; oursMs?: number; ratio?: number; error?: string }[] | undefined;
   if (args.scaling) {
     const ss = scalingSpecs();
-    const tr = args.torch ? torchReference(ss.map((x) => x.spec), args.threads, 3, 500) : { results: {} as Record<string, number>, best: {} as Record<string, number> };
+    const tr = args.torch ? torchReference(ss.map((x) => x.spec), args.threads, 3, 500) : { results: {} as Record<string, number>, best: {} as Record<string, number>, cpu: {} as Record<string, number> };
     scaling = [];
     log('\nScaling (after vs PyTorch)');
     for (const { group, spec } of ss) {

@@ -177,14 +177,17 @@ def time_steps(params, loss_fn, min_steps, min_ms, warmup=2):
     for _ in range(warmup):
         step()
     times = []
+    cpu = []
     start = time.perf_counter()
     while len(times) < min_steps or (time.perf_counter() - start) * 1000 < min_ms:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         step()
+        cpu.append((time.process_time() - c0) * 1000)
         times.append((time.perf_counter() - t0) * 1000)
         if len(times) >= 200:
             break
-    return statistics.median(times), min(times), len(times)
+    return statistics.median(times), min(times), statistics.median(cpu), len(times)
 
 
 def main():
@@ -197,8 +200,8 @@ def main():
         else:
             m = Model(spec, full_finetune=spec.get("fullFinetune", False))
             params, fn = m.trainable, m.loss
-        ms, best, n = time_steps(params, fn, req.get("minSteps", 5), req.get("minMs", 1500))
-        out.append({"name": spec["name"], "msPerStep": ms, "msMin": best, "steps": n})
+        ms, best, cpu, n = time_steps(params, fn, req.get("minSteps", 5), req.get("minMs", 1500))
+        out.append({"name": spec["name"], "msPerStep": ms, "msMin": best, "cpuMsPerStep": cpu, "steps": n})
     json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": out}, sys.stdout)
 
 
