@@ -153,6 +153,24 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
     });
   };
 
+  /**
+   * A low-rank pair whose factors are both present and agree on the rank; otherwise a warning, and its
+   * tensors are listed as other tensors (a ΔW from mismatched factors would read past their data).
+   */
+  const pairOk = (g: Group, down: string, up: string, downRank: number, upRank: number): boolean => {
+    const d = g.roles[down];
+    const u = g.roles[up];
+    if (!d || !u) {
+      warnings.push(`${g.name}: has ${d ? down : up} but no ${d ? up : down}; not counted as a module`);
+    } else if (d.shape[downRank] !== u.shape[upRank]) {
+      warnings.push(`${g.name}: ${up} ${JSON.stringify(u.shape)} does not match ${down} ${JSON.stringify(d.shape)} (rank ${d.shape[downRank]}); not counted as a module`);
+    } else {
+      return true;
+    }
+    extras.push(...Object.values(g.roles));
+    return false;
+  };
+
   switch (format) {
     case 'kohya':
     case 'lycoris': {
@@ -188,11 +206,11 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
           }
           return alpha === undefined ? 1 : alpha / rank;
         };
-        if (r.lora_down && r.lora_up) {
+        if (r.lora_down || r.lora_up) {
+          if (!pairOk(grp, 'lora_down', 'lora_up', 0, 1)) continue;
           const down = r.lora_down.shape; // [r, in(, kh, kw)]
           const up = r.lora_up.shape; // [out, r(, 1, 1)]
           const rank = down[0];
-          if (up[1] !== rank) warnings.push(`${grp.name}: lora_up ${JSON.stringify(up)} does not match lora_down rank ${rank}`);
           const kernel = r.lora_mid ? r.lora_mid.shape.slice(2) : down.slice(2);
           const delta = [up[0], r.lora_mid ? down[1] : down[1], ...kernel];
           finish(grp, r.lora_mid ? 'locon' : 'lora', rank, delta, undefined, alphaSource, 1);
@@ -240,13 +258,9 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       extras = g.extras;
       const cfg = input.peftConfig;
       for (const grp of g.groups) {
+        if (!pairOk(grp, 'lora_A', 'lora_B', 0, 1)) continue;
         const A = grp.roles.lora_A;
         const B = grp.roles.lora_B;
-        if (!A || !B) {
-          warnings.push(`${grp.name}: has ${A ? 'lora_A' : 'lora_B'} but no ${A ? 'lora_B' : 'lora_A'}`);
-          extras.push(...Object.values(grp.roles));
-          continue;
-        }
         const rank = A.shape[0];
         let alpha: number | undefined;
         let scale = 1;
@@ -266,7 +280,6 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
           alphaSource = 'none';
         }
         finish(grp, 'lora', rank, [B.shape[0], A.shape[1], ...A.shape.slice(2)], alpha, alphaSource, scale);
-        if (B.shape[1] !== rank) warnings.push(`${grp.name}: lora_B ${JSON.stringify(B.shape)} does not match lora_A rank ${rank}`);
       }
       if (format === 'diffusers-peft' && !input.peftConfig && !modules.some((m) => m.alphaSource === 'tensor')) {
         warnings.push('no adapter_config.json and no alpha tensors: loaders use scale 1 (alpha = r)');
@@ -296,12 +309,9 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       const cfgRank = typeof lp.rank === 'number' ? lp.rank : undefined;
       if (!input.otherConfig) warnings.push('no adapter_config.json: mlx-lm stores the absolute scale there; using mlx-lm\'s default 20.0');
       for (const grp of g.groups) {
+        if (!pairOk(grp, 'lora_a', 'lora_b', 1, 0)) continue;
         const a = grp.roles.lora_a; // [in, r]
         const b = grp.roles.lora_b; // [r, out]
-        if (!a || !b) {
-          warnings.push(`${grp.name}: incomplete mlx LoRA pair`);
-          continue;
-        }
         const rank = a.shape[1];
         if (cfgRank !== undefined && cfgRank !== rank) warnings.push(`${grp.name}: adapter_config.json rank ${cfgRank} but lora_a has rank ${rank}`);
         finish(grp, 'lora', rank, [b.shape[1], a.shape[0]], cfgAlpha, cfgAlpha === undefined ? 'none' : 'config', cfgScale ?? 20);
@@ -318,9 +328,9 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       });
       extras = g.extras;
       for (const grp of g.groups) {
+        if (!pairOk(grp, 'lora_A', 'lora_B', 0, 1)) continue;
         const A = grp.roles.lora_A;
         const B = grp.roles.lora_B;
-        if (!A || !B) continue;
         finish(grp, 'lora', A.shape[0], [B.shape[0], A.shape[1]], undefined, 'none', 1);
       }
       warnings.push('loralib keeps lora_alpha in the training code, not the file: scale shown as 1 (multiply by alpha / r)');
@@ -333,9 +343,9 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       });
       extras = g.extras;
       for (const grp of g.groups) {
+        if (!pairOk(grp, 'down', 'up', 0, 1)) continue;
         const d = grp.roles.down;
         const u = grp.roles.up;
-        if (!d || !u) continue;
         finish(grp, 'lora', d.shape[0], [u.shape[0], d.shape[1]], undefined, 'none', 1);
       }
       warnings.push('legacy diffusers LoRA stores no alpha: scale 1 (network_alpha, when used in training, is lost)');
@@ -348,9 +358,9 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       });
       extras = g.extras;
       for (const grp of g.groups) {
+        if (!pairOk(grp, 'down', 'up', 0, 1)) continue;
         const d = grp.roles.down;
         const u = grp.roles.up;
-        if (!d || !u) continue;
         const metaRank = meta[`${grp.name}:rank`];
         if (metaRank !== undefined && Number(metaRank) !== d.shape[0]) warnings.push(`${grp.name}: metadata rank ${metaRank} but down has rank ${d.shape[0]}`);
         finish(grp, 'lora', d.shape[0], [u.shape[0], d.shape[1], ...d.shape.slice(2)], undefined, 'none', 1);

@@ -170,6 +170,26 @@ describe('interop: adapter formats', () => {
     assert.ok(lay.warnings.some((w) => /textual-inversion.*<s1>/.test(w)));
   });
 
+  it('a factor without its partner, or factors of different rank, is a warning and not a module', () => {
+    const t = (name: string, shape: number[]) => ({ name, dtype: 'F32', shape });
+    const cases: [string, { name: string; dtype: string; shape: number[] }[], RegExp][] = [
+      ['loralib', [t('h.0.attn.c_attn.lora_A', [2, 8]), t('h.1.attn.c_attn.lora_A', [2, 8]), t('h.1.attn.c_attn.lora_B', [24, 2])], /h\.0\.attn\.c_attn: has lora_A but no lora_B; not counted/],
+      ['diffusers-legacy', [t('attn1.processor.to_q_lora.down.weight', [4, 320]), t('attn1.processor.to_q_lora.up.weight', [320, 2])], /to_q_lora: up \[320,2\] does not match down \[4,320\] \(rank 4\)/],
+      ['peft', [t('base_model.model.q_proj.lora_A.weight', [4, 8]), t('base_model.model.q_proj.lora_B.weight', [8, 2])], /q_proj: lora_B \[8,2\] does not match lora_A \[4,8\]/],
+      ['kohya', [t('lora_unet_x_proj_in.lora_down.weight', [4, 8]), t('lora_unet_x_proj_in.lora_up.weight', [8, 3])], /lora_unet_x_proj_in: lora_up \[8,3\] does not match lora_down/],
+      ['mlx', [t('layers.0.q_proj.lora_a', [8, 4]), t('layers.0.q_proj.lora_b', [2, 8])], /q_proj: lora_b \[2,8\] does not match lora_a \[8,4\] \(rank 4\)/],
+      ['cloneofsimo', [t('unet:0:down', [4, 320])], /unet:0: has down but no up/],
+    ];
+    for (const [format, tensors, warning] of cases) {
+      const lay = describeLayout({ tensors, metadata: {}, otherConfig: format === 'mlx' ? { lora_parameters: { scale: 2 } } : undefined });
+      assert.equal(lay.format, format);
+      assert.ok(lay.warnings.some((w) => warning.test(w)), `${format}: ${lay.warnings.join(' | ')}`);
+      const broken = tensors.filter((x) => !lay.modules.some((m) => Object.values(m.tensors).includes(x)));
+      assert.deepEqual(lay.extras.map((x) => x.name).sort(), broken.map((x) => x.name).sort(), `${format}: the unpaired tensors are listed as other tensors`);
+      assert.ok(broken.length > 0);
+    }
+  });
+
   it('lists modules in layer order (h.2 before h.10)', () => {
     const names = ['10', '2', '1', '0'].flatMap((i) => [`base_model.model.transformer.h.${i}.attn.c_attn.lora_A.weight`, `base_model.model.transformer.h.${i}.attn.c_attn.lora_B.weight`]);
     const lay = describeLayout({ tensors: names.map((name) => ({ name, dtype: 'F32', shape: name.includes('lora_A') ? [2, 8] : [24, 2] })), metadata: {} });
