@@ -40,6 +40,8 @@ export interface ModuleSummary {
   dtype?: string;
   /** The LoRA parameters actually stored (A and B, plus extras such as DoRA magnitudes). */
   storedParams?: number;
+  /** false when the heatmap cannot be drawn (a LoKr/LoHa ΔW too large to ship); default true. */
+  drawable?: boolean;
 }
 
 /** Singular values of ΔW for one module at one step, from the r×r Gram matrices (src/engine/spectrum.ts). */

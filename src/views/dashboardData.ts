@@ -271,8 +271,23 @@ export function readRunReference(runDir: string, module: string, kind: Reference
 
 const WEIGHT_FILES = ['adapter_model.safetensors', 'adapters.safetensors', 'pytorch_lora_weights.safetensors'];
 /** ΔW of non-A/B modules (LoHa, LoKr, LoCon) is shipped whole: keep it to sizes a heatmap can use. */
-const MAX_DELTA_ELEMENTS = 1_048_576;
-const MAX_DELTA_TOTAL = 8_388_608;
+const MAX_DELTA_ELEMENTS = 2_500_000;
+const MAX_DELTA_TOTAL = 4_000_000;
+
+/** Which non-A/B modules get their ΔW shipped: greedily in file order, within the caps. */
+function planDeltas(modules: InspectReport['modules'], hasFactors: (m: InspectReport['modules'][number]) => boolean): Set<string> {
+  const out = new Set<string>();
+  let budget = MAX_DELTA_TOTAL;
+  for (const m of modules) {
+    if (hasFactors(m)) continue;
+    const n = m.deltaShape.reduce((a, b) => a * b, 1);
+    if (n <= MAX_DELTA_ELEMENTS && n <= budget) {
+      out.add(m.name);
+      budget -= n;
+    }
+  }
+  return out;
+}
 
 interface AdapterFiles {
   weights?: string;
@@ -354,11 +369,18 @@ function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
   if (st && report.format !== 'unreadable') {
     const file = st;
     const get = (n: string) => file.toFloat32(n);
-    let deltaBudget = MAX_DELTA_TOTAL;
+    const abOf = new Map(report.modules.map((m) => [m.name, m.kind === 'lora' ? loraFactorsOf(report.format, m, file) : undefined]));
+    const fits = (m: InspectReport['modules'][number]) => {
+      const ab = abOf.get(m.name);
+      const inF = m.deltaShape.slice(1).reduce((a, b) => a * b, 1);
+      return !!ab && ab.a.shape[1] === inF && ab.b.shape[0] === m.deltaShape[0] && ab.b.shape[1] === ab.a.shape[0];
+    };
+    const withDelta = planDeltas(report.modules, fits);
     let skipped = 0;
     for (const m of report.modules) {
       const out = m.deltaShape[0];
       const inF = m.deltaShape.slice(1).reduce((a, b) => a * b, 1);
+      const drawable = fits(m) || withDelta.has(m.name);
       const summary: ModuleSummary = {
         name: cleanModuleName(m.name),
         inFeatures: inF,
@@ -370,25 +392,26 @@ function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
         kind: m.kind,
         dtype: m.dtype,
         storedParams: m.paramCount,
+        drawable,
       };
-      const ab = m.kind === 'lora' ? loraFactorsOf(report.format, m, file) : undefined;
-      if (ab && ab.a.shape[1] === inF && ab.b.shape[0] === out && ab.b.shape[1] === ab.a.shape[0]) {
+      const ab = abOf.get(m.name);
+      if (ab && fits(m)) {
         factors.push({ module: summary.name, scale: m.scale, a: ab.a, b: ab.b, summary });
+      } else if (!drawable) {
+        skipped++;
+        factors.push({ module: summary.name, scale: 1, summary });
       } else if (!opts.deltas) {
         factors.push({ module: summary.name, scale: 1, summary });
-      } else if (out * inF <= MAX_DELTA_ELEMENTS && out * inF <= deltaBudget) {
+      } else {
         try {
           const d = deltaW(report.format, m, get);
-          deltaBudget -= out * inF;
           factors.push({ module: summary.name, scale: 1, delta: { shape: [out, inF], data: d.data }, summary });
         } catch (e) {
           notes.push(`${m.name}: ΔW not computed (${(e as Error).message})`);
         }
-      } else {
-        skipped++;
       }
     }
-    if (skipped) notes.push(`ΔW of ${skipped} ${report.modules[0]?.kind ?? ''} module(s) not drawn: over ${MAX_DELTA_ELEMENTS.toLocaleString('en-US')} values each or ${MAX_DELTA_TOTAL.toLocaleString('en-US')} in all`);
+    if (skipped) notes.push(`ΔW of ${skipped} module(s) without A/B factors not drawn: the heatmap takes at most ${MAX_DELTA_ELEMENTS.toLocaleString('en-US')} values per module and ${MAX_DELTA_TOTAL.toLocaleString('en-US')} in all`);
   }
   return { files, report, st, configText, factors, notes };
 }

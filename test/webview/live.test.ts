@@ -87,6 +87,7 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
   after(async () => {
     session?.dispose();
     await opened?.close();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
   it('the loss curve grows while a real run trains, in batches of at most a few per second', async () => {

@@ -55,6 +55,10 @@ describe('webview report (headless Chromium)', function () {
     runR1 = await tinyRun(work, { name: 'sweep-r1', r: 1 });
   });
 
+  after(() => {
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
   describe('a real low-rank-recovery run', () => {
     let opened: OpenedPage;
     let html: string;
@@ -386,6 +390,40 @@ describe('webview report (headless Chromium)', function () {
       assert.deepEqual(await o.cspViolations(), []);
       assert.deepEqual(o.pageErrors, []);
       await screenshot(o.page, 'report-real-hostile');
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('real-world adapters: LyCORIS LoKr ΔW drawn, mlx-lm absolute scale, an LFS pointer folder explained', async function () {
+    const lokr = path.join(REAL_WORLD, 'KohakuBlueleaf__LyCORIS/smart_falcon_4_lokr.safetensors');
+    const mlx = path.join(REAL_WORLD, 'ml-explore__mlx-examples');
+    const lfs = path.join(REAL_WORLD, 'peft-Yairama__alpaca-miner__LFS_POINTER_WEIGHTS');
+    if (![lokr, mlx, lfs].every((f) => fs.existsSync(f))) {
+      console.log(`    ${REAL_WORLD} not present: skipping the real-world adapters`);
+      this.skip();
+    }
+    const html = path.join(work, 'real-adapters.html');
+    await writeReport([lokr, mlx, lfs], html);
+    const o = await openPage(`file://${html}`);
+    try {
+      const formats = await o.page.$$eval('[data-testid=adapter-format]', (els) => els.map((e) => e.textContent));
+      assert.deepEqual(formats, ['LyCORIS (kohya naming)', 'mlx-lm LoRA', 'unreadable']);
+      const warnings = (await o.page.$$eval('[data-testid=adapter-warnings]', (els) => els.map((e) => e.textContent ?? ''))).join('\n');
+      assert.match(warnings, /Git LFS pointer to a 16822989-byte object/);
+      assert.match(warnings, /absolute scale 10/);
+      assert.deepEqual(await o.cspViolations(), []);
+      await screenshot(o.page, 'report-real-adapters');
+      // The first LoKr module's ΔW (no A/B factors: drawn from its Kronecker product).
+      await o.page.click('[data-testid=tab-heatmaps]');
+      await o.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      assert.ok(Number(await o.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs')) > 0);
+      await screenshot(o.page, 'report-real-lokr-heatmap');
+      // mlx-lm: scale 10 (not alpha / r) in the module table.
+      await o.page.click('[data-testid=tab-adapter]');
+      const mlxRow = await o.page.$$eval('[data-testid=adapter-block]:nth-of-type(2) [data-testid=adapter-modules] tr:nth-child(2) td', (els) => els.map((e) => e.textContent));
+      assert.equal(mlxRow[4], '10');
+      assert.deepEqual(o.pageErrors, []);
     } finally {
       await o.close();
     }

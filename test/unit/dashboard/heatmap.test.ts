@@ -54,6 +54,11 @@ describe('heatmap compute', () => {
     assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
   });
 
+  it('keeps the aspect ratio: one block size for both axes', () => {
+    const h = computeHeatmap({ matrix: new Float32Array(3072 * 768), scale: 1, rows: 3072, cols: 768, maxRows: 256, maxCols: 256, mode: 'mean' });
+    assert.deepEqual([h.blockRows, h.blockCols, h.gridRows, h.gridCols], [12, 12, 256, 64]);
+  });
+
   it('counts non-finite values and rejects mismatched factors', () => {
     const h = computeHeatmap({ matrix: Float32Array.from([1, NaN, Infinity, -2]), scale: 1, rows: 2, cols: 2, maxRows: 4, maxCols: 4, mode: 'mean' });
     assert.equal(h.nonFinite, 2);

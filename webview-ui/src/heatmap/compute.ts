@@ -73,8 +73,10 @@ export function computeHeatmap(job: HeatmapJob): HeatmapGrid {
     throw new Error('heatmap: give either factors (a, b, r) or a matrix');
   }
 
-  const blockRows = Math.max(1, Math.ceil(rows / Math.max(1, job.maxRows)));
-  const blockCols = Math.max(1, Math.ceil(cols / Math.max(1, job.maxCols)));
+  // One square block size for both axes keeps the matrix's aspect ratio (3072×768 stays 4:1).
+  const block = Math.max(1, Math.ceil(rows / Math.max(1, job.maxRows)), Math.ceil(cols / Math.max(1, job.maxCols)));
+  const blockRows = block;
+  const blockCols = block;
   const gridRows = Math.ceil(rows / blockRows);
   const gridCols = Math.ceil(cols / blockCols);
   const grid = new Float32Array(gridRows * gridCols);

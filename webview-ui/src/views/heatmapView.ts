@@ -56,7 +56,8 @@ export class HeatmapView {
   private current(): { source?: SourceSnapshot; module?: string; step?: number } {
     const source = this.sources.find((s) => s.id === this.sel.sourceId) ?? this.sources[0];
     if (!source) return {};
-    const module = source.modules.find((m) => m.name === this.sel.module)?.name ?? source.modules[0]?.name;
+    const drawable = source.modules.filter((m) => m.drawable !== false);
+    const module = drawable.find((m) => m.name === this.sel.module)?.name ?? drawable[0]?.name;
     const step = this.sel.step !== undefined && source.checkpoints.includes(this.sel.step) ? this.sel.step : source.checkpoints[source.checkpoints.length - 1];
     return { source, module, step };
   }
@@ -74,7 +75,7 @@ export class HeatmapView {
     if (!source) return;
     this.controls.append(
       select('Source', this.sources.map((s) => ({ value: s.id, text: s.label })), source.id, (v) => this.update({ sourceId: v, module: undefined, step: undefined }), 'heatmap-source'),
-      select('Module', source.modules.map((m) => ({ value: m.name, text: `${m.name} (${m.outFeatures}×${m.inFeatures}, r=${m.r})` })), module ?? '', (v) => this.update({ module: v }), 'heatmap-module'),
+      select('Module', source.modules.filter((m) => m.drawable !== false).map((m) => ({ value: m.name, text: `${m.name} (${m.outFeatures}×${m.inFeatures}, r=${m.r})` })), module ?? '', (v) => this.update({ module: v }), 'heatmap-module'),
       select('Blocks', [{ value: 'maxabs', text: 'largest |value|' }, { value: 'mean', text: 'mean' }], this.sel.mode, (v) => this.update({ mode: v as HeatmapSelection['mode'] }), 'heatmap-mode'),
     );
     if (source.checkpoints.length > 1) {
@@ -155,7 +156,7 @@ export class HeatmapView {
       if (seq !== this.drawSeq) return;
       const deltaScale = Math.max(learned.maxAbs, truth?.maxAbs ?? 0);
       const wScale = Math.max(w?.maxAbs ?? 0, merged?.maxAbs ?? 0);
-      const panels: Panel[] = [{ title: `${source.kind === 'run' ? 'Learned ' : ''}ΔW = s·B·A (s = ${formatValue(f.scale)})${source.kind === 'run' ? ` at step ${step}` : ''}`, testId: 'heatmap-delta', grid: learned, maxAbs: deltaScale }];
+      const panels: Panel[] = [{ title: `${source.kind === 'run' ? 'Learned ' : ''}${f.a && f.b ? `ΔW = s·B·A (s = ${formatValue(f.scale)})` : `ΔW (${summary.kind})`}${source.kind === 'run' ? ` at step ${step}` : ''}`, testId: 'heatmap-delta', grid: learned, maxAbs: deltaScale }];
       if (truth) panels.push({ title: 'True ΔW = U·V', testId: 'heatmap-truth', grid: truth, maxAbs: deltaScale });
       if (w) panels.push({ title: 'Frozen W', testId: 'heatmap-base', grid: w, maxAbs: wScale });
       if (merged) panels.push({ title: 'W + ΔW', testId: 'heatmap-merged', grid: merged, maxAbs: wScale });
