@@ -15,23 +15,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import type { LoraInit, ScalingMode } from '../formats/experimentTypes';
 import { invalidArgument, shapeError } from './errors';
+import { loraScale } from './paramCount';
 import { Rng } from './rng';
 
-/** The scale s applied to the LoRA path. */
-export function loraScale(alpha: number, r: number, mode: ScalingMode): number {
-  switch (mode) {
-    case 'standard':
-      return alpha / r;
-    case 'rslora':
-      return alpha / Math.sqrt(r);
-    case 'none':
-      return 1;
-    default: {
-      const never: never = mode;
-      throw invalidArgument(`lora.scaling: unknown mode "${String(never)}"`);
-    }
-  }
-}
+// loraScale lives with the other tfjs-free numbers (paramCount.ts) so the extension host can use it too.
+export { loraScale };
 
 /** ΔW = s · B · A: [k, r] × [r, d] → [k, d]. For inspection, merging and export; never used in training. */
 export function deltaW(A: tf.Tensor2D, B: tf.Tensor2D, s: number): tf.Tensor2D {

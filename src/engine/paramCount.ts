@@ -1,10 +1,29 @@
-// Parameter counts for LoRA vs full fine-tuning. MUST NOT import tfjs: the extension host uses this for
-// hovers and the CLI `params` command.
+// Parameter counts for LoRA vs full fine-tuning, and the LoRA scale. MUST NOT import tfjs: the extension host
+// uses this for hovers and the CLI `params` command.
 //
 // Two conventions:
 // - the seed's: the bias of an adapted layer trains too. Full fine-tune k·d + k vs LoRA r·d + k·r + k.
 // - PEFT's (`bias: "none"`): only A and B train; the percentage is of ALL parameters (base + LoRA), as
 //   `print_trainable_parameters()` reports it.
+
+import type { ScalingMode } from '../formats/experimentTypes';
+import { invalidArgument } from './errors';
+
+/** The scale s on the LoRA path: α/r ('standard'), α/√r ('rslora'), 1 ('none': the seed's code has no α). */
+export function loraScale(alpha: number, r: number, mode: ScalingMode): number {
+  switch (mode) {
+    case 'standard':
+      return alpha / r;
+    case 'rslora':
+      return alpha / Math.sqrt(r);
+    case 'none':
+      return 1;
+    default: {
+      const never: never = mode;
+      throw invalidArgument(`lora.scaling: unknown mode "${String(never)}"`);
+    }
+  }
+}
 
 export interface LinearShape {
   /** d: input features. */

@@ -1,5 +1,7 @@
 import * as assert from 'node:assert/strict';
-import { formatCount, formatPercent, formatReduction, linearParamCount, modelParamCount } from '../../../src/engine/paramCount';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { formatCount, formatPercent, formatReduction, linearParamCount, loraScale, modelParamCount } from '../../../src/engine/paramCount';
 import { loadSeedFixture } from './helpers';
 
 describe('engine/paramCount', () => {
@@ -45,5 +47,24 @@ describe('engine/paramCount', () => {
     assert.equal(formatPercent(100), '100.00 %');
     assert.throws(() => linearParamCount({ inFeatures: 0, outFeatures: 4 }, 1), /inFeatures should be a positive integer, got 0/);
     assert.throws(() => linearParamCount({ inFeatures: 4, outFeatures: 4 }, 1.5), /r should be a positive integer, got 1.5/);
+  });
+
+  it('stays tfjs-free (the extension host imports it), transitively, and carries the LoRA scale', () => {
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const src = fs.readFileSync(file, 'utf8');
+      for (const m of src.matchAll(/^(?:import|export)\s+(type\s+)?(?:[^'"]*from\s+)?'([^']+)'/gm)) {
+        if (m[1]) continue; // type-only imports vanish at runtime
+        assert.ok(m[2].startsWith('.'), `${path.basename(file)} imports the package ${m[2]}`);
+        visit(path.resolve(path.dirname(file), `${m[2]}.ts`));
+      }
+    };
+    visit(path.join(__dirname, '../../../src/engine/paramCount.ts'));
+    assert.ok(seen.size >= 2, [...seen].join(', '));
+    assert.equal(loraScale(16, 4, 'standard'), 4);
+    assert.equal(loraScale(16, 4, 'rslora'), 8);
+    assert.equal(loraScale(16, 4, 'none'), 1);
   });
 });
