@@ -155,7 +155,9 @@ export async function loadCausalLmInputs(modelPath: string, datasetPath: string,
   try {
     datasetText = await fs.readFile(dataFile, 'utf8');
   } catch (e) {
-    throw new InteropError('bad-input', `dataset ${dataFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, dataFile);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a .txt or .jsonl file' : (code ?? (e as Error).message);
+    throw new InteropError('bad-input', `model.dataset.path ${dataFile}: ${why}`, dataFile);
   }
   const tc = path.join(modelDir, 'tokenizer_config.json');
   const tokenizerConfigJson = (await exists(tc)) ? await fs.readFile(tc, 'utf8') : undefined;

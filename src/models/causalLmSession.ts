@@ -82,6 +82,10 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
         : (() => {
             throw new InteropError('bad-config', `dataset.tokenizer is "tokenizer" but ${inputs.modelPath} has no tokenizer.json`);
           })();
+  // GPT-2's positions are a learned table: a longer window has no embedding (Llama's rotary ones extend).
+  if (folder.config.modelType === 'gpt2' && m.dataset.seqLen > folder.config.maxPositions) {
+    throw new InteropError('bad-config', `model.dataset.seqLen ${m.dataset.seqLen} is longer than the model's n_positions ${folder.config.maxPositions} (${inputs.modelPath}/config.json)`);
+  }
   if (tokenizer.vocabSize > folder.config.vocabSize) {
     throw new InteropError('bad-config', `the ${tokenizer.kind} tokenizer produces ids up to ${tokenizer.vocabSize - 1} but the model's vocab_size is ${folder.config.vocabSize}`);
   }

@@ -48,6 +48,8 @@ export interface TrainRunResult {
   backend: BackendReport;
   adapterDir?: string;
   error?: string;
+  /** The newest checkpoint on disk (where --resume continues), if any. */
+  lastCheckpointStep?: number;
   lastLoss?: number;
   lastEvalLoss?: number;
 }
@@ -233,7 +235,8 @@ async function loop(
     flush();
     const info = await folder.update({ status, step: session.step, lastLoss, lastEvalLoss, finishedAt: new Date().toISOString(), ...extra });
     emit({ type: 'didFinish', runDir, status, step: session.step, ...extra });
-    return { runDir, status, step: info.step, totalSteps: total, backend, lastLoss, lastEvalLoss, ...extra };
+    const lastCheckpointStep = folder.latestCheckpointStep();
+    return { runDir, status, step: info.step, totalSteps: total, backend, lastLoss, lastEvalLoss, ...(lastCheckpointStep !== undefined ? { lastCheckpointStep } : {}), ...extra };
   };
 
   try {

@@ -96,7 +96,8 @@ export const trainCommand: CliCommand = {
           printer.line(`Resume with: lora-lab train --resume ${rel(result.runDir)}`);
         } else {
           printer.line(`Failed at step ${result.step}: ${result.error}`);
-          printer.line(`Run: ${rel(result.runDir)} (the last good checkpoint is kept)`);
+          const kept = result.lastCheckpointStep;
+          printer.line(`Run: ${rel(result.runDir)} (${kept !== undefined ? `last good checkpoint: step ${kept}` : 'no checkpoint was written'})`);
         }
       }
       return result.status === 'completed' ? EXIT.ok : result.status === 'cancelled' ? EXIT.interrupted : EXIT.failed;

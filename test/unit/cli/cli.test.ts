@@ -96,6 +96,16 @@ describe('cli: lora-lab', function () {
     assert.match(notRun.stderr, /not a LoRA Lab run folder/);
   });
 
+  it('train: a diverging run exits 1 and says which checkpoint is kept', () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'diverge', steps: 200, checkpointEvery: 2, optimizer: { name: 'sgd', lr: 1e6 } }), 'diverge.lora.json');
+    const r = cli(['train', cfg, '--out', 'runs', '--backend', 'cpu'], tmp);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /^Failed at step \d+: .*(NaN|Infinity|non-finite)/im);
+    const kept = /^Run: (\S+) \(last good checkpoint: step (\d+)\)$/m.exec(r.stdout);
+    assert.ok(kept, r.stdout);
+    assert.ok(loadRun(path.resolve(tmp, kept[1])).checkpoints.includes(Number(kept[2])));
+  });
+
   it('train --threads 2: the threaded wasm build runs with 2 threads and the process exits at the end', function () {
     if (typeof SharedArrayBuffer !== 'function') this.skip();
     const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads', steps: 10 }), 'threads.lora.json');

@@ -209,4 +209,13 @@ describe('interop: causal-lm training session', function () {
   it('names the layers it has when target modules match nothing', async () => {
     await assert.rejects(createCausalLmSession(experiment('tiny-llama', ['c_attn'], 2), EXAMPLES), /match no linear layer.*q_proj/);
   });
+
+  it('refuses, before training, GPT-2 windows longer than n_positions and a dataset that is not there', async () => {
+    const long = experiment('tiny-gpt2', ['c_attn'], 2);
+    if (long.model.kind === 'causal-lm') long.model.dataset.seqLen = 129;
+    await assert.rejects(createCausalLmSession(long, EXAMPLES), /model\.dataset\.seqLen 129 is longer than the model's n_positions 128 \(.*tiny-gpt2\/config\.json\)/);
+    const missing = experiment('tiny-gpt2', ['c_attn'], 2);
+    if (missing.model.kind === 'causal-lm') missing.model.dataset.path = 'no-such.txt';
+    await assert.rejects(createCausalLmSession(missing, EXAMPLES), /model\.dataset\.path .*no-such\.txt: no such file/);
+  });
 });

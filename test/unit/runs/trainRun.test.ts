@@ -191,6 +191,7 @@ describe('runs/trainRun', function () {
     assert.equal(f.info.status, 'failed');
     assert.equal(f.info.error, res.error);
     assert.ok(f.checkpoints.length > 0 && f.checkpoints[f.checkpoints.length - 1] <= res.step, 'a checkpoint at or before the last good step');
+    assert.equal(res.lastCheckpointStep, f.checkpoints[f.checkpoints.length - 1]);
     assert.equal(f.adapterDir, undefined);
     assert.ok(events.some((e) => e.type === 'log' && e.level === 'error' && /last good checkpoint: step \d+/.test(e.message)));
   });
