@@ -5,11 +5,12 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
-import { parseSafetensors, type SafetensorsFile } from '../formats/safetensors';
+import { headerLengthOf, parseHeader, parseSafetensors, toFloat32, type SafetensorsFile, type SafetensorsHeader, type TensorEntry } from '../formats/safetensors';
 import { loraSpectrum } from '../engine/spectrum';
 import { deltaW } from '../formats/adapters/deltaW';
 import { inspectAdapter, type InspectFileInput, type InspectReport } from '../formats/adapters/inspect';
 import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
+import type { RunInfo } from '../protocol/runFormat';
 import type {
   AdapterSummary,
   DashboardSnapshot,
@@ -171,7 +172,7 @@ export function loadRunSource(runDir: string): SourceSnapshot {
     modules,
     totalParams: run.info.params?.totalParams,
     spectra: [...spectra.values()],
-    references: runReferences(runDir, modules),
+    references: withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
   };
 }
 
@@ -238,6 +239,14 @@ function classifyTruth(name: string, modules: ModuleSummary[]): { module: string
   return undefined;
 }
 
+function withBase(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, refs: ReferenceInfo[]): ReferenceInfo[] {
+  try {
+    return [...refs, ...baseReferences(p, source, refs)];
+  } catch {
+    return refs;
+  }
+}
+
 function runReferences(runDir: string, modules: ModuleSummary[]): ReferenceInfo[] {
   const truth = RunFolder.open(runDir).readTruth();
   if (!truth) return [];
@@ -253,15 +262,133 @@ function runReferences(runDir: string, modules: ModuleSummary[]): ReferenceInfo[
   return out;
 }
 
-/** The base W or the true ΔW of one module of a run. */
-export function readRunReference(runDir: string, module: string, kind: ReferenceInfo['kind']): Matrix {
-  const truth = RunFolder.open(runDir).readTruth();
-  const modules = loadRunSource(runDir).modules;
-  for (const [name, t] of Object.entries(truth ?? {})) {
-    const c = classifyTruth(name, modules);
-    if (c && c.module === module && c.kind === kind && t.shape.length === 2) return { shape: [t.shape[0], t.shape[1]], data: t.data };
+// ---------------------------------------------------------------- base model weights (W, W + ΔW)
+// When the base model folder is known (a causal-lm run's RunInfo.baseModel, or an adapter whose
+// base_model_name_or_path names a folder that exists), W of each adapted module is read from its
+// safetensors: header only to list, one tensor's bytes when drawn.
+
+/** References above this size are not offered (a heatmap does not need a 7B model's 16M-value q_proj). */
+const MAX_BASE_ELEMENTS = 4_194_304;
+
+interface BaseTensor {
+  file: string;
+  header: SafetensorsHeader;
+  entry: TensorEntry;
+  /** GPT-2 Conv1D stores W as [in, out]. */
+  transposed: boolean;
+}
+
+function readHeaderSync(file: string): SafetensorsHeader {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const first = Buffer.alloc(Math.min(8, size));
+    fs.readSync(fd, first, 0, first.length, 0);
+    const n = headerLengthOf(new Uint8Array(first), size, file);
+    const buf = Buffer.alloc(8 + n);
+    fs.readSync(fd, buf, 0, buf.length, 0);
+    return parseHeader(new Uint8Array(buf), size, file);
+  } finally {
+    fs.closeSync(fd);
   }
-  throw new DashboardDataError(`${runDir}: no ${kind === 'truth' ? 'true ΔW' : 'base weight'} for module '${module}' in truth/`);
+}
+
+/** model.safetensors, or the shards named by model.safetensors.index.json. */
+function baseModelHeaders(dir: string): { file: string; header: SafetensorsHeader }[] {
+  const single = path.join(dir, 'model.safetensors');
+  if (fs.existsSync(single)) return [{ file: single, header: readHeaderSync(single) }];
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (!fs.existsSync(index)) return [];
+  const map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
+  return [...new Set(Object.values(map))].map((f) => path.join(dir, path.basename(f))).filter((f) => fs.existsSync(f)).map((file) => ({ file, header: readHeaderSync(file) }));
+}
+
+function findBaseTensors(dir: string, modules: ModuleSummary[]): Map<string, BaseTensor> {
+  const out = new Map<string, BaseTensor>();
+  let files: { file: string; header: SafetensorsHeader }[];
+  try {
+    files = baseModelHeaders(dir);
+  } catch {
+    return out;
+  }
+  for (const m of modules) {
+    if (m.outFeatures * m.inFeatures > MAX_BASE_ELEMENTS) continue;
+    for (const f of files) {
+      const e = f.header.tensors.find((t) => t.name === `${m.name}.weight`) ?? f.header.tensors.find((t) => t.name.endsWith(`.${m.name}.weight`));
+      if (!e || e.shape.length !== 2) continue;
+      if (e.shape[0] === m.outFeatures && e.shape[1] === m.inFeatures) out.set(m.name, { ...f, entry: e, transposed: false });
+      else if (e.shape[0] === m.inFeatures && e.shape[1] === m.outFeatures) out.set(m.name, { ...f, entry: e, transposed: true });
+      if (out.has(m.name)) break;
+    }
+  }
+  return out;
+}
+
+function readBaseTensor(t: BaseTensor): Matrix {
+  const fd = fs.openSync(t.file, 'r');
+  try {
+    const bytes = Buffer.alloc(t.entry.end - t.entry.begin);
+    fs.readSync(fd, bytes, 0, bytes.length, t.header.dataOffset + t.entry.begin);
+    const data = toFloat32(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), t.entry.dtype);
+    const m: Matrix = { shape: [t.entry.shape[0], t.entry.shape[1]], data };
+    return t.transposed ? transpose(m) : m;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The base model folder of a run or an adapter, when it is on disk. */
+function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
+  const candidates: string[] = [];
+  if (source.run?.baseModel) candidates.push(source.run.baseModel);
+  if (source.adapter?.baseModel) {
+    const b = source.adapter.baseModel;
+    const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
+    candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
+  }
+  return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
+}
+
+function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, have: ReferenceInfo[]): ReferenceInfo[] {
+  const dir = baseModelDir(p, source);
+  if (!dir) return [];
+  const want = source.modules.filter((m) => m.drawable !== false && !have.some((r) => r.module === m.name && r.kind === 'base'));
+  return [...findBaseTensors(dir, want).keys()].map((module) => {
+    const m = want.find((x) => x.name === module)!;
+    return { module, kind: 'base' as const, shape: [m.outFeatures, m.inFeatures] as [number, number] };
+  });
+}
+
+/** The base W (from truth/ or the base model) or the true ΔW of one module of a run or adapter. */
+export function readReference(p: string, module: string, kind: ReferenceInfo['kind']): Matrix {
+  if (isRunDir(p)) {
+    const truth = RunFolder.open(p).readTruth();
+    const modules = runModules(p);
+    for (const [name, t] of Object.entries(truth ?? {})) {
+      const c = classifyTruth(name, modules);
+      if (c && c.module === module && c.kind === kind && t.shape.length === 2) return { shape: [t.shape[0], t.shape[1]], data: t.data };
+    }
+  }
+  if (kind === 'base') {
+    const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: runModules(p) } : loadAdapterSource(p);
+    const dir = baseModelDir(p, source);
+    const m = source.modules.find((x) => x.name === module);
+    const t = dir && m ? findBaseTensors(dir, [m]).get(module) : undefined;
+    if (t) return readBaseTensor(t);
+  }
+  throw new DashboardDataError(`${p}: no ${kind === 'truth' ? 'true ΔW' : 'base weight'} for module '${module}'`);
+}
+
+/** Module summaries of a run from its newest checkpoint (cheaper than loadRunSource). */
+function runModules(runDir: string): ModuleSummary[] {
+  const folder = RunFolder.open(runDir);
+  const steps = folder.listCheckpoints();
+  const step = steps.length ? steps[steps.length - 1] : folder.runInfo.step;
+  try {
+    return readRunFactors(runDir, step).map((f) => moduleSummary(f, folder.readConfig()));
+  } catch {
+    return [];
+  }
 }
 
 // ---------------------------------------------------------------- adapters
@@ -419,6 +546,7 @@ function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
 /** `…/llama-tiny/adapter` reads better than `adapter`. */
 function adapterLabel(p: string): string {
   const base = path.basename(p);
+  if (WEIGHT_FILES.includes(base)) return adapterLabel(path.dirname(p));
   return /^(adapter|adapters|lora|checkpoint[-\w]*)$/i.test(base) ? `${path.basename(path.dirname(p))}/${base}` : base;
 }
 
@@ -444,15 +572,16 @@ export function loadAdapterSource(p: string): SourceSnapshot {
       samples: [{ step: 0, ...loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale) }],
     });
   }
+  const modules = factors.map((f) => f.summary);
   return {
     id: sourceIdOf(p),
     kind: 'adapter',
-    label: adapterLabel(fs.statSync(p).isDirectory() ? p : p),
+    label: adapterLabel(p),
     path: path.resolve(p),
     checkpoints: factors.length ? [0] : [],
-    modules: factors.map((f) => f.summary),
+    modules,
     spectra,
-    references: [],
+    references: withBase(p, { adapter, modules }, []),
     adapter,
   };
 }
@@ -506,6 +635,7 @@ export function buildReportData(paths: string[], title?: string): ReportData {
   });
   const factors: ReportData['factors'] = {};
   const references: ReportData['references'] = {};
+  let refBudget = 8_388_608;
   snapshot.sources.forEach((s, i) => {
     const p = paths[i];
     factors[s.id] = {};
@@ -516,7 +646,17 @@ export function buildReportData(paths: string[], title?: string): ReportData {
         // pruned meanwhile: the view says it cannot draw that step
       }
     }
-    references[s.id] = s.references.map((r) => ({ module: r.module, kind: r.kind, matrix: encodeMatrix(readRunReference(p, r.module, r.kind)) }));
+    // Reference matrices are whole k×d arrays: cap what one report carries.
+    const kept: ReferenceInfo[] = [];
+    references[s.id] = [];
+    for (const r of s.references) {
+      const n = r.shape[0] * r.shape[1];
+      if (n > refBudget) continue;
+      refBudget -= n;
+      kept.push(r);
+      references[s.id].push({ module: r.module, kind: r.kind, matrix: encodeMatrix(readReference(p, r.module, r.kind)) });
+    }
+    s.references = kept;
   });
   return { snapshot, metrics, factors, references };
 }

@@ -16,7 +16,7 @@ import {
   type SourceSnapshot,
   type ToWebview,
 } from '../protocol/webview';
-import { buildSnapshot, isRunDir, loadSource, readFactors, readRunReference, sourceIdOf } from './dashboardData';
+import { buildSnapshot, isRunDir, loadSource, readFactors, readReference, sourceIdOf } from './dashboardData';
 
 export interface DashboardSessionOptions {
   /** Sends one envelope to the webview (panel.webview.postMessage). */
@@ -130,7 +130,7 @@ export class DashboardSession {
       case 'referenceRequest': {
         const t = this.tracked.get(msg.sourceId);
         if (!t) throw new Error(`unknown source ${msg.sourceId}`);
-        return { type: 'referenceResponse', sourceId: msg.sourceId, module: msg.module, kind: msg.kind, matrix: readRunReference(t.path, msg.module, msg.kind) };
+        return { type: 'referenceResponse', sourceId: msg.sourceId, module: msg.module, kind: msg.kind, matrix: readReference(t.path, msg.module, msg.kind) };
       }
       case 'log':
         this.log(msg.level, `dashboard webview: ${msg.message}`);

@@ -343,6 +343,32 @@ describe('webview report (headless Chromium)', function () {
     }
   });
 
+  it('an adapter whose base model folder is found: W and W + ΔW next to ΔW', async () => {
+    const root = path.join(work, 'with-base');
+    fs.cpSync(path.resolve(PEFT_ADAPTER, '..', 'base'), path.join(root, 'base'), { recursive: true });
+    fs.cpSync(PEFT_ADAPTER, path.join(root, 'adapter'), { recursive: true });
+    const cfgFile = path.join(root, 'adapter', 'adapter_config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), base_model_name_or_path: '../base' }));
+    const html = path.join(work, 'with-base.html');
+    await writeReport([path.join(root, 'adapter')], html);
+    const o = await openPage(`file://${html}`);
+    try {
+      await o.page.click('[data-testid=tab-heatmaps]');
+      await o.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      assert.ok(await o.page.$('canvas[data-testid=heatmap-merged]'));
+      // First module in file order: model.layers.0.self_attn.k_proj, W [32, 64] in the base model.
+      const baseFile = path.join(root, 'base', 'model.safetensors');
+      const st = parseSafetensors(fs.readFileSync(baseFile), baseFile);
+      const w = st.toFloat32('model.layers.0.self_attn.k_proj.weight');
+      const scale = Number(await o.page.getAttribute('canvas[data-testid=heatmap-base]', 'data-max-abs'));
+      assert.ok(scale >= maxAbs(w) - 1e-7);
+      for (const [i, j] of [[0, 0], [31, 63], [7, 20]]) closeRgb(await canvasPixel(o.page, 'heatmap-base', j, i), divergingRgb(w[i * 64 + j], scale), `W[${i}, ${j}]`);
+      await screenshot(o.page, 'report-adapter-with-base');
+    } finally {
+      await o.close();
+    }
+  });
+
   it('hostile metadata renders as text and runs nothing', async () => {
     const dir = path.join(work, 'hostile');
     fs.mkdirSync(dir, { recursive: true });
