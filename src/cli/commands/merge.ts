@@ -38,7 +38,14 @@ export const mergeCommand: CliCommand = {
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!values.model || !values.adapter || !values.out) throw new UsageError('--model, --adapter and --out are required');
     const out = path.resolve(values.out);
-    if (!values.force && fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new CliError(`${out} exists and is not empty (use --force to write into it)`);
+    const outStat = fs.statSync(out, { throwIfNoEntry: false });
+    if (outStat && !outStat.isDirectory()) throw new CliError(`--out ${out}: is a file; expected a folder for the merged model`);
+    const real = (p: string) => fs.realpathSync(p, { encoding: 'utf8' });
+    for (const [flag, dir] of [['--model', values.model], ['--adapter', values.adapter]] as const) {
+      // --force would otherwise overwrite the weights the merge reads from.
+      if (outStat && fs.existsSync(dir) && real(out) === real(dir)) throw new CliError(`--out ${out} is the ${flag} folder; write the merged model to another folder`);
+    }
+    if (!values.force && outStat && fs.readdirSync(out).length > 0) throw new CliError(`${out} exists and is not empty (use --force to write into it)`);
     try {
       await startBackend({ prefer: 'wasm' });
       const folder = await loadHfFolder(path.resolve(values.model));

@@ -58,6 +58,20 @@ describe('interop: lora-lab logits / merge / inspect', function () {
     assert.ok(d < 1e-4, `merged logits max |Δ| ${d}`);
   });
 
+  it('merge never writes over the model or adapter folder it reads, nor onto a file', () => {
+    const dir = path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8');
+    const copy = path.join(tmp, 'base-copy');
+    fs.cpSync(path.join(dir, 'base'), copy, { recursive: true });
+    const before = fs.readFileSync(path.join(copy, 'model.safetensors'));
+    const r = cli('merge', '--model', copy, '--adapter', path.join(dir, 'adapter'), '--out', copy + '/', '--force');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /--out .*base-copy is the --model folder; write the merged model to another folder/);
+    assert.ok(fs.readFileSync(path.join(copy, 'model.safetensors')).equals(before), 'the base weights are untouched');
+    const onFile = cli('merge', '--model', copy, '--adapter', path.join(dir, 'adapter'), '--out', path.join(copy, 'config.json'));
+    assert.equal(onFile.code, 1);
+    assert.match(onFile.err, /--out .*config\.json: is a file; expected a folder for the merged model/);
+  });
+
   it('merge refuses NaN results and writes nothing, as safe_merge does', () => {
     const dir = path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8');
     const bad = path.join(tmp, 'nan-adapter');
