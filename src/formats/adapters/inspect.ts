@@ -61,7 +61,10 @@ export interface InspectReport {
   config?: Record<string, unknown>;
   extras: TensorInfo[];
   warnings: string[];
-  /** Problems that stop the adapter from being read at all (LFS pointer, pickle, malformed file). */
+  /**
+   * Problems that stop the adapter from being read or loaded: LFS pointer, pickle, malformed weights file
+   * (then no modules), or an adapter_config.json that is not valid (the weights are still described).
+   */
   errors: string[];
   /** True when values were scanned (NaN/Inf, alpha values). */
   valuesChecked: boolean;
@@ -107,22 +110,38 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   // adapter_config.json: PEFT, or another tool's JSON (mlx-lm).
   let peft: PeftLoraConfig | undefined;
   let other: Record<string, unknown> | undefined;
+  // A config that is there but unusable: an error (PEFT cannot load the adapter), the weights are still described.
+  let configBroken = false;
   if (input.configText !== undefined) {
     const cname = input.configName ?? 'adapter_config.json';
+    let raw: unknown;
     try {
-      const raw = JSON.parse(input.configText) as Record<string, unknown>;
-      report.config = raw;
-      if (raw && typeof raw === 'object' && 'peft_type' in raw) {
-        const parsed = parsePeftConfig(input.configText, cname);
-        peft = parsed.config;
-        warnings.push(...parsed.notes.map((n) => `${cname}: ${n}`));
+      raw = JSON.parse(input.configText);
+    } catch (e) {
+      configBroken = true;
+      errors.push(`${cname}: not valid JSON (${(e as Error).message})`);
+    }
+    if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+      configBroken = true;
+      errors.push(`${cname}: expected a JSON object, got ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw}`);
+    } else if (raw !== undefined) {
+      const obj = raw as Record<string, unknown>;
+      report.config = obj;
+      if ('peft_type' in obj) {
+        try {
+          const parsed = parsePeftConfig(input.configText, cname);
+          peft = parsed.config;
+          warnings.push(...parsed.notes.map((n) => `${cname}: ${n}`));
+        } catch (e) {
+          configBroken = true;
+          const msg = (e as Error).message;
+          errors.push(msg.startsWith(cname) ? msg : `${cname}: ${msg}`);
+        }
       } else {
-        other = raw;
-        if (raw && typeof raw === 'object' && 'lora_parameters' in raw) warnings.push(`${cname} is an mlx-lm config (no peft_type): PEFT would refuse it`);
+        other = obj;
+        if ('lora_parameters' in obj) warnings.push(`${cname} is an mlx-lm config (no peft_type): PEFT would refuse it`);
         else warnings.push(`${cname} has no "peft_type": not a PEFT config`);
       }
-    } catch (e) {
-      warnings.push(`${cname}: ${(e as Error).message}`);
     }
   }
 
@@ -180,7 +199,7 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   report.totals.modules = layout.modules.length;
   report.totals.params = layout.modules.reduce((s, m) => s + m.paramCount, 0);
   for (const m of layout.modules) report.ranks[m.rank] = (report.ranks[m.rank] ?? 0) + 1;
-  if (layout.format === 'peft' && !peft) warnings.push('no adapter_config.json next to the weights: PEFT cannot load it, and alpha (hence the scale) is unknown');
+  if (layout.format === 'peft' && !peft && !configBroken) warnings.push('no adapter_config.json next to the weights: PEFT cannot load it, and alpha (hence the scale) is unknown');
   if (peft && layout.format !== 'peft' && layout.format !== 'diffusers-peft') warnings.push(`adapter_config.json is PEFT's but the weights are ${FORMAT_LABEL[layout.format]}`);
 
   if (w.values) {

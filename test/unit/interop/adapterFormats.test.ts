@@ -190,6 +190,26 @@ describe('interop: adapter formats', () => {
     }
   });
 
+  it('a broken adapter_config.json is an error (PEFT cannot load it); the weights are still described', () => {
+    const input = fileInput('adapter_model.safetensors', {
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': f32([4, 8]),
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': f32([8, 4]),
+    });
+    const cases: [string, RegExp][] = [
+      ['{"r": 8', /^adapter_config\.json: not valid JSON \(/],
+      ['[1, 2]', /^adapter_config\.json: expected a JSON object, got an array$/],
+      ['{"peft_type": "LORA", "r": "8"}', /^adapter_config\.json: "r" should be a positive integer, got "8"$/],
+    ];
+    for (const [text, error] of cases) {
+      const rep = inspectAdapter({ path: 'a', weights: input, configText: text, configName: 'adapter_config.json' });
+      assert.equal(rep.errors.length, 1, text);
+      assert.match(rep.errors[0], error);
+      assert.equal(rep.format, 'peft');
+      assert.equal(rep.modules.length, 1);
+      assert.ok(!rep.warnings.some((w) => /no adapter_config\.json/.test(w)), rep.warnings.join(' | '));
+    }
+  });
+
   it('lists modules in layer order (h.2 before h.10)', () => {
     const names = ['10', '2', '1', '0'].flatMap((i) => [`base_model.model.transformer.h.${i}.attn.c_attn.lora_A.weight`, `base_model.model.transformer.h.${i}.attn.c_attn.lora_B.weight`]);
     const lay = describeLayout({ tensors: names.map((name) => ({ name, dtype: 'F32', shape: name.includes('lora_A') ? [2, 8] : [24, 2] })), metadata: {} });
