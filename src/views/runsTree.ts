@@ -17,9 +17,13 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
   constructor(private readonly _jobs: JobManager) {
     super();
     const watcher = this._register(vscode.workspace.createFileSystemWatcher('**/run.json'));
+    // Throttle, not debounce: progress arrives every ~250 ms during training, and a debounce that
+    // restarts on each event would never fire.
     const soon = () => {
-      clearTimeout(this._timer);
-      this._timer = setTimeout(() => this._onDidChangeTreeData.fire(), 300);
+      this._timer ??= setTimeout(() => {
+        this._timer = undefined;
+        this._onDidChangeTreeData.fire();
+      }, 300);
     };
     this._register(watcher.onDidCreate(soon));
     this._register(watcher.onDidChange(soon));

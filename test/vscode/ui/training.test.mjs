@@ -35,8 +35,10 @@ describe('UI: train, cancel, resume', () => {
     const { page, workbench } = ui;
     await workbench.showLoraLab();
     const runs = page.locator('.pane:has(.pane-header:has-text("Runs")) .monaco-list');
-    await runs.locator('.monaco-list-row', { hasText: 'quick' }).first().waitFor({ timeout: 30_000 });
-    assert.match(await runs.locator('.monaco-list-row', { hasText: 'quick' }).first().innerText(), /completed · step 3000\/3000/);
+    // The view refreshes from run.json (throttled); wait for the final state rather than the first row.
+    const row = runs.locator('.monaco-list-row', { hasText: 'quick' }).filter({ hasText: /completed · step 3000\/3000/ }).first();
+    await row.waitFor({ timeout: 30_000 });
+    assert.match(await row.innerText(), /quick.*completed · step 3000\/3000 · loss/s);
     await workbench.screenshot('ui-runs-view');
   });
 });
