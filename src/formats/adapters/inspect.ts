@@ -157,7 +157,7 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   } else if (sniffed === 'pickle' || (isPickleName(w.name) && !w.header)) {
     errors.push(`${w.name} is a PyTorch pickle: refused, never unpickled (it can run arbitrary code). Convert it to safetensors in a trusted environment`);
   } else if (!w.header) {
-    const why = (w.headerError ?? 'unreadable header').replace(`${w.name}: `, '');
+    const why = (w.headerError ?? 'unreadable header').replace(`${w.name}: `, '').replace(/^not a safetensors file: /, '');
     errors.push(`${w.name}: not a valid safetensors file: ${why}`);
   }
   if (!w.header) {
