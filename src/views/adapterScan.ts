@@ -122,7 +122,8 @@ function apply(info: AdapterInfo, r: InspectReport): void {
   info.modules = r.modules;
   info.totalParams = r.totals.params;
   info.ranks = Object.keys(r.ranks).map(Number).sort((a, b) => a - b);
-  info.warnings = [...r.errors, ...r.warnings];
+  // "alpha tensors were not read" only restates the header-only listing (modules say "α in file").
+  info.warnings = [...r.errors, ...r.warnings.filter((x) => !/^alpha tensors were not read/.test(x))];
   info.metadata = Object.entries(r.metadata).map(([k, v]): [string, string] => [k, short(v)]);
   info.valuesChecked = r.valuesChecked;
   info.baseModel ??= r.baseModel;
@@ -217,7 +218,6 @@ export async function checkAdapterValues(info: AdapterInfo): Promise<boolean> {
   const baseModel = info.baseModel;
   apply(info, inspectAdapter({ ...info.input, weights: { ...w, values: scalars } }));
   info.baseModel = baseModel;
-  info.warnings = info.warnings.filter((x) => !/^alpha tensors were not read/.test(x));
   if (bad.length) info.warnings.push(`NaN/Inf values in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}`);
   info.valuesChecked = true;
   return JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]) !== before;
