@@ -16,6 +16,14 @@ async function points(frame) {
 }
 
 describe('UI: dashboard', () => {
+  /** CSP complaints from any frame (the webview's included). */
+  const cspErrors = [];
+  before(() => {
+    ui.page.on('console', (m) => {
+      if (/Content Security Policy|Refused to (load|execute|apply|create)/i.test(m.text())) cspErrors.push(m.text());
+    });
+  });
+
   it('opened during a training run, the loss curve grows; ΔW heatmap of a checkpoint', async () => {
     const { page, workbench, workspace } = ui;
     // Its own config and name, so the training suite's "quick" runs stay the only ones named quick.
@@ -64,6 +72,7 @@ describe('UI: dashboard', () => {
     assert.ok(Number(await frame.locator('canvas[data-testid=heatmap-delta]').getAttribute('data-max-abs')) > 0);
     await frame.locator('canvas[data-testid=heatmap-truth]').waitFor();
     await workbench.screenshot('ui-dashboard-heatmap');
+    assert.deepEqual(cspErrors, [], 'no CSP violation reported by the dashboard');
     await workbench.runCommand('LoRA Lab: Stop Training');
     await workbench.waitNotification('stopped at step', 60_000);
   });
