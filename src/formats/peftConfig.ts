@@ -68,11 +68,23 @@ function strList(v: unknown, key: string, source: string): string[] | string | n
   bad(source, `"${key}" should be a list of module names or a regex string, got ${JSON.stringify(v)}`);
 }
 
-function numMap(v: unknown, key: string, source: string): Record<string, number> {
+/** PEFT compiles these with Python's `re`; one JavaScript cannot compile would silently match nothing. */
+function checkRegex(pattern: string, where: string, source: string): void {
+  try {
+    new RegExp(pattern);
+  } catch (e) {
+    bad(source, `${where} ${JSON.stringify(pattern)} is not a regular expression this reader understands (${(e as Error).message})`);
+  }
+}
+
+function numMap(v: unknown, key: string, source: string, integer = false): Record<string, number> {
   if (v === null || v === undefined) return {};
   if (typeof v !== 'object' || Array.isArray(v)) bad(source, `"${key}" should be an object of pattern -> number, got ${JSON.stringify(v)}`);
   for (const [k, n] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof n !== 'number' || !(n > 0)) bad(source, `"${key}.${k}" should be a positive number, got ${JSON.stringify(n)}`);
+    if (typeof n !== 'number' || !(n > 0) || (integer && !Number.isInteger(n))) {
+      bad(source, `"${key}.${k}" should be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(n)}`);
+    }
+    checkRegex(k, `"${key}" key`, source);
   }
   return v as Record<string, number>;
 }
@@ -127,13 +139,20 @@ export function peftConfigFromJson(raw: Record<string, unknown>, source = 'adapt
   }
   if (raw.use_dora === true && raw.fan_in_fan_out === true) notes.push('DoRA with fan_in_fan_out: the magnitude is taken per output feature of the transposed weight');
 
+  const targetModules = strList(raw.target_modules, 'target_modules', source);
+  const excludeModules = strList(raw.exclude_modules, 'exclude_modules', source);
+  // 'all-linear' is PEFT's keyword, not a pattern; any other string is a regex matched against module paths.
+  if (typeof targetModules === 'string' && targetModules !== 'all-linear') checkRegex(targetModules, '"target_modules"', source);
+  if (typeof excludeModules === 'string') checkRegex(excludeModules, '"exclude_modules"', source);
+  for (const p of typeof layersPattern === 'string' ? [layersPattern] : (layersPattern ?? [])) checkRegex(p, '"layers_pattern"', source);
+
   return {
     config: {
       r,
       loraAlpha,
-      targetModules: strList(raw.target_modules, 'target_modules', source),
-      excludeModules: strList(raw.exclude_modules, 'exclude_modules', source),
-      rankPattern: numMap(raw.rank_pattern, 'rank_pattern', source),
+      targetModules,
+      excludeModules,
+      rankPattern: numMap(raw.rank_pattern, 'rank_pattern', source, true),
       alphaPattern: numMap(raw.alpha_pattern, 'alpha_pattern', source),
       useRslora: flag(raw, 'use_rslora', source),
       fanInFanOut: flag(raw, 'fan_in_fan_out', source),

@@ -55,6 +55,15 @@ describe('interop: PEFT adapter_config semantics', () => {
     assert.throws(() => parsePeftConfig('{"peft_type": "IA3"}'), /peft_type "IA3" is not supported/);
   });
 
+  it('refuses regexes it cannot compile (they would match nothing) and fractional ranks, naming the field', () => {
+    const cfg = (extra: object) => JSON.stringify({ peft_type: 'LORA', r: 4, target_modules: ['q_proj'], ...extra });
+    assert.throws(() => parsePeftConfig(cfg({ target_modules: '.*(q_proj|v_proj' })), /"target_modules" ".*\(q_proj\|v_proj" is not a regular expression/);
+    assert.throws(() => parsePeftConfig(cfg({ rank_pattern: { '[': 8 } })), /"rank_pattern" key "\[" is not a regular expression/);
+    assert.throws(() => parsePeftConfig(cfg({ alpha_pattern: { '(?P<x>q)': 8 } })), /"alpha_pattern" key/);
+    assert.throws(() => parsePeftConfig(cfg({ rank_pattern: { q_proj: 2.5 } })), /"rank_pattern\.q_proj" should be a positive integer, got 2\.5/);
+    assert.equal(parsePeftConfig(cfg({ target_modules: 'all-linear', alpha_pattern: { q_proj: 2.5 } })).config.alphaPattern.q_proj, 2.5);
+  });
+
   it('normalises PEFT keys (wrapper prefix, adapter name, modules_to_save)', () => {
     assert.equal(normalizePeftKey('base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight'), 'model.layers.0.self_attn.q_proj.lora_A.weight');
     assert.equal(normalizePeftKey('base_model.model.x.lora_magnitude_vector.default'), 'x.lora_magnitude_vector');
