@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { MetricPoint } from '../protocol/runFormat';
-import { Disposable } from '../util/disposable';
+import { Disposable, toDisposable } from '../util/disposable';
 import { log } from '../util/log';
 import { formatDuration, formatLoss } from './format';
 import { JobError, TrainingJob, type JobRequest, type JobResult } from './trainingJob';
@@ -33,6 +33,9 @@ export class JobManager extends Disposable {
     this._status = this._register(vscode.window.createStatusBarItem('loraLab.training', vscode.StatusBarAlignment.Left, 10));
     this._status.name = 'LoRA Lab training';
     this._status.command = 'loraLab.openDashboard';
+    // Window closing or extension deactivating: stop the workers (their runs read as interrupted and
+    // resume from the last checkpoint).
+    this._register(toDisposable(() => this._jobs.forEach((j) => j.dispose())));
   }
 
   get jobs(): readonly TrainingJob[] {
