@@ -49,6 +49,11 @@ export interface RunInfo {
   /** Process training the run and its host: a 'running' run whose process is gone reads as 'interrupted'. */
   pid?: number;
   hostname?: string;
+  /**
+   * When that host had booted (ms since the epoch, from its uptime) as the run started: after a reboot the
+   * pid may belong to an unrelated process, so a run from an earlier boot reads as 'interrupted'.
+   */
+  bootTime?: number;
 }
 
 export interface RunParamSummary {

@@ -48,6 +48,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** When this machine booted, in ms since the epoch (to within a second or so). */
+export function hostBootTime(): number {
+  return Math.round(Date.now() - os.uptime() * 1000);
+}
+
+/** Boot times further apart than this are different boots (clock adjustments stay well below it). */
+const SAME_BOOT_MS = 60_000;
+
 /**
  * The status a reader should show: a run recorded as 'running' whose process is gone (killed, crashed,
  * machine rebooted) is 'interrupted'. Runs started on another host are taken at their word.
@@ -55,6 +63,8 @@ function processAlive(pid: number): boolean {
 export function effectiveStatus(info: RunInfo): RunStatus {
   if (info.status !== 'running' || info.pid === undefined) return info.status;
   if (info.hostname !== undefined && info.hostname !== os.hostname()) return info.status;
+  // After a reboot the recorded pid may have been given to some other process.
+  if (info.bootTime !== undefined && Math.abs(hostBootTime() - info.bootTime) > SAME_BOOT_MS) return 'interrupted';
   return processAlive(info.pid) ? 'running' : 'interrupted';
 }
 
@@ -206,6 +216,7 @@ export class RunFolder {
       ...(init.baseModel ? { baseModel: init.baseModel } : {}),
       pid: process.pid,
       hostname: os.hostname(),
+      bootTime: hostBootTime(),
     };
     await writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(init.config, null, 2) + '\n');
     const folder = new RunFolder(dir, info);

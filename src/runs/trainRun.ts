@@ -11,7 +11,7 @@ import type { FromWorker } from '../protocol/worker';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import { createSession, type TrainingSession } from '../engine/session';
 import { createCausalLmSession } from './causalLmSession';
-import { RunFolder } from './runStore';
+import { RunFolder, hostBootTime } from './runStore';
 import { RunError } from './runErrors';
 import { runVersions } from './versions';
 import { startBackend, type BackendName } from './backendSetup';
@@ -149,6 +149,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         versions: runVersions(tfjsVersion),
         pid: process.pid,
         hostname: os.hostname(),
+        bootTime: hostBootTime(),
         resumedAt: [...(prev.resumedAt ?? []), { step: session.step, at: new Date().toISOString() }],
         error: undefined,
         finishedAt: undefined,

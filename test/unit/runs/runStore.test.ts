@@ -116,6 +116,12 @@ describe('runs/runStore', () => {
     assert.equal(effectiveStatus(info), 'interrupted');
     assert.equal(effectiveStatus({ ...info, hostname: 'some-other-host' }), 'running'); // cannot tell: trust the file
     assert.equal(effectiveStatus({ ...info, status: 'completed' }), 'completed');
+    // Our own (live) pid, but recorded before this machine's last boot: the pid was reused, the run is gone.
+    const live = run.storedInfo;
+    assert.ok(live.bootTime !== undefined && Math.abs(live.bootTime - (Date.now() - os.uptime() * 1000)) < 5000);
+    assert.equal(effectiveStatus({ ...live, bootTime: live.bootTime - 3_600_000 }), 'interrupted');
+    assert.equal(effectiveStatus({ ...live, bootTime: live.bootTime + 2_000 }), 'running');
+    assert.equal(effectiveStatus({ ...live, bootTime: undefined }), 'running'); // runs written before bootTime existed
     await run.update({ pid: Number(dead.stdout) });
     assert.equal(loadRun(run.dir).info.status, 'interrupted');
     assert.equal(listRuns(tmp)[0].info.status, 'interrupted');
