@@ -349,6 +349,19 @@ function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSumma
   return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
 }
 
+/** Parameters of the base model (all tensors of its safetensors), when its folder is on disk. */
+function baseParamCount(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): number | undefined {
+  try {
+    const dir = baseModelDir(p, source);
+    if (!dir) return undefined;
+    let n = 0;
+    for (const f of baseModelHeaders(dir)) for (const t of f.header.tensors) n += t.shape.reduce((a, b) => a * b, 1);
+    return n;
+  } catch {
+    return undefined;
+  }
+}
+
 function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, have: ReferenceInfo[]): ReferenceInfo[] {
   const dir = baseModelDir(p, source);
   if (!dir) return [];
@@ -574,6 +587,7 @@ export function loadAdapterSource(p: string): SourceSnapshot {
   }
   const modules = factors.map((f) => f.summary);
   return {
+    totalParams: baseParamCount(p, { adapter }),
     id: sourceIdOf(p),
     kind: 'adapter',
     label: adapterLabel(p),

@@ -364,6 +364,13 @@ describe('webview report (headless Chromium)', function () {
       assert.ok(scale >= maxAbs(w) - 1e-7);
       for (const [i, j] of [[0, 0], [31, 63], [7, 20]]) closeRgb(await canvasPixel(o.page, 'heatmap-base', j, i), divergingRgb(w[i * 64 + j], scale), `W[${i}, ${j}]`);
       await screenshot(o.page, 'report-adapter-with-base');
+      // With the base model known, the Parameters view gives PEFT's own print_trainable_parameters figure.
+      const ref = JSON.parse(fs.readFileSync(path.resolve(PEFT_ADAPTER, '..', 'reference.json'), 'utf8'));
+      await o.page.click('[data-testid=tab-params]');
+      assert.equal(await o.page.textContent('[data-testid=lora-params]'), ref.trainable_params.toLocaleString('en-US'));
+      assert.equal(await o.page.textContent('[data-testid=full-params]'), (ref.all_params - ref.trainable_params).toLocaleString('en-US'));
+      assert.equal(await o.page.textContent('[data-testid=percent-peft]'), `${((100 * ref.trainable_params) / ref.all_params).toFixed(2)} %`);
+      await screenshot(o.page, 'report-adapter-with-base-params');
     } finally {
       await o.close();
     }
