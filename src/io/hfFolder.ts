@@ -43,8 +43,15 @@ async function requireFolder(dir: string, what: string): Promise<void> {
 }
 
 /** Read and parse one safetensors file, turning LFS pointers and non-safetensors bytes into clear errors. */
-export async function readWeightsFile(file: string): Promise<SafetensorsFile> {
-  const bytes = new Uint8Array(await fs.readFile(file));
+export async function readWeightsFile(file: string, listedIn?: string): Promise<SafetensorsFile> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await fs.readFile(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`;
+    throw new InteropError('missing-tensor', `${file}: ${why}`, file);
+  }
   const sniff = sniffBytes(bytes.subarray(0, 64), bytes.length);
   if (sniff === 'lfs-pointer') {
     throw new InteropError('lfs-pointer', `${file}: this is a Git LFS pointer, not the weights; run "git lfs pull" in its repository`, file);
@@ -99,7 +106,8 @@ export async function loadHfFolder(dir: string): Promise<HfFolder> {
   } else {
     throw new InteropError('missing-tensor', `${dir}: no model.safetensors or model.safetensors.index.json`, dir);
   }
-  const files = await Promise.all(weightFiles.map(async (file) => ({ file, st: await readWeightsFile(file) })));
+  const listedIn = weightFiles.length === 1 && weightFiles[0] === single ? undefined : index;
+  const files = await Promise.all(weightFiles.map(async (file) => ({ file, st: await readWeightsFile(file, listedIn) })));
   const tokPath = path.join(dir, 'tokenizer.json');
   const tokenizerJson = (await exists(tokPath)) ? await fs.readFile(tokPath, 'utf8') : undefined;
   const extras = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];

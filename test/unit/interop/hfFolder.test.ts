@@ -47,6 +47,8 @@ describe('interop: Hugging Face folders on disk', () => {
     assert.ok(maxAbsDiff(logits.dataSync(), ref.base_logits) < 1e-4);
     logits.dispose();
     model.dispose();
+    fs.rmSync(path.join(dir, 'model-00002-of-00002.safetensors'));
+    await assert.rejects(loadHfFolder(dir), (e) => InteropError.is(e, 'missing-tensor') && /model-00002-of-00002\.safetensors: no such file \(listed in model\.safetensors\.index\.json\)$/.test(e.message));
   });
 
   it('refuses a folder with only a pickle, and names a missing config', async () => {
