@@ -228,7 +228,7 @@ function patternValue(pattern: Record<string, number>, path: string): number | u
     try {
       if (new RegExp(`^(?:.*\\.)?(?:${key})$`).test(path)) return pattern[key];
     } catch {
-      // an invalid regex key never matches (PEFT would raise; we note nothing and fall back)
+      // unreachable for parsed configs (keys are compiled when parsed); a hand-built config falls back
     }
   }
   return undefined;

@@ -274,7 +274,8 @@ async function loop(
     if (folder.latestCheckpointStep() !== session.step) await checkpoint();
     return finish('cancelled');
   }
-  // A final checkpoint too, so a finished run can later be continued for more steps.
+  // A final checkpoint too: killed before the adapter below is written, the run resumes at the last step
+  // and only writes the adapter.
   if (folder.latestCheckpointStep() !== session.step) await checkpoint();
   const adapterDir = folder.writeAdapter(session.exportAdapter());
   return finish('completed', { adapterDir });

@@ -60,6 +60,16 @@ describe('runs/trainRun', function () {
     assert.deepEqual(tensors.entry(b).shape, [16, 2]);
     const truth = RunFolder.open(res.runDir).readTruth();
     assert.ok(truth && Object.keys(truth).length > 0, 'truth/ holds the reference tensors');
+
+    // Killed after the final checkpoint but before the adapter was written: resume only writes the adapter.
+    const written = adapterTensors(loaded.adapterDir!);
+    fs.rmSync(loaded.adapterDir!, { recursive: true });
+    await RunFolder.open(res.runDir).update({ status: 'interrupted' });
+    const again = await run({ resumeRunDir: res.runDir });
+    assert.equal(again.status, 'completed');
+    assert.equal(again.step, 40);
+    assert.deepEqual(adapterTensors(again.adapterDir!), written);
+    assert.deepEqual(curve(loadRun(res.runDir).metrics), curve(loaded.metrics));
   });
 
   it('resumes a run killed mid-training (SIGKILL) onto exactly the uninterrupted loss curve', async () => {
