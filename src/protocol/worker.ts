@@ -12,6 +12,8 @@ export type ToWorker =
       outDir?: string;
       /** Folder holding the tfjs wasm binaries. */
       wasmDir?: string;
+      /** wasm threads; above 1 the threaded wasm build is started where the runtime allows (default 1). */
+      threads?: number;
     }
   /** Stop after the current step, write a checkpoint, and end with status 'cancelled'. */
   | { type: 'cancel' };

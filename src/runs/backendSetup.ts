@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendReport } from '../protocol/runFormat';
 import { initBackend } from '../engine/backend';
+import { initThreadedWasm } from '../engine/wasmThreads';
 
 export type BackendName = BackendReport['name'];
 
@@ -39,8 +40,6 @@ export function defaultWasmDir(): string | undefined {
 let threadedStarted = false;
 
 async function startThreadedWasm(wasmDir: string, threads: number, notes: string[]): Promise<void> {
-  // Loaded only when asked for: the threaded build's JavaScript is large and most runs never need it.
-  const { initThreadedWasm } = await import(/* webpackMode: "eager" */ '../engine/wasmThreads');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-wasm-'));
   try {
     const report = await initThreadedWasm({

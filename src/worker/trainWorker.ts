@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from '../protocol/worker';
 import { trainRun } from '../runs/trainRun';
+import { stopWasmThreads } from '../runs/backendSetup';
 
 const port = parentPort;
 if (!port) throw new Error('trainWorker must run in a worker_threads Worker (no parentPort)');
@@ -24,6 +25,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       resumeRunDir: msg.resumeRunDir,
       outDir: msg.outDir,
       wasmDir: msg.wasmDir,
+      threads: msg.threads,
       signal: controller.signal,
       onEvent: (e) => {
         if (e.type === 'didFinish') finished = true;
@@ -36,6 +38,8 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     post({ type: 'log', level: 'error', message });
     if (!finished) post({ type: 'didFinish', runDir: msg.resumeRunDir ?? '', status: 'failed', step: 0, error: message });
   } finally {
+    // The threaded wasm build's pthreads would keep this thread alive; a worker runs one job.
+    if (msg.threads !== undefined && msg.threads > 1) stopWasmThreads();
     port!.close();
   }
 }

@@ -76,6 +76,19 @@ describe('worker: trainWorker', function () {
     assert.equal(run.checkpoints[run.checkpoints.length - 1], finish.step);
   });
 
+  it('threads: 2 trains on the threaded wasm build and the thread still exits by itself', async function () {
+    if (typeof SharedArrayBuffer !== 'function') this.skip();
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads', steps: 10 }), 'threads.lora.json');
+    const messages: FromWorker[] = [];
+    const { worker, done } = startWorker((m) => messages.push(m));
+    worker.postMessage({ type: 'start', configPath: cfg, outDir: path.join(tmp, 'runs'), threads: 2 } satisfies ToWorker);
+    assert.equal(await done, 0);
+    const start = messages.find((m) => m.type === 'didStart') as Extract<FromWorker, { type: 'didStart' }>;
+    assert.ok(start, JSON.stringify(messages));
+    assert.deepEqual([start.backend.name, start.backend.threads], ['wasm', 2]);
+    assert.equal((messages[messages.length - 1] as { status?: string }).status, 'completed');
+  });
+
   it('reports a bad config as a log error and a failed finish, then exits', async () => {
     const messages: FromWorker[] = [];
     const { worker, done } = startWorker((m) => messages.push(m));
