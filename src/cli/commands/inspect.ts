@@ -2,14 +2,16 @@
 // (rank, alpha, scale, shapes, parameters, dtype), metadata and warnings. Uses the pure
 // inspectAdapter report (src/formats/adapters/inspect.ts), the same one the adapter tree shows.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { inspectAdapter, type InspectReport } from '../../formats/adapters/inspect';
 import { loadInspectInput } from '../../io/hfFolder';
+import { RUN_INFO_FILE, loadRun } from '../../runs/runStore';
 import { formatCount } from '../../engine/paramCount';
 import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
 
 const usage = `Usage: lora-lab inspect PATH [--json] [--all] [--header-only]
 
-Describes a LoRA adapter file or folder: PEFT (adapter_config.json + adapter_model.safetensors),
+Describes a LoRA adapter file or folder (or the adapter of a LoRA Lab run folder): PEFT (adapter_config.json + adapter_model.safetensors),
 kohya / Civitai, LyCORIS (LoCon, LoHa, LoKr), mlx-lm, loralib, legacy diffusers and cloneofsimo files.
 Reports the base model it needs, every module's rank, alpha, scale, shapes, parameter count and dtype,
 the safetensors metadata, and warnings: Git LFS pointers, pickles (refused, never unpickled), NaN/Inf
@@ -78,8 +80,16 @@ export const inspectCommand: CliCommand = {
       'header-only': { type: 'boolean', default: false },
     });
     if (positionals.length !== 1) throw new UsageError(positionals.length ? `expected one PATH, got ${positionals.length}` : 'missing PATH');
-    const p = positionals[0];
+    let p = positionals[0];
     if (!fs.existsSync(p)) throw new CliError(`${p}: no such file or folder`);
+    if (fs.existsSync(path.join(p, RUN_INFO_FILE))) {
+      // A LoRA Lab run folder: its adapter is in adapter/, once the run has completed.
+      const run = loadRun(p);
+      if (!run.adapterDir) {
+        throw new CliError(`${p} is a LoRA Lab run (status ${run.info.status}, step ${run.info.step}/${run.info.totalSteps}) without an adapter yet: adapter/ is written when the run completes${run.info.status === 'cancelled' || run.info.status === 'interrupted' ? `; finish it with lora-lab train --resume ${p}` : ''}`);
+      }
+      p = run.adapterDir;
+    }
     const report = inspectAdapter(await loadInspectInput(p, { readValues: !values['header-only'] }));
     process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report, values.all === true));
     return report.errors.length ? EXIT.failed : EXIT.ok;

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { FromWorker } from '../../../src/protocol/worker';
-import { loadRun } from '../../../src/runs/runStore';
+import { RunFolder, loadRun } from '../../../src/runs/runStore';
+import { loadExperimentConfig } from '../../../src/runs/trainRun';
 import { REPO_ROOT, TSX_IMPORT, makeTmpDir, tinyExperiment, writeExperiment } from '../runs/tinyExperiment';
 
 /** Run `lora-lab ...args` from source (tsx), as a user's shell would: not a TTY. */
@@ -115,6 +116,23 @@ describe('cli: lora-lab', function () {
     assert.ok(start && start.type === 'didStart', r.stdout);
     assert.equal(start.backend.name, 'wasm');
     assert.equal(start.backend.threads, 2, JSON.stringify(start.backend));
+  });
+
+  it('inspect on a run folder describes its adapter, or says the run has none yet', async () => {
+    const { config } = loadExperimentConfig(writeExperiment(tmp, tinyExperiment({ name: 'inspect-run' }), 'inspect-run.lora.json'));
+    const folder = await RunFolder.create(path.join(tmp, 'inspect-runs'), { config, backend: { name: 'cpu', notes: [] }, versions: { loraLab: '0', tfjs: '0', node: '0' }, totalSteps: 40 });
+    await folder.update({ status: 'cancelled', step: 12 });
+    const none = cli(['inspect', folder.dir]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /is a LoRA Lab run \(status cancelled, step 12\/40\) without an adapter yet: .*lora-lab train --resume/);
+    const A = { shape: [2, 16], data: new Float32Array(32).fill(0.1) };
+    const B = { shape: [16, 2], data: new Float32Array(32).fill(0.2) };
+    folder.writeAdapter({ config: { peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['linear'] }, tensors: { 'base_model.model.linear.lora_A.weight': A, 'base_model.model.linear.lora_B.weight': B } });
+    const ok = cli(['inspect', folder.dir, '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const rep = JSON.parse(ok.stdout) as { path: string; format: string; modules: { name: string; scale: number }[] };
+    assert.equal(rep.path, path.join(folder.dir, 'adapter'));
+    assert.deepEqual([rep.format, rep.modules.map((m) => [m.name, m.scale])], ['peft', [['linear', 2]]]);
   });
 
   it('train: Ctrl-C saves a checkpoint and exits 130 with a resume hint; --resume finishes the run', async () => {
