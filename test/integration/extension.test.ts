@@ -162,5 +162,10 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     const roots = await a.adapters.getChildren();
     assert.ok(roots.length >= 5);
     assert.match(await hoverAt(wsUri('seed.lora.yaml'), '  r: 4', 2), /1,049,600/);
+    // Diagnostics and the runs view work too.
+    const broken = wsUri('broken.lora.json');
+    await vscode.workspace.openTextDocument(broken);
+    await waitFor('diagnostics in Restricted Mode', () => vscode.languages.getDiagnostics(broken).some((d) => d.source === 'LoRA Lab'));
+    assert.ok(Array.isArray(await a.runs.getChildren()));
   });
 });
