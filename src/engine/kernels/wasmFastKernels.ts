@@ -76,6 +76,23 @@ export function transposeBlocked(heap: Float32Array, src0: number, dst0: number,
   }
 }
 
+/**
+ * The wasm heap as floats, covering at least `end` elements. Emscripten refreshes HEAPF32 when the
+ * main thread grows the memory; this re-reads the memory's buffer if the view is stale (the
+ * threaded build's shared memory) and fails loudly rather than let typed-array writes past the end
+ * be silently dropped.
+ */
+function heapF32(be: WasmBackendInternals, end: number): Float32Array {
+  let heap = be.wasm.HEAPF32;
+  if (heap.length < end) {
+    const w = be.wasm as unknown as { wasmMemory?: { buffer: ArrayBufferLike }; asm?: { memory?: { buffer: ArrayBufferLike } } };
+    const buf = w.wasmMemory?.buffer ?? w.asm?.memory?.buffer;
+    if (buf) heap = new Float32Array(buf);
+  }
+  if (heap.length < end) throw new Error(`wasm fast kernels: the heap view (${heap.length} floats) does not reach element ${end}`);
+  return heap;
+}
+
 let installed: (() => void) | undefined;
 
 /** Whether the overrides are currently registered. */
@@ -108,9 +125,9 @@ export function registerWasmFastKernels(): () => void {
   const transposeLast2 = (be: WasmBackendInternals, x: tf.TensorInfo): tf.TensorInfo => {
     const [batch, rows, cols] = x.shape;
     const out = be.makeOutput([batch, cols, rows], 'float32');
-    const heap = be.wasm.HEAPF32; // read after makeOutput: an allocation may grow the memory
     const src0 = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
     const dst0 = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+    const heap = heapF32(be, Math.max(src0, dst0) + batch * rows * cols); // after makeOutput: it may grow the memory
     transposeBlocked(heap, src0, dst0, batch, rows, cols);
     return out;
   };
@@ -119,6 +136,16 @@ export function registerWasmFastKernels(): () => void {
    * C[i] = A[i]·B[i] for row-major a3 [ba, m, k], b3 [bb, k, n] (ba, bb ∈ {1, batch}), one XNNPACK
    * call per entry on sub-views, written into a new [batch, m, n] output.
    */
+  // [k, n] under which each right operand's buffer was first handed to XNNPACK by its own id.
+  const bShapes = new WeakMap<object, string>();
+  /** Whether B may go to XNNPACK under its own id as [k, n] (records the first use). */
+  const ownIdOk = (b: tf.TensorInfo, k: number, n: number): boolean => {
+    const key = `${k},${n}`;
+    const known = bShapes.get(b.dataId);
+    if (known === undefined) bShapes.set(b.dataId, key);
+    return known === undefined || known === key;
+  };
+
   const plainBatched = (be: WasmBackendInternals, a3: tf.TensorInfo, b3: tf.TensorInfo): tf.TensorInfo => {
     raw ??= be.wasm.cwrap(tf.BatchMatMul, null, [
       'number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number',
@@ -140,9 +167,13 @@ export function registerWasmFastKernels(): () => void {
     // One shared B (e.g. a weight broadcast over the batch) keeps one id, so XNNPACK packs it once.
     if (batch === 1) {
       // One product: pass the tensors' own ids, so XNNPACK's packed-weights cache (keyed by B's
-      // id) is hit on every call with a long-lived B (frozen weights, cached transposes).
-      raw(be.dataIdMap.get(a3.dataId).id, aShape, 3, be.dataIdMap.get(b3.dataId).id, bShape, 3, 0, 0, be.dataIdMap.get(out.dataId).id);
-      return out;
+      // id alone) is hit on every call with a long-lived B (frozen weights, cached transposes).
+      // The cached operator keeps B's first [k, n]: a buffer seen before as another shape (a
+      // reshape shares the id) gets a fresh id instead, so it is packed anew.
+      if (ownIdOk(b3, k, n)) {
+        raw(be.dataIdMap.get(a3.dataId).id, aShape, 3, be.dataIdMap.get(b3.dataId).id, bShape, 3, 0, 0, be.dataIdMap.get(out.dataId).id);
+        return out;
+      }
     }
     const sharedB = bb === 1 ? view(bOff, k * n) : 0;
     try {
@@ -205,16 +236,16 @@ export function registerWasmFastKernels(): () => void {
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
       return origMatMul.kernelFunc(args);
     }
-    if (!transposeA && !transposeB && batchA === 1 && batchB === 1) {
-      stats.direct++;
-      return origMatMul.kernelFunc(args);
-    }
     const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
     const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
     const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
     const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
     if (k !== kb) {
       return origMatMul.kernelFunc(args); // let tfjs raise its own shape error
+    }
+    if (!transposeA && !transposeB && batchA === 1 && batchB === 1 && ownIdOk(b, k, n)) {
+      stats.direct++;
+      return origMatMul.kernelFunc(args);
     }
     const outShape = tf.broadcast_util
       .assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2))

@@ -197,6 +197,24 @@ describe('perf: wasm fast kernels', function () {
     assert.equal(be.numDataIds(), ids);
   });
 
+  it('a right operand reused under another shape (a reshape shares its buffer) is not served stale packed weights', async function () {
+    const bv = values(12 * 8, 13);
+    const a1 = values(5 * 12, 14);
+    const a2 = values(5 * 8, 15);
+    const ref = await onBackend('cpu', () => tf.tidy(() => {
+      const b = tf.tensor2d(bv, [12, 8]);
+      return [tf.matMul(tf.tensor2d(a1, [5, 12]), b).dataSync(), tf.matMul(tf.tensor2d(a2, [5, 8]), tf.reshape(b, [8, 12])).dataSync()];
+    }));
+    await tf.setBackend('wasm');
+    restore ??= registerWasmFastKernels();
+    const got = tf.tidy(() => {
+      const b = tf.tensor2d(bv, [12, 8]);
+      return [tf.matMul(tf.tensor2d(a1, [5, 12]), b).dataSync(), tf.matMul(tf.tensor2d(a2, [5, 8]), tf.reshape(b, [8, 12])).dataSync()];
+    });
+    assert.ok(maxRelDiff(got[0], ref[0]) < 1e-5, 'as [12, 8]');
+    assert.ok(maxRelDiff(got[1], ref[1]) < 1e-5, 'as [8, 12]');
+  });
+
   it('tanh equals Math.tanh within 2e-7 and keeps its gradient', async function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
