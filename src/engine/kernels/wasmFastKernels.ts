@@ -117,7 +117,10 @@ export function registerWasmFastKernels(): () => void {
   if (!origMatMul || !origTanh || !origTranspose || !origIdentity || !origCast || !sigmoidK || !multiplyK || !addK) {
     throw new Error('registerWasmFastKernels: the wasm backend kernels are not registered (import @tensorflow/tfjs-backend-wasm first)');
   }
+  // The C entry point, bound to one wasm module: re-bound when the backend is replaced (e.g. by the
+  // threaded build of src/engine/wasmThreads.ts after these kernels were registered).
   let raw: RawMatMul | undefined;
+  let rawModule: object | undefined;
   stats.direct = stats.transposed = stats.batched = stats.cachedTransposes = 0;
 
   // tfjs's wasm Transpose runs at ~20 ns per element on these shapes; a cache-blocked loop over
@@ -147,6 +150,8 @@ export function registerWasmFastKernels(): () => void {
   };
 
   const plainBatched = (be: WasmBackendInternals, a3: tf.TensorInfo, b3: tf.TensorInfo): tf.TensorInfo => {
+    if (rawModule !== be.wasm) raw = undefined;
+    rawModule = be.wasm;
     raw ??= be.wasm.cwrap(tf.BatchMatMul, null, [
       'number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number',
     ]) as RawMatMul;
