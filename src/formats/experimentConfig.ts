@@ -450,7 +450,8 @@ export function resolveConfigDefaults(file: ExperimentFile | Record<string, unkn
     seed: intOr(t.seed, 0),
     evalEvery: intOr(t.evalEvery, noEvalData ? 0 : Math.max(1, Math.floor(steps / 10))),
     evalBatches: intOr(t.evalBatches, 4),
-    checkpointEvery: intOr(t.checkpointEvery, Math.max(1, Math.floor(steps / 4))),
+    checkpointEvery: intOr(t.checkpointEvery, Math.max(1, Math.floor(steps / 10))),
+    keepCheckpoints: intOr(t.keepCheckpoints, 10),
     logEvery: intOr(t.logEvery, 1),
   };
 

@@ -51,6 +51,8 @@ export interface TrainingSettings {
   evalEvery: number;
   evalBatches: number;
   checkpointEvery: number;
+  /** How many of the newest checkpoints a run keeps (0 = all). They feed the dashboard's checkpoint scrubber and spectra over steps. */
+  keepCheckpoints?: number;
   logEvery: number;
 }
 

@@ -306,7 +306,7 @@ export class RunFolder {
     return path.join(this.dir, CHECKPOINTS_DIR, `step-${step}`);
   }
 
-  /** Write checkpoints/step-N/ (temp folder + rename), record it in run.json, keep only the newest `keep`. */
+  /** Write checkpoints/step-N/ (temp folder + rename), record it in run.json, keep only the newest `keep` (0 keeps all). */
   async writeCheckpoint(c: { step: number; tensors: TensorMap; state: Record<string, unknown> }, keep = 3): Promise<string> {
     const target = this.checkpointDir(c.step);
     const info: CheckpointInfo = { step: c.step, createdAt: new Date().toISOString(), state: c.state };
@@ -315,7 +315,7 @@ export class RunFolder {
       writeFileSynced(path.join(tmp, CHECKPOINT_INFO_FILE), JSON.stringify(info) + '\n');
     });
     await this.update({ step: c.step, lastCheckpointStep: c.step });
-    this.pruneCheckpoints(Math.max(1, keep));
+    if (keep > 0) this.pruneCheckpoints(keep);
     return target;
   }
 

@@ -200,7 +200,7 @@ async function loop(
   const runDir = folder.dir;
   const total = session.totalSteps;
   const every = Math.max(1, session.config.training.checkpointEvery);
-  const keep = opts.keepCheckpoints ?? 3;
+  const keep = opts.keepCheckpoints ?? session.config.training.keepCheckpoints ?? 10;
   const logEvery = Math.max(1, session.config.training.logEvery);
   const interval = opts.progressIntervalMs ?? 250;
   const startStep = session.step;

@@ -65,6 +65,14 @@ describe('runs/runStore', () => {
     assert.equal(fs.readFileSync(path.join(run.dir, 'metrics.jsonl'), 'utf8').split('\n').length, 3); // 2 lines + final ''
   });
 
+  it('keeps every checkpoint when keep is 0', async () => {
+    const run = await newRun();
+    for (let step = 1; step <= 12; step++) {
+      await run.writeCheckpoint({ step, tensors: { 'lora.A': { shape: [1], data: new Float32Array([step]) } }, state: {} }, 0);
+    }
+    assert.deepEqual(run.listCheckpoints(), Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
   it('writes checkpoints through a temp folder, keeps the newest K, reads them back exactly', async () => {
     const run = await newRun();
     const data = new Float32Array([1.5, -2.25, 3e-8, Math.fround(Math.PI), 0, -0]);

@@ -45,7 +45,7 @@ describe('runs/trainRun', function () {
     assert.deepEqual(loaded.metrics.map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
     assert.ok(loaded.metrics.filter((p) => p.evalLoss !== undefined).length >= 4);
     assert.ok(loaded.metrics[39].loss < loaded.metrics[0].loss, 'loss goes down');
-    assert.deepEqual(loaded.checkpoints, [20, 30, 40]); // newest 3 kept
+    assert.deepEqual(loaded.checkpoints, [10, 20, 30, 40]); // keepCheckpoints defaults to the newest 10
     // Progress events carry exactly the logged points, in order.
     const streamed = events.flatMap((e) => (e.type === 'didProgress' ? e.points : []));
     assert.deepEqual(curve(streamed), curve(loaded.metrics));
