@@ -3,7 +3,7 @@
 // names its convention: the seed's (the adapted layer's bias trains with A and B; percent of the full
 // layer) or PEFT's (bias frozen; percent of ALL parameters, base + LoRA, as print_trainable_parameters).
 import type { ScalingMode } from '../formats/experimentTypes';
-import { formatCount, formatPercent, formatReduction, linearParamCount } from '../engine/paramCount';
+import { formatCount, formatPercent, formatReduction, linearParamCount, loraScale } from '../engine/paramCount';
 import { leafName, matchTargets, type LinearLayer, type ModelShape } from './modelShapes';
 
 const SEED_CONVENTION = "Convention: the seed's — the layer's bias trains with A and B; % is of the full layer's parameters.";
@@ -19,24 +19,8 @@ function fmtNum(x: number): string {
   return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
 }
 
-/** The effective scale s on B·A: α/r (LoRA), α/√r (rsLoRA) or 1 (the seed's code has no α). */
-export function scaleValue(alpha: number, r: number, scaling: ScalingMode): number {
-  switch (scaling) {
-    case 'standard':
-      return alpha / r;
-    case 'rslora':
-      return alpha / Math.sqrt(r);
-    case 'none':
-      return 1;
-    default: {
-      const never: never = scaling;
-      return never;
-    }
-  }
-}
-
 export function scaleText(alpha: number, r: number, scaling: ScalingMode): string {
-  const s = fmtNum(scaleValue(alpha, r, scaling));
+  const s = fmtNum(loraScale(alpha, r, scaling));
   switch (scaling) {
     case 'standard':
       return `effective scale s = α/r = ${fmtNum(alpha)}/${r} = ${s}`;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText, scaleValue } from '../../../src/views/hoverText';
+import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText } from '../../../src/views/hoverText';
 import { experimentModelShape, hfModelShape } from '../../../src/views/modelShapes';
 import { hfConfigFromJson } from '../../../src/formats/hfConfig';
 import { callAt, intArg } from '../../../src/views/pythonCalls';
@@ -23,9 +23,9 @@ describe('views/hoverText', () => {
   });
 
   it('effective scale α/r, α/√r and none', () => {
-    assert.equal(scaleValue(16, 8, 'standard'), 2);
-    assert.equal(scaleValue(16, 4, 'rslora'), 8);
-    assert.equal(scaleValue(16, 4, 'none'), 1);
+    assert.equal(scaleText(16, 8, 'standard'), 'effective scale s = α/r = 16/8 = 2');
+    assert.match(scaleText(16, 4, 'none'), /^effective scale s = 1 /);
+    assert.equal(scaleText(1, 3, 'standard'), 'effective scale s = α/r = 1/3 = 0.3333');
     assert.equal(scaleText(16, 4, 'rslora'), 'effective scale s = α/√r = 16/√4 = 8 (rsLoRA)');
     assert.equal(scaleText(8, 4, 'standard'), 'effective scale s = α/r = 8/4 = 2');
   });
