@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendReport } from '../protocol/runFormat';
 import { EngineError } from './errors';
+import { registerWasmFastKernels } from './kernels/wasmFastKernels';
 
 export type BackendName = BackendReport['name'];
 
@@ -82,6 +83,8 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
         notes.push(`wasm: ${errText(e)}`);
       }
       if (await trySet('wasm', notes)) {
+        // XNNPACK for transposed and batched matMuls too, fast tanh/transpose (kernels/wasmFastKernels.ts).
+        registerWasmFastKernels();
         const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
         if (!simd) notes.push('wasm: this runtime has no WebAssembly SIMD; using the slower non-SIMD build');
         let threads = 1;

@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../formats/hfConfig';
 import { WeightLoader, causalMask, type CausalLm } from './causalLm';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
+import { geluTanh } from '../engine/kernels/gelu';
 
 interface LlamaLayer {
   inputNorm: tf.Tensor1D;
@@ -63,10 +64,9 @@ function activation(x: tf.Tensor, act: LlamaConfig['hiddenAct']): tf.Tensor {
   }
 }
 
-/** GPT-2's tanh approximation of GELU ("gelu_new"). */
+/** GPT-2's tanh approximation of GELU ("gelu_new"), with a hand-written gradient (fewer kernels). */
 export function geluNew(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+  return geluTanh(x);
 }
 
 export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 'model.safetensors'): CausalLm {
