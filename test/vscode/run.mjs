@@ -1,13 +1,15 @@
 // `npm run test:vscode`: build, package the .vsix, install code-server if missing, then run
 //   1. the mocha suite inside code-server's extension host (test/integration, against this folder),
 //   2. the same suite's Restricted-Mode part in an untrusted window,
-//   3. the Playwright UI tests against the installed .vsix.
+//   3. the Playwright UI tests against the installed .vsix,
+// after checking the .vsix itself (bundles and wasm binaries in, development files out).
 // Prints "vscode: N passed, N failed" last and exits non-zero on any failure.
-//   Options: --skip-build (reuse dist/ and the .vsix), --only host|restricted|ui, --grep TEXT
+//   Options: --skip-build (reuse dist/ and the .vsix), --only vsix|host|restricted|ui, --grep TEXT
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkVsix } from './checkVsix.mjs';
 import { installCodeServer } from './installCodeServer.mjs';
 import { runHostSuite } from './runHostSuite.mjs';
 import { runUiSuite } from './runUiSuite.mjs';
@@ -48,6 +50,10 @@ const report = (label, r) => {
   console.log(`${label}: ${r.passed} passed, ${r.failed} failed`);
 };
 
+if (!only || only === 'vsix') {
+  process.stdout.write('\n== the packaged .vsix\n');
+  report('vsix', checkVsix(vsix));
+}
 if (!only || only === 'host') {
   process.stdout.write('\n== extension-host suite (test/integration)\n');
   report('extension host', await runHostSuite({ grep }));
