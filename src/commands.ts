@@ -10,6 +10,8 @@ import type { ExperimentKind } from './formats/experimentTypes';
 import type { JobManager } from './jobs/jobManager';
 import { listRunsInWorkspace, type RunEntry } from './jobs/runIndex';
 import { JobError, type TrainingJob } from './jobs/trainingJob';
+import type { RunInfo } from './protocol/runFormat';
+import { RunFolder } from './runs/runStore';
 import { errorMessage, log } from './util/log';
 import type { AdapterInfo } from './views/adapterScan';
 import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
@@ -121,10 +123,25 @@ async function train(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | 
   return ctx.jobs.start({ configPath: uri.fsPath });
 }
 
+function readRunInfo(dir: string): RunInfo | undefined {
+  try {
+    return RunFolder.open(dir).storedInfo;
+  } catch {
+    return undefined; // not a run folder: the worker's error says so
+  }
+}
+
 async function resume(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | undefined> {
   let dir = typeof arg === 'string' ? arg : arg && typeof arg === 'object' && 'dir' in arg ? String((arg as RunEntry).dir) : uriArg(arg)?.fsPath;
   if (!dir) dir = (await pickRun('LoRA Lab: Resume Run', (r) => r.resumable))?.[0]?.dir;
   if (!dir) return undefined;
+  // A run that already finished (e.g. Resume clicked on an old "stopped" notification) is not an
+  // error to report as a failed run: say so plainly.
+  const info = readRunInfo(dir);
+  if (info?.status === 'completed') {
+    void vscode.window.showInformationMessage(`LoRA Lab: ${path.basename(dir)} already finished all ${info.totalSteps} steps; there is nothing to resume.`, 'Open Dashboard').then((a) => a && vscode.commands.executeCommand('loraLab.openDashboard', dir));
+    return undefined;
+  }
   return ctx.jobs.start({ resumeRunDir: dir });
 }
 

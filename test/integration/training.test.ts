@@ -65,6 +65,11 @@ function metricsSteps(runDir: string): number[] {
     assert.equal(new Set(steps).size, steps.length, 'a step was logged twice across the resume');
     assert.ok(done.maxStallMs < STALL_LIMIT_MS, `extension host stalled ${done.maxStallMs.toFixed(1)} ms during the resumed run (${JSON.stringify(done.stalls)}; resumed ${resumedAt}, done ${new Date().toISOString()})`);
     console.log(`stall during the resumed run: longest event-loop stall ${done.maxStallMs.toFixed(1)} ms, longest timer lateness ${done.maxLateMs.toFixed(1)} ms`);
+    // Resume on the finished run (an old "stopped" notification's button): no job, no failure.
+    const again = await vscode.commands.executeCommand<TrainingJob | undefined>('loraLab.resumeRun', runDir);
+    assert.equal(again, undefined, 'Resume Run started a job on a completed run');
+    assert.equal(a.jobs.running.length, 0);
+    assert.equal((JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string }).status, 'completed');
     // The finished run's adapter shows up in the browser.
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
     a.adapters.refresh();
@@ -128,8 +133,13 @@ function metricsSteps(runDir: string): number[] {
     const entry = await waitFor('the run listed as interrupted', async () => (await listRunsInWorkspace(a.jobs)).find((e) => e.dir === runDir && e.status === 'interrupted'));
     assert.equal(entry.resumable, true);
     const resumed = await vscode.commands.executeCommand<TrainingJob>('loraLab.resumeRun', runDir);
+    // It continues from a checkpoint (step 100 or later), not from step 0.
+    assert.ok((resumed.run?.step ?? 0) >= 100, `resumed at step ${resumed.run?.step}`);
     const done = await resumed.finished;
     assert.equal(done.status, 'completed', done.error);
     assert.equal(done.step, 3000);
+    const steps = metricsSteps(runDir);
+    assert.equal(new Set(steps).size, steps.length, 'a step was logged twice across the resume');
+    assert.equal(steps[steps.length - 1], 3000);
   });
 });
