@@ -6,6 +6,7 @@ import { ui } from './workbench.mjs';
 describe('UI: train, cancel, resume', () => {
   it('trains quick.lora.json from the palette, shows progress, cancels and resumes to the end', async () => {
     const { page, workbench } = ui;
+    await workbench.showLoraLab(); // the Runs view is checked after Cancel
     await workbench.openFile('quick.lora.json');
     await workbench.runCommand('LoRA Lab: Train Experiment');
     const progress = await workbench.waitNotification('LoRA Lab: training quick.lora.json', 60_000);
@@ -21,6 +22,11 @@ describe('UI: train, cancel, resume', () => {
     assert.match(await stopped.innerText(), /A checkpoint was saved; "Resume Run" continues it/);
     // A trial click waits until the toast has finished sliding in (stable), without clicking.
     await stopped.locator('.monaco-button', { hasText: 'Resume Run' }).click({ trial: true });
+    // The Runs view follows: the run is listed as cancelled at the step the notification names.
+    const stepAt = /stopped at step (\d+)/.exec(await stopped.innerText())[1];
+    const runs = page.locator('.pane:has(.pane-header:has-text("Runs")) .monaco-list');
+    await runs.locator('.monaco-list-row', { hasText: 'quick' }).filter({ hasText: `cancelled · step ${stepAt}/3000` }).first().waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator('.statusbar-item', { hasText: /LoRA step/ }).count(), 0, 'the status bar still shows a training');
     await workbench.screenshot('ui-training-cancelled');
 
     await workbench.runCommand('LoRA Lab: Resume Run');

@@ -127,6 +127,11 @@ export class Workbench {
       await this.page.keyboard.press('Control+I');
       try {
         await hover.waitFor({ state: 'visible', timeout: 3000 });
+        // The hover fades in: wait until it is fully opaque, so a screenshot shows it, not the text under it.
+        await this.page.waitForFunction(() => {
+          const el = document.querySelector('.monaco-hover:not(.hidden)');
+          return !!el && el.getAnimations({ subtree: true }).every((a) => a.playState !== 'running') && Number(getComputedStyle(el).opacity) === 1;
+        }, undefined, { timeout: 5000 });
         return hover;
       } catch (e) {
         if (Date.now() > deadline) throw e;
