@@ -230,10 +230,11 @@ export function appendMetricPoint(c: MetricColumns, p: MetricPoint): void {
 
 /**
  * Appends `more` to `into`. A resumed run re-logs from its last checkpoint: points of `into` at or
- * after the first new step are replaced, so the history matches metrics.jsonl.
+ * after the first new step are replaced, so the history matches metrics.jsonl. Returns the index
+ * from which `into` changed (its old length when nothing was replaced).
  */
-export function mergeMetricColumns(into: MetricColumns, more: MetricColumns): void {
-  if (more.step.length === 0) return;
+export function mergeMetricColumns(into: MetricColumns, more: MetricColumns): number {
+  if (more.step.length === 0) return into.step.length;
   const first = more.step[0];
   let keep = into.step.length;
   while (keep > 0 && into.step[keep - 1] >= first) keep--;
@@ -244,6 +245,7 @@ export function mergeMetricColumns(into: MetricColumns, more: MetricColumns): vo
     dst.length = keep;
     for (let i = 0; i < src.length; i++) dst.push(src[i]);
   }
+  return keep;
 }
 
 // ---------------------------------------------------------------- the standalone report

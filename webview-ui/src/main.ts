@@ -11,6 +11,7 @@ import { mergeMetricColumns, type ReportData, type SourceSnapshot, type ToWebvie
 import { HostDataSource, StaticDataSource, hasVsCodeApi, type DataSource } from './dataSource';
 import { h } from './dom';
 import { AdapterView } from './views/adapterView';
+import { warmUpHeatmapWorker } from './heatmap/workerClient';
 import { HeatmapView, type HeatmapSelection } from './views/heatmapView';
 import { LossView, type LossOptions } from './views/lossView';
 import { ParamsView } from './views/paramsView';
@@ -34,6 +35,7 @@ function pickDataSource(): DataSource {
 async function main(): Promise<void> {
   const root = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
   const data = pickDataSource();
+  warmUpHeatmapWorker();
   window.addEventListener('error', (e) => data.log('error', `webview: ${e.message}`));
   window.addEventListener('unhandledrejection', (e) => data.log('error', `webview: ${String((e as PromiseRejectionEvent).reason)}`));
   const state: UiState = (data.loadState() as UiState | undefined) ?? {};
@@ -66,11 +68,13 @@ async function main(): Promise<void> {
     state.tab = tabIds[i];
     save();
     document.body.dataset.tab = tabIds[i];
+    heatmaps.setVisible(tabIds[i] === 'heatmaps');
   };
   tabs.addEventListener('vsc-tabs-select', (e) => {
     const i = (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex;
     state.tab = tabIds[i];
     document.body.dataset.tab = tabIds[i];
+    heatmaps.setVisible(tabIds[i] === 'heatmaps');
     save();
     // uPlot sizes itself from the container, which was hidden until now.
     window.dispatchEvent(new Event('resize'));
@@ -98,9 +102,11 @@ async function main(): Promise<void> {
         const s = sources.find((x) => x.id === m.sourceId);
         if (!s) break;
         if (!s.metrics) s.metrics = { step: [], loss: [], evalLoss: [], lr: [], gradNorm: [], elapsedMs: [] };
-        mergeMetricColumns(s.metrics, m.metrics);
+        const before = s.metrics.step.length;
+        const from = mergeMetricColumns(s.metrics, m.metrics);
         if (m.run) s.run = m.run;
-        loss.metricsChanged();
+        // A resumed run replaced points from `from` on: cached smoothing/reductions are stale.
+        loss.metricsChanged(from < before ? s.id : undefined);
         document.body.dataset.points = String(sources.reduce((n, x) => n + (x.metrics?.step.length ?? 0), 0));
         break;
       }

@@ -51,6 +51,157 @@ export function decimateIndices(key: readonly (number | null)[], buckets: number
   return out;
 }
 
+/**
+ * The debiased EMA of a growing column, extended incrementally: appending k points costs O(k), and
+ * a weight change or a rewound history (a resumed run replaced its tail) recomputes from the start.
+ * Same numbers as `ema`; gaps (null/NaN) come out as NaN. A rewind is noticed from the last
+ * point's step and value; the loss view also calls `reset` when the host replaced points.
+ */
+export class IncrementalEma {
+  private out = new Float64Array(0);
+  private n = 0;
+  private weight = NaN;
+  private last = 0;
+  private wpow = 1;
+  private lastKey: number | undefined;
+  private lastValue: number | null | undefined;
+
+  /** Forget everything (the column was rewritten). */
+  reset(): void {
+    this.n = 0;
+  }
+
+  /** EMA of values[0..length): a view valid until the next call. `key` is values' x column (rewind check). */
+  update(values: readonly (number | null)[], weight: number, key: readonly number[]): Float64Array {
+    const len = values.length;
+    if (this.n === 0 || weight !== this.weight || len < this.n || (this.n > 0 && (key[this.n - 1] !== this.lastKey || !Object.is(values[this.n - 1], this.lastValue)))) {
+      this.n = 0;
+      this.last = 0;
+      this.wpow = 1;
+      this.weight = weight;
+    }
+    if (this.out.length < len) {
+      const grown = new Float64Array(Math.max(len, this.out.length * 2, 1024));
+      grown.set(this.out.subarray(0, this.n));
+      this.out = grown;
+    }
+    const smooth = weight > 0;
+    for (let i = this.n; i < len; i++) {
+      const v = values[i];
+      if (v === null || !Number.isFinite(v)) {
+        this.out[i] = NaN;
+        continue;
+      }
+      if (!smooth) {
+        this.out[i] = v;
+        continue;
+      }
+      this.last = this.last * weight + (1 - weight) * v;
+      this.wpow *= weight;
+      this.out[i] = this.last / (1 - this.wpow);
+    }
+    this.n = len;
+    this.lastKey = len > 0 ? key[len - 1] : undefined;
+    this.lastValue = len > 0 ? values[len - 1] : undefined;
+    return this.out.subarray(0, len);
+  }
+}
+
+/** Smallest i with xs[i] >= v, for ascending xs. */
+export function lowerBound(xs: ArrayLike<number>, v: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of the x nearest to v (ascending xs, not empty). */
+export function nearestIndex(xs: ArrayLike<number>, v: number): number {
+  const i = lowerBound(xs, v);
+  if (i <= 0) return 0;
+  if (i >= xs.length) return xs.length - 1;
+  return v - xs[i - 1] <= xs[i] - v ? i - 1 : i;
+}
+
+/** Which pixel bucket each visible point falls in: see `bucketMinMax`. */
+export interface Buckets {
+  /** Two x rows per bucket (quarter and three quarters of its width), shared by every run. */
+  x: number[];
+  /** Visible points are xs[lo..hi); point i is in bucket of[i - lo]. */
+  lo: number;
+  hi: number;
+  of: Int32Array;
+  count: number;
+}
+
+/**
+ * The x range [x0, x1] cut into `buckets` equal buckets (one per pixel) plus one on each side, so
+ * lines run on past the edges. xs ascending.
+ */
+export function bucketize(xs: ArrayLike<number>, x0: number, x1: number, buckets: number): Buckets {
+  const count = buckets + 2;
+  const w = (x1 - x0) / buckets || 1;
+  const start = x0 - w;
+  const x: number[] = new Array(2 * count);
+  for (let b = 0; b < count; b++) {
+    x[2 * b] = start + (b + 0.25) * w;
+    x[2 * b + 1] = start + (b + 0.75) * w;
+  }
+  const lo = lowerBound(xs, start);
+  const hi = lowerBound(xs, x1 + w);
+  const of = new Int32Array(hi - lo);
+  for (let i = lo; i < hi; i++) of[i - lo] = Math.min(count - 1, Math.floor((xs[i] - start) / w));
+  return { x, lo, hi, of, count };
+}
+
+/**
+ * One column reduced to its buckets: two rows per bucket holding the bucket's min and max in the
+ * order they occur (one point: the first row only; none: null). NaN is a gap.
+ */
+export function bucketColumn(bk: Buckets, y: Float64Array): (number | null)[] {
+  const { lo, hi, of, count } = bk;
+  const iMin = new Int32Array(count).fill(-1);
+  const iMax = new Int32Array(count).fill(-1);
+  for (let i = lo; i < hi; i++) {
+    const v = y[i];
+    if (!(v - v === 0)) continue; // NaN, ±Infinity
+    const b = of[i - lo];
+    const m = iMin[b];
+    if (m < 0) {
+      iMin[b] = i;
+      iMax[b] = i;
+    } else if (v < y[m]) iMin[b] = i;
+    else if (v > y[iMax[b]]) iMax[b] = i;
+  }
+  const col: (number | null)[] = new Array(2 * count).fill(null);
+  for (let b = 0; b < count; b++) {
+    const p = iMin[b];
+    if (p < 0) continue;
+    const q = iMax[b];
+    if (p === q) col[2 * b] = y[p];
+    else {
+      col[2 * b] = y[Math.min(p, q)];
+      col[2 * b + 1] = y[Math.max(p, q)];
+    }
+  }
+  return col;
+}
+
+/**
+ * Min/max per pixel column of several y columns sharing one x column (bucketize + bucketColumn).
+ * The x rows are the same for every run, so runs with different step grids share one uPlot table
+ * without a join, and a redraw costs one pass over the visible points whatever the zoom. Points
+ * move by less than a bucket (a pixel); read-outs use the raw columns.
+ */
+export function bucketMinMax(xs: ArrayLike<number>, ys: readonly Float64Array[], x0: number, x1: number, buckets: number): { x: number[]; cols: (number | null)[][] } {
+  const bk = bucketize(xs, x0, x1, buckets);
+  return { x: bk.x, cols: ys.map((y) => bucketColumn(bk, y)) };
+}
+
 export function pick<T>(values: readonly T[], idx: readonly number[]): T[] {
   return idx.map((i) => values[i]);
 }

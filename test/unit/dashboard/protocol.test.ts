@@ -93,10 +93,10 @@ describe('metric columns', () => {
     const pt = (step: number, loss: number, evalLoss?: number) => ({ step, loss, evalLoss, lr: 0.1, gradNorm: 1, elapsedMs: step });
     const c = toMetricColumns([pt(1, 5), pt(2, 4, 4.5), pt(3, 3), pt(4, 2)]);
     assert.deepEqual(c.evalLoss, [null, 4.5, null, null]);
-    mergeMetricColumns(c, toMetricColumns([pt(3, 3.1), pt(4, 2.1), pt(5, 1)]));
+    assert.equal(mergeMetricColumns(c, toMetricColumns([pt(3, 3.1), pt(4, 2.1), pt(5, 1)])), 2, 'changed from index 2 on');
     assert.deepEqual(c.step, [1, 2, 3, 4, 5]);
     assert.deepEqual(c.loss, [5, 4, 3.1, 2.1, 1]);
-    mergeMetricColumns(c, toMetricColumns([pt(6, 0.5)]));
+    assert.equal(mergeMetricColumns(c, toMetricColumns([pt(6, 0.5)])), 5, 'appended only');
     assert.deepEqual(c.step, [1, 2, 3, 4, 5, 6]);
   });
 });

@@ -47,6 +47,11 @@ self.onmessage = (e) => {
   return worker;
 }
 
+/** Starts the worker ahead of the first heatmap (it takes tens of ms to boot). */
+export function warmUpHeatmapWorker(): void {
+  getWorker();
+}
+
 export function computeOffThread(job: HeatmapJob): Promise<HeatmapGrid> {
   const w = getWorker();
   if (!w) {

@@ -35,6 +35,9 @@ export class HeatmapView {
   private readonly factorCache = new Map<string, Promise<ModuleFactors[]>>();
   private readonly refCache = new Map<string, Promise<Matrix>>();
   private drawSeq = 0;
+  /** Drawn only while its tab shows: a hidden view would request factors for every new checkpoint. */
+  private visible = false;
+  private stale = true;
 
   constructor(private readonly data: DataSource, private sel: HeatmapSelection, private readonly onSelection: (s: HeatmapSelection) => void) {
     this.el.append(this.controls, this.status, this.panels);
@@ -43,14 +46,25 @@ export class HeatmapView {
   setSources(sources: SourceSnapshot[]): void {
     this.sources = sources.filter((s) => s.modules.length > 0 && s.checkpoints.length > 0);
     this.renderControls();
-    void this.draw();
+    this.redraw();
   }
 
   /** Show one module of one source (from the adapter view's table). */
   focus(sourceId: string, module: string): void {
     this.sel = { ...this.sel, sourceId, module, step: undefined };
     this.renderControls();
-    void this.draw();
+    this.redraw();
+  }
+
+  /** The tab was shown or hidden. */
+  setVisible(visible: boolean): void {
+    this.visible = visible;
+    if (visible && this.stale) this.redraw();
+  }
+
+  private redraw(): void {
+    this.stale = !this.visible;
+    if (this.visible) void this.draw();
   }
 
   private current(): { source?: SourceSnapshot; module?: string; step?: number } {
@@ -66,7 +80,7 @@ export class HeatmapView {
     this.sel = { ...this.sel, ...patch };
     this.onSelection(this.sel);
     this.renderControls();
-    void this.draw();
+    this.redraw();
   }
 
   private renderControls(): void {
@@ -87,7 +101,7 @@ export class HeatmapView {
         label.textContent = `step ${s}`;
         this.sel = { ...this.sel, step: s };
         this.onSelection(this.sel);
-        void this.draw();
+        this.redraw();
       });
       this.controls.append(h('label', { class: 'control' }, h('span', {}, 'Checkpoint'), range, label));
     } else if (source.kind === 'run') {
@@ -124,6 +138,7 @@ export class HeatmapView {
 
   private async draw(): Promise<void> {
     const seq = ++this.drawSeq;
+    const t0 = performance.now();
     const { source, module, step } = this.current();
     if (!source || !module || step === undefined) {
       clear(this.panels);
@@ -165,6 +180,8 @@ export class HeatmapView {
       const down = learned.blockRows > 1 || learned.blockCols > 1;
       this.status.textContent = `${module}: ${rows}×${cols}${down ? `, shown in ${learned.blockRows}×${learned.blockCols} blocks (${this.sel.mode === 'maxabs' ? 'largest |value|' : 'mean'} per block)` : ''}.`;
       this.el.dataset.compute = heatmapMode;
+      // Selection to painted canvases, read by the UI bench.
+      this.el.dataset.drawMs = (performance.now() - t0).toFixed(1);
       this.el.dataset.ready = 'true';
     } catch (e) {
       if (seq !== this.drawSeq) return;

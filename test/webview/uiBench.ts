@@ -1,0 +1,200 @@
+// UI bench (issue 6, UI side), in headless Chromium on the standalone report: how long 100,000 loss
+// points per run take to redraw (smoothing change, drag-zoom, live append) and how long a 1024×1024
+// ΔW heatmap takes to compute and draw. Prints medians; `--json` prints one JSON object instead.
+// Timings are printed, never asserted: `npm run bench:ui [-- --json] [--only loss|heatmap]`;
+// BENCH_REPEATS=N for more repeats.
+//
+// A redraw is timed inside the page from the input event to the next animation frame after it
+// (the new picture on screen: Chromium rasterises canvas drawing when it commits the frame, so the
+// JavaScript alone would flatter us); `…WorkMs` is the JavaScript part alone (the handler and
+// uPlot's microtask commit). Heatmaps: from the control change to the canvas filled (`data-ready`
+// set again).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { serializeSafetensors } from '../../src/formats/safetensors';
+import { writeReport } from '../../src/cli/commands/report';
+import { chromiumAvailable, openPage, screenshot } from './support/browser';
+import { ensureWebviewBuilt } from './support/build';
+import { tempDir, tinyRun } from './support/runs';
+
+const json = process.argv.includes('--json');
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 9);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function log(line: string): void {
+  if (!json) console.log(line);
+}
+
+/** Copies a real run and replaces its metrics by `points` synthetic steps (eval every 1000). */
+function bigRun(template: string, dir: string, k: number, points: number): string {
+  fs.cpSync(template, dir, { recursive: true });
+  const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ ...info, name: `big-${k}`, step: points, totalSteps: points }));
+  const lines: string[] = [];
+  for (let step = 1; step <= points; step++) {
+    const loss = (1 + k) * Math.exp(-step / 20_000) * (1 + 0.3 * Math.sin(step * 0.37)) + 1e-3;
+    lines.push(JSON.stringify({ step, loss, ...(step % 1000 === 0 ? { evalLoss: loss * 1.1 } : {}), lr: 1e-3 * Math.min(1, step / 1000), gradNorm: 1 + Math.cos(step), elapsedMs: step }));
+  }
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
+  return dir;
+}
+
+/** In-page timing helpers, installed once per page. */
+const PAGE_HELPERS = `(() => {
+  // [JavaScript work, until the next frame] after an action started at t.
+  const settle = async (t) => {
+    await Promise.resolve();
+    const work = performance.now() - t;
+    await new Promise((r) => requestAnimationFrame(r));
+    return [work, performance.now() - t];
+  };
+  window.__bench = {
+    async smoothing(v) {
+      const el = document.querySelector('[data-testid=smoothing]');
+      const t = performance.now();
+      el.value = String(v);
+      el.dispatchEvent(new Event('input'));
+      return settle(t);
+    },
+    async drag(f0, f1) {
+      const over = document.querySelector('[data-testid=loss-chart] .u-over');
+      const b = over.getBoundingClientRect();
+      // uPlot ignores a move without movement while dragging (a Chrome quirk it works around).
+      const at = (f) => ({ clientX: b.left + b.width * f, clientY: b.top + 40, movementX: 5, button: 0, buttons: 1, bubbles: true });
+      over.dispatchEvent(new MouseEvent('mousedown', at(f0)));
+      over.dispatchEvent(new MouseEvent('mousemove', at((f0 + f1) / 2)));
+      over.dispatchEvent(new MouseEvent('mousemove', at(f1)));
+      const t = performance.now();
+      document.dispatchEvent(new MouseEvent('mouseup', at(f1)));
+      return settle(t);
+    },
+    async resetZoom() {
+      const t = performance.now();
+      document.querySelector('[data-testid=reset-zoom]').click();
+      return settle(t);
+    },
+    async heatmapTab() {
+      const view = document.querySelector('[data-testid=heatmap-view]');
+      const t = performance.now();
+      document.querySelector('[data-testid=tab-heatmaps]').click();
+      await new Promise((resolve) => {
+        const check = () => (view.dataset.ready === 'true' ? resolve() : setTimeout(check, 0));
+        check();
+      });
+      const ready = performance.now() - t;
+      await new Promise((r) => requestAnimationFrame(r));
+      return [ready, performance.now() - t];
+    },
+    async heatmapMode(mode) {
+      const view = document.querySelector('[data-testid=heatmap-view]');
+      const sel = document.querySelector('[data-testid=heatmap-mode]');
+      const t = performance.now();
+      sel.value = mode;
+      sel.dispatchEvent(new Event('change'));
+      await new Promise((resolve) => {
+        const check = () => (view.dataset.ready === 'true' ? resolve() : setTimeout(check, 0));
+        check();
+      });
+      return performance.now() - t;
+    },
+  };
+})()`;
+
+async function benchLoss(template: string, work: string, runs: number, points: number): Promise<Record<string, number>> {
+  const dirs = Array.from({ length: runs }, (_, k) => bigRun(template, path.join(work, `big-${runs}-${k}`), k, points));
+  const html = path.join(work, `loss-${runs}.html`);
+  await writeReport(dirs, html);
+  const t0 = Date.now();
+  const o = await openPage(`file://${html}`);
+  const loadMs = Date.now() - t0;
+  try {
+    await o.page.evaluate(PAGE_HELPERS);
+    const t: Record<string, [number, number][]> = { smoothing: [], dragZoom: [], resetZoom: [] };
+    for (let i = 0; i < REPEATS; i++) {
+      t.smoothing.push(await o.page.evaluate(`window.__bench.smoothing(${i % 2 ? 0.9 : 0.6})`));
+      t.dragZoom.push(await o.page.evaluate(`window.__bench.drag(${0.1 + 0.02 * i}, ${0.5 + 0.02 * i})`));
+      t.resetZoom.push(await o.page.evaluate('window.__bench.resetZoom()'));
+    }
+    if (o.pageErrors.length) throw new Error(`page errors: ${o.pageErrors.join('; ')}`);
+    await screenshot(o.page, `bench-loss-${runs}x${points}`);
+    const out: Record<string, number> = { loadMs };
+    for (const [k, v] of Object.entries(t)) {
+      out[`${k}Ms`] = median(v.map((x) => x[1]));
+      out[`${k}WorkMs`] = median(v.map((x) => x[0]));
+    }
+    return out;
+  } finally {
+    await o.close();
+  }
+}
+
+async function benchHeatmap(work: string, d: number, r: number): Promise<Record<string, number>> {
+  const a = Float32Array.from({ length: r * d }, (_, i) => Math.sin(i * 0.7) * 0.05);
+  const b = Float32Array.from({ length: d * r }, (_, i) => Math.cos(i * 1.3) * 0.05);
+  const dir = path.join(work, `adapter-${d}`);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: ['proj'], base_model_name_or_path: 'some/model' }));
+  fs.writeFileSync(
+    path.join(dir, 'adapter_model.safetensors'),
+    serializeSafetensors({
+      'base_model.model.proj.lora_A.weight': { dtype: 'F32', shape: [r, d], data: a },
+      'base_model.model.proj.lora_B.weight': { dtype: 'F32', shape: [d, r], data: b },
+    }),
+  );
+  const html = path.join(work, `adapter-${d}.html`);
+  await writeReport([dir], html);
+  const o = await openPage(`file://${html}`);
+  try {
+    await o.page.evaluate(PAGE_HELPERS);
+    // The first draw: the tab click (heatmaps are drawn only while their tab shows) to the canvases
+    // filled, then to the next frame; the view's own figure (selection to painted) beside it.
+    const [tabReadyMs, tabFrameMs] = (await o.page.evaluate('window.__bench.heatmapTab()')) as [number, number];
+    const firstDrawMs = Number(await o.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.drawMs));
+    const change: number[] = [];
+    for (let i = 0; i < REPEATS; i++) change.push(await o.page.evaluate(`window.__bench.heatmapMode('${i % 2 ? 'maxabs' : 'mean'}')`));
+    await screenshot(o.page, `bench-heatmap-${d}`);
+    return { tabClickToDrawnMs: tabReadyMs, tabClickToFrameMs: tabFrameMs, firstDrawMs, modeChangeMs: median(change) };
+  } finally {
+    await o.close();
+  }
+}
+
+async function main(): Promise<void> {
+  if (!chromiumAvailable()) {
+    console.log('bench:ui: chromium not found at /usr/bin/chromium; nothing measured');
+    return;
+  }
+  ensureWebviewBuilt();
+  const work = tempDir('lora-lab-uibench-');
+  try {
+    const template = await tinyRun(work, { name: 'template', r: 2 });
+    const results: Record<string, Record<string, number>> = {};
+    log('UI bench (headless Chromium, standalone report; medians, ms)');
+    // --only loss|heatmap runs one half.
+    const only = process.argv[process.argv.indexOf('--only') + 1];
+    if (!process.argv.includes('--only') || only === 'loss') {
+      results['loss 1 run x 100k'] = await benchLoss(template, work, 1, 100_000);
+      results['loss 4 runs x 100k'] = await benchLoss(template, work, 4, 100_000);
+    }
+    if (!process.argv.includes('--only') || only === 'heatmap') {
+      results['heatmap 1024x1024 r=8'] = await benchHeatmap(work, 1024, 8);
+      results['heatmap 4096x4096 r=16'] = await benchHeatmap(work, 4096, 16);
+    }
+    if (json) console.log(JSON.stringify({ targets: { lossRedrawMs: 50, heatmapMs: 200 }, results }, null, 2));
+    else {
+      for (const [name, r] of Object.entries(results)) log(`  ${name.padEnd(24)} ${Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(1)}`).join('  ')}`);
+      log('  targets: loss redraw < 50 ms (smoothing, zoom); 1024×1024 heatmap < 200 ms');
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
