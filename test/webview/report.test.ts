@@ -260,11 +260,72 @@ describe('webview report (headless Chromium)', function () {
 
   it('dark colour scheme: the report follows the browser', async () => {
     const html = path.join(work, 'sweep.html');
+    if (!fs.existsSync(html)) await writeReport([runR1, runR2], html);
     const o = await openPage(`file://${html}`, { colorScheme: 'dark' });
     try {
       const bg = await o.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
       assert.equal(bg, 'rgb(30, 30, 30)');
       await screenshot(o.page, 'report-sweep-dark');
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('high contrast: a theme switch recolours tables and the canvas axes (VS Code hc-black variables)', async () => {
+    const html = path.join(work, 'sweep.html');
+    if (!fs.existsSync(html)) await writeReport([runR1, runR2], html);
+    const o = await openPage(`file://${html}`);
+    try {
+      // Light text pixels in the loss chart's y-axis strip (the canvas is transparent elsewhere).
+      const lightAxisPixels = () =>
+        o.page.evaluate(() => {
+          const c = document.querySelector('[data-testid=loss-chart] canvas') as HTMLCanvasElement;
+          const d = c.getContext('2d')!.getImageData(0, 0, 60, c.height).data;
+          let n = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 128 && d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) n++;
+          return n;
+        });
+      assert.equal(await lightAxisPixels(), 0, 'light theme: dark axis labels');
+      await o.page.evaluate(() => {
+        document.body.classList.add('vscode-high-contrast');
+        const vars: Record<string, string> = {
+          '--vscode-editor-background': '#000000',
+          '--vscode-editor-foreground': '#ffffff',
+          '--vscode-foreground': '#ffffff',
+          '--vscode-descriptionForeground': '#ffffffb3',
+          '--vscode-contrastBorder': '#6fc3df',
+          '--vscode-contrastActiveBorder': '#f38518',
+          '--vscode-focusBorder': '#f38518',
+          '--vscode-panel-border': '#6fc3df',
+          '--vscode-panel-background': '#000000',
+          '--vscode-editorWidget-background': '#0c141f',
+          '--vscode-dropdown-background': '#000000',
+          '--vscode-dropdown-foreground': '#ffffff',
+          '--vscode-button-secondaryBackground': '#000000',
+          '--vscode-button-secondaryForeground': '#ffffff',
+          '--vscode-checkbox-background': '#000000',
+          '--vscode-checkbox-foreground': '#ffffff',
+          '--vscode-checkbox-border': '#6fc3df',
+          '--vscode-panelTitle-activeForeground': '#ffffff',
+          '--vscode-panelTitle-inactiveForeground': '#ffffff',
+          '--vscode-editorRuler-foreground': '#ffffff40',
+        };
+        for (const [k, v] of Object.entries(vars)) document.body.style.setProperty(k, v);
+      });
+      await o.page.waitForFunction(() => {
+        const c = document.querySelector('[data-testid=loss-chart] canvas') as HTMLCanvasElement;
+        const d = c.getContext('2d')!.getImageData(0, 0, 60, c.height).data;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 128 && d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) return true;
+        return false;
+      });
+      assert.ok((await lightAxisPixels()) > 20, 'axis labels redrawn in the high-contrast foreground');
+      const style = await o.page.evaluate(() => {
+        const td = document.querySelector('[data-testid=runs-table] td') as HTMLElement;
+        return { bg: getComputedStyle(document.body).backgroundColor, fg: getComputedStyle(document.body).color, border: getComputedStyle(td).borderTopColor };
+      });
+      assert.deepEqual(style, { bg: 'rgb(0, 0, 0)', fg: 'rgb(255, 255, 255)', border: 'rgb(111, 195, 223)' });
+      assert.deepEqual(o.pageErrors, []);
+      await screenshot(o.page, 'report-sweep-high-contrast');
     } finally {
       await o.close();
     }

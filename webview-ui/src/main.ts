@@ -81,6 +81,18 @@ async function main(): Promise<void> {
   });
   root.append(title, subtitle, tabs);
 
+  // A theme change (VS Code swaps the body class and the variables on <html>) recolours the canvases:
+  // uPlot draws axes with colours read once, at construction.
+  let restyle = 0;
+  const onTheme = new MutationObserver(() => {
+    cancelAnimationFrame(restyle);
+    restyle = requestAnimationFrame(() => {
+      loss.restyle();
+      spectra.restyle();
+    });
+  });
+  for (const el of [document.documentElement, document.body]) onTheme.observe(el, { attributes: true, attributeFilter: ['class', 'style'] });
+
   const render = () => {
     state.paths = sources.map((s) => s.path);
     save();

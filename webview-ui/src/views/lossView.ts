@@ -9,7 +9,8 @@
 // coarse full-range reduction. The read-out always reads the raw columns.
 import uPlot from 'uplot';
 import type { SourceSnapshot } from '../../../src/protocol/webview';
-import { PALETTE, cssVar, h, clear } from '../dom';
+import { xAxis, yAxis } from '../chartAxes';
+import { PALETTE, h, clear } from '../dom';
 import { IncrementalEma, bucketColumn, bucketize, formatValue, lowerBound, nearestIndex, type Buckets } from '../series';
 
 /** Runs up to this many points are drawn point for point; longer ones per pixel column. */
@@ -63,18 +64,6 @@ function gapsAsNull(xs: ArrayLike<number | null>): (number | null)[] {
     out[i] = v === null || !Number.isFinite(v) ? null : v;
   }
   return out;
-}
-
-function isPow10(v: number): boolean {
-  const e = Math.log10(v);
-  return Number.isFinite(e) && Math.abs(e - Math.round(e)) < 1e-9;
-}
-
-/** Compact axis labels: 1e-4, 0.05, 12. */
-function formatAxis(v: number): string {
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(0).replace('e+', 'e');
-  return String(Number(v.toPrecision(3)));
 }
 
 export interface LossOptions {
@@ -140,6 +129,11 @@ export class LossView {
     this.sources = sources.filter((s) => s.kind === 'run' && s.metrics);
     for (const id of [...this.runs.keys()]) if (!this.sources.some((s) => s.id === id)) this.runs.delete(id);
     this.rebuild();
+  }
+
+  /** The theme changed: axes and grid take the new colours. */
+  restyle(): void {
+    if (this.charts.length) this.rebuild();
   }
 
   /** New points arrived (`rewritten`: that source's history was replaced from some step on): redraw at most once per animation frame, keeping the zoom. */
@@ -304,13 +298,13 @@ export class LossView {
     const lossSeries: uPlot.Series[] = [{ label: 'step' }];
     this.sources.forEach((s, i) => {
       const color = PALETTE[i % PALETTE.length];
-      lossSeries.push({ label: `${s.label} train`, stroke: color, width: 1, spanGaps: true });
-      if (this.withRaw) lossSeries.push({ label: `${s.label} raw`, stroke: color + '40', width: 1, spanGaps: true });
-      lossSeries.push({ label: `${s.label} eval`, stroke: color, width: 2, dash: [6, 4], spanGaps: true, points: { show: true, size: 4 } });
+      // Point markers filled with the line's colour (uPlot's default white fill shows as white
+      // dots on dark and high-contrast themes); the faint raw line has none.
+      lossSeries.push({ label: `${s.label} train`, stroke: color, width: 1, spanGaps: true, points: { fill: color } });
+      if (this.withRaw) lossSeries.push({ label: `${s.label} raw`, stroke: color + '40', width: 1, spanGaps: true, points: { show: false } });
+      lossSeries.push({ label: `${s.label} eval`, stroke: color, width: 2, dash: [6, 4], spanGaps: true, points: { show: true, size: 4, fill: color } });
     });
     const sync = uPlot.sync('loss-lab');
-    const fg = cssVar('--fg', '#333');
-    const grid = cssVar('--grid', 'rgba(128,128,128,0.2)');
     const common = (title: string, height: number, log: boolean, readout = false): Partial<uPlot.Options> => ({
       title,
       width: this.width(),
@@ -325,18 +319,7 @@ export class LossView {
         bind: { dblclick: () => null },
       },
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
-      axes: [
-        { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } },
-        {
-          stroke: fg,
-          grid: { stroke: grid },
-          ticks: { stroke: grid },
-          size: 64,
-          values: (_u, vals) => vals.map((v) => (v === null ? '' : formatAxis(v))),
-          // On a log scale spanning decades, grid lines and labels only at powers of ten.
-          filter: log ? (_u, splits) => (splits.filter(isPow10).length >= 2 ? splits.map((v) => (isPow10(v) ? v : null)) : splits) : undefined,
-        },
-      ],
+      axes: [xAxis(), yAxis(log)],
       hooks: {
         setSelect: [
           (u) => {
@@ -355,7 +338,7 @@ export class LossView {
     lossChart.root.setAttribute('data-testid', 'loss-chart');
     const mini = (title: string, data: uPlot.AlignedData, testId: string): uPlot => {
       const series: uPlot.Series[] = [{ label: 'step' }];
-      this.sources.forEach((s, i) => series.push({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1, spanGaps: true }));
+      this.sources.forEach((s, i) => series.push({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1, spanGaps: true, points: { fill: PALETTE[i % PALETTE.length] } }));
       const c = new uPlot({ ...(common(title, 160, false) as uPlot.Options), series }, data, this.chartBox);
       c.root.setAttribute('data-testid', testId);
       return c;

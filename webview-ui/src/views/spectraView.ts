@@ -2,7 +2,8 @@
 // at a chosen step and over training steps, with effective rank and top-k energy.
 import uPlot from 'uplot';
 import type { SourceSnapshot, SpectrumSample } from '../../../src/protocol/webview';
-import { PALETTE, clear, cssVar, h, select } from '../dom';
+import { axisColours, xAxis, yAxis } from '../chartAxes';
+import { PALETTE, clear, h, select } from '../dom';
 import { formatValue } from '../series';
 
 export class SpectraView {
@@ -29,6 +30,11 @@ export class SpectraView {
     this.render();
   }
 
+  /** The theme changed: axes and grid take the new colours. */
+  restyle(): void {
+    if (this.charts.length) this.render();
+  }
+
   private render(): void {
     for (const c of this.charts) c.destroy();
     this.charts = [];
@@ -46,18 +52,14 @@ export class SpectraView {
     );
     const samples = spectra.samples;
     const last = samples[samples.length - 1];
-    const fg = cssVar('--fg', '#333');
-    const grid = cssVar('--grid', 'rgba(128,128,128,0.2)');
-    const axes: uPlot.Axis[] = [
-      { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } },
-      { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, size: 60, values: (_u, v) => v.map((x) => formatValue(x)) },
-    ];
+    const { fg } = axisColours();
+    const axes: uPlot.Axis[] = [xAxis(), yAxis(true)];
     const width = Math.max(320, Math.min(700, (this.el.clientWidth || 800) - 24));
     // σ_i at the last step, by index i (log scale).
     const r = last.singularValues.length;
     const idx = Array.from({ length: r }, (_, i) => i + 1);
     const positive = last.singularValues.map((v) => (v > 0 ? v : null));
-    const bySeries: uPlot.Series[] = [{ label: 'i' }, { label: `σ at step ${last.step}`, stroke: PALETTE[0], width: 2, points: { show: true, size: 6 }, value: (_u, v) => formatValue(v) }];
+    const bySeries: uPlot.Series[] = [{ label: 'i' }, { label: `σ at step ${last.step}`, stroke: PALETTE[0], width: 2, points: { show: true, size: 6, fill: PALETTE[0] }, value: (_u, v) => formatValue(v) }];
     const byIndexBox = h('div', { 'data-testid': 'spectrum-by-index' });
     this.body.append(h('h3', {}, `${spectra.module}: singular values of ΔW${source.kind === 'run' ? ` at step ${last.step}` : ''}`), byIndexBox);
     if (positive.some((v) => v !== null)) {
@@ -72,10 +74,10 @@ export class SpectraView {
       const series: uPlot.Series[] = [{ label: 'step' }];
       const data: (number | null)[][] = [steps];
       for (let i = 0; i < r; i++) {
-        series.push({ label: `σ${i + 1}`, stroke: PALETTE[i % PALETTE.length], width: 1.5, points: { show: true, size: 4 }, value: (_u, v) => formatValue(v) });
+        series.push({ label: `σ${i + 1}`, stroke: PALETTE[i % PALETTE.length], width: 1.5, points: { show: true, size: 4, fill: PALETTE[i % PALETTE.length] }, value: (_u, v) => formatValue(v) });
         data.push(samples.map((s) => (s.singularValues[i] > 0 ? s.singularValues[i] : null)));
       }
-      series.push({ label: 'effective rank', stroke: cssVar('--fg', '#333'), dash: [4, 4], width: 1.5, scale: 'rank', value: (_u, v) => formatValue(v) });
+      series.push({ label: 'effective rank', stroke: fg, dash: [4, 4], width: 1.5, scale: 'rank', points: { fill: fg }, value: (_u, v) => formatValue(v) });
       data.push(samples.map((s) => s.effectiveRank));
       const box = h('div', { 'data-testid': 'spectrum-over-steps' });
       this.body.append(h('h3', {}, 'Over training steps'), box);

@@ -1,0 +1,43 @@
+// uPlot axes shared by the loss and spectra charts: theme colours (canvas drawing cannot use CSS
+// var(), so they are read when a chart is built and again on a theme change), compact labels, and
+// on log scales spanning decades, labels and grid lines only at powers of ten.
+import type uPlot from 'uplot';
+import { cssVar } from './dom';
+
+function isPow10(v: number): boolean {
+  const e = Math.log10(v);
+  return Number.isFinite(e) && Math.abs(e - Math.round(e)) < 1e-9;
+}
+
+/** Compact axis labels: 1e-4, 0.05, 12. */
+export function formatAxis(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(0).replace('e+', 'e');
+  return String(Number(v.toPrecision(3)));
+}
+
+/** The current theme's foreground and grid colours. */
+export function axisColours(): { fg: string; grid: string } {
+  return { fg: cssVar('--fg', '#333'), grid: cssVar('--grid', 'rgba(128,128,128,0.2)') };
+}
+
+/** An x axis in the theme's colours. */
+export function xAxis(extra: Partial<uPlot.Axis> = {}): uPlot.Axis {
+  const { fg, grid } = axisColours();
+  return { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, ...extra };
+}
+
+/** A y axis in the theme's colours; `log`: only powers of ten labelled when the range spans two. */
+export function yAxis(log: boolean, extra: Partial<uPlot.Axis> = {}): uPlot.Axis {
+  const { fg, grid } = axisColours();
+  return {
+    stroke: fg,
+    grid: { stroke: grid },
+    ticks: { stroke: grid },
+    size: 64,
+    // uPlot passes null for splits the filter dropped: no label there.
+    values: (_u, vals) => vals.map((v) => (v === null || v === undefined ? '' : formatAxis(v))),
+    filter: log ? (_u, splits) => (splits.filter(isPow10).length >= 2 ? splits.map((v) => (isPow10(v) ? v : null)) : splits) : undefined,
+    ...extra,
+  };
+}
