@@ -41,14 +41,19 @@ export class AdapterView {
     const t = h('table', { class: 'grid', 'data-testid': 'adapter-modules' });
     t.append(h('tr', {}, ...['module', 'W (k×d)', 'r', 'alpha', 'scale', 'dtype', 'params', ''].map((x) => h('th', {}, x))));
     for (const m of s.modules) {
-      const btn = h('vscode-button' as 'button', { secondary: true }, 'Heatmap & spectrum');
-      btn.addEventListener('click', () => this.onModule(s.id, m.name));
+      // A module whose ΔW was too large to ship has no heatmap: the heatmap view would otherwise
+      // fall back to another module without saying so.
+      const btn =
+        m.drawable === false
+          ? h('span', { class: 'hint', title: 'ΔW of this module is too large to draw here' }, 'too large to draw')
+          : h('vscode-button' as 'button', { secondary: true }, 'Heatmap & spectrum');
+      if (m.drawable !== false) btn.addEventListener('click', () => this.onModule(s.id, m.name));
       t.append(h('tr', {}, h('td', { class: 'mono' }, m.name), h('td', {}, `${m.outFeatures}×${m.inFeatures}`), h('td', {}, m.r), h('td', {}, formatValue(m.alpha)), h('td', {}, formatValue(m.scale)), h('td', {}, m.dtype ?? ''), h('td', {}, formatCount(m.storedParams ?? 0)), h('td', {}, btn)));
     }
     block.append(h('h3', {}, 'Modules'), t);
     const meta = h('table', { class: 'grid kv', 'data-testid': 'adapter-metadata' });
     for (const e of a.metadata) meta.append(h('tr', {}, h('th', { class: 'mono' }, e.key), h('td', {}, h('pre', { class: 'meta-value' }, e.value))));
-    block.append(h('h3', {}, `Metadata (${a.metadata.length} entries, shown as text)`), a.metadata.length ? meta : h('p', { class: 'hint' }, 'none'));
+    block.append(h('h3', {}, `Metadata (${a.metadata.length} ${a.metadata.length === 1 ? 'entry' : 'entries'}, shown as text)`), a.metadata.length ? meta : h('p', { class: 'hint' }, 'none'));
     if (a.configText !== undefined) block.append(h('h3', {}, 'Config'), h('pre', { class: 'config-text', 'data-testid': 'adapter-config' }, a.configText));
     return block;
   }
