@@ -123,7 +123,9 @@ function apply(info: AdapterInfo, r: InspectReport): void {
   info.totalParams = r.totals.params;
   info.ranks = Object.keys(r.ranks).map(Number).sort((a, b) => a - b);
   // "alpha tensors were not read" only restates the header-only listing (modules say "α in file").
-  info.warnings = [...r.errors, ...r.warnings.filter((x) => !/^alpha tensors were not read/.test(x))];
+  // "an mlx-lm config: PEFT would refuse it" is noise on an adapter whose weights are mlx-lm's too.
+  const noise = (x: string) => /^alpha tensors were not read/.test(x) || (r.format === 'mlx' && /is an mlx-lm config \(no peft_type\)/.test(x));
+  info.warnings = [...r.errors, ...r.warnings.filter((x) => !noise(x))];
   info.metadata = Object.entries(r.metadata).map(([k, v]): [string, string] => [k, short(v)]);
   info.valuesChecked = r.valuesChecked;
   info.baseModel ??= r.baseModel;

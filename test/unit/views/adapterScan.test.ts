@@ -105,6 +105,8 @@ describe('views/adapterScan', function () {
     assert.match(by('peft-Yairama__alpaca-miner__LFS_POINTER_WEIGHTS')!.warnings.join(' '), /Git LFS pointer/);
     assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /Git LFS pointer/);
     assert.equal(by('peft-anirudh-ak__peft-gpt2')!.baseModel, 'gpt2');
+    // An mlx-lm adapter is not warned about for lacking PEFT's fields.
+    assert.ok(!by('ml-explore__mlx-examples')!.warnings.some((w) => /PEFT would refuse/.test(w)), by('ml-explore__mlx-examples')!.warnings.join('; '));
     // The hostile-metadata files are models, not adapters; no upstream test vector shows up as one.
     assert.equal(found.filter((a) => a.path.includes('promptfoo__modelaudit') || a.path.includes('safetensors-upstream-vectors')).length, 0);
     for (const a of found) for (const [k, v] of a.metadata) assert.ok(typeof k === 'string' && typeof v === 'string');
