@@ -56,7 +56,9 @@ export class ConfigDiagnostics extends Disposable {
       const { issues } = parseExperimentConfig(doc.getText(), doc.fileName);
       diagnostics = issues.map((i) => issueToDiagnostic(doc, i));
     } catch (e) {
-      diagnostics = [new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), `LoRA Lab could not check this file: ${e instanceof Error ? e.message : String(e)}`, vscode.DiagnosticSeverity.Error)];
+      const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), `LoRA Lab could not check this file: ${e instanceof Error ? e.message : String(e)}`, vscode.DiagnosticSeverity.Error);
+      d.source = 'LoRA Lab';
+      diagnostics = [d];
     }
     this._collection.set(doc.uri, diagnostics);
   }
