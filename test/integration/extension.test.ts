@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdapterNode } from '../../src/views/adapterTree';
-import { api, hoverAt, waitFor, workspaceDir, wsUri } from './helpers';
+import { api, hoverAt, hoverText, waitFor, workspaceDir, wsUri } from './helpers';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 
@@ -48,15 +48,33 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.match(text, /Convention: the seed's/);
   });
 
+  it('hovers over a target module in a config: that layer first, rsLoRA scale, W_O trained in full', async () => {
+    await api();
+    const uri = wsUri('attention.lora.yaml');
+    const doc = await vscode.workspace.openTextDocument(uri);
+    const line = doc.getText().split('\n').findIndex((l) => l.includes('targetModules'));
+    const col = doc.lineAt(line).text.indexOf('k,');
+    const text = hoverText(await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', uri, new vscode.Position(line, col)));
+    assert.match(text, /\(target modules\) — attention-adaptation \(E = 64, 1 head\)/);
+    assert.match(text, /this layer: `k` \(64→64, bias\): full 4,160 vs LoRA 512 — 12\.31 %/);
+    assert.match(text, /effective scale s = α\/√r = 8\/√4 = 4 \(rsLoRA\)/);
+    assert.match(text, /adapted: 3 layers \(q, k, v\): full fine-tune of them 12,480 vs LoRA 1,536/);
+    assert.match(text, /whole model: 16,640 parameters; trainable 5,696 \(incl\. 4,160 base parameters trained in full\)/);
+  });
+
   it('hovers in Python: LoRALinear, nn.Linear and LoraConfig (with the nearby config.json)', async () => {
     await api();
     const uri = wsUri('python', 'seed_lora.py');
-    assert.match(await hoverAt(uri, 'LoRALinear(1024', 3), /LoRALinear\(1024, 1024, r=4\)\*\* — full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer/);
-    assert.match(await hoverAt(uri, 'nn.Linear(1024', 4), /nn\.Linear\(1024, 1024\)\*\* — 1,049,600 parameters/);
+    const seed = await hoverAt(uri, 'LoRALinear(1024', 3);
+    assert.match(seed, /LoRALinear\(1024, 1024, r=4\)\*\* — full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer/);
+    assert.match(seed, /Convention: the seed's — the layer's bias trains with A and B/);
+    const linear = await hoverAt(uri, 'nn.Linear(1024', 4);
+    assert.match(linear, /nn\.Linear\(1024, 1024\)\*\* — 1,049,600 parameters/);
+    assert.match(linear, /Convention: PEFT's — bias frozen/);
     const cfg = await hoverAt(uri, 'LoraConfig(r=8', 12);
     assert.match(cfg, /Llama, 2 layers, hidden 64/);
     assert.match(cfg, /adapted: 4 layers \(q_proj, v_proj\)/);
-    assert.match(cfg, /PEFT's/);
+    assert.match(cfg, /Convention: PEFT's — bias frozen .*trainable % is of all parameters \(base \+ LoRA\)/);
   });
 
   it('hovers in adapter_config.json and axolotl YAML with the base model found', async () => {
@@ -65,9 +83,22 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     // 2 layers × (q 64→64, k 64→32, v 64→32, o 64→64) at r = 8: PEFT's trainable_params for this fixture.
     assert.match(peft, /adapted: 8 layers .*LoRA 7,168/s);
     assert.match(peft, /effective scale s = α\/r = 16\/8 = 2/);
+    assert.match(peft, /Convention: PEFT's — bias frozen/);
     const axo = await hoverAt(wsUri('axolotl.yml'), 'lora_r', 2);
     assert.match(axo, /axolotl lora_r/);
     assert.match(axo, /adapted: 4 layers/);
+    assert.match(axo, /Convention: PEFT's/);
+  });
+
+  it('hovers in mlx-lm YAML: the absolute scale, the last num_layers layers', async () => {
+    await api();
+    const mlx = await hoverAt(wsUri('mlx_lora.yaml'), 'rank:', 1);
+    assert.match(mlx, /mlx-lm, last 2 layers/);
+    // q_proj 64→64 and v_proj 64→32 in both layers of llama-tiny at r = 8.
+    assert.match(mlx, /adapted: 4 layers \(q_proj, v_proj\): .* vs LoRA 3,584/);
+    assert.match(mlx, /effective scale s = α\/r = 160\/8 = 20/);
+    assert.match(mlx, /`scale` 20 is the absolute scale s on B·A, not α/);
+    assert.match(mlx, /Convention: PEFT's/);
   });
 
   it('lists the workspace adapters from headers, with formats, bases, warnings and text-only metadata', async () => {
@@ -88,8 +119,11 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.ok(peft.baseFound?.endsWith('llama-tiny'), `base not found: ${peft.baseNote}`);
     assert.match(byLabel.get('orphan-r8')!.baseNote, /not found in this workspace/);
     assert.equal(byLabel.get('mlx-adapter')!.format, 'mlx');
+    assert.deepEqual(byLabel.get('mlx-adapter')!.warnings, [], 'an mlx-lm adapter is not warned about for lacking PEFT fields');
     assert.match(byLabel.get('nan-lora.safetensors')!.warnings.join(' '), /NaN\/Inf/);
     assert.match(byLabel.get('lfs-pointer-lora.safetensors')!.warnings.join(' '), /Git LFS pointer/);
+    assert.match(byLabel.get('mismatch-r16')!.warnings.join(' '), /adapter_config\.json says r = 16 but lora_A has rank 8/);
+    assert.deepEqual(peft.warnings, [], 'the matching PEFT adapter has no warnings');
     const kohya = byLabel.get('kohya-style.safetensors')!;
     assert.equal(kohya.format, 'kohya');
     assert.equal(kohya.modules.length, 2);
@@ -102,6 +136,18 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.equal(hostile.description, '<script>alert("pwned")</script>');
     const mod = kids.find((k) => k.kind === 'module')!;
     assert.match(String(a.adapters.getTreeItem(mod).description), /^r 4 · α [24] · s (1|0\.5) · (320→320 \(1×1 conv\)|768→768) · [\d,]+ params · F32$/);
+  });
+
+  it('the file watcher adds a LoRA file copied into the workspace and drops it when deleted', async () => {
+    const a = await api();
+    await a.adapters.adapters();
+    const copy = wsUri('loras', 'watched-lora.safetensors').fsPath;
+    fs.copyFileSync(wsUri('loras', 'kohya-style.safetensors').fsPath, copy);
+    const has = async () => (await a.adapters.adapters()).some((x) => x.label === 'watched-lora.safetensors');
+    // No refresh call: only the watcher can make it appear.
+    await waitFor('the copied LoRA file in the tree', has, 15_000, 100);
+    fs.rmSync(copy);
+    await waitFor('the deleted LoRA file gone from the tree', async () => !(await has()), 15_000, 100);
   });
 
   it('shows problems in *.lora.yaml too, from the same parser', async () => {

@@ -53,6 +53,10 @@ export function makeWorkspace(parent) {
   const orphan = path.join(dest, 'adapters', 'orphan-r8');
   fs.cpSync(peft, orphan, { recursive: true });
   fs.writeFileSync(path.join(orphan, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: 'meta-llama/Llama-2-7b-hf' }, null, 2));
+  // A config that does not match its weights (r 16 in adapter_config.json, rank 8 in lora_A).
+  const mismatch = path.join(dest, 'adapters', 'mismatch-r16');
+  fs.cpSync(peft, mismatch, { recursive: true });
+  fs.writeFileSync(path.join(mismatch, 'adapter_config.json'), JSON.stringify({ ...cfg, r: 16, base_model_name_or_path: '../../models/llama-tiny' }, null, 2));
   // kohya-style SD LoRA (conv + linear), with hostile metadata that must stay text.
   const lora = path.join(dest, 'loras');
   fs.mkdirSync(lora, { recursive: true });
