@@ -154,6 +154,7 @@ async function benchHeatmap(work: string, d: number, r: number): Promise<Record<
     // filled, then to the next frame; the view's own figure (selection to painted) beside it.
     const [tabReadyMs, tabFrameMs] = (await o.page.evaluate('window.__bench.heatmapTab()')) as [number, number];
     const firstDrawMs = Number(await o.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.drawMs));
+    log(`  heatmap ${d}×${d} first draw: ${await o.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.drawPhases)} ms`);
     const change: number[] = [];
     for (let i = 0; i < REPEATS; i++) change.push(await o.page.evaluate(`window.__bench.heatmapMode('${i % 2 ? 'maxabs' : 'mean'}')`));
     await screenshot(o.page, `bench-heatmap-${d}`);

@@ -43,32 +43,15 @@ export interface HeatmapGrid {
 export function computeHeatmap(job: HeatmapJob): HeatmapGrid {
   const { rows, cols, scale } = job;
   const n = rows * cols;
-  let full: Float32Array;
-  if (job.a && job.b && job.r !== undefined) {
-    const r = job.r;
-    const a = job.a;
-    const b = job.b;
-    if (a.length !== r * cols || b.length !== rows * r) {
-      throw new Error(`heatmap: factors do not match [${rows}, ${cols}] with r=${r} (A has ${a.length} values, B ${b.length})`);
+  const factors = job.a && job.b && job.r !== undefined;
+  if (factors) {
+    const r = job.r as number;
+    if ((job.a as Float32Array).length !== r * cols || (job.b as Float32Array).length !== rows * r) {
+      throw new Error(`heatmap: factors do not match [${rows}, ${cols}] with r=${r} (A has ${(job.a as Float32Array).length} values, B ${(job.b as Float32Array).length})`);
     }
-    full = job.base ? Float32Array.from(job.base) : new Float32Array(n);
     if (job.base && job.base.length !== n) throw new Error(`heatmap: base has ${job.base.length} values, expected ${rows}×${cols}`);
-    // Row i of ΔW = s · Σ_m B[i,m] · A[m,:]  (k·r·d multiply-adds, float64 accumulation per row)
-    const acc = new Float64Array(cols);
-    for (let i = 0; i < rows; i++) {
-      acc.fill(0);
-      for (let m = 0; m < r; m++) {
-        const bim = b[i * r + m];
-        if (bim === 0) continue;
-        const off = m * cols;
-        for (let j = 0; j < cols; j++) acc[j] += bim * a[off + j];
-      }
-      const o = i * cols;
-      for (let j = 0; j < cols; j++) full[o + j] += scale * acc[j];
-    }
   } else if (job.matrix) {
     if (job.matrix.length !== n) throw new Error(`heatmap: matrix has ${job.matrix.length} values, expected ${rows}×${cols}`);
-    full = job.matrix;
   } else {
     throw new Error('heatmap: give either factors (a, b, r) or a matrix');
   }
@@ -82,22 +65,60 @@ export function computeHeatmap(job: HeatmapJob): HeatmapGrid {
   const grid = new Float32Array(gridRows * gridCols);
   const sums = new Float64Array(gridRows * gridCols);
   const counts = new Uint32Array(gridRows * gridCols);
+  const cellOfCol = new Int32Array(cols);
+  for (let j = 0; j < cols; j++) cellOfCol[j] = Math.floor(j / blockCols);
   let min = Infinity;
   let max = -Infinity;
   let nonFinite = 0;
   const maxabs = job.mode === 'maxabs';
+  // ΔW is never materialised: each row is built (s · Σ_m B[i,m] · A[m,:], float64 accumulation,
+  // plus W's row for W + ΔW, rounded to float32 as a stored matrix would be) and reduced at once.
+  const row = new Float32Array(cols);
+  const acc = new Float64Array(factors ? cols : 0);
   for (let i = 0; i < rows; i++) {
-    const gi = Math.floor(i / blockRows) * gridCols;
     const o = i * cols;
+    let vals: Float32Array;
+    if (factors) {
+      const r = job.r as number;
+      const a = job.a as Float32Array;
+      const b = job.b as Float32Array;
+      acc.fill(0);
+      // Four rank components per pass over the row (fewer loads and stores of acc).
+      let m = 0;
+      for (; m + 4 <= r; m += 4) {
+        const b0 = b[i * r + m];
+        const b1 = b[i * r + m + 1];
+        const b2 = b[i * r + m + 2];
+        const b3 = b[i * r + m + 3];
+        const o0 = m * cols;
+        const o1 = o0 + cols;
+        const o2 = o1 + cols;
+        const o3 = o2 + cols;
+        for (let j = 0; j < cols; j++) acc[j] += b0 * a[o0 + j] + b1 * a[o1 + j] + b2 * a[o2 + j] + b3 * a[o3 + j];
+      }
+      for (; m < r; m++) {
+        const bim = b[i * r + m];
+        if (bim === 0) continue;
+        const off = m * cols;
+        for (let j = 0; j < cols; j++) acc[j] += bim * a[off + j];
+      }
+      const base = job.base;
+      if (base) for (let j = 0; j < cols; j++) row[j] = base[o + j] + scale * acc[j];
+      else for (let j = 0; j < cols; j++) row[j] = scale * acc[j];
+      vals = row;
+    } else {
+      vals = (job.matrix as Float32Array).subarray(o, o + cols);
+    }
+    const gi = Math.floor(i / blockRows) * gridCols;
     for (let j = 0; j < cols; j++) {
-      const v = full[o + j];
-      if (!Number.isFinite(v)) {
+      const v = vals[j];
+      if (!(v - v === 0)) {
         nonFinite++;
         continue;
       }
       if (v < min) min = v;
       if (v > max) max = v;
-      const g = gi + Math.floor(j / blockCols);
+      const g = gi + cellOfCol[j];
       if (maxabs) {
         if (counts[g] === 0 || Math.abs(v) > Math.abs(grid[g])) grid[g] = v;
       } else {

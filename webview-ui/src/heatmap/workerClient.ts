@@ -47,9 +47,11 @@ self.onmessage = (e) => {
   return worker;
 }
 
-/** Starts the worker ahead of the first heatmap (it takes tens of ms to boot). */
+/** Starts the worker ahead of the first heatmap (booting it and compiling the loops take tens of ms). */
 export function warmUpHeatmapWorker(): void {
-  getWorker();
+  if (!getWorker()) return;
+  const d = 128;
+  void computeOffThread({ a: new Float32Array(4 * d), b: new Float32Array(d * 4), r: 4, scale: 1, rows: d, cols: d, maxRows: 32, maxCols: 32, mode: 'maxabs' }).catch(() => undefined);
 }
 
 export function computeOffThread(job: HeatmapJob): Promise<HeatmapGrid> {

@@ -149,6 +149,7 @@ export class HeatmapView {
     this.el.dataset.ready = 'false';
     try {
       const all = await this.factors(source.id, step);
+      const tFactors = performance.now();
       const f = all.find((x) => x.module === module);
       if (!f) throw new Error(`module ${module} has no factors at step ${step}`);
       const summary = source.modules.find((m) => m.name === module)!;
@@ -169,6 +170,7 @@ export class HeatmapView {
         baseRef && f.a && f.b ? this.reference(source.id, module, 'base').then((m) => computeOffThread(factorJob({ base: m.data }))) : undefined,
       ]);
       if (seq !== this.drawSeq) return;
+      const tCompute = performance.now();
       const deltaScale = Math.max(learned.maxAbs, truth?.maxAbs ?? 0);
       const wScale = Math.max(w?.maxAbs ?? 0, merged?.maxAbs ?? 0);
       const panels: Panel[] = [{ title: `${source.kind === 'run' ? 'Learned ' : ''}${f.a && f.b ? `ΔW = s·B·A (s = ${formatValue(f.scale)})` : `ΔW (${summary.kind})`}${source.kind === 'run' ? ` at step ${step}` : ''}`, testId: 'heatmap-delta', grid: learned, maxAbs: deltaScale }];
@@ -181,7 +183,9 @@ export class HeatmapView {
       this.status.textContent = `${module}: ${rows}×${cols}${down ? `, shown in ${learned.blockRows}×${learned.blockCols} blocks (${this.sel.mode === 'maxabs' ? 'largest |value|' : 'mean'} per block)` : ''}.`;
       this.el.dataset.compute = heatmapMode;
       // Selection to painted canvases, read by the UI bench.
-      this.el.dataset.drawMs = (performance.now() - t0).toFixed(1);
+      const t1 = performance.now();
+      this.el.dataset.drawMs = (t1 - t0).toFixed(1);
+      this.el.dataset.drawPhases = `factors ${(tFactors - t0).toFixed(1)}, compute ${(tCompute - tFactors).toFixed(1)}, paint ${(t1 - tCompute).toFixed(1)}`;
       this.el.dataset.ready = 'true';
     } catch (e) {
       if (seq !== this.drawSeq) return;

@@ -127,7 +127,8 @@ export class LossView {
 
   setSources(sources: SourceSnapshot[]): void {
     this.sources = sources.filter((s) => s.kind === 'run' && s.metrics);
-    for (const id of [...this.runs.keys()]) if (!this.sources.some((s) => s.id === id)) this.runs.delete(id);
+    // New column arrays (a snapshot, a source update): nothing cached from the old ones is trusted.
+    this.runs.clear();
     this.rebuild();
   }
 
