@@ -12,6 +12,7 @@ import { formatValue } from '../../webview-ui/src/series';
 import { canvasPixel, chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
 import { tempDir, tinyRun } from './support/runs';
+import { syntheticLoss, writeBigRun, writeSquareAdapter } from './support/synthetic';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../fixtures/peft/llama-tiny-qkvo-r8/adapter');
 const REAL_WORLD = path.resolve(__dirname, '../../../shared/fixtures/real-world');
@@ -58,6 +59,13 @@ describe('webview report (headless Chromium)', function () {
   after(() => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
+
+  /** The rank-sweep report (r = 1 and r = 2 overlaid), written once. */
+  async function openSweep(opts: Parameters<typeof openPage>[1] = {}): Promise<OpenedPage> {
+    const html = path.join(work, 'sweep.html');
+    if (!fs.existsSync(html)) await writeReport([runR1, runR2], html);
+    return openPage(`file://${html}`, opts);
+  }
 
   describe('a real low-rank-recovery run', () => {
     let opened: OpenedPage;
@@ -184,9 +192,7 @@ describe('webview report (headless Chromium)', function () {
   });
 
   it('a rank sweep overlays both runs with a legend', async () => {
-    const html = path.join(work, 'sweep.html');
-    await writeReport([runR1, runR2], html);
-    const o = await openPage(`file://${html}`);
+    const o = await openSweep();
     try {
       const legend = await o.page.$$eval('[data-testid=loss-chart] .u-legend .u-label', (els) => els.map((e) => e.textContent));
       for (const l of ['sweep-r1 r=1 train', 'sweep-r1 r=1 eval', 'sweep-r2 r=2 train', 'sweep-r2 r=2 eval']) assert.ok(legend.includes(l), `legend ${legend}`);
@@ -199,21 +205,7 @@ describe('webview report (headless Chromium)', function () {
 
   it('100,000 points per run × 4 runs: two rows per pixel column, a zoom re-reduces the visible range, the read-out stays exact', async () => {
     // Timings are `npm run bench:ui`'s business; this checks what is drawn.
-    const lossAt = (k: number, step: number) => (1 + k) * Math.exp(-step / 20_000) * (1 + 0.3 * Math.sin(step * 0.37)) + 1e-3;
-    const dirs: string[] = [];
-    for (let k = 0; k < 4; k++) {
-      const dir = path.join(work, 'big', `run-${k}`);
-      fs.cpSync(runR2, dir, { recursive: true });
-      const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
-      fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ ...info, name: `big-${k}`, step: 100_000, totalSteps: 100_000 }));
-      const lines: string[] = [];
-      for (let step = 1; step <= 100_000; step++) {
-        const loss = lossAt(k, step);
-        lines.push(JSON.stringify({ step, loss, ...(step % 1000 === 0 ? { evalLoss: loss * 1.1 } : {}), lr: 1e-3, gradNorm: 1 + Math.cos(step), elapsedMs: step }));
-      }
-      fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
-      dirs.push(dir);
-    }
+    const dirs = [0, 1, 2, 3].map((k) => writeBigRun(runR2, path.join(work, 'big', `run-${k}`), k, 100_000));
     const html = path.join(work, 'big.html');
     await writeReport(dirs, html);
     const o = await openPage(`file://${html}`);
@@ -246,8 +238,8 @@ describe('webview report (headless Chromium)', function () {
       assert.ok(m, `read-out: ${text}`);
       const step = Number(m![1]);
       assert.ok(step > 20_000 && step < 40_000, `step ${step}`);
-      assert.equal(m![2], formatValue(Math.fround(lossAt(0, step))));
-      assert.equal(m![3], formatValue(Math.fround(lossAt(1, step))));
+      assert.equal(m![2], formatValue(Math.fround(syntheticLoss(0, step))));
+      assert.equal(m![3], formatValue(Math.fround(syntheticLoss(1, step))));
       // Double-click: back to the whole run.
       await o.page.mouse.dblclick(over.x + over.width * 0.5, over.y + 60);
       assert.deepEqual((await view()).range, [1, 100_000]);
@@ -259,9 +251,7 @@ describe('webview report (headless Chromium)', function () {
   });
 
   it('dark colour scheme: the report follows the browser', async () => {
-    const html = path.join(work, 'sweep.html');
-    if (!fs.existsSync(html)) await writeReport([runR1, runR2], html);
-    const o = await openPage(`file://${html}`, { colorScheme: 'dark' });
+    const o = await openSweep({ colorScheme: 'dark' });
     try {
       const bg = await o.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
       assert.equal(bg, 'rgb(30, 30, 30)');
@@ -272,9 +262,7 @@ describe('webview report (headless Chromium)', function () {
   });
 
   it('high contrast: a theme switch recolours tables and the canvas axes (VS Code hc-black variables)', async () => {
-    const html = path.join(work, 'sweep.html');
-    if (!fs.existsSync(html)) await writeReport([runR1, runR2], html);
-    const o = await openPage(`file://${html}`);
+    const o = await openSweep();
     try {
       // Light text pixels in the loss chart's y-axis strip (the canvas is transparent elsewhere).
       const lightAxisPixels = () =>
@@ -374,18 +362,8 @@ describe('webview report (headless Chromium)', function () {
   it('a 1024×1024 ΔW (r = 8) is block-downsampled in the worker: 4×4 blocks, largest |value| per block', async () => {
     const d = 1024;
     const r = 8;
-    const a = Float32Array.from({ length: r * d }, (_, i) => Math.sin(i * 0.7) * 0.05);
-    const b = Float32Array.from({ length: d * r }, (_, i) => Math.cos(i * 1.3) * 0.05);
     const dir = path.join(work, 'big-adapter');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: ['proj'], base_model_name_or_path: 'some/model' }));
-    fs.writeFileSync(
-      path.join(dir, 'adapter_model.safetensors'),
-      serializeSafetensors({
-        'base_model.model.proj.lora_A.weight': { dtype: 'F32', shape: [r, d], data: a },
-        'base_model.model.proj.lora_B.weight': { dtype: 'F32', shape: [d, r], data: b },
-      }),
-    );
+    const { a, b } = writeSquareAdapter(dir, d, r);
     const html = path.join(work, 'big-adapter.html');
     await writeReport([dir], html);
     const o = await openPage(`file://${html}`);

@@ -11,11 +11,11 @@
 // set again).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { serializeSafetensors } from '../../src/formats/safetensors';
 import { writeReport } from '../../src/cli/commands/report';
 import { chromiumAvailable, openPage, screenshot } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
 import { tempDir, tinyRun } from './support/runs';
+import { writeBigRun, writeSquareAdapter } from './support/synthetic';
 
 const json = process.argv.includes('--json');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 9);
@@ -27,20 +27,6 @@ function median(xs: number[]): number {
 
 function log(line: string): void {
   if (!json) console.log(line);
-}
-
-/** Copies a real run and replaces its metrics by `points` synthetic steps (eval every 1000). */
-function bigRun(template: string, dir: string, k: number, points: number): string {
-  fs.cpSync(template, dir, { recursive: true });
-  const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
-  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ ...info, name: `big-${k}`, step: points, totalSteps: points }));
-  const lines: string[] = [];
-  for (let step = 1; step <= points; step++) {
-    const loss = (1 + k) * Math.exp(-step / 20_000) * (1 + 0.3 * Math.sin(step * 0.37)) + 1e-3;
-    lines.push(JSON.stringify({ step, loss, ...(step % 1000 === 0 ? { evalLoss: loss * 1.1 } : {}), lr: 1e-3 * Math.min(1, step / 1000), gradNorm: 1 + Math.cos(step), elapsedMs: step }));
-  }
-  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
-  return dir;
 }
 
 /** In-page timing helpers, installed once per page. */
@@ -105,7 +91,7 @@ const PAGE_HELPERS = `(() => {
 })()`;
 
 async function benchLoss(template: string, work: string, runs: number, points: number): Promise<Record<string, number>> {
-  const dirs = Array.from({ length: runs }, (_, k) => bigRun(template, path.join(work, `big-${runs}-${k}`), k, points));
+  const dirs = Array.from({ length: runs }, (_, k) => writeBigRun(template, path.join(work, `big-${runs}-${k}`), k, points));
   const html = path.join(work, `loss-${runs}.html`);
   await writeReport(dirs, html);
   const t0 = Date.now();
@@ -133,18 +119,8 @@ async function benchLoss(template: string, work: string, runs: number, points: n
 }
 
 async function benchHeatmap(work: string, d: number, r: number): Promise<Record<string, number>> {
-  const a = Float32Array.from({ length: r * d }, (_, i) => Math.sin(i * 0.7) * 0.05);
-  const b = Float32Array.from({ length: d * r }, (_, i) => Math.cos(i * 1.3) * 0.05);
   const dir = path.join(work, `adapter-${d}`);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: ['proj'], base_model_name_or_path: 'some/model' }));
-  fs.writeFileSync(
-    path.join(dir, 'adapter_model.safetensors'),
-    serializeSafetensors({
-      'base_model.model.proj.lora_A.weight': { dtype: 'F32', shape: [r, d], data: a },
-      'base_model.model.proj.lora_B.weight': { dtype: 'F32', shape: [d, r], data: b },
-    }),
-  );
+  writeSquareAdapter(dir, d, r);
   const html = path.join(work, `adapter-${d}.html`);
   await writeReport([dir], html);
   const o = await openPage(`file://${html}`);
