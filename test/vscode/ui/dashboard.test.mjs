@@ -35,7 +35,9 @@ describe('UI: dashboard', () => {
         model: { inFeatures: 128, outFeatures: 96, trueRank: 2 },
         lora: { r: 2, alpha: 2 },
         optimizer: { name: 'adam', lr: 0.01 },
-        training: { steps: 4000, batchSize: 64, seed: 0, evalEvery: 100, checkpointEvery: 200, logEvery: 5 },
+        // Far more steps than the test lasts: it stops the run itself at the end (4000 steps
+        // finished before Stop Training on a fast engine, and the test waited for "stopped at").
+        training: { steps: 400000, batchSize: 64, seed: 0, evalEvery: 100, checkpointEvery: 200, logEvery: 5 },
       }),
     );
     // No config editor active, so Train Experiment asks which config.
@@ -44,7 +46,7 @@ describe('UI: dashboard', () => {
     await workbench.pick('dash-live.lora.json', { timeoutMs: 30_000 });
     await workbench.waitNotification('LoRA Lab: training dash-live.lora.json', 60_000);
     // The run folder exists once progress shows; Open Dashboard then picks the running run.
-    await page.locator('.statusbar-item', { hasText: /LoRA step \d+\/4000/ }).first().waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: /LoRA step \d+\/400000/ }).first().waitFor({ timeout: 60_000 });
     await workbench.runCommand('LoRA Lab: Open Dashboard');
     const frame = dashboardFrame(page);
     await frame.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
