@@ -20,7 +20,7 @@ import type { RunsTreeProvider } from './views/runsTree';
 
 /** What the dashboard offers the commands (src/views/dashboardPanel.ts implements it). */
 export interface DashboardOpener {
-  show(opts: { runDirs?: string[]; adapterPath?: string }): void | Promise<void>;
+  show(opts: { runDirs?: string[]; adapterPath?: string; adapterPaths?: string[] }): void | Promise<void>;
 }
 
 export interface CommandContext {
@@ -77,8 +77,9 @@ async function pickConfig(): Promise<vscode.Uri | undefined> {
   return pick?.uri;
 }
 
-async function pickRun(title: string, filter: (r: RunEntry) => boolean, many = false): Promise<RunEntry[] | undefined> {
-  const runs = (await listRunsInWorkspace()).filter(filter);
+async function pickRun(ctx: CommandContext, title: string, filter: (r: RunEntry) => boolean, many = false): Promise<RunEntry[] | undefined> {
+  // With the job manager: a run training now reads 'running', not 'interrupted' (and is not offered to Resume).
+  const runs = (await listRunsInWorkspace(ctx.jobs)).filter(filter);
   if (runs.length === 0) {
     void vscode.window.showInformationMessage(`LoRA Lab: no ${title.toLowerCase().includes('resume') ? 'resumable ' : ''}runs in this workspace.`);
     return undefined;
@@ -133,7 +134,7 @@ function readRunInfo(dir: string): RunInfo | undefined {
 
 async function resume(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | undefined> {
   let dir = typeof arg === 'string' ? arg : arg && typeof arg === 'object' && 'dir' in arg ? String((arg as RunEntry).dir) : uriArg(arg)?.fsPath;
-  if (!dir) dir = (await pickRun('LoRA Lab: Resume Run', (r) => r.resumable))?.[0]?.dir;
+  if (!dir) dir = (await pickRun(ctx, 'LoRA Lab: Resume Run', (r) => r.resumable))?.[0]?.dir;
   if (!dir) return undefined;
   // A run that already finished (e.g. Resume clicked on an old "stopped" notification) is not an
   // error to report as a failed run: say so plainly.
@@ -215,7 +216,7 @@ async function openDashboard(ctx: CommandContext, arg?: unknown): Promise<void> 
 async function compareRuns(ctx: CommandContext, ...args: unknown[]): Promise<void> {
   let dirs = args.flat().filter((a): a is string => typeof a === 'string');
   if (dirs.length < 2) {
-    const picked = await pickRun('LoRA Lab: Compare Runs (pick two or more)', () => true, true);
+    const picked = await pickRun(ctx, 'LoRA Lab: Compare Runs (pick two or more)', () => true, true);
     if (!picked || picked.length === 0) return;
     dirs = picked.map((r) => r.dir);
   }
@@ -227,14 +228,18 @@ async function inspectAdapter(ctx: CommandContext, arg?: unknown): Promise<void>
   if (p) await ctx.dashboard.show({ adapterPath: p });
 }
 
-async function compareWith(ctx: CommandContext, arg?: unknown): Promise<void> {
+/** Compare with…: two runs overlay their curves; otherwise both adapters open in one panel, side by side. */
+async function compareWith(ctx: CommandContext, arg?: unknown, secondArg?: unknown): Promise<void> {
   const first = adapterPathArg(arg) ?? (await pickAdapter(ctx, 'LoRA Lab: Compare… (first adapter)').then((a) => a && { path: a.path, info: a }));
   if (!first) return;
-  const second = await pickAdapter(ctx, `Compare ${path.basename(first.path)} with…`, (a) => a.path !== first.path);
+  // The second adapter: given (scripts, tests) or picked.
+  const given = adapterPathArg(secondArg);
+  const all = given ? await ctx.adapters.adapters() : [];
+  const second = given ? (all.find((a) => a.path === given.path) ?? { path: given.path, runDir: undefined }) : await pickAdapter(ctx, `Compare ${path.basename(first.path)} with…`, (a) => a.path !== first.path);
   if (!second) return;
-  if (first.info?.runDir && second.runDir) return compareRuns(ctx, [first.info.runDir, second.runDir]);
-  await ctx.dashboard.show({ adapterPath: first.path });
-  await ctx.dashboard.show({ adapterPath: second.path });
+  const firstRun = first.info?.runDir ?? (given ? all.find((a) => a.path === first.path)?.runDir : undefined);
+  if (firstRun && second.runDir) return compareRuns(ctx, [firstRun, second.runDir]);
+  await ctx.dashboard.show({ adapterPaths: [first.path, second.path] });
 }
 
 function cliPath(ctx: CommandContext): string {
@@ -321,7 +326,7 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.inspectAdapter', run: (c, a) => inspectAdapter(c, a) },
   { id: 'loraLab.mergeAdapter', restricted: 'merging runs the CLI and writes a model folder', run: (c, a, o) => mergeAdapter(c, a, (o ?? {}) as MergeOptions) },
   { id: 'loraLab.compareRuns', run: (c, ...a) => compareRuns(c, ...a) },
-  { id: 'loraLab.compareAdapterWith', run: (c, a) => compareWith(c, a) },
+  { id: 'loraLab.compareAdapterWith', run: (c, a, b) => compareWith(c, a, b) },
   { id: 'loraLab.showLog', run: () => log.show() },
   { id: 'loraLab.refreshAdapters', run: (c) => c.adapters.refresh() },
   { id: 'loraLab.refreshRuns', run: (c) => c.runs.refresh() },

@@ -19,7 +19,7 @@ export interface LoraLabApi {
   diagnostics: ConfigDiagnostics;
   commandIds: string[];
   /** Dashboard requests made by commands (the last 20), for tests and the log. */
-  dashboardRequests: { runDirs?: string[]; adapterPath?: string }[];
+  dashboardRequests: Parameters<DashboardOpener['show']>[0][];
 }
 
 export function activate(context: vscode.ExtensionContext): LoraLabApi {

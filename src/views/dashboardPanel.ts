@@ -17,6 +17,8 @@ import { DashboardSession } from './dashboardSession';
 export interface DashboardShowOptions {
   runDirs?: string[];
   adapterPath?: string;
+  /** Several adapters in one panel, side by side (the adapter browser's "Compare with…"). */
+  adapterPaths?: string[];
 }
 
 /** What the webview persists (vscode.setState) and the serializer gets back after a reload. */
@@ -73,7 +75,7 @@ export class DashboardPanel {
    * A panel already showing exactly these paths is revealed instead of duplicated.
    */
   static show(context: vscode.ExtensionContext, opts: DashboardShowOptions): DashboardPanel {
-    const paths = [...(opts.runDirs ?? []), ...(opts.adapterPath ? [opts.adapterPath] : [])];
+    const paths = [...(opts.runDirs ?? []), ...(opts.adapterPath ? [opts.adapterPath] : []), ...(opts.adapterPaths ?? [])];
     for (const p of DashboardPanel.panels) {
       if (paths.length > 0 && paths.every((x) => p.session.has(x)) && p.session.paths.length === paths.length) {
         p.panel.reveal();

@@ -188,6 +188,18 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
+  it('Compare with… opens both adapters in one panel', async () => {
+    const a = await api();
+    const peft = wsUri('adapters', 'llama-tiny-r8').fsPath;
+    const orphan = wsUri('adapters', 'orphan-r8').fsPath;
+    const tabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview && /LoRA Lab/.test(t.label));
+    const before = tabs().length;
+    await vscode.commands.executeCommand('loraLab.compareAdapterWith', peft, orphan);
+    assert.deepEqual(a.dashboardRequests[a.dashboardRequests.length - 1], { adapterPaths: [peft, orphan] });
+    await waitFor('one new LoRA Lab webview tab', () => tabs().length === before + 1);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
   it('Copy Path puts the adapter path on the clipboard', async () => {
     const a = await api();
     const first = (await a.adapters.getChildren())[0];
