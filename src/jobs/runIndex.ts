@@ -15,9 +15,9 @@ export interface RunEntry {
   resumable: boolean;
 }
 
-export function statusInHost(info: RunInfo, dir: string, jobs: JobManager | undefined): RunStatus {
+export function statusInHost(info: RunInfo, dir: string, jobs: JobManager): RunStatus {
   if (info.status !== 'running') return info.status;
-  const live = jobs?.running.some((j) => j.runDir && path.resolve(j.runDir) === path.resolve(dir));
+  const live = jobs.running.some((j) => j.runDir && path.resolve(j.runDir) === path.resolve(dir));
   if (live) return 'running';
   // Our worker threads share the host's pid: a 'running' run of this process with no live job was
   // interrupted (window reload, crashed worker).
@@ -35,7 +35,8 @@ function hasCheckpoint(dir: string, info: RunInfo): boolean {
   }
 }
 
-export async function listRunsInWorkspace(jobs?: JobManager): Promise<RunEntry[]> {
+/** `jobs` is required: without it a run this window is training would read as interrupted (same pid). */
+export async function listRunsInWorkspace(jobs: JobManager): Promise<RunEntry[]> {
   const files = await vscode.workspace.findFiles('**/run.json', '{**/node_modules/**,**/.git/**}');
   const outDirs = new Set(files.map((f) => path.dirname(path.dirname(f.fsPath))));
   const entries: RunEntry[] = [];

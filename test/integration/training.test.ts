@@ -86,6 +86,9 @@ function metricsSteps(runDir: string): number[] {
       await assert.rejects(a.jobs.start({ configPath: config().fsPath }), /already training .* the limit is 2/);
       await assert.rejects(a.jobs.start({ resumeRunDir: j1.runDir }), /already training/);
       await waitFor('both runs to progress', () => j1.progress.step > 10 && j2.progress.step > 10, 60_000);
+      // Listed as running (same pid as this host, but live jobs), so Resume does not offer them.
+      const listed = (await listRunsInWorkspace(a.jobs)).filter((e) => e.dir === j1.runDir || e.dir === j2.runDir);
+      assert.deepEqual(listed.map((e) => [e.status, e.resumable]), [['running', false], ['running', false]]);
     } finally {
       a.jobs.cancel();
     }
