@@ -149,14 +149,17 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
         item.tooltip = `${a.path}\n${a.formatLabel}\nBase model: ${a.baseNote}${a.warnings.length ? `\nWarnings:\n- ${a.warnings.join('\n- ')}` : ''}`;
         item.iconPath = new vscode.ThemeIcon(a.warnings.length ? 'warning' : a.runDir ? 'beaker' : 'layers');
         item.resourceUri = vscode.Uri.file(a.path);
-        item.contextValue = a.format === 'peft' ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
+        // Merge needs a PEFT adapter of a real model (a built-in experiment's run has no base to merge into).
+        item.contextValue = a.format === 'peft' && !(a.runDir && !a.baseModel) ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
         item.command = { command: 'loraLab.inspectAdapter', title: 'Inspect Adapter', arguments: [n] };
         return item;
       }
       case 'base': {
         const a = n.info;
-        const item = new vscode.TreeItem(`Base model: ${a.baseModel ?? 'unknown'}`, vscode.TreeItemCollapsibleState.None);
-        item.description = a.baseFound ? 'found in workspace' : 'not in workspace';
+        // A built-in experiment's run has no named base: its frozen W is synthetic, kept in the run folder.
+        const synthetic = !a.baseModel && a.runDir !== undefined && a.baseFound === a.runDir;
+        const item = new vscode.TreeItem(`Base model: ${a.baseModel ?? (synthetic ? 'synthetic (built-in experiment)' : 'unknown')}`, vscode.TreeItemCollapsibleState.None);
+        item.description = synthetic ? 'in the run folder (truth/)' : a.baseFound ? 'found in workspace' : 'not in workspace';
         item.tooltip = `${a.baseNote}\nAn adapter holds only the low-rank update ΔW = s·B·A; it cannot run without the base model it was trained on.`;
         item.iconPath = new vscode.ThemeIcon(a.baseFound ? 'pass' : 'question');
         return item;

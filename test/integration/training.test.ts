@@ -74,6 +74,12 @@ function metricsSteps(runDir: string): number[] {
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
     a.adapters.refresh();
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
+    // Its base row says the base is the experiment's synthetic W, not "unknown … found in workspace".
+    const runNode = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.runDir === runDir)!;
+    const baseItem = a.adapters.getTreeItem((await a.adapters.getChildren(runNode)).find((n) => n.kind === 'base')!);
+    assert.equal(baseItem.label, 'Base model: synthetic (built-in experiment)');
+    assert.equal(baseItem.description, 'in the run folder (truth/)');
+    assert.equal(a.adapters.getTreeItem(runNode).contextValue, 'loraLab.adapter', 'Merge offered for a synthetic experiment');
   });
 
   it('runs two at once in separate folders, and refuses a third beyond the limit with a reason', async () => {
