@@ -27,17 +27,31 @@ export function xAxis(extra: Partial<uPlot.Axis> = {}): uPlot.Axis {
   return { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, ...extra };
 }
 
-/** A y axis in the theme's colours; `log`: only powers of ten labelled when the range spans two. */
+/**
+ * On a log scale spanning two decades or more: only powers of ten, and only every k-th decade when
+ * they would be closer than ~18 px (a loss falling 13 decades drew 117 grid lines as grey bands).
+ */
+function decadeFilter(u: uPlot, splits: number[]): (number | null)[] {
+  const decades = splits.filter(isPow10);
+  if (decades.length < 2) return splits;
+  const px = (u.bbox.height || 0) / devicePixelRatio || 200;
+  const every = Math.max(1, Math.ceil((decades.length * 18) / px));
+  return splits.map((v) => (isPow10(v) && Math.round(Math.log10(v)) % every === 0 ? v : null));
+}
+
+/** A y axis in the theme's colours; `log`: see decadeFilter (labels, grid lines and ticks alike). */
 export function yAxis(log: boolean, extra: Partial<uPlot.Axis> = {}): uPlot.Axis {
   const { fg, grid } = axisColours();
+  // Only set when wanted: an explicit `filter: undefined` replaces uPlot's default for grid and ticks.
+  const filtered = log ? { filter: (u: uPlot, splits: number[]) => decadeFilter(u, splits) } : {};
   return {
     stroke: fg,
-    grid: { stroke: grid },
-    ticks: { stroke: grid },
+    grid: { stroke: grid, ...filtered },
+    ticks: { stroke: grid, ...filtered },
     size: 64,
     // uPlot passes null for splits the filter dropped: no label there.
     values: (_u, vals) => vals.map((v) => (v === null || v === undefined ? '' : formatAxis(v))),
-    filter: log ? (_u, splits) => (splits.filter(isPow10).length >= 2 ? splits.map((v) => (isPow10(v) ? v : null)) : splits) : undefined,
+    ...filtered,
     ...extra,
   };
 }

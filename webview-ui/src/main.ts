@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-tab-header/index.js';
 import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import { mergeMetricColumns, type ReportData, type SourceSnapshot, type ToWebview } from '../../src/protocol/webview';
+import { mergeMetricColumns, type DashboardSnapshot, type ReportData, type SourceSnapshot, type ToWebview } from '../../src/protocol/webview';
 import { HostDataSource, StaticDataSource, hasVsCodeApi, type DataSource } from './dataSource';
 import { h } from './dom';
 import { AdapterView } from './views/adapterView';
@@ -93,7 +93,19 @@ async function main(): Promise<void> {
   });
   for (const el of [document.documentElement, document.body]) onTheme.observe(el, { attributes: true, attributeFilter: ['class', 'style'] });
 
+  /** The snapshot's title and what it shows; a later snapshot (runs added to the panel) updates it. */
+  let header: Omit<DashboardSnapshot, 'sources'> = { title: 'LoRA Lab', generatedAt: '', live: false };
+  const renderHeader = () => {
+    document.title = header.title;
+    title.textContent = header.title;
+    const runs = sources.filter((s) => s.kind === 'run').length;
+    const adapters = sources.filter((s) => s.kind === 'adapter').length;
+    const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+    subtitle.textContent = `${header.live ? 'Live' : 'Report'} · ${plural(runs, 'run')}, ${plural(adapters, 'adapter')}${header.live ? '' : ` · generated ${header.generatedAt}`}`;
+  };
+
   const render = () => {
+    renderHeader();
     state.paths = sources.map((s) => s.path);
     save();
     loss.setSources(sources);
@@ -107,7 +119,7 @@ async function main(): Promise<void> {
   const onMessage = (m: ToWebview) => {
     switch (m.type) {
       case 'didSnapshot':
-        sources = m.snapshot.sources;
+        ({ sources, ...header } = m.snapshot);
         render();
         break;
       case 'didAppendMetrics': {
@@ -141,11 +153,7 @@ async function main(): Promise<void> {
     }
   };
 
-  const snapshot = await data.start(onMessage);
-  sources = snapshot.sources;
-  document.title = snapshot.title;
-  title.textContent = snapshot.title;
-  subtitle.textContent = `${snapshot.live ? 'Live' : 'Report'} · ${sources.filter((s) => s.kind === 'run').length} run(s), ${sources.filter((s) => s.kind === 'adapter').length} adapter(s) · generated ${snapshot.generatedAt}`;
+  ({ sources, ...header } = await data.start(onMessage));
   render();
   const onlyAdapters = sources.length > 0 && sources.every((s) => s.kind === 'adapter');
   selectTab(state.tab ?? (onlyAdapters ? 'adapter' : 'loss'));

@@ -62,9 +62,11 @@ export async function openPage(
     pageErrors,
     consoleErrors,
     cspViolations: () => page.evaluate(() => (window as unknown as { __csp: string[] }).__csp.slice()),
+    /** Closes the browser; a page error seen at any time fails the test that opened it. */
     async close() {
       await context.close();
       fs.rmSync(userDataDir, { recursive: true, force: true });
+      if (pageErrors.length) throw new Error(`page errors in ${url}: ${pageErrors.slice(0, 5).join(' | ')}`);
     },
   };
 }
