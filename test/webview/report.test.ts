@@ -196,6 +196,20 @@ describe('webview report (headless Chromium)', function () {
     try {
       const legend = await o.page.$$eval('[data-testid=loss-chart] .u-legend .u-label', (els) => els.map((e) => e.textContent));
       for (const l of ['sweep-r1 r=1 train', 'sweep-r1 r=1 eval', 'sweep-r2 r=2 train', 'sweep-r2 r=2 eval']) assert.ok(legend.includes(l), `legend ${legend}`);
+      // Both runs were drawn, each in its legend colour: opaque pixels of either colour in the plot.
+      const swatches = await o.page.$$eval('[data-testid=loss-chart] .u-legend .u-marker', (els) => els.map((e) => getComputedStyle(e).borderColor));
+      const colours = [...new Set(swatches.filter((c) => !c.startsWith('rgba')))].map((c) => c.match(/\d+/g)!.map(Number));
+      assert.equal(colours.length, 2, `two run colours in the legend: ${swatches}`);
+      const counts = await o.page.evaluate((want) => {
+        const c = document.querySelector('[data-testid=loss-chart] canvas') as HTMLCanvasElement;
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        return want.map(([r, g, b]) => {
+          let n = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && Math.abs(d[i] - r) < 8 && Math.abs(d[i + 1] - g) < 8 && Math.abs(d[i + 2] - b) < 8) n++;
+          return n;
+        });
+      }, colours);
+      for (const [k, n] of counts.entries()) assert.ok(n > 100, `run ${k + 1}: ${n} pixels of rgb(${colours[k]})`);
       assert.deepEqual(await o.cspViolations(), []);
       await screenshot(o.page, 'report-sweep');
     } finally {
