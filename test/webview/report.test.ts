@@ -254,6 +254,11 @@ describe('webview report (headless Chromium)', function () {
       assert.ok(step > 20_000 && step < 40_000, `step ${step}`);
       assert.equal(m![2], formatValue(Math.fround(syntheticLoss(0, step))));
       assert.equal(m![3], formatValue(Math.fround(syntheticLoss(1, step))));
+      // A run hidden from the legend leaves the read-out.
+      await o.page.click('[data-testid=loss-chart] .u-legend .u-series:has(.u-label:text-is("big-0 r=2 train"))');
+      await o.page.mouse.move(over.x + over.width * 0.55, over.y + 60, { steps: 2 });
+      const after = (await o.page.textContent('[data-testid=loss-readout]')) ?? '';
+      assert.ok(!after.includes('big-0 r=2 train') && after.includes('big-1 r=2 train'), after);
       // Double-click: back to the whole run.
       await o.page.mouse.dblclick(over.x + over.width * 0.5, over.y + 60);
       assert.deepEqual((await view()).range, [1, 100_000]);

@@ -358,14 +358,17 @@ export class LossView {
     const at = this.built?.exact && idx !== null && idx !== undefined ? (u.data[0][idx] as number) : u.posToVal(left, 'x');
     // Eval points are sparse: the one nearest the cursor within a pixel or two.
     const slack = Math.abs(u.posToVal(left + 2, 'x') - at);
+    // Series hidden from the legend are left out of the read-out too.
+    const shown = (label: string) => u.series.find((x) => x.label === label)?.show !== false;
     const parts: string[] = [];
     for (const s of this.sources) {
       const m = s.metrics!;
       if (m.step.length === 0) continue;
       const i = nearestIndex(m.step, at);
       if (parts.length === 0) parts.push(`step ${m.step[i]}`);
-      parts.push(`${s.label} train: ${formatValue(this.smoothed(s)[i])}`);
-      if (this.withRaw) parts.push(`${s.label} raw: ${formatValue(m.loss[i])}`);
+      if (shown(`${s.label} train`)) parts.push(`${s.label} train: ${formatValue(this.smoothed(s)[i])}`);
+      if (this.withRaw && shown(`${s.label} raw`)) parts.push(`${s.label} raw: ${formatValue(m.loss[i])}`);
+      if (!shown(`${s.label} eval`)) continue;
       let e = -1;
       for (let j = lowerBound(m.step, at - slack); j < m.step.length && m.step[j] <= at + slack; j++) {
         if (m.evalLoss[j] !== null && Number.isFinite(m.evalLoss[j]) && (e < 0 || Math.abs(m.step[j] - at) < Math.abs(m.step[e] - at))) e = j;
