@@ -422,6 +422,7 @@ export function resolveConfigDefaults(file: ExperimentFile | Record<string, unkn
     init: enumOr(l.init, ['gaussian', 'kaiming-uniform'] as const, kd.init),
     targetModules: Array.isArray(l.targetModules) && l.targetModules.every((x) => typeof x === 'string') ? [...(l.targetModules as string[])] : [...kd.targetModules],
     trainBias: typeof l.trainBias === 'boolean' ? l.trainBias : false,
+    useDora: typeof l.useDora === 'boolean' ? l.useDora : false,
   };
 
   const optName = enumOr(o.name, ['sgd', 'adam', 'adamw'] as const, kd.optimizer);
@@ -638,6 +639,9 @@ function crossFieldIssues(c: ExperimentConfig, data: unknown, badPaths: Set<stri
   };
   const { lora, training: t, optimizer: o, schedule: s, model: m } = c;
 
+  if (lora.useDora && m.kind !== 'causal-lm') {
+    report('error', ['lora.useDora'], `\`lora.useDora\` is supported by kind "causal-lm" only (a PEFT DoRA adapter on a Hugging Face model), not by "${m.kind}"`);
+  }
   if (m.kind === 'low-rank-recovery') {
     const minDk = Math.min(m.inFeatures, m.outFeatures);
     if (m.trueRank > minDk) {

@@ -203,6 +203,12 @@ export const EXPERIMENT_SCHEMA = {
           default: false,
           ...doc("Also train the bias of adapted layers (the seed's convention, counted in its r·d + k·r + k formula) instead of keeping it frozen (PEFT's bias: \"none\"). low-rank-recovery and multi-head attention-adaptation only: the seed's single-head attention keeps its W_Q, W_K, W_V biases frozen, and causal-lm refuses it."),
         },
+        useDora: {
+          type: 'boolean',
+          default: false,
+          ...doc(
+            "DoRA (weight-decomposed LoRA, PEFT's `use_dora`): each adapted layer's weight becomes m · (W + s·B·A) / ‖W + s·B·A‖ per output row, with a trainable magnitude vector m (one value per output feature, initialised to ‖W‖ so training starts from the base model). Adds `out` parameters per layer; the saved adapter has `use_dora: true` and `…lora_magnitude_vector` tensors. causal-lm only."),
+        },
       },
     },
     optimizer: {

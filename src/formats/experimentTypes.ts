@@ -23,6 +23,11 @@ export interface LoraSettings {
   targetModules: string[];
   /** Train the bias of adapted layers too (the seed's convention) or keep it frozen (PEFT's `bias: "none"`). */
   trainBias: boolean;
+  /**
+   * DoRA (weight-decomposed LoRA, PEFT `use_dora`): also train a magnitude per output row of each adapted
+   * layer. causal-lm only. Always set by `parseExperimentConfig`; absent (= false) in configs saved before it.
+   */
+  useDora?: boolean;
 }
 
 export interface OptimizerSettings {

@@ -17,7 +17,7 @@ import type { NamedTensors } from '../engine/namedTensors';
 import type { HfModelConfig } from '../formats/hfConfig';
 import type { WeightSource } from './weights';
 import { buildCausalLm } from './buildCausalLm';
-import { causalLmLoss, type CausalLm } from './causalLm';
+import { causalLmLoss, idsTensor, type CausalLm } from './causalLm';
 import { initTrainableAdapter, type LoraTarget, type TrainableAdapter } from './loraTrainable';
 import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows, type TokenWindows } from './textData';
 
@@ -41,6 +41,8 @@ export interface CausalLmSession {
   dispose(): void;
   /** Extra, for callers that know the kind: the model, windows and what the adapter targets. */
   readonly details: { targets: LoraTarget[]; trainWindows: number; evalWindows: number; modelPath: string; tokenizer: 'bytes' | 'tokenizer' };
+  /** Extra: the adapted model's logits [b, s, vocab] for rows of token ids, with the adapter as it is now. */
+  logits(rows: number[][]): { shape: number[]; data: Float32Array };
 }
 
 /** What a causal-lm session needs, already read: the model folder's contents and the dataset text. */
@@ -93,12 +95,13 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
 
   const model: CausalLm = buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
   const lora = config.lora;
+  const useDora = lora.useDora === true;
   const scale = lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(lora.r) : lora.scaling === 'none' ? 1 : lora.alpha / lora.r;
   // An empty list means PEFT's default targets for the architecture.
   const targetModules = lora.targetModules.length > 0 ? lora.targetModules : PEFT_DEFAULT_TARGETS[folder.config.modelType];
   const peftLike: PeftLoraConfig = {
     r: lora.r, loraAlpha: lora.alpha, targetModules, excludeModules: null, rankPattern: {}, alphaPattern: {},
-    useRslora: lora.scaling === 'rslora', fanInFanOut: false, useDora: false, bias: 'none', modulesToSave: null,
+    useRslora: lora.scaling === 'rslora', fanInFanOut: false, useDora, bias: 'none', modulesToSave: null,
     layersToTransform: null, layersPattern: null, loraDropout: lora.dropout, initLoraWeights: true, baseModelNameOrPath: inputs.modelPath, taskType: 'CAUSAL_LM', raw: {},
   };
   const paths = matchTargetModules(peftLike, [...model.linears.keys()]);
@@ -115,7 +118,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
   const initRng = Rng.derive(seed, 'init');
   const adapter: TrainableAdapter = initTrainableAdapter(model, targets, {
     init: lora.init,
-    dora: false,
+    dora: useDora,
     trainBias: lora.trainBias,
     uniform: () => initRng.uniform(),
     normal: () => initRng.normal(),
@@ -233,7 +236,8 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
           lora_dropout: lora.dropout,
           target_modules: [...new Set(paths.map((p) => p.split('.').pop()!))].sort(),
           use_rslora: lora.scaling === 'rslora',
-          use_dora: false,
+          // DoRA: the adapter also holds base_model.model.<path>.lora_magnitude_vector [out] (no ".weight", as PEFT saves it).
+          use_dora: useDora,
           // PEFT sets this for GPT-2's Conv1D (weights stored [in, out]) and warns when it is missing.
           fan_in_fan_out: paths.some((p) => model.linears.get(p)?.conv1d === true),
           // Only layers that have a bias (GPT-2) train one; Llama's projections have none.
@@ -251,6 +255,12 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
       };
     },
     reference: () => ({}),
+    logits(rows) {
+      const out = tf.tidy(() => model.forward(idsTensor(rows, model.config.vocabSize), adapter.lookup));
+      const data = out.dataSync() as Float32Array;
+      out.dispose();
+      return { shape: [...out.shape], data };
+    },
     dispose() {
       adapter.dispose();
       optimizer.dispose();

@@ -185,7 +185,7 @@ describe('experiment config: defaults and rules', () => {
     const lr = parseExperimentConfig('{"kind": "low-rank-recovery"}', '/a/b/my-exp.lora.json').config!;
     assert.equal(lr.name, 'my-exp');
     assert.deepEqual(lr.model, { kind: 'low-rank-recovery', inFeatures: 64, outFeatures: 64, trueRank: 4, updateScale: 0.5, noise: 0 });
-    assert.deepEqual(lr.lora, { r: 4, alpha: 4, scaling: 'standard', dropout: 0, init: 'gaussian', targetModules: ['linear'], trainBias: false });
+    assert.deepEqual(lr.lora, { r: 4, alpha: 4, scaling: 'standard', dropout: 0, init: 'gaussian', targetModules: ['linear'], trainBias: false, useDora: false });
     assert.deepEqual(lr.training, { steps: 300, batchSize: 64, seed: 0, evalEvery: 30, evalBatches: 4, checkpointEvery: 30, logEvery: 1, keepCheckpoints: 10 });
     const lm = parseExperimentConfig('kind: causal-lm\nmodel: {modelPath: m, dataset: {path: t.txt, evalFraction: 0}}\n', 'lm.lora.yaml').config!;
     assert.equal(lm.name, 'lm');
@@ -219,6 +219,26 @@ describe('experiment config: defaults and rules', () => {
         ['lora.dropout', 3, 33, '2'],
       ],
     );
+  });
+
+  it('lora.useDora: a boolean, default false, for causal-lm only', () => {
+    const lm = (lora: string) => parseExperimentConfig(`kind: causal-lm\nmodel: {modelPath: m, dataset: {path: t.txt}}\nlora: ${lora}\n`, 'lm.lora.yaml');
+    assert.equal(lm('{r: 2}').config!.lora.useDora, false);
+    const on = lm('{r: 2, useDora: true}');
+    assert.deepEqual(on.issues, []);
+    assert.equal(on.config!.lora.useDora, true);
+    assert.deepEqual(
+      lm('{useDora: "yes"}').issues.map((i) => [i.path, i.message]),
+      [['lora.useDora', '`lora.useDora` must be true or false, got the string "yes"']],
+    );
+    for (const kind of ['low-rank-recovery', 'attention-adaptation']) {
+      const text = `{"kind": "${kind}", "lora": {"useDora": true}}`;
+      const r = parseExperimentConfig(text, 'x.lora.json');
+      assert.equal(r.config, undefined);
+      assert.deepEqual(r.issues.map((i) => [i.severity, i.path, i.line, i.column]), [['error', 'lora.useDora', 1, text.indexOf('true') + 1]]);
+      assert.match(r.issues[0].message, new RegExp(`\`lora.useDora\` is supported by kind "causal-lm" only .*not by "${kind}"`));
+    }
+    assert.equal(parseExperimentConfig('{"kind": "low-rank-recovery", "lora": {"useDora": false}}', 'x.lora.json').issues.length, 0);
   });
 
   it('warnings alone still give a config', () => {
