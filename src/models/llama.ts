@@ -6,6 +6,7 @@ import { WeightLoader, causalMask, type CausalLm } from './causalLm';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
 import { geluTanh } from '../engine/kernels/gelu';
+import { rotateHalfMatMul, rotateHalfMatrix } from '../engine/kernels/rope';
 
 interface LlamaLayer {
   inputNorm: tf.Tensor1D;
@@ -43,12 +44,6 @@ export function ropeTables(s: number, headDim: number, theta: number, linearFact
     }
   }
   return { cos: tf.tensor2d(cos, [s, headDim]), sin: tf.tensor2d(sin, [s, headDim]) };
-}
-
-function rotateHalf(x: tf.Tensor4D): tf.Tensor4D {
-  const d = x.shape[3];
-  const [x1, x2] = tf.split(x, [d / 2, d / 2], 3);
-  return tf.concat([tf.neg(x2), x1], 3) as tf.Tensor4D;
 }
 
 function activation(x: tf.Tensor, act: LlamaConfig['hiddenAct']): tf.Tensor {
@@ -116,19 +111,20 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
         const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lora?.(l.path));
         let h = tf.gather(embed, ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
         const heads = (x: tf.Tensor, n: number) => x.reshape([b, s, n, c.headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [b, n, s, hd]
-        const rope = (x: tf.Tensor4D) => tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin)) as tf.Tensor4D;
-        const repeatKv = (x: tf.Tensor4D): tf.Tensor4D =>
-          nRep === 1
-            ? x
-            : // repeat_interleave on the head axis via a rank-3 tile (tfjs has no rank-5 tile gradient)
-              (x.reshape([b * c.numKvHeads, 1, s * c.headDim]).tile([1, nRep, 1]).reshape([b, c.numHeads, s, c.headDim]) as tf.Tensor4D);
+        // rotate_half as one exact product with a ±1 permutation (fewer kernels than split/neg/concat)
+        const rot = rotateHalfMatrix(c.headDim); // [hd, hd]
+        const rope = (x: tf.Tensor4D) => tf.add(tf.mul(x, cos), tf.mul(rotateHalfMatMul(x, rot), sin)) as tf.Tensor4D;
+        // Grouped-query attention without repeating k and v: the nRep query heads sharing a kv head
+        // are consecutive, so q [b, nh, s, hd] is [b, nkv, nRep·s, hd] as stored, and the causal mask
+        // is stacked nRep times. Same products as repeat_interleave, no tile and no tile gradient.
+        const maskGrouped = nRep === 1 ? mask : tf.tile(mask, [nRep, 1]); // [nRep·s, s]
         for (const layer of layers) {
           const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps); // [b, s, H]
-          const q = rope(heads(L(layer.q, x), c.numHeads)); // [b, nh, s, hd]
-          const k = repeatKv(rope(heads(L(layer.k, x), c.numKvHeads))); // [b, nh, s, hd]
-          const v = repeatKv(heads(L(layer.v, x), c.numKvHeads)); // [b, nh, s, hd]
-          const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(c.headDim)), mask); // [b, nh, s, s]
-          const att = tf.matMul(tf.softmax(scores), v); // [b, nh, s, hd]
+          const q = rope(heads(L(layer.q, x), c.numHeads)).reshape([b, c.numKvHeads, nRep * s, c.headDim]); // [b, nkv, nRep·s, hd]
+          const k = rope(heads(L(layer.k, x), c.numKvHeads)); // [b, nkv, s, hd]
+          const v = heads(L(layer.v, x), c.numKvHeads); // [b, nkv, s, hd]
+          const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(c.headDim)), maskGrouped); // [b, nkv, nRep·s, s]
+          const att = tf.matMul(tf.softmax(scores), v).reshape([b, c.numHeads, s, c.headDim]); // [b, nh, s, hd]
           const merged = att.transpose([0, 2, 1, 3]).reshape([b, s, c.numHeads * c.headDim]); // [b, s, nh*hd]
           h = tf.add(h, L(layer.o, merged));
           const y = rmsNorm(h, layer.postNorm, c.rmsNormEps);

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loraLinear, packFrozenLinear, type PackedFrozenLinear } from '../../src/engine/kernels/loraLinear';
 import { FrozenLinear, LoRALinear } from '../../src/engine/lora';
 import { geluTanh } from '../../src/engine/kernels/gelu';
+import { rotateHalfMatrix } from '../../src/engine/kernels/rope';
 
 export interface LoraLinearSpec {
   kind: 'lora-linear';
@@ -239,6 +240,8 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
   for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) maskData[i * T + j] = -1e9;
   const mask = tf.tensor2d(maskData, [T, T]); // [T, T]
   keep.push(mask);
+  const maskGrouped = kvH !== H ? tf.tile(mask, [H / kvH, 1]) : undefined; // [rep·T, T]
+  if (maskGrouped) keep.push(maskGrouped);
   let cos: tf.Tensor | undefined;
   let sin: tf.Tensor | undefined;
   if (spec.rope) {
@@ -285,8 +288,11 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
     }
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))), w) as tf.Tensor2D;
   };
+  const rotP = spec.rope && form !== 'naive' ? rotateHalfMatrix(dh) : undefined; // [dh, dh]
+  if (rotP) keep.push(rotP);
   const rope = (t: tf.Tensor): tf.Tensor => {
     // t [B, h, T, dh]; rotate_half(t) = [-t2, t1]
+    if (rotP) return tf.add(tf.mul(t, cos!), tf.mul(tf.reshape(tf.matMul(tf.reshape(t, [-1, dh]), rotP), t.shape), sin!));
     const half = dh / 2;
     const t1 = tf.slice(t, [0, 0, 0, 0], [-1, -1, -1, half]);
     const t2 = tf.slice(t, [0, 0, 0, half], [-1, -1, -1, half]);
@@ -308,14 +314,25 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
       q = rope(q);
       k = rope(k);
     }
-    if (kvH !== H) {
+    let ctx: tf.Tensor; // [B, H, T, dh]
+    if (kvH !== H && form === 'naive') {
       const rep = H / kvH;
       // repeat_interleave over heads: each kv head serves `rep` consecutive query heads
       k = tf.reshape(tf.tile(tf.reshape(k, [Bt * kvH, 1, T * dh]), [1, rep, 1]), [Bt, H, T, dh]);
       v = tf.reshape(tf.tile(tf.reshape(v, [Bt * kvH, 1, T * dh]), [1, rep, 1]), [Bt, H, T, dh]);
+      const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask)); // [B, H, T, T]
+      ctx = tf.matMul(att, v);
+    } else if (kvH !== H) {
+      // Grouped queries (no tile): the `rep` query heads of one kv head are consecutive, so
+      // [B, H, T, dh] is [B, kvH, rep·T, dh] as stored; one product per kv head, mask stacked rep times.
+      const qg = tf.reshape(q, [Bt, kvH, (H / kvH) * T, dh]);
+      const att = tf.softmax(tf.add(tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(dh)), maskGrouped!)); // [B, kvH, rep·T, T]
+      ctx = tf.reshape(tf.matMul(att, v), [Bt, H, T, dh]);
+    } else {
+      const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask)); // [B, H, T, T]
+      ctx = tf.matMul(att, v);
     }
-    const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask)); // [B, H, T, T]
-    const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [N, d]) as tf.Tensor2D; // [N, d]
+    const y = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [N, d]) as tf.Tensor2D; // [N, d]
     const x1 = tf.add(x, L.o.apply(y, true)) as tf.Tensor2D;
     const h2 = norm(x1, L.n2);
     let m: tf.Tensor2D;
