@@ -7,7 +7,7 @@ async function main(): Promise<void> {
   const [name = 'a', form = 'tuned', backend = 'wasm', fast = '1'] = process.argv.slice(2);
   await initBenchBackend(backend as BenchBackend, 1, fast === '1');
   const w = buildWorkload(workloadByName(name), form as Formulation);
-  const opt = new Adam(w.trainable);
+  const opt = new Adam(w.trainable, 1e-3, form !== 'naive');
   trainStep(w, opt);
   trainStep(w, opt);
   const t0 = performance.now();

@@ -50,7 +50,7 @@ function median(xs: number[]): number {
 /** Peak tensor bytes during one step and bytes held by parameters + optimizer state. */
 async function measureMemory(spec: WorkloadSpec, form: Formulation): Promise<{ peak: number; state: number }> {
   const w = buildWorkload(spec, form);
-  const opt = new Adam(w.trainable);
+  const opt = new Adam(w.trainable, 1e-3, form !== 'naive');
   trainStep(w, opt); // optimizer state exists from here on
   const before = tf.memory().numBytes;
   const info = await tf.profile(() => {
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   const be = await initBenchBackend(req.backend, req.threads, req.fastKernels);
   const result: Partial<CaseResult> = { request: req, backend: be.name, threads: be.threads, notes: be.notes };
   const w = buildWorkload(spec, req.form);
-  const opt = new Adam(w.trainable);
+  const opt = new Adam(w.trainable, 1e-3, req.form !== 'naive');
   const losses: number[] = [];
   for (let i = 0; i < (req.warmup ?? 2); i++) losses.push(trainStep(w, opt)); // warm-up: XNNPACK packing, kernel setup
   const times: number[] = [];

@@ -11,6 +11,7 @@ import { loraLinear, packFrozenLinear, type PackedFrozenLinear } from '../../src
 import { FrozenLinear, LoRALinear } from '../../src/engine/lora';
 import { geluTanh } from '../../src/engine/kernels/gelu';
 import { rotateHalfMatrix } from '../../src/engine/kernels/rope';
+import { fusedAdamAvailable, fusedAdamStep, registerFusedAdam } from '../../src/engine/kernels/fusedAdam';
 
 export interface LoraLinearSpec {
   kind: 'lora-linear';
@@ -372,14 +373,27 @@ export class Adam {
   private readonly m: tf.Variable[];
   private readonly v: tf.Variable[];
   private t = 0;
-  constructor(private readonly params: tf.Variable[], private readonly lr = 1e-3) {
+  /** fused: one kernel per parameter (src/engine/kernels/fusedAdam.ts) where the backend has it. */
+  constructor(private readonly params: tf.Variable[], private readonly lr = 1e-3, private readonly fused = false) {
     this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
     this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
+    if (fused) registerFusedAdam();
   }
   step(grads: tf.NamedTensorMap): void {
     this.t++;
     const c1 = 1 - Math.pow(0.9, this.t);
     const c2 = 1 - Math.pow(0.999, this.t);
+    if (this.fused && fusedAdamAvailable()) {
+      const attrs = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: this.lr / c1, sqrtBc2: Math.sqrt(c2), decay: 1 };
+      this.params.forEach((p, i) => {
+        const [p1, m1, v1] = fusedAdamStep(p, this.m[i], this.v[i], grads[p.name], attrs);
+        this.m[i].assign(m1);
+        this.v[i].assign(v1);
+        p.assign(p1);
+        tf.dispose([p1, m1, v1]);
+      });
+      return;
+    }
     tf.tidy(() => {
       this.params.forEach((p, i) => {
         const g = grads[p.name];

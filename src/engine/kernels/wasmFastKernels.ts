@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the fast paths use (it exports no types). */
-interface WasmBackendInternals {
+export interface WasmBackendInternals {
   wasm: {
     cwrap(name: string, ret: null | string, args: string[]): (...args: unknown[]) => unknown;
     tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
@@ -82,7 +82,7 @@ export function transposeBlocked(heap: Float32Array, src0: number, dst0: number,
  * threaded build's shared memory) and fails loudly rather than let typed-array writes past the end
  * be silently dropped.
  */
-function heapF32(be: WasmBackendInternals, end: number): Float32Array {
+export function heapF32(be: WasmBackendInternals, end: number): Float32Array {
   let heap = be.wasm.HEAPF32;
   if (heap.length < end) {
     const w = be.wasm as unknown as { wasmMemory?: { buffer: ArrayBufferLike }; asm?: { memory?: { buffer: ArrayBufferLike } } };
