@@ -4,15 +4,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InteropError } from '../formats/adapters/interopError';
 import { matchTargetModules, moduleHyper, normalizePeftKey, type ParsedPeftConfig, type PeftLoraConfig } from '../formats/peftConfig';
+import type { HfModelConfig } from '../formats/hfConfig';
 import type { CausalLm } from './causalLm';
+import { buildCausalLm } from './buildCausalLm';
 import type { LoraLookup, LoraModule } from './linear';
-import { shapeText, type HostTensor, type WeightSource } from './weights';
+import { overlayWeights, shapeText, type HostTensor, type WeightSource } from './weights';
 
 export interface AttachedAdapter {
   config: PeftLoraConfig;
   /** Notes from the config plus mismatches found against the weights. */
   notes: string[];
   modules: Map<string, LoraModule>;
+  /** Embedding LoRA modules, already in the model's tables (W + ΔW). */
+  embeddings: EmbeddingLora[];
   lookup: LoraLookup;
   dispose(): void;
 }
@@ -56,13 +60,163 @@ export function resolveTargets(model: CausalLm, config: PeftLoraConfig): { path:
   return paths.map((path) => ({ path, ...moduleHyper(config, path) }));
 }
 
-export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, adapter: WeightSource, source = 'adapter_model.safetensors'): AttachedAdapter {
+// ---------------------------------------------------------------------------------------------
+// LoRA on embedding tables (PEFT's lora.Embedding): lora_embedding_A [r, num_embeddings] and
+// lora_embedding_B [embedding_dim, r], saved without ".weight". PEFT's forward adds
+// embed(ids, Aᵀ)·Bᵀ·s to embed(ids, W), which is a lookup in W + ΔW with ΔW = s·(B·A)ᵀ
+// [num_embeddings, embedding_dim] (get_delta_weight). So the model is built with W + ΔW in place of
+// the table; where lm_head is tied to that table, PEFT's unmerged lm_head still uses the base W, and
+// the attached adapter subtracts ΔWᵀ on lm_head again (merging, as PEFT's in-place merge on a tied
+// weight, changes both).
+
+/** An embedding table PEFT can adapt, by module path: its weight's name and shape [rows, dim]. */
+export interface EmbeddingTable {
+  path: string;
+  weightName: string;
+  rows: number;
+  dim: number;
+}
+
+/** The model's nn.Embedding tables (Llama: embed_tokens; GPT-2: wte and the learned positions wpe). */
+export function embeddingTables(config: HfModelConfig): EmbeddingTable[] {
+  if (config.modelType === 'llama') return [{ path: 'model.embed_tokens', weightName: 'model.embed_tokens.weight', rows: config.vocabSize, dim: config.hiddenSize }];
+  return [
+    { path: 'transformer.wte', weightName: 'transformer.wte.weight', rows: config.vocabSize, dim: config.hiddenSize },
+    { path: 'transformer.wpe', weightName: 'transformer.wpe.weight', rows: config.maxPositions, dim: config.hiddenSize },
+  ];
+}
+
+/** One embedding LoRA module of an adapter. */
+export interface EmbeddingLora {
+  path: string;
+  /** The base tensor it adds to, as the overrides name it. */
+  weightName: string;
+  r: number;
+  alpha: number;
+  scale: number;
+  A: HostTensor; // [r, rows]   lora_embedding_A
+  B: HostTensor; // [dim, r]    lora_embedding_B
+}
+
+/** ΔW = s·(B·A)ᵀ, [rows, dim] row-major: ΔW[i, j] = s·Σ_k A[k, i]·B[j, k]. */
+export function embeddingDelta(e: EmbeddingLora): HostTensor {
+  const [r, rows] = e.A.shape;
+  const dim = e.B.shape[0];
+  const out = new Float32Array(rows * dim);
+  const a = e.A.data;
+  const b = e.B.data;
+  for (let k = 0; k < r; k++) {
+    for (let i = 0; i < rows; i++) {
+      const av = a[k * rows + i] * e.scale;
+      if (av === 0) continue;
+      const o = i * dim;
+      for (let j = 0; j < dim; j++) out[o + j] += av * b[j * r + k];
+    }
+  }
+  return { shape: [rows, dim], data: out };
+}
+
+/** Which embedding tables the config targets ('all-linear' never does, as in PEFT). */
+function embeddingTargets(config: PeftLoraConfig, tables: EmbeddingTable[]): EmbeddingTable[] {
+  if (config.targetModules === 'all-linear' || config.targetModules === null) return [];
+  const hit = new Set(matchTargetModules(config, tables.map((t) => t.path)));
+  return tables.filter((t) => hit.has(t.path));
+}
+
+/**
+ * The embedding LoRA modules of a PEFT adapter that its config targets, checked against the model's
+ * tables. Throws on a missing factor, a wrong shape, or DoRA on an embedding (not supported here).
+ */
+export function embeddingLoras(modelConfig: HfModelConfig, parsed: ParsedPeftConfig, adapter: WeightSource, source = 'adapter_model.safetensors'): EmbeddingLora[] {
+  const { config } = parsed;
+  const lora = indexLora(adapter);
+  const out: EmbeddingLora[] = [];
+  for (const t of embeddingTargets(config, embeddingTables(modelConfig))) {
+    const a = lora.get(`${t.path}.lora_embedding_A`);
+    const b = lora.get(`${t.path}.lora_embedding_B`);
+    // A targeted table without embedding factors: the adapter may hold plain lora_A/B for it (not PEFT's layout).
+    if (!a && !b) continue;
+    if (!a || !b) {
+      throw new InteropError('missing-tensor', `${source}: tensor "base_model.model.${t.path}.${a ? 'lora_embedding_B' : 'lora_embedding_A'}" is missing; adapter_config.json targets ${t.path}`, source);
+    }
+    const { r, alpha, scale } = moduleHyper(config, t.path);
+    const want = (hit: { key: string; t: HostTensor }, shape: number[]) => {
+      if (hit.t.shape.join() !== shape.join()) {
+        throw new InteropError('shape-mismatch', `${source}: tensor "${hit.key}" has shape ${shapeText(hit.t.shape)} but ${t.path} (${t.rows} embeddings of ${t.dim}, r ${r}) needs ${shapeText(shape)}`, source);
+      }
+    };
+    want(a, [r, t.rows]);
+    want(b, [t.dim, r]);
+    if (config.useDora) throw new InteropError('bad-config', `${source}: DoRA on the embedding ${t.path} is not supported (use_dora with lora_embedding_A/B)`, source);
+    out.push({ path: t.path, weightName: t.weightName, r, alpha, scale, A: a.t, B: b.t });
+  }
+  return out;
+}
+
+/** The base tensors an adapter replaces: modules_to_save copies, trained biases, and W + ΔW of adapted embeddings. */
+export function peftWeightOverrides(
+  modelConfig: HfModelConfig,
+  base: WeightSource,
+  parsed: ParsedPeftConfig,
+  adapter: WeightSource,
+  source = 'adapter_model.safetensors',
+): { overrides: Record<string, HostTensor>; embeddings: EmbeddingLora[] } {
+  const overrides = adapterOverrides(adapter);
+  const embeddings = embeddingLoras(modelConfig, parsed, adapter, source);
+  for (const e of embeddings) {
+    const w = overrides[e.weightName] ?? base.get(e.weightName) ?? base.get(e.weightName.replace(/^transformer\./, ''));
+    if (!w) throw new InteropError('missing-tensor', `the base model has no "${e.weightName}" for the adapter's embedding LoRA on ${e.path}`);
+    const d = embeddingDelta(e);
+    if (w.shape.join() !== d.shape.join()) throw new InteropError('shape-mismatch', `base tensor "${e.weightName}" has shape ${shapeText(w.shape)}, the embedding LoRA on ${e.path} gives ${shapeText(d.shape)}`);
+    const sum = new Float32Array(w.data.length);
+    for (let i = 0; i < sum.length; i++) sum[i] = w.data[i] + d.data[i];
+    overrides[e.weightName] = { shape: [...w.shape], data: sum };
+  }
+  return { overrides, embeddings };
+}
+
+/**
+ * Build the base model with a PEFT adapter on it: the overrides (modules_to_save, biases, adapted
+ * embedding tables) go into the weights, the LoRA/DoRA modules attach to the linear layers.
+ */
+export function loadPeftModel(
+  modelConfig: HfModelConfig,
+  base: WeightSource,
+  parsed: ParsedPeftConfig,
+  adapter: WeightSource,
+  opts: { baseSource?: string; adapterSource?: string } = {},
+): { model: CausalLm; adapter: AttachedAdapter; overrides: Record<string, HostTensor> } {
+  const { overrides, embeddings } = peftWeightOverrides(modelConfig, base, parsed, adapter, opts.adapterSource);
+  const model = buildCausalLm(modelConfig, overlayWeights(base, overrides), opts.baseSource);
+  try {
+    return { model, adapter: attachPeftAdapter(model, parsed, adapter, opts.adapterSource, embeddings), overrides };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Attach the adapter's LoRA/DoRA modules to the model's linear layers. `embeddings`: the embedding
+ * LoRA modules already added to the model's tables (from `peftWeightOverrides`); when the adapter
+ * has embedding LoRA and they were not applied, this throws (use `loadPeftModel`).
+ */
+export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, adapter: WeightSource, source = 'adapter_model.safetensors', embeddings?: EmbeddingLora[]): AttachedAdapter {
   const { config } = parsed;
   const notes = [...parsed.notes];
   const lora = indexLora(adapter);
   const modules = new Map<string, LoraModule>();
   const created: tf.Tensor[] = [];
   const used = new Set<string>();
+  const applied = embeddings ?? embeddingLoras(model.config, parsed, adapter, source);
+  if (!embeddings && applied.length > 0) {
+    throw new InteropError('bad-config', `${source}: the adapter has LoRA on the embedding ${applied[0].path} (lora_embedding_A/B); it is applied when the model is built (loadPeftModel / peftWeightOverrides)`, source);
+  }
+  for (const e of applied) {
+    used.add(`${e.path}.lora_embedding_A`);
+    used.add(`${e.path}.lora_embedding_B`);
+  }
+  let lmHeadFix: LoraModule | undefined;
   try {
     for (const { path, r, alpha, scale } of resolveTargets(model, config)) {
       const layer = model.linears.get(path)!;
@@ -89,6 +243,18 @@ export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, ada
       }
       modules.set(path, { path, r, alpha, scale, A: A as tf.Tensor2D, B: B as tf.Tensor2D, magnitude });
     }
+    // lm_head tied to an adapted token table computes with W + ΔW; PEFT's unmerged lm_head uses W.
+    const head = model.linears.get('lm_head');
+    const tiedTo = head && applied.find((e) => head.weightName.replace(/^transformer\./, '') === e.weightName.replace(/^transformer\./, ''));
+    if (head && tiedTo) {
+      if (modules.has('lm_head')) throw new InteropError('bad-config', `${source}: LoRA on both ${tiedTo.path} and the lm_head tied to it is not supported`, source);
+      // -ΔWᵀ as a LoRA module on lm_head ([vocab, dim] = -s·Aᵀ·Bᵀ): A' = Bᵀ [r, dim], B' = Aᵀ [rows, r], scale -s.
+      const Ap = tf.tidy(() => tf.transpose(tf.tensor2d(tiedTo.B.data, tiedTo.B.shape as [number, number]))) as tf.Tensor2D;
+      const Bp = tf.tidy(() => tf.transpose(tf.tensor2d(tiedTo.A.data, tiedTo.A.shape as [number, number]))) as tf.Tensor2D;
+      created.push(Ap, Bp);
+      lmHeadFix = { path: 'lm_head', r: tiedTo.r, alpha: tiedTo.alpha, scale: -tiedTo.scale, A: Ap, B: Bp };
+      notes.push(`lm_head is tied to ${tiedTo.path}: the adapted table feeds the input only, as in PEFT before merging (a merge changes both)`);
+    }
   } catch (e) {
     for (const t of created) t.dispose();
     throw e;
@@ -101,7 +267,8 @@ export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, ada
     config,
     notes,
     modules,
-    lookup: (p) => modules.get(p),
+    embeddings: applied,
+    lookup: lmHeadFix ? (p) => (p === 'lm_head' ? lmHeadFix : modules.get(p)) : (p) => modules.get(p),
     dispose: () => created.forEach((t) => t.dispose()),
   };
 }

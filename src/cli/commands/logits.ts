@@ -7,8 +7,7 @@ import { startBackend } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir } from '../../io/hfFolder';
 import { buildCausalLm } from '../../models/buildCausalLm';
 import { idsTensor } from '../../models/causalLm';
-import { adapterOverrides, attachPeftAdapter } from '../../models/peftAdapter';
-import { overlayWeights } from '../../models/weights';
+import { loadPeftModel } from '../../models/peftAdapter';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 
@@ -57,9 +56,10 @@ export const logitsCommand: CliCommand = {
       await startBackend({ prefer: backend ?? 'wasm' });
       const folder = await loadHfFolder(path.resolve(values.model));
       const adapterDir = values.adapter ? await loadPeftAdapterDir(path.resolve(values.adapter)) : undefined;
-      const weights = adapterDir ? overlayWeights(folder.weights, adapterOverrides(adapterDir.weights)) : folder.weights;
-      const model = buildCausalLm(folder.config, weights, folder.weightFiles.join(', '));
-      const adapter = adapterDir ? attachPeftAdapter(model, adapterDir.parsed, adapterDir.weights, adapterDir.weightsFile) : undefined;
+      // With an adapter: modules_to_save copies and adapted embedding tables go into the weights, LoRA onto the layers.
+      const loaded = adapterDir ? loadPeftModel(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile }) : undefined;
+      const model = loaded?.model ?? buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
+      const adapter = loaded?.adapter;
       const notes = adapter?.notes ?? [];
       if (!values.json) for (const n of notes) process.stderr.write(`note: ${n}\n`);
       let logits: tf.Tensor;

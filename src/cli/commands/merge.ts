@@ -5,10 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startBackend } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir, writeMergedFolder } from '../../io/hfFolder';
-import { buildCausalLm } from '../../models/buildCausalLm';
-import { adapterOverrides, attachPeftAdapter } from '../../models/peftAdapter';
+import { loadPeftModel } from '../../models/peftAdapter';
 import { mergeAdapterWeights } from '../../models/merge';
-import { overlayWeights } from '../../models/weights';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 
@@ -50,9 +48,8 @@ export const mergeCommand: CliCommand = {
       await startBackend({ prefer: 'wasm' });
       const folder = await loadHfFolder(path.resolve(values.model));
       const adapterDir = await loadPeftAdapterDir(path.resolve(values.adapter));
-      const overrides = adapterOverrides(adapterDir.weights);
-      const model = buildCausalLm(folder.config, overlayWeights(folder.weights, overrides), folder.weightFiles.join(', '));
-      const adapter = attachPeftAdapter(model, adapterDir.parsed, adapterDir.weights, adapterDir.weightsFile);
+      // overrides: modules_to_save copies, trained biases and adapted embedding tables (W + ΔW), written as they are.
+      const { model, adapter, overrides } = loadPeftModel(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile });
       let merged;
       try {
         merged = mergeAdapterWeights(model, adapter.modules, path.basename(adapterDir.dir));

@@ -55,6 +55,11 @@ export interface AdapterModule {
   dtype: string;
   /** ‖ΔW‖_F (scale included), when the tensor values were read. */
   deltaNorm?: number;
+  /**
+   * PEFT LoRA on an embedding table (lora_embedding_A [r, num_embeddings], lora_embedding_B [dim, r]):
+   * ΔW = s·(B·A)ᵀ in the table's layout, so deltaShape is [num_embeddings, embedding_dim].
+   */
+  embedding?: boolean;
 }
 
 export interface AdapterLayout {
@@ -80,7 +85,7 @@ const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const KOHYA_PREFIX = /^lora_(unet|te\d?|transformer|text_encoder\w*)_/;
 const KOHYA_SUFFIX = /\.(lora_down\.weight|lora_up\.weight|lora_mid\.weight|alpha|dora_scale|hada_w1_a|hada_w1_b|hada_w2_a|hada_w2_b|hada_t1|hada_t2|lokr_w1|lokr_w1_a|lokr_w1_b|lokr_w2|lokr_w2_a|lokr_w2_b|lokr_t2|diff|diff_b|w_norm|b_norm)$/;
 const LYCORIS_ROLE = /^(hada_|lokr_)/;
-const PEFT_SUFFIX = /\.(lora_A|lora_B)(\.default)?\.weight$|\.lora_magnitude_vector(\.default)?(\.weight)?$/;
+const PEFT_SUFFIX = /\.(lora_A|lora_B)(\.default)?\.weight$|\.(lora_magnitude_vector|lora_embedding_A|lora_embedding_B)(\.default)?(\.weight)?$/;
 const MLX_SUFFIX = /\.(lora_a|lora_b)$/;
 const LORALIB_SUFFIX = /\.(lora_A|lora_B)$/;
 const LEGACY_DIFFUSERS = /(_lora|\.lora_linear_layer)\.(down|up)\.weight$/;
@@ -251,16 +256,19 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
     case 'peft':
     case 'diffusers-peft': {
       const g = group(input.tensors, (n) => {
-        const m = /^(.*)\.(lora_A|lora_B)(?:\.default)?\.weight$/.exec(n) ?? /^(.*)\.(lora_magnitude_vector)(?:\.default)?(?:\.weight)?$/.exec(n) ?? /^(.*)\.(alpha)$/.exec(n);
+        const m =
+          /^(.*)\.(lora_A|lora_B)(?:\.default)?\.weight$/.exec(n) ?? /^(.*)\.(lora_magnitude_vector|lora_embedding_A|lora_embedding_B)(?:\.default)?(?:\.weight)?$/.exec(n) ?? /^(.*)\.(alpha)$/.exec(n);
         if (!m) return undefined;
         return [m[1].replace(/^base_model\.model\./, ''), m[2]];
       });
       extras = g.extras;
       const cfg = input.peftConfig;
       for (const grp of g.groups) {
-        if (!pairOk(grp, 'lora_A', 'lora_B', 0, 1)) continue;
-        const A = grp.roles.lora_A;
-        const B = grp.roles.lora_B;
+        // PEFT's lora.Embedding: lora_embedding_A [r, num_embeddings], lora_embedding_B [embedding_dim, r].
+        const embedding = !!(grp.roles.lora_embedding_A || grp.roles.lora_embedding_B);
+        if (embedding ? !pairOk(grp, 'lora_embedding_A', 'lora_embedding_B', 0, 1) : !pairOk(grp, 'lora_A', 'lora_B', 0, 1)) continue;
+        const A = embedding ? grp.roles.lora_embedding_A : grp.roles.lora_A;
+        const B = embedding ? grp.roles.lora_embedding_B : grp.roles.lora_B;
         const rank = A.shape[0];
         let alpha: number | undefined;
         let scale = 1;
@@ -279,7 +287,9 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
         } else if (format === 'diffusers-peft') {
           alphaSource = 'none';
         }
-        finish(grp, 'lora', rank, [B.shape[0], A.shape[1], ...A.shape.slice(2)], alpha, alphaSource, scale);
+        // An embedding's ΔW has the table's layout [num_embeddings, embedding_dim] = (s·B·A)ᵀ.
+        finish(grp, 'lora', rank, embedding ? [A.shape[1], B.shape[0]] : [B.shape[0], A.shape[1], ...A.shape.slice(2)], alpha, alphaSource, scale);
+        if (embedding) modules[modules.length - 1].embedding = true;
       }
       if (format === 'diffusers-peft' && !input.peftConfig && !modules.some((m) => m.alphaSource === 'tensor')) {
         warnings.push('no adapter_config.json and no alpha tensors: loaders use scale 1 (alpha = r)');

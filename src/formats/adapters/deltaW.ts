@@ -63,7 +63,15 @@ export function deltaW(format: AdapterFormat, m: AdapterModule, get: (name: stri
     case 'lora': {
       let up: Float32Array, down: Float32Array, out: number, inner: number;
       const r = m.rank;
-      if (format === 'mlx') {
+      if (t.lora_embedding_A && t.lora_embedding_B) {
+        // PEFT lora.Embedding: A [r, rows], B [dim, r]; ΔW [rows, dim] = s·(B·A)ᵀ = s·Aᵀ·Bᵀ.
+        const rows = t.lora_embedding_A.shape[1];
+        const dim = t.lora_embedding_B.shape[0];
+        up = transpose(get(t.lora_embedding_A.name), r, rows); // [rows, r]
+        down = transpose(get(t.lora_embedding_B.name), dim, r); // [r, dim]
+        out = rows;
+        inner = dim;
+      } else if (format === 'mlx') {
         // lora_a [in, r], lora_b [r, out]: ΔW = scale · (a b)ᵀ = scale · bᵀ aᵀ
         const a = t.lora_a;
         const b = t.lora_b;
@@ -166,7 +174,11 @@ export function deltaNorm(format: AdapterFormat, m: AdapterModule, get: (name: s
   const r = m.rank;
   if (m.kind === 'lora') {
     let UtU: Float64Array, DDt: Float64Array;
-    if (format === 'mlx') {
+    if (t.lora_embedding_A && t.lora_embedding_B) {
+      // ‖(B·A)ᵀ‖ = ‖B·A‖: U = B [dim, r], D = A [r, rows]
+      UtU = gram(get(t.lora_embedding_B.name), t.lora_embedding_B.shape[0], r, false);
+      DDt = gram(get(t.lora_embedding_A.name), r, t.lora_embedding_A.shape[1], true);
+    } else if (format === 'mlx') {
       // U = bᵀ, D = aᵀ: UᵀU = b bᵀ, D Dᵀ = aᵀ a
       UtU = gram(get(t.lora_b.name), r, t.lora_b.shape[1], true);
       DDt = gram(get(t.lora_a.name), t.lora_a.shape[0], r, false);
