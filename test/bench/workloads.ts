@@ -273,7 +273,8 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
       lv[i] = (i * 104729 + 7) % spec.vocab;
     }
     ids = tf.tensor1d(idv, 'int32');
-    labels = tf.oneHot(tf.tensor1d(lv, 'int32'), spec.vocab); // [N, V]
+    const V = spec.vocab;
+    labels = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(lv, 'int32'), V), 'float32')); // [N, V], float once (an int32 one-hot is cast on every use)
     keep.push(emb, ids, labels);
   } else {
     x0 = randn([N, d], 1);

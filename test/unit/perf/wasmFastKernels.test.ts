@@ -227,6 +227,34 @@ describe('perf: wasm fast kernels', function () {
     x.dispose();
   });
 
+  it('gather on the first axis (embedding lookup) equals the cpu backend, float32 and int32, and rejects a bad index', async function () {
+    const xv = values(9 * 2 * 3, 21);
+    const iv = [4, 0, 8, 4, 2, 7];
+    const run = () => tf.tidy(() => {
+      const x = tf.tensor3d(xv, [9, 2, 3]);
+      const xi = tf.tensor2d(Array.from(xv.slice(0, 18), (v) => Math.round(v * 100)), [9, 2], 'int32');
+      const idx = tf.tensor2d(iv, [2, 3], 'int32');
+      const g = tf.gather(x, idx);
+      const gi = tf.gather(xi, idx);
+      const ax1 = tf.gather(x, tf.tensor1d([1, 0], 'int32'), 1); // not the first axis: tfjs's own kernel
+      return { g: g.dataSync(), gs: g.shape, gi: gi.dataSync(), gis: gi.shape, dt: gi.dtype, ax1: ax1.dataSync() };
+    });
+    const ref = await onBackend('cpu', run);
+    await tf.setBackend('wasm');
+    restore ??= registerWasmFastKernels();
+    const got = run();
+    assert.deepEqual(got.gs, [2, 3, 2, 3]);
+    assert.deepEqual(Array.from(got.g), Array.from(ref.g));
+    assert.deepEqual(got.gis, ref.gis);
+    assert.equal(got.dt, 'int32');
+    assert.deepEqual(Array.from(got.gi), Array.from(ref.gi));
+    assert.deepEqual(Array.from(got.ax1), Array.from(ref.ax1));
+    const be = tf.backend() as unknown as { numDataIds(): number };
+    const ids = be.numDataIds();
+    assert.throws(() => tf.tidy(() => tf.gather(tf.tensor2d(xv.slice(0, 6), [3, 2]), tf.tensor1d([1, 3], 'int32'))), /index value 3 is not in \[0, 2\]/);
+    assert.equal(be.numDataIds(), ids, 'no tensor leaked by the failed gather');
+  });
+
   it('restores the original kernels', async function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
