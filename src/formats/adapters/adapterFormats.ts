@@ -233,9 +233,11 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
           m.alphaSource = alphaSource;
         } else if ((r.lokr_w1 || (r.lokr_w1_a && r.lokr_w1_b)) && (r.lokr_w2 || (r.lokr_w2_a && r.lokr_w2_b))) {
           const w1 = r.lokr_w1 ? r.lokr_w1.shape : [r.lokr_w1_a.shape[0], r.lokr_w1_b.shape[1]];
-          const w2 = r.lokr_w2 ? r.lokr_w2.shape : [r.lokr_w2_a.shape[0], r.lokr_w2_b.shape[1]];
+          // Tucker w2 (lokr_t2 [r, r, kh, kw]): lokr_w2_a [r, out_k], lokr_w2_b [r, in_n].
+          const tucker = !r.lokr_w2 && !!r.lokr_t2;
+          const w2 = r.lokr_w2 ? r.lokr_w2.shape : tucker ? [r.lokr_w2_a.shape[1], r.lokr_w2_b.shape[1], ...r.lokr_t2.shape.slice(2)] : [r.lokr_w2_a.shape[0], r.lokr_w2_b.shape[1]];
           const decomposed = !r.lokr_w1 || !r.lokr_w2;
-          const rank = r.lokr_w1_a ? r.lokr_w1_a.shape[1] : r.lokr_w2_a ? r.lokr_w2_a.shape[1] : Math.min(...w2.slice(0, 2));
+          const rank = r.lokr_w1_a ? r.lokr_w1_a.shape[1] : r.lokr_w2_a ? r.lokr_w2_a.shape[tucker ? 0 : 1] : Math.min(...w2.slice(0, 2));
           finish(grp, 'lokr', rank, kronShape(w1, w2), undefined, alphaSource, 1);
           const m = modules[modules.length - 1];
           // LyCORIS LoKr: with both Kronecker factors full, alpha is ignored (scale 1).

@@ -1,7 +1,7 @@
 // ΔW of one adapter module in plain TypeScript (the extension host may call it, so no tfjs): the
 // low-rank product in the base layer's [out, in(, kh, kw)] orientation, times the module's scale.
 import { InteropError } from './interopError';
-import type { AdapterFormat, AdapterModule } from './adapterFormats';
+import type { AdapterFormat, AdapterModule, TensorInfo } from './adapterFormats';
 
 export interface DeltaW {
   shape: number[];
@@ -42,6 +42,39 @@ export function kron(a: Float32Array, aShape: number[], b: Float32Array, bShape:
       for (let p = 0; p < b0; p++)
         for (let q = 0; q < b1; q++)
           for (let r = 0; r < rest; r++) out[((i * b0 + p) * cols + j * b1 + q) * rest + r] = av * b[(p * b1 + q) * rest + r];
+    }
+  return out;
+}
+
+/**
+ * LyCORIS's Tucker rebuild (rebuild_tucker; LoHa's HadaWeightCP uses the same contraction):
+ * out[p, q, …k] = Σ_ij t[i, j, …k]·wa[i, p]·wb[j, q] for t [r1, r2, …k], wa [r1, P], wb [r2, Q] -> [P, Q, …k].
+ */
+export function rebuildTucker(t: Float32Array, tShape: number[], wa: Float32Array, waShape: number[], wb: Float32Array, wbShape: number[]): Float32Array {
+  const [r1, r2] = tShape;
+  const kk = tShape.slice(2).reduce((a, b) => a * b, 1);
+  const P = waShape[1];
+  const Q = wbShape[1];
+  // tmp[i, q, k] = Σ_j t[i, j, k]·wb[j, q]
+  const tmp = new Float32Array(r1 * Q * kk);
+  for (let i = 0; i < r1; i++)
+    for (let j = 0; j < r2; j++)
+      for (let q = 0; q < Q; q++) {
+        const w = wb[j * Q + q];
+        if (w === 0) continue;
+        const to = (i * Q + q) * kk;
+        const ti = (i * r2 + j) * kk;
+        for (let k = 0; k < kk; k++) tmp[to + k] += t[ti + k] * w;
+      }
+  // out[p, q, k] = Σ_i wa[i, p]·tmp[i, q, k]
+  const out = new Float32Array(P * Q * kk);
+  for (let i = 0; i < r1; i++)
+    for (let p = 0; p < P; p++) {
+      const w = wa[i * P + p];
+      if (w === 0) continue;
+      const oo = p * Q * kk;
+      const ti = i * Q * kk;
+      for (let x = 0; x < Q * kk; x++) out[oo + x] += w * tmp[ti + x];
     }
   return out;
 }
@@ -111,7 +144,15 @@ export function deltaW(format: AdapterFormat, m: AdapterModule, get: (name: stri
       return { shape: m.deltaShape, data: scaleInPlace(res, m.scale) };
     }
     case 'loha': {
-      if (t.hada_t1 || t.hada_t2) throw new InteropError('unknown-format', `${m.name}: LoHa with Tucker factors (hada_t1/t2) is not supported for ΔW`);
+      if (t.hada_t1 || t.hada_t2) {
+        // Tucker (use_tucker / CP): w?_a [r, out], w?_b [r, in], t? [r, r, kh, kw]; ΔW = T1 ⊙ T2 · scale, [out, in, kh, kw].
+        if (!t.hada_t1 || !t.hada_t2) throw new InteropError('unknown-format', `${m.name}: LoHa with ${t.hada_t1 ? 'hada_t1' : 'hada_t2'} but no ${t.hada_t1 ? 'hada_t2' : 'hada_t1'}`);
+        const half = (tt: TensorInfo, a: TensorInfo, b: TensorInfo) => rebuildTucker(get(tt.name), tt.shape, get(a.name), a.shape, get(b.name), b.shape);
+        const p1 = half(t.hada_t1, t.hada_w1_a, t.hada_w1_b);
+        const p2 = half(t.hada_t2, t.hada_w2_a, t.hada_w2_b);
+        for (let i = 0; i < p1.length; i++) p1[i] *= p2[i] * m.scale;
+        return { shape: [t.hada_w1_a.shape[1], t.hada_w1_b.shape[1], ...t.hada_t1.shape.slice(2)], data: p1 };
+      }
       const [out, r] = t.hada_w1_a.shape;
       const inF = size(t.hada_w1_b.shape) / r;
       const p1 = matmul(get(t.hada_w1_a.name), get(t.hada_w1_b.name), out, r, inF);
@@ -120,9 +161,10 @@ export function deltaW(format: AdapterFormat, m: AdapterModule, get: (name: stri
       return { shape: [out, inF], data: p1 };
     }
     case 'lokr': {
-      if (t.lokr_t2) throw new InteropError('unknown-format', `${m.name}: LoKr with a Tucker factor (lokr_t2) is not supported for ΔW`);
       const factor = (full: string, a: string, b: string): [Float32Array, number[]] => {
         if (t[full]) return [get(t[full].name), t[full].shape];
+        // Tucker w2 (conv): lokr_t2 [r, r, kh, kw], lokr_w2_a [r, out_k], lokr_w2_b [r, in_n] -> [out_k, in_n, kh, kw].
+        if (full === 'lokr_w2' && t.lokr_t2) return [rebuildTucker(get(t.lokr_t2.name), t.lokr_t2.shape, get(t[a].name), t[a].shape, get(t[b].name), t[b].shape), [t[a].shape[1], t[b].shape[1], ...t.lokr_t2.shape.slice(2)]];
         const A = t[a];
         const B = t[b];
         const inner = A.shape[1];
@@ -193,9 +235,10 @@ export function deltaNorm(format: AdapterFormat, m: AdapterModule, get: (name: s
     for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) tr += UtU[i * r + j] * DDt[j * r + i];
     return Math.abs(m.scale) * Math.sqrt(Math.max(0, tr));
   }
-  if (m.kind === 'lokr' && !t.lokr_t2) {
+  if (m.kind === 'lokr') {
     const f = (full: string, a: string, b: string) => {
       if (t[full]) return frob(get(t[full].name));
+      if (full === 'lokr_w2' && t.lokr_t2) return frob(rebuildTucker(get(t.lokr_t2.name), t.lokr_t2.shape, get(t[a].name), t[a].shape, get(t[b].name), t[b].shape));
       const A = t[a];
       const B = t[b];
       return frob(matmul(get(A.name), get(B.name), A.shape[0], A.shape[1], B.shape.reduce((x, y) => x * y, 1) / A.shape[1]));

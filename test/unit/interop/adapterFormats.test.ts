@@ -128,6 +128,82 @@ describe('interop: adapter formats', () => {
     assert.ok(Math.abs(loha.m.deltaNorm! - fro(loha.d.data)) < 1e-7);
   });
 
+  it('LyCORIS Tucker factors: LoHa hada_t1/t2 and LoKr lokr_t2 (conv) equal a naive einsum', () => {
+    /** Naive einsum over explicit index loops: spec like "ijkl,jr,ip->prkl" (one letter per axis). */
+    const einsum = (spec: string, ...ops: [Float32Array, number[]][]): Float32Array => {
+      const [ins, out] = spec.split('->');
+      const terms = ins.split(',');
+      const size: Record<string, number> = {};
+      terms.forEach((t, n) => [...t].forEach((c, d) => (size[c] = ops[n][1][d])));
+      const letters = Object.keys(size);
+      const res = new Float32Array([...out].reduce((a, c) => a * size[c], 1));
+      const idx: Record<string, number> = {};
+      const flat = (t: string, shape: number[]) => [...t].reduce((a, c, d) => a * shape[d] + idx[c], 0);
+      const loop = (l: number) => {
+        if (l === letters.length) {
+          let v = 1;
+          terms.forEach((t, n) => (v *= ops[n][0][flat(t, ops[n][1])]));
+          res[flat(out, [...out].map((c) => size[c]))] += v;
+          return;
+        }
+        for (idx[letters[l]] = 0; idx[letters[l]] < size[letters[l]]; idx[letters[l]]++) loop(l + 1);
+      };
+      loop(0);
+      return res;
+    };
+    const P = 'lora_unet_down_blocks_0_resnets_0_conv1';
+    const Q = 'lora_unet_down_blocks_0_resnets_0_conv2';
+    const input = fileInput('t.safetensors', {
+      // LoHa CP on a 3x3 conv, out 4, in 3, r 2: w?_a [r, out], w?_b [r, in], t? [r, r, 3, 3]
+      [`${P}.hada_w1_a`]: f32([2, 4], seq(8, 0.5, 0)),
+      [`${P}.hada_w1_b`]: f32([2, 3], seq(6, 0.5, 1)),
+      [`${P}.hada_t1`]: f32([2, 2, 3, 3], seq(36, 0.3, 2)),
+      [`${P}.hada_w2_a`]: f32([2, 4], seq(8, 0.5, 3)),
+      [`${P}.hada_w2_b`]: f32([2, 3], seq(6, 0.5, 4)),
+      [`${P}.hada_t2`]: f32([2, 2, 3, 3], seq(36, 0.3, 5)),
+      [`${P}.alpha`]: f16scalar(1),
+      // LoKr: full w1 [2, 2], Tucker w2: t2 [r, r, 3, 3], w2_a [r, out_k 3], w2_b [r, in_n 5] -> ΔW [6, 10, 3, 3]
+      [`${Q}.lokr_w1`]: f32([2, 2], seq(4, 0.5, 6)),
+      [`${Q}.lokr_t2`]: f32([2, 2, 3, 3], seq(36, 0.3, 7)),
+      [`${Q}.lokr_w2_a`]: f32([2, 3], seq(6, 0.2, 8)),
+      [`${Q}.lokr_w2_b`]: f32([2, 5], seq(10, 0.2, 9)),
+      [`${Q}.alpha`]: f16scalar(4),
+    });
+    const rep = inspectAdapter({ path: 't', weights: input });
+    assert.equal(rep.format, 'lycoris');
+    assert.deepEqual(rep.warnings, []);
+    const v = (n: string) => input.values!(n)!;
+    const T = (n: string, shape: number[]): [Float32Array, number[]] => [v(n), shape];
+    const fro = (x: Float32Array) => Math.sqrt(x.reduce((a, b) => a + b * b, 0));
+
+    const loha = deltaOf(rep, input, P);
+    assert.deepEqual([loha.m.kind, loha.m.rank, loha.m.scale, loha.m.paramCount], ['loha', 2, 0.5, 2 * (8 + 6 + 36)]);
+    assert.deepEqual(loha.m.deltaShape, [4, 3, 3, 3]);
+    assert.deepEqual(loha.d.shape, [4, 3, 3, 3]);
+    const r1 = einsum('ijkl,jr,ip->prkl', T(`${P}.hada_t1`, [2, 2, 3, 3]), T(`${P}.hada_w1_b`, [2, 3]), T(`${P}.hada_w1_a`, [2, 4]));
+    const r2 = einsum('ijkl,jr,ip->prkl', T(`${P}.hada_t2`, [2, 2, 3, 3]), T(`${P}.hada_w2_b`, [2, 3]), T(`${P}.hada_w2_a`, [2, 4]));
+    const wantLoha = r1.map((x, i) => x * r2[i] * 0.5);
+    assert.ok(fro(wantLoha) > 0.01, `‖ΔW‖ ${fro(wantLoha)}`);
+    assert.ok(maxAbsDiff(loha.d.data, wantLoha) < 1e-6, `LoHa CP max |Δ| ${maxAbsDiff(loha.d.data, wantLoha)}`);
+    assert.ok(Math.abs(loha.m.deltaNorm! - fro(wantLoha)) < 1e-6);
+
+    const lokr = deltaOf(rep, input, Q);
+    assert.deepEqual([lokr.m.kind, lokr.m.rank, lokr.m.scale], ['lokr', 2, 2]); // alpha 4 / r 2 (w2 decomposed)
+    assert.deepEqual(lokr.m.deltaShape, [6, 10, 3, 3]);
+    const w2 = einsum('ijkl,ip,jr->prkl', T(`${Q}.lokr_t2`, [2, 2, 3, 3]), T(`${Q}.lokr_w2_a`, [2, 3]), T(`${Q}.lokr_w2_b`, [2, 5])); // [3, 5, 3, 3]
+    // kron(w1[..., None, None], w2): ΔW[a·3 + p, b·5 + q, k, l] = w1[a, b]·w2[p, q, k, l]
+    const w1 = v(`${Q}.lokr_w1`);
+    const wantLokr = new Float32Array(6 * 10 * 9);
+    for (let a = 0; a < 2; a++)
+      for (let b = 0; b < 2; b++)
+        for (let p = 0; p < 3; p++)
+          for (let q = 0; q < 5; q++)
+            for (let k = 0; k < 9; k++) wantLokr[((a * 3 + p) * 10 + b * 5 + q) * 9 + k] = 2 * w1[a * 2 + b] * w2[(p * 5 + q) * 9 + k];
+    assert.ok(fro(wantLokr) > 0.01, `‖ΔW‖ ${fro(wantLokr)}`);
+    assert.ok(maxAbsDiff(lokr.d.data, wantLokr) < 1e-6, `LoKr Tucker max |Δ| ${maxAbsDiff(lokr.d.data, wantLokr)}`);
+    assert.ok(Math.abs(lokr.m.deltaNorm! - fro(wantLokr)) < 1e-5);
+  });
+
   it('mlx-lm: lora_a [in, r], lora_b [r, out], absolute scale from adapter_config.json', () => {
     const a = seq(3 * 2);
     const b = seq(2 * 4, 0.1, 1);
