@@ -15,6 +15,7 @@ import { idsTensor } from '../../../src/models/causalLm';
 import { attachPeftAdapter } from '../../../src/models/peftAdapter';
 import { doraWeightNorm } from '../../../src/models/linear';
 import { peftConfigFromJson } from '../../../src/formats/peftConfig';
+import { weightsFromRecord } from '../../../src/models/weights';
 import type { MetricPoint } from '../../../src/protocol/runFormat';
 
 const EXAMPLES = path.resolve(__dirname, '../../../examples/models');
@@ -103,4 +104,44 @@ describe('interop: DoRA training from an experiment config', function () {
     plain.dispose();
     model.dispose();
   });
+
+  it('GPT-2 (Conv1D, fan_in_fan_out) with useDora: the exported adapter reloads with the session\'s logits', async () => {
+    const { config } = loadExperimentConfig(writeConfig(tmp, 'tiny-gpt2', 'c_attn'));
+    const session = await createCausalLmSession(config, tmp);
+    assert.equal(session.params.trainableParams, 2 * (4 * (64 + 192) + 192));
+    for await (const p of session.run()) assert.ok(Number.isFinite(p.loss));
+    const exported = session.exportAdapter();
+    assert.equal(exported.config.use_dora, true);
+    assert.equal(exported.config.fan_in_fan_out, true);
+    assert.deepEqual(exported.tensors['base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector'].shape, [192]);
+    const rows = [[...new TextEncoder().encode('a tiny GPT-2 with DoRA..')]];
+    const own = session.logits(rows);
+    session.dispose();
+    const folder = await loadHfFolder(path.join(EXAMPLES, 'tiny-gpt2'));
+    const model = buildCausalLm(folder.config, folder.weights);
+    const adapter = attachPeftAdapter(model, peftConfigFromJson(exported.config), weightsFromRecord(exported.tensors));
+    const ids = idsTensor(rows, 256);
+    const reloaded = tf.tidy(() => model.forward(ids, adapter.lookup).dataSync());
+    const diff = maxAbsDiff(reloaded, own.data);
+    assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
+    ids.dispose();
+    adapter.dispose();
+    model.dispose();
+  });
 });
+
+function writeConfig(dir: string, model: string, target: string): string {
+  const file = path.join(dir, `${model}.lora.yaml`);
+  fs.writeFileSync(
+    file,
+    [
+      'kind: causal-lm',
+      `model: { modelPath: ${JSON.stringify(path.join(EXAMPLES, model))}, dataset: { path: ${JSON.stringify(path.join(EXAMPLES, 'lora-notes.txt'))}, seqLen: 24 } }`,
+      `lora: { r: 4, alpha: 8, useDora: true, targetModules: [${target}] }`,
+      'optimizer: { lr: 0.03 }',
+      'training: { steps: 3, batchSize: 2, seed: 5, evalEvery: 3, evalBatches: 1 }',
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
