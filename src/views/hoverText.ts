@@ -86,11 +86,16 @@ export interface ModelHoverInput {
   extraTrainable?: number;
   /** What the cursor is on, for the title ("r", "target modules", …). */
   title?: string;
+  /** DoRA (PEFT `use_dora`, experiment `lora.useDora`): each adapted layer also trains `lora_magnitude_vector` [out]. */
+  useDora?: boolean;
 }
 
 export interface ModelCounts {
   adapted: LinearLayer[];
+  /** A and B of every adapted layer, plus DoRA's magnitudes when on (doraParams is that part). */
   loraParams: number;
+  /** DoRA's trainable magnitude vectors: one value per output feature of each adapted layer (0 without DoRA). */
+  doraParams: number;
   biasParams: number;
   extraTrainable: number;
   trainable: number;
@@ -103,23 +108,29 @@ export interface ModelCounts {
 export function modelCounts(input: ModelHoverInput): ModelCounts {
   const adapted = input.adapted ?? matchTargets(input.shape, input.targets);
   let loraParams = 0;
+  let doraParams = 0;
   let biasParams = 0;
   let adaptedFull = 0;
   for (const l of adapted) {
     const r = input.rankOf?.(l) ?? input.r;
     loraParams += r * l.inFeatures + l.outFeatures * r;
+    if (input.useDora) doraParams += l.outFeatures;
     adaptedFull += l.inFeatures * l.outFeatures + (l.hasBias ? l.outFeatures : 0);
     if (input.trainBias && l.hasBias) biasParams += l.outFeatures;
   }
   const extraTrainable = (input.extraTrainable ?? 0) + (input.shape.alwaysTrainable?.(input.targets) ?? 0);
+  loraParams += doraParams;
   const trainable = loraParams + biasParams + extraTrainable;
   const totalParams = input.shape.totalParams;
-  return { adapted, loraParams, biasParams, extraTrainable, trainable, adaptedFull, totalParams, percentOfAll: (100 * trainable) / (totalParams + loraParams) };
+  return { adapted, loraParams, doraParams, biasParams, extraTrainable, trainable, adaptedFull, totalParams, percentOfAll: (100 * trainable) / (totalParams + loraParams) };
 }
 
-function layerLine(l: LinearLayer, r: number, trainBias: boolean): string {
+function layerLine(l: LinearLayer, r: number, trainBias: boolean, useDora: boolean): string {
   const c = linearParamCount({ inFeatures: l.inFeatures, outFeatures: l.outFeatures, hasBias: l.hasBias }, r, trainBias);
-  return `\`${l.name}\` (${l.inFeatures}→${l.outFeatures}${l.hasBias ? ', bias' : ''}): full ${formatCount(c.full)} vs LoRA ${formatCount(c.lora)} — ${formatPercent(c.percent)}, ${about(c.reduction)} fewer`;
+  // DoRA's magnitude vector (shape [out]) trains with A and B.
+  const lora = c.lora + (useDora ? l.outFeatures : 0);
+  const dora = useDora ? ` (incl. DoRA magnitude ${formatCount(l.outFeatures)})` : '';
+  return `\`${l.name}\` (${l.inFeatures}→${l.outFeatures}${l.hasBias ? ', bias' : ''}): full ${formatCount(c.full)} vs LoRA ${formatCount(lora)}${dora} — ${formatPercent((100 * lora) / c.full)}, ${about(c.full / lora)} fewer`;
 }
 
 /** Whole-model summary with the focused layer first; used for experiment configs, PEFT, axolotl, mlx-lm and LoraConfig(...). */
@@ -127,17 +138,17 @@ export function modelHoverText(input: ModelHoverInput): string {
   const c = modelCounts(input);
   const lines: string[] = [];
   const over = input.title && !['r', 'alpha', 'lora'].includes(input.title) ? ` (${input.title})` : '';
-  lines.push(`**LoRA r = ${input.r}, α = ${fmtNum(input.alpha)}**${over} — ${input.shape.label}`);
+  lines.push(`**LoRA r = ${input.r}, α = ${fmtNum(input.alpha)}${input.useDora ? ' + DoRA' : ''}**${over} — ${input.shape.label}`);
   lines.push('');
   lines.push(`- ${scaleText(input.alpha, input.r, input.scaling)}`);
   // The layer under the cursor, else the first adapted one as the per-layer example.
   const focusLayer = (input.focus ? input.shape.linears.find((l) => l.name === input.focus || leafName(l.name) === input.focus) : undefined) ?? c.adapted[0];
-  if (focusLayer) lines.push(`- ${input.focus ? 'this layer' : 'per layer, e.g.'}: ${layerLine(focusLayer, input.rankOf?.(focusLayer) ?? input.r, input.trainBias)}`);
+  if (focusLayer) lines.push(`- ${input.focus ? 'this layer' : 'per layer, e.g.'}: ${layerLine(focusLayer, input.rankOf?.(focusLayer) ?? input.r, input.trainBias, input.useDora === true)}`);
   if (c.adapted.length === 0) {
     lines.push(`- target modules ${JSON.stringify(input.targets)} match no linear layer of this model (layers: ${[...new Set(input.shape.linears.map((l) => leafName(l.name)))].join(', ')})`);
   } else {
     const kinds = [...new Set(c.adapted.map((l) => leafName(l.name)))];
-    lines.push(`- adapted: ${c.adapted.length} layer${c.adapted.length === 1 ? '' : 's'} (${kinds.join(', ')}): full fine-tune of them ${formatCount(c.adaptedFull)} vs LoRA ${formatCount(c.loraParams)}${c.biasParams ? ` + biases ${formatCount(c.biasParams)}` : ''}`);
+    lines.push(`- adapted: ${c.adapted.length} layer${c.adapted.length === 1 ? '' : 's'} (${kinds.join(', ')}): full fine-tune of them ${formatCount(c.adaptedFull)} vs LoRA ${formatCount(c.loraParams)}${c.doraParams ? ` (A, B ${formatCount(c.loraParams - c.doraParams)} + DoRA magnitude ${formatCount(c.doraParams)})` : ''}${c.biasParams ? ` + biases ${formatCount(c.biasParams)}` : ''}`);
   }
   lines.push(`- whole model: ${formatCount(c.totalParams)} parameters; trainable ${formatCount(c.trainable)}${c.extraTrainable ? ` (incl. ${formatCount(c.extraTrainable)} base parameters trained in full)` : ''}`);
   lines.push(`- trainable %: ${formatPercent(c.percentOfAll)} of all parameters (base + LoRA), ${formatPercent((100 * c.trainable) / c.totalParams)} of the base; ${about(c.totalParams / Math.max(1, c.trainable))} fewer than full fine-tuning`);

@@ -126,7 +126,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     if (p.length === 0) return undefined;
     const top = p[0];
     const key = String(p[p.length - 1]);
-    const interesting = (top === 'lora' && (p.length === 1 || ['r', 'alpha', 'scaling', 'targetModules', 'trainBias'].includes(String(p[1])))) || top === 'model' || top === 'kind';
+    const interesting = (top === 'lora' && (p.length === 1 || ['r', 'alpha', 'scaling', 'targetModules', 'trainBias', 'useDora'].includes(String(p[1])))) || top === 'model' || top === 'kind';
     if (!interesting) return undefined;
     const raw = /\.ya?ml$/i.test(doc.fileName) ? YAML.parse(text) : jsonc.parse(text);
     const config: ExperimentConfig = resolveConfigDefaults(raw ?? {}, doc.fileName);
@@ -160,6 +160,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
         convention: lora.trainBias ? 'seed' : 'peft',
         focus: firstMatch?.name,
         title,
+        useDora: lora.useDora === true,
       }),
     );
   }
@@ -167,7 +168,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
   private peftHover(doc: vscode.TextDocument, text: string, offset: number): vscode.Hover | undefined {
     const loc = jsonc.getLocation(text, offset);
     const key = String(loc.path[0] ?? '');
-    if (!['r', 'lora_alpha', 'target_modules', 'use_rslora', 'rank_pattern', 'alpha_pattern', 'base_model_name_or_path', 'bias', 'modules_to_save'].includes(key)) return undefined;
+    if (!['r', 'lora_alpha', 'target_modules', 'use_rslora', 'rank_pattern', 'alpha_pattern', 'base_model_name_or_path', 'bias', 'modules_to_save', 'use_dora'].includes(key)) return undefined;
     const { config } = parsePeftConfig(text, doc.fileName);
     const scaling: ScalingMode = config.useRslora ? 'rslora' : 'standard';
     const cfgPath = findModelConfig(doc.fileName, config.baseModelNameOrPath);
@@ -192,6 +193,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
         convention: 'peft',
         focus,
         title: key,
+        useDora: config.useDora,
       }),
     );
   }
@@ -225,7 +227,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
         const mt = shape.linears[0]?.name.startsWith('transformer.') ? 'gpt2' : 'llama';
         const targets = Array.isArray(tm) ? tm : tm === 'all-linear' ? [...new Set(shape.linears.map((l) => leafName(l.name)))] : PEFT_DEFAULT_TARGETS[mt];
         const bias = call.kwargs.bias;
-        return md(modelHoverText({ shape, r, alpha, scaling, targets, trainBias: bias === 'all' || bias === 'lora_only', convention: 'peft', title: 'LoraConfig' }), range);
+        return md(modelHoverText({ shape, r, alpha, scaling, targets, trainBias: bias === 'all' || bias === 'lora_only', convention: 'peft', title: 'LoraConfig', useDora: boolArg(call, -1, 'use_dora') === true }), range);
       }
       default:
         return undefined;
@@ -246,7 +248,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
       const shape = cfgPath ? loadModelShape(cfgPath) : `base_model "${String(raw.base_model ?? '?')}" has no config.json in the workspace`;
       if (typeof shape === 'string') return md(noModelHoverText(r, alpha, scaling, shape) + '\n\n(axolotl config)');
       const targets = raw.lora_target_linear === true ? [...new Set(shape.linears.map((l) => leafName(l.name)))] : Array.isArray(raw.lora_target_modules) ? raw.lora_target_modules.map(String) : ['q_proj', 'v_proj'];
-      return md(modelHoverText({ shape, r, alpha, scaling, targets, trainBias: false, convention: 'peft', title: `axolotl ${p[0]}` }));
+      return md(modelHoverText({ shape, r, alpha, scaling, targets, trainBias: false, convention: 'peft', title: `axolotl ${p[0]}`, useDora: raw.peft_use_dora === true }));
     }
     if (mlx && typeof mlx === 'object' && p[0] === 'lora_parameters') {
       const r = typeof mlx.rank === 'number' ? mlx.rank : 8;

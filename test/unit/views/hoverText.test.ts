@@ -62,6 +62,30 @@ describe('views/hoverText', () => {
     const t = modelHoverText({ shape, r: 8, alpha: 16, scaling: 'standard', targets: ['nope'], trainBias: false, convention: 'peft' });
     assert.match(t, /match no linear layer/);
   });
+
+  it("DoRA: each adapted layer's magnitude vector [out] counts as LoRA-trainable, and the hover says so", () => {
+    const cfg = hfConfigFromJson({ model_type: 'llama', vocab_size: 100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false });
+    const shape = hfModelShape(cfg);
+    const input = { shape, r: 8, alpha: 16, scaling: 'standard' as const, targets: ['q_proj', 'v_proj'], trainBias: false, convention: 'peft' as const };
+    const ab = 2 * (8 * 32 + 32 * 8) + 2 * (8 * 32 + 16 * 8);
+    const magnitude = 2 * 32 + 2 * 16; // lora_magnitude_vector: q_proj [32] and v_proj [16] in each of 2 layers
+    const plain = modelCounts(input);
+    assert.equal(plain.doraParams, 0);
+    assert.equal(plain.loraParams, ab);
+    const c = modelCounts({ ...input, useDora: true });
+    assert.equal(c.doraParams, magnitude);
+    assert.equal(c.loraParams, ab + magnitude);
+    assert.equal(c.trainable, ab + magnitude);
+    assert.ok(Math.abs(c.percentOfAll - (100 * (ab + magnitude)) / (shape.totalParams + ab + magnitude)) < 1e-12);
+    const t = modelHoverText({ ...input, useDora: true });
+    assert.match(t, /\*\*LoRA r = 8, α = 16 \+ DoRA\*\*/);
+    assert.match(t, new RegExp(`vs LoRA ${(ab + magnitude).toLocaleString('en-US')} \\(A, B ${ab.toLocaleString('en-US')} \\+ DoRA magnitude ${magnitude}\\)`));
+    // the per-layer example (q_proj 32→32, r 8): A 8×32 + B 32×8 + magnitude 32 = 544
+    assert.match(t, /`model\.layers\.0\.self_attn\.q_proj` \(32→32\): full 1,024 vs LoRA 544 \(incl\. DoRA magnitude 32\) — 53\.13 %/);
+    assert.match(t, new RegExp(`trainable ${(ab + magnitude).toLocaleString('en-US')}`));
+    assert.match(t, /Convention: PEFT's/);
+    assert.doesNotMatch(modelHoverText(input), /DoRA/);
+  });
 });
 
 describe('views/pythonCalls', () => {
