@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { formatCount } from '../engine/paramCount';
 import { inspectAdapter, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
@@ -223,4 +224,33 @@ export async function checkAdapterValues(info: AdapterInfo): Promise<boolean> {
   if (bad.length) info.warnings.push(`NaN/Inf values in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}`);
   info.valuesChecked = true;
   return JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]) !== before;
+}
+
+function fmt(x: number): string {
+  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
+}
+
+/** A module row of the adapter tree: rank, α, scale, ΔW shape, parameters, dtype (pure, for the tree and tests). */
+export function moduleDescription(m: InspectModule): string {
+  const parts: string[] = [`r ${m.rank}`];
+  if (m.alpha !== undefined) parts.push(`α ${fmt(m.alpha)}`);
+  else if (m.alphaSource === 'not-read') parts.push('α in file');
+  parts.push(`s ${fmt(m.scale)}`);
+  const [out, inn, ...kernel] = m.deltaShape;
+  // An embedding table's ΔW is [num_embeddings, embedding_dim] (vocab × dim), not a map in→out.
+  if (m.embedding && out !== undefined && inn !== undefined) parts.push(`embedding ${out}×${inn}`);
+  else if (out !== undefined && inn !== undefined) parts.push(`${inn}→${out}${kernel.length ? ` (${kernel.join('×')} conv)` : ''}`);
+  parts.push(`${formatCount(m.paramCount)} params`);
+  parts.push(m.dtype);
+  if (m.kind !== 'lora') parts.push(m.kind);
+  return parts.join(' · ');
+}
+
+export function adapterDescription(a: AdapterInfo): string {
+  const parts = [a.formatLabel];
+  if (a.modules.length) parts.push(`${a.modules.length} module${a.modules.length === 1 ? '' : 's'}`);
+  if (a.ranks.length) parts.push(`r ${a.ranks.join('/')}`);
+  if (a.totalParams) parts.push(`${formatCount(a.totalParams)} params`);
+  if (a.warnings.length) parts.push(`⚠ ${a.warnings.length}`);
+  return parts.join(' · ');
 }

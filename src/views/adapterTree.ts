@@ -3,11 +3,12 @@
 // shown as plain labels (never HTML or trusted markdown).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { formatCount } from '../engine/paramCount';
 import { Disposable } from '../util/disposable';
 import { log } from '../util/log';
 import type { InspectModule } from '../formats/adapters';
-import { checkAdapterValues, scanAdapters, type AdapterInfo } from './adapterScan';
+import { adapterDescription, checkAdapterValues, moduleDescription, scanAdapters, type AdapterInfo } from './adapterScan';
+
+export { adapterDescription, moduleDescription };
 
 export type AdapterNode =
   | { kind: 'adapter'; info: AdapterInfo }
@@ -22,32 +23,6 @@ const EXCLUDE = '{**/node_modules/**,**/.git/**,**/.vscode-test/**}';
 
 /** Warnings shown as children; the rest are summarised (a mismatched file can warn once per module). */
 const MAX_WARNINGS = 8;
-
-function fmt(x: number): string {
-  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
-}
-
-export function moduleDescription(m: InspectModule): string {
-  const parts: string[] = [`r ${m.rank}`];
-  if (m.alpha !== undefined) parts.push(`α ${fmt(m.alpha)}`);
-  else if (m.alphaSource === 'not-read') parts.push('α in file');
-  parts.push(`s ${fmt(m.scale)}`);
-  const [out, inn, ...kernel] = m.deltaShape;
-  if (out !== undefined && inn !== undefined) parts.push(`${inn}→${out}${kernel.length ? ` (${kernel.join('×')} conv)` : ''}`);
-  parts.push(`${formatCount(m.paramCount)} params`);
-  parts.push(m.dtype);
-  if (m.kind !== 'lora') parts.push(m.kind);
-  return parts.join(' · ');
-}
-
-export function adapterDescription(a: AdapterInfo): string {
-  const parts = [a.formatLabel];
-  if (a.modules.length) parts.push(`${a.modules.length} module${a.modules.length === 1 ? '' : 's'}`);
-  if (a.ranks.length) parts.push(`r ${a.ranks.join('/')}`);
-  if (a.totalParams) parts.push(`${formatCount(a.totalParams)} params`);
-  if (a.warnings.length) parts.push(`⚠ ${a.warnings.length}`);
-  return parts.join(' · ');
-}
 
 export class AdapterTreeProvider extends Disposable implements vscode.TreeDataProvider<AdapterNode> {
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<AdapterNode | undefined>());

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkAdapterValues, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
+import { checkAdapterValues, moduleDescription, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
@@ -16,6 +16,21 @@ function walk(dir: string, out: string[] = []): string[] {
     else out.push(p);
   }
   return out;
+}
+
+/** A safetensors file of zero-filled F32 tensors (shapes only matter here). */
+function writeSafetensors(file: string, shapes: Record<string, number[]>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of Object.entries(shapes)) {
+    const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(offset)]));
 }
 
 function inputFor(root: string): ScanInput {
@@ -84,6 +99,26 @@ describe('views/adapterScan', function () {
     await checkAdapterValues(a);
     assert.equal(a.valuesChecked, true);
     assert.deepEqual(a.warnings, []);
+  });
+
+  it('shows a PEFT embedding LoRA as "embedding V×H" (vocab × dim), a linear one as in→out', async () => {
+    const dir = path.join(tmp, 'emb', 'adapter-emb');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['embed_tokens', 'q_proj'], bias: 'none' }));
+    // PEFT's lora.Embedding: lora_embedding_A [r, num_embeddings], lora_embedding_B [embedding_dim, r]; V 256, H 64.
+    writeSafetensors(path.join(dir, 'adapter_model.safetensors'), {
+      'base_model.model.model.embed_tokens.lora_embedding_A': [4, 256],
+      'base_model.model.model.embed_tokens.lora_embedding_B': [64, 4],
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': [4, 64],
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': [32, 4],
+    });
+    const [a] = await scanAdapters(inputFor(path.join(tmp, 'emb')));
+    assert.equal(a.format, 'peft');
+    const emb = a.modules.find((m) => m.name.endsWith('embed_tokens'))!;
+    const q = a.modules.find((m) => m.name.endsWith('q_proj'))!;
+    assert.equal(emb.embedding, true);
+    assert.equal(moduleDescription(emb), 'r 4 · α 8 · s 2 · embedding 256×64 · 1,280 params · F32');
+    assert.equal(moduleDescription(q), 'r 4 · α 8 · s 2 · 64→32 · 384 params · F32');
   });
 
   (fs.existsSync(realWorld) ? it : it.skip)('reads the real-world corpus: formats, LFS pointers, metadata as strings, quickly', async () => {
