@@ -373,35 +373,28 @@ export function registerWasmFastKernels(): () => void {
     return out;
   };
 
-  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
-  tf.registerKernel({ kernelName: tf.BatchMatMul, backendName: 'wasm', kernelFunc: batchMatMul });
-  tf.unregisterKernel(tf.GatherV2, 'wasm');
-  tf.registerKernel({ kernelName: tf.GatherV2, backendName: 'wasm', kernelFunc: gather });
-  tf.unregisterKernel(tf.Identity, 'wasm');
-  tf.registerKernel({ kernelName: tf.Identity, backendName: 'wasm', kernelFunc: identity });
-  tf.unregisterKernel(tf.Cast, 'wasm');
-  tf.registerKernel({ kernelName: tf.Cast, backendName: 'wasm', kernelFunc: cast });
-  tf.unregisterKernel(tf.Transpose, 'wasm');
-  tf.registerKernel({ kernelName: tf.Transpose, backendName: 'wasm', kernelFunc: transpose });
-  tf.unregisterKernel(tf.Tanh, 'wasm');
-  tf.registerKernel({ kernelName: tf.Tanh, backendName: 'wasm', kernelFunc: tanh });
+  // One table for installing and restoring, so the two lists cannot drift apart.
+  const overrides: [original: tf.KernelConfig, replacement: tf.KernelFunc][] = [
+    [origMatMul, batchMatMul],
+    [origGather, gather],
+    [origIdentity, identity],
+    [origCast, cast],
+    [origTranspose, transpose],
+    [origTanh, tanh],
+  ];
+  for (const [orig, kernelFunc] of overrides) {
+    tf.unregisterKernel(orig.kernelName, 'wasm');
+    tf.registerKernel({ kernelName: orig.kernelName, backendName: 'wasm', kernelFunc });
+  }
 
   installed = () => {
     const be = tf.findBackend('wasm') as unknown as WasmBackendInternals | null;
     if (be) disposeCache?.(be);
     disposeCache = undefined;
-    tf.unregisterKernel(tf.BatchMatMul, 'wasm');
-    tf.registerKernel(origMatMul);
-    tf.unregisterKernel(tf.GatherV2, 'wasm');
-    tf.registerKernel(origGather);
-    tf.unregisterKernel(tf.Tanh, 'wasm');
-    tf.registerKernel(origTanh);
-    tf.unregisterKernel(tf.Transpose, 'wasm');
-    tf.registerKernel(origTranspose);
-    tf.unregisterKernel(tf.Identity, 'wasm');
-    tf.registerKernel(origIdentity);
-    tf.unregisterKernel(tf.Cast, 'wasm');
-    tf.registerKernel(origCast);
+    for (const [orig] of overrides) {
+      tf.unregisterKernel(orig.kernelName, 'wasm');
+      tf.registerKernel(orig);
+    }
     installed = undefined;
   };
   return installed;
