@@ -20,6 +20,7 @@ import {
   type ParseError,
 } from 'jsonc-parser';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { ATTENTION_TARGET_NAMES, attentionProjectionOf } from './attentionTargets';
 import { EXPERIMENT_SCHEMA } from './experimentSchema';
 import { FormatError } from './errors';
 import type {
@@ -657,15 +658,14 @@ function crossFieldIssues(c: ExperimentConfig, data: unknown, badPaths: Set<stri
     }
     if (m.trueRank > m.embedDim) report('error', ['model.trueRank', 'model.embedDim'], `\`model.trueRank\` (${m.trueRank}) must be ≤ embedDim (${m.embedDim})`);
     if (lora.r > m.embedDim) report('error', ['lora.r', 'model.embedDim'], `\`lora.r\` (${lora.r}) must be ≤ embedDim (${m.embedDim}), the size of the adapted projections`);
-    // Same names the engine accepts: q, k, v, o, optionally as q_proj ... and with a module prefix.
-    const projection = (name: string) => /^([qkvo])(_proj)?$/.exec(name.split('.').pop() ?? '')?.[1];
+    // The same rule the engine applies (attentionTargets.ts).
     lora.targetModules.forEach((name, i) => {
-      if (!projection(name)) {
-        const hint = closestName(name.split('.').pop() ?? name, ['q', 'k', 'v', 'o', 'q_proj', 'k_proj', 'v_proj', 'o_proj']);
+      if (!attentionProjectionOf(name)) {
+        const hint = closestName(name.split('.').pop() ?? name, ATTENTION_TARGET_NAMES);
         report('error', [`lora.targetModules[${i}]`], `\`lora.targetModules[${i}]\` must name an attention projection (q, k, v, o or q_proj, k_proj, v_proj, o_proj) for kind "attention-adaptation", got "${name}"${hint ? ` — did you mean "${hint}"?` : ''}`);
       }
     });
-    const chosen = [...new Set(lora.targetModules.map(projection))].sort().join(',');
+    const chosen = [...new Set(lora.targetModules.map(attentionProjectionOf))].sort().join(',');
     if (m.numHeads === 1 && has('lora.targetModules') && chosen !== 'k,q,v') {
       report('warning', ['lora.targetModules'], '`lora.targetModules` is ignored with `model.numHeads` 1: the seed\'s single-head LoRAAttention always adapts q, k and v (use numHeads ≥ 2 to choose)');
     }

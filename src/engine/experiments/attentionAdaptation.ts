@@ -5,6 +5,7 @@
 // Inputs ~ N(0, 1); self-attention (key = value = query) when kvSeqLen = seqLen, else cross-attention on a
 // separate key/value memory. Targets are the teacher's outputs, computed once. Loss: MSE.
 import * as tf from '@tensorflow/tfjs-core';
+import { attentionProjectionOf } from '../../formats/attentionTargets';
 import type { AttentionAdaptationModel, ExperimentConfig } from '../../formats/experimentTypes';
 import { LoRAAttention, MultiHeadLoRAAttention, PROJECTIONS, randomAttentionWeights, type AttentionWeights, type Projection } from '../attention';
 import { invalidArgument } from '../errors';
@@ -25,10 +26,9 @@ export const ATTN_MODULE = 'attention';
 
 /** "q", "q_proj", "attention.q_proj" → "q"; anything else is an error naming the value. */
 export function projectionOf(name: string): Projection {
-  const last = name.split('.').pop() ?? name;
-  const m = /^([qkvo])(_proj)?$/.exec(last);
-  if (!m) throw invalidArgument(`lora.targetModules: "${name}" is not an attention projection (q, k, v, o or q_proj, …)`);
-  return m[1] as Projection;
+  const p = attentionProjectionOf(name);
+  if (!p) throw invalidArgument(`lora.targetModules: "${name}" is not an attention projection (q, k, v, o or q_proj, …)`);
+  return p;
 }
 
 export function buildAttentionAdaptation(config: ExperimentConfig): ExperimentTask<AttnBatch> {
