@@ -21,7 +21,7 @@ export function formatLoss(x: number | undefined): string {
 }
 
 export function describeBackend(b: BackendReport): string {
-  const extras = [b.simd === undefined ? '' : b.simd ? 'SIMD' : 'no SIMD', b.threads ? `${b.threads} thread${b.threads === 1 ? '' : 's'}` : '']
+  const extras = [b.simd === undefined ? '' : b.simd ? 'SIMD' : 'no SIMD', b.threads ? `${b.threads} thread${b.threads === 1 ? '' : 's'}` : '', b.kernels ?? '']
     .filter(Boolean)
     .join(', ');
   return `${b.name}${extras ? ` (${extras})` : ''}`;

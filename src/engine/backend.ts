@@ -8,6 +8,7 @@ import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendReport } from '../protocol/runFormat';
 import { EngineError } from './errors';
 import { registerWasmFastKernels } from './kernels/wasmFastKernels';
+import { describeNative, type NativeKernels } from './kernels/nativeKernels';
 
 export type BackendName = BackendReport['name'];
 
@@ -18,6 +19,8 @@ export interface BackendOptions {
   wasmDir?: string;
   /** wasm threads (only where the threaded build can run; Node's wasm backend is single-threaded). */
   threads?: number;
+  /** Native matrix-product kernels for the wasm backend (src/runs/nativeLoader.ts), where built. */
+  native?: NativeKernels;
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -83,8 +86,9 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
         notes.push(`wasm: ${errText(e)}`);
       }
       if (await trySet('wasm', notes)) {
-        // XNNPACK for transposed and batched matMuls too, fast tanh/transpose (kernels/wasmFastKernels.ts).
-        registerWasmFastKernels();
+        // Native products where built, else XNNPACK for transposed and batched matMuls too; fast
+        // tanh/transpose (kernels/wasmFastKernels.ts).
+        registerWasmFastKernels(opts.native);
         const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
         if (!simd) notes.push('wasm: this runtime has no WebAssembly SIMD; using the slower non-SIMD build');
         let threads = 1;
@@ -93,7 +97,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
         } catch {
           // older builds: single-threaded
         }
-        return { name, simd, threads, notes };
+        return { name, simd, threads, ...(opts.native ? { kernels: describeNative(opts.native) } : {}), notes };
       }
     } else {
       if (await trySet('cpu', notes)) return { name: 'cpu', notes };

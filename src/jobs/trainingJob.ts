@@ -113,7 +113,7 @@ export class TrainingJob extends Disposable {
             this._runDir = m.runDir;
             this._run = m.run;
             this._progress = { step: m.run.step, totalSteps: m.run.totalSteps, loss: m.run.lastLoss };
-            this._log('info', `run ${m.runDir} (job created ${this._createdAt}) started at ${new Date().toISOString()} on the ${m.backend.name} backend${m.backend.notes.length ? ` (${m.backend.notes.join('; ')})` : ''}`);
+            this._log('info', `run ${m.runDir} (job created ${this._createdAt}) started at ${new Date().toISOString()} on the ${m.backend.name} backend${m.backend.kernels ? ` with ${m.backend.kernels}` : ''}${m.backend.notes.length ? ` (${m.backend.notes.join('; ')})` : ''}`);
             resolveStarted();
             this._onDidChange.fire(this);
             this._onDidWriteRun.fire(m.runDir);

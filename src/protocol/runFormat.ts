@@ -14,6 +14,8 @@ export interface BackendReport {
   name: 'tensorflow' | 'wasm' | 'cpu';
   simd?: boolean;
   threads?: number;
+  /** Native kernels used for matrix products, e.g. "native avx512 kernels (lora-lab-native 1)". */
+  kernels?: string;
   /** Why a faster backend was not used, e.g. "@tensorflow/tfjs-node is not installed". */
   notes: string[];
 }

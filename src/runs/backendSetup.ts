@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendReport } from '../protocol/runFormat';
 import { initBackend } from '../engine/backend';
 import { initThreadedWasm } from '../engine/wasmThreads';
+import { loadNativeKernels } from './nativeLoader';
 
 export type BackendName = BackendReport['name'];
 
@@ -20,6 +21,8 @@ export interface StartBackendOptions {
   wasmDir?: string;
   /** wasm threads; above 1 the threaded-SIMD build is started (src/engine/wasmThreads.ts). */
   threads?: number;
+  /** Use the native matrix-product kernels where built (default true; LORA_LAB_NATIVE=0 also turns them off). */
+  native?: boolean;
 }
 
 /** Where the tfjs wasm binaries are: dist/wasm beside the bundle, else inside the npm package. */
@@ -80,7 +83,9 @@ export async function startBackend(opts: StartBackendOptions = {}): Promise<Back
     if (wasmDir) await startThreadedWasm(wasmDir, threads, notes);
     else notes.push('wasm threads: the wasm binaries were not found');
   }
-  const report = await initBackend({ prefer: opts.prefer, wasmDir, threads: threadedStarted ? threads : undefined });
+  const native = opts.native === false ? { note: 'native kernels: turned off' } : loadNativeKernels();
+  const report = await initBackend({ prefer: opts.prefer, wasmDir, threads: threadedStarted ? threads : undefined, native: native.kernels });
+  if (report.name === 'wasm' && native.note) notes.push(native.note);
   if (report.name === 'cpu') silenceCpuBanner();
   return { ...report, notes: [...notes, ...report.notes] };
 }

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { WORKLOADS, flopsPerStep, type WorkloadSpec } from './workloads';
 import type { CaseRequest, CaseResult } from './runCase';
 import { uiBenchmarks, type UiResult } from './uiBench';
+import { loadNativeKernels } from '../../src/runs/nativeLoader';
+import { describeNative } from '../../src/engine/kernels/nativeKernels';
 
 const HERE = __dirname;
 const ROOT = path.resolve(HERE, '../..');
@@ -57,23 +59,32 @@ interface Variant {
   form: CaseRequest['form'];
   backend: CaseRequest['backend'];
   fastKernels: boolean;
+  /** With the native matrix-product kernels (dist/native, the default path where built). */
+  native?: boolean;
   threads: number;
   /** Only for these workloads (slow variants). */
   only?: string[];
 }
 
-function variants(args: Args, tfjsNode: boolean): Variant[] {
+function variants(args: Args, tfjsNode: boolean, native: boolean): Variant[] {
   const t = args.threads;
+  const tt = t > 1 ? `, ${t} threads` : '';
   const v: Variant[] = [
     { id: 'before', label: 'before: naive, wasm', form: 'naive', backend: 'wasm', fastKernels: false, threads: 1 },
     { id: 'engine', label: 'engine LoRALinear, wasm', form: 'engine', backend: 'wasm', fastKernels: false, threads: 1, only: args.all ? undefined : ['a'] },
-    { id: 'after', label: `after: tuned, wasm+kernels${t > 1 ? `, ${t} threads` : ''}`, form: 'tuned', backend: 'wasm', fastKernels: true, threads: t },
   ];
-  if (t > 1) v.push({ id: 'after-1t', label: 'after: tuned, wasm+kernels, 1 thread', form: 'tuned', backend: 'wasm', fastKernels: true, threads: 1 });
-  v.push({ id: 'engine-fast', label: `engine LoRALinear, wasm+kernels${t > 1 ? `, ${t} threads` : ''}`, form: 'engine', backend: 'wasm', fastKernels: true, threads: t });
+  // 'after' is the default training path: the native kernels where they are built, else wasm kernels.
+  if (native) {
+    v.push({ id: 'after', label: `after: tuned, wasm+native kernels${tt}`, form: 'tuned', backend: 'wasm', fastKernels: true, native: true, threads: t });
+    v.push({ id: 'after-wasm', label: `tuned, wasm kernels only${tt}`, form: 'tuned', backend: 'wasm', fastKernels: true, threads: t });
+  } else {
+    v.push({ id: 'after', label: `after: tuned, wasm kernels${tt}`, form: 'tuned', backend: 'wasm', fastKernels: true, threads: t });
+  }
+  if (t > 1) v.push({ id: 'after-1t', label: 'after: tuned, 1 wasm thread', form: 'tuned', backend: 'wasm', fastKernels: true, native, threads: 1 });
+  v.push({ id: 'engine-fast', label: `engine LoRALinear, default kernels${tt}`, form: 'engine', backend: 'wasm', fastKernels: true, native, threads: t });
   v.push({ id: 'cpu', label: 'tuned, cpu backend', form: 'tuned', backend: 'cpu', fastKernels: false, threads: 1, only: args.all ? undefined : ['a'] });
   if (tfjsNode) v.push({ id: 'tfjs-node', label: 'tuned, tfjs-node', form: 'tuned', backend: 'tensorflow', fastKernels: false, threads: t });
-  return args.quick ? v.filter((x) => x.id === 'after' || x.id === 'before') : v;
+  return args.quick ? v.filter((x) => x.id === 'after' || x.id === 'after-wasm' || x.id === 'before') : v;
 }
 
 function runCase(req: CaseRequest): CaseResult {
@@ -197,7 +208,9 @@ async function main(): Promise<void> {
 
   const tfjsNode = tfjsNodeInstalled();
   if (!tfjsNode) log('@tensorflow/tfjs-node is not installed: no native tfjs row');
-  const vs = variants(args, tfjsNode);
+  const nativeLoad = loadNativeKernels();
+  log(nativeLoad.kernels ? `native kernels: ${describeNative(nativeLoad.kernels)}` : `${nativeLoad.note}`);
+  const vs = variants(args, tfjsNode, Boolean(nativeLoad.kernels));
   const reports: WorkloadReport[] = [];
   for (const spec of specs) {
     const flops = flopsPerStep(spec);
@@ -209,7 +222,7 @@ async function main(): Promise<void> {
       if (v.only && !v.only.includes(spec.name)) continue;
       const heavy = v.id === 'before' || v.id === 'engine' || v.backend === 'cpu';
       const res = runCase({
-        workload: spec.name, form: v.form, backend: v.backend, fastKernels: v.fastKernels, threads: v.threads,
+        workload: spec.name, form: v.form, backend: v.backend, fastKernels: v.fastKernels, native: v.native, threads: v.threads,
         minSteps: heavy ? 2 : minSteps, minMs: heavy ? 0 : minMs, warmup: heavy ? 1 : 2,
         memory: args.memory && v.id === 'after' && spec.kind === 'transformer',
       });
@@ -244,7 +257,7 @@ async function main(): Promise<void> {
       const base = WORKLOADS.find((w) => w.kind === spec.kind)!;
       const overrides: Record<string, number> = {};
       for (const [k, v] of Object.entries(spec)) if (typeof v === 'number' && (base as unknown as Record<string, unknown>)[k] !== v) overrides[k] = v;
-      const res = runCase({ workload: base.name, form: 'tuned', backend: 'wasm', fastKernels: true, threads: args.threads, minSteps: 3, minMs: 500, overrides });
+      const res = runCase({ workload: base.name, form: 'tuned', backend: 'wasm', fastKernels: true, native: Boolean(nativeLoad.kernels), threads: args.threads, minSteps: 3, minMs: 500, overrides });
       const tm = tr.results[spec.name];
       const row = { group, name: spec.name, flopsPerStep: flopsPerStep(spec), torchMs: tm, oursMs: res.msPerStep, ratio: tm && res.msPerStep ? res.msPerStep / tm : undefined, error: res.error };
       scaling.push(row);

@@ -8,6 +8,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmFastKernels } from '../../src/engine/kernels/wasmFastKernels';
+import { describeNative } from '../../src/engine/kernels/nativeKernels';
+import { loadNativeKernels } from '../../src/runs/nativeLoader';
 
 export type BenchBackend = 'wasm' | 'cpu' | 'tensorflow';
 
@@ -19,7 +21,7 @@ export interface BenchBackendReport {
 
 export const WASM_DIR = path.resolve(__dirname, '../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
-export async function initBenchBackend(which: BenchBackend, threads: number, fastKernels: boolean): Promise<BenchBackendReport> {
+export async function initBenchBackend(which: BenchBackend, threads: number, fastKernels: boolean, native = false): Promise<BenchBackendReport> {
   const notes: string[] = [];
   if (which === 'tensorflow') {
     try {
@@ -52,7 +54,12 @@ export async function initBenchBackend(which: BenchBackend, threads: number, fas
     }
     const ok = await tf.setBackend('wasm');
     if (!ok || tf.getBackend() !== 'wasm') throw new Error(`tf.setBackend("wasm") returned ${ok}; backend is ${tf.getBackend()}`);
-    if (fastKernels) registerWasmFastKernels();
+    if (fastKernels) {
+      const nk = native ? loadNativeKernels().kernels : undefined;
+      if (native && !nk) throw new Error(`native kernels requested but unavailable: ${loadNativeKernels().note}`);
+      registerWasmFastKernels(nk);
+      if (nk) notes.push(describeNative(nk));
+    }
     const be = tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount(): number } } };
     return { name: 'wasm', threads: be.wasm.tfjs.getThreadsCount(), notes };
   }

@@ -11,6 +11,8 @@ export interface CaseRequest {
   backend: BenchBackend;
   /** wasm only: register src/engine/kernels fast kernels. */
   fastKernels: boolean;
+  /** wasm only: matrix products on the native kernels (with fastKernels). */
+  native?: boolean;
   threads: number;
   minSteps: number;
   minMs: number;
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2]) as CaseRequest;
   const base = workloadByName(req.workload);
   const spec = { ...base, ...(req.overrides ?? {}) } as WorkloadSpec;
-  const be = await initBenchBackend(req.backend, req.threads, req.fastKernels);
+  const be = await initBenchBackend(req.backend, req.threads, req.fastKernels, req.native ?? false);
   const result: Partial<CaseResult> = { request: req, backend: be.name, threads: be.threads, notes: be.notes };
   const w = buildWorkload(spec, req.form);
   const opt = new Adam(w.trainable, 1e-3, req.form !== 'naive');

@@ -37,12 +37,15 @@ const MUST_HAVE = [
   ['the tfjs wasm binary in dist/wasm', /^extension\/dist\/wasm\/tfjs-backend-wasm\.wasm$/],
   ['the SIMD wasm binary in dist/wasm', /^extension\/dist\/wasm\/tfjs-backend-wasm-simd\.wasm$/],
   ['tfjs-core (external to the bundles)', /^extension\/node_modules\/@tensorflow\/tfjs-core\/dist\/tf-core\.node\.js$/],
+  // Built by `npm run build` where a C compiler is present (always on the Linux x64 machines that package it).
+  ...(process.platform === 'linux' ? [['the native matrix-product kernels in dist/native', /^extension\/dist\/native\/lora_lab_native\.node$/]] : []),
   ['the experiment JSON Schema', /^extension\/schemas\/experiment\.schema\.json$/],
   ['the activity bar icon', /^extension\/media\/lora-lab\.svg$/],
 ];
 
 const MUST_NOT_HAVE = [
   ['TypeScript sources', /^extension\/(src|webview-ui)\//],
+  ['the native kernels\' C source and build script', /^extension\/native\//],
   ['tests and fixtures', /^extension\/test\//],
   ['TypeScript files anywhere', /\.ts$/],
   ['source maps', /\.map$/],

@@ -1,0 +1,532 @@
+// lora-lab-native: single-precision matrix products for the tfjs wasm backend (issue 6).
+//
+// Why: WebAssembly SIMD is 128 bits wide. On a core with 256- or 512-bit FMA units (AVX2, AVX-512)
+// the best wasm matmul (XNNPACK) reaches about a third to a half of what the core can do, and the
+// LoRA workloads spend most of their time in products with the frozen weights and in attention.
+// This addon computes C = op(A)·op(B) (+ bias) with a cache-blocked, packed kernel (the BLIS/Goto
+// scheme) for AVX-512, AVX2+FMA, or portable C, chosen at load time from what the CPU supports.
+// It is an optional accelerator: src/runs/nativeKernels.ts loads it where it was built, and the
+// engine falls back to the pure wasm kernels, and says so, where it was not.
+//
+// The product, row-major, per batch entry e:
+//   C[e] (m×n) = op(A[e]) (m×k) · op(B[e]) (k×n)  [+ bias (n), added to every row]
+//   op(A) = A (stored m×k) or Aᵀ (stored k×m, transA); op(B) = B (k×n) or Bᵀ (n×k, transB);
+//   A[e] = A[0] for every e when A is not batched (likewise B): a weight shared by the batch.
+// Summation order: k is walked in blocks of KC, each block's partial sums (fused multiply-adds in
+// order of p) added to C. Results differ from a naive loop by float rounding only.
+//
+// JS API (N-API, context-aware: loads in worker threads):
+//   gemm(a, aOff, b, bOff, c, cOff, bias|null, biasOff, batch, m, n, k, flags) → undefined
+//     a, b, c, bias: Float32Array; *Off: element offsets into them (a wasm heap holds all four);
+//     flags: 1 transA, 2 transB, 4 A batched, 8 B batched. Throws RangeError/TypeError naming the
+//     argument when a size, an offset or a type is wrong, or when C overlaps an input.
+//   isa() → "avx512" | "avx2" | "generic"; selectIsa(name) → the ISA now used (throws if the CPU
+//   lacks it; for tests); isas() → the ISAs this CPU can run; version → 1.
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LL_X86 1
+#endif
+
+#define LL_VERSION 1
+#define LL_ALIGN 64
+
+typedef struct {
+  const float *a;
+  const float *b;
+  float *c;
+  const float *bias;
+  int64_t m, n, k;
+  int transA, transB;
+} gemm_t;
+
+// ---------------------------------------------------------------------------------------------
+// Packing. A block of op(A) (rows i0.., mc × kc) becomes MR-row micro-panels, each kc columns of MR
+// consecutive floats; a block of op(B) (kc × nc) becomes NR-column micro-panels, kc rows of NR. Rows
+// and columns past the edge are zero, so the micro-kernels never branch on the edge.
+
+static void pack_a(const gemm_t *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float *dst) {
+  for (int64_t ir = 0; ir < mc; ir += mr) {
+    const int64_t rows = mc - ir < mr ? mc - ir : mr;
+    float *panel = dst + ir * kc;
+    if (!g->transA) {
+      // A stored m×k: row i is contiguous along p.
+      for (int64_t r = 0; r < rows; r++) {
+        const float *src = g->a + (i0 + ir + r) * g->k + p0;
+        for (int64_t p = 0; p < kc; p++) panel[p * mr + r] = src[p];
+      }
+    } else {
+      // A stored k×m: column i of op(A) is contiguous along i for a fixed p.
+      for (int64_t p = 0; p < kc; p++) {
+        const float *src = g->a + (p0 + p) * g->m + i0 + ir;
+        for (int64_t r = 0; r < rows; r++) panel[p * mr + r] = src[r];
+      }
+    }
+    if (rows < mr) {
+      for (int64_t p = 0; p < kc; p++) {
+        for (int64_t r = rows; r < mr; r++) panel[p * mr + r] = 0.0f;
+      }
+    }
+  }
+}
+
+static void pack_b(const gemm_t *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float *dst) {
+  for (int64_t jr = 0; jr < nc; jr += nr) {
+    const int64_t cols = nc - jr < nr ? nc - jr : nr;
+    float *panel = dst + jr * kc;
+    if (!g->transB) {
+      // B stored k×n: row p holds the panel's cols consecutively.
+      for (int64_t p = 0; p < kc; p++) {
+        const float *src = g->b + (p0 + p) * g->n + j0 + jr;
+        float *d = panel + p * nr;
+        memcpy(d, src, (size_t)cols * sizeof(float));
+        for (int64_t c = cols; c < nr; c++) d[c] = 0.0f;
+      }
+    } else {
+      // B stored n×k: column j of op(B) is row j of storage.
+      for (int64_t c = 0; c < cols; c++) {
+        const float *src = g->b + (j0 + jr + c) * g->k + p0;
+        for (int64_t p = 0; p < kc; p++) panel[p * nr + c] = src[p];
+      }
+      if (cols < nr) {
+        for (int64_t p = 0; p < kc; p++) {
+          for (int64_t c = cols; c < nr; c++) panel[p * nr + c] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Writes an MR×NR tile of sums (row-major, NR per row) into C: C = acc (+ bias) on the first k
+// block, C += acc on later ones; only the rows × cols inside C.
+static void store_tile(const float *acc, int nr, float *c, int64_t ldc, int64_t rows, int64_t cols, int first, const float *bias) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *cr = c + r * ldc;
+    const float *ar = acc + r * nr;
+    if (first) {
+      if (bias) {
+        for (int64_t j = 0; j < cols; j++) cr[j] = ar[j] + bias[j];
+      } else {
+        for (int64_t j = 0; j < cols; j++) cr[j] = ar[j];
+      }
+    } else {
+      for (int64_t j = 0; j < cols; j++) cr[j] += ar[j];
+    }
+  }
+}
+
+// A micro-kernel: the MR×NR product of one packed A micro-panel and one packed B micro-panel over kc,
+// written to C (full tiles directly, edge tiles through store_tile).
+typedef void (*micro_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                         int64_t rows, int64_t cols, int first, const float *bias);
+
+typedef struct {
+  const char *name;
+  int mr, nr;
+  int64_t kc, mc, nc;
+  micro_fn micro;
+} isa_t;
+
+// ---------------------------------------------------------------------------------------------
+// Portable micro-kernel (any CPU; the compiler vectorises the inner loops with what the target
+// baseline has, SSE2 on x86-64).
+#define G_MR 4
+#define G_NR 16
+static void micro_generic(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                          int64_t rows, int64_t cols, int first, const float *bias) {
+  float acc[G_MR * G_NR];
+  memset(acc, 0, sizeof acc);
+  for (int64_t p = 0; p < kc; p++) {
+    const float *b = bp + p * G_NR;
+    const float *a = ap + p * G_MR;
+    for (int r = 0; r < G_MR; r++) {
+      const float ar = a[r];
+      for (int j = 0; j < G_NR; j++) acc[r * G_NR + j] += ar * b[j];
+    }
+  }
+  store_tile(acc, G_NR, c, ldc, rows, cols, first, bias);
+}
+
+#ifdef LL_X86
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA: 6 rows × 16 columns (two ymm per row: 12 accumulators, 2 for B, 1 broadcast).
+#define A2_MR 6
+#define A2_NR 16
+__attribute__((target("avx2,fma")))
+static void micro_avx2(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                       int64_t rows, int64_t cols, int first, const float *bias) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; p++) {
+    const __m256 b0 = _mm256_loadu_ps(bp);
+    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    ap += A2_MR;
+    bp += A2_NR;
+  }
+  __m256 acc[A2_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (rows == A2_MR && cols == A2_NR) {
+    const __m256 z0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 z1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    for (int r = 0; r < A2_MR; r++) {
+      float *cr = c + r * ldc;
+      if (first) {
+        _mm256_storeu_ps(cr, _mm256_add_ps(acc[r][0], z0));
+        _mm256_storeu_ps(cr + 8, _mm256_add_ps(acc[r][1], z1));
+      } else {
+        _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), acc[r][0]));
+        _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), acc[r][1]));
+      }
+    }
+    return;
+  }
+  float tile[A2_MR * A2_NR];
+  for (int r = 0; r < A2_MR; r++) {
+    _mm256_storeu_ps(tile + r * A2_NR, acc[r][0]);
+    _mm256_storeu_ps(tile + r * A2_NR + 8, acc[r][1]);
+  }
+  store_tile(tile, A2_NR, c, ldc, rows, cols, first, bias);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512: 12 rows × 32 columns (two zmm per row: 24 accumulators, 2 for B, broadcasts folded in).
+#define A5_MR 12
+#define A5_NR 32
+#define A5_ROW(r) \
+  a = _mm512_set1_ps(ap[r]); c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);
+__attribute__((target("avx512f")))
+static void micro_avx512(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                         int64_t rows, int64_t cols, int first, const float *bias) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+  __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+  __m512 c80 = _mm512_setzero_ps(), c81 = _mm512_setzero_ps(), c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
+  __m512 c100 = _mm512_setzero_ps(), c101 = _mm512_setzero_ps(), c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; p++) {
+    const __m512 b0 = _mm512_loadu_ps(bp);
+    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+    __m512 a;
+    A5_ROW(0) A5_ROW(1) A5_ROW(2) A5_ROW(3) A5_ROW(4) A5_ROW(5)
+    A5_ROW(6) A5_ROW(7) A5_ROW(8) A5_ROW(9) A5_ROW(10) A5_ROW(11)
+    ap += A5_MR;
+    bp += A5_NR;
+  }
+  __m512 acc[A5_MR][2] = {
+    {c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
+    {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {c100, c101}, {c110, c111},
+  };
+  if (rows == A5_MR && cols == A5_NR) {
+    const __m512 z0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    const __m512 z1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < A5_MR; r++) {
+      float *cr = c + r * ldc;
+      if (first) {
+        _mm512_storeu_ps(cr, _mm512_add_ps(acc[r][0], z0));
+        _mm512_storeu_ps(cr + 16, _mm512_add_ps(acc[r][1], z1));
+      } else {
+        _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), acc[r][0]));
+        _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), acc[r][1]));
+      }
+    }
+    return;
+  }
+  float tile[A5_MR * A5_NR];
+  for (int r = 0; r < A5_MR; r++) {
+    _mm512_storeu_ps(tile + r * A5_NR, acc[r][0]);
+    _mm512_storeu_ps(tile + r * A5_NR + 16, acc[r][1]);
+  }
+  store_tile(tile, A5_NR, c, ldc, rows, cols, first, bias);
+}
+#endif
+
+// Block sizes: a B micro-panel (kc × NR) stays in L1 while the A block (mc × kc) streams from L2;
+// the B block (kc × nc) lives in L2/L3.
+static const isa_t ISA_GENERIC = {"generic", G_MR, G_NR, 256, 128, 2048, micro_generic};
+#ifdef LL_X86
+static const isa_t ISA_AVX2 = {"avx2", A2_MR, A2_NR, 256, 144, 2048, micro_avx2};
+static const isa_t ISA_AVX512 = {"avx512", A5_MR, A5_NR, 256, 144, 2048, micro_avx512};
+#endif
+
+static int cpu_has(const char *name) {
+#ifdef LL_X86
+  __builtin_cpu_init();
+  if (strcmp(name, "avx512") == 0) return __builtin_cpu_supports("avx512f");
+  if (strcmp(name, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return strcmp(name, "generic") == 0;
+}
+
+static const isa_t *isa_by_name(const char *name) {
+#ifdef LL_X86
+  if (strcmp(name, "avx512") == 0) return &ISA_AVX512;
+  if (strcmp(name, "avx2") == 0) return &ISA_AVX2;
+#endif
+  if (strcmp(name, "generic") == 0) return &ISA_GENERIC;
+  return NULL;
+}
+
+static const isa_t *best_isa(void) {
+#ifdef LL_X86
+  if (cpu_has("avx512")) return &ISA_AVX512;
+  if (cpu_has("avx2")) return &ISA_AVX2;
+#endif
+  return &ISA_GENERIC;
+}
+
+// The ISA in use. Process-wide (every thread uses the same); selectIsa changes it for tests.
+static const isa_t *volatile g_isa = NULL;
+
+// Packing buffers, one pair per thread (a worker thread has its own), grown on demand and kept:
+// allocating megabytes per call would cost page faults on every product.
+static _Thread_local float *t_bufA = NULL, *t_bufB = NULL;
+static _Thread_local size_t t_capA = 0, t_capB = 0;
+
+static float *grow(float **buf, size_t *cap, size_t floats) {
+  if (*cap >= floats) return *buf;
+  free(*buf);
+  size_t bytes = (floats * sizeof(float) + LL_ALIGN - 1) / LL_ALIGN * LL_ALIGN;
+  *buf = (float *)aligned_alloc(LL_ALIGN, bytes);
+  *cap = *buf ? floats : 0;
+  return *buf;
+}
+
+// One product (one batch entry). Returns 0, or -1 when the packing buffers could not be allocated.
+static int gemm_one(const isa_t *isa, const gemm_t *g) {
+  const int mr = isa->mr, nr = isa->nr;
+  const int64_t m = g->m, n = g->n, k = g->k;
+  if (m == 0 || n == 0) return 0;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; i++) {
+      for (int64_t j = 0; j < n; j++) g->c[i * n + j] = g->bias ? g->bias[j] : 0.0f;
+    }
+    return 0;
+  }
+  const int64_t kcMax = k < isa->kc ? k : isa->kc;
+  const int64_t mcMax = m < isa->mc ? (m + mr - 1) / mr * mr : isa->mc;
+  const int64_t ncMax = n < isa->nc ? (n + nr - 1) / nr * nr : isa->nc;
+  float *bufA = grow(&t_bufA, &t_capA, (size_t)(mcMax * kcMax));
+  float *bufB = grow(&t_bufB, &t_capB, (size_t)(ncMax * kcMax));
+  if (!bufA || !bufB) return -1;
+  for (int64_t j0 = 0; j0 < n; j0 += isa->nc) {
+    const int64_t nc = n - j0 < isa->nc ? n - j0 : isa->nc;
+    for (int64_t p0 = 0; p0 < k; p0 += isa->kc) {
+      const int64_t kc = k - p0 < isa->kc ? k - p0 : isa->kc;
+      const int first = p0 == 0;
+      pack_b(g, p0, kc, j0, nc, nr, bufB);
+      for (int64_t i0 = 0; i0 < m; i0 += isa->mc) {
+        const int64_t mc = m - i0 < isa->mc ? m - i0 : isa->mc;
+        pack_a(g, i0, mc, p0, kc, mr, bufA);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t cols = nc - jr < nr ? nc - jr : nr;
+          const float *bias = first && g->bias ? g->bias + j0 + jr : NULL;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t rows = mc - ir < mr ? mc - ir : mr;
+            isa->micro(kc, bufA + ir * kc, bufB + jr * kc, g->c + (i0 + ir) * n + j0 + jr, n, rows, cols, first, bias);
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// N-API binding.
+
+#define CHECK(env, call)                                              \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error((env), NULL, "lora-lab-native: N-API call failed: " #call); \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+typedef struct {
+  float *data;
+  size_t length;
+} f32view;
+
+// Reads argument i as a Float32Array; throws a TypeError naming it otherwise.
+static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be a Float32Array", name);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float32_array) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be a Float32Array", name);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  out->data = (float *)data;
+  out->length = length;
+  return 1;
+}
+
+// Reads argument v as a non-negative integer below 2^31 (sizes and offsets of tfjs tensors).
+static int get_count(napi_env env, napi_value v, const char *name, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 2147483648.0) || d != (double)(int64_t)d) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be an integer in [0, 2^31)", name);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  *out = (int64_t)d;
+  return 1;
+}
+
+static int range_ok(napi_env env, const char *name, int64_t off, int64_t need, size_t length) {
+  if ((uint64_t)off + (uint64_t)need > (uint64_t)length) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s needs %lld floats from offset %lld but has %llu",
+             name, (long long)need, (long long)off, (unsigned long long)length);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+static int overlaps(const float *a, int64_t na, const float *b, int64_t nb) {
+  return na > 0 && nb > 0 && a < b + nb && b < a + na;
+}
+
+static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 13) {
+    napi_throw_type_error(env, NULL, "lora-lab-native gemm: expected 13 arguments (a, aOff, b, bOff, c, cOff, bias, biasOff, batch, m, n, k, flags)");
+    return NULL;
+  }
+  f32view a, b, c, bias = {NULL, 0};
+  int64_t aOff, bOff, cOff, biasOff, batch, m, n, k, flags;
+  napi_valuetype bt;
+  CHECK(env, napi_typeof(env, argv[6], &bt));
+  if (!get_f32(env, argv[0], "a", &a) || !get_count(env, argv[1], "aOff", &aOff) ||
+      !get_f32(env, argv[2], "b", &b) || !get_count(env, argv[3], "bOff", &bOff) ||
+      !get_f32(env, argv[4], "c", &c) || !get_count(env, argv[5], "cOff", &cOff) ||
+      (bt != napi_null && bt != napi_undefined && !get_f32(env, argv[6], "bias", &bias)) ||
+      !get_count(env, argv[7], "biasOff", &biasOff) || !get_count(env, argv[8], "batch", &batch) ||
+      !get_count(env, argv[9], "m", &m) || !get_count(env, argv[10], "n", &n) ||
+      !get_count(env, argv[11], "k", &k) || !get_count(env, argv[12], "flags", &flags)) {
+    return NULL;
+  }
+  if (flags > 15) {
+    napi_throw_range_error(env, NULL, "lora-lab-native gemm: flags must combine 1 (transA), 2 (transB), 4 (A batched), 8 (B batched)");
+    return NULL;
+  }
+  const int transA = (flags & 1) != 0, transB = (flags & 2) != 0;
+  const int aBatched = (flags & 4) != 0, bBatched = (flags & 8) != 0;
+  const int64_t sizeA = m * k, sizeB = k * n, sizeC = m * n;
+  const int64_t needA = (aBatched ? batch : 1) * sizeA, needB = (bBatched ? batch : 1) * sizeB, needC = batch * sizeC;
+  if (!range_ok(env, "a", aOff, needA, a.length) || !range_ok(env, "b", bOff, needB, b.length) ||
+      !range_ok(env, "c", cOff, needC, c.length) || (bias.data && !range_ok(env, "bias", biasOff, n, bias.length))) {
+    return NULL;
+  }
+  float *const pc = c.data + cOff;
+  const float *const pa = a.data + aOff, *const pb = b.data + bOff;
+  if (overlaps(pc, needC, pa, needA) || overlaps(pc, needC, pb, needB) ||
+      (bias.data && overlaps(pc, needC, bias.data + biasOff, n))) {
+    napi_throw_range_error(env, NULL, "lora-lab-native gemm: c overlaps an input");
+    return NULL;
+  }
+  const isa_t *isa = g_isa;
+  for (int64_t e = 0; e < batch; e++) {
+    gemm_t g = {
+      pa + (aBatched ? e * sizeA : 0), pb + (bBatched ? e * sizeB : 0), pc + e * sizeC,
+      bias.data ? bias.data + biasOff : NULL, m, n, k, transA, transB,
+    };
+    if (gemm_one(isa, &g) != 0) {
+      napi_throw_error(env, NULL, "lora-lab-native gemm: out of memory for the packing buffers");
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+static napi_value make_string(napi_env env, const char *s) {
+  napi_value v;
+  if (napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) != napi_ok) return NULL;
+  return v;
+}
+
+static napi_value js_isa(napi_env env, napi_callback_info info) {
+  (void)info;
+  return make_string(env, g_isa->name);
+}
+
+static napi_value js_isas(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const char *names[] = {"avx512", "avx2", "generic"};
+  napi_value arr;
+  CHECK(env, napi_create_array(env, &arr));
+  uint32_t idx = 0;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (isa_by_name(names[i]) && cpu_has(names[i])) {
+      napi_value s = make_string(env, names[i]);
+      if (!s) return NULL;
+      CHECK(env, napi_set_element(env, arr, idx++, s));
+    }
+  }
+  return arr;
+}
+
+static napi_value js_select_isa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[32] = {0};
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "lora-lab-native selectIsa: expected \"avx512\", \"avx2\" or \"generic\"");
+    return NULL;
+  }
+  const isa_t *isa = isa_by_name(name);
+  if (!isa || !cpu_has(name)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "lora-lab-native selectIsa: \"%s\" is not available on this CPU (expected one of isas())", name);
+    napi_throw_range_error(env, NULL, msg);
+    return NULL;
+  }
+  g_isa = isa;
+  return make_string(env, isa->name);
+}
+
+NAPI_MODULE_INIT() {
+  if (!g_isa) g_isa = best_isa();
+  napi_property_descriptor props[] = {
+    {"gemm", NULL, js_gemm, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"isa", NULL, js_isa, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"isas", NULL, js_isas, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"selectIsa", NULL, js_select_isa, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  napi_value version;
+  if (napi_create_uint32(env, LL_VERSION, &version) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "version", version) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,35 @@
+// The optional native kernels (native/lora_lab_native.c) as the engine sees them: an object with a
+// matrix-product entry point. The engine never loads them itself (it stays free of node built-ins);
+// src/runs/nativeLoader.ts loads the addon where it was built and hands it to initBackend.
+
+/** flags for NativeKernels.gemm */
+export const GEMM_TRANS_A = 1;
+export const GEMM_TRANS_B = 2;
+export const GEMM_A_BATCHED = 4;
+export const GEMM_B_BATCHED = 8;
+
+export interface NativeKernels {
+  /**
+   * For each batch entry e < batch: C[e] (m×n, row-major) = op(A[e])·op(B[e]) (+ bias of n on every
+   * row). op(A) = A stored m×k, or Aᵀ stored k×m with GEMM_TRANS_A; op(B) = B stored k×n, or Bᵀ
+   * stored n×k with GEMM_TRANS_B. Without GEMM_A_BATCHED every entry uses the one A at aOff (the
+   * same for B). Offsets are in elements. Throws when a size or offset does not fit its array, or C
+   * overlaps an input.
+   */
+  gemm(
+    a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
+    bias: Float32Array | null, biasOff: number, batch: number, m: number, n: number, k: number, flags: number,
+  ): void;
+  /** The instruction set in use: "avx512", "avx2" or "generic". */
+  isa(): string;
+  /** The instruction sets this CPU can run, fastest first. */
+  isas(): string[];
+  /** Switches the instruction set (tests compare them); returns the one now in use. */
+  selectIsa(name: string): string;
+  version: number;
+}
+
+/** One line for reports: "native avx512 kernels (lora-lab-native 1)". */
+export function describeNative(nk: NativeKernels): string {
+  return `native ${nk.isa()} kernels (lora-lab-native ${nk.version})`;
+}
