@@ -24,6 +24,8 @@
 //   lacks it; for tests); isas() → the ISAs this CPU can run; version → 1.
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -37,12 +39,15 @@
 #define LL_VERSION 1
 #define LL_ALIGN 64
 
+// One product with leading dimensions (elements between rows as stored), so that a block of rows or
+// columns of a larger product is itself a gemm_t (how the work is split between threads).
 typedef struct {
   const float *a;
   const float *b;
   float *c;
   const float *bias;
   int64_t m, n, k;
+  int64_t lda, ldb, ldc;
   int transA, transB;
 } gemm_t;
 
@@ -58,13 +63,13 @@ static void pack_a(const gemm_t *g, int64_t i0, int64_t mc, int64_t p0, int64_t 
     if (!g->transA) {
       // A stored m×k: row i is contiguous along p.
       for (int64_t r = 0; r < rows; r++) {
-        const float *src = g->a + (i0 + ir + r) * g->k + p0;
+        const float *src = g->a + (i0 + ir + r) * g->lda + p0;
         for (int64_t p = 0; p < kc; p++) panel[p * mr + r] = src[p];
       }
     } else {
       // A stored k×m: column i of op(A) is contiguous along i for a fixed p.
       for (int64_t p = 0; p < kc; p++) {
-        const float *src = g->a + (p0 + p) * g->m + i0 + ir;
+        const float *src = g->a + (p0 + p) * g->lda + i0 + ir;
         for (int64_t r = 0; r < rows; r++) panel[p * mr + r] = src[r];
       }
     }
@@ -83,7 +88,7 @@ static void pack_b(const gemm_t *g, int64_t p0, int64_t kc, int64_t j0, int64_t 
     if (!g->transB) {
       // B stored k×n: row p holds the panel's cols consecutively.
       for (int64_t p = 0; p < kc; p++) {
-        const float *src = g->b + (p0 + p) * g->n + j0 + jr;
+        const float *src = g->b + (p0 + p) * g->ldb + j0 + jr;
         float *d = panel + p * nr;
         memcpy(d, src, (size_t)cols * sizeof(float));
         for (int64_t c = cols; c < nr; c++) d[c] = 0.0f;
@@ -91,7 +96,7 @@ static void pack_b(const gemm_t *g, int64_t p0, int64_t kc, int64_t j0, int64_t 
     } else {
       // B stored n×k: column j of op(B) is row j of storage.
       for (int64_t c = 0; c < cols; c++) {
-        const float *src = g->b + (j0 + jr + c) * g->k + p0;
+        const float *src = g->b + (j0 + jr + c) * g->ldb + p0;
         for (int64_t p = 0; p < kc; p++) panel[p * nr + c] = src[p];
       }
       if (cols < nr) {
@@ -314,7 +319,7 @@ static int gemm_one(const isa_t *isa, const gemm_t *g) {
   if (m == 0 || n == 0) return 0;
   if (k == 0) {
     for (int64_t i = 0; i < m; i++) {
-      for (int64_t j = 0; j < n; j++) g->c[i * n + j] = g->bias ? g->bias[j] : 0.0f;
+      for (int64_t j = 0; j < n; j++) g->c[i * g->ldc + j] = g->bias ? g->bias[j] : 0.0f;
     }
     return 0;
   }
@@ -338,13 +343,148 @@ static int gemm_one(const isa_t *isa, const gemm_t *g) {
           const float *bias = first && g->bias ? g->bias + j0 + jr : NULL;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int64_t rows = mc - ir < mr ? mc - ir : mr;
-            isa->micro(kc, bufA + ir * kc, bufB + jr * kc, g->c + (i0 + ir) * n + j0 + jr, n, rows, cols, first, bias);
+            isa->micro(kc, bufA + ir * kc, bufB + jr * kc, g->c + (i0 + ir) * g->ldc + j0 + jr, g->ldc, rows, cols, first, bias);
           }
         }
       }
     }
   }
   return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads. A call's work is a list of independent products (tasks): the batch entries, or, for one
+// large product, blocks of its rows or columns (whichever dimension is longer; each block packs its
+// own panels, so the shorter operand is packed once per block). A persistent pool of threads - 1
+// workers and the calling thread take tasks by an atomic counter. One call uses the pool at a time
+// (two trainings in two worker threads: the second runs on its own thread) - never a deadlock.
+
+#define LL_MAX_THREADS 64
+// Below this many floating-point operations per thread, waking the pool costs more than it saves.
+#define LL_MIN_FLOPS_PER_THREAD 2.0e6
+
+typedef struct {
+  const isa_t *isa;
+  const gemm_t *tasks;
+  int64_t count;
+  _Atomic int64_t next;
+  _Atomic int failed;
+} job_t;
+
+static void run_tasks(job_t *job) {
+  for (;;) {
+    const int64_t t = atomic_fetch_add(&job->next, 1);
+    if (t >= job->count) return;
+    if (gemm_one(job->isa, &job->tasks[t]) != 0) atomic_store(&job->failed, 1);
+  }
+}
+
+static pthread_mutex_t g_pool_use = PTHREAD_MUTEX_INITIALIZER; // held by the call using the pool
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;        // guards the fields below
+static pthread_cond_t g_cv_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_cv_done = PTHREAD_COND_INITIALIZER;
+static int g_workers = 0;            // pool threads started (they never exit)
+static uint64_t g_generation = 0;    // bumped per job
+static job_t *g_job = NULL;
+static int g_job_workers = 0;        // pool threads that take part in the current job
+static int g_pending = 0;            // of those, still running
+static _Atomic int g_threads = 1;    // threads per product (setThreads)
+
+typedef struct { int id; } worker_arg;
+
+static void *worker_main(void *arg) {
+  const int id = ((worker_arg *)arg)->id;
+  free(arg);
+  uint64_t seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&g_mu);
+    while (g_generation == seen) pthread_cond_wait(&g_cv_work, &g_mu);
+    seen = g_generation;
+    job_t *job = id < g_job_workers ? g_job : NULL;
+    pthread_mutex_unlock(&g_mu);
+    if (!job) continue;
+    run_tasks(job);
+    pthread_mutex_lock(&g_mu);
+    if (--g_pending == 0) pthread_cond_signal(&g_cv_done);
+    pthread_mutex_unlock(&g_mu);
+  }
+  return NULL;
+}
+
+// Starts pool threads up to `want` (called with g_pool_use held). Returns how many exist.
+static int ensure_workers(int want) {
+  while (g_workers < want) {
+    worker_arg *arg = (worker_arg *)malloc(sizeof *arg);
+    if (!arg) break;
+    arg->id = g_workers;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    const int rc = pthread_create(&th, &attr, worker_main, arg);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+      free(arg);
+      break;
+    }
+    g_workers++;
+  }
+  return g_workers;
+}
+
+// Runs every task; with more than one thread when allowed and the pool is free. Returns 0 or -1 (out of memory).
+static int run_job(const isa_t *isa, const gemm_t *tasks, int64_t count, int threads) {
+  job_t job = {isa, tasks, count, 0, 0};
+  int helpers = threads - 1;
+  if (helpers > count - 1) helpers = (int)(count - 1);
+  if (helpers > 0 && pthread_mutex_trylock(&g_pool_use) == 0) {
+    helpers = ensure_workers(helpers) < helpers ? g_workers : helpers;
+    pthread_mutex_lock(&g_mu);
+    g_job = &job;
+    g_job_workers = helpers;
+    g_pending = helpers;
+    g_generation++;
+    pthread_cond_broadcast(&g_cv_work);
+    pthread_mutex_unlock(&g_mu);
+    run_tasks(&job);
+    pthread_mutex_lock(&g_mu);
+    while (g_pending > 0) pthread_cond_wait(&g_cv_done, &g_mu);
+    g_job = NULL;
+    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_unlock(&g_pool_use);
+  } else {
+    run_tasks(&job);
+  }
+  return atomic_load(&job.failed) ? -1 : 0;
+}
+
+// Splits one product into `parts` blocks of rows (or columns, whichever is longer), aligned to the
+// micro-kernel's tile so no tile is shared. Returns the number of blocks written to out.
+static int64_t split_product(const isa_t *isa, const gemm_t *g, int parts, gemm_t *out) {
+  const int byCols = g->n >= g->m;
+  const int64_t len = byCols ? g->n : g->m;
+  const int64_t unit = byCols ? isa->nr : isa->mr;
+  const int64_t units = (len + unit - 1) / unit;
+  if (parts > units) parts = (int)units;
+  int64_t count = 0, start = 0;
+  for (int p = 0; p < parts; p++) {
+    const int64_t end = p == parts - 1 ? len : (units * (p + 1) / parts) * unit;
+    if (end <= start) continue;
+    gemm_t t = *g;
+    if (byCols) {
+      t.n = end - start;
+      t.b = g->transB ? g->b + start * g->ldb : g->b + start;
+      t.c = g->c + start;
+      t.bias = g->bias ? g->bias + start : NULL;
+    } else {
+      t.m = end - start;
+      t.a = g->transA ? g->a + start : g->a + start * g->lda;
+      t.c = g->c + start * g->ldc;
+    }
+    out[count++] = t;
+    start = end;
+  }
+  return count;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,15 +595,44 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const isa_t *isa = g_isa;
-  for (int64_t e = 0; e < batch; e++) {
-    gemm_t g = {
-      pa + (aBatched ? e * sizeA : 0), pb + (bBatched ? e * sizeB : 0), pc + e * sizeC,
-      bias.data ? bias.data + biasOff : NULL, m, n, k, transA, transB,
-    };
-    if (gemm_one(isa, &g) != 0) {
-      napi_throw_error(env, NULL, "lora-lab-native gemm: out of memory for the packing buffers");
-      return NULL;
+  if (batch == 0 || sizeC == 0) return NULL;
+  const gemm_t whole = {
+    pa, pb, pc, bias.data ? bias.data + biasOff : NULL, m, n, k,
+    transA ? m : k, transB ? k : n, n, transA, transB,
+  };
+  int threads = atomic_load(&g_threads);
+  const double flops = 2.0 * (double)batch * (double)m * (double)n * (double)k;
+  if (flops < LL_MIN_FLOPS_PER_THREAD * threads) {
+    threads = (int)(flops / LL_MIN_FLOPS_PER_THREAD);
+    if (threads < 1) threads = 1;
+  }
+  // Tasks: the batch entries (each whole), or one product in blocks, one per thread.
+  const int64_t count = batch > 1 || threads == 1 ? batch : threads;
+  gemm_t *tasks = (gemm_t *)malloc((size_t)count * sizeof(gemm_t));
+  if (!tasks) {
+    napi_throw_error(env, NULL, "lora-lab-native gemm: out of memory");
+    return NULL;
+  }
+  int64_t ntasks;
+  if (batch > 1) {
+    for (int64_t e = 0; e < batch; e++) {
+      tasks[e] = whole;
+      tasks[e].a = pa + (aBatched ? e * sizeA : 0);
+      tasks[e].b = pb + (bBatched ? e * sizeB : 0);
+      tasks[e].c = pc + e * sizeC;
     }
+    ntasks = batch;
+  } else if (threads > 1) {
+    ntasks = split_product(isa, &whole, threads, tasks);
+  } else {
+    tasks[0] = whole;
+    ntasks = 1;
+  }
+  const int rc = run_job(isa, tasks, ntasks, threads);
+  free(tasks);
+  if (rc != 0) {
+    napi_throw_error(env, NULL, "lora-lab-native gemm: out of memory for the packing buffers");
+    return NULL;
   }
   return NULL;
 }
@@ -516,6 +685,26 @@ static napi_value js_select_isa(napi_env env, napi_callback_info info) {
   return make_string(env, isa->name);
 }
 
+static napi_value js_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  CHECK(env, napi_create_uint32(env, (uint32_t)atomic_load(&g_threads), &v));
+  return v;
+}
+
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double d = 0;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &d) != napi_ok || !(d >= 1 && d <= LL_MAX_THREADS) || d != (double)(int)d) {
+    napi_throw_range_error(env, NULL, "lora-lab-native setThreads: expected an integer from 1 to 64");
+    return NULL;
+  }
+  atomic_store(&g_threads, (int)d);
+  return js_threads(env, info);
+}
+
 NAPI_MODULE_INIT() {
   if (!g_isa) g_isa = best_isa();
   napi_property_descriptor props[] = {
@@ -523,6 +712,8 @@ NAPI_MODULE_INIT() {
     {"isa", NULL, js_isa, NULL, NULL, NULL, napi_enumerable, NULL},
     {"isas", NULL, js_isas, NULL, NULL, NULL, napi_enumerable, NULL},
     {"selectIsa", NULL, js_select_isa, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threads", NULL, js_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value version;

@@ -21,10 +21,10 @@ export function formatLoss(x: number | undefined): string {
 }
 
 export function describeBackend(b: BackendReport): string {
-  const extras = [b.simd === undefined ? '' : b.simd ? 'SIMD' : 'no SIMD', b.threads ? `${b.threads} thread${b.threads === 1 ? '' : 's'}` : '', b.kernels ?? '']
+  const extras = [b.simd === undefined ? '' : b.simd ? 'SIMD' : 'no SIMD', b.threads ? `${b.threads} thread${b.threads === 1 ? '' : 's'}` : '']
     .filter(Boolean)
     .join(', ');
-  return `${b.name}${extras ? ` (${extras})` : ''}`;
+  return `${b.name}${extras ? ` (${extras})` : ''}${b.kernels ? ` + ${b.kernels}` : ''}`;
 }
 
 export class ProgressPrinter {

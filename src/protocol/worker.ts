@@ -12,7 +12,7 @@ export type ToWorker =
       outDir?: string;
       /** Folder holding the tfjs wasm binaries. */
       wasmDir?: string;
-      /** wasm threads; above 1 the threaded wasm build is started where the runtime allows (default 1). */
+      /** Threads: the native kernels' (default: the cores, up to 8), else wasm threads (see src/runs/backendSetup.ts). */
       threads?: number;
     }
   /** Stop after the current step, write a checkpoint, and end with status 'cancelled'. */

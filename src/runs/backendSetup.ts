@@ -19,7 +19,11 @@ export interface StartBackendOptions {
   prefer?: BackendName;
   /** Folder with the tfjs wasm binaries; default: defaultWasmDir(). */
   wasmDir?: string;
-  /** wasm threads; above 1 the threaded-SIMD build is started (src/engine/wasmThreads.ts). */
+  /**
+   * Threads. With the native kernels: their threads per matrix product (default: the cores, up to 8),
+   * and the wasm build stays single-threaded. Without them: wasm threads; above 1 the threaded-SIMD
+   * build is started (src/engine/wasmThreads.ts).
+   */
   threads?: number;
   /** Use the native matrix-product kernels where built (default true; LORA_LAB_NATIVE=0 also turns them off). */
   native?: boolean;
@@ -75,15 +79,23 @@ function silenceCpuBanner(): void {
 }
 
 /** initBackend with the wasm folder and thread pool set up; the report says which backend is in use and why. */
+/** Threads for the native kernels when none are asked for: the cores, up to 8. */
+export function defaultNativeThreads(): number {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(8, cores));
+}
+
 export async function startBackend(opts: StartBackendOptions = {}): Promise<BackendReport> {
   const wasmDir = opts.wasmDir ?? defaultWasmDir();
   const notes: string[] = [];
-  const threads = opts.threads;
+  const native = opts.native === false ? { note: 'native kernels: turned off' } : loadNativeKernels();
+  if (native.kernels) native.kernels.setThreads(Math.min(64, opts.threads ?? defaultNativeThreads()));
+  // With native kernels the threads go to them: the threaded wasm build would only compete for the cores.
+  const threads = native.kernels ? undefined : opts.threads;
   if (threads !== undefined && threads > 1 && opts.prefer !== 'cpu' && !threadedStarted) {
     if (wasmDir) await startThreadedWasm(wasmDir, threads, notes);
     else notes.push('wasm threads: the wasm binaries were not found');
   }
-  const native = opts.native === false ? { note: 'native kernels: turned off' } : loadNativeKernels();
   const report = await initBackend({ prefer: opts.prefer, wasmDir, threads: threadedStarted ? threads : undefined, native: native.kernels });
   if (report.name === 'wasm' && native.note) notes.push(native.note);
   if (report.name === 'cpu') silenceCpuBanner();

@@ -29,7 +29,7 @@ export interface TrainRunOptions {
   wasmDir?: string;
   /** Backend to try first (falls back as initBackend does; the one in use is reported). */
   backend?: BackendName;
-  /** wasm threads; above 1 starts the threaded-SIMD wasm build (falls back to one thread, with a note). */
+  /** Threads: the native kernels' (default: the cores, up to 8), else wasm threads (see src/runs/backendSetup.ts). */
   threads?: number;
   /** Abort = stop after the current step, write a checkpoint, end as 'cancelled'. */
   signal?: AbortSignal;

@@ -34,7 +34,8 @@ export async function initBenchBackend(which: BenchBackend, threads: number, fas
     return { name: tf.getBackend(), notes };
   }
   if (which === 'wasm') {
-    if (threads > 1) {
+    // With native kernels the threads are theirs and the wasm build stays single-threaded (as in training).
+    if (threads > 1 && !native) {
       const { initThreadedWasm } = await import('../../src/engine/wasmThreads');
       const r = await initThreadedWasm({
         wasmDir: WASM_DIR,
@@ -58,10 +59,13 @@ export async function initBenchBackend(which: BenchBackend, threads: number, fas
       const nk = native ? loadNativeKernels().kernels : undefined;
       if (native && !nk) throw new Error(`native kernels requested but unavailable: ${loadNativeKernels().note}`);
       registerWasmFastKernels(nk);
-      if (nk) notes.push(describeNative(nk));
+      if (nk) {
+        nk.setThreads(threads);
+        notes.push(describeNative(nk));
+      }
     }
     const be = tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount(): number } } };
-    return { name: 'wasm', threads: be.wasm.tfjs.getThreadsCount(), notes };
+    return { name: 'wasm', threads: native ? threads : be.wasm.tfjs.getThreadsCount(), notes };
   }
   if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") returned false');
   return { name: 'cpu', notes };

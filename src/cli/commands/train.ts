@@ -19,8 +19,9 @@ Options:
   --resume DIR    continue an interrupted or cancelled run from its last checkpoint
   --backend NAME  tfjs backend to try first: tensorflow (needs @tensorflow/tfjs-node), wasm, cpu
                   (default: the fastest available; the one in use is printed)
-  --threads N     wasm threads (default 1; above 1 starts the threaded wasm build when this runtime
-                  supports it, else trains on one thread and says why)
+  --threads N     threads for matrix products: the native kernels' (default: the cores, up to 8);
+                  where those are not built, wasm threads (default 1; above 1 starts the threaded
+                  wasm build when this runtime supports it, else trains on one thread and says why)
   --json          one JSON object per line (the worker protocol's events, then a "result")
 
 Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits with code 130; resume

@@ -26,10 +26,14 @@ export interface NativeKernels {
   isas(): string[];
   /** Switches the instruction set (tests compare them); returns the one now in use. */
   selectIsa(name: string): string;
+  /** Threads per product (1 to 64). Each element of C is summed in the same order whatever the count. */
+  setThreads(n: number): number;
+  threads(): number;
   version: number;
 }
 
-/** One line for reports: "native avx512 kernels (lora-lab-native 1)". */
+/** One line for reports: "native avx512 kernels, 2 threads (lora-lab-native 1)". */
 export function describeNative(nk: NativeKernels): string {
-  return `native ${nk.isa()} kernels (lora-lab-native ${nk.version})`;
+  const t = nk.threads();
+  return `native ${nk.isa()} kernels, ${t} thread${t === 1 ? '' : 's'} (lora-lab-native ${nk.version})`;
 }
