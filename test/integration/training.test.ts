@@ -69,7 +69,13 @@ function metricsSteps(runDir: string): number[] {
     const again = await vscode.commands.executeCommand<TrainingJob | undefined>('loraLab.resumeRun', runDir);
     assert.equal(again, undefined, 'Resume Run started a job on a completed run');
     assert.equal(a.jobs.running.length, 0);
-    assert.equal((JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string }).status, 'completed');
+    const finished = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string; backend: { name: string; kernels?: string; notes: string[] } };
+    assert.equal(finished.status, 'completed');
+    // The packaged native kernels load in the extension host's training worker (Linux x64 builds them).
+    if (process.platform === 'linux' && process.arch === 'x64') {
+      assert.match(finished.backend.kernels ?? '', /^native (avx512|avx2|generic) kernels/, `no native kernels in the worker: ${JSON.stringify(finished.backend)}`);
+    }
+    console.log(`training backend: ${finished.backend.name}${finished.backend.kernels ? ` + ${finished.backend.kernels}` : ''}`);
     // The finished run's adapter shows up in the browser.
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
     a.adapters.refresh();
