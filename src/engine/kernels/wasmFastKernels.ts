@@ -118,10 +118,15 @@ export function wasmNativeKernels(): NativeKernels | undefined {
  * Registers the wasm fast kernels (BatchMatMul, _FusedMatMul, Transpose, Tanh, Identity, Cast, GatherV2) in
  * place of tfjs's own; with `native`, matrix products go to the native kernels. Call after
  * `tf.setBackend('wasm')` resolved. Returns a function that restores the originals. A second call
- * while installed returns the same restore function and changes nothing: restore first to switch.
+ * with the same native kernels (or none again) returns the same restore function and changes nothing;
+ * with different ones it restores the originals and registers anew, so the kernels in use are always
+ * the ones last asked for (what the backend report says).
  */
 export function registerWasmFastKernels(native?: NativeKernels): () => void {
-  if (installed) return installed;
+  if (installed) {
+    if (native === activeNative) return installed;
+    installed();
+  }
   activeNative = native;
   const origMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
   const origFused = tf.getKernel(tf._FusedMatMul, 'wasm');
