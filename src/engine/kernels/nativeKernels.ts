@@ -20,6 +20,11 @@ export interface NativeKernels {
     a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
     bias: Float32Array | null, biasOff: number, batch: number, m: number, n: number, k: number, flags: number,
   ): void;
+  /**
+   * out[outOff + i] = e^x[xOff + i] for i < count (≤ 1 ulp from float64 exp over the normal range;
+   * NaN, ±∞, overflow and underflow as Math.exp rounded to float32). out may be x at the same offset.
+   */
+  exp(x: Float32Array, xOff: number, out: Float32Array, outOff: number, count: number): void;
   /** The instruction set in use: "avx512", "avx2" or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */
