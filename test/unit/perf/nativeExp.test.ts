@@ -1,0 +1,166 @@
+// The native exp (native/lora_lab_native.c, LL_EXP_LOOP) against float64 Math.exp for every
+// instruction set this CPU runs, its special values and argument checks, and the wasm Exp override
+// through tfjs (softmax, logSoftmax and their gradients) against the cpu backend.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { fastKernelStats, registerWasmFastKernels, wasmFastKernelsActive, wasmNativeKernels } from '../../../src/engine/kernels/wasmFastKernels';
+import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
+import { loadNativeKernels } from '../../../src/runs/nativeLoader';
+
+const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
+const F32_EPS = 2 ** -23;
+const MIN_SUBNORMAL = 2 ** -149;
+
+/** Error of y against the exact e^x, in units of the last place of the float32 result. */
+function ulpError(y: number, x: number): number {
+  const exact = Math.exp(x);
+  const ulp = Math.max(Math.abs(Math.fround(exact)) * F32_EPS, MIN_SUBNORMAL);
+  return Math.abs(y - exact) / ulp;
+}
+
+describe('perf: native exp', function () {
+  let nk: NativeKernels;
+  let isa0: string;
+
+  before(function () {
+    const load = loadNativeKernels({});
+    if (!load.kernels) {
+      if ((process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64') {
+        assert.fail(`the native kernels should be built on ${process.platform}-${process.arch}: ${load.note}`);
+      }
+      this.skip();
+    }
+    nk = load.kernels!;
+    isa0 = nk.isa();
+  });
+  after(function () {
+    if (nk) nk.selectIsa(isa0);
+  });
+
+  it('is within 1 ulp of float64 exp from -104 to 88.7 on every instruction set (2^20 points each)', function () {
+    const n = 1 << 20;
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = -104 + (192.7 * i) / n;
+    for (const isa of nk.isas()) {
+      nk.selectIsa(isa);
+      const y = new Float32Array(n);
+      nk.exp(x, 0, y, 0, n);
+      let worst = 0;
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        const e = ulpError(y[i], x[i]);
+        if (e > worst) {
+          worst = e;
+          at = x[i];
+        }
+      }
+      assert.ok(worst <= 1, `${isa}: ${worst.toFixed(2)} ulp at x = ${at}`);
+    }
+  });
+
+  it('keeps NaN and the infinities, overflows to +∞ and underflows to 0 as Math.exp rounded to float32 does', function () {
+    const x = new Float32Array([NaN, Infinity, -Infinity, 0, -0, 88.72, 88.73, 1000, -103.9, -104.5, -1000, 1e-30]);
+    for (const isa of nk.isas()) {
+      nk.selectIsa(isa);
+      const y = new Float32Array(x.length);
+      nk.exp(x, 0, y, 0, x.length);
+      assert.ok(Number.isNaN(y[0]), `${isa}: exp(NaN) = ${y[0]}`);
+      const want = Array.from(x.slice(1), (v) => Math.fround(Math.exp(v)));
+      const got = Array.from(y.slice(1));
+      for (let i = 0; i < want.length; i++) {
+        const wi = want[i];
+        if (!Number.isFinite(wi) || wi === 0) assert.equal(got[i], wi, `${isa}: exp(${x[i + 1]})`);
+        else assert.ok(ulpError(got[i], x[i + 1]) <= 1, `${isa}: exp(${x[i + 1]}) = ${got[i]}, want ${wi}`);
+      }
+    }
+  });
+
+  it('works in place and at offsets, and refuses bad arguments naming them', function () {
+    const buf = new Float32Array([9, 0, 1, 2, 9]);
+    nk.exp(buf, 1, buf, 1, 3);
+    assert.deepEqual(Array.from(buf), [9, 1, Math.fround(Math.E), Math.fround(Math.exp(2)), 9]);
+    const big = new Float32Array(3000).fill(1);
+    nk.exp(big, 0, big, 0, 3000); // in place across the 1024-element staging chunks
+    assert.ok(big.every((v) => v === Math.fround(Math.E)));
+    const out = new Float32Array(4);
+    assert.throws(() => nk.exp(new Float32Array(2), 0, out, 0, 3), (e: Error) => e instanceof RangeError && /x needs 3 floats from offset 0 but has 2/.test(e.message));
+    assert.throws(() => nk.exp(new Float32Array(4), 0, out, 2, 3), (e: Error) => e instanceof RangeError && /out needs 3 floats from offset 2/.test(e.message));
+    assert.throws(() => nk.exp(buf, 0, buf, 1, 3), (e: Error) => e instanceof RangeError && /out partly overlaps x/.test(e.message));
+    assert.throws(() => nk.exp(new Float64Array(4) as unknown as Float32Array, 0, out, 0, 4), (e: Error) => e instanceof TypeError && /x must be a Float32Array/.test(e.message));
+    assert.throws(() => nk.exp(out, -1, out, 0, 1), (e: Error) => e instanceof RangeError && /xOff must be an integer/.test(e.message));
+  });
+
+  describe('as the wasm Exp kernel', function () {
+    let previous: string;
+    let restore: (() => void) | undefined;
+    let before0: NativeKernels | undefined;
+    let wasActive = false;
+
+    before(async function () {
+      previous = tf.getBackend();
+      setWasmPaths(WASM_DIR + '/');
+      assert.ok(await tf.setBackend('wasm'), 'wasm backend failed to initialise');
+      wasActive = wasmFastKernelsActive();
+      before0 = wasmNativeKernels();
+      restore = registerWasmFastKernels(nk);
+    });
+    after(async function () {
+      // Leave the kernels as found: re-registering with the previous native kernels (or restoring).
+      if (wasActive) registerWasmFastKernels(before0);
+      else restore?.();
+      if (previous) await tf.setBackend(previous);
+    });
+
+    async function onBoth<T extends tf.Tensor | tf.Tensor[]>(f: () => T): Promise<[Float32Array[], Float32Array[]]> {
+      const run = async (name: string): Promise<Float32Array[]> => {
+        assert.ok(await tf.setBackend(name));
+        const out = tf.tidy(f);
+        const list = Array.isArray(out) ? out : [out];
+        const data = await Promise.all(list.map(async (t) => (await t.data()) as Float32Array));
+        tf.dispose(list);
+        return data;
+      };
+      const w = await run('wasm');
+      const c = await run('cpu');
+      assert.ok(await tf.setBackend('wasm'));
+      return [w, c];
+    }
+
+    it('gives softmax, logSoftmax and their gradients of the cpu backend (1e-6 relative)', async function () {
+      const n0 = fastKernelStats().nativeExp;
+      const vals = Float32Array.from({ length: 64 * 301 }, (_, i) => Math.sin(i * 0.37) * 12);
+      const [w, c] = await onBoth(() => {
+        const x = tf.tensor2d(vals, [64, 301]);
+        const sm = tf.softmax(x);
+        const lsm = tf.logSoftmax(x);
+        const ex = tf.exp(x);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.logSoftmax(t), tf.sin(t))))(x);
+        return [sm, lsm, ex, g];
+      });
+      for (let i = 0; i < w.length; i++) {
+        let scale = 1e-30;
+        let d = 0;
+        for (let j = 0; j < c[i].length; j++) {
+          scale = Math.max(scale, Math.abs(c[i][j]));
+          d = Math.max(d, Math.abs(w[i][j] - c[i][j]));
+        }
+        assert.ok(d / scale < 1e-6, `output ${i}: max |wasm+native − cpu| / max |cpu| = ${(d / scale).toExponential(2)}`);
+      }
+      assert.ok(fastKernelStats().nativeExp > n0, 'the native exp did not run');
+    });
+
+    it('leaves int32 exp and empty tensors to work as before', async function () {
+      const i = tf.tensor1d([0, 1, 2], 'int32');
+      const e = tf.exp(i);
+      assert.equal(e.dtype, 'float32');
+      assert.ok(Math.abs((await e.data())[1] - Math.E) < 1e-6);
+      const z = tf.exp(tf.zeros([0, 3]));
+      assert.deepEqual(z.shape, [0, 3]);
+      tf.dispose([i, e, z]);
+    });
+  });
+});
