@@ -353,13 +353,47 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
   };
 
   // tf.fused.matMul with a bias of n and no activation (the frozen linear layer's x·Wᵀ + b): the
-  // native product adds the bias in its last pass. Anything else: tfjs's own kernel.
+  // native product adds the bias in its last pass. Anything else: tfjs's own kernel, except that
+  // tfjs-backend-wasm 4.22's adds bias[n-1] to every row after the first whenever a bias meets a
+  // transposed or batched operand (its non-XNNPACK loop): there the product (this file's
+  // BatchMatMul), the bias (Add) and the activation are computed as separate kernels.
+  const ACTIVATIONS: Record<string, string> = { relu: tf.Relu, relu6: tf.Relu6, elu: tf.Elu, sigmoid: tf.Sigmoid, leakyrelu: tf.LeakyRelu, prelu: tf.Prelu };
+  const viaOriginalFused = (args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo => {
+    const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as {
+      transposeA: boolean; transposeB: boolean; activation?: string; leakyreluAlpha?: number;
+    };
+    const batched = a && b && (a.shape.length > 2 || b.shape.length > 2) && tf.util.sizeFromShape([...a.shape.slice(0, -2), ...b.shape.slice(0, -2)]) > 1;
+    if (!a || !b || !bias || !(transposeA || transposeB || batched)) return origFused.kernelFunc(args) as tf.TensorInfo;
+    const be = args.backend as unknown as WasmBackendInternals;
+    const call = (kernel: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): tf.TensorInfo => {
+      const kc = tf.getKernel(kernel, 'wasm');
+      if (!kc) throw new Error(`fused matMul: the wasm backend has no ${kernel} kernel (activation "${activation}")`);
+      return kc.kernelFunc({ inputs, backend: be as never, attrs }) as tf.TensorInfo;
+    };
+    const product = batchMatMul({ inputs: { a, b }, backend: args.backend, attrs: { transposeA, transposeB } }) as tf.TensorInfo;
+    let biased: tf.TensorInfo;
+    try {
+      biased = call(tf.Add, { a: product, b: bias });
+    } finally {
+      be.disposeData(product.dataId);
+    }
+    if (activation === undefined || activation === 'linear') return biased;
+    const kernel = ACTIVATIONS[activation];
+    try {
+      if (!kernel) throw new Error(`fused matMul: unknown activation "${activation}"`);
+      if (kernel === tf.Prelu) return call(kernel, { x: biased, alpha: preluActivationWeights! });
+      return call(kernel, { x: biased }, kernel === tf.LeakyRelu ? { alpha: leakyreluAlpha ?? 0.2 } : {});
+    } finally {
+      be.disposeData(biased.dataId);
+    }
+  };
   const fusedMatMul: tf.KernelFunc = (args) => {
     const be = args.backend as unknown as WasmBackendInternals;
     const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
     const { transposeA, transposeB, activation } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean; activation?: string };
     if (!native || !a || !b || preluActivationWeights || (activation !== undefined && activation !== 'linear')) {
-      return origFused.kernelFunc(args);
+      return viaOriginalFused(args);
     }
     const ra = a.shape.length;
     const rb = b.shape.length;
@@ -371,7 +405,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
     const biasIsRow = !bias || (bias.dtype === 'float32' && tf.util.sizeFromShape(bias.shape) === n && bias.shape.slice(0, -1).every((d) => d === 1));
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || k !== kb || !biasIsRow || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
-      return origFused.kernelFunc(args);
+      return viaOriginalFused(args);
     }
     const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)).concat([m, n]);
     return nativeProduct(native, be, a, b, bias, batchA, batchB, m, n, k, transposeA, transposeB, outShape);

@@ -132,6 +132,40 @@ describe('perf: wasm fast kernels', function () {
     for (let i = 0; i < 2; i++) assert.ok(maxRelDiff(got[i], ref[i]) < 1e-5);
   });
 
+  // tfjs-backend-wasm 4.22's _FusedMatMul adds bias[n-1] to every row after the first when transposeB
+  // is set; the override transposes B first. Without native kernels (this suite's registration).
+  for (const activation of ['linear', 'relu'] as const) {
+    it(`fused.matMul with transposeB and a bias (${activation}) equals the cpu backend`, async function () {
+      const av = values(6 * 5, 7);
+      const bv = values(2 * 4 * 5, 8);
+      const biasv = values(4, 9);
+      const run = (): Float32Array[] => {
+        const a = tf.tensor(av, [6, 5]);
+        const b = tf.tensor(bv.subarray(0, 20), [4, 5]);
+        const b3 = tf.tensor(bv, [2, 4, 5]);
+        const a3 = tf.tensor(values(2 * 6 * 5, 10), [2, 6, 5]);
+        const bias = tf.tensor1d(biasv);
+        const r1 = tf.fused.matMul({ a, b, transposeB: true, bias, activation });
+        const r2 = tf.fused.matMul({ a: a3, b: b3, transposeB: true, bias, activation });
+        const out = [r1.dataSync() as Float32Array, r2.dataSync() as Float32Array];
+        tf.dispose([a, b, b3, a3, bias, r1, r2]);
+        return out;
+      };
+      const ref = await onBackend('cpu', run);
+      const got = await onBackend('wasm', () => {
+        restore ??= registerWasmFastKernels();
+        const numTensors = tf.memory().numTensors;
+        const be = tf.backend() as unknown as { numDataIds(): number };
+        const ids = be.numDataIds();
+        const out = run();
+        assert.equal(tf.memory().numTensors, numTensors, 'tensors leaked');
+        assert.equal(be.numDataIds(), ids, 'wasm buffers leaked');
+        return out;
+      });
+      for (let i = 0; i < 2; i++) assert.ok(maxRelDiff(got[i], ref[i]) < 1e-5, `output ${i}: ${maxRelDiff(got[i], ref[i])}`);
+    });
+  }
+
   it('caches the transpose of a long-lived right operand and frees it with the operand', async function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
