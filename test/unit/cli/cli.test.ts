@@ -7,13 +7,15 @@ import type { FromWorker } from '../../../src/protocol/worker';
 import { RunFolder, loadRun } from '../../../src/runs/runStore';
 import { loadExperimentConfig } from '../../../src/runs/trainRun';
 import { REPO_ROOT, TSX_IMPORT, makeTmpDir, tinyExperiment, writeExperiment } from '../runs/tinyExperiment';
+import { loadNativeKernels } from '../../../src/runs/nativeLoader';
 
 /** Run `lora-lab ...args` from source (tsx), as a user's shell would: not a TTY. */
-function cli(args: string[], cwd = REPO_ROOT) {
+function cli(args: string[], cwd = REPO_ROOT, env?: NodeJS.ProcessEnv) {
   const r = spawnSync(process.execPath, [...TSX_IMPORT, path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
     cwd,
     encoding: 'utf8',
     timeout: 60_000,
+    env: env ? { ...process.env, ...env } : undefined,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -107,15 +109,28 @@ describe('cli: lora-lab', function () {
     assert.ok(loadRun(path.resolve(tmp, kept[1])).checkpoints.includes(Number(kept[2])));
   });
 
-  it('train --threads 2: the threaded wasm build runs with 2 threads and the process exits at the end', function () {
+  it('train --threads 2 without native kernels: the threaded wasm build runs with 2 threads and the process exits at the end', function () {
     if (typeof SharedArrayBuffer !== 'function') this.skip();
     const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads', steps: 10 }), 'threads.lora.json');
-    const r = cli(['train', cfg, '--out', 'runs', '--backend', 'wasm', '--threads', '2', '--json'], tmp);
+    const r = cli(['train', cfg, '--out', 'runs', '--backend', 'wasm', '--threads', '2', '--json'], tmp, { LORA_LAB_NATIVE: '0' });
     assert.equal(r.code, 0, r.stderr);
     const start = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as FromWorker).find((e) => e.type === 'didStart');
     assert.ok(start && start.type === 'didStart', r.stdout);
     assert.equal(start.backend.name, 'wasm');
     assert.equal(start.backend.threads, 2, JSON.stringify(start.backend));
+    assert.equal(start.backend.kernels, undefined);
+    assert.ok(start.backend.notes.some((n) => /native kernels: turned off \(LORA_LAB_NATIVE=0\)/.test(n)), JSON.stringify(start.backend.notes));
+  });
+
+  it('train --threads 2 with native kernels: their pool gets the 2 threads, the wasm build stays single-threaded', function () {
+    if (!loadNativeKernels({}).kernels) this.skip();
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads-native', steps: 10 }), 'threads-native.lora.json');
+    const r = cli(['train', cfg, '--out', 'runs', '--backend', 'wasm', '--threads', '2', '--json'], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    const start = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as FromWorker).find((e) => e.type === 'didStart');
+    assert.ok(start && start.type === 'didStart', r.stdout);
+    assert.deepEqual([start.backend.name, start.backend.threads], ['wasm', 1], JSON.stringify(start.backend));
+    assert.match(start.backend.kernels ?? '', /^native (avx512|avx2|generic) kernels, 2 threads \(lora-lab-native \d+\)$/);
   });
 
   it('inspect on a run folder describes its adapter, or says the run has none yet', async () => {

@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from '../../../src/protocol/worker';
 import { loadRun } from '../../../src/runs/runStore';
 import { REPO_ROOT, makeTmpDir, tinyExperiment, writeExperiment } from '../runs/tinyExperiment';
+import { loadNativeKernels } from '../../../src/runs/nativeLoader';
 
 /**
  * The real worker script from source (what dist/worker.js is built from). tsx's CommonJS hook: with
@@ -76,16 +77,40 @@ describe('worker: trainWorker', function () {
     assert.equal(run.checkpoints[run.checkpoints.length - 1], finish.step);
   });
 
-  it('threads: 2 trains on the threaded wasm build and the thread still exits by itself', async function () {
+  it('threads: 2 without native kernels trains on the threaded wasm build and the thread still exits by itself', async function () {
     if (typeof SharedArrayBuffer !== 'function') this.skip();
     const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads', steps: 10 }), 'threads.lora.json');
+    const messages: FromWorker[] = [];
+    // The worker copies process.env when it starts.
+    const saved = process.env.LORA_LAB_NATIVE;
+    process.env.LORA_LAB_NATIVE = '0';
+    let started: ReturnType<typeof startWorker>;
+    try {
+      started = startWorker((m) => messages.push(m));
+    } finally {
+      if (saved === undefined) delete process.env.LORA_LAB_NATIVE;
+      else process.env.LORA_LAB_NATIVE = saved;
+    }
+    const { worker, done } = started;
+    worker.postMessage({ type: 'start', configPath: cfg, outDir: path.join(tmp, 'runs'), threads: 2 } satisfies ToWorker);
+    assert.equal(await done, 0);
+    const start = messages.find((m) => m.type === 'didStart') as Extract<FromWorker, { type: 'didStart' }>;
+    assert.ok(start, JSON.stringify(messages));
+    assert.deepEqual([start.backend.name, start.backend.threads, start.backend.kernels], ['wasm', 2, undefined]);
+    assert.equal((messages[messages.length - 1] as { status?: string }).status, 'completed');
+  });
+
+  it('threads: 2 with native kernels loads them in the worker thread and gives them the threads', async function () {
+    if (!loadNativeKernels({}).kernels) this.skip();
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'threads-native', steps: 10 }), 'threads-native.lora.json');
     const messages: FromWorker[] = [];
     const { worker, done } = startWorker((m) => messages.push(m));
     worker.postMessage({ type: 'start', configPath: cfg, outDir: path.join(tmp, 'runs'), threads: 2 } satisfies ToWorker);
     assert.equal(await done, 0);
     const start = messages.find((m) => m.type === 'didStart') as Extract<FromWorker, { type: 'didStart' }>;
     assert.ok(start, JSON.stringify(messages));
-    assert.deepEqual([start.backend.name, start.backend.threads], ['wasm', 2]);
+    assert.deepEqual([start.backend.name, start.backend.threads], ['wasm', 1]);
+    assert.match(start.backend.kernels ?? '', /^native \w+ kernels, 2 threads/);
     assert.equal((messages[messages.length - 1] as { status?: string }).status, 'completed');
   });
 
