@@ -5,23 +5,14 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src/engine/backend';
-import { createSession } from '../../../src/engine/session';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import { fastKernelStats, registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKernels';
 import { attnConfig, lrrConfig } from '../engine/configs';
+import { sessionLosses } from './helpers';
 
 const wasmDir = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
-async function losses(cfg: ExperimentConfig): Promise<number[]> {
-  const s = await createSession(cfg);
-  const out: number[] = [];
-  try {
-    for await (const p of s.run()) out.push(p.loss);
-  } finally {
-    s.dispose();
-  }
-  return out;
-}
+const losses = sessionLosses;
 
 function maxRel(a: number[], b: number[]): number {
   assert.equal(a.length, b.length);

@@ -10,8 +10,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../../src/engine/backend';
-import { createSession } from '../../../src/engine/session';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
+import { sessionLosses, values } from './helpers';
 import { GEMM_A_BATCHED, GEMM_B_BATCHED, GEMM_TRANS_A, GEMM_TRANS_B, type NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { fastKernelStats, registerWasmFastKernels, wasmFastKernelsActive, wasmNativeKernels } from '../../../src/engine/kernels/wasmFastKernels';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
@@ -33,17 +33,6 @@ type LooseGemm = (...args: unknown[]) => void;
 interface Threaded {
   threads(): number;
   setThreads(n: number): unknown;
-}
-
-/** Deterministic values in [-1, 1) without any backend. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -628,16 +617,7 @@ describe('perf: native kernels', function () {
 
     it('a LoRA training session (attention-adaptation, q/k/v) gives the cpu backend\'s losses within 1e-4', async function () {
       const cfg: ExperimentConfig = attnConfig({ model: { numHeads: 2 }, training: { steps: 12, logEvery: 1, evalEvery: 0, checkpointEvery: 0 } });
-      const losses = async (): Promise<number[]> => {
-        const s = await createSession(cfg);
-        const out: number[] = [];
-        try {
-          for await (const p of s.run()) out.push(p.loss);
-        } finally {
-          s.dispose();
-        }
-        return out;
-      };
+      const losses = (): Promise<number[]> => sessionLosses(cfg);
       // tfjs's IS_TEST per-kernel leak check miscounts customGrad kernels on wasm (see engineParity.test.ts).
       const isTest = tf.env().getBool('IS_TEST');
       tf.env().set('IS_TEST', false);

@@ -8,19 +8,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fastKernelStats, registerWasmFastKernels, transposeBlocked, wasmFastKernelsActive } from '../../../src/engine/kernels/wasmFastKernels';
+import { values } from './helpers';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
-
-/** Deterministic values in [-1, 1) without any backend. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let scale = 1e-6;
