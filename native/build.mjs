@@ -59,7 +59,8 @@ const args = [
   '-O3', '-std=c11', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror',
   '-D_POSIX_C_SOURCE=200809L', '-D_ISOC11_SOURCE',
   `-I${include}`, src, '-o', tmp,
-  ...(process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : []),
+  // The library must never be unloaded while its thread pool lives (see pin_library in the source).
+  ...(process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : ['-Wl,-z,nodelete', '-ldl', '-lpthread']),
 ];
 try {
   execFileSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });

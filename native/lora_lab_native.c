@@ -23,6 +23,10 @@
 //   isa() → "avx512" | "avx2" | "generic"; selectIsa(name) → the ISA now used (throws if the CPU
 //   lacks it; for tests); isas() → the ISAs this CPU can run; version → 1.
 #define NAPI_VERSION 8
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE // dladdr
+#endif
+#include <dlfcn.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -798,7 +802,22 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   return js_threads(env, info);
 }
 
+// Node unloads an addon (dlclose) when the last worker thread that loaded it exits, if the main
+// thread never loaded it - as in VS Code's extension host, where only training workers do. The
+// thread pool's threads would then sleep in unmapped code and the next load would start a second
+// pool over the first one's memory (a hang or a crash). Pin the library for the process's
+// lifetime: -z nodelete at link time on Linux, and here for every platform with RTLD_NODELETE.
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)&pin_library, &info) && info.dli_fname) {
+    // Takes a reference that is never released; RTLD_NOLOAD: only if already loaded (it is).
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+
 NAPI_MODULE_INIT() {
+  static pthread_once_t pinned = PTHREAD_ONCE_INIT;
+  pthread_once(&pinned, pin_library);
   if (!g_isa) g_isa = best_isa();
   napi_property_descriptor props[] = {
     {"gemm", NULL, js_gemm, NULL, NULL, NULL, napi_enumerable, NULL},
