@@ -817,8 +817,8 @@ static void pin_library(void) {
 
 // A worker thread's packing buffers, freed when its Node environment ends (on that thread), so
 // that every training worker of a long-lived extension host does not leave its megabytes behind.
-static void free_thread_buffers(void *arg) {
-  (void)arg;
+static void free_thread_buffers(void *token) {
+  free(token);
   free(t_bufA);
   free(t_bufB);
   t_bufA = t_bufB = NULL;
@@ -829,7 +829,13 @@ NAPI_MODULE_INIT() {
   static pthread_once_t pinned = PTHREAD_ONCE_INIT;
   pthread_once(&pinned, pin_library);
   if (!g_isa) g_isa = best_isa();
-  if (napi_add_env_cleanup_hook(env, free_thread_buffers, NULL) != napi_ok) return NULL;
+  // A fresh token per load: Node aborts on the same (hook, argument) pair registered twice in one
+  // environment, as a second load of the addon there (a cleared require cache) would do.
+  void *token = malloc(1);
+  if (!token || napi_add_env_cleanup_hook(env, free_thread_buffers, token) != napi_ok) {
+    free(token);
+    return NULL;
+  }
   napi_property_descriptor props[] = {
     {"gemm", NULL, js_gemm, NULL, NULL, NULL, napi_enumerable, NULL},
     {"isa", NULL, js_isa, NULL, NULL, NULL, napi_enumerable, NULL},
