@@ -328,13 +328,14 @@ describe('perf: native kernels', function () {
       if (typeof t.threads !== 'function' || typeof t.setThreads !== 'function') this.skip(); // not in this build of the addon
       const threaded = t as Threaded;
       const before = threaded.threads();
-      // Large enough to be split (the addon keeps products under ~2 MFLOP per thread on one thread).
+      // Large enough to be split: the addon gives a thread at least LL_MIN_FLOPS_PER_THREAD (8 MFLOP),
+      // so each case below but the last is ≥ 24 MFLOP (three threads).
       const cases: GemmCase[] = [
         { m: 300, n: 257, k: 300, flags: 0, bias: true, batch: 1, shared: false, pad: 1, gap: 0 }, // split by rows
         { m: 33, n: 2100, k: 300, flags: GEMM_TRANS_B, bias: true, batch: 1, shared: false, pad: 2, gap: 1 }, // by columns, bias offset per block
-        { m: 257, n: 300, k: 33, flags: GEMM_TRANS_A | GEMM_TRANS_B, bias: false, batch: 1, shared: true, pad: 0, gap: 0 }, // by columns, Bᵀ
-        { m: 300, n: 64, k: 200, flags: GEMM_TRANS_A, bias: true, batch: 1, shared: false, pad: 3, gap: 0 }, // by rows, Aᵀ
-        { m: 150, n: 210, k: 40, flags: GEMM_TRANS_B | GEMM_A_BATCHED, bias: true, batch: 3, shared: false, pad: 5, gap: 3 }, // by batch entry
+        { m: 257, n: 300, k: 160, flags: GEMM_TRANS_A | GEMM_TRANS_B, bias: false, batch: 1, shared: true, pad: 0, gap: 0 }, // by columns, Bᵀ
+        { m: 300, n: 64, k: 640, flags: GEMM_TRANS_A, bias: true, batch: 1, shared: false, pad: 3, gap: 0 }, // by rows, Aᵀ
+        { m: 150, n: 210, k: 130, flags: GEMM_TRANS_B | GEMM_A_BATCHED, bias: true, batch: 3, shared: false, pad: 5, gap: 3 }, // by batch entry
         { m: 13, n: 33, k: 7, flags: GEMM_A_BATCHED | GEMM_B_BATCHED, bias: false, batch: 3, shared: false, pad: 0, gap: 0 }, // too small to split
       ];
       const prepared = cases.map((c, i) => prepare(c, 50 + i));
