@@ -22,6 +22,8 @@
 //     flags: 1 transA, 2 transB, 4 A batched, 8 B batched. Throws RangeError/TypeError naming the
 //     argument when a size, an offset or a type is wrong, or when C overlaps an input.
 //   exp(x, xOff, out, outOff, count): out = e^x elementwise (≤ 1 ulp; see LL_EXP_LOOP).
+//   geluTanh(x, xOff, y, yOff, s, sOff, count), geluTanhGrad(dy, dyOff, x, xOff, s, sOff, dx, dxOff,
+//   count): GPT-2's GELU in one pass each way (see LL_GELU_LOOP).
 //   isa() → "avx512" | "avx2" | "generic"; selectIsa(name) → the ISA now used (throws if the CPU
 //   lacks it; for tests); isas() → the ISAs this CPU can run; version → 1.
 //   setThreads(n) → n: threads per product from now on (1 to 64; default 1); threads() → n.
@@ -146,6 +148,8 @@ typedef struct {
   int64_t kc, mc, nc;
   micro_fn micro;
   void (*exp)(const float *restrict src, float *restrict dst, int64_t count);
+  void (*gelu)(const float *restrict x, float *restrict y, float *restrict s, int64_t count);
+  void (*gelu_grad)(const float *restrict dy, const float *restrict x, const float *restrict s, float *restrict dx, int64_t count);
 } isa_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -287,13 +291,18 @@ static void micro_avx512(int64_t kc, const float *ap, const float *bp, float *c,
 
 // Block sizes: a B micro-panel (kc × NR) stays in L1 while the A block (mc × kc) streams from L2;
 // the B block (kc × nc) lives in L2/L3.
-static void exp_generic(const float *restrict src, float *restrict dst, int64_t count);
-static const isa_t ISA_GENERIC = {"generic", G_MR, G_NR, 256, 128, 2048, micro_generic, exp_generic};
+#define LL_ELEMENTWISE_DECLS(suffix)                                                                        \
+  static void exp_##suffix(const float *restrict src, float *restrict dst, int64_t count);                  \
+  static void gelu_##suffix(const float *restrict x, float *restrict y, float *restrict s, int64_t count);  \
+  static void gelu_grad_##suffix(const float *restrict dy, const float *restrict x, const float *restrict s, \
+                                 float *restrict dx, int64_t count);
+LL_ELEMENTWISE_DECLS(generic)
+static const isa_t ISA_GENERIC = {"generic", G_MR, G_NR, 256, 128, 2048, micro_generic, exp_generic, gelu_generic, gelu_grad_generic};
 #ifdef LL_X86
-static void exp_avx2(const float *restrict src, float *restrict dst, int64_t count);
-static void exp_avx512(const float *restrict src, float *restrict dst, int64_t count);
-static const isa_t ISA_AVX2 = {"avx2", A2_MR, A2_NR, 256, 144, 2048, micro_avx2, exp_avx2};
-static const isa_t ISA_AVX512 = {"avx512", A5_MR, A5_NR, 256, 144, 2048, micro_avx512, exp_avx512};
+LL_ELEMENTWISE_DECLS(avx2)
+LL_ELEMENTWISE_DECLS(avx512)
+static const isa_t ISA_AVX2 = {"avx2", A2_MR, A2_NR, 256, 144, 2048, micro_avx2, exp_avx2, gelu_avx2, gelu_grad_avx2};
+static const isa_t ISA_AVX512 = {"avx512", A5_MR, A5_NR, 256, 144, 2048, micro_avx512, exp_avx512, gelu_avx512, gelu_grad_avx512};
 #endif
 
 static int cpu_has(const char *name) {
@@ -385,32 +394,72 @@ static int gemm_one(const isa_t *isa, const gemm_t *g) {
 // so that results down to the subnormals are right. Error ≤ 1 ulp against a float64 exp over the
 // normal range (tested: ≤ 1 ulp); exp(NaN) = NaN, exp(+∞) = +∞, exp(−∞) = 0, overflow → +∞, underflow → 0.
 // Branch-free, so the compiler vectorises the loop for each instruction set below.
+// e^x of one float into `out` (a statement; x is read once). Used by the exp and GELU loops.
+#define LL_EXPF(out, xin)                                                           \
+  do {                                                                              \
+    const float x_ = (xin);                                                         \
+    const int nan_ = x_ != x_;                                                      \
+    float xc_ = nan_ ? 0.0f : x_;                                                   \
+    xc_ = xc_ > 88.8f ? 88.8f : xc_;                                                \
+    xc_ = xc_ < -104.0f ? -104.0f : xc_;                                            \
+    const float fn_ = (xc_ * 1.44269504088896341f + 12582912.0f) - 12582912.0f;     \
+    const float r_ = (xc_ - fn_ * 0.693359375f) + fn_ * 2.12194440e-4f;             \
+    float p_ = 1.9875691500e-4f;                                                    \
+    p_ = p_ * r_ + 1.3981999507e-3f;                                                \
+    p_ = p_ * r_ + 8.3334519073e-3f;                                                \
+    p_ = p_ * r_ + 4.1665795894e-2f;                                                \
+    p_ = p_ * r_ + 1.6666665459e-1f;                                                \
+    p_ = p_ * r_ + 5.0000001201e-1f;                                                \
+    p_ = p_ * r_ * r_ + r_ + 1.0f;                                                  \
+    const int32_t n_ = (int32_t)fn_;                                                \
+    const int32_t n1_ = n_ >> 1, n2_ = n_ - n1_;                                    \
+    union { int32_t i; float f; } s1_, s2_;                                         \
+    s1_.i = (n1_ + 127) << 23;                                                      \
+    s2_.i = (n2_ + 127) << 23;                                                      \
+    const float y_ = p_ * s1_.f * s2_.f;                                            \
+    (out) = nan_ ? x_ : y_;                                                         \
+  } while (0)
+
 #define LL_EXP_LOOP                                                                 \
+  for (int64_t i = 0; i < count; i++) LL_EXPF(dst[i], src[i]);
+
+// GELU, tanh approximation (GPT-2's gelu_new), as the engine computes it (src/engine/kernels/gelu.ts):
+//   z = 2c·(x + k·x³), s = σ(z) = 1 / (1 + e^(−z)), y = x·s          (c = √(2/π), k = 0.044715)
+//   dx = dy·(s + x·s·(1 − s)·2c·(1 + 3k·x²))
+#define LL_GELU_C2 1.5957691216057308f  /* 2·√(2/π) */
+#define LL_GELU_K 0.044715f
+#define LL_GELU_LOOP                                                                \
   for (int64_t i = 0; i < count; i++) {                                             \
-    const float x = src[i];                                                         \
-    const int nan = x != x;                                                         \
-    float xc = nan ? 0.0f : x;                                                      \
-    xc = xc > 88.8f ? 88.8f : xc;                                                   \
-    xc = xc < -104.0f ? -104.0f : xc;                                               \
-    const float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;       \
-    const float r = (xc - fn * 0.693359375f) + fn * 2.12194440e-4f;                 \
-    float p = 1.9875691500e-4f;                                                     \
-    p = p * r + 1.3981999507e-3f;                                                   \
-    p = p * r + 8.3334519073e-3f;                                                   \
-    p = p * r + 4.1665795894e-2f;                                                   \
-    p = p * r + 1.6666665459e-1f;                                                   \
-    p = p * r + 5.0000001201e-1f;                                                   \
-    p = p * r * r + r + 1.0f;                                                       \
-    const int32_t n = (int32_t)fn;                                                  \
-    const int32_t n1 = n >> 1, n2 = n - n1;                                         \
-    union { int32_t i; float f; } s1, s2;                                           \
-    s1.i = (n1 + 127) << 23;                                                        \
-    s2.i = (n2 + 127) << 23;                                                        \
-    const float y = p * s1.f * s2.f;                                                \
-    dst[i] = nan ? x : y;                                                           \
+    const float xi = x[i];                                                          \
+    const float z = (xi * (xi * xi * LL_GELU_K + 1.0f)) * LL_GELU_C2;               \
+    float e;                                                                        \
+    LL_EXPF(e, -z);                                                                 \
+    const float si = 1.0f / (1.0f + e);                                             \
+    s[i] = si;                                                                      \
+    y[i] = xi * si;                                                                 \
+  }
+#define LL_GELU_GRAD_LOOP                                                           \
+  for (int64_t i = 0; i < count; i++) {                                             \
+    const float xi = x[i], si = s[i];                                               \
+    const float dz = (xi * xi * (3.0f * LL_GELU_K) + 1.0f) * LL_GELU_C2;            \
+    dx[i] = dy[i] * (si + xi * (si * (1.0f - si)) * dz);                            \
   }
 
-__attribute__((optimize("no-trapping-math"))) static void exp_generic(const float *restrict src, float *restrict dst, int64_t count) { LL_EXP_LOOP }
+#define LL_GELU_FNS(suffix, attrs)                                                                          \
+  attrs static void gelu_##suffix(const float *restrict x, float *restrict y, float *restrict s, int64_t count) { \
+    LL_GELU_LOOP                                                                                            \
+  }                                                                                                         \
+  attrs static void gelu_grad_##suffix(const float *restrict dy, const float *restrict x,                   \
+                                       const float *restrict s, float *restrict dx, int64_t count) {        \
+    LL_GELU_GRAD_LOOP                                                                                       \
+  }
+LL_GELU_FNS(generic, __attribute__((optimize("no-trapping-math"))))
+#ifdef LL_X86
+LL_GELU_FNS(avx2, __attribute__((target("avx2,fma"), optimize("no-trapping-math"))))
+LL_GELU_FNS(avx512, __attribute__((target("avx512f"), optimize("no-trapping-math"))))
+#endif
+
+static void exp_generic(const float *restrict src, float *restrict dst, int64_t count) { LL_EXP_LOOP }
 #ifdef LL_X86
 __attribute__((target("avx2,fma"), optimize("no-trapping-math"))) static void exp_avx2(const float *restrict src, float *restrict dst, int64_t count) { LL_EXP_LOOP }
 __attribute__((target("avx512f"), optimize("no-trapping-math"))) static void exp_avx512(const float *restrict src, float *restrict dst, int64_t count) { LL_EXP_LOOP }
@@ -740,6 +789,55 @@ static napi_value js_exp(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Reads `count` arrays (name, array, offset pairs from argv) that must each hold n floats from their
+// offset; fills ptrs. Returns 0 after throwing when one does not.
+static int get_arrays(napi_env env, napi_value *argv, const char *const *names, int count, int64_t n, float **ptrs) {
+  for (int i = 0; i < count; i++) {
+    f32view v;
+    int64_t off;
+    if (!get_f32(env, argv[2 * i], names[i], &v) || !get_count(env, argv[2 * i + 1], names[i], &off) ||
+        !range_ok(env, names[i], off, n, v.length)) {
+      return 0;
+    }
+    ptrs[i] = v.data + off;
+  }
+  return 1;
+}
+
+// geluTanh(x, xOff, y, yOff, s, sOff, count): y = GELU(x), s = σ(z) (kept for the gradient).
+// geluTanhGrad(dy, dyOff, x, xOff, s, sOff, dx, dxOff, count): dx. Outputs may not overlap inputs.
+static napi_value js_gelu_common(napi_env env, napi_callback_info info, int grad) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const size_t want = grad ? 9 : 7;
+  if (argc != want) {
+    napi_throw_type_error(env, NULL, grad ? "lora-lab-native geluTanhGrad: expected 9 arguments (dy, dyOff, x, xOff, s, sOff, dx, dxOff, count)"
+                                          : "lora-lab-native geluTanh: expected 7 arguments (x, xOff, y, yOff, s, sOff, count)");
+    return NULL;
+  }
+  int64_t count;
+  if (!get_count(env, argv[want - 1], "count", &count)) return NULL;
+  static const char *const fwd[] = {"x", "y", "s"};
+  static const char *const bwd[] = {"dy", "x", "s", "dx"};
+  float *p[4];
+  if (!get_arrays(env, argv, grad ? bwd : fwd, grad ? 4 : 3, count, p)) return NULL;
+  const int nin = grad ? 3 : 1, nout = grad ? 1 : 2;
+  for (int o = nin; o < nin + nout; o++) {
+    for (int i = 0; i < nin + nout; i++) {
+      if (i != o && overlaps(p[o], count, p[i], count)) {
+        napi_throw_range_error(env, NULL, "lora-lab-native gelu: an output overlaps another array");
+        return NULL;
+      }
+    }
+  }
+  if (grad) g_isa->gelu_grad(p[0], p[1], p[2], p[3], count);
+  else g_isa->gelu(p[0], p[1], p[2], count);
+  return NULL;
+}
+static napi_value js_gelu(napi_env env, napi_callback_info info) { return js_gelu_common(env, info, 0); }
+static napi_value js_gelu_grad(napi_env env, napi_callback_info info) { return js_gelu_common(env, info, 1); }
+
 static napi_value make_string(napi_env env, const char *s) {
   napi_value v;
   if (napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) != napi_ok) return NULL;
@@ -849,6 +947,8 @@ NAPI_MODULE_INIT() {
     {"selectIsa", NULL, js_select_isa, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threads", NULL, js_threads, NULL, NULL, NULL, napi_enumerable, NULL},
     {"exp", NULL, js_exp, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"geluTanh", NULL, js_gelu, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"geluTanhGrad", NULL, js_gelu_grad, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

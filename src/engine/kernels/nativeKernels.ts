@@ -25,6 +25,13 @@ export interface NativeKernels {
    * NaN, ±∞, overflow and underflow as Math.exp rounded to float32). out may be x at the same offset.
    */
   exp(x: Float32Array, xOff: number, out: Float32Array, outOff: number, count: number): void;
+  /** GELU (tanh approximation) of count floats: y = x·s, s = σ(2c·(x + 0.044715·x³)), c = √(2/π). */
+  geluTanh(x: Float32Array, xOff: number, y: Float32Array, yOff: number, s: Float32Array, sOff: number, count: number): void;
+  /** Its gradient: dx = dy·(s + x·s·(1 − s)·2c·(1 + 3·0.044715·x²)). */
+  geluTanhGrad(
+    dy: Float32Array, dyOff: number, x: Float32Array, xOff: number, s: Float32Array, sOff: number,
+    dx: Float32Array, dxOff: number, count: number,
+  ): void;
   /** The instruction set in use: "avx512", "avx2" or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */

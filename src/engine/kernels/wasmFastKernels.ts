@@ -21,6 +21,7 @@
 // on other backends' kernels); it returns a function that restores the original kernels.
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from './nativeKernels';
+import { GELU_TANH, GELU_TANH_GRAD } from './gelu';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the fast paths use (it exports no types). */
 export interface WasmBackendInternals {
@@ -55,9 +56,11 @@ export interface FastKernelStats {
   native: number;
   /** Exp kernels computed by the native kernels. */
   nativeExp: number;
+  /** GELU forward and backward kernels computed by the native kernels. */
+  nativeGelu: number;
 }
 
-const stats: FastKernelStats = { direct: 0, transposed: 0, batched: 0, cachedTransposes: 0, native: 0, nativeExp: 0 };
+const stats: FastKernelStats = { direct: 0, transposed: 0, batched: 0, cachedTransposes: 0, native: 0, nativeExp: 0, nativeGelu: 0 };
 /** Right operands smaller than this are transposed on every call (cheap) rather than cached. */
 const CACHE_MIN_ELEMENTS = 16384;
 let disposeCache: ((be: WasmBackendInternals) => void) | undefined;
@@ -148,7 +151,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
   // threaded build of src/engine/wasmThreads.ts after these kernels were registered).
   let raw: RawMatMul | undefined;
   let rawModule: object | undefined;
-  stats.direct = stats.transposed = stats.batched = stats.cachedTransposes = stats.native = stats.nativeExp = 0;
+  stats.direct = stats.transposed = stats.batched = stats.cachedTransposes = stats.native = stats.nativeExp = stats.nativeGelu = 0;
 
   // tfjs's wasm Transpose runs at ~20 ns per element on these shapes; a cache-blocked loop over
   // the heap in JS does ~1 ns. x is [batch, rows, cols] → [batch, cols, rows].
@@ -507,6 +510,41 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     return out;
   };
 
+  // The fused GELU of kernels/gelu.ts (kernels of our own, not overrides), with the native kernels.
+  const elementwise = (be: WasmBackendInternals, ins: tf.TensorInfo[], outs: number): { heap: Float32Array; offs: number[]; out: tf.TensorInfo[]; n: number } => {
+    for (const t of ins) {
+      if (t.dtype !== 'float32') throw new Error(`fused GELU: inputs must be float32, got ${t.dtype}`);
+      if (!tf.util.arraysEqual(t.shape, ins[0].shape)) throw new Error(`fused GELU: shapes differ: [${t.shape}] vs [${ins[0].shape}]`);
+    }
+    const n = tf.util.sizeFromShape(ins[0].shape);
+    const out = Array.from({ length: outs }, () => be.makeOutput(ins[0].shape, 'float32'));
+    const offs = [...ins, ...out].map((t) => be.dataIdMap.get(t.dataId).memoryOffset >> 2);
+    return { heap: heapF32(be, Math.max(...offs) + n), offs, out, n }; // heap after makeOutput
+  };
+  const geluKernel: tf.KernelFunc = ({ inputs, backend }) => {
+    const { heap, offs, out, n } = elementwise(backend as unknown as WasmBackendInternals, [inputs.x as tf.TensorInfo], 2);
+    if (n > 0) native!.geluTanh(heap, offs[0], heap, offs[1], heap, offs[2], n);
+    stats.nativeGelu++;
+    return out;
+  };
+  const geluGradKernel: tf.KernelFunc = ({ inputs, backend }) => {
+    const { dy, x, s: sv } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo; s: tf.TensorInfo };
+    const { heap, offs, out, n } = elementwise(backend as unknown as WasmBackendInternals, [dy, x, sv], 1);
+    if (n > 0) native!.geluTanhGrad(heap, offs[0], heap, offs[1], heap, offs[2], heap, offs[3], n);
+    stats.nativeGelu++;
+    return out[0];
+  };
+  const added: tf.KernelConfig[] = native
+    ? [
+        { kernelName: GELU_TANH, backendName: 'wasm', kernelFunc: geluKernel },
+        { kernelName: GELU_TANH_GRAD, backendName: 'wasm', kernelFunc: geluGradKernel },
+      ]
+    : [];
+  for (const k of added) {
+    if (tf.getKernel(k.kernelName, 'wasm')) tf.unregisterKernel(k.kernelName, 'wasm');
+    tf.registerKernel(k);
+  }
+
   // One table for installing and restoring, so the two lists cannot drift apart.
   const overrides: [original: tf.KernelConfig, replacement: tf.KernelFunc][] = [
     [origMatMul, batchMatMul],
@@ -531,6 +569,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
       tf.unregisterKernel(orig.kernelName, 'wasm');
       tf.registerKernel(orig);
     }
+    for (const k of added) tf.unregisterKernel(k.kernelName, 'wasm');
     installed = undefined;
     activeNative = undefined;
   };

@@ -1,6 +1,7 @@
-// The native exp (native/lora_lab_native.c, LL_EXP_LOOP) against float64 Math.exp for every
-// instruction set this CPU runs, its special values and argument checks, and the wasm Exp override
-// through tfjs (softmax, logSoftmax and their gradients) against the cpu backend.
+// The native elementwise kernels (native/lora_lab_native.c): exp (LL_EXP_LOOP) against float64
+// Math.exp for every instruction set this CPU runs, its special values and argument checks, and the
+// wasm Exp override through tfjs (softmax, logSoftmax and their gradients) against the cpu backend;
+// the fused GELU (LL_GELU_LOOP) as geluTanh's kernels against the op-by-op form on the cpu backend.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,6 +11,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fastKernelStats, registerWasmFastKernels, wasmFastKernelsActive, wasmNativeKernels } from '../../../src/engine/kernels/wasmFastKernels';
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
+import { geluTanh } from '../../../src/engine/kernels/gelu';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 const F32_EPS = 2 ** -23;
@@ -22,7 +24,7 @@ function ulpError(y: number, x: number): number {
   return Math.abs(y - exact) / ulp;
 }
 
-describe('perf: native exp', function () {
+describe('perf: native exp and GELU', function () {
   let nk: NativeKernels;
   let isa0: string;
 
@@ -151,6 +153,39 @@ describe('perf: native exp', function () {
         assert.ok(d / scale < 1e-6, `output ${i}: max |wasm+native − cpu| / max |cpu| = ${(d / scale).toExponential(2)}`);
       }
       assert.ok(fastKernelStats().nativeExp > n0, 'the native exp did not run');
+    });
+
+    it('runs geluTanh as one native kernel each way, equal to the op-by-op form on the cpu backend (values 1e-6, gradients 1e-5)', async function () {
+      const n0 = fastKernelStats().nativeGelu;
+      const xs = Float32Array.from({ length: 3 * 1000 }, (_, i) => (i - 1500) / 120); // [-12.5, 12.5)
+      const ws = Float32Array.from(xs, (v) => Math.cos(3 * v)); // a non-uniform upstream gradient
+      const [w, c] = await onBoth(() => {
+        const x = tf.tensor2d(xs, [3, 1000]);
+        const wt = tf.tensor2d(ws, [3, 1000]);
+        const y = geluTanh(x);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(geluTanh(t), wt)))(x);
+        return [y, g];
+      });
+      assert.ok(fastKernelStats().nativeGelu >= n0 + 3, 'the native GELU kernels did not run (forward twice, backward once)');
+      const tol = [1e-6, 1e-5];
+      for (let o = 0; o < 2; o++) {
+        for (let i = 0; i < xs.length; i++) {
+          const d = Math.abs(w[o][i] - c[o][i]);
+          assert.ok(d <= tol[o] * Math.max(1, Math.abs(c[o][i])), `${o ? "gelu'" : 'gelu'}(${xs[i]}): native ${w[o][i]}, cpu ${c[o][i]}`);
+        }
+      }
+    });
+
+    it('native GELU refuses arrays that are too short or outputs that overlap inputs, naming them', function () {
+      const x = new Float32Array(8);
+      const y = new Float32Array(8);
+      const s = new Float32Array(8);
+      assert.throws(() => nk.geluTanh(x, 0, y, 0, new Float32Array(7), 0, 8), (e: Error) => e instanceof RangeError && /s needs 8 floats from offset 0 but has 7/.test(e.message));
+      assert.throws(() => nk.geluTanh(x, 0, x, 0, s, 0, 8), (e: Error) => e instanceof RangeError && /overlaps/.test(e.message));
+      assert.throws(() => nk.geluTanhGrad(x, 0, x, 0, s, 0, s, 0, 8), (e: Error) => e instanceof RangeError && /overlaps/.test(e.message));
+      assert.throws(() => nk.geluTanhGrad(x, 0, x, 0, s, 0, y, 1, 8), (e: Error) => e instanceof RangeError && /dx needs 8 floats from offset 1/.test(e.message));
+      assert.throws(() => (nk.geluTanh as (...a: unknown[]) => void)(x, 0, y, 0, s, 0), (e: Error) => e instanceof TypeError && /expected 7 arguments/.test(e.message));
+      nk.geluTanhGrad(x, 0, x, 4, s, 0, y, 0, 4); // inputs may overlap each other
     });
 
     it('leaves int32 exp and empty tensors to work as before', async function () {
