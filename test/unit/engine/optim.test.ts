@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam, Sgd, clipByGlobalNorm, createOptimizer, globalNorm, type Optimizer } from '../../../src/engine/optim';
 import { useCpu } from './helpers';
+import { FUSED_ADAM, fusedAdamAvailable, registerFusedAdam } from '../../../src/engine/kernels/fusedAdam';
 
 /** Applies the optimizer to a single scalar parameter p with the given gradient sequence; returns p after each step. */
 function run(opt: Optimizer, p0: number, gs: number[], lr: number): number[] {
@@ -59,6 +60,25 @@ describe('engine/optim', () => {
     near(run(new Adam('adam', 0.9, 0.99, 1e-6, 0.1), 2, [1, 1, -2], 0.05), refAdam(2, [1, 1, -2], 0.05, 0.9, 0.99, 1e-6, 0.1, false));
     near(run(new Adam('adamw', 0.9, 0.99, 1e-6, 0.1), 2, [1, 1, -2], 0.05), refAdam(2, [1, 1, -2], 0.05, 0.9, 0.99, 1e-6, 0.1, true));
     assert.notDeepEqual(run(new Adam('adam', 0.9, 0.99, 1e-6, 0.1), 2, [1], 0.05), run(new Adam('adamw', 0.9, 0.99, 1e-6, 0.1), 2, [1], 0.05));
+  });
+
+  it('the op-by-op Adam/AdamW (backends without the fused kernel, e.g. tfjs-node) matches the reference and the fused kernel', () => {
+    const gs = [2, -1, 0.5, 3, -0.25];
+    const make = () => [new Adam('adam', 0.9, 0.99, 1e-6, 0.1), new Adam('adamw', 0.9, 0.99, 1e-6, 0.1)];
+    const fusedRuns = make().map((o) => run(o, 2, gs, 0.05));
+    const opts = make(); // constructing registers the fused kernel: take it away afterwards
+    tf.unregisterKernel(FUSED_ADAM, 'cpu');
+    try {
+      assert.equal(fusedAdamAvailable(), false);
+      const plain = opts.map((o) => run(o, 2, gs, 0.05));
+      near(plain[0], refAdam(2, gs, 0.05, 0.9, 0.99, 1e-6, 0.1, false));
+      near(plain[1], refAdam(2, gs, 0.05, 0.9, 0.99, 1e-6, 0.1, true));
+      near(plain[0], fusedRuns[0], 1e-7);
+      near(plain[1], fusedRuns[1], 1e-7);
+    } finally {
+      registerFusedAdam();
+    }
+    assert.equal(fusedAdamAvailable(), true);
   });
 
   it('state export/restore continues identically', () => {
