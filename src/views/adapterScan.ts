@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { formatCount } from '../engine/paramCount';
-import { inspectAdapter, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
+import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
 
@@ -190,38 +190,29 @@ function finishBase(info: AdapterInfo, fromDir: string, input: ScanInput): void 
   else info.baseNote = `${info.baseModel} — not found in this workspace`;
 }
 
+/** One turn of the event loop, between tensors of the values pass. */
+const tick = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
+
 /**
- * The values pass for one adapter: reads a small weights file, gives inspectAdapter the alpha scalars,
- * and scans every float tensor for NaN/Inf, yielding to the event loop between tensors. Returns whether
+ * The values pass for one adapter: reads a small weights file and runs inspectAdapter's values pass
+ * (alpha scalars, NaN/Inf in every float tensor) in steps, yielding to the event loop after each tensor
+ * (`pause`, a setImmediate tick by default), then gives inspectAdapter its result. Returns whether
  * anything changed.
  */
-export async function checkAdapterValues(info: AdapterInfo): Promise<boolean> {
+export async function checkAdapterValues(info: AdapterInfo, pause: () => Promise<void> = tick): Promise<boolean> {
   const w = info.input.weights;
   if (info.valuesChecked || !w?.header || !info.weightsFile || w.size > VALUES_MAX_BYTES) return false;
   const st = parseSafetensors(new Uint8Array(await fsp.readFile(info.weightsFile)), info.weightsFile);
-  const bad: string[] = [];
-  for (const name of st.names()) {
-    await new Promise<void>((r) => setImmediate(r));
-    const e = st.entry(name);
-    if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) continue;
-    const data = st.toFloat32(name);
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        bad.push(name);
-        break;
-      }
-    }
-  }
-  // Only scalars go to inspectAdapter (alpha values): its ΔW norms are the dashboard's job, off the host.
-  const scalars = (name: string) => {
-    const e = st.entry(name);
-    return e.shape.reduce((a, b) => a * b, 1) === 1 ? st.toFloat32(name) : undefined;
-  };
+  const checked = await checkValuesAsync(st.header.tensors, (name) => st.toFloat32(name), pause);
+  // No `values`, so no ΔW norms here: they are the dashboard's job, off the host. A non-finite alpha gets
+  // inspectAdapter's own line (the scale is broken); the other tensors are summed up in one line below.
+  const nonFiniteAlpha = checked.nonFinite.filter((t) => checked.scalars.has(t.name));
   const before = JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]);
   const baseModel = info.baseModel;
-  apply(info, inspectAdapter({ ...info.input, weights: { ...w, values: scalars } }));
+  apply(info, inspectAdapter({ ...info.input, weights: { ...w, checked: { ...checked, nonFinite: nonFiniteAlpha } } }));
   info.baseModel = baseModel;
-  if (bad.length) info.warnings.push(`NaN/Inf values in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}`);
+  const summary = nonFiniteSummary(checked.nonFinite);
+  if (summary) info.warnings.push(summary);
   info.valuesChecked = true;
   return JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]) !== before;
 }

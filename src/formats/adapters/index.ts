@@ -8,6 +8,8 @@
 //
 // `detectFormat(names, metadata)` and `describeLayout({tensors, metadata, ...})` work from a safetensors
 // header alone (readSafetensorsHeader in src/io/safetensorsFile.ts), fast enough for hundreds of files.
+// `checkValuesAsync(header.tensors, values, pause)` is inspectAdapter's values pass (alpha scalars, NaN/Inf)
+// in steps, for a caller that must stay responsive; hand its result to inspectAdapter as `weights.checked`.
 export { detectFormat, describeLayout, FORMAT_LABEL } from './adapterFormats';
 export type { AdapterFormat, AdapterLayout, AdapterModule, LayoutInput, ModuleKind, TensorInfo } from './adapterFormats';
 export { deltaNorm, deltaW, kron, matmul } from './deltaW';
@@ -18,3 +20,5 @@ export { InteropError } from './interopError';
 export type { InteropErrorReason } from './interopError';
 export { isPickleName, sniffBytes } from './sniff';
 export type { Sniffed } from './sniff';
+export { checkValues, checkValuesAsync, nonFiniteSummary, nonFiniteWarning, valuesCheckSteps } from './valuesCheck';
+export type { NonFiniteTensor, ValuesCheck } from './valuesCheck';

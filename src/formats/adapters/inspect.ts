@@ -1,13 +1,14 @@
 // `inspectAdapter`: one pure report about an adapter file or folder, for `lora-lab inspect`, the
 // extension's adapter tree and the dashboard. Header-only by default (names, dtypes, shapes, metadata,
-// adapter_config.json); when the caller also passes tensor values, alpha scalars are read and every
-// tensor is checked for NaN/Inf. Never executes or unpickles anything; metadata is returned as plain
-// strings for the UI to render as text.
+// adapter_config.json); when the caller also passes tensor values, alpha scalars are read, every
+// tensor is checked for NaN/Inf (the values pass, valuesCheck.ts) and ΔW norms are computed. Never
+// executes or unpickles anything; metadata is returned as plain strings for the UI to render as text.
 import type { SafetensorsHeader } from '../safetensors';
 import { parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
 import { describeLayout, FORMAT_LABEL, type AdapterFormat, type AdapterModule, type TensorInfo } from './adapterFormats';
 import { isPickleName, sniffBytes } from './sniff';
 import { deltaNorm } from './deltaW';
+import { checkValues, nonFiniteWarning, type ValuesCheck } from './valuesCheck';
 
 export interface InspectFileInput {
   /** Path or name shown to the user. */
@@ -18,8 +19,13 @@ export interface InspectFileInput {
   /** The parsed safetensors header, or why it could not be parsed. */
   header?: SafetensorsHeader;
   headerError?: string;
-  /** Float32 values of a tensor, when the caller read the data (enables alpha values and NaN/Inf checks). */
+  /** Float32 values of a tensor, when the caller read the data (enables alpha values, NaN/Inf checks and ΔW norms). */
   values?(name: string): Float32Array | undefined;
+  /**
+   * The values pass already run by the caller (checkValuesAsync, in steps): alpha values and NaN/Inf come
+   * from it instead of a pass over `values`; without `values` no ΔW norms are computed.
+   */
+  checked?: ValuesCheck;
 }
 
 export interface InspectInput {
@@ -74,8 +80,6 @@ function lfsSize(head: Uint8Array): string | undefined {
   const m = /size (\d+)/.exec(new TextDecoder().decode(head));
   return m?.[1];
 }
-
-const DTYPE_BYTES: Record<string, number> = { F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2 };
 
 export function inspectAdapter(input: InspectInput): InspectReport {
   const warnings: string[] = [];
@@ -178,12 +182,8 @@ export function inspectAdapter(input: InspectInput): InspectReport {
     }
   }
   const tensors: TensorInfo[] = h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-  const scalar = w.values
-    ? (name: string) => {
-        const v = w.values!(name);
-        return v && v.length === 1 ? v[0] : undefined;
-      }
-    : undefined;
+  const checked = w.checked ?? (w.values ? checkValues(h.tensors, w.values) : undefined);
+  const scalar = checked ? (name: string) => checked.scalars.get(name) : undefined;
   const layout = describeLayout({ tensors, metadata: h.metadata, peftConfig: peft, otherConfig: other, scalar });
   report.format = layout.format;
   report.formatLabel = FORMAT_LABEL[layout.format];
@@ -202,28 +202,20 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   if (layout.format === 'peft' && !peft && !configBroken) warnings.push('no adapter_config.json next to the weights: PEFT cannot load it, and alpha (hence the scale) is unknown');
   if (peft && layout.format !== 'peft' && layout.format !== 'diffusers-peft') warnings.push(`adapter_config.json is PEFT's but the weights are ${FORMAT_LABEL[layout.format]}`);
 
-  if (w.values) {
+  if (checked) {
     report.valuesChecked = true;
-    const get = (n: string) => w.values!(n) ?? new Float32Array(0);
-    for (const m of report.modules) {
-      try {
-        m.deltaNorm = deltaNorm(layout.format, m, get);
-      } catch {
-        // a malformed module already has a warning; leave its norm unknown
+    const values = w.values;
+    if (values) {
+      const get = (n: string) => values(n) ?? new Float32Array(0);
+      for (const m of report.modules) {
+        try {
+          m.deltaNorm = deltaNorm(layout.format, m, get);
+        } catch {
+          // a malformed module already has a warning; leave its norm unknown
+        }
       }
     }
-    for (const t of h.tensors) {
-      if (!(t.dtype in DTYPE_BYTES) || t.dtype.startsWith('I') || t.dtype.startsWith('U')) continue;
-      const v = w.values(t.name);
-      if (!v) continue;
-      let nan = 0;
-      let inf = 0;
-      for (let i = 0; i < v.length; i++) {
-        if (Number.isNaN(v[i])) nan++;
-        else if (!Number.isFinite(v[i])) inf++;
-      }
-      if (nan || inf) warnings.push(`tensor "${t.name}" has ${nan ? `${nan} NaN` : ''}${nan && inf ? ' and ' : ''}${inf ? `${inf} Inf` : ''} value(s)`);
-    }
+    warnings.push(...checked.nonFinite.map(nonFiniteWarning));
   }
   finishBase(report, peft, other);
   return report;
