@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Page } from 'playwright-core';
 import { parseSafetensors } from '../../src/formats/safetensors';
 import type { Envelope } from '../../src/protocol/messageHandler';
 import type { ToWebview } from '../../src/protocol/webview';
@@ -13,30 +12,10 @@ import { trainRun } from '../../src/runs/trainRun';
 import { DashboardSession } from '../../src/views/dashboardSession';
 import { divergingRgb } from '../../webview-ui/src/heatmap/colormap';
 import { formatValue } from '../../webview-ui/src/series';
-import { canvasPixel, chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
+import { canvasPixel, chromiumAvailable, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
+import { Panel } from './support/panel';
 import { tempDir } from './support/runs';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-
-/** The panel's page, with file: standing in for webview.cspSource (same CSP otherwise). */
-function panelHtml(dir: string): string {
-  const nonce = 'dGVzdC1ub25jZS0xMjM0';
-  const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src file:; img-src file: data:; font-src file:; worker-src blob:`;
-  const file = path.join(dir, 'panel.html');
-  fs.writeFileSync(
-    file,
-    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}">
-<link rel="stylesheet" href="file://${ROOT}/dist/webview/main.css"><title>LoRA Lab Dashboard</title></head>
-<body><div id="app"></div><script nonce="${nonce}" src="file://${ROOT}/dist/webview/main.js"></script></body></html>`,
-  );
-  return file;
-}
-
-/** JSON with Float32Array kept (VS Code's postMessage carries typed arrays too). */
-function encode(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (x instanceof Float32Array ? { __f32: Array.from(x) } : x));
-}
 
 describe('live dashboard (DashboardSession ↔ webview in Chromium)', function () {
   this.timeout(120_000);
@@ -45,14 +24,7 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
   let opened: OpenedPage;
   const posted: { at: number; type: string }[] = [];
   const logs: string[] = [];
-  let page: Page | undefined;
-
-  async function deliver(json: string): Promise<void> {
-    await page!.evaluate((j) => {
-      const data = JSON.parse(j, (_k, x) => (x && typeof x === 'object' && Array.isArray(x.__f32) ? Float32Array.from(x.__f32) : x));
-      window.dispatchEvent(new MessageEvent('message', { data }));
-    }, json);
-  }
+  const panel = new Panel((msg) => session.handleMessage(msg));
 
   before(async function () {
     if (!chromiumAvailable()) this.skip();
@@ -61,27 +33,12 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
     session = new DashboardSession({
       post: (env: Envelope<ToWebview>) => {
         posted.push({ at: Date.now(), type: env.body?.type ?? (env.error ? 'error' : 'reply') });
-        void deliver(encode(env)).catch(() => {});
+        panel.post(env);
       },
       log: (level, message) => logs.push(`${level}: ${message}`),
       pollIntervalMs: 200,
     });
-    const html = panelHtml(work);
-    // The bridge: acquireVsCodeApi() posts to Node; Node posts back with window.postMessage.
-    opened = await openPage(`file://${html}`, {
-      setup: async (p) => {
-        page = p;
-        await p.exposeFunction('__toHost', (json: string) => session.handleMessage(JSON.parse(json)));
-        // A string, not a function: tsx would wrap named functions in a `__name` helper the page lacks.
-        await p.addInitScript(`
-          let state;
-          window.acquireVsCodeApi = () => ({
-            postMessage: (m) => window.__toHost(JSON.stringify(m)),
-            getState: () => state ?? JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'),
-            setState: (s) => { state = s; sessionStorage.setItem('vscode-state', JSON.stringify(s)); },
-          });`);
-      },
-    });
+    opened = await panel.open(work);
   });
 
   after(async () => {

@@ -21,6 +21,7 @@ interface UiState {
   /** What the panel shows: the host's serializer reopens these after a window reload. */
   paths?: string[];
   tab?: string;
+  /** Smoothing, scales and the zoomed x range of the loss charts. */
   loss?: LossOptions;
   heatmap?: HeatmapSelection;
 }

@@ -1,6 +1,7 @@
 // Loss curves: train loss (solid) and eval loss (dashed) per run, with EMA smoothing, log scale,
-// drag-to-zoom (double-click resets), a cursor read-out, and small learning-rate and grad-norm
-// charts that share the cursor. Several runs overlay with a legend (rank sweeps).
+// drag-to-zoom (double-click resets; the range is saved in the webview state, so it survives a
+// reload), a cursor read-out, and small learning-rate and grad-norm charts that share the cursor.
+// Several runs overlay with a legend (rank sweeps).
 //
 // Speed (issue 6: 100,000 points per run redraw in < 50 ms): the EMA is extended incrementally and
 // recomputed only when the weight changes; runs longer than EXACT_MAX points are reduced to min/max
@@ -70,6 +71,15 @@ export interface LossOptions {
   smoothing: number;
   log: boolean;
   showRaw: boolean;
+  /** The zoomed x range in steps, shared by the three charts; absent: the whole run. */
+  xRange?: [number, number];
+}
+
+/** A saved range, if it is one: the state may come from an older webview, so nothing is assumed. */
+function validRange(r: unknown): [number, number] | undefined {
+  if (!Array.isArray(r) || r.length !== 2) return undefined;
+  const [lo, hi] = r as unknown[];
+  return typeof lo === 'number' && typeof hi === 'number' && Number.isFinite(lo) && Number.isFinite(hi) && lo < hi ? [lo, hi] : undefined;
 }
 
 export class LossView {
@@ -82,12 +92,20 @@ export class LossView {
   private pendingRedraw = 0;
   /** Zoom range kept across live updates. */
   private xRange: [number, number] | undefined;
+  /**
+   * A range restored from the webview state, applied once there are data to compare it with: a
+   * range entirely outside the runs shown (the panel now shows another run) is dropped.
+   */
+  private restoredRange: [number, number] | undefined;
   /** Columns and reductions per source id. */
   private readonly runs = new Map<string, RunColumns>();
   /** The last tables handed to uPlot and what they were built from. */
   private built: { keys: string[]; tables: Tables; exact: boolean } | undefined;
 
   constructor(private opts: LossOptions, private readonly onOptions: (o: LossOptions) => void) {
+    this.restoredRange = validRange(opts.xRange);
+    // Until it is applied or dropped, the restored range stays in what other changes save.
+    this.opts = { ...opts, xRange: this.restoredRange };
     const smooth = h('input', { type: 'range', min: 0, max: 0.99, step: 0.01, value: opts.smoothing, 'data-testid': 'smoothing' });
     const smoothVal = h('span', { class: 'value' }, opts.smoothing.toFixed(2));
     smooth.addEventListener('input', () => {
@@ -129,6 +147,7 @@ export class LossView {
     this.sources = sources.filter((s) => s.kind === 'run' && s.metrics);
     // New column arrays (a snapshot, a source update): nothing cached from the old ones is trusted.
     this.runs.clear();
+    this.applyRestoredRange();
     this.rebuild();
   }
 
@@ -146,15 +165,34 @@ export class LossView {
     if (this.pendingRedraw) return;
     this.pendingRedraw = requestAnimationFrame(() => {
       this.pendingRedraw = 0;
+      this.applyRestoredRange();
       if (this.charts.length === 0) this.rebuild();
       else this.redraw();
       this.renderSummary();
     });
   }
 
+  /** A drag (a range) or a reset (undefined): drawn, and saved in the webview state. */
   private zoom(range: [number, number] | undefined): void {
     this.xRange = range;
+    this.restoredRange = undefined;
+    this.opts = { ...this.opts, xRange: range };
+    this.onOptions(this.opts);
     this.redraw();
+  }
+
+  /** The restored range, once the runs have points: kept if it overlaps them, else dropped from the state too. */
+  private applyRestoredRange(): void {
+    const r = this.restoredRange;
+    const full = r && this.fullRange();
+    if (!r || !full) return;
+    this.restoredRange = undefined;
+    if (r[1] > full[0] && r[0] < full[1]) {
+      this.xRange = r;
+      return;
+    }
+    this.opts = { ...this.opts, xRange: undefined };
+    this.onOptions(this.opts);
   }
 
   /** New data for the current options and zoom (same series), drawn now. */

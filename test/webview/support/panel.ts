@@ -1,0 +1,72 @@
+// The dashboard panel outside VS Code: the real webview bundle under the panel's CSP in Chromium, and
+// a stand-in for acquireVsCodeApi() that bridges postMessage to a host in Node (a DashboardSession).
+// Like VS Code's, its getState/setState state survives a reload of the page (sessionStorage).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Page } from 'playwright-core';
+import type { Envelope } from '../../../src/protocol/messageHandler';
+import type { ToWebview } from '../../../src/protocol/webview';
+import { openPage, type OpenedPage } from './browser';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** The panel's page, with file: standing in for webview.cspSource (same CSP otherwise). */
+function panelHtml(dir: string): string {
+  const nonce = 'dGVzdC1ub25jZS0xMjM0';
+  const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src file:; img-src file: data:; font-src file:; worker-src blob:`;
+  const file = path.join(dir, 'panel.html');
+  fs.writeFileSync(
+    file,
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}">
+<link rel="stylesheet" href="file://${ROOT}/dist/webview/main.css"><title>LoRA Lab Dashboard</title></head>
+<body><div id="app"></div><script nonce="${nonce}" src="file://${ROOT}/dist/webview/main.js"></script></body></html>`,
+  );
+  return file;
+}
+
+/** JSON with Float32Array kept (VS Code's postMessage carries typed arrays too). */
+function encode(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x instanceof Float32Array ? { __f32: Array.from(x) } : x));
+}
+
+export class Panel {
+  private page: Page | undefined;
+
+  /** `toHost` gets every message the webview posts (DashboardSession.handleMessage). */
+  constructor(private readonly toHost: (msg: unknown) => Promise<void> | void) {}
+
+  /** Sends one envelope to the webview (DashboardSessionOptions.post). */
+  readonly post = (env: Envelope<ToWebview>): void => {
+    const page = this.page;
+    if (!page) return;
+    void page
+      .evaluate((j) => {
+        const data = JSON.parse(j, (_k, x) => (x && typeof x === 'object' && Array.isArray(x.__f32) ? Float32Array.from(x.__f32) : x));
+        window.dispatchEvent(new MessageEvent('message', { data }));
+      }, encode(env))
+      .catch(() => {});
+  };
+
+  /** Opens the page (written to `dir`) and waits for the dashboard to be ready. */
+  open(dir: string): Promise<OpenedPage> {
+    return openPage(`file://${panelHtml(dir)}`, {
+      setup: async (p) => {
+        this.page = p;
+        await p.exposeFunction('__toHost', (json: string) => this.toHost(JSON.parse(json)));
+        // A string, not a function: tsx would wrap named functions in a `__name` helper the page lacks.
+        await p.addInitScript(`
+          let state;
+          window.acquireVsCodeApi = () => ({
+            postMessage: (m) => window.__toHost(JSON.stringify(m)),
+            getState: () => state ?? JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'),
+            setState: (s) => { state = s; sessionStorage.setItem('vscode-state', JSON.stringify(s)); },
+          });`);
+      },
+    });
+  }
+}
+
+/** What the webview last passed to setState (what VS Code would hand back after a reload). */
+export function savedState<T>(page: Page): Promise<T | null> {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'));
+}
