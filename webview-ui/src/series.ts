@@ -233,3 +233,10 @@ export function formatValue(v: number | null | undefined): string {
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(3);
   return Number(v.toPrecision(5)).toString();
 }
+
+/** "wasm + native avx512, 2 threads" from a run's backend report (the full line is the cell's tooltip). */
+export function backendLabel(b: { name: string; kernels?: string } | undefined): string {
+  if (!b) return '';
+  const m = b.kernels ? /^native (\w+) kernels, (\d+ threads?)/.exec(b.kernels) : null;
+  return m ? `${b.name} + native ${m[1]}, ${m[2]}` : b.name;
+}

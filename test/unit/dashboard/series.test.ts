@@ -1,7 +1,7 @@
 // Loss-curve helpers: the incremental EMA gives the same numbers as the plain one, and the
 // per-pixel min/max reduction keeps every bucket's extremes in order, on a shared x grid.
 import assert from 'node:assert/strict';
-import { IncrementalEma, bucketColumn, bucketMinMax, bucketize, ema, lowerBound, nearestIndex } from '../../../webview-ui/src/series';
+import { IncrementalEma, backendLabel, bucketColumn, bucketMinMax, bucketize, ema, lowerBound, nearestIndex } from '../../../webview-ui/src/series';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -86,5 +86,12 @@ describe('loss-curve series helpers', () => {
     const col = bucketColumn(bk, y);
     // Bucket k covers steps [49_999 + k, 50_000 + k): exactly one point each.
     assert.deepEqual(col.slice(2, 6), [50_000, null, 50_001, null]);
+  });
+
+  it('backendLabel: the runs table names the native kernels and their threads, else the backend alone', () => {
+    assert.equal(backendLabel({ name: 'wasm', kernels: 'native avx512 kernels, 2 threads (lora-lab-native 1)' }), 'wasm + native avx512, 2 threads');
+    assert.equal(backendLabel({ name: 'wasm', kernels: 'native generic kernels, 1 thread (lora-lab-native 1)' }), 'wasm + native generic, 1 thread');
+    assert.equal(backendLabel({ name: 'cpu' }), 'cpu');
+    assert.equal(backendLabel(undefined), '');
   });
 });

@@ -12,7 +12,7 @@ import uPlot from 'uplot';
 import type { SourceSnapshot } from '../../../src/protocol/webview';
 import { xAxis, yAxis } from '../chartAxes';
 import { PALETTE, h, clear } from '../dom';
-import { IncrementalEma, bucketColumn, bucketize, formatValue, lowerBound, nearestIndex, type Buckets } from '../series';
+import { IncrementalEma, bucketColumn, bucketize, backendLabel, formatValue, lowerBound, nearestIndex, type Buckets } from '../series';
 
 /** Runs up to this many points are drawn point for point; longer ones per pixel column. */
 const EXACT_MAX = 4000;
@@ -437,7 +437,7 @@ export class LossView {
           h('td', {}, `${n ? m.step[n - 1] : 0} / ${s.run?.totalSteps ?? '?'}`),
           h('td', { 'data-testid': 'last-loss' }, formatValue(n ? m.loss[n - 1] : null)),
           h('td', {}, formatValue(lastEval)),
-          h('td', {}, s.run?.backend?.name ?? ''),
+          h('td', { title: s.run?.backend ? [s.run.backend.kernels, ...s.run.backend.notes].filter(Boolean).join('\n') : '' }, backendLabel(s.run?.backend)),
           h('td', { class: 'path' }, s.path),
         ),
       );
@@ -445,3 +445,4 @@ export class LossView {
     this.summary.append(table);
   }
 }
+
