@@ -16,8 +16,10 @@ export interface LlamaConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
-  /** rope_scaling {type: "linear", factor} divides positions; other types are refused. */
+  /** rope_scaling {type: "linear", factor} divides positions (1: none). */
   ropeLinearFactor: number;
+  /** rope_scaling {rope_type: "llama3", …} (Llama 3.1/3.2): per-frequency scaling of inv_freq. Other types are refused. */
+  ropeLlama3?: Llama3RopeScaling;
   maxPositions: number;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
@@ -25,6 +27,13 @@ export interface LlamaConfig {
   hiddenAct: 'silu' | 'gelu' | 'gelu_new' | 'relu';
   /** The raw JSON, kept so a merged folder can write it back unchanged. */
   raw: Record<string, unknown>;
+}
+
+export interface Llama3RopeScaling {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositions: number;
 }
 
 export interface Gpt2Config {
@@ -110,13 +119,30 @@ function llama(raw: Record<string, unknown>, declaredType: string, source: strin
     fail(source, `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   }
   let ropeLinearFactor = 1;
+  let ropeLlama3: Llama3RopeScaling | undefined;
   const rs = raw.rope_scaling;
   if (rs !== undefined && rs !== null) {
-    const t = (rs as Record<string, unknown>).type ?? (rs as Record<string, unknown>).rope_type;
-    const f = (rs as Record<string, unknown>).factor;
-    if (t === 'linear' && typeof f === 'number' && f > 0) ropeLinearFactor = f;
-    else if (t !== 'default') {
-      throw new InteropError('unsupported-model', `${source}: rope_scaling ${JSON.stringify(rs)} is not supported (only "linear")`, source);
+    if (typeof rs !== 'object' || Array.isArray(rs)) fail(source, `rope_scaling should be an object or null, got ${JSON.stringify(rs)}`);
+    const r = rs as Record<string, unknown>;
+    const t = r.rope_type ?? r.type;
+    const positive = (key: string): number => {
+      const v = r[key];
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, `rope_scaling.${key} should be a positive number, got ${JSON.stringify(v)}`);
+      return v as number;
+    };
+    if (t === 'linear') ropeLinearFactor = positive('factor');
+    else if (t === 'llama3') {
+      ropeLlama3 = {
+        factor: positive('factor'),
+        lowFreqFactor: positive('low_freq_factor'),
+        highFreqFactor: positive('high_freq_factor'),
+        originalMaxPositions: positive('original_max_position_embeddings'),
+      };
+      if (ropeLlama3.highFreqFactor <= ropeLlama3.lowFreqFactor) {
+        fail(source, `rope_scaling.high_freq_factor (${ropeLlama3.highFreqFactor}) should be greater than low_freq_factor (${ropeLlama3.lowFreqFactor})`);
+      }
+    } else if (t !== 'default') {
+      throw new InteropError('unsupported-model', `${source}: rope_scaling ${JSON.stringify(rs)} is not supported (only "linear" and "llama3")`, source);
     }
   }
   const act = raw.hidden_act ?? 'silu';
@@ -136,6 +162,7 @@ function llama(raw: Record<string, unknown>, declaredType: string, source: strin
     rmsNormEps: num(raw, 'rms_norm_eps', source, 1e-6),
     ropeTheta: num(raw, 'rope_theta', source, 10000),
     ropeLinearFactor,
+    ...(ropeLlama3 ? { ropeLlama3 } : {}),
     maxPositions: int(raw, 'max_position_embeddings', source, 2048),
     tieWordEmbeddings: bool(raw, 'tie_word_embeddings', source, false),
     attentionBias: bool(raw, 'attention_bias', source, declaredType === 'qwen2'),

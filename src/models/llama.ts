@@ -1,7 +1,7 @@
 // Llama on tfjs, matching transformers' LlamaForCausalLM (v4.39): RMSNorm, rotary embeddings in the
 // rotate_half layout, grouped-query attention (num_key_value_heads), SwiGLU MLP, tied or untied lm_head.
 import * as tf from '@tensorflow/tfjs-core';
-import type { LlamaConfig } from '../formats/hfConfig';
+import type { Llama3RopeScaling, LlamaConfig } from '../formats/hfConfig';
 import { WeightLoader, causalMask, type CausalLm } from './causalLm';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
@@ -25,14 +25,42 @@ function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
   return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
 }
 
-/** cos and sin tables [s, headDim]: emb = cat(freqs, freqs), freqs[p, i] = p / θ^(2i/d). */
-export function ropeTables(s: number, headDim: number, theta: number, linearFactor: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+/**
+ * RoPE's inverse frequencies θ^(−2i/d), i < d/2, in float32 as transformers computes them; with Llama 3's
+ * rope_scaling ("llama3"), long wavelengths (> original context / low_freq_factor) are divided by
+ * factor, short ones (< original context / high_freq_factor) kept, and those between blended:
+ * (1 − t)·f/factor + t·f with t = (original context / wavelength − low) / (high − low).
+ */
+export function ropeInvFreq(headDim: number, theta: number, llama3?: Llama3RopeScaling): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < out.length; i++) {
+    const inv = f(1 / f(Math.pow(theta, f((2 * i) / headDim))));
+    if (!llama3) {
+      out[i] = inv;
+      continue;
+    }
+    const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: ctx } = llama3;
+    const wavelen = f(f(2 * Math.PI) / inv);
+    if (wavelen < ctx / hi) out[i] = inv;
+    else if (wavelen > ctx / lo) out[i] = f(inv / factor);
+    else {
+      const t = f(f(f(ctx / wavelen) - lo) / (hi - lo));
+      // transformers' order of float32 operations: ((1 − t)·inv) / factor + t·inv
+      out[i] = f(f(f(f(1 - t) * inv) / factor) + f(t * inv));
+    }
+  }
+  return out;
+}
+
+/** cos and sin tables [s, headDim]: emb = cat(freqs, freqs), freqs[p, i] = (p / linearFactor)·invFreq[i]. */
+export function ropeTables(s: number, headDim: number, theta: number, linearFactor: number, llama3?: Llama3RopeScaling): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
   const half = headDim / 2;
   const cos = new Float32Array(s * headDim);
   const sin = new Float32Array(s * headDim);
+  const inv = ropeInvFreq(headDim, theta, llama3);
   for (let i = 0; i < half; i++) {
-    // transformers computes inv_freq in float32; do the same so the angles round alike.
-    const invFreq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+    const invFreq = inv[i];
     for (let p = 0; p < s; p++) {
       const angle = Math.fround(Math.fround(p / linearFactor) * invFreq);
       const c = Math.cos(angle);
@@ -106,7 +134,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
     const forward = (ids: tf.Tensor2D, lora?: LoraLookup): tf.Tensor3D =>
       tf.tidy(() => {
         const [b, s] = ids.shape;
-        const { cos, sin } = ropeTables(s, c.headDim, c.ropeTheta, c.ropeLinearFactor); // [s, hd]
+        const { cos, sin } = ropeTables(s, c.headDim, c.ropeTheta, c.ropeLinearFactor, c.ropeLlama3); // [s, hd]
         const mask = causalMask(s); // [s, s]
         const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lora?.(l.path));
         let h = tf.gather(embed, ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
