@@ -20,7 +20,7 @@ export type FormatErrorReason =
   | 'tensor-not-found' // TensorNotFound
   | 'invalid-tensor' // serializer input: data length / type does not match dtype and shape
   | 'unsupported-conversion' // e.g. a dtype that cannot be read as the requested typed array
-  | 'file-too-large' // too large to read into memory whole (Node: 2 GiB); read it tensor by tensor
+  | 'file-too-large' // too large to read into memory whole (over 4 GiB); read it tensor by tensor
   // experiment configs
   | 'invalid-config';
 

@@ -8,7 +8,8 @@ import { parsePeftConfig, type ParsedPeftConfig } from '../formats/peftConfig';
 import { parseSafetensors, type SafetensorsFile, type TensorToWrite } from '../formats/safetensors';
 import { encodeBf16, encodeF16 } from '../formats/dtype';
 import { writeFileAtomic } from './atomic';
-import { readSafetensorsHeader, writeSafetensors } from './safetensorsFile';
+import { readSafetensorsHeader, readWholeFile, writeSafetensors } from './safetensorsFile';
+import { FormatError } from '../formats/errors';
 import { InteropError } from '../formats/adapters/interopError';
 import { isPickleName, sniffBytes } from '../formats/adapters/sniff';
 import type { InspectFileInput, InspectInput } from '../formats/adapters/inspect';
@@ -26,6 +27,18 @@ export interface HfFolder {
   tokenizerJson?: string;
   /** Other small files worth copying next to a merged model (generation_config.json, tokenizer files). */
   extraFiles: string[];
+  /** Elements of every weight tensor (from the headers), and their size as float32 in bytes. */
+  paramCount: number;
+  float32Bytes: number;
+}
+
+export interface LoadHfFolderOptions {
+  /**
+   * Refuse, before reading any weights, a model whose weights take more than this many bytes as
+   * float32 (the engine holds them as float32), saying why: `limitReason`.
+   */
+  maxFloat32Bytes?: number;
+  limitReason?: string;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -46,8 +59,9 @@ async function requireFolder(dir: string, what: string): Promise<void> {
 export async function readWeightsFile(file: string, listedIn?: string): Promise<SafetensorsFile> {
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await fs.readFile(file));
+    bytes = await readWholeFile(file);
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`;
     throw new InteropError('missing-tensor', `${file}: ${why}`, file);
@@ -79,7 +93,7 @@ export function weightsFromFiles(files: { file: string; st: SafetensorsFile }[])
   };
 }
 
-export async function loadHfFolder(dir: string): Promise<HfFolder> {
+export async function loadHfFolder(dir: string, opts: LoadHfFolderOptions = {}): Promise<HfFolder> {
   await requireFolder(dir, 'a Hugging Face model (config.json + model.safetensors)');
   const configPath = path.join(dir, 'config.json');
   if (!(await exists(configPath))) {
@@ -107,13 +121,35 @@ export async function loadHfFolder(dir: string): Promise<HfFolder> {
     throw new InteropError('missing-tensor', `${dir}: no model.safetensors or model.safetensors.index.json`, dir);
   }
   const listedIn = weightFiles.length === 1 && weightFiles[0] === single ? undefined : index;
+  // Sizes from the headers first: a model too large for the backend is refused before gigabytes are read.
+  let paramCount = 0;
+  for (const file of weightFiles) {
+    let header;
+    try {
+      header = await readSafetensorsHeader(file);
+    } catch (e) {
+      if (e instanceof FormatError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new InteropError('missing-tensor', `${file}: ${code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`}`, file);
+    }
+    for (const t of header.tensors) paramCount += t.shape.reduce((a, b) => a * b, 1);
+  }
+  const float32Bytes = paramCount * 4;
+  if (opts.maxFloat32Bytes !== undefined && float32Bytes > opts.maxFloat32Bytes) {
+    const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    throw new InteropError(
+      'too-large',
+      `${dir}: the model has ${paramCount >= 1e9 ? `${(paramCount / 1e9).toFixed(2)} B` : `${(paramCount / 1e6).toFixed(1)} M`} parameters, ${gib(float32Bytes)} as float32, over the ${gib(opts.maxFloat32Bytes)} this backend can hold${opts.limitReason ? ` (${opts.limitReason})` : ''}`,
+      dir,
+    );
+  }
   const files = await Promise.all(weightFiles.map(async (file) => ({ file, st: await readWeightsFile(file, listedIn) })));
   const tokPath = path.join(dir, 'tokenizer.json');
   const tokenizerJson = (await exists(tokPath)) ? await fs.readFile(tokPath, 'utf8') : undefined;
   const extras = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
   const extraFiles: string[] = [];
   for (const e of extras) if (await exists(path.join(dir, e))) extraFiles.push(e);
-  return { dir, config, configText, weights: weightsFromFiles(files), weightFiles, tokenizerJson, extraFiles };
+  return { dir, config, configText, weights: weightsFromFiles(files), weightFiles, tokenizerJson, extraFiles, paramCount, float32Bytes };
 }
 
 /** Writes `<out>/config.json` + `<out>/model.safetensors` (+ generation/tokenizer files) for a merged model. */
@@ -155,10 +191,10 @@ function encodeAs(dtype: string, t: HostTensor): TensorToWrite {
 }
 
 /** Everything a causal-lm experiment reads from disk; paths resolve against the config file's folder. */
-export async function loadCausalLmInputs(modelPath: string, datasetPath: string, configDir: string): Promise<CausalLmInputs> {
+export async function loadCausalLmInputs(modelPath: string, datasetPath: string, configDir: string, opts: LoadHfFolderOptions = {}): Promise<CausalLmInputs> {
   const modelDir = path.resolve(configDir, modelPath);
   const dataFile = path.resolve(configDir, datasetPath);
-  const folder = await loadHfFolder(modelDir);
+  const folder = await loadHfFolder(modelDir, opts);
   let datasetText: string;
   try {
     datasetText = await fs.readFile(dataFile, 'utf8');

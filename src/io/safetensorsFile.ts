@@ -35,19 +35,33 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   }
 }
 
+/** The largest file readWholeFile reads: a Uint8Array holds at most 4 GiB here. */
+export const MAX_WHOLE_FILE_BYTES = 2 ** 32 - 1;
+
 /**
- * Reads a whole safetensors file into memory and validates it. Node cannot read a file over 2 GiB in one go:
- * use readSafetensorsHeader + readTensorBytes for those.
+ * A whole file as bytes. fs.readFile stops at 2 GiB; above that the file is read in 1 GiB pieces
+ * into one array (up to MAX_WHOLE_FILE_BYTES; larger files fail with 'file-too-large').
+ * `chunkBytes` is for tests.
  */
-export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  let buf: Buffer;
+export async function readWholeFile(file: string, chunkBytes = 2 ** 30): Promise<Uint8Array> {
+  const handle = await fsp.open(file, 'r');
   try {
-    buf = await fsp.readFile(file);
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'ERR_FS_FILE_TOO_LARGE') throw e;
-    throw new FormatError('file-too-large', `${(e as Error).message}: too large to read whole; read the header and then one tensor at a time (readSafetensorsHeader, readTensorBytes)`, { source: file, cause: e });
+    const { size } = await handle.stat();
+    if (size > MAX_WHOLE_FILE_BYTES) {
+      throw new FormatError('file-too-large', `${(size / 2 ** 30).toFixed(2)} GiB is more than one array can hold (4 GiB); split it into shards (model.safetensors.index.json)`, { source: file });
+    }
+    if (size <= chunkBytes) return await readExactly(handle, file, 0, size);
+    const out = new Uint8Array(size);
+    for (let pos = 0; pos < size; pos += chunkBytes) out.set(await readExactly(handle, file, pos, Math.min(chunkBytes, size - pos)), pos);
+    return out;
+  } finally {
+    await handle.close();
   }
-  return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file);
+}
+
+/** Reads a whole safetensors file into memory (up to 4 GiB, see readWholeFile) and validates it. */
+export async function readSafetensors(file: string): Promise<SafetensorsFile> {
+  return parseSafetensors(await readWholeFile(file), file);
 }
 
 /**

@@ -79,6 +79,21 @@ function silenceCpuBanner(): void {
 }
 
 /** initBackend with the wasm folder and thread pool set up; the report says which backend is in use and why. */
+/**
+ * The largest model (weights as float32) the backend now in use can hold: the wasm backend keeps every
+ * tensor in one WebAssembly memory of at most 4 GiB, and a step needs room for activations and
+ * gradients beside the weights; beyond this a model fails with "memory access out of bounds".
+ */
+export const WASM_MODEL_BYTES = 3 * 2 ** 30;
+
+export function modelSizeLimit(): { maxFloat32Bytes?: number; limitReason?: string } {
+  if (tf.getBackend() !== 'wasm') return {};
+  return {
+    maxFloat32Bytes: WASM_MODEL_BYTES,
+    limitReason: 'the wasm backend keeps every tensor in one WebAssembly memory of at most 4 GiB, with activations beside the weights: models up to ~0.8 B parameters fit; larger ones need @tensorflow/tfjs-node',
+  };
+}
+
 /** Threads for the native kernels when none are asked for: the cores, up to 8. */
 export function defaultNativeThreads(): number {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;

@@ -3,8 +3,9 @@
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import { loadCausalLmInputs } from '../io/hfFolder';
 import { causalLmSessionFrom, causalLmSettings, type CausalLmSession } from '../models/causalLmSession';
+import { modelSizeLimit } from './backendSetup';
 
 export async function createCausalLmSession(config: ExperimentConfig, configDir: string): Promise<CausalLmSession> {
   const m = causalLmSettings(config);
-  return causalLmSessionFrom(config, await loadCausalLmInputs(m.modelPath, m.dataset.path, configDir));
+  return causalLmSessionFrom(config, await loadCausalLmInputs(m.modelPath, m.dataset.path, configDir, modelSizeLimit()));
 }

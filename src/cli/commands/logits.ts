@@ -3,7 +3,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { startBackend } from '../../runs/backendSetup';
+import { startBackend, modelSizeLimit } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir } from '../../io/hfFolder';
 import { buildCausalLm } from '../../models/buildCausalLm';
 import { idsTensor } from '../../models/causalLm';
@@ -54,7 +54,7 @@ export const logitsCommand: CliCommand = {
     const rows = await readInputIds(values['input-ids']);
     try {
       await startBackend({ prefer: backend ?? 'wasm' });
-      const folder = await loadHfFolder(path.resolve(values.model));
+      const folder = await loadHfFolder(path.resolve(values.model), modelSizeLimit());
       const adapterDir = values.adapter ? await loadPeftAdapterDir(path.resolve(values.adapter)) : undefined;
       // With an adapter: modules_to_save copies and adapted embedding tables go into the weights, LoRA onto the layers.
       const loaded = adapterDir ? loadPeftModel(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile }) : undefined;

@@ -3,7 +3,7 @@
 // any merged weight aborts before anything is written, as PEFT's safe_merge does.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startBackend } from '../../runs/backendSetup';
+import { startBackend, modelSizeLimit } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir, writeMergedFolder } from '../../io/hfFolder';
 import { loadPeftModel } from '../../models/peftAdapter';
 import { mergeAdapterWeights } from '../../models/merge';
@@ -46,7 +46,7 @@ export const mergeCommand: CliCommand = {
     if (!values.force && outStat && fs.readdirSync(out).length > 0) throw new CliError(`${out} exists and is not empty (use --force to write into it)`);
     try {
       await startBackend({ prefer: 'wasm' });
-      const folder = await loadHfFolder(path.resolve(values.model));
+      const folder = await loadHfFolder(path.resolve(values.model), modelSizeLimit());
       const adapterDir = await loadPeftAdapterDir(path.resolve(values.adapter));
       // overrides: modules_to_save copies, trained biases and adapted embedding tables (W + ΔW), written as they are.
       const { model, adapter, overrides } = loadPeftModel(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile });

@@ -12,6 +12,7 @@ export type InteropErrorReason =
   | 'pickle-refused' // a PyTorch pickle (.bin/.pt/.ckpt): never unpickled
   | 'not-safetensors' // bytes that are not a safetensors file at all
   | 'non-finite' // NaN/Inf in a result (merge refuses, like PEFT's safe_merge)
+  | 'too-large' // a model larger than the backend can hold (the wasm memory's 4 GiB)
   | 'bad-input'; // token ids or other user input out of range
 
 export class InteropError extends Error {

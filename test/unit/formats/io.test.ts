@@ -8,6 +8,7 @@ import {
   readSafetensorsHeader,
   readTensorBytes,
   readTensorFloat32,
+  readWholeFile,
   writeSafetensors,
 } from '../../../src/io/safetensorsFile';
 import { FormatError } from '../../../src/formats/errors';
@@ -107,11 +108,15 @@ describe('io: atomic writes and safetensors files', () => {
     await assert.rejects(readSafetensorsHeader(f), (e: unknown) => FormatError.is(e, 'incomplete-buffer') && e.message.startsWith(f));
   });
 
-  it('readSafetensors of a file over 2 GiB (sparse here) says so, names the file and points at the per-tensor reads', async () => {
-    const f = path.join(dir, 'huge.safetensors');
-    fs.writeFileSync(f, '');
-    fs.truncateSync(f, 2 ** 31 + 16);
-    await assert.rejects(readSafetensors(f), (e: unknown) => FormatError.is(e, 'file-too-large') && e.message.startsWith(`${f}: File size (2147483664) is greater than 2 GiB`) && /readTensorBytes/.test(e.message));
+  it('readWholeFile reads past fs.readFile\'s 2 GiB limit in pieces (tested with small pieces), and refuses a file over 4 GiB naming it', async () => {
+    const f = path.join(dir, 'pieces.safetensors');
+    await writeSafetensors(f, { w: { dtype: 'F32', shape: [257, 3], data: Float32Array.from({ length: 771 }, (_, i) => i * 0.5) } });
+    const whole = new Uint8Array(fs.readFileSync(f));
+    for (const chunk of [1, 7, 1000, whole.length, whole.length + 1]) assert.deepEqual(await readWholeFile(f, chunk), whole, `chunk ${chunk}`);
+    const huge = path.join(dir, 'huge.safetensors');
+    fs.writeFileSync(huge, '');
+    fs.truncateSync(huge, 2 ** 32 + 16); // sparse: nothing is read
+    await assert.rejects(readSafetensors(huge), (e: unknown) => FormatError.is(e, 'file-too-large') && e.message.startsWith(`${huge}: 4.00 GiB is more than one array can hold`) && /shards/.test(e.message));
   });
 
   it('readSafetensorsHeader on tiny and empty files gives a clear error', async () => {
