@@ -79,7 +79,10 @@ export class JobManager extends Disposable {
       throw new JobError('workerMissing', `The training worker ${workerPath} is missing: build the extension (npm run build).`);
     }
 
-    const job = new TrainingJob(request, workerPath, this.wasmDir, (level, msg) => log[level](msg));
+    // loraLab.threads: 0 (the default) lets the engine choose (the cores, up to 8).
+    const threads = vscode.workspace.getConfiguration('loraLab').get<number>('threads', 0);
+    const withThreads: JobRequest = Number.isInteger(threads) && threads > 0 ? { ...request, threads: Math.min(threads, 64) } : request;
+    const job = new TrainingJob(withThreads, workerPath, this.wasmDir, (level, msg) => log[level](msg));
     this._jobs.add(job);
     job.onDidChange(() => this.refresh());
     job.onDidProgress(({ job: j, points }) => {

@@ -15,6 +15,8 @@ export interface JobRequest {
   resumeRunDir?: string;
   /** Overrides the config's outputDir (absolute). */
   outDir?: string;
+  /** Threads for the matrix products (setting loraLab.threads); undefined: the cores, up to 8. */
+  threads?: number;
 }
 
 export interface JobProgress {
@@ -168,7 +170,10 @@ export class TrainingJob extends Disposable {
     });
 
     const wasm = wasmDir;
-    const start: ToWorker = { type: 'start', configPath: request.configPath, resumeRunDir: request.resumeRunDir, outDir: request.outDir, wasmDir: wasm };
+    const start: ToWorker = {
+      type: 'start', configPath: request.configPath, resumeRunDir: request.resumeRunDir, outDir: request.outDir, wasmDir: wasm,
+      ...(request.threads ? { threads: request.threads } : {}),
+    };
     this._worker.postMessage(start);
   }
 

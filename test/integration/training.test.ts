@@ -157,4 +157,21 @@ function metricsSteps(runDir: string): number[] {
     assert.equal(new Set(steps).size, steps.length, 'a step was logged twice across the resume');
     assert.equal(steps[steps.length - 1], 3000);
   });
+
+  it('the loraLab.threads setting reaches the training worker (run.json names the threads used)', async () => {
+    const a = await api();
+    const settings = vscode.workspace.getConfiguration('loraLab');
+    await settings.update('threads', 1, vscode.ConfigurationTarget.Global);
+    try {
+      const job = await a.jobs.start({ configPath: config().fsPath });
+      const runDir = job.runDir!;
+      const backend = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { backend: { name: string; threads?: number; kernels?: string } }).backend;
+      await vscode.commands.executeCommand('loraLab.stopTraining');
+      assert.equal((await job.finished).status, 'cancelled');
+      if (backend.kernels) assert.match(backend.kernels, /, 1 thread \(/, JSON.stringify(backend));
+      else assert.equal(backend.threads, 1, JSON.stringify(backend));
+    } finally {
+      await settings.update('threads', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
 });
