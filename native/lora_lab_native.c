@@ -31,7 +31,10 @@
 //   in the process (pin_library) because its thread pool outlives any one worker thread.
 #define NAPI_VERSION 8
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE // dladdr
+#define _GNU_SOURCE // dladdr (glibc)
+#endif
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE // dladdr beside _POSIX_C_SOURCE (macOS)
 #endif
 #include <dlfcn.h>
 #include <node_api.h>
