@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseHfConfig, type HfModelConfig } from '../formats/hfConfig';
 import { parsePeftConfig, type ParsedPeftConfig } from '../formats/peftConfig';
-import { parseSafetensors, type SafetensorsFile, type TensorToWrite } from '../formats/safetensors';
+import { parseSafetensors, type SafetensorsFile, type SafetensorsHeader, type TensorToWrite } from '../formats/safetensors';
 import { encodeBf16, encodeF16 } from '../formats/dtype';
 import { writeFileAtomic } from './atomic';
 import { readSafetensorsHeader, readWholeFile, writeSafetensors } from './safetensorsFile';
@@ -55,6 +55,36 @@ async function requireFolder(dir: string, what: string): Promise<void> {
   if (!st.isDirectory()) throw new InteropError('bad-input', `${dir}: is a file; expected the folder that holds ${what}`, dir);
 }
 
+/** An unreadable weights file as an InteropError naming it (a missing shard says which index lists it). */
+function unreadable(file: string, e: unknown, listedIn?: string): InteropError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`;
+  return new InteropError('missing-tensor', `${file}: ${why}`, file);
+}
+
+function lfsPointer(file: string): InteropError {
+  return new InteropError('lfs-pointer', `${file}: this is a Git LFS pointer, not the weights; run "git lfs pull" in its repository`, file);
+}
+
+/** A weights file's header, turning a Git LFS pointer (a small text file) into that clear error. */
+async function readWeightsHeader(file: string, listedIn?: string): Promise<SafetensorsHeader> {
+  try {
+    return await readSafetensorsHeader(file);
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw unreadable(file, e, listedIn);
+    // Only the first bytes: enough to tell an LFS pointer's text from a damaged safetensors file.
+    const handle = await fs.open(file, 'r');
+    try {
+      const head = new Uint8Array(64);
+      const { bytesRead } = await handle.read(head, 0, 64, 0);
+      if (sniffBytes(head.subarray(0, bytesRead), (await handle.stat()).size) === 'lfs-pointer') throw lfsPointer(file);
+    } finally {
+      await handle.close();
+    }
+    throw e;
+  }
+}
+
 /** Read and parse one safetensors file, turning LFS pointers and non-safetensors bytes into clear errors. */
 export async function readWeightsFile(file: string, listedIn?: string): Promise<SafetensorsFile> {
   let bytes: Uint8Array;
@@ -62,14 +92,9 @@ export async function readWeightsFile(file: string, listedIn?: string): Promise<
     bytes = await readWholeFile(file);
   } catch (e) {
     if (e instanceof FormatError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`;
-    throw new InteropError('missing-tensor', `${file}: ${why}`, file);
+    throw unreadable(file, e, listedIn);
   }
-  const sniff = sniffBytes(bytes.subarray(0, 64), bytes.length);
-  if (sniff === 'lfs-pointer') {
-    throw new InteropError('lfs-pointer', `${file}: this is a Git LFS pointer, not the weights; run "git lfs pull" in its repository`, file);
-  }
+  if (sniffBytes(bytes.subarray(0, 64), bytes.length) === 'lfs-pointer') throw lfsPointer(file);
   return parseSafetensors(bytes, file);
 }
 
@@ -124,14 +149,7 @@ export async function loadHfFolder(dir: string, opts: LoadHfFolderOptions = {}):
   // Sizes from the headers first: a model too large for the backend is refused before gigabytes are read.
   let paramCount = 0;
   for (const file of weightFiles) {
-    let header;
-    try {
-      header = await readSafetensorsHeader(file);
-    } catch (e) {
-      if (e instanceof FormatError) throw e;
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new InteropError('missing-tensor', `${file}: ${code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`}`, file);
-    }
+    const header = await readWeightsHeader(file, listedIn);
     for (const t of header.tensors) paramCount += t.shape.reduce((a, b) => a * b, 1);
   }
   const float32Bytes = paramCount * 4;

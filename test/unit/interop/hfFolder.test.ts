@@ -63,6 +63,12 @@ describe('interop: Hugging Face folders on disk', () => {
     fs.copyFileSync(path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8/adapter/adapter_config.json'), path.join(ad, 'adapter_config.json'));
     fs.writeFileSync(path.join(ad, 'adapter_model.bin'), 'version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 5\n');
     await assert.rejects(loadPeftAdapterDir(ad), (e) => InteropError.is(e, 'lfs-pointer'));
+    // A model whose model.safetensors is an LFS pointer: said so (the size check reads headers first).
+    const lfs = path.join(tmp, 'lfs-model');
+    fs.mkdirSync(lfs);
+    fs.copyFileSync(path.join(base, 'config.json'), path.join(lfs, 'config.json'));
+    fs.writeFileSync(path.join(lfs, 'model.safetensors'), 'version https://git-lfs.github.com/spec/v1\noid sha256:' + 'ab'.repeat(32) + '\nsize 2471645608\n');
+    await assert.rejects(loadHfFolder(lfs), (e) => InteropError.is(e, 'lfs-pointer') && /model\.safetensors: this is a Git LFS pointer, not the weights; run "git lfs pull"/.test(e.message));
   });
 
   it('modules_to_save tensors in the adapter replace the base module', async () => {
