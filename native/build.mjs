@@ -60,7 +60,9 @@ const args = [
   '-D_POSIX_C_SOURCE=200809L', '-D_ISOC11_SOURCE',
   `-I${include}`, src, '-o', tmp,
   // The library must never be unloaded while its thread pool lives (see pin_library in the source).
-  ...(process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : ['-Wl,-z,nodelete', '-ldl', '-lpthread']),
+  // Built against this machine's glibc: where an older one lacks a symbol version, loading fails and
+  // the engine reports it and runs on wasm.
+  ...(process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : ['-Wl,-z,nodelete', '-lm', '-lpthread']),
 ];
 try {
   execFileSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });
