@@ -8,6 +8,7 @@ import { WeightLoader, causalMask, type CausalLm } from './causalLm';
 import { geluNew } from './llama';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
+import { layerNorm } from '../engine/kernels/norm';
 
 interface Gpt2Block {
   ln1: [tf.Tensor1D, tf.Tensor1D];
@@ -18,9 +19,8 @@ interface Gpt2Block {
   mlpProj: LinearLayer;
 }
 
-function layerNorm(x: tf.Tensor, [g, b]: [tf.Tensor1D, tf.Tensor1D], eps: number): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), g), b);
+function lnorm(x: tf.Tensor, [g, b]: [tf.Tensor1D, tf.Tensor1D], eps: number): tf.Tensor {
+  return layerNorm(x, g, b, eps);
 }
 
 function act(x: tf.Tensor, name: Gpt2Config['activation']): tf.Tensor {
@@ -92,17 +92,17 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
         let h = tf.add(tf.gather(wte, ids.reshape([-1])).reshape([b, s, H]), pos); // [b, s, H]
         const heads = (x: tf.Tensor) => x.reshape([b, s, c.numHeads, c.headDim]).transpose([0, 2, 1, 3]); // [b, nh, s, hd]
         blocks.forEach((blk, i) => {
-          const x = layerNorm(h, blk.ln1, c.layerNormEps);
+          const x = lnorm(h, blk.ln1, c.layerNormEps);
           const [q, k, v] = tf.split(L(blk.cAttn, x), 3, 2).map(heads); // 3 × [b, nh, s, hd]
           let scores = tf.matMul(q, k, false, true); // [b, nh, s, s]
           if (c.scaleAttnWeights) scores = tf.div(scores, Math.sqrt(c.headDim));
           if (c.scaleAttnByInverseLayerIdx) scores = tf.div(scores, i + 1);
           const att = tf.matMul(tf.softmax(tf.add(scores, mask)), v); // [b, nh, s, hd]
           h = tf.add(h, L(blk.attnProj, att.transpose([0, 2, 1, 3]).reshape([b, s, H])));
-          const y = layerNorm(h, blk.ln2, c.layerNormEps);
+          const y = lnorm(h, blk.ln2, c.layerNormEps);
           h = tf.add(h, L(blk.mlpProj, act(L(blk.cFc, y), c.activation)));
         });
-        return L(lmHead, layerNorm(h, lnF, c.layerNormEps)) as tf.Tensor3D; // [b, s, V]
+        return L(lmHead, lnorm(h, lnF, c.layerNormEps)) as tf.Tensor3D; // [b, s, V]
       });
 
     return { config, linears, usedWeights: ld.used, paramCount: count, forward, dispose: () => ld.dispose() };

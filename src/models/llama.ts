@@ -6,6 +6,7 @@ import { WeightLoader, causalMask, type CausalLm } from './causalLm';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
 import { geluTanh } from '../engine/kernels/gelu';
+import { rmsNorm } from '../engine/kernels/norm';
 import { rotateHalfMatMul, rotateHalfMatrix } from '../engine/kernels/rope';
 
 interface LlamaLayer {
@@ -20,10 +21,6 @@ interface LlamaLayer {
   down: LinearLayer;
 }
 
-function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
-  const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
-}
 
 /**
  * RoPE's inverse frequencies θ^(−2i/d), i < d/2, in float32 as transformers computes them; with Llama 3's

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loraLinear, packFrozenLinear, type PackedFrozenLinear } from '../../src/engine/kernels/loraLinear';
 import { FrozenLinear, LoRALinear } from '../../src/engine/lora';
 import { geluTanh } from '../../src/engine/kernels/gelu';
+import { layerNorm, rmsNorm } from '../../src/engine/kernels/norm';
 import { rotateHalfMatrix } from '../../src/engine/kernels/rope';
 import { fusedAdamAvailable, fusedAdamStep, registerFusedAdam } from '../../src/engine/kernels/fusedAdam';
 
@@ -284,6 +285,8 @@ function buildTransformer(spec: TransformerSpec, form: Formulation): BuiltWorklo
 
   const norm = (x: tf.Tensor2D, w?: tf.Tensor1D): tf.Tensor2D => {
     if (!w || spec.norm === 'none') return x;
+    // tuned: src/engine/kernels/norm.ts (one fused kernel each way where the native kernels are in use).
+    if (form !== 'naive') return (spec.norm === 'layernorm' ? layerNorm(x, w, undefined, 1e-5) : rmsNorm(x, w, 1e-5)) as tf.Tensor2D;
     if (spec.norm === 'layernorm') {
       const { mean, variance } = tf.moments(x, -1, true);
       return tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), w) as tf.Tensor2D;

@@ -32,6 +32,19 @@ export interface NativeKernels {
     dy: Float32Array, dyOff: number, x: Float32Array, xOff: number, s: Float32Array, sOff: number,
     dx: Float32Array, dxOff: number, count: number,
   ): void;
+  /**
+   * LayerNorm (center 1) or RMSNorm (center 0) of rows × dim floats over the last axis: y = w·x̂ (+ b),
+   * stats[2·row] = mean (0 for RMSNorm), stats[2·row + 1] = 1/√(var + eps).
+   */
+  norm(
+    x: Float32Array, xOff: number, w: Float32Array, wOff: number, b: Float32Array | null, bOff: number,
+    y: Float32Array, yOff: number, stats: Float32Array, statsOff: number, rows: number, dim: number, eps: number, center: number,
+  ): void;
+  /** Its gradient: dx, dw = Σ dy·x̂ and (with db) db = Σ dy, from the forward pass's stats. */
+  normGrad(
+    dy: Float32Array, dyOff: number, x: Float32Array, xOff: number, w: Float32Array, wOff: number, stats: Float32Array, statsOff: number,
+    dx: Float32Array, dxOff: number, dw: Float32Array, dwOff: number, db: Float32Array | null, dbOff: number, rows: number, dim: number, center: number,
+  ): void;
   /** The instruction set in use: "avx512", "avx2" or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */

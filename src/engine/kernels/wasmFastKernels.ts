@@ -22,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from './nativeKernels';
 import { GELU_TANH, GELU_TANH_GRAD } from './gelu';
+import { NORM, NORM_GRAD } from './norm';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the fast paths use (it exports no types). */
 export interface WasmBackendInternals {
@@ -58,9 +59,11 @@ export interface FastKernelStats {
   nativeExp: number;
   /** GELU forward and backward kernels computed by the native kernels. */
   nativeGelu: number;
+  /** LayerNorm / RMSNorm forward and backward kernels computed by the native kernels. */
+  nativeNorm: number;
 }
 
-const stats: FastKernelStats = { direct: 0, transposed: 0, batched: 0, cachedTransposes: 0, native: 0, nativeExp: 0, nativeGelu: 0 };
+const stats: FastKernelStats = { direct: 0, transposed: 0, batched: 0, cachedTransposes: 0, native: 0, nativeExp: 0, nativeGelu: 0, nativeNorm: 0 };
 /** Right operands smaller than this are transposed on every call (cheap) rather than cached. */
 const CACHE_MIN_ELEMENTS = 16384;
 let disposeCache: ((be: WasmBackendInternals) => void) | undefined;
@@ -151,7 +154,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
   // threaded build of src/engine/wasmThreads.ts after these kernels were registered).
   let raw: RawMatMul | undefined;
   let rawModule: object | undefined;
-  stats.direct = stats.transposed = stats.batched = stats.cachedTransposes = stats.native = stats.nativeExp = stats.nativeGelu = 0;
+  stats.direct = stats.transposed = stats.batched = stats.cachedTransposes = stats.native = stats.nativeExp = stats.nativeGelu = stats.nativeNorm = 0;
 
   // tfjs's wasm Transpose runs at ~20 ns per element on these shapes; a cache-blocked loop over
   // the heap in JS does ~1 ns. x is [batch, rows, cols] → [batch, cols, rows].
@@ -534,10 +537,55 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     stats.nativeGelu++;
     return out[0];
   };
+  // The fused LayerNorm / RMSNorm of kernels/norm.ts: x [..., dim], w and b [dim], stats [rows, 2].
+  const offsetOf = (be: WasmBackendInternals, t: tf.TensorInfo): number => be.dataIdMap.get(t.dataId).memoryOffset >> 2;
+  const normShapes = (x: tf.TensorInfo, w: tf.TensorInfo, b?: tf.TensorInfo): { rows: number; dim: number } => {
+    const dim = x.shape[x.shape.length - 1];
+    for (const t of [x, w, ...(b ? [b] : [])]) if (t.dtype !== 'float32') throw new Error(`fused norm: inputs must be float32, got ${t.dtype}`);
+    if (w.shape.length !== 1 || w.shape[0] !== dim || (b && (b.shape.length !== 1 || b.shape[0] !== dim))) {
+      throw new Error(`fused norm: weight [${w.shape}]${b ? ` and bias [${b.shape}]` : ''} should be [${dim}] for x [${x.shape}]`);
+    }
+    return { rows: dim ? tf.util.sizeFromShape(x.shape) / dim : 0, dim };
+  };
+  const normKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+    const be = backend as unknown as WasmBackendInternals;
+    const { x, w, b } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b?: tf.TensorInfo };
+    const { eps, center } = attrs as unknown as { eps: number; center: boolean };
+    const { rows, dim } = normShapes(x, w, b);
+    const y = be.makeOutput(x.shape, 'float32');
+    const st = be.makeOutput([rows, 2], 'float32');
+    const offs = [x, w, ...(b ? [b] : []), y, st].map((t) => offsetOf(be, t));
+    const heap = heapF32(be, Math.max(...offs) + Math.max(rows * dim, 2 * rows)); // after makeOutput
+    if (rows > 0) native!.norm(heap, offsetOf(be, x), heap, offsetOf(be, w), b ? heap : null, b ? offsetOf(be, b) : 0, heap, offsetOf(be, y), heap, offsetOf(be, st), rows, dim, eps, center ? 1 : 0);
+    stats.nativeNorm++;
+    return [y, st];
+  };
+  const normGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+    const be = backend as unknown as WasmBackendInternals;
+    const { dy, x, w, s: st } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo; w: tf.TensorInfo; s: tf.TensorInfo };
+    const { center, hasBias } = attrs as unknown as { center: boolean; hasBias: boolean };
+    const { rows, dim } = normShapes(x, w);
+    if (!tf.util.arraysEqual(dy.shape, x.shape)) throw new Error(`fused norm: dy [${dy.shape}] should be x's shape [${x.shape}]`);
+    const dx = be.makeOutput(x.shape, 'float32');
+    const dw = be.makeOutput([dim], 'float32');
+    const db = hasBias ? be.makeOutput([dim], 'float32') : undefined;
+    const outs = [dx, dw, ...(db ? [db] : [])];
+    const offs = [dy, x, w, st, ...outs].map((t) => offsetOf(be, t));
+    const heap = heapF32(be, Math.max(...offs) + Math.max(rows * dim, 2 * rows, dim)); // after makeOutput
+    native!.normGrad(
+      heap, offsetOf(be, dy), heap, offsetOf(be, x), heap, offsetOf(be, w), heap, offsetOf(be, st), heap, offsetOf(be, dx),
+      heap, offsetOf(be, dw), db ? heap : null, db ? offsetOf(be, db) : 0, rows, dim, center ? 1 : 0,
+    );
+    stats.nativeNorm++;
+    return outs;
+  };
+
   const added: tf.KernelConfig[] = native
     ? [
         { kernelName: GELU_TANH, backendName: 'wasm', kernelFunc: geluKernel },
         { kernelName: GELU_TANH_GRAD, backendName: 'wasm', kernelFunc: geluGradKernel },
+        { kernelName: NORM, backendName: 'wasm', kernelFunc: normKernel },
+        { kernelName: NORM_GRAD, backendName: 'wasm', kernelFunc: normGradKernel },
       ]
     : [];
   for (const k of added) {

@@ -12,6 +12,11 @@ import { fastKernelStats, registerWasmFastKernels, wasmFastKernelsActive, wasmNa
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
 import { geluTanh } from '../../../src/engine/kernels/gelu';
+import { layerNorm, rmsNorm } from '../../../src/engine/kernels/norm';
+import { loadHfFolder } from '../../../src/io/hfFolder';
+import { buildCausalLm } from '../../../src/models/buildCausalLm';
+import { idsTensor } from '../../../src/models/causalLm';
+import { PEFT_FIXTURES, maxAbsDiff, readReference } from '../interop/helpers';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 const F32_EPS = 2 ** -23;
@@ -24,7 +29,7 @@ function ulpError(y: number, x: number): number {
   return Math.abs(y - exact) / ulp;
 }
 
-describe('perf: native exp and GELU', function () {
+describe('perf: native exp, GELU and norms', function () {
   let nk: NativeKernels;
   let isa0: string;
 
@@ -96,7 +101,7 @@ describe('perf: native exp and GELU', function () {
     assert.throws(() => nk.exp(out, -1, out, 0, 1), (e: Error) => e instanceof RangeError && /xOff must be an integer/.test(e.message));
   });
 
-  describe('as the wasm Exp kernel', function () {
+  describe('as wasm kernels through tfjs (Exp, GELU, norms)', function () {
     let previous: string;
     let restore: (() => void) | undefined;
     let before0: NativeKernels | undefined;
@@ -185,7 +190,62 @@ describe('perf: native exp and GELU', function () {
       assert.throws(() => nk.geluTanhGrad(x, 0, x, 0, s, 0, s, 0, 8), (e: Error) => e instanceof RangeError && /overlaps/.test(e.message));
       assert.throws(() => nk.geluTanhGrad(x, 0, x, 0, s, 0, y, 1, 8), (e: Error) => e instanceof RangeError && /dx needs 8 floats from offset 1/.test(e.message));
       assert.throws(() => (nk.geluTanh as (...a: unknown[]) => void)(x, 0, y, 0, s, 0), (e: Error) => e instanceof TypeError && /expected 7 arguments/.test(e.message));
+      // The norms: sizes checked per array, outputs may not overlap inputs, center must be 0 or 1.
+      const st = new Float32Array(4);
+      assert.throws(() => nk.norm(x, 0, new Float32Array(3), 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /w needs 4 floats from offset 0 but has 3/.test(e.message));
+      assert.throws(() => nk.norm(x, 0, s, 0, null, 0, x, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /overlaps/.test(e.message));
+      assert.throws(() => nk.norm(x, 0, s, 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 2), (e: Error) => e instanceof RangeError && /center must be 0 or 1/.test(e.message));
+      assert.throws(() => nk.normGrad(x, 0, x, 0, s, 0, st, 0, y, 0, new Float32Array(2), 0, null, 0, 2, 4, 0), (e: Error) => e instanceof RangeError && /dw needs 4 floats/.test(e.message));
       nk.geluTanhGrad(x, 0, x, 4, s, 0, y, 0, 4); // inputs may overlap each other
+    });
+
+    for (const kind of ['rmsNorm', 'layerNorm', 'layerNorm with bias'] as const) {
+      it(`${kind}: one native kernel each way, values and gradients (x, w${kind.endsWith('bias') ? ', b' : ''}) equal to the op-by-op form on cpu (1e-5)`, async function () {
+        const n0 = fastKernelStats().nativeNorm;
+        const rows = 37;
+        const dim = 96;
+        const xs = Float32Array.from({ length: rows * dim }, (_, i) => Math.sin(i * 0.7) * 3 + (i % dim === 5 ? 40 : 0) + Math.floor(i / dim) * 0.25);
+        const ws = Float32Array.from({ length: dim }, (_, i) => 0.5 + Math.cos(i));
+        const bs = Float32Array.from({ length: dim }, (_, i) => Math.sin(i) * 0.1);
+        const up = Float32Array.from({ length: rows * dim }, (_, i) => Math.cos(i * 1.3)); // upstream gradient
+        const [w, c] = await onBoth(() => {
+          const x = tf.tensor3d(xs, [1, rows, dim]);
+          const wt = tf.tensor1d(ws);
+          const bt = tf.tensor1d(bs);
+          const u = tf.tensor3d(up, [1, rows, dim]);
+          const withBias = kind === 'layerNorm with bias';
+          const f = (xx: tf.Tensor, ww: tf.Tensor, bb?: tf.Tensor): tf.Tensor =>
+            kind === 'rmsNorm' ? rmsNorm(xx, ww as tf.Tensor1D, 1e-6) : layerNorm(xx, ww as tf.Tensor1D, bb as tf.Tensor1D | undefined, 1e-5);
+          const y = f(x, wt, withBias ? bt : undefined);
+          // Gradients with respect to every input the norm has (x, w, and b where there is one).
+          const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(a[0], a[1], a[2]), u)))(withBias ? [x, wt, bt] : [x, wt]);
+          return [y, ...g];
+        });
+        assert.ok(fastKernelStats().nativeNorm >= n0 + 3, 'the native norm kernels did not run');
+        const names = ['y', 'dx', 'dw', 'db'];
+        for (let o = 0; o < w.length; o++) {
+          let scale = 1e-30;
+          let d = 0;
+          for (let i = 0; i < c[o].length; i++) {
+            scale = Math.max(scale, Math.abs(c[o][i]));
+            d = Math.max(d, Math.abs(w[o][i] - c[o][i]));
+          }
+          assert.ok(d / scale < 1e-5, `${kind} ${names[o]}: max |native − cpu| / max |cpu| = ${(d / scale).toExponential(2)}`);
+        }
+      });
+    }
+
+    it('Llama and its fused norms, GELU and products on wasm + native give the PEFT fixture\'s logits (1e-4)', async function () {
+      const folder = await loadHfFolder(path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8/base'));
+      const ref = readReference('llama-tiny-qkvo-r8');
+      const n0 = fastKernelStats().nativeNorm;
+      const model = buildCausalLm(folder.config, folder.weights);
+      const logits = tf.tidy(() => model.forward(idsTensor(ref.probe_input_ids, 256)));
+      const d = maxAbsDiff(logits.dataSync(), ref.base_logits);
+      logits.dispose();
+      model.dispose();
+      assert.ok(fastKernelStats().nativeNorm > n0, 'the native RMSNorm did not run');
+      assert.ok(d < 1e-4, `max |Δ| ${d}`);
     });
 
     it('leaves int32 exp and empty tensors to work as before', async function () {
