@@ -13,7 +13,8 @@
 // `fusedAdamStep(p, m, v, g, attrs)` → [p', m', v'] (new tensors; assign them to the variables).
 // `fusedAdamAvailable()` says whether the current backend has it (else use the op-by-op form).
 import * as tf from '@tensorflow/tfjs-core';
-import { heapF32, type WasmBackendInternals } from './wasmFastKernels';
+import { f32Offset, heapF32, type WasmBackendInternals } from './wasmFastKernels';
+import { kernelsAvailable } from './registry';
 
 export const FUSED_ADAM = 'LoraLabFusedAdam';
 
@@ -72,7 +73,7 @@ const wasmKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const be = backend as unknown as WasmBackendInternals;
   const n = tf.util.sizeFromShape(x.p.shape);
   const outs = [be.makeOutput(x.p.shape, 'float32'), be.makeOutput(x.p.shape, 'float32'), be.makeOutput(x.p.shape, 'float32')];
-  const offs = [x.p, x.m, x.v, x.g, ...outs].map((t) => be.dataIdMap.get(t.dataId).memoryOffset >> 2);
+  const offs = [x.p, x.m, x.v, x.g, ...outs].map((t) => f32Offset(be, t));
   const heap = heapF32(be, Math.max(...offs) + n); // after makeOutput: it may grow the memory
   const [p, m, v, g, po, mo, vo] = offs.map((o) => heap.subarray(o, o + n));
   adamArrays(p, m, v, g, po, mo, vo, attrs as unknown as FusedAdamAttrs);
@@ -103,7 +104,7 @@ export function registerFusedAdam(): void {
 
 /** Whether the current backend has the fused kernel. */
 export function fusedAdamAvailable(): boolean {
-  return tf.getKernel(FUSED_ADAM, tf.getBackend()) !== undefined;
+  return kernelsAvailable(FUSED_ADAM);
 }
 
 /** One Adam update of one parameter: [p', m', v'] as new tensors (no gradient is recorded). */

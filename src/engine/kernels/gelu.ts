@@ -5,6 +5,7 @@
 // backend has the fused kernels below (the wasm backend with the native kernels registers them:
 // wasmFastKernels.ts), it is one pass each way.
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelsAvailable } from './registry';
 
 /** Kernel: inputs {x} → [y, s] with s = σ(z) (float32 x). */
 export const GELU_TANH = 'LoraLabGeluTanh';
@@ -12,8 +13,7 @@ export const GELU_TANH = 'LoraLabGeluTanh';
 export const GELU_TANH_GRAD = 'LoraLabGeluTanhGrad';
 
 function fusedAvailable(x: tf.Tensor): boolean {
-  const be = tf.getBackend();
-  return x.dtype === 'float32' && tf.getKernel(GELU_TANH, be) !== undefined && tf.getKernel(GELU_TANH_GRAD, be) !== undefined;
+  return x.dtype === 'float32' && kernelsAvailable(GELU_TANH, GELU_TANH_GRAD);
 }
 
 const C = Math.sqrt(2 / Math.PI); // 0.7978845608

@@ -4,6 +4,7 @@
 // good part of all kernels, each paying tfjs's per-kernel cost. Elsewhere: the op-by-op forms below,
 // exactly as the models computed them before (Hugging Face's order of operations).
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelsAvailable } from './registry';
 
 /** Kernel: inputs {x, w, b?} → [y, stats] with stats [rows, 2] = (mean, 1/√(var + eps)); attrs {eps, center}. */
 export const NORM = 'LoraLabNorm';
@@ -11,8 +12,7 @@ export const NORM = 'LoraLabNorm';
 export const NORM_GRAD = 'LoraLabNormGrad';
 
 function fusedAvailable(x: tf.Tensor): boolean {
-  const be = tf.getBackend();
-  return x.dtype === 'float32' && tf.getKernel(NORM, be) !== undefined && tf.getKernel(NORM_GRAD, be) !== undefined;
+  return x.dtype === 'float32' && kernelsAvailable(NORM, NORM_GRAD);
 }
 
 function fusedNorm(x: tf.Tensor, w: tf.Tensor1D, b: tf.Tensor1D | undefined, eps: number, center: boolean): tf.Tensor {

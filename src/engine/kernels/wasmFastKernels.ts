@@ -109,6 +109,11 @@ export function heapF32(be: WasmBackendInternals, end: number): Float32Array {
   return heap;
 }
 
+/** A tensor's place in the wasm heap, in floats (its byte offset / 4). */
+export function f32Offset(be: WasmBackendInternals, t: tf.TensorInfo): number {
+  return be.dataIdMap.get(t.dataId).memoryOffset >> 2;
+}
+
 let installed: (() => void) | undefined;
 
 /** Whether the overrides are currently registered. */
@@ -161,8 +166,8 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
   const transposeLast2 = (be: WasmBackendInternals, x: tf.TensorInfo): tf.TensorInfo => {
     const [batch, rows, cols] = x.shape;
     const out = be.makeOutput([batch, cols, rows], 'float32');
-    const src0 = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
-    const dst0 = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+    const src0 = f32Offset(be, x);
+    const dst0 = f32Offset(be, out);
     const heap = heapF32(be, Math.max(src0, dst0) + batch * rows * cols); // after makeOutput: it may grow the memory
     transposeBlocked(heap, src0, dst0, batch, rows, cols);
     return out;
@@ -274,10 +279,10 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
   ): tf.TensorInfo => {
     const batch = Math.max(batchA, batchB);
     const out = be.makeOutput(outShape, 'float32');
-    const aOff = be.dataIdMap.get(a.dataId).memoryOffset >> 2;
-    const bOff = be.dataIdMap.get(b.dataId).memoryOffset >> 2;
-    const oOff = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
-    const biasOff = bias ? be.dataIdMap.get(bias.dataId).memoryOffset >> 2 : 0;
+    const aOff = f32Offset(be, a);
+    const bOff = f32Offset(be, b);
+    const oOff = f32Offset(be, out);
+    const biasOff = bias ? f32Offset(be, bias) : 0;
     // After makeOutput: it may have grown (and so replaced) the heap.
     const heap = heapF32(be, Math.max(aOff + batchA * m * k, bOff + batchB * k * n, oOff + batch * m * n, biasOff + (bias ? n : 0)));
     const flags = (transposeA ? 1 : 0) | (transposeB ? 2 : 0) | (batchA > 1 ? 4 : 0) | (batchB > 1 ? 8 : 0);
@@ -426,8 +431,8 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const size = tf.util.sizeFromShape(x.shape);
     const out = be.makeOutput(x.shape, 'float32');
     if (size === 0) return out;
-    const xOff = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
-    const oOff = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+    const xOff = f32Offset(be, x);
+    const oOff = f32Offset(be, out);
     const heap = heapF32(be, Math.max(xOff, oOff) + size); // after makeOutput
     native.exp(heap, xOff, heap, oOff, size);
     stats.nativeExp++;
@@ -497,9 +502,9 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const row = tf.util.sizeFromShape(x.shape.slice(1));
     const nIdx = tf.util.sizeFromShape(indices.shape);
     const out = be.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
-    const xOff = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
-    const iOff = be.dataIdMap.get(indices.dataId).memoryOffset >> 2;
-    const oOff = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+    const xOff = f32Offset(be, x);
+    const iOff = f32Offset(be, indices);
+    const oOff = f32Offset(be, out);
     const heap = heapF32(be, Math.max(xOff + rows * row, iOff + nIdx, oOff + nIdx * row)); // after makeOutput
     const idx = new Int32Array(heap.buffer, heap.byteOffset + iOff * 4, nIdx);
     for (let i = 0; i < nIdx; i++) {
@@ -521,7 +526,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     }
     const n = tf.util.sizeFromShape(ins[0].shape);
     const out = Array.from({ length: outs }, () => be.makeOutput(ins[0].shape, 'float32'));
-    const offs = [...ins, ...out].map((t) => be.dataIdMap.get(t.dataId).memoryOffset >> 2);
+    const offs = [...ins, ...out].map((t) => f32Offset(be, t));
     return { heap: heapF32(be, Math.max(...offs) + n), offs, out, n }; // heap after makeOutput
   };
   const geluKernel: tf.KernelFunc = ({ inputs, backend }) => {
@@ -538,7 +543,6 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     return out[0];
   };
   // The fused LayerNorm / RMSNorm of kernels/norm.ts: x [..., dim], w and b [dim], stats [rows, 2].
-  const offsetOf = (be: WasmBackendInternals, t: tf.TensorInfo): number => be.dataIdMap.get(t.dataId).memoryOffset >> 2;
   const normShapes = (x: tf.TensorInfo, w: tf.TensorInfo, b?: tf.TensorInfo): { rows: number; dim: number } => {
     const dim = x.shape[x.shape.length - 1];
     for (const t of [x, w, ...(b ? [b] : [])]) if (t.dtype !== 'float32') throw new Error(`fused norm: inputs must be float32, got ${t.dtype}`);
@@ -554,9 +558,9 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const { rows, dim } = normShapes(x, w, b);
     const y = be.makeOutput(x.shape, 'float32');
     const st = be.makeOutput([rows, 2], 'float32');
-    const offs = [x, w, ...(b ? [b] : []), y, st].map((t) => offsetOf(be, t));
+    const offs = [x, w, ...(b ? [b] : []), y, st].map((t) => f32Offset(be, t));
     const heap = heapF32(be, Math.max(...offs) + Math.max(rows * dim, 2 * rows)); // after makeOutput
-    if (rows > 0) native!.norm(heap, offsetOf(be, x), heap, offsetOf(be, w), b ? heap : null, b ? offsetOf(be, b) : 0, heap, offsetOf(be, y), heap, offsetOf(be, st), rows, dim, eps, center ? 1 : 0);
+    if (rows > 0) native!.norm(heap, f32Offset(be, x), heap, f32Offset(be, w), b ? heap : null, b ? f32Offset(be, b) : 0, heap, f32Offset(be, y), heap, f32Offset(be, st), rows, dim, eps, center ? 1 : 0);
     stats.nativeNorm++;
     return [y, st];
   };
@@ -570,11 +574,11 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const dw = be.makeOutput([dim], 'float32');
     const db = hasBias ? be.makeOutput([dim], 'float32') : undefined;
     const outs = [dx, dw, ...(db ? [db] : [])];
-    const offs = [dy, x, w, st, ...outs].map((t) => offsetOf(be, t));
+    const offs = [dy, x, w, st, ...outs].map((t) => f32Offset(be, t));
     const heap = heapF32(be, Math.max(...offs) + Math.max(rows * dim, 2 * rows, dim)); // after makeOutput
     native!.normGrad(
-      heap, offsetOf(be, dy), heap, offsetOf(be, x), heap, offsetOf(be, w), heap, offsetOf(be, st), heap, offsetOf(be, dx),
-      heap, offsetOf(be, dw), db ? heap : null, db ? offsetOf(be, db) : 0, rows, dim, center ? 1 : 0,
+      heap, f32Offset(be, dy), heap, f32Offset(be, x), heap, f32Offset(be, w), heap, f32Offset(be, st), heap, f32Offset(be, dx),
+      heap, f32Offset(be, dw), db ? heap : null, db ? f32Offset(be, db) : 0, rows, dim, center ? 1 : 0,
     );
     stats.nativeNorm++;
     return outs;
