@@ -35,6 +35,16 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, tfjsBan, impureBan] }] },
   },
   {
+    // Shared by every runtime, the webview included: pure, and it imports nothing outside src/shared.
+    files: ['src/shared/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [vscodeBan], patterns: [nodeBan, tfjsBan, { group: ['../*', '../**'], message: 'src/shared imports only src/shared (the webview bundles it).' }] },
+      ],
+    },
+  },
+  {
     files: ['src/protocol/**'],
     rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, tfjsBan] }] },
   },
@@ -56,7 +66,7 @@ export default tseslint.config(
           patterns: [
             tfjsBan,
             nodeBan,
-            { group: ['**/src/*', '!**/src/protocol', '!**/src/protocol/**'], message: 'The webview imports only src/protocol from the host tree.' },
+            { group: ['**/src/*', '!**/src/protocol', '!**/src/protocol/**', '!**/src/shared', '!**/src/shared/**'], message: 'The webview imports only src/protocol and src/shared from the host tree.' },
           ],
         },
       ],

@@ -15,10 +15,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import type { LoraInit, ScalingMode } from '../formats/experimentTypes';
 import { invalidArgument, shapeError } from './errors';
-import { loraScale } from './paramCount';
+import { loraScale } from '../shared/loraScale';
 import { Rng } from './rng';
 
-// loraScale lives with the other tfjs-free numbers (paramCount.ts) so the extension host can use it too.
+// loraScale lives in src/shared (tfjs-free) so the extension host and the webview use the same rule.
 export { loraScale };
 
 /** ΔW = s · B · A: [k, r] × [r, d] → [k, d]. For inspection, merging and export; never used in training. */

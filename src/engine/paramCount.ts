@@ -6,24 +6,8 @@
 // - PEFT's (`bias: "none"`): only A and B train; the percentage is of ALL parameters (base + LoRA), as
 //   `print_trainable_parameters()` reports it.
 
-import type { ScalingMode } from '../formats/experimentTypes';
-import { invalidArgument } from './errors';
-
-/** The scale s on the LoRA path: α/r ('standard'), α/√r ('rslora'), 1 ('none': the seed's code has no α). */
-export function loraScale(alpha: number, r: number, mode: ScalingMode): number {
-  switch (mode) {
-    case 'standard':
-      return alpha / r;
-    case 'rslora':
-      return alpha / Math.sqrt(r);
-    case 'none':
-      return 1;
-    default: {
-      const never: never = mode;
-      throw invalidArgument(`lora.scaling: unknown mode "${String(never)}"`);
-    }
-  }
-}
+// The scale rule lives in src/shared (pure, also used by the webview); re-exported for the engine's callers.
+export { loraScale } from '../shared/loraScale';
 
 export interface LinearShape {
   /** d: input features. */

@@ -19,6 +19,7 @@ import { assignPlain, checkPlain, toPlain, type NamedTensors } from './namedTens
 import { createOptimizer, type Optimizer } from './optim';
 import { makeSchedule } from './schedule';
 import { trainLoop } from './trainLoop';
+import { peftAdapterConfig } from '../shared/peftAdapterConfig';
 
 export type { NamedTensors } from './namedTensors';
 
@@ -35,6 +36,8 @@ export interface SessionCheckpoint {
 export interface AdapterExport {
   config: Record<string, unknown>;
   tensors: NamedTensors;
+  /** How the config says what training did, worth telling the user (e.g. scaling "none" as lora_alpha = r). */
+  notes?: string[];
 }
 
 export interface TrainingSession {
@@ -186,31 +189,20 @@ class BuiltinSession implements BuiltinTrainingSession {
       modulesToSave.add(path.split('.').slice(-2, -1)[0]);
     }
     tf.dispose(Object.values(extra));
-    // PEFT has no "scale = 1" switch: lora_alpha = r gives α/r = 1 for the seed's unscaled convention.
-    const loraAlpha = L.scaling === 'none' ? L.r : L.alpha;
+    const { config, notes } = peftAdapterConfig({
+      r: L.r,
+      alpha: L.alpha,
+      scaling: L.scaling,
+      dropout: L.dropout,
+      targetModules: targets,
+      // From what actually trained: the reference code's single-head attention ignores lora.trainBias.
+      bias: Object.values(this.task.modules).some((m) => m.trainBias) ? 'lora_only' : 'none',
+      initLoraWeights: L.init === 'gaussian' ? 'gaussian' : true,
+      modulesToSave: [...modulesToSave],
+    });
     return {
-      config: {
-        peft_type: 'LORA',
-        task_type: null,
-        base_model_name_or_path: null,
-        revision: null,
-        inference_mode: true,
-        r: L.r,
-        lora_alpha: loraAlpha,
-        lora_dropout: L.dropout,
-        target_modules: [...new Set(targets)].sort(),
-        use_rslora: L.scaling === 'rslora',
-        // From what actually trained: the seed's single-head attention ignores lora.trainBias.
-        bias: Object.values(this.task.modules).some((m) => m.trainBias) ? 'lora_only' : 'none',
-        init_lora_weights: L.init === 'gaussian' ? 'gaussian' : true,
-        fan_in_fan_out: false,
-        modules_to_save: modulesToSave.size ? [...modulesToSave] : null,
-        layers_to_transform: null,
-        layers_pattern: null,
-        rank_pattern: {},
-        alpha_pattern: {},
-        use_dora: false,
-      },
+      config,
+      notes,
       tensors,
     };
   }

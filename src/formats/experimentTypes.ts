@@ -8,7 +8,8 @@ export type ExperimentKind = 'low-rank-recovery' | 'attention-adaptation' | 'cau
 export type LoraInit = 'gaussian' | 'kaiming-uniform';
 
 /** How α turns into the scale s on B·A: α/r (LoRA), α/√r (rsLoRA), or 1 (the seed's code has no α). */
-export type ScalingMode = 'standard' | 'rslora' | 'none';
+import type { ScalingMode } from '../shared/loraScale';
+export type { ScalingMode };
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw';
 export type ScheduleName = 'constant' | 'linear' | 'cosine';

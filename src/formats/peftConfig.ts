@@ -1,6 +1,7 @@
 // PEFT's adapter_config.json for LoRA (and DoRA), with PEFT's own semantics (peft/tuners/lora/config.py
 // and tuners_utils.check_target_module_exists). Pure: text in, typed config + notes out.
 import { InteropError } from './adapters/interopError';
+import { peftScale } from '../shared/loraScale';
 
 export type PeftBias = 'none' | 'all' | 'lora_only';
 
@@ -244,7 +245,7 @@ export interface ModuleHyper {
 export function moduleHyper(config: PeftLoraConfig, path: string): ModuleHyper {
   const r = patternValue(config.rankPattern, path) ?? config.r;
   const alpha = patternValue(config.alphaPattern, path) ?? config.loraAlpha;
-  return { r, alpha, scale: config.useRslora ? alpha / Math.sqrt(r) : alpha / r };
+  return { r, alpha, scale: peftScale(alpha, r, config.useRslora) };
 }
 
 /** Strip PEFT's wrapper prefix and adapter name: "base_model.model.x.lora_A.default.weight" -> "x.lora_A.weight". */

@@ -13,6 +13,8 @@ import { createOptimizer } from '../engine/optim';
 import { makeSchedule } from '../engine/schedule';
 import { trainLoop } from '../engine/trainLoop';
 import { Rng } from '../engine/rng';
+import { loraScale } from '../shared/loraScale';
+import { peftAdapterConfig } from '../shared/peftAdapterConfig';
 import type { NamedTensors } from '../engine/namedTensors';
 import type { HfModelConfig } from '../formats/hfConfig';
 import type { WeightSource } from './weights';
@@ -36,7 +38,7 @@ export interface CausalLmSession {
   run(opts?: { signal?: AbortSignal }): AsyncIterable<MetricPoint>;
   checkpoint(): CausalLmSessionCheckpoint;
   restore(c: CausalLmSessionCheckpoint): void;
-  exportAdapter(): { config: Record<string, unknown>; tensors: NamedTensors };
+  exportAdapter(): { config: Record<string, unknown>; tensors: NamedTensors; notes?: string[] };
   reference(): NamedTensors;
   dispose(): void;
   /** Extra, for callers that know the kind: the model, windows and what the adapter targets. */
@@ -96,7 +98,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
   const model: CausalLm = buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
   const lora = config.lora;
   const useDora = lora.useDora === true;
-  const scale = lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(lora.r) : lora.scaling === 'none' ? 1 : lora.alpha / lora.r;
+  const scale = loraScale(lora.alpha, lora.r, lora.scaling);
   // An empty list means PEFT's default targets for the architecture.
   const targetModules = lora.targetModules.length > 0 ? lora.targetModules : PEFT_DEFAULT_TARGETS[folder.config.modelType];
   const peftLike: PeftLoraConfig = {
@@ -226,33 +228,20 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
       elapsedMs = Number(c.state.elapsedMs ?? 0);
     },
     exportAdapter() {
-      return {
-        config: {
-          peft_type: 'LORA',
-          task_type: 'CAUSAL_LM',
-          base_model_name_or_path: inputs.modelPath,
-          r: lora.r,
-          lora_alpha: lora.alpha,
-          lora_dropout: lora.dropout,
-          target_modules: [...new Set(paths.map((p) => p.split('.').pop()!))].sort(),
-          use_rslora: lora.scaling === 'rslora',
-          // DoRA: the adapter also holds base_model.model.<path>.lora_magnitude_vector [out] (no ".weight", as PEFT saves it).
-          use_dora: useDora,
-          // PEFT sets this for GPT-2's Conv1D (weights stored [in, out]) and warns when it is missing.
-          fan_in_fan_out: paths.some((p) => model.linears.get(p)?.conv1d === true),
-          // Only layers that have a bias (GPT-2) train one; Llama's projections have none.
-          bias: lora.trainBias && [...adapter.modules.values()].some((m) => m.bias) ? 'lora_only' : 'none',
-          init_lora_weights: true,
-          modules_to_save: null,
-          layers_to_transform: null,
-          layers_pattern: null,
-          rank_pattern: {},
-          alpha_pattern: {},
-          inference_mode: true,
-          revision: null,
-        },
-        tensors: adapter.exportTensors(),
-      };
+      const { config: peftConfig, notes } = peftAdapterConfig({
+        r: lora.r,
+        alpha: lora.alpha,
+        scaling: lora.scaling,
+        dropout: lora.dropout,
+        targetModules: paths.map((p) => p.split('.').pop()!),
+        useDora,
+        fanInFanOut: paths.some((p) => model.linears.get(p)?.conv1d === true),
+        // Only layers that have a bias (GPT-2) train one; Llama's projections have none.
+        bias: lora.trainBias && [...adapter.modules.values()].some((m) => m.bias) ? 'lora_only' : 'none',
+        baseModelNameOrPath: inputs.modelPath,
+        taskType: 'CAUSAL_LM',
+      });
+      return { config: peftConfig, notes, tensors: adapter.exportTensors() };
     },
     reference: () => ({}),
     logits(rows) {

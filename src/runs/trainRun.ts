@@ -277,6 +277,8 @@ async function loop(
   // A final checkpoint too: killed before the adapter below is written, the run resumes at the last step
   // and only writes the adapter.
   if (folder.latestCheckpointStep() !== session.step) await checkpoint();
-  const adapterDir = folder.writeAdapter(session.exportAdapter());
+  const exported = session.exportAdapter();
+  const adapterDir = folder.writeAdapter(exported);
+  for (const n of exported.notes ?? []) emit({ type: 'log', level: 'info', message: n });
   return finish('completed', { adapterDir });
 }

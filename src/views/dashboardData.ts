@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import { headerLengthOf, parseHeader, parseSafetensors, toFloat32, type SafetensorsFile, type SafetensorsHeader, type TensorEntry } from '../formats/safetensors';
+import { loraScale } from '../shared/loraScale';
 import { loraSpectrum } from '../engine/spectrum';
 import { deltaW } from '../formats/adapters/deltaW';
 import { inspectAdapter, type InspectFileInput, type InspectReport } from '../formats/adapters/inspect';
@@ -120,8 +121,7 @@ function transpose(m: Matrix): Matrix {
 function scaleFor(config: ExperimentConfig | undefined, r: number): { alpha: number; scale: number } {
   const lora = config?.lora;
   if (!lora) return { alpha: r, scale: 1 };
-  const scale = lora.scaling === 'none' ? 1 : lora.scaling === 'rslora' ? lora.alpha / Math.sqrt(r) : lora.alpha / r;
-  return { alpha: lora.alpha, scale };
+  return { alpha: lora.alpha, scale: loraScale(lora.alpha, r, lora.scaling) };
 }
 
 function fromTensorMap(t: TensorMap): { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } } {

@@ -3,6 +3,7 @@
 // (lora_unet_…, lora_te…), LyCORIS (LoCon, LoHa, LoKr, DoRA scale), mlx-lm, loralib, legacy diffusers
 // attention processors and cloneofsimo's lora_diffusion. Pure: names, dtypes, shapes in.
 import { moduleHyper, type PeftLoraConfig } from '../peftConfig';
+import { peftScale } from '../../shared/loraScale';
 
 export type AdapterFormat =
   | 'peft'
@@ -279,7 +280,7 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
           const h = moduleHyper(cfg, grp.name);
           alpha = h.alpha;
           alphaSource = 'config';
-          scale = cfg.useRslora ? h.alpha / Math.sqrt(rank) : h.alpha / rank;
+          scale = peftScale(h.alpha, rank, cfg.useRslora);
           if (h.r !== rank) warnings.push(`${grp.name}: adapter_config.json says r = ${h.r} but lora_A has rank ${rank}`);
         } else if (grp.roles.alpha) {
           const v = input.scalar?.(grp.roles.alpha.name);
