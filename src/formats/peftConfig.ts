@@ -223,16 +223,46 @@ export function matchTargetModules(config: PeftLoraConfig, linearPaths: string[]
   });
 }
 
-/** PEFT's get_pattern_key: the first pattern key matching the end of the module path. */
-function patternValue(pattern: Record<string, number>, path: string): number | undefined {
-  for (const key of Object.keys(pattern)) {
-    try {
-      if (new RegExp(`^(?:.*\\.)?(?:${key})$`).test(path)) return pattern[key];
-    } catch {
-      // unreachable for parsed configs (keys are compiled when parsed); a hand-built config falls back
-    }
+/**
+ * How PEFT matched rank_pattern / alpha_pattern keys against a module path. Before 0.15 (LoraModel.
+ * _create_and_replace): the first key over rank then alpha keys for which re.match(".*\.{key}$", path)
+ * holds picks both values, else the full path is looked up as a key. From 0.15 (get_pattern_key):
+ * re.match("(.*\.)?({key})$", path), for each pattern on its own. A key anchored with "^" matches
+ * nothing the old way, so the same config gives other ranks in the two versions.
+ */
+export type PatternSemantics = 'before-0.15' | 'from-0.15';
+
+/** The semantics of the PEFT version that saved the config (peft_version, written by newer PEFT), if it says. */
+export function savedPatternSemantics(config: PeftLoraConfig): PatternSemantics | undefined {
+  const v = config.raw.peft_version;
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d+)\.(\d+)/.exec(v);
+  if (!m) return undefined;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 0 || minor >= 15 ? 'from-0.15' : 'before-0.15';
+}
+
+function rx(source: string): RegExp | undefined {
+  try {
+    return new RegExp(source);
+  } catch {
+    // unreachable for parsed configs (keys are compiled when parsed); a hand-built config matches nothing
+    return undefined;
   }
-  return undefined;
+}
+
+function patternValues(config: PeftLoraConfig, path: string, semantics: PatternSemantics): { r?: number; alpha?: number } {
+  const { rankPattern, alphaPattern } = config;
+  if (semantics === 'from-0.15') {
+    const find = (pattern: Record<string, number>) => {
+      const key = Object.keys(pattern).find((k) => rx(`^(?:(?:.*\\.)?(?:${k})$)`)?.test(path));
+      return key === undefined ? undefined : pattern[key];
+    };
+    return { r: find(rankPattern), alpha: find(alphaPattern) };
+  }
+  // re.match anchors at the start only; "$" binds to the last alternative of the key, as in Python.
+  const key = [...Object.keys(rankPattern), ...Object.keys(alphaPattern)].find((k) => rx(`^(?:.*\\.${k}$)`)?.test(path)) ?? path;
+  return { r: Object.hasOwn(rankPattern, key) ? rankPattern[key] : undefined, alpha: Object.hasOwn(alphaPattern, key) ? alphaPattern[key] : undefined };
 }
 
 export interface ModuleHyper {
@@ -242,15 +272,66 @@ export interface ModuleHyper {
   scale: number;
 }
 
-export function moduleHyper(config: PeftLoraConfig, path: string): ModuleHyper {
-  const r = patternValue(config.rankPattern, path) ?? config.r;
-  const alpha = patternValue(config.alphaPattern, path) ?? config.loraAlpha;
+/**
+ * r, α and scale of one module. `semantics`: how pattern keys match (default: the saving version's,
+ * else PEFT before 0.15, which wrote no peft_version).
+ */
+export function moduleHyper(config: PeftLoraConfig, path: string, semantics?: PatternSemantics): ModuleHyper {
+  const v = patternValues(config, path, semantics ?? savedPatternSemantics(config) ?? 'before-0.15');
+  const r = v.r ?? config.r;
+  const alpha = v.alpha ?? config.loraAlpha;
   return { r, alpha, scale: peftScale(alpha, r, config.useRslora) };
 }
 
-/** Strip PEFT's wrapper prefix and adapter name: "base_model.model.x.lora_A.default.weight" -> "x.lora_A.weight". */
+/**
+ * Which pattern semantics the adapter's tensors were saved with: the saving version's when the config
+ * names it, else the one (before 0.15 first) under which every module's r equals its tensors' rank.
+ * Throws when no PEFT version would give the tensors' ranks: PEFT refuses such an adapter too.
+ */
+export function resolvePatternSemantics(config: PeftLoraConfig, tensorRanks: [path: string, rank: number][], source = 'adapter_config.json'): { semantics: PatternSemantics; notes: string[] } {
+  const saved = savedPatternSemantics(config);
+  const hasPatterns = Object.keys(config.rankPattern).length > 0 || Object.keys(config.alphaPattern).length > 0;
+  const candidates: PatternSemantics[] = saved ? [saved] : ['before-0.15', 'from-0.15'];
+  const mismatch = (sem: PatternSemantics) => tensorRanks.find(([p, rank]) => moduleHyper(config, p, sem).r !== rank);
+  for (const sem of candidates) {
+    if (mismatch(sem)) continue;
+    const notes: string[] = [];
+    const other: PatternSemantics = sem === 'before-0.15' ? 'from-0.15' : 'before-0.15';
+    const differs = hasPatterns && tensorRanks.find(([p]) => {
+      const a = moduleHyper(config, p, sem);
+      const b = moduleHyper(config, p, other);
+      return a.r !== b.r || a.alpha !== b.alpha;
+    });
+    if (differs) {
+      const a = moduleHyper(config, differs[0], sem);
+      const b = moduleHyper(config, differs[0], other);
+      notes.push(
+        `rank_pattern / alpha_pattern keys match as PEFT ${sem === 'before-0.15' ? 'before 0.15 (".*\\.{key}$")' : 'from 0.15 ("(.*\\.)?({key})$")'} did` +
+          `${saved ? ` (peft_version ${String(config.raw.peft_version)})` : ', which is what the tensors\' ranks say'}: ` +
+          `${differs[0]} has r ${a.r}, α ${a.alpha} (PEFT ${other === 'before-0.15' ? 'before 0.15' : '0.15 and later'} would read r ${b.r}, α ${b.alpha})`,
+      );
+    }
+    return { semantics: sem, notes };
+  }
+  const [p, rank] = mismatch(candidates[0])!;
+  const h = moduleHyper(config, p, candidates[0]);
+  throw new InteropError(
+    'shape-mismatch',
+    `${source}: ${Object.keys(config.rankPattern).length ? 'r / rank_pattern' : '"r"'} give${Object.keys(config.rankPattern).length ? '' : 's'} r = ${h.r} for ${p}, but its lora_A has rank ${rank}` +
+      `${saved ? ` (keys matched as PEFT ${String(config.raw.peft_version)}, which saved it, does)` : ' under the pattern rules of every PEFT version'}; PEFT refuses this adapter too (size mismatch)`,
+    source,
+  );
+}
+
+/**
+ * Strip PEFT's wrapper prefix, adapter name and base-layer wrapper: "base_model.model.x.lora_A.default.weight"
+ * -> "x.lora_A.weight", "base_model.model.x.base_layer.bias" -> "x.bias". PEFT up to 0.13 saves the
+ * weights of a LoRA-wrapped layer (bias="all", embedding copies) under ".base_layer."; later versions
+ * strip it on save: both name the same base tensor.
+ */
 export function normalizePeftKey(key: string): string {
   let k = key.startsWith('base_model.model.') ? key.slice('base_model.model.'.length) : key;
+  k = k.replace(/\.base_layer(?=\.)/g, '');
   k = k.replace(/\.(lora_A|lora_B|lora_magnitude_vector|lora_embedding_A|lora_embedding_B)\.default(?=\.|$)/, '.$1');
   k = k.replace(/\.modules_to_save\.default(?=\.)/, '');
   return k;

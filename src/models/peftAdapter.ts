@@ -3,7 +3,7 @@
 // Tensors that are not LoRA factors (modules_to_save copies, trained biases) replace base weights.
 import * as tf from '@tensorflow/tfjs-core';
 import { InteropError } from '../formats/adapters/interopError';
-import { matchTargetModules, moduleHyper, normalizePeftKey, type ParsedPeftConfig, type PeftLoraConfig } from '../formats/peftConfig';
+import { matchTargetModules, moduleHyper, normalizePeftKey, resolvePatternSemantics, type ParsedPeftConfig, type PatternSemantics, type PeftLoraConfig } from '../formats/peftConfig';
 import type { HfModelConfig } from '../formats/hfConfig';
 import type { CausalLm } from './causalLm';
 import { buildCausalLm } from './buildCausalLm';
@@ -44,10 +44,25 @@ function indexLora(adapter: WeightSource): Map<string, { key: string; t: HostTen
 }
 
 /**
+ * How the config's rank_pattern / alpha_pattern keys apply to this adapter (they changed meaning in PEFT
+ * 0.15): decided from the ranks of the targeted modules' tensors, which are what PEFT loads.
+ */
+function patternSemantics(config: PeftLoraConfig, lora: Map<string, { key: string; t: HostTensor }>, source: string): { semantics: PatternSemantics; notes: string[] } {
+  const ranks = new Map<string, number>();
+  for (const [k, { t }] of lora) {
+    const m = /^(.*)\.(lora_A\.weight|lora_embedding_A)$/.exec(k);
+    if (m && t.shape.length >= 1) ranks.set(m[1], t.shape[0]);
+  }
+  if (ranks.size === 0 || config.targetModules === null) return resolvePatternSemantics(config, [], source);
+  const targeted = new Set(matchTargetModules({ ...config, targetModules: config.targetModules === 'all-linear' ? [...new Set([...ranks.keys()].map((p) => p.split('.').pop()!))] : config.targetModules }, [...ranks.keys()]));
+  return resolvePatternSemantics(config, [...ranks].filter(([p]) => targeted.has(p)), source.replace(/adapter_model\.safetensors$/, 'adapter_config.json'));
+}
+
+/**
  * Which of the model's linear layers the config targets, with their r / α / scale.
  * Throws (as PEFT does) when the targets match nothing.
  */
-export function resolveTargets(model: CausalLm, config: PeftLoraConfig): { path: string; r: number; alpha: number; scale: number }[] {
+export function resolveTargets(model: CausalLm, config: PeftLoraConfig, semantics?: PatternSemantics): { path: string; r: number; alpha: number; scale: number }[] {
   const paths = matchTargetModules(config, [...model.linears.keys()]);
   if (paths.length === 0) {
     throw new InteropError(
@@ -57,7 +72,7 @@ export function resolveTargets(model: CausalLm, config: PeftLoraConfig): { path:
         (config.baseModelNameOrPath ? `; the adapter was made for ${config.baseModelNameOrPath}` : ''),
     );
   }
-  return paths.map((path) => ({ path, ...moduleHyper(config, path) }));
+  return paths.map((path) => ({ path, ...moduleHyper(config, path, semantics) }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +145,7 @@ function embeddingTargets(config: PeftLoraConfig, tables: EmbeddingTable[]): Emb
 export function embeddingLoras(modelConfig: HfModelConfig, parsed: ParsedPeftConfig, adapter: WeightSource, source = 'adapter_model.safetensors'): EmbeddingLora[] {
   const { config } = parsed;
   const lora = indexLora(adapter);
+  const { semantics } = patternSemantics(config, lora, source);
   const out: EmbeddingLora[] = [];
   for (const t of embeddingTargets(config, embeddingTables(modelConfig))) {
     const a = lora.get(`${t.path}.lora_embedding_A`);
@@ -139,7 +155,7 @@ export function embeddingLoras(modelConfig: HfModelConfig, parsed: ParsedPeftCon
     if (!a || !b) {
       throw new InteropError('missing-tensor', `${source}: tensor "base_model.model.${t.path}.${a ? 'lora_embedding_B' : 'lora_embedding_A'}" is missing; adapter_config.json targets ${t.path}`, source);
     }
-    const { r, alpha, scale } = moduleHyper(config, t.path);
+    const { r, alpha, scale } = moduleHyper(config, t.path, semantics);
     const want = (hit: { key: string; t: HostTensor }, shape: number[]) => {
       if (hit.t.shape.join() !== shape.join()) {
         throw new InteropError('shape-mismatch', `${source}: tensor "${hit.key}" has shape ${shapeText(hit.t.shape)} but ${t.path} (${t.rows} embeddings of ${t.dim}, r ${r}) needs ${shapeText(shape)}`, source);
@@ -153,16 +169,62 @@ export function embeddingLoras(modelConfig: HfModelConfig, parsed: ParsedPeftCon
   return out;
 }
 
-/** The base tensors an adapter replaces: modules_to_save copies, trained biases, and W + ΔW of adapted embeddings. */
+/**
+ * The model config with the adapter's vocabulary: PEFT saves the token table (and an untied lm_head) when
+ * the vocabulary was resized for fine-tuning, and PEFT's user resizes the base before loading. Throws
+ * when the copies disagree with each other, or the adapter resizes the table but not the untied head.
+ */
+export function adaptedModelConfig(modelConfig: HfModelConfig, base: WeightSource, overrides: Record<string, HostTensor>, source = 'adapter_model.safetensors'): { config: HfModelConfig; notes: string[] } {
+  const table = embeddingTables(modelConfig)[0];
+  const strip = (n: string) => n.replace(/^transformer\./, '');
+  const find = (name: string) => Object.entries(overrides).find(([k]) => strip(k) === strip(name));
+  const emb = find(table.weightName);
+  const head = find('lm_head.weight');
+  const rowsOf = (hit: [string, HostTensor] | undefined, dimAxis: number) => {
+    if (!hit) return undefined;
+    const [k, t] = hit;
+    if (t.shape.length !== 2 || t.shape[dimAxis] !== modelConfig.hiddenSize) {
+      throw new InteropError('shape-mismatch', `${source}: tensor "${k}" has shape ${shapeText(t.shape)}; the model's hidden size is ${modelConfig.hiddenSize}, so it should be [vocab, ${modelConfig.hiddenSize}]`, source);
+    }
+    return t.shape[0];
+  };
+  const embRows = rowsOf(emb, 1);
+  const untiedHead = !modelConfig.tieWordEmbeddings && (head !== undefined || base.get('lm_head.weight') !== undefined);
+  const headRows = untiedHead ? rowsOf(head, 1) : undefined;
+  const rows = embRows ?? headRows;
+  if (rows === undefined || rows === modelConfig.vocabSize) {
+    if (headRows !== undefined && embRows === undefined && headRows !== modelConfig.vocabSize) {
+      throw new InteropError('shape-mismatch', `${source}: "${head![0]}" has ${headRows} rows but the base model's vocabulary (config.json vocab_size) is ${modelConfig.vocabSize}, and the adapter has no resized token table`, source);
+    }
+    return { config: modelConfig, notes: [] };
+  }
+  if (untiedHead && (headRows ?? modelConfig.vocabSize) !== rows) {
+    throw new InteropError(
+      'shape-mismatch',
+      `${source}: the adapter's token table "${emb![0]}" has ${rows} rows (the base has ${modelConfig.vocabSize}) but ${head ? `its lm_head has ${headRows}` : 'it has no lm_head.weight for the untied output layer'}; the resized vocabulary cannot be rebuilt`,
+      source,
+    );
+  }
+  return {
+    config: { ...modelConfig, vocabSize: rows },
+    notes: [`the adapter carries a resized vocabulary: ${rows} tokens instead of the base model's ${modelConfig.vocabSize} (its saved ${table.path}${untiedHead ? ' and lm_head' : ''} replace the base's)`],
+  };
+}
+
+/**
+ * The base tensors an adapter replaces: modules_to_save copies, trained biases, saved embedding/lm_head
+ * copies (resized vocabularies), and W + ΔW of adapted embeddings; with the model config they imply.
+ */
 export function peftWeightOverrides(
   modelConfig: HfModelConfig,
   base: WeightSource,
   parsed: ParsedPeftConfig,
   adapter: WeightSource,
   source = 'adapter_model.safetensors',
-): { overrides: Record<string, HostTensor>; embeddings: EmbeddingLora[] } {
+): { overrides: Record<string, HostTensor>; embeddings: EmbeddingLora[]; modelConfig: HfModelConfig; notes: string[] } {
   const overrides = adapterOverrides(adapter);
-  const embeddings = embeddingLoras(modelConfig, parsed, adapter, source);
+  const adapted = adaptedModelConfig(modelConfig, base, overrides, source);
+  const embeddings = embeddingLoras(adapted.config, parsed, adapter, source);
   for (const e of embeddings) {
     const w = overrides[e.weightName] ?? base.get(e.weightName) ?? base.get(e.weightName.replace(/^transformer\./, ''));
     if (!w) throw new InteropError('missing-tensor', `the base model has no "${e.weightName}" for the adapter's embedding LoRA on ${e.path}`);
@@ -172,7 +234,16 @@ export function peftWeightOverrides(
     for (let i = 0; i < sum.length; i++) sum[i] = w.data[i] + d.data[i];
     overrides[e.weightName] = { shape: [...w.shape], data: sum };
   }
-  return { overrides, embeddings };
+  return { overrides, embeddings, modelConfig: adapted.config, notes: adapted.notes };
+}
+
+/** The base checkpoint's name for an override (GPT-2 checkpoints come with or without "transformer."), if it has one. */
+export function baseNameOf(base: WeightSource, name: string): string | undefined {
+  if (base.get(name)) return name;
+  const stripped = name.replace(/^transformer\./, '');
+  if (base.get(stripped)) return stripped;
+  if (base.get(`transformer.${name}`)) return `transformer.${name}`;
+  return undefined;
 }
 
 /**
@@ -186,10 +257,14 @@ export function loadPeftModel(
   adapter: WeightSource,
   opts: { baseSource?: string; adapterSource?: string } = {},
 ): { model: CausalLm; adapter: AttachedAdapter; overrides: Record<string, HostTensor> } {
-  const { overrides, embeddings } = peftWeightOverrides(modelConfig, base, parsed, adapter, opts.adapterSource);
-  const model = buildCausalLm(modelConfig, overlayWeights(base, overrides), opts.baseSource);
+  const { overrides, embeddings, modelConfig: adaptedConfig, notes } = peftWeightOverrides(modelConfig, base, parsed, adapter, opts.adapterSource);
+  const model = buildCausalLm(adaptedConfig, overlayWeights(base, overrides), opts.baseSource);
   try {
-    return { model, adapter: attachPeftAdapter(model, parsed, adapter, opts.adapterSource, embeddings), overrides };
+    const attached = attachPeftAdapter(model, parsed, adapter, opts.adapterSource, embeddings);
+    const stray = Object.keys(overrides).filter((k) => baseNameOf(base, k) === undefined);
+    if (stray.length > 0) notes.push(`${stray.length} tensor(s) of the adapter replace no tensor of the base model and were ignored, e.g. "${stray[0]}"`);
+    attached.notes.unshift(...notes);
+    return { model, adapter: attached, overrides };
   } catch (e) {
     model.dispose();
     throw e;
@@ -203,8 +278,9 @@ export function loadPeftModel(
  */
 export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, adapter: WeightSource, source = 'adapter_model.safetensors', embeddings?: EmbeddingLora[]): AttachedAdapter {
   const { config } = parsed;
-  const notes = [...parsed.notes];
   const lora = indexLora(adapter);
+  const resolved = patternSemantics(config, lora, source);
+  const notes = [...parsed.notes, ...resolved.notes];
   const modules = new Map<string, LoraModule>();
   const created: tf.Tensor[] = [];
   const used = new Set<string>();
@@ -218,7 +294,7 @@ export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, ada
   }
   let lmHeadFix: LoraModule | undefined;
   try {
-    for (const { path, r, alpha, scale } of resolveTargets(model, config)) {
+    for (const { path, r, alpha, scale } of resolveTargets(model, config, resolved.semantics)) {
       const layer = model.linears.get(path)!;
       const take = (part: string, shape: number[]): tf.Tensor | undefined => {
         const hit = lora.get(`${path}.${part}`);

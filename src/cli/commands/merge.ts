@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startBackend, modelSizeLimit } from '../../runs/backendSetup';
 import { loadHfFolder, loadPeftAdapterDir, writeMergedFolder } from '../../io/hfFolder';
-import { loadPeftModel } from '../../models/peftAdapter';
+import { baseNameOf, loadPeftModel } from '../../models/peftAdapter';
 import { mergeAdapterWeights } from '../../models/merge';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
@@ -20,6 +20,12 @@ if any merged value is NaN or Inf.
 Options:
   --force   write into an existing non-empty --out folder
   --json    print a JSON summary`;
+
+function withVocabSize(configText: string, vocabSize: number): string {
+  const raw = JSON.parse(configText) as Record<string, unknown>;
+  raw.vocab_size = vocabSize;
+  return JSON.stringify(raw, null, 2) + '\n';
+}
 
 export const mergeCommand: CliCommand = {
   name: 'merge',
@@ -59,10 +65,13 @@ export const mergeCommand: CliCommand = {
       }
       for (const [k, v] of Object.entries(overrides)) {
         if (!v.data.every((x) => Number.isFinite(x))) throw new InteropError('non-finite', `NaNs detected in "${k}" from the adapter; nothing was written`);
-        const name = folder.weights.get(k) ? k : folder.weights.get(k.replace(/^transformer\./, '')) ? k.replace(/^transformer\./, '') : k;
-        if (!merged.has(name)) merged.set(name, v);
+        // A tensor that replaces nothing would be an unexpected key for transformers (the notes name it).
+        const name = baseNameOf(folder.weights, k);
+        if (name !== undefined && !merged.has(name)) merged.set(name, v);
       }
-      const result = await writeMergedFolder(folder, merged, out);
+      // A resized vocabulary (the adapter's token table) goes into the merged config.json too.
+      const configText = model.config.vocabSize === folder.config.vocabSize ? folder.configText : withVocabSize(folder.configText, model.config.vocabSize);
+      const result = await writeMergedFolder({ ...folder, configText }, merged, out);
       const summary = { out, mergedModules: adapter.modules.size, replacedTensors: merged.size, files: result.files, notes: adapter.notes };
       if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
       else {

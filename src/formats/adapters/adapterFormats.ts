@@ -2,7 +2,7 @@
 // rank, alpha and scale. Formats: PEFT, diffusers/ai-toolkit PEFT-style keys, kohya / Civitai
 // (lora_unet_…, lora_te…), LyCORIS (LoCon, LoHa, LoKr, DoRA scale), mlx-lm, loralib, legacy diffusers
 // attention processors and cloneofsimo's lora_diffusion. Pure: names, dtypes, shapes in.
-import { moduleHyper, type PeftLoraConfig } from '../peftConfig';
+import { moduleHyper, resolvePatternSemantics, type PatternSemantics, type PeftLoraConfig } from '../peftConfig';
 import { peftScale } from '../../shared/loraScale';
 
 export type AdapterFormat =
@@ -266,6 +266,21 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
       });
       extras = g.extras;
       const cfg = input.peftConfig;
+      let semantics: PatternSemantics | undefined;
+      if (cfg) {
+        // rank_pattern keys changed meaning in PEFT 0.15: the tensors' ranks say which the adapter was saved with.
+        const ranks = g.groups.flatMap((grp): [string, number][] => {
+          const a = grp.roles.lora_A ?? grp.roles.lora_embedding_A;
+          return a ? [[grp.name, a.shape[0]]] : [];
+        });
+        try {
+          const resolved = resolvePatternSemantics(cfg, ranks);
+          semantics = resolved.semantics;
+          warnings.push(...resolved.notes);
+        } catch (e) {
+          warnings.push((e as Error).message);
+        }
+      }
       for (const grp of g.groups) {
         // PEFT's lora.Embedding: lora_embedding_A [r, num_embeddings], lora_embedding_B [embedding_dim, r].
         const embedding = !!(grp.roles.lora_embedding_A || grp.roles.lora_embedding_B);
@@ -277,11 +292,10 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
         let scale = 1;
         let alphaSource: AdapterModule['alphaSource'] = 'none';
         if (cfg) {
-          const h = moduleHyper(cfg, grp.name);
+          const h = moduleHyper(cfg, grp.name, semantics);
           alpha = h.alpha;
           alphaSource = 'config';
           scale = peftScale(h.alpha, rank, cfg.useRslora);
-          if (h.r !== rank) warnings.push(`${grp.name}: adapter_config.json says r = ${h.r} but lora_A has rank ${rank}`);
         } else if (grp.roles.alpha) {
           const v = input.scalar?.(grp.roles.alpha.name);
           alpha = v;

@@ -303,7 +303,7 @@ describe('interop: adapter formats', () => {
     assert.equal(rep.format, 'peft');
     assert.equal(rep.modules[0].scale, 16 / 4);
     const w = rep.warnings.join('\n');
-    assert.match(w, /says r = 8 but lora_A has rank 4/);
+    assert.match(w, /gives r = 8 for model\.layers\.0\.self_attn\.q_proj, but its lora_A has rank 4/);
     assert.match(w, /target_modules \["v_proj"\] match no LoRA tensors/);
     assert.match(w, /use_dora but the weights have no lora_magnitude_vector/);
     assert.match(w, /unknown field "brand_new_field" ignored/);
