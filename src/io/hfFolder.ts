@@ -286,8 +286,13 @@ export async function loadInspectInput(p: string, opts: { readValues?: boolean }
       const k = sniffBytes(head, size);
       if (k === 'lfs-pointer' || k === 'pickle' || isPickleName(n)) siblings.push({ name: n, size, head });
     }
+    const subAdapters: NonNullable<InspectInput['subAdapters']> = [];
+    for (const e of (await fs.readdir(p, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+      if (await exists(path.join(p, e, 'adapter_config.json'))) subAdapters.push({ name: e, path: path.join(p, e) });
+    }
     return {
       path: p,
+      subAdapters,
       weights: weightName ? await weightInput(path.join(p, weightName), readValues) : undefined,
       configText: configName ? await fs.readFile(path.join(p, configName), 'utf8') : undefined,
       configName,

@@ -7,6 +7,7 @@ import { matchTargetModules, moduleHyper, normalizePeftKey, resolvePatternSemant
 import type { HfModelConfig } from '../formats/hfConfig';
 import type { CausalLm } from './causalLm';
 import { buildCausalLm } from './buildCausalLm';
+import { initHandling, residualWeight } from './loraInit';
 import type { LoraLookup, LoraModule } from './linear';
 import { overlayWeights, shapeText, type HostTensor, type WeightSource } from './weights';
 
@@ -258,17 +259,40 @@ export function loadPeftModel(
   opts: { baseSource?: string; adapterSource?: string } = {},
 ): { model: CausalLm; adapter: AttachedAdapter; overrides: Record<string, HostTensor> } {
   const { overrides, embeddings, modelConfig: adaptedConfig, notes } = peftWeightOverrides(modelConfig, base, parsed, adapter, opts.adapterSource);
-  const model = buildCausalLm(adaptedConfig, overlayWeights(base, overrides), opts.baseSource);
-  try {
-    const attached = attachPeftAdapter(model, parsed, adapter, opts.adapterSource, embeddings);
-    const stray = Object.keys(overrides).filter((k) => baseNameOf(base, k) === undefined);
-    if (stray.length > 0) notes.push(`${stray.length} tensor(s) of the adapter replace no tensor of the base model and were ignored, e.g. "${stray[0]}"`);
-    attached.notes.unshift(...notes);
-    return { model, adapter: attached, overrides };
-  } catch (e) {
-    model.dispose();
-    throw e;
+  const init = initHandling(parsed.config, opts.adapterSource?.replace(/adapter_model\.safetensors$/, 'adapter_config.json'));
+  const build = (residualApplied: boolean) => {
+    const model = buildCausalLm(adaptedConfig, overlayWeights(base, overrides), opts.baseSource);
+    try {
+      return { model, attached: attachPeftAdapter(model, parsed, adapter, opts.adapterSource, embeddings, { residualApplied }) };
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  };
+  let built = build(init.kind === 'residual');
+  if (init.kind === 'residual') {
+    // PEFT re-runs PiSSA / OLoRA on the base when it loads the adapter: the base of each adapted layer becomes W − s·B₀A₀.
+    const { model, attached } = built;
+    try {
+      for (const [path, m] of attached.modules) {
+        const layer = model.linears.get(path)!;
+        if (layer.conv1d) {
+          throw new InteropError('bad-config', `${opts.adapterSource ?? 'adapter'}: init_lora_weights "${init.method}" on the Conv1D layer ${path} (GPT-2): PEFT versions decompose its stored [in, out] weight differently; convert the adapter to plain LoRA in PEFT (save_pretrained with path_initial_model_for_weight_conversion)`);
+        }
+        const w = overlayWeights(base, overrides).get(layer.weightName)!;
+        overrides[layer.weightName] = residualWeight(init.method, w, m.r, path);
+      }
+    } finally {
+      attached.dispose();
+      model.dispose();
+    }
+    notes.push(`init_lora_weights "${init.method}": the base weights of the ${built.attached.modules.size} adapted layer(s) were replaced by the residual W − s·B₀A₀ of ${init.method === 'pissa' ? "PiSSA's SVD" : "OLoRA's QR"}, as PEFT does when it loads an unconverted adapter`);
+    built = build(true);
   }
+  const stray = Object.keys(overrides).filter((k) => baseNameOf(base, k) === undefined);
+  if (stray.length > 0) notes.push(`${stray.length} tensor(s) of the adapter replace no tensor of the base model and were ignored, e.g. "${stray[0]}"`);
+  built.attached.notes.unshift(...notes);
+  return { model: built.model, adapter: built.attached, overrides };
 }
 
 /**
@@ -276,11 +300,22 @@ export function loadPeftModel(
  * LoRA modules already added to the model's tables (from `peftWeightOverrides`); when the adapter
  * has embedding LoRA and they were not applied, this throws (use `loadPeftModel`).
  */
-export function attachPeftAdapter(model: CausalLm, parsed: ParsedPeftConfig, adapter: WeightSource, source = 'adapter_model.safetensors', embeddings?: EmbeddingLora[]): AttachedAdapter {
+export function attachPeftAdapter(
+  model: CausalLm,
+  parsed: ParsedPeftConfig,
+  adapter: WeightSource,
+  source = 'adapter_model.safetensors',
+  embeddings?: EmbeddingLora[],
+  opts: { residualApplied?: boolean } = {},
+): AttachedAdapter {
   const { config } = parsed;
+  const init = initHandling(config, source.replace(/adapter_model\.safetensors$/, 'adapter_config.json'));
+  if (init.kind === 'residual' && !opts.residualApplied) {
+    throw new InteropError('bad-config', `${source}: init_lora_weights "${init.method}" needs the base weights replaced by PEFT's residual W − s·B₀A₀; it is applied when the model is built (loadPeftModel)`, source);
+  }
   const lora = indexLora(adapter);
   const resolved = patternSemantics(config, lora, source);
-  const notes = [...parsed.notes, ...resolved.notes];
+  const notes = [...parsed.notes, ...resolved.notes, ...(init.kind === 'plain' && init.note ? [init.note] : [])];
   const modules = new Map<string, LoraModule>();
   const created: tf.Tensor[] = [];
   const used = new Set<string>();

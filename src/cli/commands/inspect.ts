@@ -39,9 +39,12 @@ export function formatReport(r: InspectReport, all: boolean): string {
   lines.push(`  format:      ${r.formatLabel}${r.format !== 'unreadable' ? ` (${r.format})` : ''}`);
   lines.push(`  base model:  ${r.baseModel ? safeText(r.baseModel) : 'not named'}`);
   lines.push(`  ${r.baseModelStatement}`);
+  if (r.adapters?.length) {
+    lines.push(`  adapters:    ${r.adapters.length} in subfolders (PEFT multi-adapter folder): ${r.adapters.map((a) => safeText(a.name, 60)).join(', ')}`);
+  }
   if (r.format !== 'unreadable') {
     const ranks = Object.entries(r.ranks).map(([k, n]) => `r=${k} ×${n}`).join(', ');
-    lines.push(`  modules:     ${r.totals.modules}${ranks ? ` (${ranks})` : ''}, ${formatCount(r.totals.params)} parameters, ${r.totals.tensors} tensors, ${formatCount(r.totals.bytes)} bytes`);
+    lines.push(`  modules:     ${r.totals.modules}${ranks ? ` (${ranks})` : ''}, ${formatCount(r.totals.params)} parameters${r.totals.savedParams ? ` (${formatCount(r.totals.savedParams)} in saved modules_to_save copies and biases)` : ''}, ${r.totals.tensors} tensors, ${formatCount(r.totals.bytes)} bytes`);
     lines.push(`  dtypes:      ${Object.entries(r.dtypes).map(([d, n]) => `${d} ×${n}`).join(', ') || 'none'}`);
   }
   if (r.modules.length) {

@@ -4,7 +4,7 @@
 // tensor is checked for NaN/Inf (the values pass, valuesCheck.ts) and ΔW norms are computed. Never
 // executes or unpickles anything; metadata is returned as plain strings for the UI to render as text.
 import type { SafetensorsHeader } from '../safetensors';
-import { parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
+import { normalizePeftKey, parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
 import { describeLayout, FORMAT_LABEL, type AdapterFormat, type AdapterModule, type TensorInfo } from './adapterFormats';
 import { isPickleName, sniffBytes } from './sniff';
 import { deltaNorm } from './deltaW';
@@ -38,6 +38,8 @@ export interface InspectInput {
   configName?: string;
   /** Other files in the folder (name, size, first bytes): pickles and LFS pointers are reported. */
   siblings?: { name: string; size: number; head: Uint8Array }[];
+  /** Subfolders holding an adapter_config.json: PEFT saves every adapter but "default" in one named after it. */
+  subAdapters?: { name: string; path: string }[];
 }
 
 export interface InspectModule extends AdapterModule {
@@ -55,7 +57,14 @@ export interface InspectReport {
   /** Always present for adapters: they are a correction to a base model, not a model. */
   baseModelStatement: string;
   modules: InspectModule[];
-  totals: { modules: number; params: number; tensors: number; bytes: number };
+  /**
+   * params: what PEFT counts as the adapter's trainable parameters: the LoRA factors plus the saved
+   * modules_to_save copies and trained biases (savedParams). Saved base-layer copies (resized
+   * vocabularies) are not trained, so not counted.
+   */
+  totals: { modules: number; params: number; savedParams: number; tensors: number; bytes: number };
+  /** The adapters in subfolders of a PEFT multi-adapter folder (name = subfolder), when there are any. */
+  adapters?: { name: string; path: string }[];
   /** Tensors per dtype. */
   dtypes: Record<string, number>;
   /** Ranks seen, with the number of modules of each. */
@@ -90,7 +99,7 @@ export function inspectAdapter(input: InspectInput): InspectReport {
     formatLabel: 'unreadable',
     baseModelStatement: '',
     modules: [],
-    totals: { modules: 0, params: 0, tensors: 0, bytes: 0 },
+    totals: { modules: 0, params: 0, savedParams: 0, tensors: 0, bytes: 0 },
     dtypes: {},
     ranks: {},
     metadata: {},
@@ -101,6 +110,7 @@ export function inspectAdapter(input: InspectInput): InspectReport {
     valuesChecked: false,
   };
 
+  if (input.subAdapters?.length) report.adapters = input.subAdapters.map((a) => ({ ...a }));
   for (const s of input.siblings ?? []) {
     const kind = sniffBytes(s.head, s.size);
     const baseName = s.name.replace(/\.LFS_POINTER\.txt$/i, '');
@@ -151,7 +161,7 @@ export function inspectAdapter(input: InspectInput): InspectReport {
 
   const w = input.weights;
   if (!w) {
-    if (errors.length === 0) errors.push('no adapter weights found (expected adapter_model.safetensors or a .safetensors file)');
+    if (errors.length === 0 && !report.adapters) errors.push('no adapter weights found (expected adapter_model.safetensors or a .safetensors file)');
     finishBase(report, peft, other);
     return report;
   }
@@ -197,7 +207,8 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   }
   report.totals.tensors = h.tensors.length;
   report.totals.modules = layout.modules.length;
-  report.totals.params = layout.modules.reduce((s, m) => s + m.paramCount, 0);
+  report.totals.savedParams = layout.format === 'peft' || layout.format === 'diffusers-peft' ? savedPeftParams(layout.extras, peft) : 0;
+  report.totals.params = layout.modules.reduce((s, m) => s + m.paramCount, 0) + report.totals.savedParams;
   for (const m of layout.modules) report.ranks[m.rank] = (report.ranks[m.rank] ?? 0) + 1;
   if (layout.format === 'peft' && !peft && !configBroken) warnings.push('no adapter_config.json next to the weights: PEFT cannot load it, and alpha (hence the scale) is unknown');
   if (peft && layout.format !== 'peft' && layout.format !== 'diffusers-peft') warnings.push(`adapter_config.json is PEFT's but the weights are ${FORMAT_LABEL[layout.format]}`);
@@ -221,6 +232,22 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   return report;
 }
 
+/**
+ * Elements of the non-LoRA tensors PEFT trains and saves: biases (bias "all" / "lora_only") and
+ * modules_to_save copies. Base-layer copies of embedding tables (saved for resized vocabularies) are not.
+ */
+function savedPeftParams(extras: TensorInfo[], peft: PeftLoraConfig | undefined): number {
+  const toSave = peft?.modulesToSave ?? [];
+  let n = 0;
+  for (const t of extras) {
+    const name = normalizePeftKey(t.name);
+    const path = name.slice(0, name.lastIndexOf('.'));
+    const saved = toSave.some((m) => path === m || path.endsWith(`.${m}`) || path.includes(`.${m}.`) || path.startsWith(`${m}.`));
+    if (saved || name.endsWith('.bias')) n += t.shape.reduce((a, b) => a * b, 1);
+  }
+  return n;
+}
+
 function finishBase(report: InspectReport, peft: PeftLoraConfig | undefined, other: Record<string, unknown> | undefined): void {
   const meta = report.metadata;
   const pick = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
@@ -236,7 +263,9 @@ function finishBase(report: InspectReport, peft: PeftLoraConfig | undefined, oth
     report.baseModel = hit[0];
     report.baseModelSource = hit[1];
   }
-  if (report.format === 'not-an-adapter') {
+  if (report.adapters && report.format === 'unreadable' && report.errors.length === 0) {
+    report.baseModelStatement = `A PEFT multi-adapter folder: ${report.adapters.length} adapter(s) in subfolders (${report.adapters.map((a) => a.name).join(', ')}); inspect each one.`;
+  } else if (report.format === 'not-an-adapter') {
     report.baseModelStatement = 'This file holds no LoRA factors; it is not an adapter.';
   } else if (report.format === 'unreadable') {
     report.baseModelStatement = report.baseModel

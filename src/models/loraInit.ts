@@ -1,0 +1,136 @@
+// PEFT's data-free LoRA initialisations that change the base weights (init_lora_weights "pissa" and
+// "olora"). PEFT saves such an adapter, unless converted, with the trained A and B only; on loading it
+// runs the initialisation again on the base, which replaces W by the residual W − s·B₀A₀. So the
+// adapter only reproduces the fine-tuned model on that residual. Where PEFT's initialisation is
+// deterministic it is recomputed here (float64); where it is not, or needs data or quantisation, the
+// adapter is refused with how to convert it. Pure: no tfjs.
+import { InteropError } from '../formats/adapters/interopError';
+import type { PeftLoraConfig } from '../formats/peftConfig';
+import { symmetricEigen } from '../engine/spectrum';
+import type { HostTensor } from './weights';
+
+/** What an adapter's init_lora_weights means for loading it. */
+export type InitHandling =
+  | { kind: 'plain'; note?: string }
+  | { kind: 'residual'; method: 'pissa' | 'olora' };
+
+/** How PEFT tells the user to turn such an adapter into a plain LoRA one. */
+const CONVERT =
+  'convert it in PEFT to a plain LoRA adapter (model.save_pretrained(out, path_initial_model_for_weight_conversion=<the adapter as initialised, before training>)), or merge it there (merge_and_unload) and load the merged model';
+
+/** Classifies init_lora_weights; throws for the initialisations that cannot be reproduced here. */
+export function initHandling(config: PeftLoraConfig, source = 'adapter_config.json'): InitHandling {
+  const v = config.initLoraWeights;
+  if (v === true || v === false || v === 'gaussian' || v === undefined || v === null) return { kind: 'plain' };
+  if (v === 'pissa' || v === 'olora') return { kind: 'residual', method: v };
+  if (v === 'eva') {
+    // EVA sets A from activation statistics and B = 0; the base weights stay as they are.
+    return { kind: 'plain', note: 'init_lora_weights "eva" initialised A from data but left the base weights unchanged: the saved A and B apply to the base as they are' };
+  }
+  const refuse = (why: string): never => {
+    throw new InteropError('bad-config', `${source}: init_lora_weights ${JSON.stringify(v)}: ${why}; ${CONVERT}`, source);
+  };
+  if (typeof v === 'string' && /^pissa_niter_\d+$/.test(v)) {
+    return refuse('fast PiSSA replaces the base weights by W − s·B₀A₀ from a randomized SVD (torch.svd_lowrank draws random matrices), which PEFT recomputes with a fresh random draw on loading and LoRA Lab cannot reproduce');
+  }
+  if (v === 'loftq') return refuse('LoftQ replaces the base weights by a quantised residual (bitsandbytes), which LoRA Lab cannot reproduce');
+  if (v === 'corda') return refuse('CorDA replaces the base weights by a residual computed from activation covariances of a dataset, which LoRA Lab cannot reproduce');
+  return refuse('this initialisation is not supported here (only true, false, "gaussian", "eva", "pissa" and "olora" are)');
+}
+
+/** The largest min(out, in) whose decomposition is recomputed here (a Jacobi eigensolver, cubic in it). */
+export const MAX_RESIDUAL_DIM = 512;
+
+/**
+ * PEFT's residual base weight W − s·B₀A₀ for one layer, W in stored layout [out, in] (nn.Linear).
+ * PiSSA: s·B₀A₀ = V_r·diag(S_r)·Uh_r, the rank-r truncated SVD of W, whatever the signs of the singular
+ * vectors. OLoRA: s·B₀A₀ = Q[:, :r]·R[:r], W = QR, which is the projection of W onto the span of its
+ * first r columns, whatever the signs of Q's columns. Both are independent of s.
+ */
+export function residualWeight(method: 'pissa' | 'olora', w: HostTensor, r: number, where: string): HostTensor {
+  const [out, inF] = w.shape;
+  if (w.shape.length !== 2) throw new InteropError('shape-mismatch', `${where}: a ${method} residual needs a 2-D weight, got [${w.shape.join(', ')}]`);
+  if (r > Math.min(out, inF)) throw new InteropError('bad-config', `${where}: r ${r} is larger than the weight's smaller side ${Math.min(out, inF)}`);
+  const W = Float64Array.from(w.data); // [out, in]
+  const low = method === 'olora' ? firstColumnsProjection(W, out, inF, r) : truncatedSvd(W, out, inF, r, where);
+  const res = new Float32Array(W.length);
+  for (let i = 0; i < W.length; i++) res[i] = W[i] - low[i];
+  return { shape: [out, inF], data: res };
+}
+
+/** Q_r·Q_rᵀ·W with Q_r an orthonormal basis (modified Gram–Schmidt, twice) of W's first r columns. */
+function firstColumnsProjection(W: Float64Array, out: number, inF: number, r: number): Float64Array {
+  const q = new Float64Array(r * out); // row k = k-th basis vector [out]
+  for (let k = 0; k < r; k++) {
+    const v = q.subarray(k * out, (k + 1) * out);
+    for (let i = 0; i < out; i++) v[i] = W[i * inF + k];
+    for (let pass = 0; pass < 2; pass++) {
+      for (let j = 0; j < k; j++) {
+        const u = q.subarray(j * out, (j + 1) * out);
+        let d = 0;
+        for (let i = 0; i < out; i++) d += u[i] * v[i];
+        for (let i = 0; i < out; i++) v[i] -= d * u[i];
+      }
+    }
+    let n = 0;
+    for (let i = 0; i < out; i++) n += v[i] * v[i];
+    n = Math.sqrt(n);
+    if (!(n > 0)) throw new InteropError('bad-config', `OLoRA: the first ${r} columns of the weight are linearly dependent; its QR does not define the residual`);
+    for (let i = 0; i < out; i++) v[i] /= n;
+  }
+  return project(W, q, out, inF, r, 'left');
+}
+
+/** The rank-r truncation of W: the projection onto the top-r singular vectors of its smaller side. */
+function truncatedSvd(W: Float64Array, out: number, inF: number, r: number, where: string): Float64Array {
+  const left = out <= inF;
+  const n = left ? out : inF;
+  if (n > MAX_RESIDUAL_DIM) {
+    throw new InteropError(
+      'too-large',
+      `${where}: recomputing PiSSA's SVD for a ${out}×${inF} weight is beyond this implementation (smaller side over ${MAX_RESIDUAL_DIM}); ${CONVERT}`,
+    );
+  }
+  // Gram matrix of the smaller side: W·Wᵀ [out, out] or Wᵀ·W [in, in].
+  const g = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    for (let b = a; b < n; b++) {
+      let s = 0;
+      if (left) for (let k = 0; k < inF; k++) s += W[a * inF + k] * W[b * inF + k];
+      else for (let k = 0; k < out; k++) s += W[k * inF + a] * W[k * inF + b];
+      g[a * n + b] = s;
+      g[b * n + a] = s;
+    }
+  }
+  const { values, vectors } = symmetricEigen(g, n);
+  const order = [...values.keys()].sort((x, y) => values[y] - values[x]);
+  if (r < n && Math.abs(values[order[r - 1]] - values[order[r]]) <= 1e-12 * Math.abs(values[order[0]])) {
+    throw new InteropError('bad-config', `${where}: singular values ${r} and ${r + 1} of the weight are equal, so the rank-${r} PiSSA split is not unique; ${CONVERT}`);
+  }
+  const basis = new Float64Array(r * n);
+  for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) basis[k * n + i] = vectors[i * n + order[k]];
+  return project(W, basis, out, inF, r, left ? 'left' : 'right');
+}
+
+/** 'left': U·Uᵀ·W with U's rows in `basis` ([r, out]); 'right': W·V·Vᵀ with V's rows in `basis` ([r, in]). */
+function project(W: Float64Array, basis: Float64Array, out: number, inF: number, r: number, side: 'left' | 'right'): Float64Array {
+  const res = new Float64Array(out * inF);
+  if (side === 'left') {
+    for (let k = 0; k < r; k++) {
+      const u = basis.subarray(k * out, (k + 1) * out);
+      const c = new Float64Array(inF); // uᵀ·W
+      for (let i = 0; i < out; i++) if (u[i] !== 0) for (let j = 0; j < inF; j++) c[j] += u[i] * W[i * inF + j];
+      for (let i = 0; i < out; i++) for (let j = 0; j < inF; j++) res[i * inF + j] += u[i] * c[j];
+    }
+  } else {
+    for (let k = 0; k < r; k++) {
+      const v = basis.subarray(k * inF, (k + 1) * inF);
+      for (let i = 0; i < out; i++) {
+        let c = 0; // (W·v)_i
+        for (let j = 0; j < inF; j++) c += W[i * inF + j] * v[j];
+        for (let j = 0; j < inF; j++) res[i * inF + j] += c * v[j];
+      }
+    }
+  }
+  return res;
+}
