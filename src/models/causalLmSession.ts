@@ -241,7 +241,11 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
         baseModelNameOrPath: inputs.modelPath,
         taskType: 'CAUSAL_LM',
       });
-      return { config: peftConfig, notes, tensors: adapter.exportTensors() };
+      // A trained bias belongs to the LoRA-wrapped layer's base_layer: the key PEFT 0.13 loads (".bias" would be
+      // an unexpected key it drops); later PEFT versions read it too.
+      const tensors: NamedTensors = {};
+      for (const [k, v] of Object.entries(adapter.exportTensors())) tensors[k.replace(/\.bias$/, '.base_layer.bias')] = v;
+      return { config: peftConfig, notes, tensors };
     },
     reference: () => ({}),
     logits(rows) {

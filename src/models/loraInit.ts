@@ -43,18 +43,20 @@ export const MAX_RESIDUAL_DIM = 512;
 
 /**
  * PEFT's residual base weight W − s·B₀A₀ for one layer, W in stored layout [out, in] (nn.Linear).
- * PiSSA: s·B₀A₀ = V_r·diag(S_r)·Uh_r, the rank-r truncated SVD of W, whatever the signs of the singular
- * vectors. OLoRA: s·B₀A₀ = Q[:, :r]·R[:r], W = QR, which is the projection of W onto the span of its
- * first r columns, whatever the signs of Q's columns. Both are independent of s.
+ * PiSSA: B₀A₀ = V_r·diag(S_r / s)·Uh_r, so s·B₀A₀ is the rank-r truncated SVD of W whatever s and the
+ * signs of the singular vectors. OLoRA: B₀A₀ = Q[:, :r]·R[:r] with W = QR, the projection of W onto the
+ * span of its first r columns whatever the signs of Q's columns; PEFT does not divide by s there, so
+ * the residual is W − s·(that projection).
  */
-export function residualWeight(method: 'pissa' | 'olora', w: HostTensor, r: number, where: string): HostTensor {
+export function residualWeight(method: 'pissa' | 'olora', w: HostTensor, r: number, scale: number, where: string): HostTensor {
   const [out, inF] = w.shape;
   if (w.shape.length !== 2) throw new InteropError('shape-mismatch', `${where}: a ${method} residual needs a 2-D weight, got [${w.shape.join(', ')}]`);
   if (r > Math.min(out, inF)) throw new InteropError('bad-config', `${where}: r ${r} is larger than the weight's smaller side ${Math.min(out, inF)}`);
   const W = Float64Array.from(w.data); // [out, in]
   const low = method === 'olora' ? firstColumnsProjection(W, out, inF, r) : truncatedSvd(W, out, inF, r, where);
+  const s = method === 'olora' ? scale : 1;
   const res = new Float32Array(W.length);
-  for (let i = 0; i < W.length; i++) res[i] = W[i] - low[i];
+  for (let i = 0; i < W.length; i++) res[i] = W[i] - s * low[i];
   return { shape: [out, inF], data: res };
 }
 

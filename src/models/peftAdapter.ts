@@ -280,7 +280,7 @@ export function loadPeftModel(
           throw new InteropError('bad-config', `${opts.adapterSource ?? 'adapter'}: init_lora_weights "${init.method}" on the Conv1D layer ${path} (GPT-2): PEFT versions decompose its stored [in, out] weight differently; convert the adapter to plain LoRA in PEFT (save_pretrained with path_initial_model_for_weight_conversion)`);
         }
         const w = overlayWeights(base, overrides).get(layer.weightName)!;
-        overrides[layer.weightName] = residualWeight(init.method, w, m.r, path);
+        overrides[layer.weightName] = residualWeight(init.method, w, m.r, m.scale, path);
       }
     } finally {
       attached.dispose();

@@ -182,7 +182,8 @@ describe('interop: causal-lm training session', function () {
     const pts = await collect(s.run());
     const exported = s.exportAdapter();
     assert.equal(exported.config.bias, 'lora_only');
-    const bias = exported.tensors['base_model.model.transformer.h.0.attn.c_attn.bias'];
+    // Under the wrapped layer's base_layer, the key PEFT 0.13 loads.
+    const bias = exported.tensors['base_model.model.transformer.h.0.attn.c_attn.base_layer.bias'];
     assert.deepEqual(bias.shape, [192]);
     assert.ok(bias.data.some((v) => v !== 0), 'the bias moved from its (zero) initial value');
     s.dispose();
