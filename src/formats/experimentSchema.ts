@@ -176,7 +176,7 @@ export const EXPERIMENT_SCHEMA = {
         scaling: {
           enum: ['standard', 'rslora', 'none'],
           default: 'standard',
-          ...doc("How α becomes the scale s on B·A: `standard` s = α/r (the LoRA paper, PEFT's default), `rslora` s = α/√r (rank-stabilised LoRA), `none` s = 1 (the seed's code has no α)."),
+          ...doc("How α becomes the scale s on B·A: `standard` s = α/r (the LoRA paper, PEFT's default), `rslora` s = α/√r (rank-stabilised LoRA), `none` s = 1 (the reference LoRA code has no α; the saved adapter_config.json then says lora_alpha = r, so PEFT applies 1 too)."),
         },
         dropout: {
           type: 'number',
