@@ -68,7 +68,9 @@ CASES = {
     "llama-olora": ("llama", dict(r=4, lora_alpha=16, init_lora_weights="olora", target_modules=["q_proj", "o_proj", "down_proj"]), {}),
     "llama-embed-lm-head": ("llama", dict(r=4, lora_alpha=8, target_modules=["embed_tokens", "lm_head", "q_proj"]), {}),
     "llama-resized-vocab": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]), {"vocab": 272}),
-    "llama-rank-pattern-0.13": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"^model.layers.0.*q_proj": 8}, alpha_pattern={"v_proj": 32}), {}),
+    # PEFT 0.13's matching: a "^" key never matches; the first key over rank then alpha keys picks both values
+    # (layer 1's q_proj: rank key "layers\.1…" wins, so its alpha is lora_alpha, not alpha_pattern's q_proj 24).
+    "llama-rank-pattern-0.13": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"^model.layers.0.*q_proj": 8, "layers\\.1\\.self_attn\\.q_proj": 2}, alpha_pattern={"v_proj": 32, "q_proj": 24}), {}),
     # The same "^"-anchored key with the saving version named: it pins PEFT 0.13's matching (rank 4 everywhere).
     "llama-rank-pattern-peft-version": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"^model.layers.0.*q_proj": 8, "layers\\.1\\.self_attn\\.q_proj": 2}), {"peft_version": "0.13.2"}),
     "llama-modules-to-save": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=["lm_head"]), {}),
