@@ -175,12 +175,23 @@ export function embeddingLoras(modelConfig: HfModelConfig, parsed: ParsedPeftCon
  * the vocabulary was resized for fine-tuning, and PEFT's user resizes the base before loading. Throws
  * when the copies disagree with each other, or the adapter resizes the table but not the untied head.
  */
-export function adaptedModelConfig(modelConfig: HfModelConfig, base: WeightSource, overrides: Record<string, HostTensor>, source = 'adapter_model.safetensors'): { config: HfModelConfig; notes: string[] } {
-  const table = embeddingTables(modelConfig)[0];
+export function adaptedModelConfig(baseConfig: HfModelConfig, base: WeightSource, overrides: Record<string, HostTensor>, source = 'adapter_model.safetensors'): { config: HfModelConfig; notes: string[] } {
+  const table = embeddingTables(baseConfig)[0];
   const strip = (n: string) => n.replace(/^transformer\./, '');
   const find = (name: string) => Object.entries(overrides).find(([k]) => strip(k) === strip(name));
   const emb = find(table.weightName);
   const head = find('lm_head.weight');
+  const notes: string[] = [];
+  let modelConfig = baseConfig;
+  if (baseConfig.tieWordEmbeddings && head) {
+    // modules_to_save on a tied lm_head trains a copy of it: PEFT's output layer is then no longer the token table.
+    const tableNow = emb?.[1] ?? base.get(table.weightName) ?? base.get(strip(table.weightName));
+    const same = tableNow !== undefined && tableNow.shape.join() === head[1].shape.join() && tableNow.data.every((v, i) => v === head[1].data[i]);
+    if (!same) {
+      modelConfig = { ...baseConfig, tieWordEmbeddings: false };
+      notes.push(`the adapter saves its own lm_head ("${head[0]}"), which differs from ${table.path}: the output layer is untied from the token table, as in PEFT`);
+    }
+  }
   const rowsOf = (hit: [string, HostTensor] | undefined, dimAxis: number) => {
     if (!hit) return undefined;
     const [k, t] = hit;
@@ -197,7 +208,7 @@ export function adaptedModelConfig(modelConfig: HfModelConfig, base: WeightSourc
     if (headRows !== undefined && embRows === undefined && headRows !== modelConfig.vocabSize) {
       throw new InteropError('shape-mismatch', `${source}: "${head![0]}" has ${headRows} rows but the base model's vocabulary (config.json vocab_size) is ${modelConfig.vocabSize}, and the adapter has no resized token table`, source);
     }
-    return { config: modelConfig, notes: [] };
+    return { config: modelConfig, notes };
   }
   if (untiedHead && (headRows ?? modelConfig.vocabSize) !== rows) {
     throw new InteropError(
@@ -208,7 +219,7 @@ export function adaptedModelConfig(modelConfig: HfModelConfig, base: WeightSourc
   }
   return {
     config: { ...modelConfig, vocabSize: rows },
-    notes: [`the adapter carries a resized vocabulary: ${rows} tokens instead of the base model's ${modelConfig.vocabSize} (its saved ${table.path}${untiedHead ? ' and lm_head' : ''} replace the base's)`],
+    notes: [...notes, `the adapter carries a resized vocabulary: ${rows} tokens instead of the base model's ${modelConfig.vocabSize} (its saved ${table.path}${untiedHead ? ' and lm_head' : ''} replace the base's)`],
   };
 }
 
@@ -289,7 +300,7 @@ export function loadPeftModel(
     notes.push(`init_lora_weights "${init.method}": the base weights of the ${built.attached.modules.size} adapted layer(s) were replaced by the residual W − s·B₀A₀ of ${init.method === 'pissa' ? "PiSSA's SVD" : "OLoRA's QR"}, as PEFT does when it loads an unconverted adapter`);
     built = build(true);
   }
-  const stray = Object.keys(overrides).filter((k) => baseNameOf(base, k) === undefined);
+  const stray = Object.keys(overrides).filter((k) => baseNameOf(base, k) === undefined && !(k === 'lm_head.weight' && !adaptedConfig.tieWordEmbeddings));
   if (stray.length > 0) notes.push(`${stray.length} tensor(s) of the adapter replace no tensor of the base model and were ignored, e.g. "${stray[0]}"`);
   built.attached.notes.unshift(...notes);
   return { model: built.model, adapter: built.attached, overrides };

@@ -21,10 +21,8 @@ Options:
   --force   write into an existing non-empty --out folder
   --json    print a JSON summary`;
 
-function withVocabSize(configText: string, vocabSize: number): string {
-  const raw = JSON.parse(configText) as Record<string, unknown>;
-  raw.vocab_size = vocabSize;
-  return JSON.stringify(raw, null, 2) + '\n';
+function withConfig(configText: string, changes: Record<string, unknown>): string {
+  return JSON.stringify({ ...(JSON.parse(configText) as Record<string, unknown>), ...changes }, null, 2) + '\n';
 }
 
 export const mergeCommand: CliCommand = {
@@ -66,11 +64,15 @@ export const mergeCommand: CliCommand = {
       for (const [k, v] of Object.entries(overrides)) {
         if (!v.data.every((x) => Number.isFinite(x))) throw new InteropError('non-finite', `NaNs detected in "${k}" from the adapter; nothing was written`);
         // A tensor that replaces nothing would be an unexpected key for transformers (the notes name it).
-        const name = baseNameOf(folder.weights, k);
+        // An untied lm_head (modules_to_save on a tied one) is a tensor the base checkpoint does not store.
+        const name = baseNameOf(folder.weights, k) ?? (k === 'lm_head.weight' && !model.config.tieWordEmbeddings ? k : undefined);
         if (name !== undefined && !merged.has(name)) merged.set(name, v);
       }
-      // A resized vocabulary (the adapter's token table) goes into the merged config.json too.
-      const configText = model.config.vocabSize === folder.config.vocabSize ? folder.configText : withVocabSize(folder.configText, model.config.vocabSize);
+      // A resized vocabulary or an untied lm_head goes into the merged config.json too.
+      const configText =
+        model.config.vocabSize === folder.config.vocabSize && model.config.tieWordEmbeddings === folder.config.tieWordEmbeddings
+          ? folder.configText
+          : withConfig(folder.configText, { vocab_size: model.config.vocabSize, tie_word_embeddings: model.config.tieWordEmbeddings });
       const result = await writeMergedFolder({ ...folder, configText }, merged, out);
       const summary = { out, mergedModules: adapter.modules.size, replacedTensors: merged.size, files: result.files, notes: adapter.notes };
       if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');

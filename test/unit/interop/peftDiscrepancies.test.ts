@@ -1,7 +1,8 @@
 // The PEFT discrepancies found by loading LoRA Lab's adapters in the real PEFT and PEFT's in LoRA Lab,
 // each checked here without Python (the real PEFT checks them too: peftRoundTrip.test.ts):
 // bias="all" under base_layer, scaling "none", unconverted PiSSA / OLoRA and the initialisations that
-// cannot be reproduced, saved embedding / lm_head copies and resized vocabularies, rank_pattern key
+// cannot be reproduced, saved embedding / lm_head copies and resized vocabularies, modules_to_save on a
+// tied lm_head, rank_pattern key
 // semantics before and from PEFT 0.15, inspect totals and multi-adapter folders.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -193,6 +194,33 @@ describe('interop: PEFT discrepancies', function () {
     model.dispose();
     const onlyEmb = { ...llamaLora(), 'base_model.model.model.embed_tokens.base_layer.weight': grow(emb, 1) };
     assert.throws(() => loadPeftModel(llama.config, llama.weights, cfg, weightsFromRecord(onlyEmb)), (e) => InteropError.is(e, 'shape-mismatch') && /token table "model\.embed_tokens\.weight" has 272 rows \(the base has 256\) but it has no lm_head\.weight/.test(e.message));
+  });
+
+  it('modules_to_save on GPT-2\'s tied lm_head: the saved copy unties the output layer (logits and merge config)', () => {
+    const cfg = peftConfigFromJson({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['c_attn'], fan_in_fan_out: true, modules_to_save: ['lm_head'] });
+    const wte = gpt2.weights.get('transformer.wte.weight') ?? gpt2.weights.get('wte.weight')!;
+    const head: HostTensor = { shape: [...wte.shape], data: wte.data.map((v, i) => v + 0.05 * Math.sin(i)) };
+    const lora: Record<string, HostTensor> = {};
+    for (const l of [0, 1]) {
+      lora[`base_model.model.transformer.h.${l}.attn.c_attn.lora_A.weight`] = { shape: [2, 64], data: values(128, l + 1, 0.1) };
+      lora[`base_model.model.transformer.h.${l}.attn.c_attn.lora_B.weight`] = { shape: [192, 2], data: values(384, l + 3, 0.1) };
+    }
+    const { model, adapter } = loadPeftModel(gpt2.config, gpt2.weights, cfg, weightsFromRecord({ ...lora, 'base_model.model.lm_head.weight': head }));
+    assert.equal(model.config.tieWordEmbeddings, false);
+    assert.match(adapter.notes.join('\n'), /saves its own lm_head .* untied from the token table/);
+    const got = logitsOf(model, adapter.lookup);
+    adapter.dispose();
+    model.dispose();
+    const ref = buildCausalLm({ ...gpt2.config, tieWordEmbeddings: false }, overlayWeights(gpt2.weights, { 'lm_head.weight': head }));
+    const refAdapter = attachPeftAdapter(ref, cfg, weightsFromRecord(lora));
+    assert.ok(maxAbsDiff(got, logitsOf(ref, refAdapter.lookup)) < 1e-6);
+    refAdapter.dispose();
+    ref.dispose();
+    // A saved copy equal to the table (a tied model's resized vocabulary) keeps it tied.
+    const same = loadPeftModel(gpt2.config, gpt2.weights, cfg, weightsFromRecord({ ...lora, 'base_model.model.lm_head.weight': wte }));
+    assert.equal(same.model.config.tieWordEmbeddings, true);
+    same.adapter.dispose();
+    same.model.dispose();
   });
 
   it('rank_pattern: PEFT 0.13\'s "^…" key, the saving version, and contradictions no version explains', () => {

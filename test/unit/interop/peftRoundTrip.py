@@ -74,6 +74,8 @@ CASES = {
     # The same "^"-anchored key with the saving version named: it pins PEFT 0.13's matching (rank 4 everywhere).
     "llama-rank-pattern-peft-version": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], rank_pattern={"^model.layers.0.*q_proj": 8, "layers\\.1\\.self_attn\\.q_proj": 2}), {"peft_version": "0.13.2"}),
     "llama-modules-to-save": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=["lm_head"]), {}),
+    # GPT-2 ties lm_head to wte; modules_to_save trains an untied copy of lm_head.
+    "gpt2-modules-to-save-tied-lm-head": ("gpt2", dict(r=4, lora_alpha=8, fan_in_fan_out=True, target_modules=["c_attn"], modules_to_save=["lm_head"]), {}),
     "gpt2-layers-to-transform": ("gpt2", dict(r=2, lora_alpha=4, fan_in_fan_out=True, target_modules=["c_attn", "c_proj"], layers_to_transform=[1]), {}),
 }
 

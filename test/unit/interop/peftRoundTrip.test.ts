@@ -61,12 +61,12 @@ function readLogits(file: string): number[] {
 }
 
 /** max |Δ| over the tensors of LoRA Lab's merged folder against PEFT's merge_and_unload state dict, same names. */
-function mergeDiff(loraLabDir: string, peftFile: string, baseDir: string): number {
+function mergeDiff(loraLabDir: string, peftFile: string, baseDir: string, extra: string[] = []): number {
   const got = parseSafetensors(fs.readFileSync(path.join(loraLabDir, 'model.safetensors')));
   const want = parseSafetensors(fs.readFileSync(peftFile));
   const base = parseSafetensors(fs.readFileSync(path.join(baseDir, 'model.safetensors')));
-  // The merged checkpoint has exactly the base checkpoint's tensors: nothing extra, nothing left out.
-  assert.deepEqual(got.names().sort(), base.names().sort(), `${loraLabDir}: tensor names differ from the base checkpoint's`);
+  // The merged checkpoint has exactly the base checkpoint's tensors (and an untied lm_head where expected).
+  assert.deepEqual(got.names().sort(), [...base.names(), ...extra].sort(), `${loraLabDir}: tensor names differ from the base checkpoint's`);
   let worst = 0;
   for (const n of got.names()) {
     assert.ok(want.has(n), `PEFT's merged model has no "${n}"`);
@@ -195,7 +195,7 @@ describe('interop: round trip with the real PEFT 0.13.2', function () {
 
   const PEFT_KINDS = [
     'llama-plain', 'llama-rslora-all-linear', 'llama-dora', 'gpt2-conv1d-dora', 'gpt2-bias-all', 'llama-pissa', 'llama-olora',
-    'llama-embed-lm-head', 'llama-resized-vocab', 'llama-rank-pattern-0.13', 'llama-rank-pattern-peft-version', 'llama-modules-to-save', 'gpt2-layers-to-transform',
+    'llama-embed-lm-head', 'llama-resized-vocab', 'llama-rank-pattern-0.13', 'llama-rank-pattern-peft-version', 'llama-modules-to-save', 'gpt2-modules-to-save-tied-lm-head', 'gpt2-layers-to-transform',
   ];
   for (const name of PEFT_KINDS) {
     it(`PEFT → LoRA Lab: ${name}`, () => {
@@ -205,7 +205,7 @@ describe('interop: round trip with the real PEFT 0.13.2', function () {
       // PEFT's own model before saving and after loading agree (PiSSA/OLoRA: PEFT rebuilt the residual).
       assert.ok(maxAbsDiff(ref.logits, ref.loaded_logits) <= 1e-5, 'PEFT before save vs after load');
       const logits = maxAbsDiff(readLogits(path.join(dir, 'lora-lab-logits.json')), ref.loaded_logits);
-      const merge = mergeDiff(path.join(dir, 'lora-lab-merged'), path.join(dir, 'merged.safetensors'), path.join(tmp, peftCases[name].base));
+      const merge = mergeDiff(path.join(dir, 'lora-lab-merged'), path.join(dir, 'merged.safetensors'), path.join(tmp, peftCases[name].base), name.includes('tied-lm-head') ? ['lm_head.weight'] : []);
       const c = checked![`b:${name}`];
       assert.deepEqual(c.merged_load, { missing: [], unexpected: [], mismatched: [] }, 'transformers loading the merged folder');
       const mergedLogits = maxAbsDiff(c.merged_dir_logits!, ref.merged_logits);
