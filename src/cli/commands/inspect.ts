@@ -36,11 +36,17 @@ function fmtNum(x: number | undefined): string {
 export function formatReport(r: InspectReport, all: boolean): string {
   const lines: string[] = [];
   lines.push(`${r.path}`);
-  lines.push(`  format:      ${r.formatLabel}${r.format !== 'unreadable' ? ` (${r.format})` : ''}`);
+  const multiOnly = r.adapters?.length && r.format === 'unreadable' && r.errors.length === 0;
+  lines.push(`  format:      ${multiOnly ? 'PEFT multi-adapter folder (adapters in subfolders only)' : `${r.formatLabel}${r.format !== 'unreadable' ? ` (${r.format})` : ''}`}`);
   lines.push(`  base model:  ${r.baseModel ? safeText(r.baseModel) : 'not named'}`);
   lines.push(`  ${r.baseModelStatement}`);
   if (r.adapters?.length) {
-    lines.push(`  adapters:    ${r.adapters.length} in subfolders (PEFT multi-adapter folder): ${r.adapters.map((a) => safeText(a.name, 60)).join(', ')}`);
+    lines.push(`  adapters:    ${r.adapters.length} in subfolders (PEFT multi-adapter folder):`);
+    for (const a of r.adapters) {
+      const s = a.summary;
+      const ranks = s ? Object.keys(s.ranks).map((k) => `r=${k}`).join(', ') : '';
+      lines.push(`    ${safeText(a.name, 60)}/  ${s ? (s.errors.length ? `error: ${safeText(s.errors[0], 200)}` : `${s.format}, ${s.modules} modules${ranks ? ` (${ranks})` : ''}, ${formatCount(s.params)} parameters`) : ''}`);
+    }
   }
   if (r.format !== 'unreadable') {
     const ranks = Object.entries(r.ranks).map(([k, n]) => `r=${k} ×${n}`).join(', ');
@@ -94,6 +100,11 @@ export const inspectCommand: CliCommand = {
       p = run.adapterDir;
     }
     const report = inspectAdapter(await loadInspectInput(p, { readValues: !values['header-only'] }));
+    for (const a of report.adapters ?? []) {
+      // Header only: enough for the one-line summary of each adapter of a multi-adapter folder.
+      const sub = inspectAdapter(await loadInspectInput(a.path));
+      a.summary = { format: sub.format, modules: sub.totals.modules, params: sub.totals.params, ranks: sub.ranks, errors: sub.errors };
+    }
     process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report, values.all === true));
     return report.errors.length ? EXIT.failed : EXIT.ok;
   },

@@ -63,8 +63,11 @@ export interface InspectReport {
    * vocabularies) are not trained, so not counted.
    */
   totals: { modules: number; params: number; savedParams: number; tensors: number; bytes: number };
-  /** The adapters in subfolders of a PEFT multi-adapter folder (name = subfolder), when there are any. */
-  adapters?: { name: string; path: string }[];
+  /**
+   * The adapters in subfolders of a PEFT multi-adapter folder (name = subfolder), when there are any;
+   * `summary` when the caller inspected them too.
+   */
+  adapters?: { name: string; path: string; summary?: { format: string; modules: number; params: number; ranks: Record<string, number>; errors: string[] } }[];
   /** Tensors per dtype. */
   dtypes: Record<string, number>;
   /** Ranks seen, with the number of modules of each. */

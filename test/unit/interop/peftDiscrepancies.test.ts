@@ -21,6 +21,7 @@ import { serializeSafetensors } from '../../../src/formats/safetensors';
 import { inspectAdapter } from '../../../src/formats/adapters/inspect';
 import { InteropError } from '../../../src/formats/adapters/interopError';
 import { sniffBytes } from '../../../src/formats/adapters/sniff';
+import { formatReport } from '../../../src/cli/commands/inspect';
 import { createCausalLmSession } from '../../../src/runs/causalLmSession';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
@@ -294,6 +295,10 @@ describe('interop: PEFT discrepancies', function () {
       const root = inspectAdapter(await loadInspectInput(tmp));
       assert.deepEqual(root.errors, []);
       assert.match(root.baseModelStatement, /A PEFT multi-adapter folder: 2 adapter\(s\) in subfolders \(second, third\)/);
+      const text = formatReport(root, false);
+      assert.match(text, /format: +PEFT multi-adapter folder/);
+      assert.match(text, /adapters: +2 in subfolders/);
+      assert.match(text, /\n +third\//);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
