@@ -6,7 +6,6 @@
 // adapter is refused with how to convert it. Pure: no tfjs.
 import { InteropError } from '../formats/adapters/interopError';
 import type { PeftLoraConfig } from '../formats/peftConfig';
-import { symmetricEigen } from '../engine/spectrum';
 import type { HostTensor } from './weights';
 
 /** What an adapter's init_lora_weights means for loading it. */
@@ -38,8 +37,11 @@ export function initHandling(config: PeftLoraConfig, source = 'adapter_config.js
   return refuse('this initialisation is not supported here (only true, false, "gaussian", "eva", "pissa" and "olora" are)');
 }
 
-/** The largest min(out, in) whose decomposition is recomputed here (a Jacobi eigensolver, cubic in it). */
-export const MAX_RESIDUAL_DIM = 512;
+/**
+ * The largest min(out, in) whose SVD is recomputed here: the work is cubic in it (seconds per layer at
+ * 1024 in JavaScript), and the models the wasm backend holds have hidden sizes below it.
+ */
+export const MAX_RESIDUAL_DIM = 1024;
 
 /**
  * PEFT's residual base weight W − s·B₀A₀ for one layer, W in stored layout [out, in] (nn.Linear).
@@ -95,16 +97,30 @@ function truncatedSvd(W: Float64Array, out: number, inF: number, r: number, wher
   }
   // Gram matrix of the smaller side: W·Wᵀ [out, out] or Wᵀ·W [in, in].
   const g = new Float64Array(n * n);
-  for (let a = 0; a < n; a++) {
-    for (let b = a; b < n; b++) {
-      let s = 0;
-      if (left) for (let k = 0; k < inF; k++) s += W[a * inF + k] * W[b * inF + k];
-      else for (let k = 0; k < out; k++) s += W[k * inF + a] * W[k * inF + b];
-      g[a * n + b] = s;
-      g[b * n + a] = s;
+  if (left) {
+    for (let a = 0; a < n; a++) {
+      const ra = W.subarray(a * inF, (a + 1) * inF);
+      for (let b = a; b < n; b++) {
+        const rb = W.subarray(b * inF, (b + 1) * inF);
+        let s = 0;
+        for (let k = 0; k < inF; k++) s += ra[k] * rb[k];
+        g[a * n + b] = s;
+      }
+    }
+  } else {
+    // Wᵀ·W as a sum of outer products of W's rows (contiguous reads).
+    for (let k = 0; k < out; k++) {
+      const row = W.subarray(k * inF, (k + 1) * inF);
+      for (let a = 0; a < n; a++) {
+        const va = row[a];
+        if (va === 0) continue;
+        const o = a * n;
+        for (let b = a; b < n; b++) g[o + b] += va * row[b];
+      }
     }
   }
-  const { values, vectors } = symmetricEigen(g, n);
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) g[b * n + a] = g[a * n + b];
+  const { values, vectors } = symmetricEigenTridiagonal(g, n);
   const order = [...values.keys()].sort((x, y) => values[y] - values[x]);
   if (r < n && Math.abs(values[order[r - 1]] - values[order[r]]) <= 1e-12 * Math.abs(values[order[0]])) {
     throw new InteropError('bad-config', `${where}: singular values ${r} and ${r + 1} of the weight are equal, so the rank-${r} PiSSA split is not unique; ${CONVERT}`);
@@ -135,4 +151,157 @@ function project(W: Float64Array, basis: Float64Array, out: number, inF: number,
     }
   }
   return res;
+}
+
+/**
+ * Eigen-decomposition of a symmetric n×n matrix (row-major): Householder reduction to tridiagonal form,
+ * then the implicit QL algorithm (EISPACK tred2 / tql2, as in JAMA). Cubic like Jacobi rotations, but
+ * with a small constant: a 512-wide matrix in well under a second. Eigenvectors are V's columns.
+ */
+export function symmetricEigenTridiagonal(s: ArrayLike<number>, n: number): { values: Float64Array; vectors: Float64Array } {
+  const V: Float64Array[] = [];
+  for (let i = 0; i < n; i++) V.push(Float64Array.from({ length: n }, (_, j) => s[i * n + j]));
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  if (n === 0) return { values: d, vectors: new Float64Array(0) };
+  // tred2: Householder tridiagonalisation, accumulating the transformations in V.
+  for (let j = 0; j < n; j++) d[j] = V[n - 1][j];
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0;
+    let h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
+    if (scale === 0) {
+      e[i] = d[i - 1];
+      for (let j = 0; j < i; j++) {
+        d[j] = V[i - 1][j];
+        V[i][j] = 0;
+        V[j][i] = 0;
+      }
+    } else {
+      for (let k = 0; k < i; k++) {
+        d[k] /= scale;
+        h += d[k] * d[k];
+      }
+      let f = d[i - 1];
+      let g = Math.sqrt(h);
+      if (f > 0) g = -g;
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        V[j][i] = f;
+        g = e[j] + V[j][j] * f;
+        for (let k = j + 1; k <= i - 1; k++) {
+          g += V[k][j] * d[k];
+          e[k] += V[k][j] * f;
+        }
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] /= h;
+        f += e[j] * d[j];
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        g = e[j];
+        for (let k = j; k <= i - 1; k++) V[k][j] -= f * e[k] + g * d[k];
+        d[j] = V[i - 1][j];
+        V[i][j] = 0;
+      }
+    }
+    d[i] = h;
+  }
+  for (let i = 0; i < n - 1; i++) {
+    V[n - 1][i] = V[i][i];
+    V[i][i] = 1;
+    const h = d[i + 1];
+    if (h !== 0) {
+      for (let k = 0; k <= i; k++) d[k] = V[k][i + 1] / h;
+      for (let j = 0; j <= i; j++) {
+        let g = 0;
+        for (let k = 0; k <= i; k++) g += V[k][i + 1] * V[k][j];
+        for (let k = 0; k <= i; k++) V[k][j] -= g * d[k];
+      }
+    }
+    for (let k = 0; k <= i; k++) V[k][i + 1] = 0;
+  }
+  for (let j = 0; j < n; j++) {
+    d[j] = V[n - 1][j];
+    V[n - 1][j] = 0;
+  }
+  V[n - 1][n - 1] = 1;
+  e[0] = 0;
+  // tql2: implicit QL iterations on the tridiagonal matrix (diagonal d, off-diagonal e). Its rotations
+  // mix two columns of V at a time: they run on Vᵀ's rows, which are contiguous.
+  const Vt: Float64Array[] = [];
+  for (let i = 0; i < n; i++) Vt.push(Float64Array.from({ length: n }, (_, k) => V[k][i]));
+  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  let f = 0;
+  let tst1 = 0;
+  const eps = 2 ** -52;
+  for (let l = 0; l < n; l++) {
+    tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
+    let m = l;
+    while (m < n) {
+      if (Math.abs(e[m]) <= eps * tst1) break;
+      m++;
+    }
+    if (m > l) {
+      for (let iter = 0; ; iter++) {
+        if (iter > 60 * n) throw new InteropError('bad-config', 'the eigensolver did not converge (a non-finite weight?)');
+        let g = d[l];
+        let p = (d[l + 1] - g) / (2 * e[l]);
+        let r = Math.hypot(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        const dl1 = d[l + 1];
+        let h = g - d[l];
+        for (let i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        let c = 1;
+        let c2 = c;
+        let c3 = c;
+        const el1 = e[l + 1];
+        let sn = 0;
+        let s2 = 0;
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = sn;
+          g = c * e[i];
+          h = c * p;
+          r = Math.hypot(p, e[i]);
+          e[i + 1] = sn * r;
+          sn = e[i] / r;
+          c = p / r;
+          p = c * d[i] - sn * g;
+          d[i + 1] = h + sn * (c * g + sn * d[i]);
+          const vi = Vt[i];
+          const vi1 = Vt[i + 1];
+          for (let k = 0; k < n; k++) {
+            h = vi1[k];
+            vi1[k] = sn * vi[k] + c * h;
+            vi[k] = c * vi[k] - sn * h;
+          }
+        }
+        p = (-sn * s2 * c3 * el1 * e[l]) / dl1;
+        e[l] = sn * p;
+        d[l] = c * p;
+        if (!(Math.abs(e[l]) > eps * tst1)) break;
+      }
+    }
+    d[l] += f;
+    e[l] = 0;
+  }
+  const vectors = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) vectors[k * n + i] = Vt[i][k];
+  return { values: d, vectors };
 }

@@ -14,7 +14,7 @@ import { loadHfFolder, loadInspectInput, type HfFolder } from '../../../src/io/h
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
 import { idsTensor, type CausalLm } from '../../../src/models/causalLm';
 import { attachPeftAdapter, loadPeftModel } from '../../../src/models/peftAdapter';
-import { initHandling, residualWeight } from '../../../src/models/loraInit';
+import { initHandling, residualWeight, symmetricEigenTridiagonal } from '../../../src/models/loraInit';
 import { overlayWeights, weightsFromRecord, type HostTensor } from '../../../src/models/weights';
 import { moduleHyper, normalizePeftKey, peftConfigFromJson, resolvePatternSemantics } from '../../../src/formats/peftConfig';
 import { serializeSafetensors } from '../../../src/formats/safetensors';
@@ -134,6 +134,26 @@ describe('interop: PEFT discrepancies', function () {
     for (let i = 0; i < low.length; i++) dot += low[i] * p.data[i];
     assert.ok(Math.abs(dot) < 1e-4, `⟨W_r, W − W_r⟩ = ${dot}`);
     assert.throws(() => residualWeight('pissa', w, 9, 1, 'layer.x'), /layer\.x: r 9 is larger than the weight's smaller side 8/);
+    // The eigensolver behind it: S = V·diag(λ)·Vᵀ with orthonormal V, for sizes around its special cases.
+    for (const n of [1, 2, 7, 40]) {
+      const a = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) a[i * n + j] = a[j * n + i] = Math.sin(i * 31 + j * 17 + i * j);
+      const { values: lam, vectors: v } = symmetricEigenTridiagonal(a, n);
+      let rec = 0;
+      let orth = 0;
+      for (let r = 0; r < n; r++)
+        for (let c = 0; c < n; c++) {
+          let sum = 0;
+          let dot = 0;
+          for (let k = 0; k < n; k++) {
+            sum += v[r * n + k] * lam[k] * v[c * n + k];
+            dot += v[k * n + r] * v[k * n + c];
+          }
+          rec = Math.max(rec, Math.abs(sum - a[r * n + c]));
+          orth = Math.max(orth, Math.abs(dot - (r === c ? 1 : 0)));
+        }
+      assert.ok(rec < 1e-12 && orth < 1e-12, `n ${n}: reconstruction ${rec}, orthogonality ${orth}`);
+    }
   });
 
   it('PiSSA: loading an unconverted adapter replaces the adapted layers\' base by the residual, attaching alone refuses', () => {
