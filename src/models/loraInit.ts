@@ -38,8 +38,8 @@ export function initHandling(config: PeftLoraConfig, source = 'adapter_config.js
 }
 
 /**
- * The largest min(out, in) whose SVD is recomputed here: the work is cubic in it (seconds per layer at
- * 1024 in JavaScript), and the models the wasm backend holds have hidden sizes below it.
+ * The largest min(out, in) whose SVD is recomputed here: the work per layer is cubic in it, and the
+ * models the wasm backend holds have hidden sizes below it.
  */
 export const MAX_RESIDUAL_DIM = 1024;
 
@@ -155,8 +155,8 @@ function project(W: Float64Array, basis: Float64Array, out: number, inF: number,
 
 /**
  * Eigen-decomposition of a symmetric n×n matrix (row-major): Householder reduction to tridiagonal form,
- * then the implicit QL algorithm (EISPACK tred2 / tql2, as in JAMA). Cubic like Jacobi rotations, but
- * with a small constant: a 512-wide matrix in well under a second. Eigenvectors are V's columns.
+ * then the implicit QL algorithm (EISPACK tred2 / tql2, as in JAMA). Cubic like cyclic Jacobi rotations
+ * (engine/spectrum.ts, for small matrices) but with a far smaller constant. Eigenvectors are V's columns.
  */
 export function symmetricEigenTridiagonal(s: ArrayLike<number>, n: number): { values: Float64Array; vectors: Float64Array } {
   const V: Float64Array[] = [];
