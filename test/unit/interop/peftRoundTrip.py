@@ -76,6 +76,7 @@ CASES = {
     "llama-modules-to-save": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=["lm_head"]), {}),
     # GPT-2 ties lm_head to wte; modules_to_save trains an untied copy of lm_head.
     "gpt2-modules-to-save-tied-lm-head": ("gpt2", dict(r=4, lora_alpha=8, fan_in_fan_out=True, target_modules=["c_attn"], modules_to_save=["lm_head"]), {}),
+    "llama-regex-targets": ("llama", dict(r=3, lora_alpha=6, target_modules=r".*\.layers\.1\..*(q|v|down)_proj"), {}),
     "gpt2-layers-to-transform": ("gpt2", dict(r=2, lora_alpha=4, fan_in_fan_out=True, target_modules=["c_attn", "c_proj"], layers_to_transform=[1]), {}),
 }
 

@@ -4,7 +4,8 @@
 //     equal `lora-lab logits` within 1e-4 and its merge_and_unload equals `lora-lab merge` within 1e-5;
 // (b) adapters PEFT saves for the features LoRA Lab reads (bias="all", unconverted PiSSA / OLoRA,
 //     embedding / lm_head targets, resized vocabularies, rank_pattern from 0.13 and with peft_version,
-//     modules_to_save, DoRA on Conv1D, layers_to_transform) load in LoRA Lab with the same tolerances,
+//     modules_to_save (also on GPT-2's tied lm_head), DoRA on Conv1D, regex targets, layers_to_transform)
+//     load in LoRA Lab with the same tolerances,
 //     and every merged folder LoRA Lab writes loads in transformers with no missing or unexpected keys.
 // Everything is made at test time from fixed seeds (peftRoundTrip.py). Skipped, saying so, only where
 // python3-torch is not installed. LORA_LAB_ROUNDTRIP_TABLE=1 prints the table of max |Δ|.
@@ -195,7 +196,7 @@ describe('interop: round trip with the real PEFT 0.13.2', function () {
 
   const PEFT_KINDS = [
     'llama-plain', 'llama-rslora-all-linear', 'llama-dora', 'gpt2-conv1d-dora', 'gpt2-bias-all', 'llama-pissa', 'llama-olora',
-    'llama-embed-lm-head', 'llama-resized-vocab', 'llama-rank-pattern-0.13', 'llama-rank-pattern-peft-version', 'llama-modules-to-save', 'gpt2-modules-to-save-tied-lm-head', 'gpt2-layers-to-transform',
+    'llama-embed-lm-head', 'llama-resized-vocab', 'llama-rank-pattern-0.13', 'llama-rank-pattern-peft-version', 'llama-modules-to-save', 'gpt2-modules-to-save-tied-lm-head', 'llama-regex-targets', 'gpt2-layers-to-transform',
   ];
   for (const name of PEFT_KINDS) {
     it(`PEFT → LoRA Lab: ${name}`, () => {
