@@ -49,8 +49,8 @@ describe('runs/runStore', () => {
     assert.deepEqual(run.readConfig(), config);
     await run.update({ status: 'cancelled', step: 4 });
     assert.equal(RunFolder.open(run.dir).runInfo.status, 'cancelled');
-    // Only run.json and config.json: no temp files left behind by the atomic writes.
-    assert.deepEqual(fs.readdirSync(run.dir).sort(), ['config.json', 'run.json']);
+    // Only run.json, config.json and the run's lock: no temp files left behind by the atomic writes.
+    assert.deepEqual(fs.readdirSync(run.dir).sort(), ['config.json', 'run.json', 'run.lock.1']);
   });
 
   it('appends metrics, skips a torn last line, rejects damage elsewhere, truncates past a step', async () => {

@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { FromWorker } from '../../../src/protocol/worker';
 import { parseSafetensors } from '../../../src/formats/safetensors';
@@ -161,6 +162,7 @@ describe('runs/trainRun', function () {
     folder.appendMetrics(loadRun(ref.runDir).metrics.slice(0, 5));
     fs.appendFileSync(path.join(folder.dir, 'metrics.jsonl'), '{"step":6,"lo');
     await folder.update({ pid: 2 ** 22 + 12345 }); // beyond pid_max on Linux: no such process
+    folder.releaseLock(); // a killed process's lock is stale (test/unit/runs/runLock.test.ts)
     assert.equal(loadRun(folder.dir).info.status, 'interrupted');
     const res = await run({ resumeRunDir: folder.dir });
     assert.equal(res.status, 'completed');
@@ -181,7 +183,13 @@ describe('runs/trainRun', function () {
     assert.equal(res.status, 'cancelled');
     const infoFile = path.join(res.runDir, 'checkpoints', `step-${res.step}`, 'checkpoint.json');
     const info = JSON.parse(fs.readFileSync(infoFile, 'utf8'));
-    fs.writeFileSync(infoFile, JSON.stringify({ ...info, state: { ...info.state, seed: 999 } }));
+    const foreign = Buffer.from(JSON.stringify({ ...info, state: { ...info.state, seed: 999 } }));
+    fs.writeFileSync(infoFile, foreign);
+    // A whole checkpoint of another run: its manifest matches its files, so only the restore can tell.
+    const manifestFile = path.join(path.dirname(infoFile), 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    manifest.files['checkpoint.json'] = { size: foreign.length, sha256: createHash('sha256').update(foreign).digest('hex') };
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
     await assert.rejects(run({ resumeRunDir: res.runDir }), (e: unknown) => {
       assert.ok(RunError.is(e, 'bad-run-file'));
       assert.match((e as Error).message, new RegExp(`step-${res.step}: cannot restore this checkpoint: .*seed`));
