@@ -310,6 +310,7 @@ export class RunFolder {
       folder.heldLock = acquireRunLock(dir, rfs);
       writeFileAtomicSync(rfs, path.join(dir, CONFIG_FILE), JSON.stringify(init.config, null, 2) + '\n');
       await folder.writeInfo(info);
+      syncDir(rfs, outDir);
     } catch (e) {
       // Nothing was trained yet: a folder without run.json is of no use to anyone, so take it away.
       folder.releaseLock();
@@ -320,7 +321,6 @@ export class RunFolder {
       }
       throw e;
     }
-    syncDir(rfs, outDir);
     return folder;
   }
 
