@@ -113,14 +113,12 @@ function activeHolder(file: string, h: LockHolder): string | undefined {
   } else if (Math.abs(Math.round(Date.now() - os.uptime() * 1000) - h.bootTime) > SAME_BOOT_MS) {
     return undefined;
   }
-  if (h.pid === process.pid) {
-    // This process: a lock of this thread that it no longer holds was left by a release that failed.
-    if (h.threadId === threadId) return heldHere.has(file) ? where : undefined;
-    return where;
-  }
-  if (!processAlive(h.pid)) return undefined;
+  if (h.pid !== process.pid && !processAlive(h.pid)) return undefined;
+  // The pid is taken, but by a process started at another time: the holder is gone, its pid reused.
   const start = h.processStart ? processStartTime(h.pid) : undefined;
   if (start !== undefined && start !== h.processStart) return undefined;
+  // This thread: a lock it no longer holds was left by a release that failed.
+  if (h.pid === process.pid && h.threadId === threadId) return heldHere.has(file) ? where : undefined;
   return where;
 }
 
