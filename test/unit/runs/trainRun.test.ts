@@ -7,9 +7,10 @@ import { createInterface } from 'node:readline';
 import type { FromWorker } from '../../../src/protocol/worker';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
-import { loadRun, RunFolder } from '../../../src/runs/runStore';
+import { listRuns, loadRun, RunFolder } from '../../../src/runs/runStore';
 import { loadExperimentConfig, trainRun, type TrainRunOptions } from '../../../src/runs/trainRun';
 import { REPO_ROOT, TSX_IMPORT, curve, makeTmpDir, tinyExperiment, writeExperiment } from './tinyExperiment';
+import { FaultyFs } from './faultyFs';
 
 const run = (opts: TrainRunOptions, events: FromWorker[] = []) =>
   trainRun({ backend: 'cpu', progressIntervalMs: 0, onEvent: (e) => events.push(e), ...opts });
@@ -225,6 +226,108 @@ describe('runs/trainRun', function () {
     });
     assert.ok(!fs.existsSync(path.join(tmp, 'bad')));
     await assert.rejects(run({ configPath: path.join(tmp, 'missing.lora.json') }), /missing\.lora\.json: no such file/);
+  });
+});
+
+describe('runs/trainRun: damaged runs and full disks', function () {
+  this.timeout(60_000);
+  let tmp: string;
+  let cfg: string;
+  let ref: { metrics: ReturnType<typeof curve>; adapter: Record<string, number[]> };
+  before(async () => {
+    tmp = makeTmpDir('trainrun-damage');
+    cfg = writeExperiment(tmp, tinyExperiment({ name: 'damage', steps: 12, checkpointEvery: 2, evalEvery: 4 }));
+    const r = await run({ configPath: cfg, outDir: path.join(tmp, 'ref') });
+    ref = { metrics: curve(loadRun(r.runDir).metrics), adapter: adapterTensors(r.adapterDir!) };
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** A run cancelled right after its checkpoint at `step`. */
+  async function cancelledAt(step: number, name: string): Promise<string> {
+    const controller = new AbortController();
+    const res = await trainRun({
+      configPath: cfg,
+      outDir: path.join(tmp, name),
+      backend: 'cpu',
+      progressIntervalMs: 0,
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'didCheckpoint' && e.step === step && controller.abort(),
+    });
+    assert.equal(res.status, 'cancelled');
+    assert.equal(res.step, step);
+    return res.runDir;
+  }
+
+  it('resumes from the newest checkpoint that verifies, saying which one it skipped and why', async () => {
+    const dir = await cancelledAt(8, 'damaged');
+    // A damaged header in the newest, a NaN (faithfully written, manifest and all) in the one before.
+    const t8 = path.join(dir, 'checkpoints/step-8/tensors.safetensors');
+    const b = fs.readFileSync(t8);
+    b[12] ^= 0xff;
+    fs.writeFileSync(t8, b);
+    const folder = RunFolder.open(dir);
+    const six = folder.readCheckpoint(6);
+    const name = Object.keys(six.tensors)[0];
+    six.tensors[name].data[0] = NaN;
+    fs.rmSync(folder.checkpointDir(6), { recursive: true });
+    await folder.writeCheckpoint({ step: 6, tensors: six.tensors, state: six.info.state }, 0);
+    await folder.update({ status: 'cancelled', lastCheckpointStep: 8 });
+    folder.releaseLock();
+
+    const events: FromWorker[] = [];
+    const res = await run({ resumeRunDir: dir }, events);
+    assert.equal(res.status, 'completed');
+    const warnings = events.filter((e) => e.type === 'log' && e.level === 'warn').map((e) => (e as { message: string }).message);
+    assert.ok(warnings.some((m) => /checkpoint step-8 cannot be used: tensors\.safetensors does not match the SHA-256/.test(m)), warnings.join('\n'));
+    assert.ok(warnings.some((m) => new RegExp(`checkpoint step-6 cannot be used: tensor ${name.replace(/\./g, '\\.')} holds NaN`).test(m)), warnings.join('\n'));
+    assert.ok(warnings.some((m) => /resuming from checkpoint step-4, the newest that can be used/.test(m)), warnings.join('\n'));
+    assert.equal(loadRun(dir).info.resumedAt?.[0].step, 4);
+    assert.deepEqual(curve(loadRun(dir).metrics), ref.metrics);
+    assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
+  });
+
+  it('resumes a run whose metrics.jsonl was cut short from before the first missing step: no gap', async () => {
+    const dir = await cancelledAt(8, 'cut-metrics');
+    const file = path.join(dir, 'metrics.jsonl');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    fs.writeFileSync(file, lines.slice(0, 5).join('\n') + '\n{"step":6,"lo'); // steps 1-5 and a torn 6
+    const events: FromWorker[] = [];
+    const res = await run({ resumeRunDir: dir }, events);
+    assert.equal(res.status, 'completed');
+    assert.ok(events.some((e) => e.type === 'log' && /metrics\.jsonl has no point for step 6 \(the file was cut short\); continuing from checkpoint step-4/.test(e.message)));
+    assert.equal(loadRun(dir).info.resumedAt?.[0].step, 4);
+    assert.deepEqual(curve(loadRun(dir).metrics), ref.metrics);
+    assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
+  });
+
+  it('lets one trainer at a time resume a run: a second resume is refused while the first holds the lock', async () => {
+    const dir = await cancelledAt(4, 'twice');
+    const first = run({ resumeRunDir: dir });
+    await assert.rejects(run({ resumeRunDir: dir }), (e: unknown) => RunError.is(e, 'busy') && /being trained by another process/.test((e as Error).message));
+    assert.equal((await first).status, 'completed');
+    assert.deepEqual(curve(loadRun(dir).metrics), ref.metrics);
+    await assert.rejects(run({ resumeRunDir: dir }), (e: unknown) => RunError.is(e, 'already-completed'));
+  });
+
+  it('stops on a full disk with a message naming the file, outputDir / --out and --resume; run.json says failed', async () => {
+    const events: FromWorker[] = [];
+    // The disk fills up at the 20th write (a metrics line, mid-run) and stays full.
+    const out = path.join(tmp, 'full');
+    await assert.rejects(run({ configPath: cfg, outDir: out, fs: new FaultyFs({ op: 'write', n: 20, mode: 'full' }) }, events), (e: unknown) => {
+      assert.ok(RunError.is(e, 'io'));
+      const m = (e as Error).message;
+      assert.match(m, /^\/.*: cannot .*: the disk is full \(ENOSPC\)\. The run stopped; its newest good checkpoint is kept\./);
+      assert.match(m, /outputDir in the experiment file, or --out/);
+      assert.match(m, /lora-lab train --resume \//);
+      return true;
+    });
+    const dir = listRuns(out)[0].dir;
+    assert.equal(RunFolder.open(dir).storedInfo.status, 'failed', 'not left running');
+    const finish = events.find((e) => e.type === 'didFinish');
+    assert.ok(finish && finish.type === 'didFinish' && finish.status === 'failed');
+    const res = await run({ resumeRunDir: dir });
+    assert.equal(res.status, 'completed');
+    assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
   });
 });
 
