@@ -160,6 +160,10 @@ function replaceFolder(rfs: RunFs, target: string, fill: (tmp: string) => void):
     } catch {
       // a .tmp- leftover is removed by the next prune
     }
+    // Name the folder being written, not its temp name (the user never sees that one).
+    if (RunError.is(e, 'io') && e.message.startsWith(tmp)) {
+      throw new RunError('io', target + e.message.slice(tmp.length), { path: e.path?.replace(tmp, target), cause: e });
+    }
     throw e;
   }
 }

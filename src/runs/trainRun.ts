@@ -110,7 +110,15 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     checkResumable(folder);
     // One trainer per run: the lock first, then a fresh look at run.json (a racing resume may have
     // finished the run between the check above and the lock).
-    folder.lock();
+    try {
+      folder.lock();
+    } catch (e) {
+      if (!RunError.is(e, 'io')) throw e;
+      throw new RunError('io', `${folder.dir}: cannot take the run's lock (${e.message}). Nothing was changed; make the run folder writable, or copy it somewhere writable, and resume again`, {
+        path: folder.dir,
+        cause: e,
+      });
+    }
     try {
       folder.reload();
       checkResumable(folder);
@@ -233,8 +241,10 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       return await loop(run, session, backend, elapsedOffset, resumeFrom, opts, emit);
     } catch (e) {
       // Not a training failure the loop could record (e.g. the disk is full): still never leave 'running'.
-      const error = describeFailure(e, run, opts);
-      await recordFailure(run, error);
+      let error = describeFailure(e, run, opts);
+      if (!(await recordFailure(run, error))) {
+        error += `. ${path.join(run.dir, 'run.json')} could not be updated either; it shows the run as interrupted once this process has ended`;
+      }
       emit({ type: 'didFinish', runDir: run.dir, status: 'failed', step: session.step, error });
       if (RunError.is(e, 'io')) throw new RunError('io', error, { path: e.path, cause: e });
       throw e;
@@ -258,10 +268,15 @@ function checkResumable(folder: RunFolder): void {
 
 /** The first step ≤ `upTo` that the loop logs but metrics.jsonl lacks (undefined: none missing). */
 function firstMissingMetric(folder: RunFolder, config: ExperimentConfig, upTo: number, total: number): number | undefined {
-  const have = new Set(folder.readMetrics().map((p) => p.step));
-  const every = Math.max(1, config.training.logEvery);
-  for (let s = every; s <= upTo; s += every) if (!have.has(s)) return s;
-  if (upTo === total && total > 0 && !have.has(total)) return total;
+  const points = folder.readMetrics();
+  const have = new Set(points.map((p) => p.step));
+  const logEvery = Math.max(1, config.training.logEvery);
+  // Eval points land on multiples of evalEvery, for experiments that evaluate at all.
+  const evalEvery = points.some((p) => p.evalLoss !== undefined) ? config.training.evalEvery : 0;
+  for (let s = 1; s <= upTo; s++) {
+    const logged = s % logEvery === 0 || (evalEvery > 0 && s % evalEvery === 0) || s === total;
+    if (logged && !have.has(s)) return s;
+  }
   return undefined;
 }
 
@@ -273,12 +288,16 @@ function describeFailure(e: unknown, run: RunFolder, opts: TrainRunOptions): str
   return `${message}. The run stopped; its newest good checkpoint is kept. Make room or fix the permissions in ${where}, then continue with: lora-lab train --resume ${run.dir}`;
 }
 
-/** Record 'failed' in run.json; on a full disk, where run.json cannot be replaced, flip its status in place. */
-async function recordFailure(run: RunFolder, error: string): Promise<void> {
+/**
+ * Record 'failed' in run.json; on a full disk, where run.json cannot be replaced, flip its status in
+ * place. False when neither worked (a read-only file system).
+ */
+async function recordFailure(run: RunFolder, error: string): Promise<boolean> {
   try {
     await run.update({ status: 'failed', error, finishedAt: new Date().toISOString() });
+    return true;
   } catch {
-    run.markFailedInPlace();
+    return run.markFailedInPlace();
   }
 }
 

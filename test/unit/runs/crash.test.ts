@@ -4,7 +4,7 @@
 // each other. Every run must end with the metrics and adapter of an uninterrupted run.
 //
 // The normal unit run does a short slice of each; LORA_LAB_FAULT_CAMPAIGN=1 runs the long campaign
-// (≥ 24 kills, 50 racing trials) and prints the counts.
+// (40 kills, 50 racing trials) and prints the counts.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -103,7 +103,7 @@ describe('runs/crash: real processes killed, limited, out of space and racing', 
   }
 
   it('SIGKILL at random moments, inside checkpoint writes too: every run resumes to the uninterrupted result', async () => {
-    const wanted = CAMPAIGN ? 24 : 3;
+    const wanted = CAMPAIGN ? 40 : 3;
     const pick = rng(2026);
     const stats = { kills: 0, byOp: {} as Record<string, number>, inCheckpoint: 0, byTimer: 0, beforeRunJson: 0, runs: 0, resumes: 0 };
     while (stats.kills < wanted) {

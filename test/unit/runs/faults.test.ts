@@ -94,13 +94,27 @@ describe('runs/faults: one failing write / fsync / rename / mkdir at every point
       // Failed while the run folder was being created: nothing of it may remain half-made.
       assert.ok(thrown, where);
       const left = fs.existsSync(caseDir) ? fs.readdirSync(caseDir) : [];
-      assert.deepEqual(left, [], `${where}: no half-created run folder left: ${left.join(', ')}`);
+      if (plan.mode === 'readonly') {
+        // Nothing can be removed on a read-only file system either: what is left is refused clearly.
+        for (const name of left) assert.throws(() => RunFolder.open(path.join(caseDir, name)), (e: unknown) => RunError.is(e, 'cut-off') || RunError.is(e, 'not-a-run'));
+      } else {
+        assert.deepEqual(left, [], `${where}: no half-created run folder left: ${left.join(', ')}`);
+      }
       return 'refused-before-start';
     }
     assert.equal(runs.length, 1, where);
     const runDir = runs[0].dir;
     const stopped = RunFolder.open(runDir);
-    assert.notEqual(stopped.storedInfo.status, 'running', `${where}: run.json is not left 'running'`);
+    if (plan.mode === 'readonly' && stopped.storedInfo.status === 'running') {
+      // Nothing can be written any more, run.json included: the message must say so (once the process
+      // is gone the run reads as interrupted).
+      assert.match(String((thrown as Error)?.message), /run\.json could not be updated either; it shows the run as interrupted once this process has ended/, where);
+      // This process stands for the one that ended: what run.json holds then is a pid that is gone.
+      const file = path.join(runDir, 'run.json');
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), pid: 2 ** 22 + 12345 }));
+    } else {
+      assert.notEqual(stopped.storedInfo.status, 'running', `${where}: run.json is not left 'running'`);
+    }
     // Never silently lose a checkpoint: the newest one reported written still verifies.
     const reported = events.filter((e) => e.type === 'didCheckpoint').map((e) => (e as { step: number }).step);
     const good = stopped.newestGoodCheckpoint().step ?? 0;
@@ -122,7 +136,7 @@ describe('runs/faults: one failing write / fsync / rename / mkdir at every point
   }
 
   it('after each fault the run resumes to the uninterrupted adapter and metrics (or refuses clearly)', async () => {
-    const modes: Record<FaultOp, FaultMode[]> = { write: ['error', 'short', 'short-enospc', 'full'], fsync: ['error'], rename: ['error'], mkdir: ['error'] };
+    const modes: Record<FaultOp, FaultMode[]> = { write: ['error', 'short', 'short-enospc', 'full', 'readonly'], fsync: ['error'], rename: ['error'], mkdir: ['error'] };
     const plans: FaultPlan[] = [];
     for (const op of FAULT_OPS) {
       for (const mode of modes[op]) {

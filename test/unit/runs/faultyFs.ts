@@ -10,9 +10,10 @@ export const FAULT_OPS: readonly FaultOp[] = ['write', 'fsync', 'rename', 'mkdir
 /**
  * error: the call throws `code`; short: a write writes half; short-enospc: half, then the next write
  * throws ENOSPC; full: the disk fills up at that write, every later write that needs a new block
- * (appends, new files) and every mkdir throws ENOSPC, overwriting bytes in place still works.
+ * (appends, new files) and every mkdir throws ENOSPC, overwriting bytes in place still works;
+ * readonly: from that write on, every write, mkdir, rename, link and open for writing throws EROFS.
  */
-export type FaultMode = 'error' | 'short' | 'short-enospc' | 'full';
+export type FaultMode = 'error' | 'short' | 'short-enospc' | 'full' | 'readonly';
 
 export interface FaultPlan {
   op: FaultOp;
@@ -34,6 +35,11 @@ export class FaultyFs implements RunFs {
   private readonly paths = new Map<number, string>();
   private enospcNext = false;
   private full = false;
+  private roMode = false;
+
+  private refuseIfReadonly(syscall: string, file: string | undefined): void {
+    if (this.roMode) throw errnoError('EROFS', syscall, file);
+  }
 
   constructor(private readonly plan?: FaultPlan) {}
 
@@ -46,6 +52,7 @@ export class FaultyFs implements RunFs {
   }
 
   openSync(file: string, flags: string, mode?: number): number {
+    if (flags !== 'r') this.refuseIfReadonly('open', file);
     const fd = nodeRunFs.openSync(file, flags, mode);
     this.paths.set(fd, file);
     return fd;
@@ -53,6 +60,7 @@ export class FaultyFs implements RunFs {
 
   writeSync(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     const file = this.paths.get(fd);
+    this.refuseIfReadonly('write', file);
     if (this.full && position === null) {
       this.counts.write++;
       throw errnoError('ENOSPC', 'write', file);
@@ -64,6 +72,10 @@ export class FaultyFs implements RunFs {
     }
     if (this.hit('write', file)) {
       if (this.plan!.mode === 'error') throw errnoError(this.plan!.code ?? 'EIO', 'write', file);
+      if (this.plan!.mode === 'readonly') {
+        this.roMode = true;
+        throw errnoError('EROFS', 'write', file);
+      }
       if (this.plan!.mode === 'full') {
         this.full = true;
         throw errnoError('ENOSPC', 'write', file);
@@ -87,11 +99,13 @@ export class FaultyFs implements RunFs {
   }
 
   renameSync(from: string, to: string): void {
+    this.refuseIfReadonly('rename', to);
     if (this.hit('rename', to)) throw errnoError(this.plan!.code ?? 'EIO', 'rename', to);
     nodeRunFs.renameSync(from, to);
   }
 
   mkdirSync(dir: string): void {
+    this.refuseIfReadonly('mkdir', dir);
     // Only calls that would create something count: mkdirs() checks existence first.
     if (this.full) throw errnoError('ENOSPC', 'mkdir', dir);
     if (!fs.existsSync(dir) && this.hit('mkdir', dir)) throw errnoError(this.plan!.code ?? 'EIO', 'mkdir', dir);
@@ -99,14 +113,17 @@ export class FaultyFs implements RunFs {
   }
 
   linkSync(existing: string, newPath: string): void {
+    this.refuseIfReadonly('link', newPath);
     nodeRunFs.linkSync(existing, newPath);
   }
 
   unlinkSync(file: string): void {
+    this.refuseIfReadonly('unlink', file);
     nodeRunFs.unlinkSync(file);
   }
 
   rmSync(target: string): void {
+    this.refuseIfReadonly('rm', target);
     nodeRunFs.rmSync(target);
   }
 }
