@@ -300,6 +300,26 @@ describe('runs/trainRun: damaged runs and full disks', function () {
     assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
   });
 
+  it('also sees a lost eval point (logged off the logEvery grid) as a gap', async () => {
+    const evalCfg = writeExperiment(tmp, tinyExperiment({ name: 'evalgap', steps: 12, checkpointEvery: 2, evalEvery: 3, logEvery: 4 }), 'evalgap.lora.json');
+    const full = await run({ configPath: evalCfg, outDir: path.join(tmp, 'evalgap-ref') });
+    const controller = new AbortController();
+    const cut = await trainRun({
+      configPath: evalCfg,
+      outDir: path.join(tmp, 'evalgap'),
+      backend: 'cpu',
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'didCheckpoint' && e.step === 6 && controller.abort(),
+    });
+    const file = path.join(cut.runDir, 'metrics.jsonl');
+    assert.deepEqual(loadRun(cut.runDir).metrics.map((p) => p.step), [3, 4, 6]);
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').split('\n').slice(0, 2).join('\n') + '\n'); // the eval point at 6 is lost
+    const events: FromWorker[] = [];
+    await run({ resumeRunDir: cut.runDir }, events);
+    assert.ok(events.some((e) => e.type === 'log' && /no point for step 6 .*continuing from checkpoint step-4/.test(e.message)));
+    assert.deepEqual(curve(loadRun(cut.runDir).metrics), curve(loadRun(full.runDir).metrics));
+  });
+
   it('lets one trainer at a time resume a run: a second resume is refused while the first holds the lock', async () => {
     const dir = await cancelledAt(4, 'twice');
     const first = run({ resumeRunDir: dir });
