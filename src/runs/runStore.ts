@@ -332,7 +332,7 @@ export class RunFolder {
   static open(dir: string, rfs: RunFs = nodeRunFs): RunFolder {
     const file = path.join(dir, RUN_INFO_FILE);
     if (!fs.existsSync(file)) {
-      const cutOff = fs.existsSync(path.join(dir, CONFIG_FILE)) || (fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^run\.lock\.\d+$/.test(n)));
+      const cutOff = fs.existsSync(path.join(dir, CONFIG_FILE)) || (fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^\.?run\.lock\./.test(n)));
       if (cutOff) {
         throw new RunError(
           'cut-off',
