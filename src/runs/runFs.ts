@@ -68,7 +68,8 @@ export function explainFsError(e: unknown): string {
     case 'SHORT_WRITE':
       return (e as Error).message;
     default:
-      return code ? `${(e as Error).message.replace(/^[A-Z]+: /, '')}` : String((e as Error)?.message ?? e);
+      // Node's text is "CODE: description, syscall 'path'": keep the description, the file is named already.
+      return code ? `${(e as Error).message.replace(/^[A-Z0-9_]+: /, '').replace(/, \w+ '.*$/s, '')} (${code})` : String((e as Error)?.message ?? e);
   }
 }
 

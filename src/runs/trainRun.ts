@@ -190,16 +190,16 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       const prev = folder.storedInfo;
       try {
         await folder.update({
-        status: 'running',
-        step: session.step,
-        backend,
-        versions: runVersions(tfjsVersion),
-        pid: process.pid,
-        hostname: os.hostname(),
-        bootTime: hostBootTime(),
-        resumedAt: [...(prev.resumedAt ?? []), { step: session.step, at: new Date().toISOString() }],
-        error: undefined,
-        finishedAt: undefined,
+          status: 'running',
+          step: session.step,
+          backend,
+          versions: runVersions(tfjsVersion),
+          pid: process.pid,
+          hostname: os.hostname(),
+          bootTime: hostBootTime(),
+          resumedAt: [...(prev.resumedAt ?? []), { step: session.step, at: new Date().toISOString() }],
+          error: undefined,
+          finishedAt: undefined,
         });
       } catch (e) {
         if (RunError.is(e, 'io')) throw new RunError('io', describeFailure(e, folder, opts), { path: e.path, cause: e });

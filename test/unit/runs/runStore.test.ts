@@ -8,7 +8,7 @@ import type { MetricPoint, RunInfo } from '../../../src/protocol/runFormat';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
 import { RunFolder, effectiveStatus, listRuns, loadRun, makeRunId, markInterrupted, parseMetricsJsonl } from '../../../src/runs/runStore';
-import { nodeRunFs, type RunFs } from '../../../src/runs/runFs';
+import { explainFsError, nodeRunFs, type RunFs } from '../../../src/runs/runFs';
 import { FaultyFs } from './faultyFs';
 
 /** A device that takes at most 7 bytes per write call (as a write near a file size limit may). */
@@ -262,5 +262,12 @@ describe('runs/runStore', () => {
     const failing = new FaultyFs({ op: 'write', n: 2, mode: 'error', code: 'EROFS' });
     await assert.rejects(RunFolder.create(path.join(tmp, 'ro'), { config, backend, versions, totalSteps: 10, fs: failing }), /config\.json.*: cannot write: the file system is read-only \(EROFS\)/);
     assert.deepEqual(fs.readdirSync(path.join(tmp, 'ro')), []);
+  });
+
+  it('says what an errno means in words, with the code, without repeating the path', () => {
+    const err = (code: string, text: string) => Object.assign(new Error(`${code}: ${text}`), { code });
+    assert.equal(explainFsError(err('EFBIG', "file too large, write '/x'")), 'the file would exceed the largest file this process may write, e.g. a `ulimit -f` limit (EFBIG)');
+    assert.equal(explainFsError(err('EROFS', "read-only file system, open '/x'")), 'the file system is read-only (EROFS)');
+    assert.equal(explainFsError(err('EXDEV', "cross-device link not permitted, rename '/a' -> '/b'")), 'cross-device link not permitted (EXDEV)');
   });
 });
