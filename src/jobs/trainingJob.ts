@@ -162,7 +162,11 @@ export class TrainingJob extends Disposable {
       const ended = (error: string) => {
         if (this._result || this._ending) return;
         this._ending = true;
-        void this.markInterrupted(error).finally(() => finish({ status: 'failed', runDir: this._runDir, step: this._progress.step, error }));
+        // The thread is gone: its lock can be given up before anyone hears the job ended (and resumes).
+        void this.markInterrupted(error).finally(() => {
+          this.releaseLocks(workerThreadId);
+          finish({ status: 'failed', runDir: this._runDir, step: this._progress.step, error });
+        });
       };
       this._worker.on('error', (err) => {
         this._log('error', `training worker crashed: ${err.stack ?? err.message}`);
