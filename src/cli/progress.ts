@@ -36,7 +36,14 @@ export class ProgressPrinter {
   constructor(
     private readonly mode: ProgressMode,
     private readonly out: NodeJS.WriteStream = process.stdout,
+    private readonly err: NodeJS.WriteStream = process.stderr,
   ) {}
+
+  /** Print an error line on stderr (in every mode: scripts reading --json still see why a run failed). */
+  error(text: string): void {
+    this.clearBar();
+    this.err.write(text + '\n');
+  }
 
   /** Print a whole line, clearing the bar first (it is redrawn on the next progress event). */
   line(text: string): void {
@@ -48,6 +55,7 @@ export class ProgressPrinter {
   event(e: FromWorker): void {
     if (this.mode === 'json') {
       this.out.write(JSON.stringify(e) + '\n');
+      if (e.type === 'log' && e.level === 'error') this.err.write(`error: ${e.message}\n`);
       return;
     }
     switch (e.type) {
@@ -73,7 +81,8 @@ export class ProgressPrinter {
         if (this.mode === 'plain') this.line(`checkpoint at step ${e.step}`);
         break;
       case 'log':
-        this.line(e.level === 'info' ? e.message : `${e.level}: ${e.message}`);
+        if (e.level === 'error') this.error(`error: ${e.message}`);
+        else this.line(e.level === 'info' ? e.message : `${e.level}: ${e.message}`);
         break;
       case 'didFinish':
         this.clearBar();

@@ -32,8 +32,14 @@ export async function appendLine(file: string, line: string, options: { fsync?: 
   if (/[\r\n]/.test(line)) throw new Error(`appendLine(${file}): the line must not contain a newline`);
   const handle = await fsp.open(file, 'a', 0o644);
   try {
-    // One write call per line: with O_APPEND the line lands whole at the end, even with other appenders.
-    await handle.write(`${line}\n`);
+    // With O_APPEND each write lands at the end, even with other appenders. A write may take fewer
+    // bytes than asked (a file size limit, the last free block): loop until the line is all there.
+    const bytes = Buffer.from(`${line}\n`, 'utf8');
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+      if (bytesWritten <= 0) throw new Error(`${file}: only ${done} of ${bytes.length} bytes could be appended (the device accepts no more)`);
+      done += bytesWritten;
+    }
     if (options.fsync) await handle.sync();
   } finally {
     await handle.close();

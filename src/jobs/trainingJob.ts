@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import type { MetricPoint, RunInfo, RunStatus } from '../protocol/runFormat';
 import type { FromWorker, ToWorker } from '../protocol/worker';
 import { RunFolder } from '../runs/runStore';
+import { releaseLocksOf } from '../runs/runLock';
 import { Disposable, toDisposable } from '../util/disposable';
 import { StallMonitor, type Stall } from './stallMonitor';
 
@@ -87,6 +88,7 @@ export class TrainingJob extends Disposable {
     super();
     this._stall = this._register(new StallMonitor());
     this._worker = new Worker(workerPath, { stdout: false, stderr: false });
+    const workerThreadId = this._worker.threadId;
     // Terminating is what stops a worker that ignores 'cancel' (hexeditor `initWorker.ts`).
     this._register(toDisposable(() => void this._worker.terminate()));
 
@@ -107,7 +109,9 @@ export class TrainingJob extends Disposable {
         rejectStarted(new JobError('crashed', r.error ?? `the run ended (${r.status}) before it started`));
         resolve(this._result);
         this._onDidChange.fire(this);
-        void this._worker.terminate();
+        // A worker stopped before its trainRun released the run's lock leaves it held by this host's pid,
+        // which stays alive: give it up once the thread is gone, or the run could never be resumed here.
+        void this._worker.terminate().finally(() => this.releaseLocks(workerThreadId));
       };
       this._worker.on('message', (m: FromWorker) => {
         switch (m.type) {
@@ -158,7 +162,11 @@ export class TrainingJob extends Disposable {
       const ended = (error: string) => {
         if (this._result || this._ending) return;
         this._ending = true;
-        void this.markInterrupted(error).finally(() => finish({ status: 'failed', runDir: this._runDir, step: this._progress.step, error }));
+        // The thread is gone: its lock can be given up before anyone hears the job ended (and resumes).
+        void this.markInterrupted(error).finally(() => {
+          this.releaseLocks(workerThreadId);
+          finish({ status: 'failed', runDir: this._runDir, step: this._progress.step, error });
+        });
       };
       this._worker.on('error', (err) => {
         this._log('error', `training worker crashed: ${err.stack ?? err.message}`);
@@ -216,6 +224,16 @@ export class TrainingJob extends Disposable {
       if (folder.storedInfo.status === 'running') await folder.update({ status: 'interrupted', error });
     } catch (e) {
       this._log('warn', `could not mark ${this._runDir} as interrupted: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private releaseLocks(threadId: number): void {
+    const dir = this.runDir;
+    if (!dir) return;
+    try {
+      releaseLocksOf(dir, { pid: process.pid, threadId });
+    } catch (e) {
+      this._log('warn', `could not release the lock of ${dir}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 

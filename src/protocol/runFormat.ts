@@ -4,6 +4,8 @@
 //   config.json              the resolved ExperimentConfig
 //   metrics.jsonl            one MetricPoint per logged step (append-only; a torn last line is ignored)
 //   checkpoints/step-<n>/    checkpoint.json (CheckpointInfo) + tensors.safetensors (params + optimizer state)
+//                            + manifest.json (size and SHA-256 of both, written last)
+//   run.lock.<k>             the trainer holding the run (src/runs/runLock.ts); `.released` once it let go
 //   adapter/                 adapter_config.json + adapter_model.safetensors (PEFT layout)
 //   truth/                   experiment-specific reference tensors (e.g. the true U·V of low-rank-recovery)
 

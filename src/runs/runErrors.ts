@@ -5,7 +5,9 @@ export type RunErrorReason =
   | 'not-a-run' // the folder has no readable run.json
   | 'bad-run-file' // run.json / config.json / checkpoint.json is not what we wrote
   | 'no-checkpoint' // asked for a checkpoint that does not exist
-  | 'busy' // the run is still being trained by a live process
+  | 'busy' // the run is still being trained by a live process (or another trainer holds its lock)
+  | 'io' // a run file could not be written (disk full, read-only, file size limit…)
+  | 'cut-off' // a run folder whose creation stopped before run.json was written
   | 'already-completed' // --resume on a run that finished
   | 'config' // the experiment config file could not be read or has errors
   | 'unsupported'; // an experiment kind this build cannot train yet

@@ -2,15 +2,19 @@
 // atomically (run.json, metrics rewrites: temp file + rename) or appended (metrics.jsonl, whose torn
 // last line readers skip), and checkpoints/adapters are built in a temp folder and renamed into place,
 // so a process killed at any instant leaves a run that `loadRun` reads and `trainRun` can resume.
+// Every write goes through a RunFs (src/runs/runFs.ts): complete, fsync'd, renamed, folder fsync'd. A
+// checkpoint carries a manifest (size and SHA-256 of each file), checked when it is written, before
+// older ones are pruned, and on resume.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import type { CheckpointInfo, MetricPoint, RunInfo, RunStatus } from '../protocol/runFormat';
 import { parseSafetensors, serializeSafetensors } from '../formats/safetensors';
-import { writeFileAtomic } from '../io/atomic';
 import { RunError } from './runErrors';
+import { appendAll, ioError, mkdirs, nodeRunFs, syncDir, writeFileAtomicSync, writeFileSynced, type RunFs } from './runFs';
+import { acquireRunLock, type RunLock } from './runLock';
 
 /** Tensors by name, float32 (same shape as the engine's NamedTensors). */
 export interface TensorMap {
@@ -25,6 +29,7 @@ export const ADAPTER_DIR = 'adapter';
 export const TRUTH_DIR = 'truth';
 const CHECKPOINT_INFO_FILE = 'checkpoint.json';
 const CHECKPOINT_TENSORS_FILE = 'tensors.safetensors';
+const CHECKPOINT_MANIFEST_FILE = 'manifest.json';
 const TRUTH_TENSORS_FILE = 'tensors.safetensors';
 const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -68,30 +73,6 @@ export function effectiveStatus(info: RunInfo): RunStatus {
   return processAlive(info.pid) ? 'running' : 'interrupted';
 }
 
-/** Write a file and fsync it (used inside temp folders that are renamed into place afterwards). */
-function writeFileSynced(file: string, data: string | Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Make renames/creates inside `dir` durable; not every platform can fsync a folder (then: no-op). */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // EISDIR/EPERM on Windows: the rename already happened
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
 function readJson<T>(file: string, what: string): T {
   let text: string;
   try {
@@ -113,37 +94,126 @@ function toSafetensors(tensors: TensorMap, metadata?: Record<string, string>): U
 }
 
 function fromSafetensors(file: string): TensorMap {
-  const st = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file);
+  let buf: Uint8Array;
+  try {
+    buf = new Uint8Array(fs.readFileSync(file));
+  } catch (e) {
+    throw new RunError('bad-run-file', `${file}: cannot read: ${(e as Error).message}`, { path: file, cause: e });
+  }
+  const st = parseSafetensors(buf, file);
   const out: TensorMap = {};
   for (const name of st.names()) out[name] = { shape: st.entry(name).shape, data: st.toFloat32(name) };
   return out;
+}
+
+function rename(rfs: RunFs, from: string, to: string): void {
+  try {
+    rfs.renameSync(from, to);
+  } catch (e) {
+    throw ioError(e, to, `rename ${path.basename(from)} to ${path.basename(to)}`);
+  }
 }
 
 /**
  * Build `target` by letting `fill` write into a fresh temp folder next to it, then swap it in. The
  * temp name starts with '.tmp-' so readers and `listCheckpoints` never mistake a half-written one.
  */
-function replaceFolder(target: string, fill: (tmp: string) => void): void {
+function replaceFolder(rfs: RunFs, target: string, fill: (tmp: string) => void): void {
   const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true });
+  mkdirs(rfs, parent);
   const tmp = path.join(parent, `.tmp-${path.basename(target)}-${randomBytes(4).toString('hex')}`);
-  fs.mkdirSync(tmp);
+  try {
+    rfs.mkdirSync(tmp);
+  } catch (e) {
+    throw ioError(e, tmp, 'create the folder');
+  }
   try {
     fill(tmp);
-    syncDir(tmp);
+    syncDir(rfs, tmp);
     if (fs.existsSync(target)) {
       const old = path.join(parent, `.old-${path.basename(target)}-${randomBytes(4).toString('hex')}`);
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fs.rmSync(old, { recursive: true, force: true });
+      rename(rfs, target, old);
+      try {
+        rename(rfs, tmp, target);
+      } catch (e) {
+        // Put the previous one back rather than leave no `target` at all.
+        try {
+          rfs.renameSync(old, target);
+        } catch {
+          // it stays under its .old- name, which the next prune removes
+        }
+        throw e;
+      }
+      syncDir(rfs, parent);
+      try {
+        rfs.rmSync(old);
+      } catch {
+        // an .old- leftover is removed by the next prune
+      }
     } else {
-      fs.renameSync(tmp, target);
+      rename(rfs, tmp, target);
     }
-    syncDir(parent);
+    syncDir(rfs, parent);
   } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    try {
+      rfs.rmSync(tmp);
+    } catch {
+      // a .tmp- leftover is removed by the next prune
+    }
+    // Name the folder being written, not its temp name (the user never sees that one).
+    if (RunError.is(e, 'io') && e.message.startsWith(tmp)) {
+      throw new RunError('io', target + e.message.slice(tmp.length), { path: e.path?.replace(tmp, target), cause: e });
+    }
     throw e;
   }
+}
+
+export interface ManifestEntry {
+  size: number;
+  sha256: string;
+}
+
+/** checkpoints/step-N/manifest.json: written last, so a checkpoint with one is complete as written. */
+export interface CheckpointManifest {
+  formatVersion: 1;
+  files: Record<string, ManifestEntry>;
+}
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** Why the checkpoint in `dir` is not as written, or undefined when every file matches its manifest. */
+function checkManifest(dir: string): string | undefined {
+  const manifestFile = path.join(dir, CHECKPOINT_MANIFEST_FILE);
+  if (!fs.existsSync(manifestFile)) {
+    // Written before checkpoints had manifests: complete when both files are there (checked by parsing).
+    return fs.existsSync(path.join(dir, CHECKPOINT_INFO_FILE)) && fs.existsSync(path.join(dir, CHECKPOINT_TENSORS_FILE))
+      ? undefined
+      : `no ${CHECKPOINT_MANIFEST_FILE}: the checkpoint was not written completely`;
+  }
+  let manifest: CheckpointManifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as CheckpointManifest;
+  } catch (e) {
+    return `${CHECKPOINT_MANIFEST_FILE} cannot be read: ${(e as Error).message}`;
+  }
+  if (manifest?.formatVersion !== 1 || typeof manifest.files !== 'object' || manifest.files === null) {
+    return `${CHECKPOINT_MANIFEST_FILE} is not a checkpoint manifest (formatVersion 1 with files expected)`;
+  }
+  for (const name of [CHECKPOINT_TENSORS_FILE, CHECKPOINT_INFO_FILE]) {
+    if (!manifest.files[name]) return `${CHECKPOINT_MANIFEST_FILE} does not list ${name}`;
+  }
+  for (const [name, want] of Object.entries(manifest.files)) {
+    if (name.includes('/') || name.includes('\\') || name.startsWith('.')) return `${CHECKPOINT_MANIFEST_FILE} lists a file outside the checkpoint: ${JSON.stringify(name)}`;
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(path.join(dir, name));
+    } catch (e) {
+      return `${name} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    }
+    if (data.length !== want.size) return `${name} is ${data.length} bytes, the manifest says ${want.size}`;
+    if (sha256(data) !== want.sha256) return `${name} does not match the SHA-256 in ${CHECKPOINT_MANIFEST_FILE}`;
+  }
+  return undefined;
 }
 
 /** Parse metrics.jsonl text: one MetricPoint per line; an unparsable (torn) final line is dropped. */
@@ -175,20 +245,37 @@ export interface NewRunInit {
   params?: RunInfo['params'];
   baseModel?: string;
   now?: Date;
+  /** The file system the run is written through (tests inject faults here). */
+  fs?: RunFs;
+}
+
+/** Checkpoints that failed verification, newest first, with why. */
+export interface SkippedCheckpoint {
+  step: number;
+  problem: string;
 }
 
 /** One run folder. Keeps the last RunInfo it wrote so status updates don't re-read the file. */
 export class RunFolder {
   private info: RunInfo;
+  private heldLock: RunLock | undefined;
 
-  private constructor(readonly dir: string, info: RunInfo) {
+  private constructor(
+    readonly dir: string,
+    info: RunInfo,
+    private readonly rfs: RunFs,
+  ) {
     this.info = info;
   }
 
-  /** Create `<outDir>/<runId>/` with run.json (status 'running', this pid/host) and config.json. */
+  /**
+   * Create `<outDir>/<runId>/` with run.json (status 'running', this pid/host) and config.json. The
+   * folder's lock is taken before anything is written into it and held until {@link releaseLock}.
+   */
   static async create(outDir: string, init: NewRunInit): Promise<RunFolder> {
+    const rfs = init.fs ?? nodeRunFs;
     const now = init.now ?? new Date();
-    fs.mkdirSync(outDir, { recursive: true });
+    mkdirs(rfs, outDir);
     let runId = makeRunId(init.config.name, now);
     let dir = path.join(outDir, runId);
     // Two runs started in the same second share a stamp; the 4 hex digits make a clash unlikely, retry anyway.
@@ -196,7 +283,11 @@ export class RunFolder {
       runId = makeRunId(init.config.name, now);
       dir = path.join(outDir, runId);
     }
-    fs.mkdirSync(dir);
+    try {
+      rfs.mkdirSync(dir);
+    } catch (e) {
+      throw ioError(e, dir, 'create the run folder');
+    }
     const at = now.toISOString();
     const info: RunInfo = {
       formatVersion: 1,
@@ -218,21 +309,67 @@ export class RunFolder {
       hostname: os.hostname(),
       bootTime: hostBootTime(),
     };
-    await writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(init.config, null, 2) + '\n');
-    const folder = new RunFolder(dir, info);
-    await folder.writeInfo(info);
+    const folder = new RunFolder(dir, info, rfs);
+    try {
+      folder.heldLock = acquireRunLock(dir, rfs);
+      writeFileAtomicSync(rfs, path.join(dir, CONFIG_FILE), JSON.stringify(init.config, null, 2) + '\n');
+      await folder.writeInfo(info);
+      syncDir(rfs, outDir);
+    } catch (e) {
+      // Nothing was trained yet: a folder without run.json is of no use to anyone, so take it away.
+      folder.releaseLock();
+      try {
+        rfs.rmSync(dir);
+      } catch {
+        // resume refuses such a folder with a clear message (see RunFolder.open)
+      }
+      throw e;
+    }
     return folder;
   }
 
   /** Open an existing run folder (throws RunError 'not-a-run' when there is no run.json). */
-  static open(dir: string): RunFolder {
+  static open(dir: string, rfs: RunFs = nodeRunFs): RunFolder {
     const file = path.join(dir, RUN_INFO_FILE);
-    if (!fs.existsSync(file)) throw new RunError('not-a-run', `${dir} is not a LoRA Lab run folder (no ${RUN_INFO_FILE})`, { path: dir });
+    if (!fs.existsSync(file)) {
+      const cutOff = fs.existsSync(path.join(dir, CONFIG_FILE)) || (fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^\.?run\.lock\./.test(n)));
+      if (cutOff) {
+        throw new RunError(
+          'cut-off',
+          `${dir}: this run was cut off while it was being created, before its ${RUN_INFO_FILE} was written; no step was trained, so there is nothing to resume. Start it again from its experiment file (lora-lab train CONFIG) and delete this folder`,
+          { path: dir },
+        );
+      }
+      throw new RunError('not-a-run', `${dir} is not a LoRA Lab run folder (no ${RUN_INFO_FILE})`, { path: dir });
+    }
     const info = readJson<RunInfo>(file, 'run info');
     if (info.formatVersion !== 1 || typeof info.runId !== 'string' || typeof info.status !== 'string') {
       throw new RunError('bad-run-file', `${file}: not a LoRA Lab run.json (formatVersion 1 with runId and status expected)`, { path: file });
     }
-    return new RunFolder(path.resolve(dir), info);
+    return new RunFolder(path.resolve(dir), info, rfs);
+  }
+
+  /** Take this run's lock (RunError 'busy' when another trainer holds it). */
+  lock(): void {
+    if (!this.heldLock) this.heldLock = acquireRunLock(this.dir, this.rfs);
+  }
+
+  /** Give the lock up (best effort: a holder that is gone counts as released anyway). */
+  releaseLock(): void {
+    const l = this.heldLock;
+    this.heldLock = undefined;
+    try {
+      l?.release();
+    } catch {
+      // the lock is stale once this process ends; nothing else to do
+    }
+  }
+
+  /** Re-read run.json (after taking the lock: another trainer may have changed it meanwhile). */
+  reload(): RunInfo {
+    const fresh = RunFolder.open(this.dir, this.rfs);
+    this.info = fresh.info;
+    return this.runInfo;
   }
 
   /** The RunInfo as last written, with 'running' turned into 'interrupted' when its process is gone. */
@@ -254,7 +391,38 @@ export class RunFolder {
   }
 
   private async writeInfo(info: RunInfo): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, RUN_INFO_FILE), JSON.stringify(info, null, 2) + '\n');
+    writeFileAtomicSync(this.rfs, path.join(this.dir, RUN_INFO_FILE), JSON.stringify(info, null, 2) + '\n');
+  }
+
+  /**
+   * Last resort when run.json cannot be replaced (the disk is full): turn its "running" into "failed" in
+   * place. Same length, so the file needs no new block. Returns whether run.json now says failed.
+   */
+  markFailedInPlace(): boolean {
+    const file = path.join(this.dir, RUN_INFO_FILE);
+    try {
+      const text = fs.readFileSync(file);
+      const from = Buffer.from('"status": "running"');
+      const at = text.indexOf(from);
+      if (at < 0) return false;
+      const to = Buffer.from('"status": "failed" ');
+      const fd = this.rfs.openSync(file, 'r+');
+      try {
+        let done = 0;
+        while (done < to.length) {
+          const n = this.rfs.writeSync(fd, to, done, to.length - done, at + done);
+          if (!(n > 0)) return false;
+          done += n;
+        }
+        this.rfs.fsyncSync(fd);
+      } finally {
+        this.rfs.closeSync(fd);
+      }
+      this.info = { ...this.info, status: 'failed' };
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   readConfig(): ExperimentConfig {
@@ -265,7 +433,7 @@ export class RunFolder {
 
   appendMetrics(points: readonly MetricPoint[]): void {
     if (points.length === 0) return;
-    fs.appendFileSync(path.join(this.dir, METRICS_FILE), points.map((p) => JSON.stringify(p) + '\n').join(''));
+    appendAll(this.rfs, path.join(this.dir, METRICS_FILE), points.map((p) => JSON.stringify(p) + '\n').join(''));
   }
 
   readMetrics(): MetricPoint[] {
@@ -277,13 +445,13 @@ export class RunFolder {
   /** Keep only points with step ≤ `step` (and drop a torn tail), rewriting the file atomically. */
   async truncateMetrics(step: number): Promise<MetricPoint[]> {
     const kept = this.readMetrics().filter((p) => p.step <= step);
-    await writeFileAtomic(path.join(this.dir, METRICS_FILE), kept.map((p) => JSON.stringify(p) + '\n').join(''));
+    writeFileAtomicSync(this.rfs, path.join(this.dir, METRICS_FILE), kept.map((p) => JSON.stringify(p) + '\n').join(''));
     return kept;
   }
 
   // ---- checkpoints ----
 
-  /** Steps of complete checkpoints, ascending. */
+  /** Steps of complete checkpoints, ascending (not verified: see {@link verifyCheckpoint}). */
   listCheckpoints(): number[] {
     const dir = path.join(this.dir, CHECKPOINTS_DIR);
     if (!fs.existsSync(dir)) return [];
@@ -306,31 +474,81 @@ export class RunFolder {
     return path.join(this.dir, CHECKPOINTS_DIR, `step-${step}`);
   }
 
-  /** Write checkpoints/step-N/ (temp folder + rename), record it in run.json, keep only the newest `keep` (0 keeps all). */
+  /**
+   * Why checkpoint `step` cannot be restored (a file differs from its manifest, a tensor does not parse
+   * or holds NaN/Infinity), or undefined when it is good.
+   */
+  verifyCheckpoint(step: number): string | undefined {
+    const dir = this.checkpointDir(step);
+    const problem = checkManifest(dir);
+    if (problem) return problem;
+    try {
+      const { tensors } = this.readCheckpoint(step);
+      for (const [name, t] of Object.entries(tensors)) {
+        const bad = t.data.findIndex((x) => !Number.isFinite(x));
+        if (bad >= 0) return `tensor ${name} holds ${t.data[bad]} at index ${bad}`;
+      }
+    } catch (e) {
+      return (e as Error).message.startsWith(dir) ? (e as Error).message.slice(dir.length).replace(/^[/\\]?:?\s*/, '') : (e as Error).message;
+    }
+    return undefined;
+  }
+
+  /** The newest checkpoint that verifies (undefined: none does), and the newer ones skipped with why. */
+  newestGoodCheckpoint(): { step: number | undefined; skipped: SkippedCheckpoint[] } {
+    const skipped: SkippedCheckpoint[] = [];
+    for (const step of this.listCheckpoints().reverse()) {
+      const problem = this.verifyCheckpoint(step);
+      if (problem === undefined) return { step, skipped };
+      skipped.push({ step, problem });
+    }
+    return { step: undefined, skipped };
+  }
+
+  /**
+   * Write checkpoints/step-N/ (temp folder + rename), read it back against its manifest, record it in
+   * run.json, then keep only the newest `keep` (0 keeps all). Pruning happens only after the new
+   * checkpoint verified, and never removes it, so the newest good checkpoint always stays.
+   */
   async writeCheckpoint(c: { step: number; tensors: TensorMap; state: Record<string, unknown> }, keep = 3): Promise<string> {
     const target = this.checkpointDir(c.step);
     const info: CheckpointInfo = { step: c.step, createdAt: new Date().toISOString(), state: c.state };
-    replaceFolder(target, (tmp) => {
-      writeFileSynced(path.join(tmp, CHECKPOINT_TENSORS_FILE), toSafetensors(c.tensors, { step: String(c.step) }));
-      writeFileSynced(path.join(tmp, CHECKPOINT_INFO_FILE), JSON.stringify(info) + '\n');
+    const tensors = toSafetensors(c.tensors, { step: String(c.step) });
+    const infoBytes = Buffer.from(JSON.stringify(info) + '\n', 'utf8');
+    const manifest: CheckpointManifest = {
+      formatVersion: 1,
+      files: {
+        [CHECKPOINT_TENSORS_FILE]: { size: tensors.length, sha256: sha256(tensors) },
+        [CHECKPOINT_INFO_FILE]: { size: infoBytes.length, sha256: sha256(infoBytes) },
+      },
+    };
+    replaceFolder(this.rfs, target, (tmp) => {
+      writeFileSynced(this.rfs, path.join(tmp, CHECKPOINT_TENSORS_FILE), tensors);
+      writeFileSynced(this.rfs, path.join(tmp, CHECKPOINT_INFO_FILE), infoBytes);
+      writeFileSynced(this.rfs, path.join(tmp, CHECKPOINT_MANIFEST_FILE), JSON.stringify(manifest) + '\n');
     });
+    const problem = checkManifest(target);
+    if (problem) {
+      throw new RunError('io', `${target}: the checkpoint did not read back as written (${problem}); the older checkpoints are kept`, { path: target });
+    }
     await this.update({ step: c.step, lastCheckpointStep: c.step });
-    if (keep > 0) this.pruneCheckpoints(keep);
+    if (keep > 0) this.pruneCheckpoints(keep, c.step);
     return target;
   }
 
-  private pruneCheckpoints(keep: number): void {
+  private pruneCheckpoints(keep: number, verified: number): void {
     const dir = path.join(this.dir, CHECKPOINTS_DIR);
     const steps = this.listCheckpoints();
     for (const step of steps.slice(0, Math.max(0, steps.length - keep))) {
+      if (step === verified) continue;
       // Rename first: a kill during the recursive delete must not leave a half-deleted "step-N" behind.
       const doomed = path.join(dir, `.old-step-${step}-${randomBytes(4).toString('hex')}`);
-      fs.renameSync(this.checkpointDir(step), doomed);
-      fs.rmSync(doomed, { recursive: true, force: true });
+      rename(this.rfs, this.checkpointDir(step), doomed);
+      this.rfs.rmSync(doomed);
     }
     // Leftovers of a write that was killed half-way.
     for (const name of fs.readdirSync(dir)) {
-      if (name.startsWith('.tmp-') || name.startsWith('.old-')) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      if (name.startsWith('.tmp-') || name.startsWith('.old-')) this.rfs.rmSync(path.join(dir, name));
     }
   }
 
@@ -355,9 +573,9 @@ export class RunFolder {
 
   /** adapter/ in PEFT's layout: adapter_config.json + adapter_model.safetensors. */
   writeAdapter(adapter: { config: Record<string, unknown>; tensors: TensorMap }): string {
-    replaceFolder(this.adapterDir, (tmp) => {
-      writeFileSynced(path.join(tmp, ADAPTER_WEIGHTS_FILE), toSafetensors(adapter.tensors, { format: 'pt' }));
-      writeFileSynced(path.join(tmp, ADAPTER_CONFIG_FILE), JSON.stringify(adapter.config, null, 2) + '\n');
+    replaceFolder(this.rfs, this.adapterDir, (tmp) => {
+      writeFileSynced(this.rfs, path.join(tmp, ADAPTER_WEIGHTS_FILE), toSafetensors(adapter.tensors, { format: 'pt' }));
+      writeFileSynced(this.rfs, path.join(tmp, ADAPTER_CONFIG_FILE), JSON.stringify(adapter.config, null, 2) + '\n');
     });
     return this.adapterDir;
   }
@@ -365,8 +583,8 @@ export class RunFolder {
   /** truth/tensors.safetensors: the experiment's reference tensors (e.g. the true U·V). */
   writeTruth(tensors: TensorMap): void {
     if (Object.keys(tensors).length === 0) return;
-    replaceFolder(path.join(this.dir, TRUTH_DIR), (tmp) => {
-      writeFileSynced(path.join(tmp, TRUTH_TENSORS_FILE), toSafetensors(tensors));
+    replaceFolder(this.rfs, path.join(this.dir, TRUTH_DIR), (tmp) => {
+      writeFileSynced(this.rfs, path.join(tmp, TRUTH_TENSORS_FILE), toSafetensors(tensors));
     });
   }
 

@@ -11,8 +11,9 @@ import type { FromWorker } from '../protocol/worker';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import { createSession, type TrainingSession } from '../engine/session';
 import { createCausalLmSession } from './causalLmSession';
-import { RunFolder, hostBootTime } from './runStore';
+import { RunFolder, hostBootTime, type SkippedCheckpoint } from './runStore';
 import { RunError } from './runErrors';
+import type { RunFs } from './runFs';
 import { runVersions } from './versions';
 import { startBackend, type BackendName } from './backendSetup';
 
@@ -38,6 +39,8 @@ export interface TrainRunOptions {
   progressIntervalMs?: number;
   /** Checkpoints kept on disk (default 3). */
   keepCheckpoints?: number;
+  /** The file system the run folder is written through (default node:fs; the fault tests wrap it). */
+  fs?: RunFs;
 }
 
 export interface TrainRunResult {
@@ -100,18 +103,41 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   let configDir: string;
   let folder: RunFolder | undefined;
   let resumeFrom: number | undefined;
+  let skipped: SkippedCheckpoint[] = [];
+  let metricsGap: { missing: number; from: number | undefined } | undefined;
   if (opts.resumeRunDir) {
-    folder = RunFolder.open(opts.resumeRunDir);
-    const info = folder.runInfo;
-    if (info.status === 'running') {
-      throw new RunError('busy', `${folder.dir} is still running (pid ${info.pid} on ${info.hostname}); stop it before resuming`, { path: folder.dir });
+    folder = RunFolder.open(opts.resumeRunDir, opts.fs);
+    checkResumable(folder);
+    // One trainer per run: the lock first, then a fresh look at run.json (a racing resume may have
+    // finished the run between the check above and the lock).
+    try {
+      folder.lock();
+    } catch (e) {
+      if (!RunError.is(e, 'io')) throw e;
+      throw new RunError('io', `${folder.dir}: cannot take the run's lock (${e.message}). Nothing was changed; make the run folder writable, or copy it somewhere writable, and resume again`, {
+        path: folder.dir,
+        cause: e,
+      });
     }
-    if (info.status === 'completed') {
-      throw new RunError('already-completed', `${folder.dir} already completed all ${info.totalSteps} steps; nothing to resume`, { path: folder.dir });
+    try {
+      folder.reload();
+      checkResumable(folder);
+      config = folder.readConfig();
+      const info = folder.storedInfo;
+      configDir = info.configFile ? path.dirname(info.configFile) : folder.dir;
+      ({ step: resumeFrom, skipped } = folder.newestGoodCheckpoint());
+      // metrics.jsonl cut short (a lost tail, not just a torn last line) would leave a silent gap:
+      // continue from a checkpoint at or before the first missing step, so those steps are logged again.
+      const missing = firstMissingMetric(folder, config, resumeFrom ?? 0, folder.storedInfo.totalSteps);
+      if (missing !== undefined) {
+        const from = folder.listCheckpoints().reverse().find((s) => s < missing && folder!.verifyCheckpoint(s) === undefined);
+        metricsGap = { missing, from };
+        resumeFrom = from;
+      }
+    } catch (e) {
+      folder.releaseLock();
+      throw e;
     }
-    config = folder.readConfig();
-    configDir = info.configFile ? path.dirname(info.configFile) : folder.dir;
-    resumeFrom = folder.latestCheckpointStep();
   } else if (opts.configPath) {
     const loaded = loadExperimentConfig(opts.configPath);
     config = loaded.config;
@@ -121,12 +147,26 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     throw new RunError('config', 'trainRun needs configPath (a new run) or resumeRunDir (continue a run)');
   }
 
-  const backend = await startBackend({ prefer: opts.backend, wasmDir: opts.wasmDir, threads: opts.threads });
-  const session = await makeSession(config, configDir);
+  let session: TrainingSession;
+  let backend: BackendReport;
+  try {
+    backend = await startBackend({ prefer: opts.backend, wasmDir: opts.wasmDir, threads: opts.threads });
+    session = await makeSession(config, configDir);
+  } catch (e) {
+    folder?.releaseLock();
+    throw e;
+  }
   try {
     let elapsedOffset = 0;
     if (folder) {
-      // Resume: load the last checkpoint (or start over when none was written), forget later metrics.
+      // Resume: load the newest good checkpoint (or start over when there is none), forget later metrics.
+      for (const k of skipped) log('warn', `checkpoint step-${k.step} cannot be used: ${k.problem}`);
+      if (metricsGap) {
+        log('warn', `${path.join(folder.dir, 'metrics.jsonl')} has no point for step ${metricsGap.missing} (the file was cut short); continuing from ${metricsGap.from !== undefined ? `checkpoint step-${metricsGap.from}` : 'the start'} so no step is missing from it`);
+      }
+      if (skipped.length || metricsGap) {
+        log('warn', resumeFrom !== undefined ? `resuming from checkpoint step-${resumeFrom}, the newest that can be used` : 'no checkpoint can be used: training starts over from step 0');
+      }
       const ckpt = resumeFrom !== undefined ? readCheckpoint(folder, resumeFrom) : undefined;
       if (ckpt) {
         try {
@@ -136,51 +176,128 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
           throw new RunError('bad-run-file', `${dir}: cannot restore this checkpoint: ${(e as Error).message}`, { path: dir, cause: e });
         }
       }
-      const kept = await folder.truncateMetrics(resumeFrom ?? 0);
+      let kept: MetricPoint[];
+      try {
+        kept = await folder.truncateMetrics(resumeFrom ?? 0);
+      } catch (e) {
+        if (RunError.is(e, 'io')) throw new RunError('io', describeFailure(e, folder, opts), { path: e.path, cause: e });
+        throw e;
+      }
       // Sessions that keep elapsed time in their checkpoint state continue it themselves; for the others
       // (elapsedMs counts from run()), continue from the last kept point so the time axis never jumps back.
       const keepsTime = typeof ckpt?.state.elapsedMs === 'number';
       elapsedOffset = kept.length && !keepsTime ? kept[kept.length - 1].elapsedMs : 0;
       const prev = folder.storedInfo;
-      await folder.update({
-        status: 'running',
-        step: session.step,
-        backend,
-        versions: runVersions(tfjsVersion),
-        pid: process.pid,
-        hostname: os.hostname(),
-        bootTime: hostBootTime(),
-        resumedAt: [...(prev.resumedAt ?? []), { step: session.step, at: new Date().toISOString() }],
-        error: undefined,
-        finishedAt: undefined,
-      });
+      try {
+        await folder.update({
+          status: 'running',
+          step: session.step,
+          backend,
+          versions: runVersions(tfjsVersion),
+          pid: process.pid,
+          hostname: os.hostname(),
+          bootTime: hostBootTime(),
+          resumedAt: [...(prev.resumedAt ?? []), { step: session.step, at: new Date().toISOString() }],
+          error: undefined,
+          finishedAt: undefined,
+        });
+      } catch (e) {
+        if (RunError.is(e, 'io')) throw new RunError('io', describeFailure(e, folder, opts), { path: e.path, cause: e });
+        throw e;
+      }
       log('info', `Resuming ${folder.dir} at step ${session.step} of ${session.totalSteps}`);
     } else {
       const outDir = opts.outDir ? path.resolve(opts.outDir) : path.resolve(configDir, config.outputDir);
-      folder = await RunFolder.create(outDir, {
-        config,
-        configFile: path.resolve(opts.configPath!),
-        backend,
-        versions: runVersions(tfjsVersion),
-        totalSteps: session.totalSteps,
-        params: session.params,
-        ...(config.model.kind === 'causal-lm' ? { baseModel: path.resolve(configDir, config.model.modelPath) } : {}),
-      });
+      try {
+        folder = await RunFolder.create(outDir, {
+          config,
+          configFile: path.resolve(opts.configPath!),
+          backend,
+          versions: runVersions(tfjsVersion),
+          totalSteps: session.totalSteps,
+          params: session.params,
+          ...(config.model.kind === 'causal-lm' ? { baseModel: path.resolve(configDir, config.model.modelPath) } : {}),
+          fs: opts.fs,
+        });
+      } catch (e) {
+        if (!RunError.is(e, 'io')) throw e;
+        const where = opts.outDir ? `--out ${opts.outDir}` : `outputDir "${config.outputDir}" in ${opts.configPath}`;
+        throw new RunError('io', `${e.message}. Nothing was trained. Make room or fix the permissions in ${outDir}, or write runs elsewhere (${where}), then start again`, {
+          path: e.path,
+          cause: e,
+        });
+      }
     }
     const run = folder;
     try {
-      if (!run.readTruth()) run.writeTruth(session.reference());
+      let truthOk = false;
+      try {
+        truthOk = run.readTruth() !== undefined;
+      } catch {
+        // damaged by an earlier crash or full disk: the session computes it again below
+      }
+      if (!truthOk) run.writeTruth(session.reference());
       emit({ type: 'didStart', runDir: run.dir, run: run.storedInfo, backend });
-      return await loop(run, session, backend, elapsedOffset, opts, emit);
+      return await loop(run, session, backend, elapsedOffset, resumeFrom, opts, emit);
     } catch (e) {
       // Not a training failure the loop could record (e.g. the disk is full): still never leave 'running'.
-      const error = e instanceof Error ? e.message : String(e);
-      await run.update({ status: 'failed', error, finishedAt: new Date().toISOString() }).catch(() => undefined);
+      let error = describeFailure(e, run, opts);
+      if (!(await recordFailure(run, error))) {
+        error += `. ${path.join(run.dir, 'run.json')} could not be updated either; it shows the run as interrupted once this process has ended`;
+      }
       emit({ type: 'didFinish', runDir: run.dir, status: 'failed', step: session.step, error });
+      if (RunError.is(e, 'io')) throw new RunError('io', error, { path: e.path, cause: e });
       throw e;
     }
   } finally {
     session.dispose();
+    folder?.releaseLock();
+  }
+}
+
+/** Refuse to resume a run that is still being trained or has nothing left to do. */
+function checkResumable(folder: RunFolder): void {
+  const info = folder.runInfo;
+  if (info.status === 'running') {
+    throw new RunError('busy', `${folder.dir} is still running (pid ${info.pid} on ${info.hostname}); stop it before resuming`, { path: folder.dir });
+  }
+  if (info.status === 'completed') {
+    throw new RunError('already-completed', `${folder.dir} already completed all ${info.totalSteps} steps; nothing to resume`, { path: folder.dir });
+  }
+}
+
+/** The first step ≤ `upTo` that the loop logs but metrics.jsonl lacks (undefined: none missing). */
+function firstMissingMetric(folder: RunFolder, config: ExperimentConfig, upTo: number, total: number): number | undefined {
+  const points = folder.readMetrics();
+  const have = new Set(points.map((p) => p.step));
+  const logEvery = Math.max(1, config.training.logEvery);
+  // Eval points land on multiples of evalEvery, for experiments that evaluate at all.
+  const evalEvery = points.some((p) => p.evalLoss !== undefined) ? config.training.evalEvery : 0;
+  for (let s = 1; s <= upTo; s++) {
+    const logged = s % logEvery === 0 || (evalEvery > 0 && s % evalEvery === 0) || s === total;
+    if (logged && !have.has(s)) return s;
+  }
+  return undefined;
+}
+
+/** The message for a failure after the run folder exists; write failures say where and what to do. */
+function describeFailure(e: unknown, run: RunFolder, opts: TrainRunOptions): string {
+  const message = e instanceof Error ? e.message : String(e);
+  if (!RunError.is(e, 'io')) return message;
+  const where = opts.resumeRunDir ? run.dir : `${path.dirname(run.dir)} (outputDir in the experiment file, or --out)`;
+  return `${message}. The run stopped; its newest good checkpoint is kept. Make room or fix the permissions in ${where}, then continue with: lora-lab train --resume ${run.dir}`;
+}
+
+/**
+ * Record 'failed' in run.json; on a full disk, where run.json cannot be replaced, flip its status in
+ * place. False when neither worked (a read-only file system).
+ */
+async function recordFailure(run: RunFolder, error: string): Promise<boolean> {
+  try {
+    await run.update({ status: 'failed', error, finishedAt: new Date().toISOString() });
+    return true;
+  } catch {
+    return run.markFailedInPlace();
   }
 }
 
@@ -194,6 +311,7 @@ async function loop(
   session: TrainingSession,
   backend: BackendReport,
   elapsedOffset: number,
+  resumedFrom: number | undefined,
   opts: TrainRunOptions,
   emit: (e: FromWorker) => void,
 ): Promise<TrainRunResult> {
@@ -210,6 +328,8 @@ async function loop(
   let lastFlush = 0;
   let lastLoss = folder.storedInfo.lastLoss;
   let lastEvalLoss = folder.storedInfo.lastEvalLoss;
+  // The step of the checkpoint this session wrote or restored last (a newer damaged one may lie on disk).
+  let lastCheckpoint = resumedFrom;
 
   const etaMs = () => {
     const done = session.step - startStep;
@@ -229,6 +349,7 @@ async function loop(
     flush();
     const c = session.checkpoint();
     await folder.writeCheckpoint(c, keep);
+    lastCheckpoint = c.step;
     await folder.update({ lastLoss, lastEvalLoss });
     emit({ type: 'didCheckpoint', runDir, step: c.step });
   };
@@ -259,6 +380,8 @@ async function loop(
     }
   } catch (e) {
     flush();
+    // A write failure is not the run's fault: the caller records it and says where to make room.
+    if (RunError.is(e, 'io')) throw e;
     const message = e instanceof Error ? e.message : String(e);
     const kept = folder.latestCheckpointStep();
     emit({
@@ -271,12 +394,12 @@ async function loop(
 
   if (session.step < total) {
     // Stopped by the signal: save where we are so `--resume` continues from exactly here.
-    if (folder.latestCheckpointStep() !== session.step) await checkpoint();
+    if (lastCheckpoint !== session.step) await checkpoint();
     return finish('cancelled');
   }
   // A final checkpoint too: killed before the adapter below is written, the run resumes at the last step
   // and only writes the adapter.
-  if (folder.latestCheckpointStep() !== session.step) await checkpoint();
+  if (lastCheckpoint !== session.step) await checkpoint();
   const exported = session.exportAdapter();
   const adapterDir = folder.writeAdapter(exported);
   for (const n of exported.notes ?? []) emit({ type: 'log', level: 'info', message: n });

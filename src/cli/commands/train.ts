@@ -96,9 +96,9 @@ export const trainCommand: CliCommand = {
           printer.line(`Stopped at step ${result.step}/${result.totalSteps}; checkpoint saved in ${rel(result.runDir)}`);
           printer.line(`Resume with: lora-lab train --resume ${rel(result.runDir)}`);
         } else {
-          printer.line(`Failed at step ${result.step}: ${result.error}`);
+          printer.error(`Failed at step ${result.step}: ${result.error}`);
           const kept = result.lastCheckpointStep;
-          printer.line(`Run: ${rel(result.runDir)} (${kept !== undefined ? `last good checkpoint: step ${kept}` : 'no checkpoint was written'})`);
+          printer.error(`Run: ${rel(result.runDir)} (${kept !== undefined ? `last good checkpoint: step ${kept}` : 'no checkpoint was written'})`);
         }
       }
       return result.status === 'completed' ? EXIT.ok : result.status === 'cancelled' ? EXIT.interrupted : EXIT.failed;

@@ -103,10 +103,22 @@ describe('cli: lora-lab', function () {
     const cfg = writeExperiment(tmp, tinyExperiment({ name: 'diverge', steps: 200, checkpointEvery: 2, optimizer: { name: 'sgd', lr: 1e6 } }), 'diverge.lora.json');
     const r = cli(['train', cfg, '--out', 'runs', '--backend', 'cpu'], tmp);
     assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stdout, /^Failed at step \d+: .*(NaN|Infinity|non-finite)/im);
-    const kept = /^Run: (\S+) \(last good checkpoint: step (\d+)\)$/m.exec(r.stdout);
-    assert.ok(kept, r.stdout);
+    // Failures go to stderr (a script capturing stdout still sees them on the terminal).
+    assert.match(r.stderr, /^error: Training diverged: .*(NaN|Infinity|non-finite)/im);
+    assert.match(r.stderr, /^Failed at step \d+: .*(NaN|Infinity|non-finite)/im);
+    assert.doesNotMatch(r.stdout, /error:|Failed at step/);
+    const kept = /^Run: (\S+) \(last good checkpoint: step (\d+)\)$/m.exec(r.stderr);
+    assert.ok(kept, r.stderr);
     assert.ok(loadRun(path.resolve(tmp, kept[1])).checkpoints.includes(Number(kept[2])));
+  });
+
+  it('train: an output folder that cannot be written fails on stderr naming it and --out, without errno text alone', () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'blocked', steps: 4, evalEvery: 2, checkpointEvery: 2 }), 'blocked.lora.json');
+    fs.writeFileSync(path.join(tmp, 'a-file'), '');
+    const r = cli(['train', cfg, '--out', 'a-file/runs', '--backend', 'cpu'], tmp);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^lora-lab train: \/\S*a-file\/runs: cannot create the folder: a part of the path is a file, not a folder \(ENOTDIR\)\. Nothing was trained\. .* \(--out a-file\/runs\), then start again$/m);
+    assert.equal(r.stdout, '');
   });
 
   it('train --threads 2 without native kernels: the threaded wasm build runs with 2 threads and the process exits at the end', function () {

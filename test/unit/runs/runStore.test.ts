@@ -8,6 +8,28 @@ import type { MetricPoint, RunInfo } from '../../../src/protocol/runFormat';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
 import { RunFolder, effectiveStatus, listRuns, loadRun, makeRunId, markInterrupted, parseMetricsJsonl } from '../../../src/runs/runStore';
+import { explainFsError, nodeRunFs, type RunFs } from '../../../src/runs/runFs';
+import { FaultyFs } from './faultyFs';
+
+/** A device that takes at most 7 bytes per write call (as a write near a file size limit may). */
+const trickleFs: RunFs = { ...nodeRunFs, writeSync: (fd, buf, off, len, pos) => nodeRunFs.writeSync(fd, buf, off, Math.min(len, 7), pos) };
+/** A device that says it wrote everything but kept only the first half of each checkpoint tensor file. */
+const lyingFs = (): RunFs => {
+  const files = new Map<number, string>();
+  return {
+    ...nodeRunFs,
+    openSync: (f, flags, mode) => {
+      const fd = nodeRunFs.openSync(f, flags, mode);
+      files.set(fd, f);
+      return fd;
+    },
+    writeSync: (fd, buf, off, len, pos) => {
+      if (!/tensors\.safetensors$/.test(files.get(fd) ?? '')) return nodeRunFs.writeSync(fd, buf, off, len, pos);
+      nodeRunFs.writeSync(fd, buf, off, Math.floor(len / 2), pos);
+      return len;
+    },
+  };
+};
 
 const config: ExperimentConfig = {
   name: 'tiny test',
@@ -49,8 +71,8 @@ describe('runs/runStore', () => {
     assert.deepEqual(run.readConfig(), config);
     await run.update({ status: 'cancelled', step: 4 });
     assert.equal(RunFolder.open(run.dir).runInfo.status, 'cancelled');
-    // Only run.json and config.json: no temp files left behind by the atomic writes.
-    assert.deepEqual(fs.readdirSync(run.dir).sort(), ['config.json', 'run.json']);
+    // Only run.json, config.json and the run's lock: no temp files left behind by the atomic writes.
+    assert.deepEqual(fs.readdirSync(run.dir).sort(), ['config.json', 'run.json', 'run.lock.1']);
   });
 
   it('appends metrics, skips a torn last line, rejects damage elsewhere, truncates past a step', async () => {
@@ -156,5 +178,96 @@ describe('runs/runStore', () => {
     assert.deepEqual(listRuns(path.join(tmp, 'missing')), []);
     assert.throws(() => loadRun(path.join(tmp, 'not-a-run')), (e: unknown) => RunError.is(e, 'not-a-run') && /no run\.json/.test((e as Error).message));
     assert.throws(() => RunFolder.open(path.join(tmp, 'broken')), (e: unknown) => RunError.is(e, 'bad-run-file') && /not valid JSON/.test((e as Error).message));
+  });
+
+  it('writes every byte when the device takes a few at a time', async () => {
+    const run = await RunFolder.create(tmp, { config, backend, versions, totalSteps: 10, fs: trickleFs });
+    const data = Float32Array.from({ length: 300 }, (_, i) => i / 7);
+    await run.writeCheckpoint({ step: 3, tensors: { w: { shape: [300], data } }, state: { t: 3 } }, 3);
+    run.writeAdapter({ config: { r: 2 }, tensors: { a: { shape: [300], data } } });
+    run.appendMetrics([point(1), point(2)]);
+    assert.equal(run.verifyCheckpoint(3), undefined);
+    assert.deepEqual(Array.from(run.readCheckpoint(3).tensors.w.data), Array.from(data));
+    assert.deepEqual(run.readMetrics().map((p) => p.step), [1, 2]);
+    assert.equal(RunFolder.open(run.dir).storedInfo.lastCheckpointStep, 3);
+  });
+
+  it('checks each checkpoint against its manifest (size, SHA-256) and for non-finite values', async () => {
+    const run = await newRun();
+    const t = (x: number) => ({ w: { shape: [4], data: new Float32Array([x, 1, 2, 3]) } });
+    for (const step of [1, 2, 3, 4]) await run.writeCheckpoint({ step, tensors: t(step), state: {} }, 0);
+    const manifest = JSON.parse(fs.readFileSync(path.join(run.checkpointDir(4), 'manifest.json'), 'utf8'));
+    assert.deepEqual(Object.keys(manifest.files).sort(), ['checkpoint.json', 'tensors.safetensors']);
+    assert.match(manifest.files['tensors.safetensors'].sha256, /^[0-9a-f]{64}$/);
+    assert.equal(run.newestGoodCheckpoint().step, 4);
+    // A flipped byte in the newest, a truncated file in the one before: both are skipped, with why.
+    const t4 = path.join(run.checkpointDir(4), 'tensors.safetensors');
+    const bytes = fs.readFileSync(t4);
+    bytes[bytes.length - 1] ^= 0x40;
+    fs.writeFileSync(t4, bytes);
+    const t3 = path.join(run.checkpointDir(3), 'tensors.safetensors');
+    fs.truncateSync(t3, 20);
+    const good = run.newestGoodCheckpoint();
+    assert.equal(good.step, 2);
+    assert.deepEqual(good.skipped.map((s) => s.step), [4, 3]);
+    assert.match(good.skipped[0].problem, /tensors\.safetensors does not match the SHA-256 in manifest\.json/);
+    assert.match(good.skipped[1].problem, /tensors\.safetensors is 20 bytes, the manifest says \d+/);
+    // Written faithfully, but NaN: a checkpoint no training can continue from.
+    await run.writeCheckpoint({ step: 5, tensors: t(NaN), state: {} }, 0);
+    assert.match(run.verifyCheckpoint(5)!, /tensor w holds NaN at index 0/);
+    // A checkpoint whose manifest is missing in a new-style folder (manifest written last, so: incomplete).
+    fs.rmSync(path.join(run.checkpointDir(2), 'manifest.json'));
+    fs.writeFileSync(path.join(run.checkpointDir(2), 'manifest.json'), '{"formatVersion":1,"files":{"../run.json":{"size":1,"sha256":"x"}}}');
+    assert.match(run.verifyCheckpoint(2)!, /does not list|outside the checkpoint/);
+    assert.equal(run.newestGoodCheckpoint().step, 1);
+  });
+
+  it('never prunes the last good checkpoint: a new one that does not read back as written stops the run first', async () => {
+    const good = await newRun();
+    await good.writeCheckpoint({ step: 1, tensors: { w: { shape: [64], data: new Float32Array(64).fill(1) } }, state: {} }, 1);
+    const lying = RunFolder.open(good.dir, lyingFs());
+    await assert.rejects(
+      lying.writeCheckpoint({ step: 2, tensors: { w: { shape: [64], data: new Float32Array(64).fill(2) } }, state: {} }, 1),
+      (e: unknown) => RunError.is(e, 'io') && /step-2: the checkpoint did not read back as written \(tensors\.safetensors is \d+ bytes, the manifest says \d+\); the older checkpoints are kept/.test((e as Error).message),
+    );
+    assert.equal(good.verifyCheckpoint(1), undefined, 'step-1 is still there and good');
+    assert.equal(RunFolder.open(good.dir).newestGoodCheckpoint().step, 1);
+  });
+
+  it('names the file and the cause in words when a write fails, and marks run.json failed in place on a full disk', async () => {
+    const run = await newRun();
+    const full = RunFolder.open(run.dir, new FaultyFs({ op: 'write', n: 1, mode: 'full' }));
+    await assert.rejects(full.update({ step: 3 }), (e: unknown) => {
+      assert.ok(RunError.is(e, 'io'));
+      assert.match((e as Error).message, new RegExp(`^${run.dir}/\\.run\\.json\\..*\\.tmp: cannot write: the disk is full \\(ENOSPC\\)$`));
+      return true;
+    });
+    assert.equal(RunFolder.open(run.dir).storedInfo.status, 'running');
+    assert.equal(full.markFailedInPlace(), true);
+    const info = JSON.parse(fs.readFileSync(path.join(run.dir, 'run.json'), 'utf8')) as RunInfo;
+    assert.equal(info.status, 'failed');
+    assert.equal(info.runId, run.storedInfo.runId);
+    assert.deepEqual(fs.readdirSync(run.dir).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
+  });
+
+  it('refuses a run folder cut off before run.json was written, saying how to start again', async () => {
+    const dir = path.join(tmp, 'cut');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    assert.throws(
+      () => RunFolder.open(dir),
+      (e: unknown) => RunError.is(e, 'cut-off') && /cut off while it was being created, before its run\.json was written; no step was trained.*lora-lab train CONFIG/.test((e as Error).message),
+    );
+    // A creation that fails takes its half-made folder away.
+    const failing = new FaultyFs({ op: 'write', n: 2, mode: 'error', code: 'EROFS' });
+    await assert.rejects(RunFolder.create(path.join(tmp, 'ro'), { config, backend, versions, totalSteps: 10, fs: failing }), /config\.json.*: cannot write: the file system is read-only \(EROFS\)/);
+    assert.deepEqual(fs.readdirSync(path.join(tmp, 'ro')), []);
+  });
+
+  it('says what an errno means in words, with the code, without repeating the path', () => {
+    const err = (code: string, text: string) => Object.assign(new Error(`${code}: ${text}`), { code });
+    assert.equal(explainFsError(err('EFBIG', "file too large, write '/x'")), 'the file would exceed the largest file this process may write, e.g. a `ulimit -f` limit (EFBIG)');
+    assert.equal(explainFsError(err('EROFS', "read-only file system, open '/x'")), 'the file system is read-only (EROFS)');
+    assert.equal(explainFsError(err('EXDEV', "cross-device link not permitted, rename '/a' -> '/b'")), 'cross-device link not permitted (EXDEV)');
   });
 });

@@ -2,13 +2,15 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { FromWorker } from '../../../src/protocol/worker';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
-import { loadRun, RunFolder } from '../../../src/runs/runStore';
+import { listRuns, loadRun, RunFolder } from '../../../src/runs/runStore';
 import { loadExperimentConfig, trainRun, type TrainRunOptions } from '../../../src/runs/trainRun';
 import { REPO_ROOT, TSX_IMPORT, curve, makeTmpDir, tinyExperiment, writeExperiment } from './tinyExperiment';
+import { FaultyFs } from './faultyFs';
 
 const run = (opts: TrainRunOptions, events: FromWorker[] = []) =>
   trainRun({ backend: 'cpu', progressIntervalMs: 0, onEvent: (e) => events.push(e), ...opts });
@@ -161,6 +163,7 @@ describe('runs/trainRun', function () {
     folder.appendMetrics(loadRun(ref.runDir).metrics.slice(0, 5));
     fs.appendFileSync(path.join(folder.dir, 'metrics.jsonl'), '{"step":6,"lo');
     await folder.update({ pid: 2 ** 22 + 12345 }); // beyond pid_max on Linux: no such process
+    folder.releaseLock(); // a killed process's lock is stale (test/unit/runs/runLock.test.ts)
     assert.equal(loadRun(folder.dir).info.status, 'interrupted');
     const res = await run({ resumeRunDir: folder.dir });
     assert.equal(res.status, 'completed');
@@ -181,7 +184,13 @@ describe('runs/trainRun', function () {
     assert.equal(res.status, 'cancelled');
     const infoFile = path.join(res.runDir, 'checkpoints', `step-${res.step}`, 'checkpoint.json');
     const info = JSON.parse(fs.readFileSync(infoFile, 'utf8'));
-    fs.writeFileSync(infoFile, JSON.stringify({ ...info, state: { ...info.state, seed: 999 } }));
+    const foreign = Buffer.from(JSON.stringify({ ...info, state: { ...info.state, seed: 999 } }));
+    fs.writeFileSync(infoFile, foreign);
+    // A whole checkpoint of another run: its manifest matches its files, so only the restore can tell.
+    const manifestFile = path.join(path.dirname(infoFile), 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    manifest.files['checkpoint.json'] = { size: foreign.length, sha256: createHash('sha256').update(foreign).digest('hex') };
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
     await assert.rejects(run({ resumeRunDir: res.runDir }), (e: unknown) => {
       assert.ok(RunError.is(e, 'bad-run-file'));
       assert.match((e as Error).message, new RegExp(`step-${res.step}: cannot restore this checkpoint: .*seed`));
@@ -217,6 +226,128 @@ describe('runs/trainRun', function () {
     });
     assert.ok(!fs.existsSync(path.join(tmp, 'bad')));
     await assert.rejects(run({ configPath: path.join(tmp, 'missing.lora.json') }), /missing\.lora\.json: no such file/);
+  });
+});
+
+describe('runs/trainRun: damaged runs and full disks', function () {
+  this.timeout(60_000);
+  let tmp: string;
+  let cfg: string;
+  let ref: { metrics: ReturnType<typeof curve>; adapter: Record<string, number[]> };
+  before(async () => {
+    tmp = makeTmpDir('trainrun-damage');
+    cfg = writeExperiment(tmp, tinyExperiment({ name: 'damage', steps: 12, checkpointEvery: 2, evalEvery: 4 }));
+    const r = await run({ configPath: cfg, outDir: path.join(tmp, 'ref') });
+    ref = { metrics: curve(loadRun(r.runDir).metrics), adapter: adapterTensors(r.adapterDir!) };
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** A run cancelled right after its checkpoint at `step`. */
+  async function cancelledAt(step: number, name: string): Promise<string> {
+    const controller = new AbortController();
+    const res = await trainRun({
+      configPath: cfg,
+      outDir: path.join(tmp, name),
+      backend: 'cpu',
+      progressIntervalMs: 0,
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'didCheckpoint' && e.step === step && controller.abort(),
+    });
+    assert.equal(res.status, 'cancelled');
+    assert.equal(res.step, step);
+    return res.runDir;
+  }
+
+  it('resumes from the newest checkpoint that verifies, saying which one it skipped and why', async () => {
+    const dir = await cancelledAt(8, 'damaged');
+    // A damaged header in the newest, a NaN (faithfully written, manifest and all) in the one before.
+    const t8 = path.join(dir, 'checkpoints/step-8/tensors.safetensors');
+    const b = fs.readFileSync(t8);
+    b[12] ^= 0xff;
+    fs.writeFileSync(t8, b);
+    const folder = RunFolder.open(dir);
+    const six = folder.readCheckpoint(6);
+    const name = Object.keys(six.tensors)[0];
+    six.tensors[name].data[0] = NaN;
+    fs.rmSync(folder.checkpointDir(6), { recursive: true });
+    await folder.writeCheckpoint({ step: 6, tensors: six.tensors, state: six.info.state }, 0);
+    await folder.update({ status: 'cancelled', lastCheckpointStep: 8 });
+    folder.releaseLock();
+
+    const events: FromWorker[] = [];
+    const res = await run({ resumeRunDir: dir }, events);
+    assert.equal(res.status, 'completed');
+    const warnings = events.filter((e) => e.type === 'log' && e.level === 'warn').map((e) => (e as { message: string }).message);
+    assert.ok(warnings.some((m) => /checkpoint step-8 cannot be used: tensors\.safetensors does not match the SHA-256/.test(m)), warnings.join('\n'));
+    assert.ok(warnings.some((m) => new RegExp(`checkpoint step-6 cannot be used: tensor ${name.replace(/\./g, '\\.')} holds NaN`).test(m)), warnings.join('\n'));
+    assert.ok(warnings.some((m) => /resuming from checkpoint step-4, the newest that can be used/.test(m)), warnings.join('\n'));
+    assert.equal(loadRun(dir).info.resumedAt?.[0].step, 4);
+    assert.deepEqual(curve(loadRun(dir).metrics), ref.metrics);
+    assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
+  });
+
+  it('resumes a run whose metrics.jsonl was cut short from before the first missing step: no gap', async () => {
+    const dir = await cancelledAt(8, 'cut-metrics');
+    const file = path.join(dir, 'metrics.jsonl');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    fs.writeFileSync(file, lines.slice(0, 5).join('\n') + '\n{"step":6,"lo'); // steps 1-5 and a torn 6
+    const events: FromWorker[] = [];
+    const res = await run({ resumeRunDir: dir }, events);
+    assert.equal(res.status, 'completed');
+    assert.ok(events.some((e) => e.type === 'log' && /metrics\.jsonl has no point for step 6 \(the file was cut short\); continuing from checkpoint step-4/.test(e.message)));
+    assert.equal(loadRun(dir).info.resumedAt?.[0].step, 4);
+    assert.deepEqual(curve(loadRun(dir).metrics), ref.metrics);
+    assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
+  });
+
+  it('also sees a lost eval point (logged off the logEvery grid) as a gap', async () => {
+    const evalCfg = writeExperiment(tmp, tinyExperiment({ name: 'evalgap', steps: 12, checkpointEvery: 2, evalEvery: 3, logEvery: 4 }), 'evalgap.lora.json');
+    const full = await run({ configPath: evalCfg, outDir: path.join(tmp, 'evalgap-ref') });
+    const controller = new AbortController();
+    const cut = await trainRun({
+      configPath: evalCfg,
+      outDir: path.join(tmp, 'evalgap'),
+      backend: 'cpu',
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'didCheckpoint' && e.step === 6 && controller.abort(),
+    });
+    const file = path.join(cut.runDir, 'metrics.jsonl');
+    assert.deepEqual(loadRun(cut.runDir).metrics.map((p) => p.step), [3, 4, 6]);
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').split('\n').slice(0, 2).join('\n') + '\n'); // the eval point at 6 is lost
+    const events: FromWorker[] = [];
+    await run({ resumeRunDir: cut.runDir }, events);
+    assert.ok(events.some((e) => e.type === 'log' && /no point for step 6 .*continuing from checkpoint step-4/.test(e.message)));
+    assert.deepEqual(curve(loadRun(cut.runDir).metrics), curve(loadRun(full.runDir).metrics));
+  });
+
+  it('lets one trainer at a time resume a run: a second resume is refused while the first holds the lock', async () => {
+    const dir = await cancelledAt(4, 'twice');
+    const first = run({ resumeRunDir: dir });
+    await assert.rejects(run({ resumeRunDir: dir }), (e: unknown) => RunError.is(e, 'busy') && /being trained by another process/.test((e as Error).message));
+    assert.equal((await first).status, 'completed');
+    assert.deepEqual(curve(loadRun(dir).metrics), ref.metrics);
+    await assert.rejects(run({ resumeRunDir: dir }), (e: unknown) => RunError.is(e, 'already-completed'));
+  });
+
+  it('stops on a full disk with a message naming the file, outputDir / --out and --resume; run.json says failed', async () => {
+    const events: FromWorker[] = [];
+    // The disk fills up at the 20th write (a metrics line, mid-run) and stays full.
+    const out = path.join(tmp, 'full');
+    await assert.rejects(run({ configPath: cfg, outDir: out, fs: new FaultyFs({ op: 'write', n: 20, mode: 'full' }) }, events), (e: unknown) => {
+      assert.ok(RunError.is(e, 'io'));
+      const m = (e as Error).message;
+      assert.match(m, /^\/.*: cannot .*: the disk is full \(ENOSPC\)\. The run stopped; its newest good checkpoint is kept\./);
+      assert.match(m, /outputDir in the experiment file, or --out/);
+      assert.match(m, /lora-lab train --resume \//);
+      return true;
+    });
+    const dir = listRuns(out)[0].dir;
+    assert.equal(RunFolder.open(dir).storedInfo.status, 'failed', 'not left running');
+    const finish = events.find((e) => e.type === 'didFinish');
+    assert.ok(finish && finish.type === 'didFinish' && finish.status === 'failed');
+    const res = await run({ resumeRunDir: dir });
+    assert.equal(res.status, 'completed');
+    assert.deepEqual(adapterTensors(res.adapterDir!), ref.adapter);
   });
 });
 
