@@ -231,8 +231,8 @@ export async function exportJob(opts: ExportOptions): Promise<ExportResult> {
   if (init) {
     const { startBackend } = await import(/* webpackMode: "eager" */ '../runs/backendSetup');
     const { createCausalLmSession } = await import(/* webpackMode: "eager" */ '../runs/causalLmSession');
-    // Initial values come from the engine's seeded Rng in JS; the plain cpu backend gives them exactly.
-    await startBackend({ prefer: 'cpu', native: false });
+    // Initial values come from the engine's seeded Rng in JS, so any backend gives them exactly.
+    await startBackend({});
     const session = await createCausalLmSession(config, configDir);
     try {
       if (session.details.trainWindows !== windows.train.length) {

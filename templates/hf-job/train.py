@@ -181,6 +181,11 @@ def lr_multiplier(schedule, total_steps):
     return f
 
 
+def eval_batch(n_eval, batch_size, world):
+    per = max(1, batch_size // world)
+    return per if n_eval % (per * world) == 0 else 1
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_stack()
@@ -320,7 +325,9 @@ def main(argv=None):
         output_dir=out,
         max_steps=total_steps,
         per_device_train_batch_size=tr["batchSize"] // per_update,
-        per_device_eval_batch_size=tr["batchSize"],
+        # Whole batches per process when the held-out windows split evenly, else one row at a time: a
+        # padded last batch would weigh some rows twice in the eval loss.
+        per_device_eval_batch_size=eval_batch(n_eval, tr["batchSize"], world),
         gradient_accumulation_steps=args.grad_accum,
         # No clipping is a limit no norm reaches: Trainer then still reports the gradient norm.
         max_grad_norm=opt["gradClip"] if opt["gradClip"] > 0 else 1e30,
