@@ -25,9 +25,13 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
         this._onDidChangeTreeData.fire();
       }, 300);
     };
-    this._register(watcher.onDidCreate(soon));
-    this._register(watcher.onDidChange(soon));
-    this._register(watcher.onDidDelete(soon));
+    // Hugging Face Trainer folders: their trainer_state.json (top level or checkpoint-N/) is their run.json.
+    const trainerWatcher = this._register(vscode.workspace.createFileSystemWatcher('**/trainer_state.json'));
+    for (const w of [watcher, trainerWatcher]) {
+      this._register(w.onDidCreate(soon));
+      this._register(w.onDidChange(soon));
+      this._register(w.onDidDelete(soon));
+    }
     this._register(_jobs.onDidChangeJobs(soon));
     this._register({ dispose: () => clearTimeout(this._timer) });
   }
