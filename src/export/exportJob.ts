@@ -58,7 +58,7 @@ export interface JobSpec {
   notes: string[];
 }
 
-const TEMPLATE_FILES = ['train.py', 'launch.sh', 'requirements.txt', 'README.md'];
+const TEMPLATE_FILES = ['train.py', 'launch.sh', 'requirements.txt', 'README.md', 'sky.yaml', 'slurm.sbatch'];
 
 /** templates/hf-job: beside the bundle (dist/templates) or in the repository (from src/export). */
 export function templatesDir(): string {
@@ -283,6 +283,8 @@ export async function exportJob(opts: ExportOptions): Promise<ExportResult> {
   const t = config.training;
   const values: Record<string, string> = {
     NAME: config.name,
+    // Cluster job names: letters, digits and dashes (SkyPilot's task names, Slurm's --job-name).
+    TASK_NAME: config.name.replace(/[^A-Za-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').toLowerCase() || 'lora-lab-job',
     CONFIG: path.basename(opts.configPath),
     MODEL: modelDir,
     MODEL_TYPE: type,
@@ -300,7 +302,7 @@ export async function exportJob(opts: ExportOptions): Promise<ExportResult> {
   fs.mkdirSync(out, { recursive: true });
   for (const name of TEMPLATE_FILES) {
     const src = fs.readFileSync(path.join(tpl, name), 'utf8');
-    write(name, name === 'train.py' ? src : fillTemplate(src, values), name.endsWith('.sh') || name === 'train.py' ? 0o755 : undefined);
+    write(name, name === 'train.py' ? src : fillTemplate(src, values), /\.(sh|py|sbatch)$/.test(name) ? 0o755 : undefined);
   }
   write('experiment.json', JSON.stringify(spec, null, 2) + '\n');
   write(`data/${dataName}`, fs.readFileSync(dataFile));

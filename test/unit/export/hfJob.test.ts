@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { parse as parseYaml } from 'yaml';
 import { exportJob, type JobSpec } from '../../../src/export/exportJob';
 import { ExportError } from '../../../src/export/exportError';
 import { trainRun } from '../../../src/runs/trainRun';
@@ -144,6 +145,26 @@ describe('lora-lab export: refusals and the job folder', () => {
     assert.ok(r.notes.some((n) => /dropout 0\.05.*masks/.test(n)), 'says why dropout curves differ');
     assert.match(fs.readFileSync(path.join(out, 'README.md'), 'utf8'), /dropout 0\.05/);
     assert.doesNotMatch(fs.readFileSync(path.join(out, 'README.md'), 'utf8') + fs.readFileSync(path.join(out, 'requirements.txt'), 'utf8'), /\{\{\w+\}\}/);
+  });
+
+  it('writes a SkyPilot task and a Slurm batch script for the job (not run), both valid', async () => {
+    const out = path.join(dir, 'job-cluster');
+    await exportJob({ configPath: exampleConfig(dir, 'tiny-llama', (c) => (c.name = 'Tiny Llama_v2')), outDir: out });
+    const sky = parseYaml(fs.readFileSync(path.join(out, 'sky.yaml'), 'utf8')) as Record<string, any>;
+    assert.equal(sky.name, 'tiny-llama-v2');
+    assert.match(sky.resources.accelerators, /^[A-Za-z0-9]+:\d+$/);
+    assert.equal(sky.num_nodes, 1);
+    assert.equal(sky.workdir, '.');
+    assert.equal(sky.envs.MODEL, path.join(EXAMPLES, 'models/tiny-llama'));
+    assert.match(sky.setup, /pip install -r requirements\.txt/);
+    for (const v of ['SKYPILOT_NODE_RANK', 'SKYPILOT_NODE_IPS', 'SKYPILOT_NUM_NODES', 'SKYPILOT_NUM_GPUS_PER_NODE']) assert.match(sky.run, new RegExp(v));
+    const sbatch = fs.readFileSync(path.join(out, 'slurm.sbatch'), 'utf8');
+    assert.match(sbatch, /^#SBATCH --job-name=tiny-llama-v2$/m);
+    for (const opt of ['nodes', 'ntasks-per-node', 'gpus-per-node', 'time']) assert.match(sbatch, new RegExp(`^#SBATCH --${opt}=`, 'm'));
+    for (const f of ['slurm.sbatch', 'launch.sh']) {
+      const r = spawnSync('bash', ['-n', path.join(out, f)], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+    }
   });
 });
 
