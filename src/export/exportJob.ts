@@ -18,6 +18,9 @@ import { RunFolder } from '../runs/runStore';
 import { RunError } from '../runs/runErrors';
 import { loraLabVersion } from '../runs/versions';
 import { ExportError } from './exportError';
+import { templatesDir } from './templates';
+
+export { templatesDir } from './templates';
 
 export interface ExportOptions {
   /** The experiment file (*.lora.json / *.lora.yaml). */
@@ -59,14 +62,6 @@ export interface JobSpec {
 }
 
 const TEMPLATE_FILES = ['train.py', 'launch.sh', 'requirements.txt', 'README.md', 'sky.yaml', 'slurm.sbatch'];
-
-/** templates/hf-job: beside the bundle (dist/templates) or in the repository (from src/export). */
-export function templatesDir(): string {
-  const candidates = [path.join(__dirname, 'templates', 'hf-job'), path.resolve(__dirname, '..', '..', 'templates', 'hf-job')];
-  const found = candidates.find((d) => fs.existsSync(path.join(d, 'train.py')));
-  if (!found) throw new ExportError('bad-input', `the job templates are missing (looked in ${candidates.join(', ')}); reinstall LoRA Lab`);
-  return found;
-}
 
 /** Refuses, by name, experiments that transformers + PEFT cannot express. */
 export function checkExpressible(config: ExperimentConfig, configPath: string): void {

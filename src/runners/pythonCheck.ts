@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { templatesDir } from '../export/exportJob';
+import { templatesDir } from '../export/templates';
 
 export const REQUIRED_PACKAGES = ['torch', 'transformers', 'peft', 'accelerate'] as const;
 

@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
+import { remoteRecord } from '../runners/remoteRuns';
 import type { JobManager } from '../jobs/jobManager';
 import { formatLoss } from '../jobs/format';
 import { Disposable } from '../util/disposable';
@@ -44,11 +45,14 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
     const item = new vscode.TreeItem(r.info.name ? `${r.info.name}` : path.basename(r.dir), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${r.dir}`;
     const loss = r.info.lastLoss !== undefined ? ` · loss ${formatLoss(r.info.lastLoss)}` : '';
-    item.description = `${r.status} · step ${r.info.step}/${r.info.totalSteps}${loss}`;
+    // Runs on an SSH host say where, and when the connection is lost (the run goes on there).
+    const remote = remoteRecord(r.dir);
+    const status = remote ? `${remote.state === 'disconnected' && r.status === 'running' ? 'disconnected' : r.status} on ${remote.target.host}` : r.status;
+    item.description = `${status} · step ${r.info.step}/${r.info.totalSteps}${loss}`;
     item.tooltip = `${r.dir}\n${r.info.kind} · ${r.status}${r.info.error ? `\n${r.info.error}` : ''}\ncreated ${r.info.createdAt}`;
     item.iconPath = new vscode.ThemeIcon(ICON[r.status] ?? 'circle-outline');
     item.resourceUri = vscode.Uri.file(r.dir);
-    item.contextValue = r.resumable ? 'loraLab.run.resumable' : 'loraLab.run';
+    item.contextValue = r.resumable ? 'loraLab.run.resumable' : r.info.backend?.name === 'torch' && r.status === 'running' ? 'loraLab.run.external' : 'loraLab.run';
     item.command = { command: 'loraLab.openDashboard', title: 'Open Dashboard', arguments: [r.dir] };
     return item;
   }
