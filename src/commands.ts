@@ -17,7 +17,7 @@ import type { AdapterInfo } from './views/adapterScan';
 import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
 import { experimentTemplate } from './views/experimentTemplate';
 import type { RunsTreeProvider } from './views/runsTree';
-import { RemoteRuns } from './runners/remoteRuns';
+import { isStoppableJob, RemoteRuns } from './runners/remoteRuns';
 import { runExperimentOn, stopExternalRun, type RunOnContext } from './runners/runOnCommand';
 
 /** What the dashboard offers the commands (src/views/dashboardPanel.ts implements it). */
@@ -178,8 +178,7 @@ async function runOn(ctx: CommandContext, arg?: unknown, where?: unknown): Promi
 /** Stop a run trained by transformers (local Python or SSH): STOP in its folder, here or remotely. */
 async function stopRun(ctx: CommandContext, arg?: unknown): Promise<void> {
   const dir = (arg as RunEntry | undefined)?.dir ?? uriArg(arg)?.fsPath;
-  const isExternal = (r: RunEntry) => r.info.backend?.name === 'torch' && r.status === 'running';
-  const target = dir ?? (await pickRun(ctx, 'LoRA Lab: Stop Run', isExternal))?.[0]?.dir;
+  const target = dir ?? (await pickRun(ctx, 'LoRA Lab: Stop Run', isStoppableJob))?.[0]?.dir;
   if (target) await stopExternalRun(runOnContext(ctx), target);
 }
 

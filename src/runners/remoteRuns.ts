@@ -30,6 +30,14 @@ function runStatus(dir: string): string | undefined {
   }
 }
 
+/**
+ * A running exported job (train.py's run.json, here or mirrored from a host): Stop can reach it with a
+ * STOP file. A plain Trainer folder has no run.json and its script reads no STOP file.
+ */
+export function isStoppableJob(r: { dir: string; status: string; info: { backend?: { name?: string } } }): boolean {
+  return r.info.backend?.name === 'torch' && r.status === 'running' && fs.existsSync(path.join(r.dir, 'run.json'));
+}
+
 export class RemoteRuns extends Disposable {
   private readonly followed = new Map<string, { follower: RemoteRunFollower; timer: NodeJS.Timeout; warned: boolean }>();
   private readonly _onDidSync = this._register(new vscode.EventEmitter<string>());

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
-import { remoteRecord } from '../runners/remoteRuns';
+import { isStoppableJob, remoteRecord } from '../runners/remoteRuns';
 import type { JobManager } from '../jobs/jobManager';
 import { formatLoss } from '../jobs/format';
 import { Disposable } from '../util/disposable';
@@ -52,7 +52,7 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
     item.tooltip = `${r.dir}\n${r.info.kind} · ${r.status}${r.info.error ? `\n${r.info.error}` : ''}\ncreated ${r.info.createdAt}`;
     item.iconPath = new vscode.ThemeIcon(ICON[r.status] ?? 'circle-outline');
     item.resourceUri = vscode.Uri.file(r.dir);
-    item.contextValue = r.resumable ? 'loraLab.run.resumable' : r.info.backend?.name === 'torch' && r.status === 'running' ? 'loraLab.run.external' : 'loraLab.run';
+    item.contextValue = r.resumable ? 'loraLab.run.resumable' : isStoppableJob(r) ? 'loraLab.run.external' : 'loraLab.run';
     item.command = { command: 'loraLab.openDashboard', title: 'Open Dashboard', arguments: [r.dir] };
     return item;
   }

@@ -56,7 +56,8 @@ args=(--num_processes "$total" --num_machines "$nodes" --machine_rank "$node_ran
 [ "$total" -gt 1 ] && args+=(--multi_gpu)
 if [ "$fsdp" = 1 ]; then
   # use_orig_params: PEFT freezes most of each wrapped layer, which FSDP only allows with it.
+  # FULL_STATE_DICT: checkpoints hold the whole adapter (small), which train.py's run folder copies.
   args+=(--use_fsdp --fsdp_sharding_strategy FULL_SHARD --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP
-         --fsdp_use_orig_params true --fsdp_state_dict_type SHARDED_STATE_DICT --fsdp_sync_module_states true)
+         --fsdp_use_orig_params true --fsdp_state_dict_type FULL_STATE_DICT --fsdp_sync_module_states true)
 fi
 exec "$py" -m accelerate.commands.launch "${args[@]}" "$here/train.py" "$@"

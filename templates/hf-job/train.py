@@ -419,7 +419,15 @@ def main(argv=None):
         callback.finish("failed", error=f"{type(e).__name__}: {e}")
         raise
     stopped = callback.stopped
-    if not stopped and is_main:
+    if not stopped and callback.fsdp:
+        # Every process takes part in gathering the sharded adapter; process 0 then writes adapter/.
+        gathered = os.path.join(out, ".adapter-fsdp")
+        trainer.save_model(gathered)
+        if is_main:
+            callback.write_adapter(os.path.join(out, "adapter"), tensors=callback.saved_adapter(gathered))
+            import shutil
+            shutil.rmtree(gathered, ignore_errors=True)
+    elif not stopped and is_main:
         callback.write_adapter(os.path.join(out, "adapter"), trainer.model)
     callback.finish("cancelled" if stopped else "completed")
     if is_main:
@@ -546,7 +554,13 @@ class LabRunCallback:
             return
         step = state.global_step
         ckpt = os.path.join(self.out, "checkpoints", f"step-{step}")
-        tensors = self.adapter_tensors(model)
+        if self.fsdp:
+            # FSDP shards the parameters over the processes; the Trainer has just gathered and saved the
+            # whole adapter into checkpoint-N/ (FULL_STATE_DICT, see launch.sh).
+            tensors = self.saved_adapter(os.path.join(self.out, f"checkpoint-{step}"))
+            optimizer = None
+        else:
+            tensors = self.adapter_tensors(model)
         names = {id(p): k for k, p in self.named_trainable(model)}
         if optimizer is not None:
             inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
@@ -581,8 +595,17 @@ class LabRunCallback:
     def adapter_tensors(self, model):
         return {k: p.detach().float().cpu().contiguous() for k, p in self.named_trainable(model)}
 
-    def write_adapter(self, folder, model):
-        tensors = self.adapter_tensors(model)
+    @property
+    def fsdp(self):
+        return bool(getattr(self.trainer, "is_fsdp_enabled", False))
+
+    @staticmethod
+    def saved_adapter(folder):
+        f = os.path.join(folder, "adapter_model.safetensors")
+        return {peft_save_key(k): v.float().contiguous() for k, v in load_safetensors(f).items()} if os.path.exists(f) else {}
+
+    def write_adapter(self, folder, model=None, tensors=None):
+        tensors = tensors if tensors is not None else self.adapter_tensors(model)
         self._replace_folder(folder, lambda tmp: (
             save_safetensors(tensors, os.path.join(tmp, "adapter_model.safetensors"), {"format": "pt"}),
             write_json_atomic(os.path.join(tmp, "adapter_config.json"), self.peft_config),

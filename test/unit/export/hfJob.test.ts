@@ -253,10 +253,12 @@ describe('exported job on transformers + PEFT (../shared/pystack): same experime
     });
   }
 
-  it('a STOP file ends the job after the current step with a checkpoint (status cancelled)', async () => {
-    const config = exampleConfig(dir, 'tiny-llama', (c) => Object.assign(c.training, { steps: 400, evalEvery: 100 }));
+  it('a STOP file ends the job with a checkpoint (status cancelled); --resume continues the same curve', async () => {
+    await useCpu();
+    const config = exampleConfig(dir, 'tiny-llama', (c) => Object.assign(c.training, { steps: 60, evalEvery: 30, checkpointEvery: 60 }));
+    const ours = await trainRun({ configPath: config, outDir: path.join(dir, 'ours-stop') });
     const job = path.join(dir, 'job-stop');
-    await exportJob({ configPath: config, outDir: job });
+    await exportJob({ configPath: config, outDir: job, initFrom: ours.runDir });
     const out = path.join(dir, 'hf-stop');
     const metrics = path.join(out, 'metrics.jsonl');
     let timer: NodeJS.Timeout | undefined;
@@ -270,11 +272,19 @@ describe('exported job on transformers + PEFT (../shared/pystack): same experime
     });
     clearInterval(timer);
     assert.equal(r.code, 0, r.output);
+    const stopped = loadRun(out);
+    assert.equal(stopped.info.status, 'cancelled');
+    assert.ok(stopped.info.step > 0 && stopped.info.step < 60, `stopped at ${stopped.info.step}`);
+    assert.equal(stopped.checkpoints[stopped.checkpoints.length - 1], stopped.info.step, 'a checkpoint at the step it stopped');
+    assert.equal(stopped.metrics[stopped.metrics.length - 1].step, stopped.info.step);
+    assert.equal(stopped.adapterDir, undefined, 'a stopped run has no final adapter, as ours');
+
+    const resumed = await runJob(job, out, 1, 0, ['--resume']);
+    assert.equal(resumed.code, 0, resumed.output);
     const run = loadRun(out);
-    assert.equal(run.info.status, 'cancelled');
-    assert.ok(run.info.step > 0 && run.info.step < 400, `stopped at ${run.info.step}`);
-    assert.equal(run.checkpoints[run.checkpoints.length - 1], run.info.step, 'a checkpoint at the step it stopped');
-    assert.equal(run.metrics[run.metrics.length - 1].step, run.info.step);
-    assert.equal(run.adapterDir, undefined, 'a stopped run has no final adapter, as ours');
+    assert.equal(run.info.status, 'completed');
+    assert.deepEqual(run.info.resumedAt?.map((x) => x.step), [stopped.info.step]);
+    const d = worstRelative(readMetrics(ours.runDir), run.metrics);
+    assert.ok(d < 1e-4, `stopped and resumed: worst relative loss difference ${d}`);
   });
 });
