@@ -382,7 +382,9 @@ def main(argv=None):
         dist.barrier()
 
     config_out = dict(exp)
-    config_out["model"] = dict(exp["model"], modelPath=model_path)
+    # Absolute paths: LoRA Lab reads (and can resume) the run from its own folder.
+    config_out["model"] = dict(exp["model"], modelPath=os.path.abspath(model_path) if os.path.exists(model_path) else model_path,
+                               dataset=dict(data, path=data_file))
     config_out["training"] = dict(tr, steps=total_steps)
     callback = LabRunCallback(
         trainer=trainer, out=out, stop_file=stop_file, config=config_out, resume=args.resume,

@@ -253,7 +253,7 @@ describe('exported job on transformers + PEFT (../shared/pystack): same experime
     });
   }
 
-  it('a STOP file ends the job with a checkpoint (status cancelled); --resume continues the same curve', async () => {
+  it('a STOP file ends the job with a checkpoint (status cancelled); train.py --resume or LoRA Lab continues the same curve', async () => {
     await useCpu();
     const config = exampleConfig(dir, 'tiny-llama', (c) => Object.assign(c.training, { steps: 60, evalEvery: 30, checkpointEvery: 60 }));
     const ours = await trainRun({ configPath: config, outDir: path.join(dir, 'ours-stop') });
@@ -278,6 +278,14 @@ describe('exported job on transformers + PEFT (../shared/pystack): same experime
     assert.equal(stopped.checkpoints[stopped.checkpoints.length - 1], stopped.info.step, 'a checkpoint at the step it stopped');
     assert.equal(stopped.metrics[stopped.metrics.length - 1].step, stopped.info.step);
     assert.equal(stopped.adapterDir, undefined, 'a stopped run has no final adapter, as ours');
+
+    // The stopped folder is a LoRA Lab run: LoRA Lab's engine can take it over from that checkpoint too.
+    const copy = path.join(dir, 'hf-stop-lab');
+    fs.cpSync(out, copy, { recursive: true });
+    const lab = await trainRun({ resumeRunDir: copy });
+    assert.equal(lab.status, 'completed', lab.error);
+    const dLab = worstRelative(readMetrics(ours.runDir), readMetrics(copy));
+    assert.ok(dLab < 1e-4, `stopped on transformers, resumed by LoRA Lab: worst relative loss difference ${dLab}`);
 
     const resumed = await runJob(job, out, 1, 0, ['--resume']);
     assert.equal(resumed.code, 0, resumed.output);
