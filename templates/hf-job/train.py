@@ -33,7 +33,6 @@ import inspect
 import json
 import math
 import os
-import random
 import socket
 import sys
 import time
@@ -699,5 +698,4 @@ def save_safetensors(tensors, path, metadata):
 
 
 if __name__ == "__main__":
-    random.seed(0)
     sys.exit(main())
