@@ -101,7 +101,7 @@ module.exports = (/** @type {unknown} */ _env, /** @type {{ mode?: string }} */ 
             // `lora-lab export` copies its job files (train.py, launch.sh, ...) from dist/templates.
             patterns: [
               { from: 'node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm', to: 'wasm/[name][ext]' },
-              { from: 'templates', to: 'templates' },
+              { from: 'templates', to: 'templates', globOptions: { ignore: ['**/__pycache__/**'] } },
             ],
           }),
         ],
