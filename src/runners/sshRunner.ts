@@ -132,6 +132,22 @@ function writeRecord(mirror: string, rec: RemoteRunRecord): void {
   fs.renameSync(tmp, file);
 }
 
+/** Bytes free on the file system of a remote folder (df -Pk). */
+async function remoteFreeBytes(t: SshTarget, dir: string): Promise<number | undefined> {
+  const out = await sshRun(t, `df -Pk ${quote(dir)} | tail -n 1`, 'checking free space');
+  const kb = Number(out.trim().split(/\s+/)[3]);
+  return Number.isFinite(kb) ? kb * 1024 : undefined;
+}
+
+function folderBytes(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    n += e.isDirectory() ? folderBytes(p) : fs.statSync(p).size;
+  }
+  return n;
+}
+
 export interface RemoteStart {
   target: SshTarget;
   jobDir: string;
@@ -164,7 +180,20 @@ export async function startRemoteJob(o: RemoteStart): Promise<RemoteRunRecord> {
     );
   }
   await sshRun(t, `mkdir -p ${quote(remotePath(rd, 'job'))} ${quote(remotePath(rd, 'run'))}`, 'creating the remote folder');
-  await rsync(t, [`${o.jobDir.replace(/\/?$/, '/')}`, `${destination(t)}:${remotePath(rd, 'job')}/`], 'copying the job');
+  try {
+    await rsync(t, [`${o.jobDir.replace(/\/?$/, '/')}`, `${destination(t)}:${remotePath(rd, 'job')}/`], 'copying the job');
+  } catch (e) {
+    // The receiver's "No space left on device" does not always reach us before it exits (rsync status
+    // 11): ask the host how much room is left.
+    if (SshError.is(e, 'remote')) {
+      const free = await remoteFreeBytes(t, remotePath(rd, 'job')).catch(() => undefined);
+      const need = folderBytes(o.jobDir);
+      if (free !== undefined && free < need) {
+        throw new SshError('disk-full', `${destination(t)}: the remote disk is full while copying the job (${Math.round(free / 1024)} KiB free in ${rd}, the job needs ${Math.round(need / 1024)} KiB). Free space there and start again; the local job folder is unchanged`);
+      }
+    }
+    throw e;
+  }
   const args = (o.args ?? []).map(quote).join(' ');
   const start =
     `cd ${quote(remotePath(rd, 'job'))} && ` +

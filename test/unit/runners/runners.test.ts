@@ -193,6 +193,30 @@ describe('runners: SSH host (Debian sshd on localhost)', function () {
     assert.equal(run.checkpoints[run.checkpoints.length - 1], run.info.step, 'the final checkpoint was copied back');
   });
 
+  it('a full remote disk: the copy fails with what to do, nothing is started, the job folder is unchanged', async function () {
+    // A 16 KiB tmpfs stands in for the remote disk (the job is ~60 KiB); mounting needs CAP_SYS_ADMIN.
+    const full = path.join(dir, 'full-disk');
+    fs.mkdirSync(full);
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', full], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      console.log(`    (no full-disk case: cannot mount a small tmpfs here: ${m.stderr.trim()})`);
+      this.skip();
+    }
+    try {
+      const before = fs.readdirSync(job).sort();
+      await assert.rejects(
+        startRemoteJob({ target: sshd.target, jobDir: job, mirrorDir: path.join(dir, 'mirror-full'), remoteDir: path.join(full, 'job1'), python: PYSTACK }),
+        (e: unknown) => SshError.is(e, 'disk-full') && /remote disk is full while copying the job.*Free space there/.test((e as Error).message),
+      );
+      assert.equal(fs.existsSync(path.join(full, 'job1/run/run.json')), false, 'nothing started');
+      assert.equal(fs.existsSync(path.join(dir, 'mirror-full')), false);
+      assert.deepEqual(fs.readdirSync(job).sort(), before);
+    } finally {
+      // Lazy: the receiving rsync may still be closing its files there.
+      spawnSync('umount', ['-l', full]);
+    }
+  });
+
   it('names a full remote disk and ssh config hosts', () => {
     const e = classifySshFailure(sshd.target, 'rsync: [receiver] write failed on "/data/x/job/train.py": No space left on device (28)\nrsync error: error in file IO (code 11)', 'copying the job');
     assert.equal(e.reason, 'disk-full');
