@@ -48,7 +48,9 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
     // SSH runs of earlier sessions are followed again (reattach after a reload).
     const remote = new RemoteRuns();
     context.subscriptions.push(remote, remote.onDidSync(() => runs.refresh()));
-    void remote.reattachAll().catch((e: unknown) => log.warn(`remote runs: ${errorMessage(e)}`));
+    const reattach = () => void remote.reattachAll().catch((e: unknown) => log.warn(`remote runs: ${errorMessage(e)}`));
+    reattach();
+    context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(reattach));
     context.subscriptions.push(...registerCommands({ extension: context, jobs, adapters, runs, dashboard, remote }));
     // The dashboard: restored after reloads, and fed live by running jobs (it also polls run folders).
     context.subscriptions.push(

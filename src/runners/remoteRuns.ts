@@ -51,11 +51,14 @@ export class RemoteRuns extends Disposable {
 
   /** Finds the workspace's SSH runs (remote.json) and follows the unfinished ones. */
   async reattachAll(): Promise<void> {
+    // remote.json names the ssh command line (host, options): never run it from an untrusted workspace.
+    if (!vscode.workspace.isTrusted) return;
     const files = await vscode.workspace.findFiles(`**/${REMOTE_FILE}`, '{**/node_modules/**,**/.git/**}');
     for (const f of files) this.follow(path.dirname(f.fsPath));
   }
 
   follow(mirror: string): void {
+    if (!vscode.workspace.isTrusted) return;
     const dir = path.resolve(mirror);
     if (this.followed.has(dir) || FINAL.has(runStatus(dir) ?? '')) return;
     const entry = { follower: new RemoteRunFollower(dir), timer: setTimeout(() => void this.tick(dir), 0), warned: false };
