@@ -98,7 +98,11 @@ module.exports = (/** @type {unknown} */ _env, /** @type {{ mode?: string }} */ 
           new ChmodCliPlugin(),
           // The wasm backend loads these by file path: dist/wasm next to dist/worker.js and dist/cli.js.
           new CopyPlugin({
-            patterns: [{ from: 'node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm', to: 'wasm/[name][ext]' }],
+            // `lora-lab export` copies its job files (train.py, launch.sh, ...) from dist/templates.
+            patterns: [
+              { from: 'node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm', to: 'wasm/[name][ext]' },
+              { from: 'templates', to: 'templates', globOptions: { ignore: ['**/__pycache__/**'] } },
+            ],
           }),
         ],
       }),

@@ -17,6 +17,8 @@ import type { AdapterInfo } from './views/adapterScan';
 import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
 import { experimentTemplate } from './views/experimentTemplate';
 import type { RunsTreeProvider } from './views/runsTree';
+import { isStoppableJob, RemoteRuns } from './runners/remoteRuns';
+import { runExperimentOn, stopExternalRun, type RunOnContext } from './runners/runOnCommand';
 
 /** What the dashboard offers the commands (src/views/dashboardPanel.ts implements it). */
 export interface DashboardOpener {
@@ -29,6 +31,8 @@ export interface CommandContext {
   adapters: AdapterTreeProvider;
   runs: RunsTreeProvider;
   dashboard: DashboardOpener;
+  /** SSH runs being followed (src/runners/remoteRuns.ts). */
+  remote?: RemoteRuns;
 }
 
 export interface CommandSpec {
@@ -157,6 +161,25 @@ async function stop(ctx: CommandContext): Promise<void> {
     title: 'LoRA Lab: Stop Training',
   });
   if (pick) ctx.jobs.cancel(pick.job);
+}
+
+function runOnContext(ctx: CommandContext): RunOnContext {
+  ctx.remote ??= new RemoteRuns();
+  return { extension: ctx.extension, remote: ctx.remote, refreshRuns: () => ctx.runs.refresh(), openDashboard: (dir) => void ctx.dashboard.show({ runDirs: [dir] }) };
+}
+
+/** loraLab.runExperimentOn [config] [where: 'local' | 'ssh' | 'cluster'] */
+async function runOn(ctx: CommandContext, arg?: unknown, where?: unknown): Promise<string | undefined> {
+  const uri = uriArg(arg) ?? (await pickConfig());
+  if (!uri) return undefined;
+  return runExperimentOn(runOnContext(ctx), uri, where === 'local' || where === 'ssh' || where === 'cluster' ? where : undefined);
+}
+
+/** Stop a run trained by transformers (local Python or SSH): STOP in its folder, here or remotely. */
+async function stopRun(ctx: CommandContext, arg?: unknown): Promise<void> {
+  const dir = (arg as RunEntry | undefined)?.dir ?? uriArg(arg)?.fsPath;
+  const target = dir ?? (await pickRun(ctx, 'LoRA Lab: Stop Run', isStoppableJob))?.[0]?.dir;
+  if (target) await stopExternalRun(runOnContext(ctx), target);
 }
 
 async function newExperiment(_ctx: CommandContext, arg?: unknown): Promise<vscode.Uri | undefined> {
@@ -320,6 +343,8 @@ async function mergeAdapter(ctx: CommandContext, arg?: unknown, opts: MergeOptio
 export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.trainExperiment', restricted: 'training runs code and writes files in this workspace', run: (c, a) => train(c, a) },
   { id: 'loraLab.stopTraining', run: (c) => stop(c) },
+  { id: 'loraLab.runExperimentOn', restricted: 'running a job starts Python here or on another machine', run: (c, a, w) => runOn(c, a, w) },
+  { id: 'loraLab.stopRun', restricted: 'stopping a job may run ssh with settings read from this workspace', run: (c, a) => stopRun(c, a) },
   { id: 'loraLab.resumeRun', restricted: 'resuming a run trains and writes files in this workspace', run: (c, a) => resume(c, a) },
   { id: 'loraLab.newExperiment', run: (c, a) => newExperiment(c, a) },
   { id: 'loraLab.openDashboard', run: (c, a) => openDashboard(c, a) },

@@ -10,6 +10,7 @@ import { DashboardPanel } from './views/dashboardPanel';
 import { ConfigDiagnostics } from './views/configDiagnostics';
 import { ParamHoverProvider } from './views/paramHover';
 import { RunsTreeProvider } from './views/runsTree';
+import { RemoteRuns } from './runners/remoteRuns';
 
 /** What activate() returns: used by the integration tests (and by other extensions, read-only). */
 export interface LoraLabApi {
@@ -44,7 +45,13 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
         DashboardPanel.show(context, opts);
       },
     };
-    context.subscriptions.push(...registerCommands({ extension: context, jobs, adapters, runs, dashboard }));
+    // SSH runs of earlier sessions are followed again (reattach after a reload).
+    const remote = new RemoteRuns();
+    context.subscriptions.push(remote, remote.onDidSync(() => runs.refresh()));
+    const reattach = () => void remote.reattachAll().catch((e: unknown) => log.warn(`remote runs: ${errorMessage(e)}`));
+    reattach();
+    context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(reattach));
+    context.subscriptions.push(...registerCommands({ extension: context, jobs, adapters, runs, dashboard, remote }));
     // The dashboard: restored after reloads, and fed live by running jobs (it also polls run folders).
     context.subscriptions.push(
       DashboardPanel.registerSerializer(context),

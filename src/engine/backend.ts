@@ -10,7 +10,7 @@ import { EngineError } from './errors';
 import { registerWasmFastKernels } from './kernels/wasmFastKernels';
 import { describeNative, type NativeKernels } from './kernels/nativeKernels';
 
-export type BackendName = BackendReport['name'];
+export type BackendName = Exclude<BackendReport['name'], 'torch'>;
 
 export interface BackendOptions {
   /** Try this backend first; the others follow in the default order. */

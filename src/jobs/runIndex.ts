@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { RunInfo, RunStatus } from '../protocol/runFormat';
 import { effectiveStatus, listRuns } from '../runs/runStore';
+import { isTrainerRunDir, loadTrainerRun } from '../runs/hfTrainerRun';
 import type { JobManager } from './jobManager';
 
 export interface RunEntry {
@@ -44,6 +45,18 @@ export async function listRunsInWorkspace(jobs: JobManager): Promise<RunEntry[]>
     for (const r of listRuns(outDir)) {
       const status = statusInHost(r.info, r.dir, jobs);
       entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info) });
+    }
+  }
+  // Hugging Face Trainer folders (trainer_state.json at the top or in checkpoint-N/) that are not ours.
+  const states = await vscode.workspace.findFiles('**/trainer_state.json', '{**/node_modules/**,**/.git/**}');
+  const trainerDirs = new Set(states.map((f) => path.dirname(f.fsPath)).map((d) => (/^checkpoint-\d+$/.test(path.basename(d)) ? path.dirname(d) : d)));
+  for (const dir of trainerDirs) {
+    if (!isTrainerRunDir(dir)) continue;
+    try {
+      const r = loadTrainerRun(dir);
+      entries.push({ dir: r.dir, info: r.info, status: r.info.status, resumable: false });
+    } catch {
+      // a trainer_state.json being rewritten: the next refresh reads it
     }
   }
   return entries.sort((a, b) => (a.info.createdAt < b.info.createdAt ? 1 : -1));

@@ -12,8 +12,8 @@
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 
 export interface BackendReport {
-  /** The tfjs backend actually in use: 'tensorflow' (tfjs-node), 'wasm' or 'cpu'. */
-  name: 'tensorflow' | 'wasm' | 'cpu';
+  /** The tfjs backend actually in use: 'tensorflow' (tfjs-node), 'wasm' or 'cpu'; 'torch' for a job exported to transformers' Trainer. */
+  name: 'tensorflow' | 'wasm' | 'cpu' | 'torch';
   simd?: boolean;
   threads?: number;
   /** Native kernels used for matrix products, e.g. "native avx512 kernels (lora-lab-native 1)". */

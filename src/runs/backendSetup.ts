@@ -12,7 +12,7 @@ import { initBackend } from '../engine/backend';
 import { initThreadedWasm } from '../engine/wasmThreads';
 import { loadNativeKernels } from './nativeLoader';
 
-export type BackendName = BackendReport['name'];
+export type BackendName = Exclude<BackendReport['name'], 'torch'>;
 
 export interface StartBackendOptions {
   /** Backend to try first (the others follow, as initBackend does). */

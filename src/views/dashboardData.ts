@@ -11,6 +11,7 @@ import { loraSpectrum } from '../engine/spectrum';
 import { deltaW } from '../formats/adapters/deltaW';
 import { inspectAdapter, type InspectFileInput, type InspectReport } from '../formats/adapters/inspect';
 import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
+import { isTrainerRunDir, loadTrainerRun, trainerAdapterFile } from '../runs/hfTrainerRun';
 import type { RunInfo } from '../protocol/runFormat';
 import type {
   AdapterSummary,
@@ -174,6 +175,56 @@ export function loadRunSource(runDir: string): SourceSnapshot {
     spectra: [...spectra.values()],
     references: withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
   };
+}
+
+/** A Hugging Face Trainer folder (src/runs/hfTrainerRun.ts) as a run: its log_history curve and the ΔW of each checkpoint-N/. */
+export function loadTrainerRunSource(dir: string): SourceSnapshot {
+  const run = loadTrainerRun(dir);
+  const steps = factorSteps(dir, run.checkpoints, run.info.step, trainerAdapterFile(dir) !== undefined);
+  const spectra = new Map<string, ModuleSpectra>();
+  let modules: ModuleSummary[] = [];
+  for (const step of steps) {
+    let factors: ModuleFactors[];
+    try {
+      factors = trainerFactors(dir, step, run.config, run.info.step, run.checkpoints);
+    } catch {
+      continue; // save_total_limit removed it meanwhile
+    }
+    if (modules.length === 0) modules = factors.map((f) => moduleSummary(f, run.config));
+    for (const f of factors) {
+      if (!f.a || !f.b) continue;
+      const sp = loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale);
+      let s = spectra.get(f.module);
+      if (!s) spectra.set(f.module, (s = { module: f.module, samples: [] }));
+      s.samples.push({ step, ...sp });
+    }
+  }
+  return {
+    id: sourceIdOf(dir),
+    kind: 'run',
+    label: `${run.info.name} r=${run.config.lora.r}`,
+    path: path.resolve(dir),
+    run: run.info,
+    config: run.config as unknown as Record<string, unknown>,
+    metrics: toMetricColumns(run.metrics),
+    checkpoints: steps,
+    modules,
+    spectra: [...spectra.values()],
+    references: withBase(dir, { run: run.info, modules }, []),
+  };
+}
+
+/** The A/B factors of a Trainer folder at `step`: checkpoint-N/'s adapter, or the folder's final one. */
+export function readTrainerFactors(dir: string, step: number): ModuleFactors[] {
+  const run = loadTrainerRun(dir);
+  return trainerFactors(dir, step, run.config, run.info.step, run.checkpoints);
+}
+
+function trainerFactors(dir: string, step: number, config: ExperimentConfig, lastStep: number, checkpoints: number[]): ModuleFactors[] {
+  const file = trainerAdapterFile(dir, step) ?? (step === lastStep ? trainerAdapterFile(dir) : undefined);
+  if (!file) throw new DashboardDataError(`${dir}: no checkpoint-${step}/adapter_model.safetensors (have ${checkpoints.join(', ') || 'none'})`);
+  const src = fromFile(parseSafetensors(fs.readFileSync(file), file));
+  return pairFactors(src.names, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
 }
 
 /** Checkpoint steps plus the final adapter's step (the adapter is ΔW at the end of training). */
@@ -383,7 +434,7 @@ export function readReference(p: string, module: string, kind: ReferenceInfo['ki
     }
   }
   if (kind === 'base') {
-    const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: runModules(p) } : loadAdapterSource(p);
+    const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: runModules(p) } : isTrainerRunDir(p) ? loadTrainerRunSource(p) : loadAdapterSource(p);
     const dir = baseModelDir(p, source);
     const m = source.modules.find((x) => x.name === module);
     const t = dir && m ? findBaseTensors(dir, [m]).get(module) : undefined;
@@ -613,11 +664,11 @@ export function isRunDir(p: string): boolean {
 }
 
 export function loadSource(p: string): SourceSnapshot {
-  return isRunDir(p) ? loadRunSource(p) : loadAdapterSource(p);
+  return isRunDir(p) ? loadRunSource(p) : isTrainerRunDir(p) ? loadTrainerRunSource(p) : loadAdapterSource(p);
 }
 
 export function readFactors(p: string, step: number): ModuleFactors[] {
-  return isRunDir(p) ? readRunFactors(p, step) : readAdapterFactors(p);
+  return isRunDir(p) ? readRunFactors(p, step) : isTrainerRunDir(p) ? readTrainerFactors(p, step) : readAdapterFactors(p);
 }
 
 // ---------------------------------------------------------------- snapshot + report

@@ -17,6 +17,7 @@ import {
   type ToWebview,
 } from '../protocol/webview';
 import { buildSnapshot, isRunDir, loadSource, readFactors, readReference, sourceIdOf } from './dashboardData';
+import { isTrainerRunDir, trainerRunKey } from '../runs/hfTrainerRun';
 
 export interface DashboardSessionOptions {
   /** Sends one envelope to the webview (panel.webview.postMessage). */
@@ -98,7 +99,7 @@ export class DashboardSession {
       path: abs,
       source,
       metricsOffset: isRunDir(abs) && fs.existsSync(metricsFile) ? completeLinesLength(fs.readFileSync(metricsFile)) : 0,
-      checkpointsKey: listSteps(path.join(abs, 'checkpoints')).join(','),
+      checkpointsKey: isTrainerRunDir(abs) ? trainerRunKey(abs) : listSteps(path.join(abs, 'checkpoints')).join(','),
       runJsonMtime: mtime(path.join(abs, 'run.json')),
     };
     this.tracked.set(source.id, t);
@@ -214,6 +215,10 @@ export class DashboardSession {
   poll(): void {
     for (const t of this.tracked.values()) {
       if (t.source.kind !== 'run') continue;
+      if (isTrainerRunDir(t.path)) {
+        this.pollTrainer(t);
+        continue;
+      }
       const file = path.join(t.path, 'metrics.jsonl');
       let size = 0;
       try {
@@ -252,6 +257,23 @@ export class DashboardSession {
       const m = mtime(path.join(t.path, 'run.json'));
       const ckpts = listSteps(path.join(t.path, 'checkpoints')).join(',');
       if (m !== t.runJsonMtime || ckpts !== t.checkpointsKey) this.reloadSource(t);
+    }
+  }
+
+  /** A Hugging Face Trainer folder: rewritten trainer_state.json files or new checkpoints bring new points and ΔW. */
+  private pollTrainer(t: Tracked): void {
+    const key = trainerRunKey(t.path);
+    if (key === t.checkpointsKey) return;
+    t.checkpointsKey = key;
+    try {
+      const fresh = loadSource(t.path);
+      if (fresh.metrics) this.appendPoints(t, fresh.metrics);
+      const { metrics: _omit, ...withoutMetrics } = fresh;
+      void _omit;
+      t.source = { ...fresh, metrics: t.source.metrics ?? fresh.metrics };
+      this.channel.sendEvent({ type: 'didUpdateSource', source: withoutMetrics });
+    } catch (e) {
+      this.log('warn', `dashboard: cannot reload ${t.path}: ${(e as Error).message}`);
     }
   }
 

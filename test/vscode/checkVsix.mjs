@@ -39,6 +39,7 @@ const MUST_HAVE = [
   ['tfjs-core (external to the bundles)', /^extension\/node_modules\/@tensorflow\/tfjs-core\/dist\/tf-core\.node\.js$/],
   // Built by `npm run build` where a C compiler is present (always on the Linux x64 machines that package it).
   ...(process.platform === 'linux' ? [['the native matrix-product kernels in dist/native', /^extension\/dist\/native\/lora_lab_native\.node$/]] : []),
+  ['the exported job\'s train.py (lora-lab export copies it)', /^extension\/dist\/templates\/hf-job\/train\.py$/],
   ['the experiment JSON Schema', /^extension\/schemas\/experiment\.schema\.json$/],
   ['the activity bar icon', /^extension\/media\/lora-lab\.svg$/],
 ];

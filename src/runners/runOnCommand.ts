@@ -1,0 +1,174 @@
+// "LoRA Lab: Run Experiment On…": export the experiment as a transformers + PEFT job (through the CLI, so
+// the host never loads tfjs) and run it with a local Python, on an SSH host, or write the cluster files
+// (SkyPilot, Slurm) for it. The run folder lands in the experiment's outputDir, so the Runs view and the
+// dashboard show it like a run of ours.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { parseExperimentConfig } from '../formats/experimentConfig';
+import { log } from '../util/log';
+import { checkPython } from './pythonCheck';
+import { requestStop, startLocalJob } from './localRunner';
+import { SshError, sshConfigHosts, startRemoteJob, type SshTarget } from './sshRunner';
+import { remoteRecord, type RemoteRuns } from './remoteRuns';
+
+export interface RunOnContext {
+  extension: vscode.ExtensionContext;
+  remote: RemoteRuns;
+  refreshRuns(): void;
+  openDashboard(runDir: string): void;
+}
+
+type Where = 'local' | 'ssh' | 'cluster';
+
+function stamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** "user@host:port", "host:port", "user@host" or a ~/.ssh/config alias. */
+export function parseSshTarget(text: string): SshTarget {
+  const m = /^(?:([^@\s]+)@)?([^:@\s]+)(?::(\d+))?$/.exec(text.trim());
+  if (!m) throw new SshError('unreachable', `"${text}" is not a host: expected host, user@host or user@host:port`);
+  return { host: m[2], ...(m[1] ? { user: m[1] } : {}), ...(m[3] ? { port: Number(m[3]) } : {}) };
+}
+
+/** loraLab.python, else the Python extension's selected interpreter (its API, when installed), else python3. */
+async function pickPython(resource: vscode.Uri): Promise<string> {
+  const setting = vscode.workspace.getConfiguration('loraLab', resource).get<string>('python', '').trim();
+  if (setting) return setting;
+  const ext = vscode.extensions.getExtension('ms-python.python');
+  if (ext) {
+    try {
+      const api = (ext.isActive ? ext.exports : await ext.activate()) as { environments?: { getActiveEnvironmentPath?(r?: vscode.Uri): { path?: string } | undefined } } | undefined;
+      const p = api?.environments?.getActiveEnvironmentPath?.(resource)?.path;
+      if (p) return p;
+    } catch (e) {
+      log.warn(`the Python extension did not give an interpreter: ${(e as Error).message}`);
+    }
+  }
+  return 'python3';
+}
+
+function cliExport(ctx: RunOnContext, config: string, out: string, seed: number): Promise<void> {
+  const cli = vscode.Uri.joinPath(ctx.extension.extensionUri, 'dist', 'cli.js').fsPath;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, 'export', config, '--out', out, '--init-from', String(seed)], { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      log.info(`lora-lab export: ${output.trim()}`);
+      if (code === 0) resolve();
+      else reject(new Error(output.trim().replace(/^lora-lab export: /, '').split('\n').slice(0, 3).join(' ') || `lora-lab export exited with ${code}`));
+    });
+  });
+}
+
+async function pickHost(resource: vscode.Uri): Promise<SshTarget | undefined> {
+  const fromSetting = vscode.workspace.getConfiguration('loraLab', resource).get<string[]>('sshHosts', []);
+  let fromConfig: string[] = [];
+  try {
+    fromConfig = sshConfigHosts(fs.readFileSync(path.join(os.homedir(), '.ssh', 'config'), 'utf8'));
+  } catch {
+    // no ~/.ssh/config
+  }
+  const hosts = [...new Set([...fromSetting, ...fromConfig])];
+  const other = '$(edit) Another host…';
+  const pick = await vscode.window.showQuickPick([...hosts.map((h) => ({ label: h, description: fromSetting.includes(h) ? 'loraLab.sshHosts' : '~/.ssh/config' })), { label: other, description: 'user@host:port' }], {
+    title: 'LoRA Lab: Run Experiment On… an SSH host',
+    placeHolder: 'Pick a host (key-based login; hosts come from ~/.ssh/config and loraLab.sshHosts)',
+  });
+  if (!pick) return undefined;
+  const text = pick.label === other ? await vscode.window.showInputBox({ prompt: 'SSH host', placeHolder: 'user@gpu-box:22' }) : pick.label;
+  return text ? parseSshTarget(text) : undefined;
+}
+
+export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, whereArg?: Where): Promise<string | undefined> {
+  const file = configUri.fsPath;
+  const parsed = parseExperimentConfig(fs.readFileSync(file, 'utf8'), file);
+  if (!parsed.config) {
+    void vscode.window.showErrorMessage(`LoRA Lab: ${path.basename(file)} has errors; fix them first (Problems view).`);
+    return undefined;
+  }
+  const config = parsed.config;
+  const where =
+    whereArg ??
+    (
+      await vscode.window.showQuickPick(
+        [
+          { label: '$(terminal) Local Python', detail: 'transformers + PEFT with the loraLab.python interpreter (or the Python extension\'s)', where: 'local' as const },
+          { label: '$(remote) SSH host…', detail: 'copy the job, start it detached, follow it live here', where: 'ssh' as const },
+          { label: '$(server-environment) Cluster files', detail: 'write a SkyPilot task and a Slurm script for the job (not run)', where: 'cluster' as const },
+        ],
+        { title: `LoRA Lab: Run ${config.name} On…` },
+      )
+    )?.where;
+  if (!where) return undefined;
+  const outDir = path.resolve(path.dirname(file), config.outputDir);
+  const runName = `${config.name.replace(/[^A-Za-z0-9_-]+/g, '-')}-hf-${stamp()}`;
+  const jobDir = path.join(outDir, '.jobs', runName);
+  const runDir = path.join(outDir, runName);
+
+  let python = '';
+  let target: SshTarget | undefined;
+  if (where === 'local') {
+    python = await pickPython(configUri);
+    const check = await checkPython(python);
+    log.info(`run on local Python: ${check.message}`);
+    if (!check.ok) {
+      const copy = 'Copy Install Command';
+      const act = await vscode.window.showErrorMessage(`LoRA Lab: ${check.message}`, copy, 'Open Settings');
+      if (act === copy) await vscode.env.clipboard.writeText(check.installCommand);
+      if (act === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'loraLab.python');
+      return undefined;
+    }
+  } else if (where === 'ssh') {
+    target = await pickHost(configUri);
+    if (!target) return undefined;
+  }
+
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `LoRA Lab: ${config.name}` }, async (progress) => {
+    progress.report({ message: 'exporting the transformers + PEFT job…' });
+    await cliExport(ctx, file, jobDir, config.training.seed);
+    if (where === 'cluster') {
+      for (const f of ['sky.yaml', 'slurm.sbatch']) await vscode.window.showTextDocument(vscode.Uri.file(path.join(jobDir, f)), { preview: false });
+      void vscode.window.showInformationMessage(
+        `LoRA Lab: wrote ${path.relative(path.dirname(file), jobDir)}/sky.yaml and slurm.sbatch (not run). Launch with \`sky launch sky.yaml\` or \`sbatch slurm.sbatch\`; copy the run folder back into ${config.outputDir}/ and the Runs view shows it.`,
+      );
+      return jobDir;
+    }
+    if (where === 'local') {
+      progress.report({ message: `starting with ${python}…` });
+      const job = startLocalJob({ python, jobDir, runDir });
+      log.info(`run ${runDir}: local Python, pid ${job.pid}, log ${job.logFile}`);
+    } else {
+      const remotePython = vscode.workspace.getConfiguration('loraLab', configUri).get<string>('remotePython', 'python3');
+      progress.report({ message: `copying the job to ${target!.host} and starting it…` });
+      try {
+        const rec = await startRemoteJob({ target: target!, jobDir, mirrorDir: runDir, remoteDir: `lora-lab-jobs/${runName}`, python: remotePython });
+        log.info(`run ${runDir}: ${target!.host}:${rec.remoteDir}, pid ${rec.pid}`);
+      } catch (e) {
+        if (SshError.is(e)) {
+          void vscode.window.showErrorMessage(`LoRA Lab: ${e.message}`);
+          return undefined;
+        }
+        throw e;
+      }
+      ctx.remote.follow(runDir);
+    }
+    ctx.refreshRuns();
+    ctx.openDashboard(runDir);
+    return runDir;
+  });
+}
+
+/** Stop for a run trained outside the extension (local Python or SSH): a STOP file, here or remotely. */
+export async function stopExternalRun(ctx: RunOnContext, dir: string): Promise<void> {
+  if (remoteRecord(dir)) await ctx.remote.stop(dir);
+  else requestStop(dir);
+  void vscode.window.showInformationMessage(`LoRA Lab: asked ${path.basename(dir)} to stop; it ends after its current step with a checkpoint.`);
+}
