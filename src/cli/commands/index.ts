@@ -6,6 +6,7 @@ import { reportCommand } from './report';
 import { inspectCommand } from './inspect';
 import { logitsCommand } from './logits';
 import { mergeCommand } from './merge';
+import { convertCommand } from './convert';
 
 export const commands: CliCommand[] = [
   trainCommand,
@@ -14,4 +15,5 @@ export const commands: CliCommand[] = [
   inspectCommand,
   logitsCommand,
   mergeCommand,
+  convertCommand,
 ];
