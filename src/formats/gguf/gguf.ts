@@ -139,7 +139,7 @@ export function encodeTensorData(t: GgufTensor): Uint8Array {
 
 /** The values a reader gets back from `encodeTensorData` (F16/BF16 rounding included). */
 export function decodeTensorData(bytes: Uint8Array, type: GgufTensorType): Float32Array {
-  const copy = bytes.slice();
+  const copy = new Uint8Array(bytes); // a copy at offset 0 (Buffer.slice would be a view)
   if (type === 'F32') return new Float32Array(copy.buffer, 0, copy.length / 4);
   const bits = new Uint16Array(copy.buffer, 0, copy.length / 2);
   return type === 'F16' ? decodeF16(bits) : decodeBf16(bits);

@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { serializeSafetensors, type TensorToWrite } from '../../../src/formats/safetensors';
 import { loadHfFolder, loadPeftAdapterDir } from '../../../src/io/hfFolder';
 import { writeGgufFile } from '../../../src/io/ggufFile';
 import { adapterFactors } from '../../../src/models/adapterFactors';
@@ -22,118 +21,9 @@ import { modelToGguf } from '../../../src/formats/gguf/modelToGguf';
 import { llamaCppArch } from '../../../src/formats/gguf/llamaCppNames';
 import type { GgufTensorType } from '../../../src/formats/gguf/gguf';
 import { useCpu } from './helpers';
+import { gpt2Modules, llamaModules, writeAdapter, writeTinyLlama } from './tinyCheckpoints';
 
 const ROOT = path.resolve(__dirname, '../../..');
-
-/** mulberry32 + Box-Muller: the same random model on every run. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return (n: number, std: number) => Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()));
-}
-
-function writeFolder(dir: string, json: Record<string, unknown>, jsonName: string, weightsName: string, tensors: Record<string, { shape: number[]; data: Float32Array }>) {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, jsonName), JSON.stringify(json, null, 2));
-  const out: Record<string, TensorToWrite> = {};
-  for (const [k, t] of Object.entries(tensors)) out[k] = { dtype: 'F32', shape: t.shape, data: t.data };
-  fs.writeFileSync(path.join(dir, weightsName), serializeSafetensors(out));
-}
-
-const LLAMA = { hidden: 64, heads: 4, kvHeads: 2, ff: 96, layers: 2, vocab: 272, positions: 64 };
-
-/** A random Llama with grouped-query attention, an untied lm_head and biases on q/k/v/o (attention_bias). */
-function writeTinyLlama(dir: string) {
-  const r = rng(7);
-  const { hidden: H, heads, kvHeads, ff, layers, vocab: V } = LLAMA;
-  const hd = H / heads;
-  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-  const w = (name: string, shape: number[], std: number) => (t[name] = { shape, data: r(shape.reduce((a, b) => a * b, 1), std) });
-  w('model.embed_tokens.weight', [V, H], 1);
-  for (let i = 0; i < layers; i++) {
-    const p = `model.layers.${i}`;
-    t[`${p}.input_layernorm.weight`] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
-    t[`${p}.post_attention_layernorm.weight`] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
-    w(`${p}.self_attn.q_proj.weight`, [heads * hd, H], 0.25);
-    w(`${p}.self_attn.q_proj.bias`, [heads * hd], 0.1);
-    w(`${p}.self_attn.k_proj.weight`, [kvHeads * hd, H], 0.25);
-    w(`${p}.self_attn.k_proj.bias`, [kvHeads * hd], 0.1);
-    w(`${p}.self_attn.v_proj.weight`, [kvHeads * hd, H], 0.15);
-    w(`${p}.self_attn.v_proj.bias`, [kvHeads * hd], 0.1);
-    w(`${p}.self_attn.o_proj.weight`, [H, heads * hd], 0.15);
-    w(`${p}.self_attn.o_proj.bias`, [H], 0.1);
-    w(`${p}.mlp.gate_proj.weight`, [ff, H], 0.15);
-    w(`${p}.mlp.up_proj.weight`, [ff, H], 0.15);
-    w(`${p}.mlp.down_proj.weight`, [H, ff], 0.12);
-  }
-  t['model.norm.weight'] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
-  w('lm_head.weight', [V, H], 0.3);
-  const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: H,
-    intermediate_size: ff,
-    num_attention_heads: heads,
-    num_key_value_heads: kvHeads,
-    num_hidden_layers: layers,
-    vocab_size: V,
-    max_position_embeddings: LLAMA.positions,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    attention_bias: true,
-    tie_word_embeddings: false,
-    torch_dtype: 'float32',
-  };
-  writeFolder(dir, config, 'config.json', 'model.safetensors', t);
-}
-
-/** A random PEFT LoRA on `modules` (paths → [in, out]) of rank r; B is not zero, so ΔW matters. */
-function writeAdapter(dir: string, modules: Record<string, [number, number]>, cfg: Record<string, unknown>, seed: number) {
-  const r = rng(seed);
-  const rank = cfg.r as number;
-  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const [p, [inF, outF]] of Object.entries(modules)) {
-    t[`base_model.model.${p}.lora_A.weight`] = { shape: [rank, inF], data: r(rank * inF, 1 / Math.sqrt(inF)) };
-    t[`base_model.model.${p}.lora_B.weight`] = { shape: [outF, rank], data: r(outF * rank, 0.08) };
-  }
-  writeFolder(dir, { peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: null, lora_dropout: 0, bias: 'none', ...cfg }, 'adapter_config.json', 'adapter_model.safetensors', t);
-}
-
-function llamaModules(): Record<string, [number, number]> {
-  const { hidden: H, heads, kvHeads, ff } = LLAMA;
-  const hd = H / heads;
-  const m: Record<string, [number, number]> = {};
-  for (let i = 0; i < LLAMA.layers; i++) {
-    const p = `model.layers.${i}`;
-    m[`${p}.self_attn.q_proj`] = [H, heads * hd];
-    m[`${p}.self_attn.k_proj`] = [H, kvHeads * hd];
-    m[`${p}.self_attn.v_proj`] = [H, kvHeads * hd];
-    m[`${p}.self_attn.o_proj`] = [heads * hd, H];
-    m[`${p}.mlp.gate_proj`] = [H, ff];
-    m[`${p}.mlp.up_proj`] = [H, ff];
-    m[`${p}.mlp.down_proj`] = [ff, H];
-  }
-  return m;
-}
-
-function gpt2Modules(): Record<string, [number, number]> {
-  const H = 64;
-  const m: Record<string, [number, number]> = {};
-  for (let i = 0; i < 2; i++) {
-    m[`transformer.h.${i}.attn.c_attn`] = [H, 3 * H];
-    m[`transformer.h.${i}.attn.c_proj`] = [H, H];
-    m[`transformer.h.${i}.mlp.c_fc`] = [H, 4 * H];
-    m[`transformer.h.${i}.mlp.c_proj`] = [4 * H, H];
-  }
-  return m;
-}
 
 /** LoRA Lab's log-softmax over the vocabulary, [seq, vocab] for one row of ids. */
 async function loraLabLogProbs(modelDir: string, adapterDir: string | undefined, ids: number[]): Promise<Float32Array[]> {
