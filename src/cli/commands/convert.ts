@@ -134,8 +134,7 @@ export const convertCommand: CliCommand = {
         if (values.json) process.stdout.write(JSON.stringify({ out, kind: 'adapter', to: 'gguf', arch, dtype: type, alpha, bytes, modules, notes }) + '\n');
         else say(`wrote ${out}: llama.cpp LoRA adapter (${arch}, alpha ${alpha}), ${modules.length} module(s), ${type}`);
       } else {
-        if (folder.config.modelType !== 'llama' && folder.config.modelType !== 'gpt2') throw new CliError('mlx-lm export supports Llama and GPT-2 models');
-        const mlx = loraToMlx(folder.config.modelType, folder.config.numLayers, factors, { type, base: adapterDir.parsed.config.baseModelNameOrPath ?? undefined });
+        const mlx = loraToMlx(folder.config.modelType, folder.config.numLayers, factors, { type, base: adapterDir.parsed.config.baseModelNameOrPath ?? undefined, tiedHead: folder.config.tieWordEmbeddings || !folder.weights.get('lm_head.weight') });
         say(formatConversionTable(mlx.modules));
         refuseNonFinite(mlx.modules);
         fs.mkdirSync(out, { recursive: true });

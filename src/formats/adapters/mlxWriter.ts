@@ -11,8 +11,13 @@ import { lowRankRelError } from './lowRankError';
 import type { ConvertedModule, LoraFactors } from '../gguf/loraToGguf';
 import { decodeTensorData, type GgufTensorType } from '../gguf/gguf';
 
-/** mlx-lm's module path for a Hugging Face one: Llama's names are the same; GPT-2's blocks live under model.h. */
-export function mlxModulePath(modelType: 'llama' | 'gpt2', path: string): { key: string; layer: number; sub: string } | undefined {
+/**
+ * mlx-lm's module path for a Hugging Face one: Llama's names are the same; GPT-2's blocks live under
+ * model.h. mlx-lm also adapts model-level modules named in `keys`: Llama's lm_head, where it is its own
+ * weight (mlx-lm has no lm_head module when it is tied to the embedding).
+ */
+export function mlxModulePath(modelType: 'llama' | 'gpt2', path: string, tiedHead = true): { key: string; layer?: number; sub: string } | undefined {
+  if (path === 'lm_head') return modelType === 'llama' && !tiedHead ? { key: 'lm_head', sub: 'lm_head' } : undefined;
   if (modelType === 'gpt2') {
     const m = /^(?:transformer\.)?h\.(\d+)\.(.+)$/.exec(path);
     return m ? { key: `model.h.${m[1]}.${m[2]}`, layer: Number(m[1]), sub: m[2] } : undefined;
@@ -44,13 +49,13 @@ export function loraToMlx(
   modelType: 'llama' | 'gpt2',
   numLayers: number,
   modules: LoraFactors[],
-  opts: { type?: GgufTensorType; base?: string } = {},
+  opts: { type?: GgufTensorType; base?: string; tiedHead?: boolean } = {},
 ): MlxAdapter {
   const type = opts.type ?? 'F32';
   if (modules.length === 0) throw new InteropError('bad-input', 'the adapter has no LoRA modules to convert');
   const placed = modules.map((m) => {
-    const p = mlxModulePath(modelType, m.path);
-    if (!p) throw new InteropError('unsupported-model', `${m.path}: mlx-lm adapts the modules of the transformer blocks only; this one is outside them`);
+    const p = mlxModulePath(modelType, m.path, opts.tiedHead ?? true);
+    if (!p) throw new InteropError('unsupported-model', `${m.path}: mlx-lm has no module of that name to adapt (it adapts the transformer blocks' linear layers, and an untied Llama lm_head)`);
     return { m, p };
   });
   const rank = Math.max(...modules.map((m) => m.rank));
@@ -86,11 +91,12 @@ export function loraToMlx(
     const err = lowRankRelError({ U: refU, D: refD, scale: m.scale }, { U, D, scale }, out, rank, inF);
     report.push({ module: m.path, target: p.key, rank: r, ...err });
   }
-  const first_layer = Math.min(...placed.map((x) => x.p.layer));
+  const layers = placed.flatMap((x) => (x.p.layer === undefined ? [] : [x.p.layer]));
+  const firstLayer = layers.length ? Math.min(...layers) : numLayers;
   const keys = [...new Set(placed.map((x) => x.p.sub))].sort();
   const config: Record<string, unknown> = {
     fine_tune_type: 'lora',
-    num_layers: numLayers - first_layer,
+    num_layers: numLayers - firstLayer,
     lora_parameters: { rank, scale, dropout: 0.0, keys },
   };
   if (opts.base) config.model = opts.base;

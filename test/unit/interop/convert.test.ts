@@ -153,6 +153,17 @@ describe('convert: GGUF and mlx-lm export', function () {
     }
   });
 
+  it('mlx-lm export: an untied Llama lm_head is a model-level key; a tied one or a module outside the blocks is refused', () => {
+    const [f] = factors([4], [1]);
+    const head = { ...f, path: 'lm_head' };
+    const mlx = loraToMlx('llama', 2, [head, { ...f, path: 'model.layers.1.self_attn.q_proj' }], { tiedHead: false });
+    assert.deepEqual(Object.keys(mlx.tensors).sort(), ['lm_head.lora_a', 'lm_head.lora_b', 'model.layers.1.self_attn.q_proj.lora_a', 'model.layers.1.self_attn.q_proj.lora_b']);
+    assert.deepEqual(mlx.config.num_layers, 1, 'mlx-lm adapts the last num_layers blocks');
+    assert.deepEqual((mlx.config.lora_parameters as { keys: string[] }).keys, ['lm_head', 'self_attn.q_proj']);
+    assert.throws(() => loraToMlx('llama', 2, [head]), /lm_head: mlx-lm has no module of that name to adapt/);
+    assert.throws(() => loraToMlx('gpt2', 2, [{ ...f, path: 'transformer.wte' }]), /transformer\.wte: mlx-lm has no module/);
+  });
+
   it('mlx-lm export follows the layout of a real mlx-lm adapter (when ../shared/fixtures/real-world is present)', function () {
     const dir = path.join(REAL_WORLD, 'ml-explore__mlx-examples');
     if (!fs.existsSync(dir)) this.skip();
