@@ -65,6 +65,19 @@ export function ggufModuleName(arch: LlamaCppArch, path: string): string | undef
   return LLAMA_TOP[path];
 }
 
+/** The Hugging Face name for a llama.cpp tensor name (for messages): "blk.0.attn_q.weight" -> "model.layers.0.self_attn.q_proj.weight". */
+export function hfTensorName(arch: LlamaCppArch, name: string): string | undefined {
+  const m = /^(?:blk\.(\d+)\.)?([a-z_]+)\.(weight|bias)$/.exec(name);
+  if (!m) return undefined;
+  const find = (table: Record<string, string>) => Object.keys(table).find((k) => table[k] === m[2]);
+  if (m[1] === undefined) {
+    const top = find(arch === 'gpt2' ? GPT2_TOP : LLAMA_TOP);
+    return top && `${arch === 'gpt2' && top !== 'lm_head' ? 'transformer.' : ''}${top}.${m[3]}`;
+  }
+  const sub = find(arch === 'gpt2' ? GPT2_LAYER : LLAMA_LAYER);
+  return sub && (arch === 'gpt2' ? `transformer.h.${m[1]}.${sub}.${m[3]}` : `model.layers.${m[1]}.${sub}.${m[3]}`);
+}
+
 /** Tensors a checkpoint may hold that are buffers, not weights (llama.cpp recomputes them). */
 export function isBufferTensor(arch: LlamaCppArch, name: string): boolean {
   if (arch === 'gpt2') return /\.attn\.(bias|masked_bias)$/.test(name);

@@ -56,6 +56,9 @@ export function loraToGguf(
     if (!target) {
       throw new InteropError('unsupported-model', `${m.path}: llama.cpp's ${arch} has no tensor for this module, so a GGUF adapter cannot carry its LoRA`);
     }
+    if (target === 'output' && config.tieWordEmbeddings) {
+      throw new InteropError('unsupported-model', `${m.path}: the model ties lm_head to the token embedding, so llama.cpp has no output tensor of its own to put this LoRA on; merge the adapter (lora-lab merge) and convert the merged model`);
+    }
     const [r, inF] = m.A.shape;
     const [out, rB] = m.B.shape;
     if (r !== m.rank || rB !== m.rank) throw new InteropError('shape-mismatch', `${m.path}: lora_A ${JSON.stringify(m.A.shape)} and lora_B ${JSON.stringify(m.B.shape)} do not share rank ${m.rank}`);

@@ -7,7 +7,7 @@ import type { HfModelConfig } from '../hfConfig';
 import { InteropError } from '../adapters/interopError';
 import { gguf, type GgufFile, type GgufTensor, type GgufTensorType, type GgufValue } from './gguf';
 import { GGUF_FILE_TYPE } from './loraToGguf';
-import { ggufTensorName, isBufferTensor, llamaCppArch, permuteRopeRows, ropeHeadsFor, type LlamaCppArch } from './llamaCppNames';
+import { ggufTensorName, hfTensorName, isBufferTensor, llamaCppArch, permuteRopeRows, ropeHeadsFor, type LlamaCppArch } from './llamaCppNames';
 
 /** The weights of a checkpoint, as src/models reads them (float32 values). */
 export interface CheckpointWeights {
@@ -152,6 +152,53 @@ function vocabulary(arch: LlamaCppArch, vocabSize: number, tokenizerJson: string
   ];
 }
 
+/** The tensors llama.cpp loads for this config, by GGUF name: shape (row-major, [out, in]) and whether required. */
+function expectedTensors(arch: LlamaCppArch, config: HfModelConfig): Map<string, { shape: number[]; required: boolean }> {
+  const m = new Map<string, { shape: number[]; required: boolean }>();
+  const add = (name: string, shape: number[], required = true) => m.set(name, { shape, required });
+  const H = config.hiddenSize;
+  const V = config.vocabSize;
+  const ff = config.intermediateSize;
+  add('token_embd.weight', [V, H]);
+  add('output_norm.weight', [H]);
+  add('output.weight', [V, H], false);
+  if (config.modelType === 'gpt2') {
+    add('position_embd.weight', [config.maxPositions, H]);
+    add('output_norm.bias', [H]);
+    for (let i = 0; i < config.numLayers; i++) {
+      const b = (t: string, w: number[], bias: number) => {
+        add(`blk.${i}.${t}.weight`, w);
+        add(`blk.${i}.${t}.bias`, [bias]);
+      };
+      b('attn_norm', [H], H);
+      b('attn_qkv', [3 * H, H], 3 * H);
+      b('attn_output', [H, H], H);
+      b('ffn_norm', [H], H);
+      b('ffn_up', [ff, H], ff);
+      b('ffn_down', [H, ff], H);
+    }
+    return m;
+  }
+  const q = config.numHeads * config.headDim;
+  const kv = config.numKvHeads * config.headDim;
+  for (let i = 0; i < config.numLayers; i++) {
+    const lin = (t: string, out: number, inF: number) => {
+      add(`blk.${i}.${t}.weight`, [out, inF]);
+      add(`blk.${i}.${t}.bias`, [out], false);
+    };
+    add(`blk.${i}.attn_norm.weight`, [H]);
+    add(`blk.${i}.ffn_norm.weight`, [H]);
+    lin('attn_q', q, H);
+    lin('attn_k', kv, H);
+    lin('attn_v', kv, H);
+    lin('attn_output', H, q);
+    lin('ffn_gate', ff, H);
+    lin('ffn_up', ff, H);
+    lin('ffn_down', H, ff);
+  }
+  return m;
+}
+
 /**
  * The model as a GGUF. Every weight needs a llama.cpp name (an unknown tensor is refused, naming it);
  * buffers (rotary inv_freq, GPT-2's attention masks) are left out, as is an lm_head tied to the embedding.
@@ -166,12 +213,22 @@ export function modelToGguf(
   const arch = llamaCppArch(config);
   const notes: string[] = [];
   const tensors: GgufTensor[] = [];
+  const expected = expectedTensors(arch, config);
+  const seen = new Map<string, string>();
   for (const name of weights.names()) {
     if (isBufferTensor(arch, name)) continue;
     if (name === 'lm_head.weight' && config.tieWordEmbeddings) continue;
     const g = ggufTensorName(arch, name);
     if (!g) throw new InteropError('unsupported-model', `${source}: tensor "${name}" has no llama.cpp ${arch} name; this checkpoint has parts llama.cpp would not run`, source);
     const t = weights.get(name)!;
+    const want = expected.get(g.name);
+    const stored = g.transpose ? [t.shape[1], t.shape[0]] : t.shape;
+    if (!want) throw new InteropError('unsupported-model', `${source}: tensor "${name}" (llama.cpp's ${g.name}) is not part of this ${config.declaredType} configuration`, source);
+    if (stored.join() !== want.shape.join()) {
+      const need = g.transpose ? [want.shape[1], want.shape[0]] : want.shape;
+      throw new InteropError('shape-mismatch', `${source}: tensor "${name}" has shape [${t.shape.join(', ')}] but config.json (${config.declaredType}) needs [${need.join(', ')}]`, source);
+    }
+    seen.set(g.name, name);
     let data = t.data;
     let shape = [...t.shape];
     if (g.transpose) {
@@ -181,6 +238,11 @@ export function modelToGguf(
     const heads = ropeHeadsFor(arch, config, name.replace(/\.(weight|bias)$/, ''));
     if (heads !== undefined) data = permuteRopeRows(data, shape[0], shape.length === 2 ? shape[1] : 1, heads);
     tensors.push({ name: g.name, type: shape.length >= 2 ? type : 'F32', shape, data });
+  }
+  for (const [g, e] of expected) {
+    if (e.required && !seen.has(g)) {
+      throw new InteropError('missing-tensor', `${source}: tensor "${hfTensorName(arch, g) ?? g}" is missing (llama.cpp's ${g}, shape [${e.shape.join(', ')}]); the checkpoint is incomplete for its config.json`, source);
+    }
   }
   if (config.modelType === 'llama' && config.ropeLlama3) tensors.push({ name: 'rope_freqs.weight', type: 'F32', shape: [config.headDim / 2], data: llama3RopeFactors(config) });
   const metadata = new Map<string, GgufValue>([

@@ -131,6 +131,28 @@ describe('convert: GGUF and mlx-lm export', function () {
     assert.throws(() => loraToGguf('llama', LLAMA_CFG, [{ ...f, path: 'model.layers.0.self_attn.rotary_proj' }]), (e: unknown) => InteropError.is(e, 'unsupported-model') && /rotary_proj: llama\.cpp's llama has no tensor for this module/.test((e as Error).message));
     const weights = weightsFromRecord({ 'model.layers.0.extra.weight': { shape: [2], data: new Float32Array(2) } });
     assert.throws(() => modelToGguf(LLAMA_CFG, weights), /tensor "model\.layers\.0\.extra\.weight" has no llama\.cpp llama name/);
+    const tied = hfConfigFromJson({ model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_attention_heads: 2, num_hidden_layers: 2, vocab_size: 16, tie_word_embeddings: true });
+    assert.throws(() => loraToGguf('llama', tied, [{ ...f, path: 'lm_head' }]), /lm_head: the model ties lm_head to the token embedding, so llama\.cpp has no output tensor/);
+    // A checkpoint that does not fit its config.json: wrong shape, missing weight.
+    const small = hfConfigFromJson({ model_type: 'llama', hidden_size: 4, intermediate_size: 6, num_attention_heads: 2, num_hidden_layers: 1, vocab_size: 8 });
+    const w = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    const full: Record<string, { shape: number[]; data: Float32Array }> = {
+      'model.embed_tokens.weight': w([8, 4]),
+      'model.norm.weight': w([4]),
+      'model.layers.0.input_layernorm.weight': w([4]),
+      'model.layers.0.post_attention_layernorm.weight': w([4]),
+      'model.layers.0.self_attn.q_proj.weight': w([4, 4]),
+      'model.layers.0.self_attn.k_proj.weight': w([4, 4]),
+      'model.layers.0.self_attn.v_proj.weight': w([4, 4]),
+      'model.layers.0.self_attn.o_proj.weight': w([4, 4]),
+      'model.layers.0.mlp.gate_proj.weight': w([6, 4]),
+      'model.layers.0.mlp.up_proj.weight': w([6, 4]),
+      'model.layers.0.mlp.down_proj.weight': w([4, 6]),
+    };
+    assert.equal(modelToGguf(small, weightsFromRecord(full)).file.tensors.length, 11);
+    assert.throws(() => modelToGguf(small, weightsFromRecord({ ...full, 'model.layers.0.mlp.up_proj.weight': w([4, 6]) })), /tensor "model\.layers\.0\.mlp\.up_proj\.weight" has shape \[4, 6\] but config\.json \(llama\) needs \[6, 4\]/);
+    const { 'model.layers.0.self_attn.v_proj.weight': _v, ...noV } = full;
+    assert.throws(() => modelToGguf(small, weightsFromRecord(noV)), /tensor "model\.layers\.0\.self_attn\.v_proj\.weight" is missing \(llama\.cpp's blk\.0\.attn_v\.weight, shape \[4, 4\]\)/);
     const gelu = hfConfigFromJson({ model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_attention_heads: 2, num_hidden_layers: 1, vocab_size: 8, hidden_act: 'gelu' });
     assert.throws(() => modelToGguf(gelu, weights), /hidden_act "gelu": llama\.cpp's llama uses SiLU only/);
   });
