@@ -181,20 +181,23 @@ function expectedTensors(arch: LlamaCppArch, config: HfModelConfig): Map<string,
   }
   const q = config.numHeads * config.headDim;
   const kv = config.numKvHeads * config.headDim;
+  // Biases exactly where the model uses them (Qwen2: q/k/v only), so llama.cpp adds what LoRA Lab adds.
+  const attnBias = config.attentionBias;
+  const oBias = config.attentionBias && config.declaredType !== 'qwen2';
   for (let i = 0; i < config.numLayers; i++) {
-    const lin = (t: string, out: number, inF: number) => {
+    const lin = (t: string, out: number, inF: number, bias: boolean) => {
       add(`blk.${i}.${t}.weight`, [out, inF]);
-      add(`blk.${i}.${t}.bias`, [out], false);
+      if (bias) add(`blk.${i}.${t}.bias`, [out]);
     };
     add(`blk.${i}.attn_norm.weight`, [H]);
     add(`blk.${i}.ffn_norm.weight`, [H]);
-    lin('attn_q', q, H);
-    lin('attn_k', kv, H);
-    lin('attn_v', kv, H);
-    lin('attn_output', H, q);
-    lin('ffn_gate', ff, H);
-    lin('ffn_up', ff, H);
-    lin('ffn_down', H, ff);
+    lin('attn_q', q, H, attnBias);
+    lin('attn_k', kv, H, attnBias);
+    lin('attn_v', kv, H, attnBias);
+    lin('attn_output', H, q, oBias);
+    lin('ffn_gate', ff, H, config.mlpBias);
+    lin('ffn_up', ff, H, config.mlpBias);
+    lin('ffn_down', H, ff, config.mlpBias);
   }
   return m;
 }
@@ -223,7 +226,7 @@ export function modelToGguf(
     const t = weights.get(name)!;
     const want = expected.get(g.name);
     const stored = g.transpose ? [t.shape[1], t.shape[0]] : t.shape;
-    if (!want) throw new InteropError('unsupported-model', `${source}: tensor "${name}" (llama.cpp's ${g.name}) is not part of this ${config.declaredType} configuration`, source);
+    if (!want) throw new InteropError('unsupported-model', `${source}: tensor "${name}" (llama.cpp's ${g.name}) is not used by this ${config.declaredType} configuration (config.json), so llama.cpp must not get it either`, source);
     if (stored.join() !== want.shape.join()) {
       const need = g.transpose ? [want.shape[1], want.shape[0]] : want.shape;
       throw new InteropError('shape-mismatch', `${source}: tensor "${name}" has shape [${t.shape.join(', ')}] but config.json (${config.declaredType}) needs [${need.join(', ')}]`, source);

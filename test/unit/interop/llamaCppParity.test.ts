@@ -21,7 +21,7 @@ import { modelToGguf } from '../../../src/formats/gguf/modelToGguf';
 import { llamaCppArch } from '../../../src/formats/gguf/llamaCppNames';
 import type { GgufTensorType } from '../../../src/formats/gguf/gguf';
 import { useCpu } from './helpers';
-import { gpt2Modules, llamaModules, writeAdapter, writeTinyLlama } from './tinyCheckpoints';
+import { gpt2Modules, llamaModules, only, writeAdapter, writeTinyLlama } from './tinyCheckpoints';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -100,33 +100,89 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  // tol: Llama 1e-3. GPT-2 2e-3: llama.cpp's CPU GELU looks its input up in an F16 table (ggml-cpu
-  // vec.h, GGML_GELU_FP16), which alone puts the base model ~8.5e-4 from an exact F32 GELU.
-  const cases: { name: string; family: 'llama' | 'gpt2'; dtype: GgufTensorType; tol: number; adapterCfg: Record<string, unknown> }[] = [
+  // tol 1e-3 for F32 files. GPT-2 2e-3: llama.cpp's CPU GELU looks its input up in an F16 table
+  // (ggml-cpu vec.h, GGML_GELU_FP16), which alone puts the base model ~8.5e-4 from an exact F32 GELU.
+  // F16 files: the rounding of every weight, measured and bounded, not hidden.
+  interface Case {
+    name: string;
+    write?: (dir: string) => void;
+    model?: string;
+    modules: Record<string, [number, number]>;
+    modelType: GgufTensorType;
+    adapterType: GgufTensorType;
+    tol: number;
+    adapterCfg: Record<string, unknown>;
+  }
+  const cases: Case[] = [
     // rsLoRA and an alpha_pattern: modules differ in scale, which the single adapter.lora.alpha must absorb.
-    { name: 'Llama (GQA, attention bias, untied head), all-linear rsLoRA with alpha_pattern', family: 'llama', dtype: 'F32', tol: 1e-3, adapterCfg: { r: 8, lora_alpha: 16, use_rslora: true, alpha_pattern: { down_proj: 4 }, target_modules: 'all-linear' } },
-    { name: 'GPT-2 (Conv1D, fan_in_fan_out), c_attn/c_proj/c_fc', family: 'gpt2', dtype: 'F32', tol: 2e-3, adapterCfg: { r: 4, lora_alpha: 8, fan_in_fan_out: true, target_modules: ['c_attn', 'c_proj', 'c_fc'] } },
+    {
+      name: 'Llama (GQA, attention bias, untied head), all-linear rsLoRA with alpha_pattern',
+      write: (dir) => writeTinyLlama(dir),
+      modules: llamaModules(),
+      modelType: 'F32',
+      adapterType: 'F32',
+      tol: 1e-3,
+      adapterCfg: { r: 8, lora_alpha: 16, use_rslora: true, alpha_pattern: { down_proj: 4 }, target_modules: 'all-linear' },
+    },
+    {
+      name: "Llama 3.1 rope scaling (llama.cpp's rope_freqs), LoRA on lm_head, q_proj, k_proj",
+      write: (dir) => writeTinyLlama(dir, {}, { attentionBias: false, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } }),
+      modules: only(llamaModules({}, true), ['q_proj', 'k_proj', 'lm_head']),
+      modelType: 'F32',
+      adapterType: 'F32',
+      tol: 1e-3,
+      adapterCfg: { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'k_proj', 'lm_head'] },
+    },
+    {
+      name: 'Qwen2 (q/k/v biases, tied embeddings: llama.cpp\'s qwen2, no row reordering)',
+      write: (dir) => writeTinyLlama(dir, {}, { modelType: 'qwen2', tied: true }),
+      modules: only(llamaModules(), ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'down_proj']),
+      modelType: 'F32',
+      adapterType: 'F32',
+      tol: 1e-3,
+      adapterCfg: { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'down_proj'] },
+    },
+    {
+      name: 'GPT-2 (Conv1D, fan_in_fan_out), c_attn/c_proj/c_fc',
+      model: path.join(ROOT, 'examples/models/tiny-gpt2'),
+      modules: gpt2Modules(),
+      modelType: 'F32',
+      adapterType: 'F32',
+      tol: 2e-3,
+      adapterCfg: { r: 4, lora_alpha: 8, fan_in_fan_out: true, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
+    },
+    {
+      name: 'Llama as F16 model and F16 adapter',
+      write: (dir) => writeTinyLlama(dir),
+      modules: only(llamaModules(), ['q_proj', 'v_proj']),
+      modelType: 'F16',
+      adapterType: 'F16',
+      tol: 3e-2,
+      adapterCfg: { r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] },
+    },
   ];
 
-  for (const c of cases) {
+  for (const [n, c] of cases.entries()) {
     it(`${c.name}: llama.cpp's log-probabilities equal LoRA Lab's within ${c.tol}, with and without the adapter`, async function () {
       if (!llama || !nlc) {
         console.log(`      skipped: node-llama-cpp cannot load llama.cpp here (${why})`);
         this.skip();
       }
-      const dir = path.join(tmp, c.family);
-      const modelDir = c.family === 'llama' ? path.join(dir, 'base') : path.join(ROOT, 'examples/models/tiny-gpt2');
-      if (c.family === 'llama') writeTinyLlama(modelDir);
+      const dir = path.join(tmp, `case-${n}`);
+      const modelDir = c.model ?? path.join(dir, 'base');
+      c.write?.(modelDir);
       const adapterDir = path.join(dir, 'adapter');
-      writeAdapter(adapterDir, c.family === 'llama' ? llamaModules() : gpt2Modules(), c.adapterCfg, 11);
+      writeAdapter(adapterDir, c.modules, c.adapterCfg, 11);
       const folder = await loadHfFolder(modelDir);
       const arch = llamaCppArch(folder.config);
       const modelFile = path.join(dir, 'model.gguf');
-      await writeGgufFile(modelFile, modelToGguf(folder.config, folder.weights, { type: 'F32' }).file);
+      await writeGgufFile(modelFile, modelToGguf(folder.config, folder.weights, { type: c.modelType }).file);
       const ad = await loadPeftAdapterDir(adapterDir);
       const { factors } = adapterFactors(folder.config, folder.weights, ad.parsed, ad.weights, { target: 'GGUF' });
-      const lora = loraToGguf(arch, folder.config, factors, { type: c.dtype });
-      assert.ok(lora.modules.every((m) => m.relError < 1e-6), `conversion error ${Math.max(...lora.modules.map((m) => m.relError))}`);
+      const lora = loraToGguf(arch, folder.config, factors, { type: c.adapterType });
+      assert.equal(lora.modules.length, Object.keys(c.modules).length);
+      const worst = Math.max(...lora.modules.map((m) => m.relError));
+      assert.ok(worst < (c.adapterType === 'F32' ? 1e-6 : 2e-3), `conversion error ${worst}`);
       const loraFile = path.join(dir, 'adapter.gguf');
       await writeGgufFile(loraFile, lora.file);
 
@@ -139,7 +195,7 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
       const dBase = maxDiff(base, baseRef);
       const dAdapted = maxDiff(adapted, adaptedRef);
       const effect = maxDiff(adaptedRef, baseRef);
-      console.log(`      ${c.family}: max |Δ log p| llama.cpp vs LoRA Lab: base ${dBase.toExponential(2)}, adapter ${dAdapted.toExponential(2)} (the adapter itself moves log p by up to ${effect.toFixed(3)})`);
+      console.log(`      ${c.name}: max |Δ log p| llama.cpp vs LoRA Lab: base ${dBase.toExponential(2)}, adapter ${dAdapted.toExponential(2)} (the adapter itself moves log p by up to ${effect.toFixed(3)})`);
       assert.ok(effect > 0.05, `the adapter should change the outputs (max |Δ| ${effect})`);
       assert.ok(dBase < c.tol, `base: max |Δ log p| ${dBase}`);
       assert.ok(dAdapted < c.tol, `with the adapter: max |Δ log p| ${dAdapted}`);

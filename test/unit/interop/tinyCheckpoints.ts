@@ -27,36 +27,49 @@ export function writeFolder(dir: string, json: Record<string, unknown>, jsonName
 
 export const LLAMA = { hidden: 64, heads: 4, kvHeads: 2, ff: 96, layers: 2, vocab: 272, positions: 64 };
 
-/** A random Llama with grouped-query attention, an untied lm_head and biases on q/k/v/o (attention_bias). */
-export function writeTinyLlama(dir: string, size: Partial<typeof LLAMA> = {}) {
+export interface TinyLlamaOptions {
+  /** model_type: qwen2 has biases on q/k/v only; llama's attention_bias covers o too. */
+  modelType?: 'llama' | 'qwen2';
+  attentionBias?: boolean;
+  tied?: boolean;
+  ropeScaling?: Record<string, unknown>;
+}
+
+/** A random Llama-family model with grouped-query attention (untied lm_head and attention biases by default). */
+export function writeTinyLlama(dir: string, size: Partial<typeof LLAMA> = {}, opts: TinyLlamaOptions = {}) {
   const r = rng(7);
   const L = { ...LLAMA, ...size };
   const { hidden: H, heads, kvHeads, ff, layers, vocab: V } = L;
+  const modelType = opts.modelType ?? 'llama';
+  const bias = opts.attentionBias ?? true;
   const hd = H / heads;
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   const w = (name: string, shape: number[], std: number) => (t[name] = { shape, data: r(shape.reduce((a, b) => a * b, 1), std) });
+  const norm = (name: string) => (t[name] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) });
   w('model.embed_tokens.weight', [V, H], 1);
   for (let i = 0; i < layers; i++) {
     const p = `model.layers.${i}`;
-    t[`${p}.input_layernorm.weight`] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
-    t[`${p}.post_attention_layernorm.weight`] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
+    norm(`${p}.input_layernorm.weight`);
+    norm(`${p}.post_attention_layernorm.weight`);
     w(`${p}.self_attn.q_proj.weight`, [heads * hd, H], 0.25);
-    w(`${p}.self_attn.q_proj.bias`, [heads * hd], 0.1);
     w(`${p}.self_attn.k_proj.weight`, [kvHeads * hd, H], 0.25);
-    w(`${p}.self_attn.k_proj.bias`, [kvHeads * hd], 0.1);
     w(`${p}.self_attn.v_proj.weight`, [kvHeads * hd, H], 0.15);
-    w(`${p}.self_attn.v_proj.bias`, [kvHeads * hd], 0.1);
     w(`${p}.self_attn.o_proj.weight`, [H, heads * hd], 0.15);
-    w(`${p}.self_attn.o_proj.bias`, [H], 0.1);
+    if (bias) {
+      w(`${p}.self_attn.q_proj.bias`, [heads * hd], 0.1);
+      w(`${p}.self_attn.k_proj.bias`, [kvHeads * hd], 0.1);
+      w(`${p}.self_attn.v_proj.bias`, [kvHeads * hd], 0.1);
+      if (modelType !== 'qwen2') w(`${p}.self_attn.o_proj.bias`, [H], 0.1);
+    }
     w(`${p}.mlp.gate_proj.weight`, [ff, H], 0.15);
     w(`${p}.mlp.up_proj.weight`, [ff, H], 0.15);
     w(`${p}.mlp.down_proj.weight`, [H, ff], 0.12);
   }
-  t['model.norm.weight'] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
-  w('lm_head.weight', [V, H], 0.3);
+  norm('model.norm.weight');
+  if (!opts.tied) w('lm_head.weight', [V, H], 0.3);
   const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [modelType === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: modelType,
     hidden_size: H,
     intermediate_size: ff,
     num_attention_heads: heads,
@@ -66,9 +79,10 @@ export function writeTinyLlama(dir: string, size: Partial<typeof LLAMA> = {}) {
     max_position_embeddings: L.positions,
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
+    rope_scaling: opts.ropeScaling ?? null,
     hidden_act: 'silu',
-    attention_bias: true,
-    tie_word_embeddings: false,
+    attention_bias: bias,
+    tie_word_embeddings: !!opts.tied,
     torch_dtype: 'float32',
   };
   writeFolder(dir, config, 'config.json', 'model.safetensors', t);
@@ -86,7 +100,8 @@ export function writeAdapter(dir: string, modules: Record<string, [number, numbe
   writeFolder(dir, { peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: null, lora_dropout: 0, bias: 'none', ...cfg }, 'adapter_config.json', 'adapter_model.safetensors', t);
 }
 
-export function llamaModules(size: Partial<typeof LLAMA> = {}): Record<string, [number, number]> {
+/** Every linear layer of writeTinyLlama's model (paths → [in, out]), lm_head included when `head`. */
+export function llamaModules(size: Partial<typeof LLAMA> = {}, head = false): Record<string, [number, number]> {
   const L = { ...LLAMA, ...size };
   const { hidden: H, heads, kvHeads, ff } = L;
   const hd = H / heads;
@@ -101,7 +116,13 @@ export function llamaModules(size: Partial<typeof LLAMA> = {}): Record<string, [
     m[`${p}.mlp.up_proj`] = [H, ff];
     m[`${p}.mlp.down_proj`] = [ff, H];
   }
+  if (head) m.lm_head = [H, L.vocab];
   return m;
+}
+
+/** The entries of `modules` whose last path part is one of `names`. */
+export function only(modules: Record<string, [number, number]>, names: string[]): Record<string, [number, number]> {
+  return Object.fromEntries(Object.entries(modules).filter(([p]) => names.includes(p.split('.').pop()!)));
 }
 
 export function gpt2Modules(): Record<string, [number, number]> {
