@@ -92,7 +92,8 @@ interface TokenizerJson {
  * tokenizer; anything else (or none) gives placeholder tokens, so llama.cpp runs on token ids but
  * cannot tokenize text (said in the notes).
  */
-function vocabulary(arch: LlamaCppArch, vocabSize: number, tokenizerJson: string | undefined, notes: string[]): [string, GgufValue][] {
+function vocabulary(arch: LlamaCppArch, config: HfModelConfig, tokenizerJson: string | undefined, notes: string[]): [string, GgufValue][] {
+  const vocabSize = config.vocabSize;
   // llama.cpp loaders (and node-llama-cpp, Ollama, LM Studio) need a vocabulary that tokenizes even
   // to run token ids ("none" fails there): placeholders, with GPT-2's 256 byte symbols first where
   // the vocabulary has room, so any text still maps to some ids.
@@ -149,6 +150,11 @@ function vocabulary(arch: LlamaCppArch, vocabSize: number, tokenizerJson: string
     ['tokenizer.ggml.tokens', gguf.strings(tokens)],
     ['tokenizer.ggml.token_type', gguf.i32s(types)],
     ['tokenizer.ggml.merges', gguf.strings(model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)))],
+    // config.json's special ids (llama.cpp stops generating at eos).
+    ...(['bos', 'eos', 'pad'] as const).flatMap((k): [string, GgufValue][] => {
+      const id = config.raw[`${k}_token_id`];
+      return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < vocabSize ? [[`tokenizer.ggml.${k}_token_id`, gguf.u32(id)]] : [];
+    }),
   ];
 }
 
@@ -254,7 +260,7 @@ export function modelToGguf(
     ['general.name', gguf.str(opts.name ?? 'model')],
     ['general.file_type', gguf.u32(GGUF_FILE_TYPE[type])],
     ...hyperparameters(arch, config),
-    ...vocabulary(arch, config.vocabSize, opts.tokenizerJson, notes),
+    ...vocabulary(arch, config, opts.tokenizerJson, notes),
   ]);
   return { file: { metadata, tensors }, arch, notes };
 }

@@ -21,7 +21,8 @@ import { modelToGguf } from '../../../src/formats/gguf/modelToGguf';
 import { llamaCppArch } from '../../../src/formats/gguf/llamaCppNames';
 import type { GgufTensorType } from '../../../src/formats/gguf/gguf';
 import { useCpu } from './helpers';
-import { gpt2Modules, llamaModules, only, writeAdapter, writeTinyLlama } from './tinyCheckpoints';
+import { byteLevelBpeTokenizer, gpt2Modules, llamaModules, only, writeAdapter, writeTinyGpt2, writeTinyLlama } from './tinyCheckpoints';
+import { hfTokenizer } from '../../../src/models/textData';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -201,4 +202,34 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
       assert.ok(dAdapted < c.tol, `with the adapter: max |Δ log p| ${dAdapted}`);
     });
   }
+  it('a byte-level BPE tokenizer.json travels into the GGUF: llama.cpp tokenizes text as @huggingface/tokenizers does', async function () {
+    if (!llama || !nlc) this.skip();
+    const dir = path.join(tmp, 'bpe');
+    const { json, vocabSize } = byteLevelBpeTokenizer();
+    writeTinyGpt2(dir, vocabSize, vocabSize - 1);
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), json);
+    const folder = await loadHfFolder(dir);
+    const { file, notes } = modelToGguf(folder.config, folder.weights, { type: 'F32', tokenizerJson: folder.tokenizerJson });
+    assert.deepEqual(notes, []);
+    assert.equal(file.metadata.get('tokenizer.ggml.pre')?.value, 'gpt-2');
+    assert.equal(file.metadata.get('tokenizer.ggml.eos_token_id')?.value, vocabSize - 1);
+    const modelFile = path.join(dir, 'model.gguf');
+    await writeGgufFile(modelFile, file);
+    const hf = hfTokenizer(json);
+    const model = await llama!.loadModel({ modelPath: modelFile, gpuLayers: 0 });
+    try {
+      let merged = 0;
+      for (const text of ['Hello there, the wind is in the reeds and the sea.', ' the theater is in Winnipeg', 'naïve café ☕ 12345', 'line\nbreak\ttab  two spaces']) {
+        const want = hf.encode(text);
+        merged += want.filter((id) => id >= 256).length;
+        assert.deepEqual([...model.tokenize(text)], want, JSON.stringify(text));
+        assert.equal(model.detokenize(model.tokenize(text)), text);
+      }
+      assert.ok(merged >= 10, `the merges are used (${merged} merged tokens)`);
+      assert.equal(model.tokens.eos, vocabSize - 1);
+      assert.equal(model.detokenize([model.tokens.eos!], true), '<|endoftext|>');
+    } finally {
+      await model.dispose();
+    }
+  });
 });

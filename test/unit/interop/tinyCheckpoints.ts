@@ -136,3 +136,60 @@ export function gpt2Modules(): Record<string, [number, number]> {
   }
   return m;
 }
+
+/** A random GPT-2 (Conv1D weights [in, out], tied head) with `vocab` tokens. */
+export function writeTinyGpt2(dir: string, vocab: number, eos?: number) {
+  const r = rng(9);
+  const H = 32;
+  const P = 64;
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  const w = (name: string, shape: number[], std: number) => (t[name] = { shape, data: r(shape.reduce((a, b) => a * b, 1), std) });
+  const ln = (name: string) => {
+    t[`${name}.weight`] = { shape: [H], data: Float32Array.from(r(H, 0.1), (x) => 1 + x) };
+    w(`${name}.bias`, [H], 0.05);
+  };
+  w('transformer.wte.weight', [vocab, H], 0.5);
+  w('transformer.wpe.weight', [P, H], 0.1);
+  for (let i = 0; i < 2; i++) {
+    const p = `transformer.h.${i}`;
+    ln(`${p}.ln_1`);
+    ln(`${p}.ln_2`);
+    w(`${p}.attn.c_attn.weight`, [H, 3 * H], 0.2);
+    w(`${p}.attn.c_attn.bias`, [3 * H], 0.05);
+    w(`${p}.attn.c_proj.weight`, [H, H], 0.2);
+    w(`${p}.attn.c_proj.bias`, [H], 0.05);
+    w(`${p}.mlp.c_fc.weight`, [H, 4 * H], 0.2);
+    w(`${p}.mlp.c_fc.bias`, [4 * H], 0.05);
+    w(`${p}.mlp.c_proj.weight`, [4 * H, H], 0.1);
+    w(`${p}.mlp.c_proj.bias`, [H], 0.05);
+  }
+  ln('transformer.ln_f');
+  const config = { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: vocab, n_positions: P, n_embd: H, n_layer: 2, n_head: 4, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, tie_word_embeddings: true, bos_token_id: eos ?? null, eos_token_id: eos ?? null };
+  writeFolder(dir, config, 'config.json', 'model.safetensors', t);
+}
+
+/**
+ * A byte-level BPE tokenizer.json as GPT-2's (the 256 byte symbols, then one token per merge, then
+ * <|endoftext|>), with merges for a few common English pieces.
+ */
+export function byteLevelBpeTokenizer(): { json: string; vocabSize: number } {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const vocab: Record<string, number> = {};
+  let extra = 0;
+  for (let b = 0; b < 256; b++) vocab[String.fromCodePoint(printable(b) ? b : 256 + extra++)] = b;
+  const merges = [['Ġ', 't'], ['h', 'e'], ['t', 'he'], ['Ġt', 'he'], ['Ġ', 'a'], ['i', 'n'], ['Ġ', 's'], ['e', 'r'], ['o', 'n'], ['Ġ', 'w'], ['r', 'e'], ['Ġw', 'in'], ['Ġa', 'n'], ['Ġan', 'd'], ['i', 's'], ['Ġ', 'is']];
+  for (const [a, b] of merges) vocab[a + b] ??= Object.keys(vocab).length;
+  const eot = Object.keys(vocab).length;
+  const json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [{ id: eot, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: merges.map((m) => m.join(' ')) },
+  };
+  return { json: JSON.stringify(json), vocabSize: eot + 1 };
+}
