@@ -1,11 +1,12 @@
 // The LoRA modules of a PEFT adapter exactly as LoRA Lab applies them to its base model (same target
 // matching, r, scale and shape checks as `logits` and `merge`), as plain factors for the exporters
 // in src/formats (GGUF, mlx-lm). What a plain LoRA file cannot carry is refused with the reason:
-// DoRA's magnitude, LoRA on embedding tables, and tensors that replace base weights.
+// DoRA's magnitude and tensors that replace base weights. LoRA on embedding tables comes back apart
+// (`embeddings`), for the exporter to carry or refuse.
 import { InteropError } from '../formats/adapters/interopError';
 import type { ParsedPeftConfig } from '../formats/peftConfig';
 import type { HfModelConfig } from '../formats/hfConfig';
-import type { LoraFactors } from '../formats/gguf/loraToGguf';
+import type { EmbeddingFactors, LoraFactors } from '../formats/gguf/loraToGguf';
 import { loadPeftModel } from './peftAdapter';
 import type { WeightSource } from './weights';
 
@@ -15,7 +16,7 @@ export function adapterFactors(
   parsed: ParsedPeftConfig,
   adapter: WeightSource,
   opts: { target: string; baseSource?: string; adapterSource?: string },
-): { factors: LoraFactors[]; notes: string[] } {
+): { factors: LoraFactors[]; embeddings: EmbeddingFactors[]; notes: string[] } {
   const src = opts.adapterSource ?? 'adapter_model.safetensors';
   const loaded = loadPeftModel(modelConfig, base, parsed, adapter, { baseSource: opts.baseSource, adapterSource: src });
   try {
@@ -23,10 +24,8 @@ export function adapterFactors(
     if (attached.config.useDora || [...attached.modules.values()].some((m) => m.magnitude)) {
       throw new InteropError('bad-config', `${src}: a DoRA adapter (use_dora, lora_magnitude_vector) cannot become ${opts.target}: it has no DoRA, and dropping the magnitude would change every adapted layer. Merge it instead (lora-lab merge) and convert the merged model`, src);
     }
-    if (attached.embeddings.length > 0) {
-      throw new InteropError('bad-config', `${src}: LoRA on the embedding table ${attached.embeddings[0].path} is not converted to ${opts.target}; merge the adapter (lora-lab merge) and convert the merged model`, src);
-    }
-    const replaced = Object.keys(overrides);
+    // Adapted embedding tables are in the overrides as W + ΔW; they travel as LoRA factors instead.
+    const replaced = Object.keys(overrides).filter((k) => !attached.embeddings.some((e) => e.weightName === k));
     if (replaced.length > 0) {
       throw new InteropError(
         'bad-config',
@@ -44,7 +43,17 @@ export function adapterFactors(
         B: { shape: m.B.shape, data: Float32Array.from(m.B.dataSync() as Float32Array) },
       });
     }
-    return { factors, notes: attached.notes };
+    const head = loaded.model.linears.get('lm_head');
+    const bare = (n: string) => n.replace(/^transformer\./, '');
+    const embeddings: EmbeddingFactors[] = attached.embeddings.map((e) => ({
+      path: e.path,
+      rank: e.r,
+      scale: e.scale,
+      A: { shape: [...e.A.shape], data: e.A.data },
+      B: { shape: [...e.B.shape], data: e.B.data },
+      tiedToHead: !!head && bare(head.weightName) === bare(e.weightName),
+    }));
+    return { factors, embeddings, notes: attached.notes };
   } finally {
     loaded.adapter.dispose();
     loaded.model.dispose();

@@ -29,8 +29,9 @@ Exports for deployment.
                mlx_lm.generate --adapter-path DIR.
     The base model folder (--model DIR, or the adapter's base_model_name_or_path when that folder exists)
     is read to apply the adapter as LoRA Lab does and to check it fits. Before writing, the relative
-    error of every layer's ΔW = s·B·A as the target will apply it is printed. DoRA adapters, LoRA on
-    embedding tables and modules_to_save are refused (merge first: lora-lab merge).
+    error of every layer's ΔW = s·B·A as the target will apply it is printed. DoRA adapters and
+    modules_to_save are refused (merge first: lora-lab merge), as is LoRA on an embedding table for
+    mlx-lm, or for GGUF where the table is tied to lm_head.
   A Hugging Face model folder (config.json + model.safetensors; Llama, Mistral, Qwen2 or GPT-2):
     --to gguf  a llama.cpp model GGUF (--out FILE.gguf), the base for a GGUF adapter, Ollama or LM Studio.
                A byte-level BPE tokenizer.json is carried over; other tokenizers are not (token ids only).
@@ -121,19 +122,22 @@ export const convertCommand: CliCommand = {
       const folder = await baseFolder(input, values.model, adapterDir.parsed.config.baseModelNameOrPath ?? undefined);
       const what = values.to === 'gguf' ? 'a llama.cpp GGUF adapter' : 'an mlx-lm adapter';
       if (values.to === 'gguf') llamaCppArch(folder.config, path.join(folder.dir, 'config.json'));
-      const { factors, notes } = adapterFactors(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { target: what, baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile });
+      const { factors, embeddings, notes } = adapterFactors(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { target: what, baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile });
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       const type = DTYPES[values.dtype ?? 'f32'];
       const name = path.basename(input);
       if (values.to === 'gguf') {
         const arch = llamaCppArch(folder.config);
-        const { file, modules, alpha } = loraToGguf(arch, folder.config, factors, { type, name });
+        const { file, modules, alpha } = loraToGguf(arch, folder.config, factors, { type, name, embeddings });
         say(formatConversionTable(modules));
         refuseNonFinite(modules);
         const bytes = await writeGgufFile(out, file);
         if (values.json) process.stdout.write(JSON.stringify({ out, kind: 'adapter', to: 'gguf', arch, dtype: type, alpha, bytes, modules, notes }) + '\n');
         else say(`wrote ${out}: llama.cpp LoRA adapter (${arch}, alpha ${alpha}), ${modules.length} module(s), ${type}`);
       } else {
+        if (embeddings.length > 0) {
+          throw new CliError(`${adapterDir.weightsFile}: LoRA on the embedding table ${embeddings[0].path} is not converted to mlx-lm here; merge the adapter (lora-lab merge) and use the merged model`);
+        }
         const mlx = loraToMlx(folder.config.modelType, folder.config.numLayers, factors, { type, base: adapterDir.parsed.config.baseModelNameOrPath ?? undefined, tiedHead: folder.config.tieWordEmbeddings || !folder.weights.get('lm_head.weight') });
         say(formatConversionTable(mlx.modules));
         refuseNonFinite(mlx.modules);

@@ -19,6 +19,19 @@ export interface LoraFactors {
   B: { shape: number[]; data: Float32Array }; // [out, r]
 }
 
+/**
+ * LoRA on an embedding table (PEFT's lora.Embedding): ΔW = scale·(B·A)ᵀ in the table's layout
+ * [rows, dim], A [r, rows], B [dim, r]. `tiedToHead`: the model's lm_head is this table.
+ */
+export interface EmbeddingFactors {
+  path: string;
+  rank: number;
+  scale: number;
+  A: { shape: number[]; data: Float32Array }; // [r, rows]
+  B: { shape: number[]; data: Float32Array }; // [dim, r]
+  tiedToHead: boolean;
+}
+
 /** What the conversion did to one module, for the report printed before writing. */
 export interface ConvertedModule {
   module: string;
@@ -34,7 +47,7 @@ export interface ConvertedModule {
 export const GGUF_FILE_TYPE: Record<GgufTensorType, number> = { F32: 0, F16: 1, BF16: 32 };
 
 /** The alpha to write: the first module's α·(its scale / (α/r)), i.e. scale·r; B absorbs the rest. */
-function fileAlpha(modules: LoraFactors[]): number {
+function fileAlpha(modules: { rank: number; scale: number }[]): number {
   const first = modules[0];
   const a = Math.fround(first.scale * first.rank);
   return a !== 0 && Number.isFinite(a) ? a : Math.fround(first.rank);
@@ -44,11 +57,12 @@ export function loraToGguf(
   arch: LlamaCppArch,
   config: HfModelConfig,
   modules: LoraFactors[],
-  opts: { type?: GgufTensorType; name?: string } = {},
+  opts: { type?: GgufTensorType; name?: string; embeddings?: EmbeddingFactors[] } = {},
 ): { file: GgufFile; modules: ConvertedModule[]; alpha: number } {
   const type = opts.type ?? 'F32';
-  if (modules.length === 0) throw new InteropError('bad-input', 'the adapter has no LoRA modules to convert');
-  const alpha = fileAlpha(modules);
+  const embeddings = opts.embeddings ?? [];
+  if (modules.length + embeddings.length === 0) throw new InteropError('bad-input', 'the adapter has no LoRA modules to convert');
+  const alpha = fileAlpha([...modules, ...embeddings]);
   const tensors: GgufTensor[] = [];
   const report: ConvertedModule[] = [];
   for (const m of [...modules].sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }))) {
@@ -76,6 +90,37 @@ export function loraToGguf(
     if (heads !== undefined) gotB = unpermuteRopeRows(gotB, out, r, heads);
     const err = lowRankRelError({ U: m.B.data, D: m.A.data, scale: m.scale }, { U: gotB, D: gotA, scale: alpha / r }, out, r, inF);
     report.push({ module: m.path, target: `${target}.weight`, rank: r, ...err });
+  }
+  for (const e of embeddings) {
+    const target = ggufModuleName(arch, e.path);
+    // llama.cpp adds an embedding LoRA to the token lookup only (get_rows of lora_a, then lora_b).
+    if (target !== 'token_embd') throw new InteropError('unsupported-model', `${e.path}: llama.cpp applies LoRA to the token embedding only, not to this table`);
+    if (e.tiedToHead) {
+      throw new InteropError(
+        'unsupported-model',
+        `${e.path}: the model ties lm_head to this table; llama.cpp would run the embedding LoRA through the output layer too, which the adapter does not do. Merge the adapter (lora-lab merge) and convert the merged model`,
+      );
+    }
+    const [r, rows] = e.A.shape;
+    const [dim] = e.B.shape;
+    // llama.cpp: ΔE[token] = (alpha / r)·lora_b·lora_a[token], lora_a [rows, r] (= Aᵀ), lora_b [dim, r] (= B).
+    const fold = (e.scale * r) / alpha;
+    const a = new Float32Array(rows * r);
+    for (let k = 0; k < r; k++) for (let i = 0; i < rows; i++) a[i * r + k] = e.A.data[k * rows + i];
+    const b = Float32Array.from(e.B.data, (v) => v * fold);
+    const ta: GgufTensor = { name: `${target}.weight.lora_a`, type, shape: [rows, r], data: a };
+    const tb: GgufTensor = { name: `${target}.weight.lora_b`, type, shape: [dim, r], data: b };
+    tensors.push(ta, tb);
+    // ΔW [rows, dim] = U·D with U = lora_a [rows, r] and D = lora_bᵀ [r, dim].
+    const bt = (x: Float32Array) => {
+      const out = new Float32Array(r * dim);
+      for (let j = 0; j < dim; j++) for (let k = 0; k < r; k++) out[k * dim + j] = x[j * r + k];
+      return out;
+    };
+    const gotA = decodeTensorData(encodeTensorData(ta), type);
+    const gotB = decodeTensorData(encodeTensorData(tb), type);
+    const err = lowRankRelError({ U: a, D: bt(e.B.data), scale: e.scale }, { U: gotA, D: bt(gotB), scale: alpha / r }, rows, r, dim);
+    report.push({ module: e.path, target: `${target}.weight`, rank: r, ...err });
   }
   const metadata = new Map<string, GgufValue>([
     ['general.architecture', gguf.str(arch)],

@@ -133,6 +133,10 @@ describe('convert: GGUF and mlx-lm export', function () {
     assert.throws(() => modelToGguf(LLAMA_CFG, weights), /tensor "model\.layers\.0\.extra\.weight" has no llama\.cpp llama name/);
     const tied = hfConfigFromJson({ model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_attention_heads: 2, num_hidden_layers: 2, vocab_size: 16, tie_word_embeddings: true });
     assert.throws(() => loraToGguf('llama', tied, [{ ...f, path: 'lm_head' }]), /lm_head: the model ties lm_head to the token embedding, so llama\.cpp has no output tensor/);
+    const emb = { path: 'model.embed_tokens', rank: 4, scale: 1, A: { shape: [4, 300], data: new Float32Array(1200) }, B: { shape: [16, 4], data: new Float32Array(64) }, tiedToHead: true };
+    assert.throws(() => loraToGguf('llama', LLAMA_CFG, [], { embeddings: [emb] }), /model\.embed_tokens: the model ties lm_head to this table; llama\.cpp would run the embedding LoRA through the output layer too/);
+    const gpt2 = hfConfigFromJson({ model_type: 'gpt2', n_embd: 16, n_head: 2, n_layer: 1, vocab_size: 300, n_positions: 32 });
+    assert.throws(() => loraToGguf('gpt2', gpt2, [], { embeddings: [{ ...emb, path: 'transformer.wpe', tiedToHead: false }] }), /transformer\.wpe: llama\.cpp applies LoRA to the token embedding only/);
     // A checkpoint that does not fit its config.json: wrong shape, missing weight.
     const small = hfConfigFromJson({ model_type: 'llama', hidden_size: 4, intermediate_size: 6, num_attention_heads: 2, num_hidden_layers: 1, vocab_size: 8 });
     const w = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });

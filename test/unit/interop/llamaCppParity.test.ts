@@ -21,7 +21,7 @@ import { modelToGguf } from '../../../src/formats/gguf/modelToGguf';
 import { llamaCppArch } from '../../../src/formats/gguf/llamaCppNames';
 import type { GgufTensorType } from '../../../src/formats/gguf/gguf';
 import { useCpu } from './helpers';
-import { byteLevelBpeTokenizer, gpt2Modules, llamaModules, only, writeAdapter, writeTinyGpt2, writeTinyLlama } from './tinyCheckpoints';
+import { LLAMA, byteLevelBpeTokenizer, gpt2Modules, llamaModules, only, writeAdapter, writeTinyGpt2, writeTinyLlama } from './tinyCheckpoints';
 import { hfTokenizer } from '../../../src/models/textData';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -109,6 +109,7 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
     write?: (dir: string) => void;
     model?: string;
     modules: Record<string, [number, number]>;
+    embeddings?: Record<string, [number, number]>;
     modelType: GgufTensorType;
     adapterType: GgufTensorType;
     tol: number;
@@ -133,6 +134,16 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
       adapterType: 'F32',
       tol: 1e-3,
       adapterCfg: { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'k_proj', 'lm_head'] },
+    },
+    {
+      name: 'Llama, LoRA on the token embedding (llama.cpp adds it to the lookup) and on v_proj, down_proj',
+      write: (dir) => writeTinyLlama(dir),
+      modules: only(llamaModules(), ['v_proj', 'down_proj']),
+      embeddings: { 'model.embed_tokens': [LLAMA.vocab, LLAMA.hidden] },
+      modelType: 'F32',
+      adapterType: 'F32',
+      tol: 1e-3,
+      adapterCfg: { r: 4, lora_alpha: 8, target_modules: ['embed_tokens', 'v_proj', 'down_proj'] },
     },
     {
       name: 'Qwen2 (q/k/v biases, tied embeddings: llama.cpp\'s qwen2, no row reordering)',
@@ -173,15 +184,15 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
       const modelDir = c.model ?? path.join(dir, 'base');
       c.write?.(modelDir);
       const adapterDir = path.join(dir, 'adapter');
-      writeAdapter(adapterDir, c.modules, c.adapterCfg, 11);
+      writeAdapter(adapterDir, c.modules, c.adapterCfg, 11, c.embeddings);
       const folder = await loadHfFolder(modelDir);
       const arch = llamaCppArch(folder.config);
       const modelFile = path.join(dir, 'model.gguf');
       await writeGgufFile(modelFile, modelToGguf(folder.config, folder.weights, { type: c.modelType }).file);
       const ad = await loadPeftAdapterDir(adapterDir);
-      const { factors } = adapterFactors(folder.config, folder.weights, ad.parsed, ad.weights, { target: 'GGUF' });
-      const lora = loraToGguf(arch, folder.config, factors, { type: c.adapterType });
-      assert.equal(lora.modules.length, Object.keys(c.modules).length);
+      const { factors, embeddings } = adapterFactors(folder.config, folder.weights, ad.parsed, ad.weights, { target: 'GGUF' });
+      const lora = loraToGguf(arch, folder.config, factors, { type: c.adapterType, embeddings });
+      assert.equal(lora.modules.length, Object.keys(c.modules).length + Object.keys(c.embeddings ?? {}).length);
       const worst = Math.max(...lora.modules.map((m) => m.relError));
       assert.ok(worst < (c.adapterType === 'F32' ? 1e-6 : 2e-3), `conversion error ${worst}`);
       const loraFile = path.join(dir, 'adapter.gguf');

@@ -89,10 +89,15 @@ export function writeTinyLlama(dir: string, size: Partial<typeof LLAMA> = {}, op
 }
 
 /** A random PEFT LoRA on `modules` (paths → [in, out]) of rank r; B is not zero, so ΔW matters. */
-export function writeAdapter(dir: string, modules: Record<string, [number, number]>, cfg: Record<string, unknown>, seed: number) {
+export function writeAdapter(dir: string, modules: Record<string, [number, number]>, cfg: Record<string, unknown>, seed: number, embeddings: Record<string, [number, number]> = {}) {
   const r = rng(seed);
   const rank = cfg.r as number;
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  // PEFT's lora.Embedding (paths → [rows, dim]): lora_embedding_A [r, rows], lora_embedding_B [dim, r], no ".weight".
+  for (const [p, [rows, dim]] of Object.entries(embeddings)) {
+    t[`base_model.model.${p}.lora_embedding_A`] = { shape: [rank, rows], data: r(rank * rows, 1) };
+    t[`base_model.model.${p}.lora_embedding_B`] = { shape: [dim, rank], data: r(dim * rank, 0.08) };
+  }
   for (const [p, [inF, outF]] of Object.entries(modules)) {
     t[`base_model.model.${p}.lora_A.weight`] = { shape: [rank, inF], data: r(rank * inF, 1 / Math.sqrt(inF)) };
     t[`base_model.model.${p}.lora_B.weight`] = { shape: [outF, rank], data: r(outF * rank, 0.08) };
