@@ -107,7 +107,6 @@ export const convertCommand: CliCommand = {
       if (!values.json) process.stdout.write(`${s}\n`);
     };
     try {
-      await startBackend({ prefer: 'wasm' });
       if (!isAdapter) {
         const folder = await loadHfFolder(input, modelSizeLimit());
         const type = DTYPES[values.dtype ?? 'f16'];
@@ -118,6 +117,8 @@ export const convertCommand: CliCommand = {
         else say(`wrote ${out}: llama.cpp ${arch} model, ${file.tensors.length} tensors (${type}), ${(bytes / 2 ** 20).toFixed(1)} MiB`);
         return;
       }
+      // The adapter is applied by the engine (tfjs), exactly as `logits` and `merge` apply it.
+      await startBackend({ prefer: 'wasm' });
       const adapterDir = await loadPeftAdapterDir(input);
       const folder = await baseFolder(input, values.model, adapterDir.parsed.config.baseModelNameOrPath ?? undefined);
       const what = values.to === 'gguf' ? 'a llama.cpp GGUF adapter' : 'an mlx-lm adapter';
