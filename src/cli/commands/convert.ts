@@ -98,7 +98,11 @@ export const convertCommand: CliCommand = {
     const isAdapter = fs.existsSync(path.join(input, 'adapter_config.json'));
     if (!isAdapter && !fs.existsSync(path.join(input, 'config.json'))) throw new CliError(`${input}: neither adapter_config.json (an adapter) nor config.json (a model) is there`);
     if (!isAdapter && values.to === 'mlx') throw new CliError(`${input} is a model folder; --to mlx converts adapters (mlx-lm loads Hugging Face model folders as they are)`);
+    if (values.to === 'gguf' && !/\.gguf$/i.test(out)) throw new UsageError(`--out ${values.out}: name the file to write with .gguf at the end`);
     const outStat = fs.statSync(out, { throwIfNoEntry: false });
+    // --force must never replace what the conversion reads (adapter_config.json is in both layouts).
+    const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : path.resolve(p));
+    if (values.to === 'mlx' && [input, values.model].some((d) => d !== undefined && real(d) === real(out))) throw new CliError(`--out ${out} is a folder the conversion reads; write the mlx-lm adapter to another folder`);
     if (values.to === 'gguf' && outStat?.isDirectory()) throw new CliError(`--out ${out}: is a folder; expected the .gguf file to write`);
     if (values.to === 'mlx' && outStat && !outStat.isDirectory()) throw new CliError(`--out ${out}: is a file; expected the folder for adapters.safetensors + adapter_config.json`);
     const target = values.to === 'gguf' ? out : path.join(out, 'adapters.safetensors');
@@ -112,6 +116,7 @@ export const convertCommand: CliCommand = {
         const type = DTYPES[values.dtype ?? 'f16'];
         const { file, arch, notes } = modelToGguf(folder.config, folder.weights, { type, name: path.basename(input), tokenizerJson: folder.tokenizerJson, source: folder.weightFiles.join(', ') });
         for (const n of notes) process.stderr.write(`note: ${n}\n`);
+        fs.mkdirSync(path.dirname(out), { recursive: true });
         const bytes = await writeGgufFile(out, file);
         if (values.json) process.stdout.write(JSON.stringify({ out, kind: 'model', arch, dtype: type, tensors: file.tensors.length, bytes, notes }) + '\n');
         else say(`wrote ${out}: llama.cpp ${arch} model, ${file.tensors.length} tensors (${type}), ${(bytes / 2 ** 20).toFixed(1)} MiB`);
@@ -132,6 +137,7 @@ export const convertCommand: CliCommand = {
         const { file, modules, alpha } = loraToGguf(arch, folder.config, factors, { type, name, embeddings });
         say(formatConversionTable(modules));
         refuseNonFinite(modules);
+        fs.mkdirSync(path.dirname(out), { recursive: true });
         const bytes = await writeGgufFile(out, file);
         if (values.json) process.stdout.write(JSON.stringify({ out, kind: 'adapter', to: 'gguf', arch, dtype: type, alpha, bytes, modules, notes }) + '\n');
         else say(`wrote ${out}: llama.cpp LoRA adapter (${arch}, alpha ${alpha}), ${modules.length} module(s), ${type}`);

@@ -220,6 +220,15 @@ describe('convert: GGUF and mlx-lm export', function () {
     assert.equal(g.metadata.get('general.architecture'), 'llama');
     assert.equal(g.metadata.get('adapter.lora.alpha'), 16);
     assert.equal(g.tensors.size, 16);
+    const noExt = cli('convert', path.join(fx, 'adapter'), '--model', path.join(fx, 'base'), '--to', 'gguf', '--out', path.join(fx, 'base', 'model.safetensors'), '--force');
+    assert.equal(noExt.code, 2);
+    assert.match(noExt.err, /--out .*model\.safetensors: name the file to write with \.gguf at the end/);
+    const copy = path.join(tmp, 'adapter-copy');
+    fs.cpSync(path.join(fx, 'adapter'), copy, { recursive: true });
+    const onInput = cli('convert', copy, '--model', path.join(fx, 'base'), '--to', 'mlx', '--out', copy, '--force');
+    assert.equal(onInput.code, 1);
+    assert.match(onInput.err, /is a folder the conversion reads; write the mlx-lm adapter to another folder/);
+    assert.ok(fs.readFileSync(path.join(copy, 'adapter_config.json'), 'utf8').includes('peft_type'), 'the PEFT config is untouched');
     const again = cli('convert', path.join(fx, 'adapter'), '--model', path.join(fx, 'base'), '--to', 'gguf', '--out', out);
     assert.equal(again.code, 1);
     assert.match(again.err, /a\.gguf exists \(use --force to overwrite it\)/);
