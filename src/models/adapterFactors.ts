@@ -1,8 +1,8 @@
 // The LoRA modules of a PEFT adapter exactly as LoRA Lab applies them to its base model (same target
 // matching, r, scale and shape checks as `logits` and `merge`), as plain factors for the exporters
-// in src/formats (GGUF, mlx-lm). What a plain LoRA file cannot carry is refused with the reason:
-// DoRA's magnitude and tensors that replace base weights. LoRA on embedding tables comes back apart
-// (`embeddings`), for the exporter to carry or refuse.
+// in src/formats (GGUF, mlx-lm). Tensors that replace base weights (modules_to_save, trained biases)
+// are refused with the reason; DoRA's magnitude and LoRA on embedding tables come back for the
+// exporter to carry or refuse.
 import { InteropError } from '../formats/adapters/interopError';
 import type { ParsedPeftConfig } from '../formats/peftConfig';
 import type { HfModelConfig } from '../formats/hfConfig';
@@ -21,9 +21,6 @@ export function adapterFactors(
   const loaded = loadPeftModel(modelConfig, base, parsed, adapter, { baseSource: opts.baseSource, adapterSource: src });
   try {
     const { adapter: attached, overrides } = loaded;
-    if (attached.config.useDora || [...attached.modules.values()].some((m) => m.magnitude)) {
-      throw new InteropError('bad-config', `${src}: a DoRA adapter (use_dora, lora_magnitude_vector) cannot become ${opts.target}: it has no DoRA, and dropping the magnitude would change every adapted layer. Merge it instead (lora-lab merge) and convert the merged model`, src);
-    }
     // Adapted embedding tables are in the overrides as W + ΔW; they travel as LoRA factors instead.
     const replaced = Object.keys(overrides).filter((k) => !attached.embeddings.some((e) => e.weightName === k));
     if (replaced.length > 0) {
@@ -41,6 +38,7 @@ export function adapterFactors(
         scale: m.scale,
         A: { shape: m.A.shape, data: Float32Array.from(m.A.dataSync() as Float32Array) },
         B: { shape: m.B.shape, data: Float32Array.from(m.B.dataSync() as Float32Array) },
+        ...(m.magnitude ? { magnitude: Float32Array.from(m.magnitude.dataSync() as Float32Array) } : {}),
       });
     }
     const head = loaded.model.linears.get('lm_head');

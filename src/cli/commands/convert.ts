@@ -29,9 +29,10 @@ Exports for deployment.
                mlx_lm.generate --adapter-path DIR.
     The base model folder (--model DIR, or the adapter's base_model_name_or_path when that folder exists)
     is read to apply the adapter as LoRA Lab does and to check it fits. Before writing, the relative
-    error of every layer's ΔW = s·B·A as the target will apply it is printed. DoRA adapters and
-    modules_to_save are refused (merge first: lora-lab merge), as is LoRA on an embedding table for
-    mlx-lm, or for GGUF where the table is tied to lm_head.
+    error of every layer's ΔW = s·B·A as the target will apply it is printed. DoRA goes to mlx-lm
+    (fine_tune_type "dora"); llama.cpp has none, so a DoRA adapter to GGUF is refused, as are
+    modules_to_save (merge first: lora-lab merge), LoRA on an embedding table for mlx-lm, and for
+    GGUF where the table is tied to lm_head.
   A Hugging Face model folder (config.json + model.safetensors; Llama, Mistral, Qwen2 or GPT-2):
     --to gguf  a llama.cpp model GGUF (--out FILE.gguf), the base for a GGUF adapter, Ollama or LM Studio.
                A byte-level BPE tokenizer.json is carried over; other tokenizers are not (token ids only).

@@ -1,7 +1,9 @@
 // A LoRA adapter as mlx-lm saves one (mlx_lm.lora / mlx_lm.tuner.utils.load_adapters read it back):
 // adapters.safetensors with "<module>.lora_a" [in, r] and "<module>.lora_b" [r, out], ΔW =
 // scale·(lora_a·lora_b)ᵀ, and adapter_config.json with fine_tune_type, num_layers (mlx-lm adapts the
-// last num_layers blocks) and lora_parameters {rank, scale, dropout, keys}. mlx-lm has one rank and
+// last num_layers blocks) and lora_parameters {rank, scale, dropout, keys}. A DoRA adapter becomes
+// fine_tune_type "dora" with each module's magnitude as "<module>.m" (mlx-lm's DoRALinear computes
+// m·(W + ΔW)x / ‖W + ΔW‖ row-wise, then the bias, as PEFT does). mlx-lm has one rank and
 // one absolute scale per adapter: modules of a smaller rank are padded with zeros and per-module
 // scales folded into lora_b, which leaves every ΔW unchanged. Pure.
 import { encodeBf16, encodeF16 } from '../dtype';
@@ -58,6 +60,8 @@ export function loraToMlx(
     if (!p) throw new InteropError('unsupported-model', `${m.path}: mlx-lm has no module of that name to adapt (it adapts the transformer blocks' linear layers, and an untied Llama lm_head)`);
     return { m, p };
   });
+  const doraCount = modules.filter((m) => m.magnitude).length;
+  if (doraCount > 0 && doraCount < modules.length) throw new InteropError('bad-config', 'the adapter mixes DoRA and plain LoRA modules; an mlx-lm adapter is one or the other');
   const rank = Math.max(...modules.map((m) => m.rank));
   const first = modules[0].scale;
   const scale = first !== 0 && Number.isFinite(first) ? first : 1;
@@ -77,6 +81,7 @@ export function loraToMlx(
     const tb = encode(b, type, [rank, out]);
     tensors[`${p.key}.lora_a`] = ta;
     tensors[`${p.key}.lora_b`] = tb;
+    if (m.magnitude) tensors[`${p.key}.m`] = encode(m.magnitude, type, [out]);
     // Read back as mlx-lm applies it: ΔW = scale·(a·b)ᵀ = scale·bᵀ·aᵀ, U = bᵀ [out, R], D = aᵀ [R, in].
     const ga = decodeTensorData(bytesOf(ta), type);
     const gb = decodeTensorData(bytesOf(tb), type);
@@ -95,7 +100,7 @@ export function loraToMlx(
   const firstLayer = layers.length ? Math.min(...layers) : numLayers;
   const keys = [...new Set(placed.map((x) => x.p.sub))].sort();
   const config: Record<string, unknown> = {
-    fine_tune_type: 'lora',
+    fine_tune_type: doraCount > 0 ? 'dora' : 'lora',
     num_layers: numLayers - firstLayer,
     lora_parameters: { rank, scale, dropout: 0.0, keys },
   };

@@ -17,6 +17,8 @@ export interface LoraFactors {
   scale: number;
   A: { shape: number[]; data: Float32Array }; // [r, in]
   B: { shape: number[]; data: Float32Array }; // [out, r]
+  /** DoRA: the per-output-feature magnitude m (W' = m·(W + ΔW)/‖W + ΔW‖ row-wise). */
+  magnitude?: Float32Array;
 }
 
 /**
@@ -62,6 +64,13 @@ export function loraToGguf(
   const type = opts.type ?? 'F32';
   const embeddings = opts.embeddings ?? [];
   if (modules.length + embeddings.length === 0) throw new InteropError('bad-input', 'the adapter has no LoRA modules to convert');
+  const dora = modules.find((m) => m.magnitude);
+  if (dora) {
+    throw new InteropError(
+      'bad-config',
+      `${dora.path}: a DoRA adapter (use_dora, lora_magnitude_vector) cannot become a llama.cpp GGUF adapter: llama.cpp has no DoRA, and dropping the magnitude would change every adapted layer. Merge it instead (lora-lab merge) and convert the merged model`,
+    );
+  }
   const alpha = fileAlpha([...modules, ...embeddings]);
   const tensors: GgufTensor[] = [];
   const report: ConvertedModule[] = [];

@@ -250,11 +250,50 @@ describe('convert: GGUF and mlx-lm export', function () {
     assert.match(model.err, /placeholder tokens/);
   });
 
+  it("mlx-lm export of a DoRA adapter: mlx-lm's fuse of the written tensors equals PEFT's merge_and_unload within 1e-5", () => {
+    const fx = path.join(PEFT_FIXTURES, 'llama-tiny-dora');
+    const out = path.join(tmp, 'dora-mlx');
+    const r = cli('convert', path.join(fx, 'adapter'), '--model', path.join(fx, 'base'), '--to', 'mlx', '--out', out, '--json');
+    assert.equal(r.code, 0, r.err);
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')) as { fine_tune_type: string; lora_parameters: { scale: number; rank: number } };
+    assert.equal(cfg.fine_tune_type, 'dora');
+    const st = parseSafetensors(fs.readFileSync(path.join(out, 'adapters.safetensors')));
+    const base = parseSafetensors(fs.readFileSync(path.join(fx, 'base/model.safetensors')));
+    const merged = parseSafetensors(fs.readFileSync(path.join(fx, 'merged/model.safetensors')));
+    const keys = st.names().filter((n) => n.endsWith('.m')).map((n) => n.slice(0, -2));
+    assert.equal(keys.length, 4, 'q_proj and v_proj of 2 layers');
+    const s = cfg.lora_parameters.scale;
+    const R = cfg.lora_parameters.rank;
+    let worst = 0;
+    for (const k of keys) {
+      // mlx-lm's DoRALinear.fuse: w = W + s·bᵀ·aᵀ, then each row scaled by m / ‖row‖.
+      const [inF] = st.entry(`${k}.lora_a`).shape;
+      const W = base.toFloat32(`${k}.weight`);
+      const out = W.length / inF;
+      const a = st.toFloat32(`${k}.lora_a`);
+      const b = st.toFloat32(`${k}.lora_b`);
+      const m = st.toFloat32(`${k}.m`);
+      const fused = new Float32Array(W.length);
+      for (let o = 0; o < out; o++) {
+        let norm = 0;
+        for (let i = 0; i < inF; i++) {
+          let d = 0;
+          for (let q = 0; q < R; q++) d += b[q * out + o] * a[i * R + q];
+          fused[o * inF + i] = W[o * inF + i] + s * d;
+          norm += fused[o * inF + i] ** 2;
+        }
+        for (let i = 0; i < inF; i++) fused[o * inF + i] *= m[o] / Math.sqrt(norm);
+      }
+      worst = Math.max(worst, maxAbs(fused, merged.toFloat32(`${k}.weight`)));
+    }
+    assert.ok(worst < 1e-5, `max |Δ| against PEFT's merged weights ${worst}`);
+  });
+
   it('refuses, with the reason: a DoRA adapter, a missing base, a base of another shape or architecture', () => {
     const dora = path.join(PEFT_FIXTURES, 'llama-tiny-dora');
     const d = cli('convert', path.join(dora, 'adapter'), '--model', path.join(dora, 'base'), '--to', 'gguf', '--out', path.join(tmp, 'dora.gguf'));
     assert.equal(d.code, 1);
-    assert.match(d.err, /a DoRA adapter \(use_dora, lora_magnitude_vector\) cannot become a llama\.cpp GGUF adapter: it has no DoRA/);
+    assert.match(d.err, /q_proj: a DoRA adapter \(use_dora, lora_magnitude_vector\) cannot become a llama\.cpp GGUF adapter: llama\.cpp has no DoRA/);
     assert.ok(!fs.existsSync(path.join(tmp, 'dora.gguf')));
 
     const fx = path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8');
