@@ -382,6 +382,7 @@ async function convertAdapter(ctx: CommandContext, arg?: unknown, opts: ConvertO
   );
   const summary = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as ConvertSummary;
   const worst = summary.modules.reduce((a, m) => Math.max(a, m.relError), 0);
+  log.info(`relative ΔW error of each layer in ${out}:\n${summary.modules.map((m) => `  ${m.module} → ${m.target}: ${m.relError === 0 ? '0' : m.relError.toExponential(2)}`).join('\n')}`);
   void vscode.window.showInformationMessage(`LoRA Lab: wrote ${out} (${summary.modules.length} layers, largest relative ΔW error ${worst === 0 ? '0' : worst.toExponential(1)}; per layer in the log).`);
   ctx.adapters.refreshSoon();
   return summary;
