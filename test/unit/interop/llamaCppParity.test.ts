@@ -1,10 +1,10 @@
 // `lora-lab convert --to gguf` checked against a real llama.cpp (node-llama-cpp's prebuilt CPU build):
-// a tiny random Llama (written here as safetensors) and the tiny GPT-2 example, each converted to a
-// model GGUF, with a random PEFT adapter converted to llama.cpp's adapter GGUF. llama.cpp's
+// tiny random Llama / Qwen2 / GPT-2 models (written here as safetensors; GPT-2 also the example) are
+// converted to model GGUFs and random PEFT adapters to llama.cpp's adapter GGUF. llama.cpp's
 // next-token distribution at every position, with and without the adapter, must match LoRA Lab's
-// logits within 1e-3. node-llama-cpp returns probabilities, not raw logits, so log p is compared
-// with LoRA Lab's log-softmax (logits up to their per-position constant). The KV cache is F32 (llama.cpp
-// defaults to F16, which alone moves log p by ~1e-2).
+// logits (1e-3 for F32 files). node-llama-cpp returns probabilities, not raw logits, so log p is compared
+// with LoRA Lab's log-softmax (logits up to their per-position constant). The KV cache is F32: llama.cpp
+// defaults to F16, whose rounding alone exceeds the tolerance.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -102,8 +102,8 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
   });
 
   // tol 1e-3 for F32 files. GPT-2 2e-3: llama.cpp's CPU GELU looks its input up in an F16 table
-  // (ggml-cpu vec.h, GGML_GELU_FP16), which alone puts the base model ~8.5e-4 from an exact F32 GELU.
-  // F16 files: the rounding of every weight, measured and bounded, not hidden.
+  // (ggml-cpu vec.h, GGML_GELU_FP16), an F16 rounding of every activation that LoRA Lab's exact GELU
+  // does not have. F16 files round every weight; their bound is wider but still catches a wrong layout.
   interface Case {
     name: string;
     write?: (dir: string) => void;
