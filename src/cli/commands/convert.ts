@@ -16,13 +16,14 @@ import { llamaCppArch } from '../../formats/gguf/llamaCppNames';
 import { loraToMlx } from '../../formats/adapters/mlxWriter';
 import type { GgufTensorType } from '../../formats/gguf/gguf';
 import { InteropError } from '../../formats/adapters/interopError';
+import { RUN_INFO_FILE, loadRun } from '../../runs/runStore';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 
-const usage = `Usage: lora-lab convert ADAPTER_DIR --to gguf|mlx --out PATH [--model DIR] [--dtype f32|f16|bf16] [--force] [--json]
+const usage = `Usage: lora-lab convert ADAPTER_DIR|RUN_DIR --to gguf|mlx --out PATH [--model DIR] [--dtype f32|f16|bf16] [--force] [--json]
        lora-lab convert MODEL_DIR --to gguf --out FILE.gguf [--dtype f32|f16|bf16] [--force] [--json]
 
 Exports for deployment.
-  A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors):
+  A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors), or a LoRA Lab run folder (its adapter/):
     --to gguf  llama.cpp's LoRA adapter GGUF (--out FILE.gguf): load it with llama.cpp's --lora, or as an
                ADAPTER in an Ollama Modelfile, or as a LoRA in LM Studio, next to the base model's GGUF.
     --to mlx   an mlx-lm adapter folder (--out DIR: adapters.safetensors + adapter_config.json) for
@@ -92,7 +93,13 @@ export const convertCommand: CliCommand = {
     if (values.to !== 'gguf' && values.to !== 'mlx') throw new UsageError(`--to must be gguf or mlx, got ${values.to === undefined ? 'nothing' : `"${values.to}"`}`);
     if (!values.out) throw new UsageError('--out is required');
     if (values.dtype !== undefined && !DTYPES[values.dtype]) throw new UsageError(`--dtype must be f32, f16 or bf16, got "${values.dtype}"`);
-    const input = path.resolve(positionals[0]);
+    let input = path.resolve(positionals[0]);
+    if (fs.existsSync(path.join(input, RUN_INFO_FILE))) {
+      // A LoRA Lab run folder: its adapter is in adapter/, once the run has completed.
+      const run = loadRun(input);
+      if (!run.adapterDir) throw new CliError(`${input} is a LoRA Lab run (status ${run.info.status}) without an adapter yet: adapter/ is written when the run completes`);
+      input = run.adapterDir;
+    }
     const out = path.resolve(values.out);
     const st = fs.statSync(input, { throwIfNoEntry: false });
     if (!st?.isDirectory()) throw new CliError(`${input}: ${st ? 'is a file' : 'no such folder'}; expected an adapter folder (adapter_config.json) or a model folder (config.json)`);
@@ -132,7 +139,7 @@ export const convertCommand: CliCommand = {
       const { factors, embeddings, notes } = adapterFactors(folder.config, folder.weights, adapterDir.parsed, adapterDir.weights, { target: what, baseSource: folder.weightFiles.join(', '), adapterSource: adapterDir.weightsFile });
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       const type = DTYPES[values.dtype ?? 'f32'];
-      const name = path.basename(input);
+      const name = path.basename(path.resolve(positionals[0]));
       if (values.to === 'gguf') {
         const arch = llamaCppArch(folder.config);
         const { file, modules, alpha } = loraToGguf(arch, folder.config, factors, { type, name, embeddings });

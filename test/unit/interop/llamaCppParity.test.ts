@@ -6,6 +6,7 @@
 // with LoRA Lab's log-softmax (logits up to their per-position constant). The KV cache is F32: llama.cpp
 // defaults to F16, whose rounding alone exceeds the tolerance.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +26,11 @@ import { LLAMA, byteLevelBpeTokenizer, gpt2Modules, llamaModules, only, writeAda
 import { hfTokenizer } from '../../../src/models/textData';
 
 const ROOT = path.resolve(__dirname, '../../..');
+
+function cli(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
 
 /** LoRA Lab's log-softmax over the vocabulary, [seq, vocab] for one row of ids. */
 async function loraLabLogProbs(modelDir: string, adapterDir: string | undefined, ids: number[]): Promise<Float32Array[]> {
@@ -242,5 +248,52 @@ describe('interop: GGUF against llama.cpp (node-llama-cpp)', function () {
     } finally {
       await model.dispose();
     }
+  });
+  it('an adapter LoRA Lab trains (lora-lab train), converted from its run folder by lora-lab convert, runs in llama.cpp with the same outputs', async function () {
+    if (!llama || !nlc) this.skip();
+    const examples = path.join(ROOT, 'examples');
+    const dir = path.join(tmp, 'trained');
+    fs.mkdirSync(dir, { recursive: true });
+    const config = path.join(dir, 'tiny.lora.yaml');
+    fs.writeFileSync(
+      config,
+      [
+        'name: tiny',
+        'kind: causal-lm',
+        'model:',
+        `  modelPath: ${JSON.stringify(path.join(examples, 'models/tiny-llama'))}`,
+        '  dataset:',
+        `    path: ${JSON.stringify(path.join(examples, 'models/lora-notes.txt'))}`,
+        '    seqLen: 32',
+        '    tokenizer: bytes',
+        'lora: { r: 4, alpha: 8, targetModules: [q_proj, v_proj, o_proj] }',
+        'optimizer: { name: adamw, lr: 0.05 }',
+        'training: { steps: 4, batchSize: 2, evalEvery: 4 }',
+        '',
+      ].join('\n'),
+    );
+    const train = cli('train', config, '--out', path.join(dir, 'runs'), '--backend', 'cpu');
+    assert.equal(train.code, 0, train.err);
+    const runDir = path.join(dir, 'runs', fs.readdirSync(path.join(dir, 'runs'))[0]);
+    const modelDir = path.join(examples, 'models/tiny-llama');
+    const modelFile = path.join(dir, 'tiny-llama.gguf');
+    const loraFile = path.join(dir, 'tiny-adapter.gguf');
+    const m = cli('convert', modelDir, '--to', 'gguf', '--out', modelFile, '--dtype', 'f32');
+    assert.equal(m.code, 0, m.err);
+    // No --model: the run's adapter names its base folder (base_model_name_or_path).
+    const a = cli('convert', runDir, '--to', 'gguf', '--out', loraFile);
+    assert.equal(a.code, 0, a.err);
+    assert.match(a.out, /max rel\. ΔW error 0 over 6 module\(s\)/);
+    const ids = [76, 111, 82, 65, 32, 108, 97, 98, 10, 33, 120, 200];
+    const baseRef = await loraLabLogProbs(modelDir, undefined, ids);
+    const adaptedRef = await loraLabLogProbs(modelDir, path.join(runDir, 'adapter'), ids);
+    const base = await llamaCppLogProbs(nlc!, llama!, modelFile, undefined, ids, 256);
+    const adapted = await llamaCppLogProbs(nlc!, llama!, modelFile, loraFile, ids, 256);
+    const effect = maxDiff(adaptedRef, baseRef);
+    const dBase = maxDiff(base, baseRef);
+    const dAdapted = maxDiff(adapted, adaptedRef);
+    console.log(`      trained by LoRA Lab: max |Δ log p| llama.cpp vs LoRA Lab: base ${dBase.toExponential(2)}, adapter ${dAdapted.toExponential(2)} (training moved log p by up to ${effect.toFixed(3)})`);
+    assert.ok(effect > 0.01, `training should change the outputs (max |Δ| ${effect})`);
+    assert.ok(dBase < 1e-3 && dAdapted < 1e-3, `base ${dBase}, adapted ${dAdapted}`);
   });
 });
