@@ -269,26 +269,43 @@ function cliPath(ctx: CommandContext): string {
   return vscode.Uri.joinPath(ctx.extension.extensionUri, 'dist', 'cli.js').fsPath;
 }
 
-/** Merges in a child process running our CLI: the host never loads tfjs. */
-function runCliMerge(ctx: CommandContext, base: string, adapter: string, out: string, token: vscode.CancellationToken): Promise<void> {
+/** Runs our CLI in a child process (the host never loads tfjs); resolves to its stdout. */
+function runCli(ctx: CommandContext, args: string[], token: vscode.CancellationToken): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath(ctx), 'merge', '--model', base, '--adapter', adapter, '--out', out], {
+    const child = spawn(process.execPath, [cliPath(ctx), ...args], {
       env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
     let output = '';
-    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      output += b.toString();
+    });
     child.stderr.on('data', (b: Buffer) => (output += b.toString()));
     const sub = token.onCancellationRequested(() => child.kill());
     child.on('error', (e) => reject(e));
     child.on('exit', (code, signal) => {
       sub.dispose();
-      log.info(`lora-lab merge: ${output.trim()}`);
-      if (code === 0) resolve();
+      log.info(`lora-lab ${args[0]}: ${output.trim()}`);
+      if (code === 0) resolve(stdout);
       else if (signal || token.isCancellationRequested) reject(new vscode.CancellationError());
-      else reject(new Error(output.trim().split('\n').slice(-3).join(' ') || `lora-lab merge exited with ${code}`));
+      else reject(new Error(output.trim().split('\n').slice(-3).join(' ') || `lora-lab ${args[0]} exited with ${code}`));
     });
   });
+}
+
+/** The adapter's base model folder: the one found in the workspace, else the user picks it (undefined: cancelled). */
+async function askBase(info: AdapterInfo, purpose: string): Promise<string | undefined> {
+  if (info.baseFound) return info.baseFound;
+  const why = info.baseModel ? `It names "${info.baseModel}", which is not in this workspace.` : 'It does not name its base model.';
+  const choice = await vscode.window.showWarningMessage(
+    `An adapter alone cannot run: it holds only the low-rank update ΔW = s·B·A for some layers of a base model. ${why} Pick the base model folder (config.json + model.safetensors) ${purpose}.`,
+    { modal: true },
+    'Pick Base Model Folder…',
+  );
+  if (!choice) return undefined;
+  return (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Base model folder' }))?.[0]?.fsPath;
 }
 
 /** Optional second argument of loraLab.mergeAdapter, for scripts and tests: skips the questions. */
@@ -311,18 +328,8 @@ async function mergeAdapter(ctx: CommandContext, arg?: unknown, opts: MergeOptio
     void vscode.window.showInformationMessage(`LoRA Lab: ${info.label} adapts a built-in synthetic experiment; there is no Hugging Face base model to merge it into. Its ΔW is shown in the dashboard.`);
     return undefined;
   }
-  let base = opts.base ?? info.baseFound;
-  if (!base) {
-    const why = info.baseModel ? `It names "${info.baseModel}", which is not in this workspace.` : 'It does not name its base model.';
-    const choice = await vscode.window.showWarningMessage(
-      `An adapter alone cannot run: it holds only the low-rank update ΔW = s·B·A for some layers of a base model. ${why} Pick the base model folder (config.json + model.safetensors) to merge into.`,
-      { modal: true },
-      'Pick Base Model Folder…',
-    );
-    if (!choice) return undefined;
-    base = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Base model folder' }))?.[0]?.fsPath;
-    if (!base) return undefined;
-  }
+  const base = opts.base ?? (await askBase(info, 'to merge into'));
+  if (!base) return undefined;
   const out = opts.out ??
     (await vscode.window.showInputBox({
       title: 'Merged model folder',
@@ -333,11 +340,75 @@ async function mergeAdapter(ctx: CommandContext, arg?: unknown, opts: MergeOptio
   const adapterDir = info.path;
   const baseDir = base;
   await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `LoRA Lab: merging ${info.label} into ${path.basename(baseDir)}`, cancellable: true }, (_p, token) =>
-    runCliMerge(ctx, baseDir, adapterDir, out, token),
+    runCli(ctx, ['merge', '--model', baseDir, '--adapter', adapterDir, '--out', out], token),
   );
   void vscode.window.showInformationMessage(`LoRA Lab: merged model written to ${out}.`);
   ctx.adapters.refreshSoon();
   return out;
+}
+
+/** Optional second argument of loraLab.convertAdapter, for scripts and tests: skips the questions. */
+export interface ConvertOptions {
+  to?: 'gguf' | 'mlx';
+  base?: string;
+  out?: string;
+}
+
+/** What `lora-lab convert --json` prints for an adapter. */
+interface ConvertSummary {
+  out: string;
+  modules: { module: string; target: string; relError: number }[];
+}
+
+/**
+ * Convert Adapter for llama.cpp / mlx-lm…: `lora-lab convert` in a child process. The per-layer ΔW
+ * error it computes before writing goes to the log; the message gives the largest.
+ */
+async function convertAdapter(ctx: CommandContext, arg?: unknown, opts: ConvertOptions = {}): Promise<ConvertSummary | undefined> {
+  const given = adapterPathArg(arg);
+  let info = given?.info;
+  if (!info && given) info = (await ctx.adapters.adapters()).find((a) => a.path === given.path || a.weightsFile === given.path);
+  info ??= await pickAdapter(ctx, 'LoRA Lab: Convert Adapter for llama.cpp / mlx-lm', (a) => a.format === 'peft');
+  if (!info) return undefined;
+  if (info.format !== 'peft' || (info.runDir && !info.baseModel)) {
+    const why = info.format !== 'peft' ? `${info.label} is ${info.formatLabel}` : `${info.label} adapts a built-in synthetic experiment, which has no Hugging Face base model`;
+    void vscode.window.showErrorMessage(`LoRA Lab: converting is supported for PEFT adapters of a Hugging Face Llama or GPT-2 model (adapter_config.json + adapter_model.safetensors); ${why}.`);
+    return undefined;
+  }
+  const to =
+    opts.to ??
+    (
+      await vscode.window.showQuickPick(
+        [
+          { label: 'GGUF for llama.cpp', description: 'also Ollama (ADAPTER in a Modelfile) and LM Studio', to: 'gguf' as const },
+          { label: 'mlx-lm adapter', description: 'adapters.safetensors + adapter_config.json', to: 'mlx' as const },
+        ],
+        { title: `Convert ${info.label} for…` },
+      )
+    )?.to;
+  if (!to) return undefined;
+  const base = opts.base ?? (await askBase(info, 'the adapter was trained on'));
+  if (!base) return undefined;
+  const stem = path.join(path.dirname(info.path), path.basename(info.runDir ?? info.path));
+  const out =
+    opts.out ??
+    (await vscode.window.showInputBox({
+      title: to === 'gguf' ? 'GGUF adapter file' : 'mlx-lm adapter folder',
+      value: to === 'gguf' ? `${stem}.gguf` : `${stem}-mlx`,
+      validateInput: (v) => (fs.existsSync(to === 'gguf' ? v : path.join(v, 'adapters.safetensors')) ? 'That file already exists' : undefined),
+    }));
+  if (!out) return undefined;
+  const adapterDir = info.path;
+  const stdout = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `LoRA Lab: converting ${info.label} for ${to === 'gguf' ? 'llama.cpp' : 'mlx-lm'}`, cancellable: true },
+    (_p, token) => runCli(ctx, ['convert', adapterDir, '--to', to, '--out', out, '--model', base, '--json'], token),
+  );
+  const summary = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as ConvertSummary;
+  const worst = summary.modules.reduce((a, m) => Math.max(a, m.relError), 0);
+  log.info(`relative ΔW error of each layer in ${out}:\n${summary.modules.map((m) => `  ${m.module} → ${m.target}: ${m.relError === 0 ? '0' : m.relError.toExponential(2)}`).join('\n')}`);
+  void vscode.window.showInformationMessage(`LoRA Lab: wrote ${out} (${summary.modules.length} layers, largest relative ΔW error ${worst === 0 ? '0' : worst.toExponential(1)}; per layer in the log).`);
+  ctx.adapters.refreshSoon();
+  return summary;
 }
 
 export const COMMANDS: CommandSpec[] = [
@@ -350,6 +421,7 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.openDashboard', run: (c, a) => openDashboard(c, a) },
   { id: 'loraLab.inspectAdapter', run: (c, a) => inspectAdapter(c, a) },
   { id: 'loraLab.mergeAdapter', restricted: 'merging runs the CLI and writes a model folder', run: (c, a, o) => mergeAdapter(c, a, (o ?? {}) as MergeOptions) },
+  { id: 'loraLab.convertAdapter', restricted: 'converting runs the CLI and writes files', run: (c, a, o) => convertAdapter(c, a, (o ?? {}) as ConvertOptions) },
   { id: 'loraLab.compareRuns', run: (c, ...a) => compareRuns(c, ...a) },
   { id: 'loraLab.compareAdapterWith', run: (c, a, b) => compareWith(c, a, b) },
   { id: 'loraLab.showLog', run: () => log.show() },

@@ -177,6 +177,21 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.deepEqual(tfjsInHost, [], 'tfjs was loaded on the extension host');
   });
 
+  it('converts a PEFT adapter to a llama.cpp GGUF in a CLI child process, with the per-layer ΔW error', async () => {
+    const a = await api();
+    const node = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
+    assert.ok(node);
+    const out = path.join(workspaceDir(), 'converted', 'llama-tiny-r8.gguf');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const r = await vscode.commands.executeCommand<{ out: string; modules: { relError: number }[] }>('loraLab.convertAdapter', node, { to: 'gguf', out });
+    assert.equal(r.out, out);
+    assert.equal(r.modules.length, 8);
+    assert.ok(r.modules.every((m) => m.relError < 1e-6), 'an F32 conversion is exact');
+    assert.equal(fs.readFileSync(out).subarray(0, 4).toString('latin1'), 'GGUF');
+    const tfjsInHost = Object.keys(require.cache).filter((k) => k.includes(`${path.sep}@tensorflow${path.sep}`));
+    assert.deepEqual(tfjsInHost, [], 'tfjs was loaded on the extension host');
+  });
+
   it('opens the dashboard for a run and the adapter view for an adapter', async () => {
     const a = await api();
     const before = a.dashboardRequests.length;
@@ -209,10 +224,10 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 });
 
 (restricted ? describe : describe.skip)('LoRA Lab in Restricted Mode', () => {
-  it('refuses training, resume and merge in the handler, and still browses and hovers', async () => {
+  it('refuses training, resume, merge and convert in the handler, and still browses and hovers', async () => {
     assert.equal(vscode.workspace.isTrusted, false);
     const a = await api();
-    for (const id of ['loraLab.trainExperiment', 'loraLab.resumeRun', 'loraLab.mergeAdapter']) {
+    for (const id of ['loraLab.trainExperiment', 'loraLab.resumeRun', 'loraLab.mergeAdapter', 'loraLab.convertAdapter']) {
       const r = await vscode.commands.executeCommand<{ refused?: string }>(id, wsUri('quick.lora.json').fsPath);
       assert.match(r?.refused ?? '', /Restricted Mode/, `${id} was not refused`);
     }

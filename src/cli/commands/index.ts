@@ -7,6 +7,7 @@ import { inspectCommand } from './inspect';
 import { logitsCommand } from './logits';
 import { mergeCommand } from './merge';
 import { exportCommand } from './export';
+import { convertCommand } from './convert';
 
 export const commands: CliCommand[] = [
   trainCommand,
@@ -16,4 +17,5 @@ export const commands: CliCommand[] = [
   logitsCommand,
   mergeCommand,
   exportCommand,
+  convertCommand,
 ];
