@@ -52,11 +52,7 @@ export class DashboardPanel {
     );
     const ok = paths.filter((p) => fs.existsSync(p));
     if (ok.length) {
-      try {
-        this.session.add(ok);
-      } catch (e) {
-        void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`);
-      }
+      this.session.add(ok).catch((e: unknown) => void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`));
     }
     DashboardPanel.panels.add(this);
   }

@@ -16,7 +16,7 @@ import {
   type SourceSnapshot,
   type ToWebview,
 } from '../protocol/webview';
-import { buildSnapshot, isRunDir, loadSource, readFactors, readReference, sourceIdOf } from './dashboardData';
+import { dashboardTitle, isRunDir, loadSource, readFactors, readReference, sourceIdOf } from './dashboardData';
 
 export interface DashboardSessionOptions {
   /** Sends one envelope to the webview (panel.webview.postMessage). */
@@ -39,6 +39,8 @@ interface Tracked {
   unsent?: MetricColumns;
   checkpointsKey: string;
   runJsonMtime: number;
+  reloading?: Promise<void>;
+  reloadAgain?: boolean;
 }
 
 export class DashboardSession {
@@ -78,10 +80,10 @@ export class DashboardSession {
   }
 
   /** Adds runs/adapters (already shown ones are reloaded); the webview gets a fresh snapshot. */
-  add(paths: string[]): void {
+  async add(paths: string[]): Promise<void> {
     for (const p of paths) {
       try {
-        this.track(p);
+        await this.track(p);
       } catch (e) {
         this.log('error', `dashboard: cannot show ${p}: ${(e as Error).message}`);
         throw e;
@@ -90,9 +92,9 @@ export class DashboardSession {
     this.channel.sendEvent({ type: 'didSnapshot', snapshot: this.snapshot() });
   }
 
-  private track(p: string): Tracked {
+  private async track(p: string): Promise<Tracked> {
     const abs = path.resolve(p);
-    const source = loadSource(abs);
+    const source = await loadSource(abs);
     const metricsFile = path.join(abs, 'metrics.jsonl');
     const t: Tracked = {
       path: abs,
@@ -106,9 +108,8 @@ export class DashboardSession {
   }
 
   snapshot(): DashboardSnapshot {
-    const base = buildSnapshot([], { title: this.title, live: true });
     const sources = [...this.tracked.values()].map((t) => t.source);
-    return { ...base, title: this.title ?? (sources.length ? `LoRA Lab: ${[...new Set(sources.map((s) => s.run?.name ?? s.label))].slice(0, 3).join(', ')}` : 'LoRA Lab'), sources };
+    return { title: this.title ?? dashboardTitle(sources), generatedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), live: true, sources };
   }
 
   /** Feed every message from the webview here. */
@@ -125,12 +126,12 @@ export class DashboardSession {
       case 'factorsRequest': {
         const t = this.tracked.get(msg.sourceId);
         if (!t) throw new Error(`unknown source ${msg.sourceId}`);
-        return { type: 'factorsResponse', sourceId: msg.sourceId, step: msg.step, modules: readFactors(t.path, msg.step) };
+        return { type: 'factorsResponse', sourceId: msg.sourceId, step: msg.step, modules: await readFactors(t.path, msg.step) };
       }
       case 'referenceRequest': {
         const t = this.tracked.get(msg.sourceId);
         if (!t) throw new Error(`unknown source ${msg.sourceId}`);
-        return { type: 'referenceResponse', sourceId: msg.sourceId, module: msg.module, kind: msg.kind, matrix: readReference(t.path, msg.module, msg.kind) };
+        return { type: 'referenceResponse', sourceId: msg.sourceId, module: msg.module, kind: msg.kind, matrix: await readReference(t.path, msg.module, msg.kind) };
       }
       case 'log':
         this.log(msg.level, `dashboard webview: ${msg.message}`);
@@ -155,7 +156,7 @@ export class DashboardSession {
   /** A run changed on disk (checkpoint written, finished): reload what is not metrics. */
   notifyRunChanged(runDir: string): void {
     const t = this.tracked.get(sourceIdOf(runDir));
-    if (t) this.reloadSource(t);
+    if (t) void this.reloadSource(t);
   }
 
   private appendPoints(t: Tracked, cols: MetricColumns): void {
@@ -194,9 +195,26 @@ export class DashboardSession {
     }, wait);
   }
 
-  private reloadSource(t: Tracked): void {
+  private async reloadSource(t: Tracked): Promise<void> {
+    // Reloads run one at a time per source; a change seen meanwhile reloads once more afterwards.
+    if (t.reloading) {
+      t.reloadAgain = true;
+      return t.reloading;
+    }
+    t.reloading = this.reloadNow(t).finally(() => {
+      t.reloading = undefined;
+      if (t.reloadAgain && !this.disposed) {
+        t.reloadAgain = false;
+        void this.reloadSource(t);
+      }
+    });
+    return t.reloading;
+  }
+
+  private async reloadNow(t: Tracked): Promise<void> {
     try {
-      const fresh = loadSource(t.path);
+      const fresh = await loadSource(t.path);
+      if (this.disposed) return;
       // Keep our history (it may be ahead of what loadSource read); the webview keeps its copy.
       const metrics = t.source.metrics;
       t.source = { ...fresh, metrics: metrics ?? fresh.metrics };
@@ -225,7 +243,7 @@ export class DashboardSession {
         // Truncated: a resume rewound to its checkpoint. Start over from the file.
         t.metricsOffset = 0;
         if (t.source.metrics) t.source.metrics = toMetricColumns([]);
-        this.reloadSource(t);
+        void this.reloadSource(t);
       }
       if (size > t.metricsOffset) {
         const fd = fs.openSync(file, 'r');
@@ -251,7 +269,11 @@ export class DashboardSession {
       }
       const m = mtime(path.join(t.path, 'run.json'));
       const ckpts = listSteps(path.join(t.path, 'checkpoints')).join(',');
-      if (m !== t.runJsonMtime || ckpts !== t.checkpointsKey) this.reloadSource(t);
+      if (m !== t.runJsonMtime || ckpts !== t.checkpointsKey) {
+        t.runJsonMtime = m;
+        t.checkpointsKey = ckpts;
+        void this.reloadSource(t);
+      }
     }
   }
 
