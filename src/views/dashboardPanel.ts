@@ -42,6 +42,18 @@ export class DashboardPanel {
     this.session = new DashboardSession({
       post: (env) => void panel.webview.postMessage(env),
       log: (level, message) => (level === 'error' ? log.error(message) : level === 'warn' ? log.warn(message) : log.info(message)),
+      saveExport: async (fileName, bytes) => {
+        const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+        const ext = fileName.endsWith('.png') ? 'png' : 'csv';
+        const uri = await vscode.window.showSaveDialog({
+          defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
+          filters: ext === 'png' ? { 'PNG image': ['png'] } : { CSV: ['csv'] },
+          title: `Export ${fileName}`,
+        });
+        if (!uri) return undefined;
+        await vscode.workspace.fs.writeFile(uri, bytes);
+        return uri.fsPath;
+      },
     });
     panel.webview.options = DashboardPanel.webviewOptions(context);
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'lora-lab.svg');

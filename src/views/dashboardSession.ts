@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { MessageHandler, type Envelope } from '../protocol/messageHandler';
 import type { MetricPoint } from '../protocol/runFormat';
 import {
+  base64ToBytes,
   mergeMetricColumns,
   toMetricColumns,
   validateFromWebview,
@@ -28,6 +29,8 @@ export interface DashboardSessionOptions {
   /** How often running runs' folders are checked for new metrics/checkpoints (default 500 ms; 0 = never). */
   pollIntervalMs?: number;
   title?: string;
+  /** Writes a chart export where the user chooses; resolves with the path, or undefined when cancelled. */
+  saveExport?(fileName: string, bytes: Uint8Array): Promise<string | undefined>;
 }
 
 interface Tracked {
@@ -136,6 +139,11 @@ export class DashboardSession {
       case 'log':
         this.log(msg.level, `dashboard webview: ${msg.message}`);
         return undefined;
+      case 'saveExport': {
+        if (!this.opts.saveExport) throw new Error('this dashboard cannot save files');
+        const bytes = msg.mime === 'image/png' ? base64ToBytes(msg.data) : new TextEncoder().encode(msg.data);
+        return { type: 'exportSaved', path: await this.opts.saveExport(msg.fileName, bytes) };
+      }
       default: {
         const never: never = msg;
         throw new Error(`unhandled webview message ${JSON.stringify(never)}`);
