@@ -97,12 +97,15 @@ export class DashboardSession {
 
   private async track(p: string): Promise<Tracked> {
     const abs = path.resolve(p);
-    const source = await loadSource(abs);
+    // The offset is taken before the source is read: lines written meanwhile are read again by the
+    // next poll and skipped as already seen, rather than lost.
     const metricsFile = path.join(abs, 'metrics.jsonl');
+    const metricsOffset = isRunDir(abs) && fs.existsSync(metricsFile) ? completeLinesLength(fs.readFileSync(metricsFile)) : 0;
+    const source = await loadSource(abs);
     const t: Tracked = {
       path: abs,
       source,
-      metricsOffset: isRunDir(abs) && fs.existsSync(metricsFile) ? completeLinesLength(fs.readFileSync(metricsFile)) : 0,
+      metricsOffset,
       checkpointsKey: listSteps(path.join(abs, 'checkpoints')).join(','),
       runJsonMtime: mtime(path.join(abs, 'run.json')),
     };

@@ -75,7 +75,7 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
       onEvent: (e) => {
         if (e.type === 'didStart') {
           runDir = e.runDir;
-          session.add([e.runDir]);
+          void session.add([e.runDir]);
         } else if (e.type === 'didProgress') {
           session.notifyProgress(e.runDir, e.points);
         }

@@ -12,6 +12,7 @@ import { formatValue } from '../../webview-ui/src/series';
 import { canvasPixel, chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
 import { tempDir, tinyRun } from './support/runs';
+import { tooltip } from './support/tooltip';
 import { syntheticLoss, writeBigRun, writeSquareAdapter } from './support/synthetic';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../fixtures/peft/llama-tiny-qkvo-r8/adapter');
@@ -113,12 +114,11 @@ describe('webview report (headless Chromium)', function () {
       const box = (await over!.boundingBox())!;
       await opened.page.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.5);
       await opened.page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 3 });
-      await opened.page.waitForFunction(() => document.querySelector('[data-testid=loss-readout]')?.textContent !== '');
-      const text = (await opened.page.textContent('[data-testid=loss-readout]')) ?? '';
-      const m = /^step (\d+)\s+sweep-r2 r=2 train: (\S+)/.exec(text);
-      assert.ok(m, `read-out: ${text}`);
+      const tt = await tooltip(opened.page);
+      const m = /^step (\d+)$/.exec(tt.header);
+      assert.ok(m, `tooltip header: ${tt.header}`);
       const point = metrics.find((p: { step: number }) => p.step === Number(m![1]));
-      assert.equal(m![2], formatValue(Math.fround(point.loss)));
+      assert.equal(tt.rows.find((r) => r.label === 'sweep-r2 r=2 train')?.value, formatValue(Math.fround(point.loss)));
     });
 
     it('parameter counts match run.json (PEFT percentage) and the layer shapes', async () => {
@@ -130,13 +130,18 @@ describe('webview report (headless Chromium)', function () {
       await screenshot(opened.page, 'report-run-params');
     });
 
-    it('the ΔW heatmap pixels are s·B·A of the checkpoint, coloured on the shared diverging scale', async () => {
+    it('the ΔW heatmap pixels are s·B·A of the checkpoint, the truth U·V and the error learned − true, each on its own scale (shared as an option)', async () => {
       await opened.page.click('[data-testid=tab-heatmaps]');
       await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
       const delta = deltaFromCheckpoint(path.join(runR2, 'checkpoints/step-60/tensors.safetensors'), 1);
       const truthFile = path.join(runR2, 'truth/tensors.safetensors');
       const truth = parseSafetensors(fs.readFileSync(truthFile), truthFile).toFloat32('true_delta_w');
-      const scale = Math.max(maxAbs(delta.data), maxAbs(truth));
+      const error = delta.data.map((v, i) => Math.fround(v) - truth[i]);
+      const scale = maxAbs(delta.data);
+      const truthScale = maxAbs(truth);
+      const errorScale = maxAbs(error);
+      assert.ok(Math.abs(Number(await opened.page.getAttribute('canvas[data-testid=heatmap-truth]', 'data-max-abs')) - truthScale) < 1e-6 * truthScale);
+      assert.ok(Math.abs(Number(await opened.page.getAttribute('canvas[data-testid=heatmap-error]', 'data-max-abs')) - errorScale) < 1e-3 * errorScale);
       let iMax = 0;
       let iMin = 0;
       delta.data.forEach((v, i) => {
@@ -147,7 +152,8 @@ describe('webview report (headless Chromium)', function () {
         const i = Math.floor(idx / delta.cols);
         const j = idx % delta.cols;
         closeRgb(await canvasPixel(opened.page, 'heatmap-delta', j, i), divergingRgb(delta.data[idx], scale), `ΔW[${i}, ${j}] = ${delta.data[idx]}`);
-        closeRgb(await canvasPixel(opened.page, 'heatmap-truth', j, i), divergingRgb(truth[idx], scale), `UV[${i}, ${j}]`);
+        closeRgb(await canvasPixel(opened.page, 'heatmap-truth', j, i), divergingRgb(truth[idx], truthScale), `UV[${i}, ${j}]`);
+        closeRgb(await canvasPixel(opened.page, 'heatmap-error', j, i), divergingRgb(error[idx], errorScale), `error[${i}, ${j}]`);
       }
       assert.ok(delta.data[iMax] > 0 && delta.data[iMin] < 0);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-legend] [data-testid=legend-max]'), formatValue(scale));
@@ -159,7 +165,38 @@ describe('webview report (headless Chromium)', function () {
       const c = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
       await opened.page.mouse.move(c.x + 2, c.y + 2);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[0, 0] = ${formatValue(Math.fround(delta.data[0]))}`);
+      // The panels fill the pane: two columns of a 1200 px window.
+      const pane = (await (await opened.page.$('[data-testid=heatmap-view]'))!.boundingBox())!;
+      assert.ok(c.width > 0.4 * pane.width, `ΔW drawn ${c.width} px wide in a ${pane.width} px pane`);
       await screenshot(opened.page, 'report-run-heatmaps');
+      // Shared scale: ΔW, U·V and the error on one range.
+      await opened.page.selectOption('[data-testid=heatmap-scale]', 'shared');
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      const shared = Math.max(scale, truthScale, errorScale);
+      for (const id of ['heatmap-delta', 'heatmap-truth', 'heatmap-error']) {
+        assert.ok(Math.abs(Number(await opened.page.getAttribute(`canvas[data-testid=${id}]`, 'data-max-abs')) - shared) < 1e-3 * shared, id);
+      }
+      closeRgb(await canvasPixel(opened.page, 'heatmap-truth', 0, 0), divergingRgb(truth[0], shared), 'UV[0, 0] on the shared scale');
+      await opened.page.selectOption('[data-testid=heatmap-scale]', 'panel');
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      // The wheel zooms about the cursor: a window of the matrix at full detail, readout in matrix coordinates.
+      const c2 = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      await opened.page.mouse.move(c2.x + c2.width * 0.75, c2.y + c2.height * 0.75);
+      await opened.page.mouse.wheel(0, -100);
+      await opened.page.waitForFunction(() => {
+        const v = document.querySelector('[data-testid=heatmap-view]') as HTMLElement;
+        return v.dataset.ready === 'true' && v.dataset.window !== `0,${12},0,${16}`;
+      });
+      const [r0, r1, c0, c1] = ((await opened.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.window)) ?? '').split(',').map(Number);
+      assert.ok(r1 - r0 === 8 && c1 - c0 === 11 && r0 > 0 && c0 > 0, `window rows ${r0}–${r1}, cols ${c0}–${c1}`);
+      const z = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      await opened.page.mouse.move(z.x + 2, z.y + 2);
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[${r0}, ${c0}] = ${formatValue(Math.fround(delta.data[r0 * delta.cols + c0]))}`);
+      // The colours keep the whole matrix's scale.
+      closeRgb(await canvasPixel(opened.page, 'heatmap-delta', 0, 0), divergingRgb(delta.data[r0 * delta.cols + c0], scale), 'zoomed ΔW[r0, c0]');
+      await screenshot(opened.page, 'report-run-heatmaps-zoomed');
+      await opened.page.mouse.dblclick(z.x + 5, z.y + 5);
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.window === '0,12,0,16');
     });
 
     it('the checkpoint scrubber shows ΔW at an earlier step', async () => {
@@ -247,18 +284,19 @@ describe('webview report (headless Chromium)', function () {
       assert.ok(zoomed.rows <= 2 * (zoomed.plot + 4), 'the zoomed range is re-reduced per pixel, not drawn point for point');
       // The read-out gives metrics.jsonl's own values at the step under the cursor (float32-packed).
       await o.page.mouse.move(over.x + over.width * 0.5, over.y + 60, { steps: 3 });
-      const text = (await o.page.textContent('[data-testid=loss-readout]')) ?? '';
-      const m = /^step (\d+)\s+big-0 r=2 train: (\S+)\s.*big-1 r=2 train: (\S+)/.exec(text);
-      assert.ok(m, `read-out: ${text}`);
+      const tt = await tooltip(o.page);
+      const m = /^step (\d+)$/.exec(tt.header);
+      assert.ok(m, `tooltip header: ${tt.header}`);
       const step = Number(m![1]);
       assert.ok(step > 20_000 && step < 40_000, `step ${step}`);
-      assert.equal(m![2], formatValue(Math.fround(syntheticLoss(0, step))));
-      assert.equal(m![3], formatValue(Math.fround(syntheticLoss(1, step))));
-      // A run hidden from the legend leaves the read-out.
+      const value = (label: string) => tt.rows.find((r) => r.label === label)?.value;
+      assert.equal(value('big-0 r=2 train'), formatValue(Math.fround(syntheticLoss(0, step))));
+      assert.equal(value('big-1 r=2 train'), formatValue(Math.fround(syntheticLoss(1, step))));
+      // A run hidden from the legend leaves the tooltip.
       await o.page.click('[data-testid=loss-chart] .u-legend .u-series:has(.u-label:text-is("big-0 r=2 train"))');
       await o.page.mouse.move(over.x + over.width * 0.55, over.y + 60, { steps: 2 });
-      const after = (await o.page.textContent('[data-testid=loss-readout]')) ?? '';
-      assert.ok(!after.includes('big-0 r=2 train') && after.includes('big-1 r=2 train'), after);
+      const after = (await tooltip(o.page)).rows.map((r) => r.label);
+      assert.ok(!after.includes('big-0 r=2 train') && after.includes('big-1 r=2 train'), after.join(', '));
       // Double-click: back to the whole run.
       await o.page.mouse.dblclick(over.x + over.width * 0.5, over.y + 60);
       assert.deepEqual((await view()).range, [1, 100_000]);

@@ -314,7 +314,7 @@ export class LossView {
     const range = this.xRange ?? this.fullRange();
     // One bucket per pixel of the plot area (uPlot lays it out in a microtask after construction:
     // until then, the chart width less the 64 px y axis and uPlot's padding).
-    const buckets = Math.max(64, this.charts[0]?.over.clientWidth || this.width() - 97);
+    const buckets = Math.max(64, this.charts[0]?.over.clientWidth || this.width() - 107);
     const lengths = this.sources.map((s) => `${s.id}:${s.metrics!.step.length}:${s.metrics!.step[s.metrics!.step.length - 1]}`).join(',');
     const base = `${this.xMode}|${lengths}|${exact || !range ? 'exact' : `${range[0]}-${range[1]}/${buckets}`}`;
     const keys = [`${base}|${this.opts.smoothing}|${this.withRaw}`, base, base];
@@ -425,6 +425,8 @@ export class LossView {
     this.chartBox.append(lossBox);
     const lossChart = new uPlot({ ...(common('Loss', this.lossUnit(), 320, this.opts.log, 'loss') as uPlot.Options), series: lossSeries }, loss, lossBox);
     lossChart.root.setAttribute('data-testid', 'loss-chart');
+    // Axis titles are drawn on the canvas: the DOM says what they are (tests, screen readers).
+    lossChart.root.dataset.axes = `${xLabel}|${this.lossUnit()}`;
     lossBox.append(this.exportBar(lossChart, 'loss-chart', 'Loss'));
     const mini = (title: string, yLabel: string, data: uPlot.AlignedData, testId: string, kind: TooltipKind): uPlot => {
       const series: uPlot.Series[] = [{ label: this.xMode === 'time' ? 'time' : 'step' }];
@@ -433,6 +435,7 @@ export class LossView {
       this.chartBox.append(box);
       const c = new uPlot({ ...(common(title, yLabel, 160, false, kind) as uPlot.Options), series }, data, box);
       c.root.setAttribute('data-testid', testId);
+      c.root.dataset.axes = `${xLabel}|${yLabel}`;
       box.append(this.exportBar(c, testId, title));
       return c;
     };
@@ -447,6 +450,8 @@ export class LossView {
     }
     this.renderSide();
     this.redraw();
+    // uPlot lays the plot out in a microtask: then the buckets match its pixel columns exactly.
+    queueMicrotask(() => this.charts.length && this.redraw());
     this.renderSummary();
   }
 

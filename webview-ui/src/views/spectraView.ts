@@ -87,6 +87,7 @@ export class SpectraView {
       const intAxis: uPlot.Axis = { ...axes[0], label: 'singular value index i (largest first)', labelSize: 20, incrs: [1, 2, 4, 8, 16, 32, 64, 128, 256], values: (_u, v) => v.map((x) => String(x)) };
       const title = `Singular values of ΔW: ${spectra.module}`;
       const u = new uPlot({ width, height: 240, legend: { live: false }, series: bySeries, axes: [intAxis, { ...axes[1], ...yLabel }], scales: { x: { time: false }, y: { distr: 3 } } }, byData as uPlot.AlignedData, byIndexBox);
+      u.root.dataset.axes = `${intAxis.label}|${yLabel.label}`;
       this.charts.push(u);
       byIndexBox.append(this.exportBar(u, 'spectrum-by-index', title, () => this.byIndexCsv(spectra.module, overlay.map((o) => ({ label: o.s.label, sample: o.sp.samples[o.sp.samples.length - 1] })))));
     } else {
@@ -118,6 +119,7 @@ export class SpectraView {
         data as uPlot.AlignedData,
         box,
       );
+      u.root.dataset.axes = `training step|${yLabel.label}|effective rank`;
       this.charts.push(u);
       box.append(this.exportBar(u, 'spectrum-over-steps', `Spectrum over steps: ${source.label} ${spectra.module}`, () => this.overStepsCsv(samples)));
     }
