@@ -134,7 +134,7 @@ describe('dashboard charts and views (headless Chromium)', function () {
     });
 
     it('the hyperparameters that differ are tabled beside the charts', async () => {
-      const rows = await o.page.$$eval('[data-testid=hyperparams] tr[data-key]', (els) => els.map((e) => [...e.querySelectorAll('td')].map((td) => td.textContent)));
+      const rows = await o.page.$$eval('[data-testid=hyperparams] tr[data-key]', (els) => els.map((e) => Array.from(e.querySelectorAll('td')).map((td) => td.textContent)));
       const byKey = new Map(rows.map((r) => [r[0], r.slice(1)]));
       const cfgA = JSON.parse(fs.readFileSync(path.join(runA, 'config.json'), 'utf8'));
       const cfgB = JSON.parse(fs.readFileSync(path.join(runB, 'config.json'), 'utf8'));

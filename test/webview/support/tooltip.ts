@@ -18,7 +18,7 @@ export async function tooltip(page: Page, testId = 'loss-readout'): Promise<Tool
     const r = el.getBoundingClientRect();
     return {
       header: el.querySelector('.tt-head')?.textContent ?? '',
-      rows: [...el.querySelectorAll('.tt-row')].map((row) => {
+      rows: Array.from(el.querySelectorAll('.tt-row')).map((row) => {
         const sw = row.querySelector('.tt-swatch') as HTMLElement;
         return {
           label: (row.querySelector('.tt-label')?.textContent ?? '').replace(/: $/, ''),
