@@ -109,4 +109,22 @@ describe('DashboardSession', function () {
     assert.ok(logs.some((l) => /rejected a webview message/.test(l)));
     s.dispose();
   });
+
+  it('saves chart exports through the host: CSV as UTF-8 text, PNG bytes from base64; none without a saver', async () => {
+    const saved: { name: string; bytes: Uint8Array }[] = [];
+    const posted: Envelope<ToWebview>[] = [];
+    const s = new DashboardSession({ post: (e) => posted.push(e), pollIntervalMs: 0, saveExport: async (name, bytes) => (saved.push({ name, bytes }), `/chosen/${name}`) });
+    await s.handleMessage({ messageId: 1, body: { type: 'saveExport', fileName: 'Loss-r1.csv', mime: 'text/csv', data: 'run,step\nσ,1\n' } });
+    // The first 8 bytes of any PNG, base64.
+    await s.handleMessage({ messageId: 2, body: { type: 'saveExport', fileName: 'Loss-r1.png', mime: 'image/png', data: 'iVBORw0KGgo=' } });
+    assert.equal(saved[0].name, 'Loss-r1.csv');
+    assert.equal(Buffer.from(saved[0].bytes).toString('utf8'), 'run,step\nσ,1\n');
+    assert.deepEqual(Array.from(saved[1].bytes), [137, 80, 78, 71, 13, 10, 26, 10]);
+    assert.deepEqual(posted.find((e) => e.inReplyTo === 2)!.body, { type: 'exportSaved', path: '/chosen/Loss-r1.png' });
+    s.dispose();
+    const plain = session();
+    await plain.s.handleMessage({ messageId: 3, body: { type: 'saveExport', fileName: 'x.csv', mime: 'text/csv', data: '' } });
+    assert.match(plain.posted.find((e) => e.inReplyTo === 3)!.error!, /cannot save files/);
+    plain.s.dispose();
+  });
 });
