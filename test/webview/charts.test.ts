@@ -18,6 +18,17 @@ import { tempDir, tinyRun } from './support/runs';
 import { tooltip } from './support/tooltip';
 
 const TINY_GPT2 = path.resolve(__dirname, '../../examples/models/tiny-gpt2');
+const REAL_WORLD = path.resolve(__dirname, '../../../shared/fixtures/real-world');
+
+/** One F32 tensor of a safetensors file, decoded here from a fresh (aligned) copy of its bytes. */
+function readF32(file: string, name: string): { shape: number[]; data: Float32Array } {
+  const raw = fs.readFileSync(file);
+  const n = Number(raw.readBigUInt64LE(0));
+  const e = (JSON.parse(raw.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>)[name];
+  assert.equal(e.dtype, 'F32');
+  const bytes = new Uint8Array(raw.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]));
+  return { shape: e.shape, data: new Float32Array(bytes.buffer, 0, bytes.length / 4) };
+}
 
 interface Point {
   step: number;
@@ -272,6 +283,47 @@ describe('dashboard charts and views (headless Chromium)', function () {
       assert.match((await o.page.textContent('[data-testid=percent-peft-label]')) ?? '', /over the adapted layers only/);
       // Unknown base: no bias is assumed, so full = k·d.
       assert.equal(await o.page.textContent('[data-testid=full-params]'), (2 * 64 * 192).toLocaleString('en-US'));
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('real adapters whose data start at an odd byte offset (mlx-lm 1723, lora_disney 34981) read as lora-lab inspect reads them', async function () {
+    const mlxDir = path.join(REAL_WORLD, 'ml-explore__mlx-examples');
+    const disney = path.join(REAL_WORLD, 'cloneofsimo__lora/lora_disney.safetensors');
+    if (![mlxDir, disney].every((f) => fs.existsSync(f))) {
+      console.log(`    ${REAL_WORLD} not present: skipping the real-world odd-offset adapters`);
+      this.skip();
+    }
+    const html = path.join(work, 'odd.html');
+    await writeReport([mlxDir, disney], html);
+    const o = await openPage(`file://${html}`);
+    try {
+      const warnings = (await o.page.$$eval('[data-testid=adapter-warnings]', (els) => els.map((e) => e.textContent ?? ''))).join('\n');
+      assert.doesNotMatch(warnings, /NaN|Inf/);
+      await o.page.click('[data-testid=tab-heatmaps]');
+      await o.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      // The module shown first; ΔW = 10·(lora_a·lora_b)ᵀ (mlx-lm's absolute scale), formed here.
+      const module = await o.page.$eval('[data-testid=heatmap-module]', (e) => (e as HTMLSelectElement).value);
+      const file = path.join(mlxDir, 'adapters.safetensors');
+      const a = readF32(file, `${module}.lora_a`);
+      const b = readF32(file, `${module}.lora_b`);
+      const [din, r] = a.shape;
+      const dout = b.shape[1];
+      let want = 0;
+      for (let i = 0; i < din; i++)
+        for (let j = 0; j < dout; j++) {
+          let v = 0;
+          for (let m = 0; m < r; m++) v += a.data[i * r + m] * b.data[m * dout + j];
+          want = Math.max(want, Math.abs(10 * v));
+        }
+      const got = Number(await o.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs'));
+      assert.ok(Number.isFinite(got) && Math.abs(got - want) <= 1e-4 * want, `max |ΔW| ${got}, want ${want}`);
+      await o.page.click('[data-testid=tab-spectra]');
+      const sigma1 = await o.page.$$eval('[data-testid=spectrum-modules] tr td:nth-child(3)', (els) => els.map((e) => Number(e.textContent)));
+      assert.ok(sigma1.length > 0 && sigma1.every((v) => Number.isFinite(v) && v > 0 && v < 1e3), sigma1.join(', '));
+      await screenshot(o.page, 'charts-odd-offset-spectra-light');
+      assert.deepEqual(o.pageErrors, []);
     } finally {
       await o.close();
     }
