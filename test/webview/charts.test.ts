@@ -176,6 +176,31 @@ describe('dashboard charts and views (headless Chromium)', function () {
       const width = png.readUInt32BE(16);
       const canvasWidth = await o.page.$eval('[data-testid=loss-chart] canvas', (c) => (c as HTMLCanvasElement).width);
       assert.equal(width, canvasWidth);
+      // Its legend strip (below the plot) is drawn in the two run colours of the chart's legend.
+      const runColours = await o.page.$$eval('[data-testid=loss-chart] .u-legend .u-series', (els) =>
+        els.filter((e) => / train$/.test(e.querySelector('.u-label')?.textContent ?? '')).map((e) => getComputedStyle(e.querySelector('.u-marker')!).borderColor.match(/\d+/g)!.map(Number)),
+      );
+      const legendHits = await o.page.evaluate(
+        async ([b64, want, plotHeight]) => {
+          const img = new Image();
+          img.src = `data:image/png;base64,${b64}`;
+          await img.decode();
+          const c = document.createElement('canvas');
+          c.width = img.width;
+          c.height = img.height;
+          const ctx = c.getContext('2d')!;
+          ctx.drawImage(img, 0, 0);
+          const d = ctx.getImageData(0, img.height - (img.height - (plotHeight as number)) + 0, img.width, img.height - (plotHeight as number)).data;
+          return (want as number[][]).map(([r, g, bl]) => {
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - r) < 10 && Math.abs(d[i + 1] - g) < 10 && Math.abs(d[i + 2] - bl) < 10) n++;
+            return n;
+          });
+        },
+        [png.toString('base64'), runColours, png.readUInt32BE(20) - 40] as const,
+      );
+      assert.equal(runColours.length, 2);
+      for (const [k, n] of legendHits.entries()) assert.ok(n > 20, `legend swatch ${k} in rgb(${runColours[k]}): ${n} pixels`);
       fs.mkdirSync(path.resolve(__dirname, '..', '.artifacts'), { recursive: true });
       fs.writeFileSync(path.resolve(__dirname, '..', '.artifacts', 'charts-export-loss.png'), png);
     });

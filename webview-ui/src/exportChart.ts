@@ -81,3 +81,14 @@ export async function chartPng(u: uPlot, title: string, legend: readonly LegendE
   if (!blob) throw new Error(`cannot encode the chart "${title}" as PNG`);
   return new Uint8Array(await blob.arrayBuffer());
 }
+
+/** The legend of a uPlot chart's shown series (uPlot turns `stroke` into a function once built). */
+export function legendOf(u: uPlot): LegendEntry[] {
+  const out: LegendEntry[] = [];
+  u.series.forEach((sr, i) => {
+    if (i === 0 || sr.show === false) return;
+    const stroke = typeof sr.stroke === 'function' ? (sr.stroke as (u: uPlot, i: number) => unknown)(u, i) : sr.stroke;
+    out.push({ label: String(sr.label ?? ''), color: typeof stroke === 'string' ? stroke : '#888888', dashed: Array.isArray(sr.dash) && sr.dash.length > 0 });
+  });
+  return out;
+}

@@ -15,7 +15,7 @@ import type { SourceSnapshot } from '../../../src/protocol/webview';
 import { xAxis, yAxis } from '../chartAxes';
 import type { DataSource } from '../dataSource';
 import { PALETTE, h, clear } from '../dom';
-import { chartPng, csvLine, safeFileName, type LegendEntry } from '../exportChart';
+import { chartPng, csvLine, legendOf, safeFileName } from '../exportChart';
 import { IncrementalEma, bucketColumn, bucketize, backendLabel, formatDuration, formatValue, lowerBound, nearestIndex, type Buckets } from '../series';
 import { ChartTooltip, type TooltipRow } from '../tooltip';
 import { differingHyperparameters } from '../hyperparams';
@@ -515,8 +515,7 @@ export class LossView {
       void f().catch((e: unknown) => this.data?.log('warn', `export of ${title} as ${what} failed: ${e instanceof Error ? e.message : String(e)}`));
     png.addEventListener('click', () =>
       run('PNG', async () => {
-        const legend: LegendEntry[] = u.series.slice(1).filter((sr) => sr.show !== false).map((sr) => ({ label: String(sr.label ?? ''), color: typeof sr.stroke === 'string' ? sr.stroke : '#888', dashed: Array.isArray(sr.dash) && sr.dash.length > 0 }));
-        await this.data?.exportFile(safeFileName(stem, 'png'), 'image/png', await chartPng(u, title, legend));
+        await this.data?.exportFile(safeFileName(stem, 'png'), 'image/png', await chartPng(u, title, legendOf(u)));
       }),
     );
     csv.addEventListener('click', () => run('CSV', async () => this.data?.exportFile(safeFileName(stem, 'csv'), 'text/csv', this.csv(testId))));

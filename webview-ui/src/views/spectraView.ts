@@ -7,7 +7,7 @@ import type { SourceSnapshot, SpectrumSample } from '../../../src/protocol/webvi
 import { axisColours, xAxis, yAxis } from '../chartAxes';
 import type { DataSource } from '../dataSource';
 import { PALETTE, clear, h, select } from '../dom';
-import { chartPng, csvLine, safeFileName } from '../exportChart';
+import { chartPng, csvLine, legendOf, safeFileName } from '../exportChart';
 import { formatValue } from '../series';
 
 /** n clearly distinct colours: the palette, then evenly spaced hues (σ3 and σ7 must not match). */
@@ -132,8 +132,7 @@ export class SpectraView {
     const csvBtn = h('button', { class: 'link-button', 'data-testid': `${testId}-csv` }, 'Export CSV');
     const fail = (e: unknown) => this.data?.log('warn', `export of ${title} failed: ${e instanceof Error ? e.message : String(e)}`);
     png.addEventListener('click', () => {
-      const legend = u.series.slice(1).map((sr) => ({ label: String(sr.label ?? ''), color: typeof sr.stroke === 'string' ? sr.stroke : '#888', dashed: Array.isArray(sr.dash) && sr.dash.length > 0 }));
-      void chartPng(u, title, legend).then((bytes) => this.data?.exportFile(safeFileName(title, 'png'), 'image/png', bytes)).catch(fail);
+      void chartPng(u, title, legendOf(u)).then((bytes) => this.data?.exportFile(safeFileName(title, 'png'), 'image/png', bytes)).catch(fail);
     });
     csvBtn.addEventListener('click', () => void this.data?.exportFile(safeFileName(title, 'csv'), 'text/csv', csv()).catch(fail));
     return h('div', { class: 'export-bar' }, png, csvBtn);
