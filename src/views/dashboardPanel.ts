@@ -64,7 +64,11 @@ export class DashboardPanel {
     );
     const ok = paths.filter((p) => fs.existsSync(p));
     if (ok.length) {
-      this.session.add(ok).catch((e: unknown) => void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`));
+      this.session
+        .add(ok)
+        // The tab names what it shows (every run compared), like the page's own title.
+        .then(() => !this.disposed && (this.panel.title = this.session.snapshot().title))
+        .catch((e: unknown) => void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`));
     }
     DashboardPanel.panels.add(this);
   }
