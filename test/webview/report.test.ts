@@ -196,6 +196,7 @@ describe('webview report (headless Chromium)', function () {
       const c = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
       await opened.page.mouse.move(c.x + 2, c.y + 2);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[0, 0] = ${formatValue(Math.fround(delta.data[0]))}`);
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-axes]'), `rows 0–${delta.rows - 1}: output features (k = ${delta.rows}) · columns 0–${delta.cols - 1}: input features (d = ${delta.cols})`);
       // The panels fill the pane: two columns of a 1200 px window.
       const pane = (await (await opened.page.$('[data-testid=heatmap-view]'))!.boundingBox())!;
       assert.ok(c.width > 0.4 * pane.width, `ΔW drawn ${c.width} px wide in a ${pane.width} px pane`);

@@ -332,7 +332,9 @@ export class HeatmapView {
     const viewport = h('div', { class: 'heatmap-viewport' }, canvas);
     viewport.style.width = `${size.width}px`;
     viewport.style.height = `${size.height}px`;
-    return h('figure', { class: 'heatmap-panel' }, h('figcaption', {}, p.title), viewport, this.legend(p.maxAbs, p.testId), readout, h('div', { class: 'hint' }, `min ${formatValue(g.min)}, max ${formatValue(g.max)}${g.nonFinite ? `, ${g.nonFinite} non-finite (grey)` : ''}${win.r1 - win.r0 < rows || win.c1 - win.c0 < cols ? ' in this window' : ''}`));
+    // The heatmap's axes: W is [k, d], rows are output features, columns input features.
+    const axes = h('div', { class: 'hint', 'data-testid': `${p.testId}-axes` }, `rows ${win.r0}–${win.r1 - 1}: output features (k = ${rows}) · columns ${win.c0}–${win.c1 - 1}: input features (d = ${cols})`);
+    return h('figure', { class: 'heatmap-panel' }, h('figcaption', {}, p.title), viewport, axes, this.legend(p.maxAbs, p.testId), readout, h('div', { class: 'hint' }, `min ${formatValue(g.min)}, max ${formatValue(g.max)}${g.nonFinite ? `, ${g.nonFinite} non-finite (grey)` : ''}${win.r1 - win.r0 < rows || win.c1 - win.c0 < cols ? ' in this window' : ''}`));
   }
 
   private legend(maxAbs: number, testId: string): HTMLElement {
