@@ -315,7 +315,9 @@ export function typedView(bytes: Uint8Array, dtype: Dtype): SafetensorsTypedArra
   const size = DTYPE_SIZE[dtype];
   const n = bytes.length / size;
   if (size > 1 && (!LITTLE_ENDIAN_HOST || bytes.byteOffset % size !== 0)) {
-    const copy = bytes.slice(); // a fresh buffer starts at offset 0, so it is aligned
+    // A fresh buffer starts at offset 0, so it is aligned. Not `bytes.slice()`: on a Node Buffer that
+    // is a view of the same memory, which left the typed array reading from the wrong bytes.
+    const copy = Uint8Array.prototype.slice.call(bytes);
     if (!LITTLE_ENDIAN_HOST) swapBytes(copy, size);
     return new CTOR[dtype](copy.buffer, 0, n);
   }

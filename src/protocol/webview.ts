@@ -140,7 +140,9 @@ export type ToWebview =
   /** Reply to `factorsRequest`. */
   | { type: 'factorsResponse'; sourceId: string; step: number; modules: ModuleFactors[] }
   /** Reply to `referenceRequest`. */
-  | { type: 'referenceResponse'; sourceId: string; module: string; kind: ReferenceInfo['kind']; matrix: Matrix };
+  | { type: 'referenceResponse'; sourceId: string; module: string; kind: ReferenceInfo['kind']; matrix: Matrix }
+  /** Reply to `saveExport`: where it was written, or nothing when the user cancelled. */
+  | { type: 'exportSaved'; path?: string };
 
 export type FromWebview =
   /** The webview has loaded and wants the full state (answered with `didSnapshot`). */
@@ -150,7 +152,15 @@ export type FromWebview =
   /** Give me the base W or the true ΔW of one module. */
   | { type: 'referenceRequest'; sourceId: string; module: string; kind: ReferenceInfo['kind'] }
   /** A message for the host's log (webview errors). */
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string };
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  /** Save a chart's export (CSV text or PNG bytes as base64) where the user picks; answered with `exportSaved`. */
+  | { type: 'saveExport'; fileName: string; mime: ExportMime; data: string };
+
+/** What a chart exports: its data as CSV, its picture as PNG (base64 in messages). */
+export type ExportMime = 'text/csv' | 'image/png';
+
+/** Exports above this many characters are refused (a 100k-point, 4-run CSV is ~20 MB). */
+export const MAX_EXPORT_CHARS = 64 * 1024 * 1024;
 
 /** Thrown by `validateFromWebview` for anything that is not a well-formed FromWebview message. */
 export class ProtocolError extends Error {
@@ -206,6 +216,20 @@ export function validateFromWebview(raw: unknown): FromWebview {
         throw new ProtocolError(`webview message 'log': field 'level' should be 'info', 'warn' or 'error', got ${JSON.stringify(level)}`);
       }
       return { type, level, message: str(o, 'message', type) };
+    }
+    case 'saveExport': {
+      const mime = o.mime;
+      if (mime !== 'text/csv' && mime !== 'image/png') {
+        throw new ProtocolError(`webview message 'saveExport': field 'mime' should be 'text/csv' or 'image/png', got ${JSON.stringify(mime)}`);
+      }
+      const fileName = str(o, 'fileName', type, 128);
+      const ext = mime === 'text/csv' ? 'csv' : 'png';
+      if (!new RegExp(`^[\\w.-]+\\.${ext}$`).test(fileName) || fileName.startsWith('.')) {
+        throw new ProtocolError(`webview message 'saveExport': field 'fileName' should be a plain file name ending in .${ext}, got ${JSON.stringify(fileName.slice(0, 64))}`);
+      }
+      const data = str(o, 'data', type, MAX_EXPORT_CHARS);
+      if (mime === 'image/png' && !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new ProtocolError(`webview message 'saveExport': field 'data' of a PNG should be base64`);
+      return { type, fileName, mime, data };
     }
     default:
       throw new ProtocolError(`unknown webview message type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 64) : type)}`);
@@ -288,7 +312,7 @@ export interface ReportData {
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
-function bytesToBase64(bytes: Uint8Array): string {
+export function bytesToBase64(bytes: Uint8Array): string {
   let out = '';
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
@@ -302,7 +326,7 @@ function bytesToBase64(bytes: Uint8Array): string {
   return out;
 }
 
-function base64ToBytes(s: string): Uint8Array {
+export function base64ToBytes(s: string): Uint8Array {
   const clean = s.replace(/=+$/, '');
   const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
   const lut = new Int16Array(128).fill(-1);

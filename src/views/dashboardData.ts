@@ -5,11 +5,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
-import { headerLengthOf, parseHeader, parseSafetensors, toFloat32, type SafetensorsFile, type SafetensorsHeader, type TensorEntry } from '../formats/safetensors';
+import { headerLengthOf, parseHeader, toFloat32, type SafetensorsHeader, type TensorEntry } from '../formats/safetensors';
+import { parseHfConfig } from '../formats/hfConfig';
+import { loadInspectInput, readWeightsFile } from '../io/hfFolder';
+import { experimentModelShape, hfModelShape, type ModelShape } from './modelShapes';
 import { loraScale } from '../shared/loraScale';
 import { loraSpectrum } from '../engine/spectrum';
 import { deltaW } from '../formats/adapters/deltaW';
-import { inspectAdapter, type InspectFileInput, type InspectReport } from '../formats/adapters/inspect';
+import { inspectAdapter, type InspectReport } from '../formats/adapters/inspect';
 import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
 import { isTrainerRunDir, loadTrainerRun, trainerAdapterFile } from '../runs/hfTrainerRun';
 import type { RunInfo } from '../protocol/runFormat';
@@ -129,28 +132,27 @@ function fromTensorMap(t: TensorMap): { names: string[]; get: (n: string) => { s
   return { names: Object.keys(t), get: (n) => t[n] };
 }
 
-function fromFile(st: SafetensorsFile): { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
-  return { names: st.names(), get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
-}
+
 
 // ---------------------------------------------------------------- runs
 
 /** Reads a run folder as the webview's SourceSnapshot (metrics, modules, spectra over checkpoints). */
-export function loadRunSource(runDir: string): SourceSnapshot {
+export async function loadRunSource(runDir: string): Promise<SourceSnapshot> {
   const run = loadRun(runDir);
   const config = run.config;
   const id = sourceIdOf(runDir);
   const steps = factorSteps(runDir, run.checkpoints, run.info.step, run.adapterDir !== undefined);
+  const shape = baseShape(runDir, { run: run.info, config });
   const spectra = new Map<string, ModuleSpectra>();
   let modules: ModuleSummary[] = [];
   for (const step of steps) {
     let factors: ModuleFactors[];
     try {
-      factors = readRunFactors(runDir, step);
+      factors = await readRunFactors(runDir, step);
     } catch {
       continue; // a checkpoint pruned between listing and reading
     }
-    if (modules.length === 0) modules = factors.map((f) => moduleSummary(f, config));
+    if (modules.length === 0) modules = factors.map((f) => moduleSummary(f, config, shape));
     for (const f of factors) {
       if (!f.a || !f.b) continue;
       const sp = loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale);
@@ -171,26 +173,27 @@ export function loadRunSource(runDir: string): SourceSnapshot {
     metrics: toMetricColumns(run.metrics),
     checkpoints: steps,
     modules,
-    totalParams: run.info.params?.totalParams,
+    totalParams: run.info.params?.totalParams ?? shape?.totalParams,
     spectra: [...spectra.values()],
     references: withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
   };
 }
 
 /** A Hugging Face Trainer folder (src/runs/hfTrainerRun.ts) as a run: its log_history curve and the ΔW of each checkpoint-N/. */
-export function loadTrainerRunSource(dir: string): SourceSnapshot {
+export async function loadTrainerRunSource(dir: string): Promise<SourceSnapshot> {
   const run = loadTrainerRun(dir);
   const steps = factorSteps(dir, run.checkpoints, run.info.step, trainerAdapterFile(dir) !== undefined);
+  const shape = baseShape(dir, { run: run.info, config: run.config });
   const spectra = new Map<string, ModuleSpectra>();
   let modules: ModuleSummary[] = [];
   for (const step of steps) {
     let factors: ModuleFactors[];
     try {
-      factors = trainerFactors(dir, step, run.config, run.info.step, run.checkpoints);
+      factors = await trainerFactors(dir, step, run.config, run.info.step, run.checkpoints);
     } catch {
       continue; // save_total_limit removed it meanwhile
     }
-    if (modules.length === 0) modules = factors.map((f) => moduleSummary(f, run.config));
+    if (modules.length === 0) modules = factors.map((f) => moduleSummary(f, run.config, shape));
     for (const f of factors) {
       if (!f.a || !f.b) continue;
       const sp = loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale);
@@ -215,16 +218,16 @@ export function loadTrainerRunSource(dir: string): SourceSnapshot {
 }
 
 /** The A/B factors of a Trainer folder at `step`: checkpoint-N/'s adapter, or the folder's final one. */
-export function readTrainerFactors(dir: string, step: number): ModuleFactors[] {
+export async function readTrainerFactors(dir: string, step: number): Promise<ModuleFactors[]> {
   const run = loadTrainerRun(dir);
   return trainerFactors(dir, step, run.config, run.info.step, run.checkpoints);
 }
 
-function trainerFactors(dir: string, step: number, config: ExperimentConfig, lastStep: number, checkpoints: number[]): ModuleFactors[] {
+async function trainerFactors(dir: string, step: number, config: ExperimentConfig, lastStep: number, checkpoints: number[]): Promise<ModuleFactors[]> {
   const file = trainerAdapterFile(dir, step) ?? (step === lastStep ? trainerAdapterFile(dir) : undefined);
   if (!file) throw new DashboardDataError(`${dir}: no checkpoint-${step}/adapter_model.safetensors (have ${checkpoints.join(', ') || 'none'})`);
-  const src = fromFile(parseSafetensors(fs.readFileSync(file), file));
-  return pairFactors(src.names, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
+  const st = await readWeightsFile(file);
+  return pairFactors(st.names(), (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) })).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
 }
 
 /** Checkpoint steps plus the final adapter's step (the adapter is ΔW at the end of training). */
@@ -234,7 +237,7 @@ function factorSteps(_runDir: string, checkpoints: number[], lastStep: number, h
   return [...s].sort((a, b) => a - b);
 }
 
-function moduleSummary(f: ModuleFactors, config: ExperimentConfig | undefined, alpha?: number): ModuleSummary {
+function moduleSummary(f: ModuleFactors, config: ExperimentConfig | undefined, shape: ModelShape | undefined): ModuleSummary {
   const a = f.a!;
   const b = f.b!;
   const r = a.shape[0];
@@ -243,24 +246,24 @@ function moduleSummary(f: ModuleFactors, config: ExperimentConfig | undefined, a
     inFeatures: a.shape[1],
     outFeatures: b.shape[0],
     r,
-    alpha: alpha ?? scaleFor(config, r).alpha,
+    alpha: scaleFor(config, r).alpha,
     scale: f.scale,
-    hasBias: config ? config.kind !== 'causal-lm' : false,
+    hasBias: biasOf(shape, f.module),
     kind: 'lora',
     storedParams: a.data.length + b.data.length,
   };
 }
 
 /** The A/B factors of every module of a run at `step` (a checkpoint, or the final adapter). */
-export function readRunFactors(runDir: string, step: number): ModuleFactors[] {
+export async function readRunFactors(runDir: string, step: number): Promise<ModuleFactors[]> {
   const folder = RunFolder.open(runDir);
   const config = folder.readConfig();
   let src: { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } };
   if (folder.listCheckpoints().includes(step)) {
     src = fromTensorMap(folder.readCheckpoint(step).tensors);
   } else if (step === folder.runInfo.step && fs.existsSync(path.join(folder.adapterDir, 'adapter_model.safetensors'))) {
-    const file = path.join(folder.adapterDir, 'adapter_model.safetensors');
-    src = fromFile(parseSafetensors(fs.readFileSync(file), file));
+    const st = await readWeightsFile(path.join(folder.adapterDir, 'adapter_model.safetensors'));
+    src = { names: st.names(), get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
   } else {
     throw new DashboardDataError(`${runDir}: no checkpoint at step ${step} (have ${folder.listCheckpoints().join(', ') || 'none'})`);
   }
@@ -400,6 +403,41 @@ function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSumma
   return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
 }
 
+/** A folder holding the base model's config.json (the weights need not be there to know its shapes). */
+function baseConfigDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
+  const candidates: string[] = [];
+  if (source.run?.baseModel) candidates.push(source.run.baseModel);
+  if (source.adapter?.baseModel) {
+    const b = source.adapter.baseModel;
+    const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
+    candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
+  }
+  return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')));
+}
+
+/**
+ * The base model's layers (with their biases) and total size, from the same shape tables as the
+ * parameter-count hovers: the built-in experiment's model, or the base folder's config.json.
+ */
+function baseShape(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; config?: ExperimentConfig }): ModelShape | undefined {
+  try {
+    const fromConfig = source.config && source.config.kind !== 'causal-lm' ? experimentModelShape(source.config) : undefined;
+    if (fromConfig) return fromConfig;
+    const dir = baseConfigDir(p, source);
+    if (!dir) return undefined;
+    const file = path.join(dir, 'config.json');
+    return hfModelShape(parseHfConfig(fs.readFileSync(file, 'utf8'), file));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the adapted layer has a bias in the base model; false when the base model is unknown. */
+function biasOf(shape: ModelShape | undefined, module: string): boolean {
+  const l = shape?.linears.find((x) => x.name === module) ?? shape?.linears.find((x) => module.endsWith(`.${x.name}`) || x.name.endsWith(`.${module}`));
+  return l?.hasBias ?? false;
+}
+
 /** Parameters of the base model (all tensors of its safetensors), when its folder is on disk. */
 function baseParamCount(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): number | undefined {
   try {
@@ -424,17 +462,17 @@ function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSum
 }
 
 /** The base W (from truth/ or the base model) or the true ΔW of one module of a run or adapter. */
-export function readReference(p: string, module: string, kind: ReferenceInfo['kind']): Matrix {
+export async function readReference(p: string, module: string, kind: ReferenceInfo['kind']): Promise<Matrix> {
   if (isRunDir(p)) {
     const truth = RunFolder.open(p).readTruth();
-    const modules = runModules(p);
+    const modules = await runModules(p);
     for (const [name, t] of Object.entries(truth ?? {})) {
       const c = classifyTruth(name, modules);
       if (c && c.module === module && c.kind === kind && t.shape.length === 2) return { shape: [t.shape[0], t.shape[1]], data: t.data };
     }
   }
   if (kind === 'base') {
-    const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: runModules(p) } : isTrainerRunDir(p) ? loadTrainerRunSource(p) : loadAdapterSource(p);
+    const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: await runModules(p) } : isTrainerRunDir(p) ? await loadTrainerRunSource(p) : await loadAdapterSource(p);
     const dir = baseModelDir(p, source);
     const m = source.modules.find((x) => x.name === module);
     const t = dir && m ? findBaseTensors(dir, [m]).get(module) : undefined;
@@ -444,12 +482,14 @@ export function readReference(p: string, module: string, kind: ReferenceInfo['ki
 }
 
 /** Module summaries of a run from its newest checkpoint (cheaper than loadRunSource). */
-function runModules(runDir: string): ModuleSummary[] {
+async function runModules(runDir: string): Promise<ModuleSummary[]> {
   const folder = RunFolder.open(runDir);
   const steps = folder.listCheckpoints();
   const step = steps.length ? steps[steps.length - 1] : folder.runInfo.step;
   try {
-    return readRunFactors(runDir, step).map((f) => moduleSummary(f, folder.readConfig()));
+    const config = folder.readConfig();
+    const shape = baseShape(runDir, { run: folder.runInfo, config });
+    return (await readRunFactors(runDir, step)).map((f) => moduleSummary(f, config, shape));
   } catch {
     return [];
   }
@@ -460,7 +500,7 @@ function runModules(runDir: string): ModuleSummary[] {
 // inspectAdapter report, the same the adapter tree and `lora-lab inspect` show. Plain A/B modules
 // travel as factors (spectra from their Gram matrices); LoHa/LoKr/LoCon modules as their ΔW.
 
-const WEIGHT_FILES = ['adapter_model.safetensors', 'adapters.safetensors', 'pytorch_lora_weights.safetensors'];
+const ADAPTER_WEIGHT_FILES = ['adapter_model.safetensors', 'adapters.safetensors', 'pytorch_lora_weights.safetensors'];
 /** ΔW of non-A/B modules (LoHa, LoKr, LoCon) is shipped whole: keep it to sizes a heatmap can use. */
 const MAX_DELTA_ELEMENTS = 2_500_000;
 const MAX_DELTA_TOTAL = 4_000_000;
@@ -480,50 +520,19 @@ function planDeltas(modules: InspectReport['modules'], hasFactors: (m: InspectRe
   return out;
 }
 
-interface AdapterFiles {
-  weights?: string;
-  configFile?: string;
-  siblings: string[];
-}
-
-function locateAdapter(p: string): AdapterFiles {
-  const st = fs.statSync(p);
-  if (st.isDirectory()) {
-    const names = fs.readdirSync(p).sort();
-    const w = WEIGHT_FILES.find((n) => names.includes(n)) ?? names.find((n) => n.endsWith('.safetensors'));
-    const others = names.filter((n) => n !== w && /\.(bin|pt|pth|ckpt|pkl|safetensors|txt)$/i.test(n)).map((n) => path.join(p, n));
-    return { weights: w ? path.join(p, w) : undefined, configFile: names.includes('adapter_config.json') ? path.join(p, 'adapter_config.json') : undefined, siblings: others };
-  }
-  const sibling = path.join(path.dirname(p), 'adapter_config.json');
-  const useCfg = WEIGHT_FILES.includes(path.basename(p)) && fs.existsSync(sibling);
-  return { weights: p, configFile: useCfg ? sibling : undefined, siblings: [] };
-}
-
-function head(file: string): { head: Uint8Array; size: number } {
-  const size = fs.statSync(file).size;
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(Math.min(256, size));
-    fs.readSync(fd, buf, 0, buf.length, 0);
-    return { head: new Uint8Array(buf), size };
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 interface ReadAdapter {
-  files: AdapterFiles;
   report: InspectReport;
-  st?: SafetensorsFile;
   configText?: string;
   factors: (ModuleFactors & { summary: ModuleSummary })[];
   notes: string[];
 }
 
+type Values = (name: string) => Float32Array;
+
 /** A and B of a plain LoRA module from the roles inspectAdapter found (mlx-lm stores them transposed). */
-function loraFactorsOf(format: string, m: InspectReport['modules'][number], file: SafetensorsFile): { a: Matrix; b: Matrix } | undefined {
+function loraFactorsOf(format: string, m: InspectReport['modules'][number], values: Values): { a: Matrix; b: Matrix } | undefined {
   const t = m.tensors;
-  const mat = (info: { name: string; shape: number[] }) => as2d(info.shape, file.toFloat32(info.name), info.name);
+  const mat = (info: { name: string; shape: number[] }) => as2d(info.shape, values(info.name), info.name);
   if (format === 'mlx' && t.lora_a && t.lora_b) return { a: transpose(mat(t.lora_a)), b: transpose(mat(t.lora_b)) };
   const down = t.lora_down ?? t.lora_A ?? t.down;
   const up = t.lora_up ?? t.lora_B ?? t.up;
@@ -531,36 +540,23 @@ function loraFactorsOf(format: string, m: InspectReport['modules'][number], file
   return { a: mat(down), b: mat(up) };
 }
 
-function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
-  const files = locateAdapter(p);
-  const configText = files.configFile ? fs.readFileSync(files.configFile, 'utf8') : undefined;
-  let st: SafetensorsFile | undefined;
-  let weights: InspectFileInput | undefined;
+/**
+ * Reads an adapter through the same reader and report as `lora-lab inspect` (loadInspectInput +
+ * inspectAdapter): one path for headers, tensor bytes, warnings and module roles.
+ */
+async function readAdapter(p: string, opts: { deltas: boolean }): Promise<ReadAdapter> {
+  const input = await loadInspectInput(p, { readValues: true });
+  const report = inspectAdapter(input);
   const notes: string[] = [];
-  if (files.weights) {
-    const bytes = fs.readFileSync(files.weights);
-    weights = { name: path.basename(files.weights), size: bytes.length, head: new Uint8Array(bytes.subarray(0, 256)) };
-    try {
-      st = parseSafetensors(bytes, files.weights);
-      const file = st;
-      weights.header = file.header;
-      weights.values = (n) => (file.has(n) ? file.toFloat32(n) : undefined);
-    } catch (e) {
-      weights.headerError = (e as Error).message;
-    }
-  }
-  const report = inspectAdapter({
-    path: p,
-    weights,
-    configText,
-    configName: files.configFile ? 'adapter_config.json' : undefined,
-    siblings: files.siblings.map((f) => ({ name: path.basename(f), ...head(f) })),
-  });
   const factors: ReadAdapter['factors'] = [];
-  if (st && report.format !== 'unreadable') {
-    const file = st;
-    const get = (n: string) => file.toFloat32(n);
-    const abOf = new Map(report.modules.map((m) => [m.name, m.kind === 'lora' ? loraFactorsOf(report.format, m, file) : undefined]));
+  const read = input.weights?.values;
+  if (read && report.format !== 'unreadable') {
+    const values: Values = (n) => {
+      const v = read(n);
+      if (!v) throw new DashboardDataError(`${input.weights?.name ?? p}: tensor "${n}" is listed by the report but not in the file`);
+      return v;
+    };
+    const abOf = new Map(report.modules.map((m) => [m.name, m.kind === 'lora' ? loraFactorsOf(report.format, m, values) : undefined]));
     const fits = (m: InspectReport['modules'][number]) => {
       const ab = abOf.get(m.name);
       const inF = m.deltaShape.slice(1).reduce((a, b) => a * b, 1);
@@ -595,7 +591,7 @@ function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
         factors.push({ module: summary.name, scale: 1, summary });
       } else {
         try {
-          const d = deltaW(report.format, m, get);
+          const d = deltaW(report.format, m, values);
           factors.push({ module: summary.name, scale: 1, delta: { shape: [out, inF], data: d.data }, summary });
         } catch (e) {
           notes.push(`${m.name}: ΔW not computed (${(e as Error).message})`);
@@ -604,19 +600,19 @@ function readAdapter(p: string, opts: { deltas: boolean }): ReadAdapter {
     }
     if (skipped) notes.push(`ΔW of ${skipped} module(s) without A/B factors not drawn: the heatmap takes at most ${MAX_DELTA_ELEMENTS.toLocaleString('en-US')} values per module and ${MAX_DELTA_TOTAL.toLocaleString('en-US')} in all`);
   }
-  return { files, report, st, configText, factors, notes };
+  return { report, configText: input.configText, factors, notes };
 }
 
 /** `…/llama-tiny/adapter` reads better than `adapter`. */
 function adapterLabel(p: string): string {
   const base = path.basename(p);
-  if (WEIGHT_FILES.includes(base)) return adapterLabel(path.dirname(p));
+  if (ADAPTER_WEIGHT_FILES.includes(base)) return adapterLabel(path.dirname(p));
   return /^(adapter|adapters|lora|checkpoint[-\w]*)$/i.test(base) ? `${path.basename(path.dirname(p))}/${base}` : base;
 }
 
 /** Reads an adapter (PEFT folder, or a single .safetensors LoRA file) as a SourceSnapshot. */
-export function loadAdapterSource(p: string): SourceSnapshot {
-  const { report, configText, factors, notes } = readAdapter(p, { deltas: false });
+export async function loadAdapterSource(p: string): Promise<SourceSnapshot> {
+  const { report, configText, factors, notes } = await readAdapter(p, { deltas: false });
   const metadata: MetadataEntry[] = Object.entries(report.metadata).map(([key, value]) => ({ key, value }));
   const warnings = [...report.errors, ...report.warnings, ...notes];
   if (report.format !== 'unreadable' && report.modules.length === 0) warnings.push('No LoRA modules found in this file.');
@@ -636,9 +632,10 @@ export function loadAdapterSource(p: string): SourceSnapshot {
       samples: [{ step: 0, ...loraSpectrum({ rows: f.a.shape[0], cols: f.a.shape[1], data: f.a.data }, { rows: f.b.shape[0], cols: f.b.shape[1], data: f.b.data }, f.scale) }],
     });
   }
-  const modules = factors.map((f) => f.summary);
+  const shape = baseShape(p, { adapter });
+  const modules = factors.map((f) => ({ ...f.summary, hasBias: biasOf(shape, f.summary.name) }));
   return {
-    totalParams: baseParamCount(p, { adapter }),
+    totalParams: baseParamCount(p, { adapter }) ?? shape?.totalParams,
     id: sourceIdOf(p),
     kind: 'adapter',
     label: adapterLabel(p),
@@ -652,9 +649,8 @@ export function loadAdapterSource(p: string): SourceSnapshot {
 }
 
 /** The factors (or ΔW) of an adapter's modules (its only "step" is 0). */
-export function readAdapterFactors(p: string): ModuleFactors[] {
-  return readAdapter(p, { deltas: true })
-    .factors.filter((f) => f.delta || (f.a && f.b))
+export async function readAdapterFactors(p: string): Promise<ModuleFactors[]> {
+  return (await readAdapter(p, { deltas: true })).factors.filter((f) => f.delta || (f.a && f.b))
     .map(({ summary: _s, ...f }) => f);
 }
 
@@ -663,36 +659,37 @@ export function isRunDir(p: string): boolean {
   return fs.existsSync(path.join(p, 'run.json'));
 }
 
-export function loadSource(p: string): SourceSnapshot {
+export async function loadSource(p: string): Promise<SourceSnapshot> {
   return isRunDir(p) ? loadRunSource(p) : isTrainerRunDir(p) ? loadTrainerRunSource(p) : loadAdapterSource(p);
 }
 
-export function readFactors(p: string, step: number): ModuleFactors[] {
+export async function readFactors(p: string, step: number): Promise<ModuleFactors[]> {
   return isRunDir(p) ? readRunFactors(p, step) : isTrainerRunDir(p) ? readTrainerFactors(p, step) : readAdapterFactors(p);
 }
 
 // ---------------------------------------------------------------- snapshot + report
 
-export function buildSnapshot(paths: string[], opts: { title?: string; live: boolean }): DashboardSnapshot {
-  const sources = paths.map(loadSource);
+export async function buildSnapshot(paths: string[], opts: { title?: string; live: boolean }): Promise<DashboardSnapshot> {
+  const sources: SourceSnapshot[] = [];
+  for (const p of paths) sources.push(await loadSource(p));
   return {
-    title: opts.title ?? defaultTitle(sources),
+    title: opts.title ?? dashboardTitle(sources),
     generatedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     live: opts.live,
     sources,
   };
 }
 
-function defaultTitle(sources: SourceSnapshot[]): string {
+/** Names every source (runs by their label, which carries the rank), so a comparison says what it compares. */
+export function dashboardTitle(sources: readonly SourceSnapshot[]): string {
   if (sources.length === 0) return 'LoRA Lab';
-  const names = sources.map((s) => (s.kind === 'run' ? s.run?.name ?? s.label : s.label));
-  const uniq = [...new Set(names)];
-  return `LoRA Lab: ${uniq.slice(0, 3).join(', ')}${uniq.length > 3 ? ` and ${uniq.length - 3} more` : ''}`;
+  const uniq = [...new Set(sources.map((s) => s.label))];
+  return `LoRA Lab: ${uniq.join(', ')}`;
 }
 
 /** Everything the static report needs: the snapshot plus every factor and reference matrix the views may ask for. */
-export function buildReportData(paths: string[], title?: string): ReportData {
-  const snapshot = buildSnapshot(paths, { title, live: false });
+export async function buildReportData(paths: string[], title?: string): Promise<ReportData> {
+  const snapshot = await buildSnapshot(paths, { title, live: false });
   const metrics: NonNullable<ReportData['metrics']> = {};
   snapshot.sources = snapshot.sources.map(({ metrics: m, ...rest }) => {
     if (m) metrics[rest.id] = packMetrics(m);
@@ -701,12 +698,12 @@ export function buildReportData(paths: string[], title?: string): ReportData {
   const factors: ReportData['factors'] = {};
   const references: ReportData['references'] = {};
   let refBudget = 8_388_608;
-  snapshot.sources.forEach((s, i) => {
+  for (const [i, s] of snapshot.sources.entries()) {
     const p = paths[i];
     factors[s.id] = {};
     for (const step of s.checkpoints) {
       try {
-        factors[s.id][String(step)] = readFactors(p, step).map(encodeFactors);
+        factors[s.id][String(step)] = (await readFactors(p, step)).map(encodeFactors);
       } catch {
         // pruned meanwhile: the view says it cannot draw that step
       }
@@ -719,9 +716,9 @@ export function buildReportData(paths: string[], title?: string): ReportData {
       if (n > refBudget) continue;
       refBudget -= n;
       kept.push(r);
-      references[s.id].push({ module: r.module, kind: r.kind, matrix: encodeMatrix(readReference(p, r.module, r.kind)) });
+      references[s.id].push({ module: r.module, kind: r.kind, matrix: encodeMatrix(await readReference(p, r.module, r.kind)) });
     }
     s.references = kept;
-  });
+  }
   return { snapshot, metrics, factors, references };
 }

@@ -42,6 +42,18 @@ export class DashboardPanel {
     this.session = new DashboardSession({
       post: (env) => void panel.webview.postMessage(env),
       log: (level, message) => (level === 'error' ? log.error(message) : level === 'warn' ? log.warn(message) : log.info(message)),
+      saveExport: async (fileName, bytes) => {
+        const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+        const ext = fileName.endsWith('.png') ? 'png' : 'csv';
+        const uri = await vscode.window.showSaveDialog({
+          defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
+          filters: ext === 'png' ? { 'PNG image': ['png'] } : { CSV: ['csv'] },
+          title: `Export ${fileName}`,
+        });
+        if (!uri) return undefined;
+        await vscode.workspace.fs.writeFile(uri, bytes);
+        return uri.fsPath;
+      },
     });
     panel.webview.options = DashboardPanel.webviewOptions(context);
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'lora-lab.svg');
@@ -52,11 +64,11 @@ export class DashboardPanel {
     );
     const ok = paths.filter((p) => fs.existsSync(p));
     if (ok.length) {
-      try {
-        this.session.add(ok);
-      } catch (e) {
-        void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`);
-      }
+      this.session
+        .add(ok)
+        // The tab names what it shows (every run compared), like the page's own title.
+        .then(() => !this.disposed && (this.panel.title = this.session.snapshot().title))
+        .catch((e: unknown) => void vscode.window.showErrorMessage(`LoRA Lab dashboard: ${(e as Error).message}`));
     }
     DashboardPanel.panels.add(this);
   }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { MessageHandler, type Envelope } from '../protocol/messageHandler';
 import type { MetricPoint } from '../protocol/runFormat';
 import {
+  base64ToBytes,
   mergeMetricColumns,
   toMetricColumns,
   validateFromWebview,
@@ -16,7 +17,7 @@ import {
   type SourceSnapshot,
   type ToWebview,
 } from '../protocol/webview';
-import { buildSnapshot, isRunDir, loadSource, readFactors, readReference, sourceIdOf } from './dashboardData';
+import { dashboardTitle, isRunDir, loadSource, readFactors, readReference, sourceIdOf } from './dashboardData';
 import { isTrainerRunDir, trainerRunKey } from '../runs/hfTrainerRun';
 
 export interface DashboardSessionOptions {
@@ -29,6 +30,8 @@ export interface DashboardSessionOptions {
   /** How often running runs' folders are checked for new metrics/checkpoints (default 500 ms; 0 = never). */
   pollIntervalMs?: number;
   title?: string;
+  /** Writes a chart export where the user chooses; resolves with the path, or undefined when cancelled. */
+  saveExport?(fileName: string, bytes: Uint8Array): Promise<string | undefined>;
 }
 
 interface Tracked {
@@ -40,6 +43,8 @@ interface Tracked {
   unsent?: MetricColumns;
   checkpointsKey: string;
   runJsonMtime: number;
+  reloading?: Promise<void>;
+  reloadAgain?: boolean;
 }
 
 export class DashboardSession {
@@ -79,10 +84,10 @@ export class DashboardSession {
   }
 
   /** Adds runs/adapters (already shown ones are reloaded); the webview gets a fresh snapshot. */
-  add(paths: string[]): void {
+  async add(paths: string[]): Promise<void> {
     for (const p of paths) {
       try {
-        this.track(p);
+        await this.track(p);
       } catch (e) {
         this.log('error', `dashboard: cannot show ${p}: ${(e as Error).message}`);
         throw e;
@@ -91,14 +96,17 @@ export class DashboardSession {
     this.channel.sendEvent({ type: 'didSnapshot', snapshot: this.snapshot() });
   }
 
-  private track(p: string): Tracked {
+  private async track(p: string): Promise<Tracked> {
     const abs = path.resolve(p);
-    const source = loadSource(abs);
+    // The offset is taken before the source is read: lines written meanwhile are read again by the
+    // next poll and skipped as already seen, rather than lost.
     const metricsFile = path.join(abs, 'metrics.jsonl');
+    const metricsOffset = isRunDir(abs) && fs.existsSync(metricsFile) ? completeLinesLength(fs.readFileSync(metricsFile)) : 0;
+    const source = await loadSource(abs);
     const t: Tracked = {
       path: abs,
       source,
-      metricsOffset: isRunDir(abs) && fs.existsSync(metricsFile) ? completeLinesLength(fs.readFileSync(metricsFile)) : 0,
+      metricsOffset,
       checkpointsKey: isTrainerRunDir(abs) ? trainerRunKey(abs) : listSteps(path.join(abs, 'checkpoints')).join(','),
       runJsonMtime: mtime(path.join(abs, 'run.json')),
     };
@@ -107,9 +115,8 @@ export class DashboardSession {
   }
 
   snapshot(): DashboardSnapshot {
-    const base = buildSnapshot([], { title: this.title, live: true });
     const sources = [...this.tracked.values()].map((t) => t.source);
-    return { ...base, title: this.title ?? (sources.length ? `LoRA Lab: ${[...new Set(sources.map((s) => s.run?.name ?? s.label))].slice(0, 3).join(', ')}` : 'LoRA Lab'), sources };
+    return { title: this.title ?? dashboardTitle(sources), generatedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), live: true, sources };
   }
 
   /** Feed every message from the webview here. */
@@ -126,16 +133,21 @@ export class DashboardSession {
       case 'factorsRequest': {
         const t = this.tracked.get(msg.sourceId);
         if (!t) throw new Error(`unknown source ${msg.sourceId}`);
-        return { type: 'factorsResponse', sourceId: msg.sourceId, step: msg.step, modules: readFactors(t.path, msg.step) };
+        return { type: 'factorsResponse', sourceId: msg.sourceId, step: msg.step, modules: await readFactors(t.path, msg.step) };
       }
       case 'referenceRequest': {
         const t = this.tracked.get(msg.sourceId);
         if (!t) throw new Error(`unknown source ${msg.sourceId}`);
-        return { type: 'referenceResponse', sourceId: msg.sourceId, module: msg.module, kind: msg.kind, matrix: readReference(t.path, msg.module, msg.kind) };
+        return { type: 'referenceResponse', sourceId: msg.sourceId, module: msg.module, kind: msg.kind, matrix: await readReference(t.path, msg.module, msg.kind) };
       }
       case 'log':
         this.log(msg.level, `dashboard webview: ${msg.message}`);
         return undefined;
+      case 'saveExport': {
+        if (!this.opts.saveExport) throw new Error('this dashboard cannot save files');
+        const bytes = msg.mime === 'image/png' ? base64ToBytes(msg.data) : new TextEncoder().encode(msg.data);
+        return { type: 'exportSaved', path: await this.opts.saveExport(msg.fileName, bytes) };
+      }
       default: {
         const never: never = msg;
         throw new Error(`unhandled webview message ${JSON.stringify(never)}`);
@@ -156,7 +168,7 @@ export class DashboardSession {
   /** A run changed on disk (checkpoint written, finished): reload what is not metrics. */
   notifyRunChanged(runDir: string): void {
     const t = this.tracked.get(sourceIdOf(runDir));
-    if (t) this.reloadSource(t);
+    if (t) void this.reloadSource(t);
   }
 
   private appendPoints(t: Tracked, cols: MetricColumns): void {
@@ -195,9 +207,26 @@ export class DashboardSession {
     }, wait);
   }
 
-  private reloadSource(t: Tracked): void {
+  private async reloadSource(t: Tracked): Promise<void> {
+    // Reloads run one at a time per source; a change seen meanwhile reloads once more afterwards.
+    if (t.reloading) {
+      t.reloadAgain = true;
+      return t.reloading;
+    }
+    t.reloading = this.reloadNow(t).finally(() => {
+      t.reloading = undefined;
+      if (t.reloadAgain && !this.disposed) {
+        t.reloadAgain = false;
+        void this.reloadSource(t);
+      }
+    });
+    return t.reloading;
+  }
+
+  private async reloadNow(t: Tracked): Promise<void> {
     try {
-      const fresh = loadSource(t.path);
+      const fresh = await loadSource(t.path);
+      if (this.disposed) return;
       // Keep our history (it may be ahead of what loadSource read); the webview keeps its copy.
       const metrics = t.source.metrics;
       t.source = { ...fresh, metrics: metrics ?? fresh.metrics };
@@ -216,7 +245,7 @@ export class DashboardSession {
     for (const t of this.tracked.values()) {
       if (t.source.kind !== 'run') continue;
       if (isTrainerRunDir(t.path)) {
-        this.pollTrainer(t);
+        void this.pollTrainer(t);
         continue;
       }
       const file = path.join(t.path, 'metrics.jsonl');
@@ -230,7 +259,7 @@ export class DashboardSession {
         // Truncated: a resume rewound to its checkpoint. Start over from the file.
         t.metricsOffset = 0;
         if (t.source.metrics) t.source.metrics = toMetricColumns([]);
-        this.reloadSource(t);
+        void this.reloadSource(t);
       }
       if (size > t.metricsOffset) {
         const fd = fs.openSync(file, 'r');
@@ -256,17 +285,21 @@ export class DashboardSession {
       }
       const m = mtime(path.join(t.path, 'run.json'));
       const ckpts = listSteps(path.join(t.path, 'checkpoints')).join(',');
-      if (m !== t.runJsonMtime || ckpts !== t.checkpointsKey) this.reloadSource(t);
+      if (m !== t.runJsonMtime || ckpts !== t.checkpointsKey) {
+        t.runJsonMtime = m;
+        t.checkpointsKey = ckpts;
+        void this.reloadSource(t);
+      }
     }
   }
 
   /** A Hugging Face Trainer folder: rewritten trainer_state.json files or new checkpoints bring new points and ΔW. */
-  private pollTrainer(t: Tracked): void {
+  private async pollTrainer(t: Tracked): Promise<void> {
     const key = trainerRunKey(t.path);
     if (key === t.checkpointsKey) return;
     t.checkpointsKey = key;
     try {
-      const fresh = loadSource(t.path);
+      const fresh = await loadSource(t.path);
       if (fresh.metrics) this.appendPoints(t, fresh.metrics);
       const { metrics: _omit, ...withoutMetrics } = fresh;
       void _omit;

@@ -75,7 +75,7 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
       onEvent: (e) => {
         if (e.type === 'didStart') {
           runDir = e.runDir;
-          session.add([e.runDir]);
+          void session.add([e.runDir]);
         } else if (e.type === 'didProgress') {
           session.notifyProgress(e.runDir, e.points);
         }
@@ -116,11 +116,20 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
     const st = parseSafetensors(fs.readFileSync(file), file);
     const a = st.toFloat32('param/linear.lora_A');
     const b = st.toFloat32('param/linear.lora_B');
+    // ΔW = B·A (s = 1) of the checkpoint, 48×64, formed here; its own scale is max |ΔW|.
+    const delta = new Float64Array(48 * 64);
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 64; j++) delta[i * 64 + j] = Math.fround(b[i * 2] * a[j] + b[i * 2 + 1] * a[64 + j]);
+    let ext = 0;
+    delta.forEach((v, i) => Math.abs(v) > Math.abs(delta[ext]) && (ext = i));
+    const want = Math.abs(delta[ext]);
     const scale = Number(await opened.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs'));
-    const v = b[5 * 2] * a[7] + b[5 * 2 + 1] * a[64 + 7]; // ΔW[5, 7], s = 1
-    const got = await canvasPixel(opened.page, 'heatmap-delta', 7, 5);
-    const want = divergingRgb(v, scale);
-    for (let c = 0; c < 3; c++) assert.ok(Math.abs(got[c] - want[c]) <= 1, `rgb(${got}) vs rgb(${want})`);
+    assert.ok(Math.abs(scale - want) <= 1e-6 * want, `scale ${scale} vs max |ΔW| ${want}`);
+    const close = (got: number[], exp: number[], what: string) => {
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(got[c] - exp[c]) <= 1, `${what}: rgb(${got}) vs rgb(${exp})`);
+    };
+    for (const [i, j] of [[5, 7], [0, 0], [47, 63], [20, 33]]) close(await canvasPixel(opened.page, 'heatmap-delta', j, i), divergingRgb(delta[i * 64 + j], want), `ΔW[${i}, ${j}]`);
+    // The extreme cell is the end of the RdBu scale, whatever the colour-map code says.
+    close(await canvasPixel(opened.page, 'heatmap-delta', ext % 64, Math.floor(ext / 64)), delta[ext] > 0 ? [178, 24, 43] : [33, 102, 172], 'extreme ΔW');
     await screenshot(opened.page, 'live-heatmap');
   });
 

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseSafetensors, serializeSafetensors } from '../../src/formats/safetensors';
-import { loraSpectrum } from '../../src/engine/spectrum';
 import { writeReport } from '../../src/cli/commands/report';
 import { divergingRgb } from '../../webview-ui/src/heatmap/colormap';
 import { formatValue } from '../../webview-ui/src/series';
 import { canvasPixel, chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
 import { tempDir, tinyRun } from './support/runs';
+import { tooltip } from './support/tooltip';
 import { syntheticLoss, writeBigRun, writeSquareAdapter } from './support/synthetic';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../fixtures/peft/llama-tiny-qkvo-r8/adapter');
@@ -27,6 +27,38 @@ function deltaFromCheckpoint(file: string, s: number): { rows: number; cols: num
   const out = new Float64Array(rows * cols);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) for (let m = 0; m < r; m++) out[i * cols + j] += s * b[i * r + m] * a[m * cols + j];
   return { rows, cols, data: out };
+}
+
+/** Eigenvalues of a symmetric n×n matrix (cyclic Jacobi), descending: an oracle independent of src/engine/spectrum. */
+function symmetricEigenvalues(m: Float64Array, n: number): number[] {
+  const a = Float64Array.from(m);
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += a[p * n + q] ** 2;
+    if (off < 1e-24) break;
+    for (let p = 0; p < n; p++)
+      for (let q = p + 1; q < n; q++) {
+        const apq = a[p * n + q];
+        if (Math.abs(apq) < 1e-300) continue;
+        const theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const sn = t * c;
+        for (let k = 0; k < n; k++) {
+          const akp = a[k * n + p];
+          const akq = a[k * n + q];
+          a[k * n + p] = c * akp - sn * akq;
+          a[k * n + q] = sn * akp + c * akq;
+        }
+        for (let k = 0; k < n; k++) {
+          const apk = a[p * n + k];
+          const aqk = a[q * n + k];
+          a[p * n + k] = c * apk - sn * aqk;
+          a[q * n + k] = sn * apk + c * aqk;
+        }
+      }
+  }
+  return Array.from({ length: n }, (_, i) => a[i * n + i]).sort((x, y) => y - x);
 }
 
 function maxAbs(x: ArrayLike<number>): number {
@@ -113,12 +145,11 @@ describe('webview report (headless Chromium)', function () {
       const box = (await over!.boundingBox())!;
       await opened.page.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.5);
       await opened.page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 3 });
-      await opened.page.waitForFunction(() => document.querySelector('[data-testid=loss-readout]')?.textContent !== '');
-      const text = (await opened.page.textContent('[data-testid=loss-readout]')) ?? '';
-      const m = /^step (\d+)\s+sweep-r2 r=2 train: (\S+)/.exec(text);
-      assert.ok(m, `read-out: ${text}`);
+      const tt = await tooltip(opened.page);
+      const m = /^step (\d+)$/.exec(tt.header);
+      assert.ok(m, `tooltip header: ${tt.header}`);
       const point = metrics.find((p: { step: number }) => p.step === Number(m![1]));
-      assert.equal(m![2], formatValue(Math.fround(point.loss)));
+      assert.equal(tt.rows.find((r) => r.label === 'sweep-r2 r=2 train')?.value, formatValue(Math.fround(point.loss)));
     });
 
     it('parameter counts match run.json (PEFT percentage) and the layer shapes', async () => {
@@ -130,13 +161,18 @@ describe('webview report (headless Chromium)', function () {
       await screenshot(opened.page, 'report-run-params');
     });
 
-    it('the ΔW heatmap pixels are s·B·A of the checkpoint, coloured on the shared diverging scale', async () => {
+    it('the ΔW heatmap pixels are s·B·A of the checkpoint, the truth U·V and the error learned − true, each on its own scale (shared as an option)', async () => {
       await opened.page.click('[data-testid=tab-heatmaps]');
       await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
       const delta = deltaFromCheckpoint(path.join(runR2, 'checkpoints/step-60/tensors.safetensors'), 1);
       const truthFile = path.join(runR2, 'truth/tensors.safetensors');
       const truth = parseSafetensors(fs.readFileSync(truthFile), truthFile).toFloat32('true_delta_w');
-      const scale = Math.max(maxAbs(delta.data), maxAbs(truth));
+      const error = delta.data.map((v, i) => Math.fround(v) - truth[i]);
+      const scale = maxAbs(delta.data);
+      const truthScale = maxAbs(truth);
+      const errorScale = maxAbs(error);
+      assert.ok(Math.abs(Number(await opened.page.getAttribute('canvas[data-testid=heatmap-truth]', 'data-max-abs')) - truthScale) < 1e-6 * truthScale);
+      assert.ok(Math.abs(Number(await opened.page.getAttribute('canvas[data-testid=heatmap-error]', 'data-max-abs')) - errorScale) < 1e-3 * errorScale);
       let iMax = 0;
       let iMin = 0;
       delta.data.forEach((v, i) => {
@@ -147,7 +183,8 @@ describe('webview report (headless Chromium)', function () {
         const i = Math.floor(idx / delta.cols);
         const j = idx % delta.cols;
         closeRgb(await canvasPixel(opened.page, 'heatmap-delta', j, i), divergingRgb(delta.data[idx], scale), `ΔW[${i}, ${j}] = ${delta.data[idx]}`);
-        closeRgb(await canvasPixel(opened.page, 'heatmap-truth', j, i), divergingRgb(truth[idx], scale), `UV[${i}, ${j}]`);
+        closeRgb(await canvasPixel(opened.page, 'heatmap-truth', j, i), divergingRgb(truth[idx], truthScale), `UV[${i}, ${j}]`);
+        closeRgb(await canvasPixel(opened.page, 'heatmap-error', j, i), divergingRgb(error[idx], errorScale), `error[${i}, ${j}]`);
       }
       assert.ok(delta.data[iMax] > 0 && delta.data[iMin] < 0);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-legend] [data-testid=legend-max]'), formatValue(scale));
@@ -159,7 +196,39 @@ describe('webview report (headless Chromium)', function () {
       const c = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
       await opened.page.mouse.move(c.x + 2, c.y + 2);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[0, 0] = ${formatValue(Math.fround(delta.data[0]))}`);
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-axes]'), `rows 0–${delta.rows - 1}: output features (k = ${delta.rows}) · columns 0–${delta.cols - 1}: input features (d = ${delta.cols})`);
+      // The panels fill the pane: two columns of a 1200 px window.
+      const pane = (await (await opened.page.$('[data-testid=heatmap-view]'))!.boundingBox())!;
+      assert.ok(c.width > 0.4 * pane.width, `ΔW drawn ${c.width} px wide in a ${pane.width} px pane`);
       await screenshot(opened.page, 'report-run-heatmaps');
+      // Shared scale: ΔW, U·V and the error on one range.
+      await opened.page.selectOption('[data-testid=heatmap-scale]', 'shared');
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      const shared = Math.max(scale, truthScale, errorScale);
+      for (const id of ['heatmap-delta', 'heatmap-truth', 'heatmap-error']) {
+        assert.ok(Math.abs(Number(await opened.page.getAttribute(`canvas[data-testid=${id}]`, 'data-max-abs')) - shared) < 1e-3 * shared, id);
+      }
+      closeRgb(await canvasPixel(opened.page, 'heatmap-truth', 0, 0), divergingRgb(truth[0], shared), 'UV[0, 0] on the shared scale');
+      await opened.page.selectOption('[data-testid=heatmap-scale]', 'panel');
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
+      // The wheel zooms about the cursor: a window of the matrix at full detail, readout in matrix coordinates.
+      const c2 = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      await opened.page.mouse.move(c2.x + c2.width * 0.75, c2.y + c2.height * 0.75);
+      await opened.page.mouse.wheel(0, -100);
+      await opened.page.waitForFunction(() => {
+        const v = document.querySelector('[data-testid=heatmap-view]') as HTMLElement;
+        return v.dataset.ready === 'true' && v.dataset.window !== `0,${12},0,${16}`;
+      });
+      const [r0, r1, c0, c1] = ((await opened.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.window)) ?? '').split(',').map(Number);
+      assert.ok(r1 - r0 === 8 && c1 - c0 === 11 && r0 > 0 && c0 > 0, `window rows ${r0}–${r1}, cols ${c0}–${c1}`);
+      const z = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      await opened.page.mouse.move(z.x + 2, z.y + 2);
+      assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[${r0}, ${c0}] = ${formatValue(Math.fround(delta.data[r0 * delta.cols + c0]))}`);
+      // The colours keep the whole matrix's scale.
+      closeRgb(await canvasPixel(opened.page, 'heatmap-delta', 0, 0), divergingRgb(delta.data[r0 * delta.cols + c0], scale), 'zoomed ΔW[r0, c0]');
+      await screenshot(opened.page, 'report-run-heatmaps-zoomed');
+      await opened.page.mouse.dblclick(z.x + 5, z.y + 5);
+      await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.window === '0,12,0,16');
     });
 
     it('the checkpoint scrubber shows ΔW at an earlier step', async () => {
@@ -171,19 +240,23 @@ describe('webview report (headless Chromium)', function () {
       assert.equal(await opened.page.textContent('[data-testid=checkpoint-step]'), 'step 20');
       const delta = deltaFromCheckpoint(path.join(runR2, 'checkpoints/step-20/tensors.safetensors'), 1);
       const scale = Number(await opened.page.getAttribute('canvas[data-testid=heatmap-delta]', 'data-max-abs'));
-      const truthFile = path.join(runR2, 'truth/tensors.safetensors');
-      assert.ok(Math.abs(scale - Math.max(maxAbs(delta.data), maxAbs(parseSafetensors(fs.readFileSync(truthFile), truthFile).toFloat32('true_delta_w')))) < 1e-6);
+      // ΔW's own scale at that step (one per panel by default).
+      assert.ok(Math.abs(scale - maxAbs(delta.data)) <= 1e-6 * maxAbs(delta.data), `scale ${scale} vs max |ΔW| ${maxAbs(delta.data)}`);
       closeRgb(await canvasPixel(opened.page, 'heatmap-delta', 3, 2), divergingRgb(delta.data[2 * delta.cols + 3], scale), 'ΔW[2, 3] at step 20');
     });
 
-    it('spectra: effective rank per checkpoint equals the Gram-matrix computation', async () => {
+    it('spectra: effective rank per checkpoint equals exp(entropy) of the singular values of the explicit ΔW', async () => {
       await opened.page.click('[data-testid=tab-spectra]');
       const cells = await opened.page.$$eval('[data-testid=spectrum-table] [data-testid=effective-rank]', (els) => els.map((e) => e.textContent));
+      // σ of ΔW = s·B·A formed here (12×16), from the eigenvalues of ΔW·ΔWᵀ by Jacobi: no code shared with the report.
       const want = [20, 40, 60].map((step) => {
-        const file = path.join(runR2, `checkpoints/step-${step}/tensors.safetensors`);
-        const st = parseSafetensors(fs.readFileSync(file), file);
-        const sp = loraSpectrum({ rows: 2, cols: 16, data: st.toFloat32('param/linear.lora_A') }, { rows: 12, cols: 2, data: st.toFloat32('param/linear.lora_B') }, 1);
-        return sp.effectiveRank.toFixed(2);
+        const d = deltaFromCheckpoint(path.join(runR2, `checkpoints/step-${step}/tensors.safetensors`), 1);
+        const g = new Float64Array(d.rows * d.rows);
+        for (let i = 0; i < d.rows; i++) for (let k = 0; k < d.rows; k++) for (let j = 0; j < d.cols; j++) g[i * d.rows + k] += d.data[i * d.cols + j] * d.data[k * d.cols + j];
+        const sigma = symmetricEigenvalues(g, d.rows).slice(0, 2).map((v) => Math.sqrt(Math.max(0, v)));
+        const total = sigma.reduce((x, y) => x + y, 0);
+        const entropy = -sigma.map((v) => v / total).filter((p) => p > 0).reduce((acc, p) => acc + p * Math.log(p), 0);
+        return Math.exp(entropy).toFixed(2);
       });
       assert.deepEqual(cells, want);
       assert.ok(await opened.page.$('[data-testid=spectrum-over-steps] canvas'));
@@ -247,18 +320,19 @@ describe('webview report (headless Chromium)', function () {
       assert.ok(zoomed.rows <= 2 * (zoomed.plot + 4), 'the zoomed range is re-reduced per pixel, not drawn point for point');
       // The read-out gives metrics.jsonl's own values at the step under the cursor (float32-packed).
       await o.page.mouse.move(over.x + over.width * 0.5, over.y + 60, { steps: 3 });
-      const text = (await o.page.textContent('[data-testid=loss-readout]')) ?? '';
-      const m = /^step (\d+)\s+big-0 r=2 train: (\S+)\s.*big-1 r=2 train: (\S+)/.exec(text);
-      assert.ok(m, `read-out: ${text}`);
+      const tt = await tooltip(o.page);
+      const m = /^step (\d+)$/.exec(tt.header);
+      assert.ok(m, `tooltip header: ${tt.header}`);
       const step = Number(m![1]);
       assert.ok(step > 20_000 && step < 40_000, `step ${step}`);
-      assert.equal(m![2], formatValue(Math.fround(syntheticLoss(0, step))));
-      assert.equal(m![3], formatValue(Math.fround(syntheticLoss(1, step))));
-      // A run hidden from the legend leaves the read-out.
+      const value = (label: string) => tt.rows.find((r) => r.label === label)?.value;
+      assert.equal(value('big-0 r=2 train'), formatValue(Math.fround(syntheticLoss(0, step))));
+      assert.equal(value('big-1 r=2 train'), formatValue(Math.fround(syntheticLoss(1, step))));
+      // A run hidden from the legend leaves the tooltip.
       await o.page.click('[data-testid=loss-chart] .u-legend .u-series:has(.u-label:text-is("big-0 r=2 train"))');
       await o.page.mouse.move(over.x + over.width * 0.55, over.y + 60, { steps: 2 });
-      const after = (await o.page.textContent('[data-testid=loss-readout]')) ?? '';
-      assert.ok(!after.includes('big-0 r=2 train') && after.includes('big-1 r=2 train'), after);
+      const after = (await tooltip(o.page)).rows.map((r) => r.label);
+      assert.ok(!after.includes('big-0 r=2 train') && after.includes('big-1 r=2 train'), after.join(', '));
       // Double-click: back to the whole run.
       await o.page.mouse.dblclick(over.x + over.width * 0.5, over.y + 60);
       assert.deepEqual((await view()).range, [1, 100_000]);
@@ -430,8 +504,32 @@ describe('webview report (headless Chromium)', function () {
       const st = parseSafetensors(fs.readFileSync(baseFile), baseFile);
       const w = st.toFloat32('model.layers.0.self_attn.k_proj.weight');
       const scale = Number(await o.page.getAttribute('canvas[data-testid=heatmap-base]', 'data-max-abs'));
-      assert.ok(scale >= maxAbs(w) - 1e-7);
+      // Each panel on its own scale: W's is exactly max |W|.
+      assert.ok(Math.abs(scale - maxAbs(w)) <= 1e-7 * maxAbs(w), `W scale ${scale} vs max |W| ${maxAbs(w)}`);
       for (const [i, j] of [[0, 0], [31, 63], [7, 20]]) closeRgb(await canvasPixel(o.page, 'heatmap-base', j, i), divergingRgb(w[i * 64 + j], scale), `W[${i}, ${j}]`);
+      // W + ΔW with ΔW = (α/r)·B·A of the adapter file (α = 16, r = 8), formed here.
+      const adFile = path.join(root, 'adapter', 'adapter_model.safetensors');
+      const ad = parseSafetensors(fs.readFileSync(adFile), adFile);
+      const prefix = 'base_model.model.model.layers.0.self_attn.k_proj';
+      const la = ad.toFloat32(`${prefix}.lora_A.weight`);
+      const lb = ad.toFloat32(`${prefix}.lora_B.weight`);
+      const merged = new Float64Array(32 * 64);
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 64; j++) {
+        let v = 0;
+        for (let m = 0; m < 8; m++) v += lb[i * 8 + m] * la[m * 64 + j];
+        merged[i * 64 + j] = Math.fround(w[i * 64 + j] + 2 * v);
+      }
+      const mScale = Number(await o.page.getAttribute('canvas[data-testid=heatmap-merged]', 'data-max-abs'));
+      assert.ok(Math.abs(mScale - maxAbs(merged)) <= 1e-6 * maxAbs(merged), `W + ΔW scale ${mScale} vs ${maxAbs(merged)}`);
+      let iExt = 0;
+      merged.forEach((v, i) => Math.abs(v) > Math.abs(merged[iExt]) && (iExt = i));
+      for (const idx of [0, iExt, 32 * 64 - 1]) {
+        const i = Math.floor(idx / 64);
+        const j = idx % 64;
+        closeRgb(await canvasPixel(o.page, 'heatmap-merged', j, i), divergingRgb(merged[idx], mScale), `(W + ΔW)[${i}, ${j}]`);
+      }
+      // The extreme cell is the end of the RdBu scale, whatever the colour-map code says.
+      closeRgb(await canvasPixel(o.page, 'heatmap-merged', iExt % 64, Math.floor(iExt / 64)), merged[iExt] > 0 ? [178, 24, 43] : [33, 102, 172], 'extreme of W + ΔW');
       await screenshot(o.page, 'report-adapter-with-base');
       // With the base model known, the Parameters view gives PEFT's own print_trainable_parameters figure.
       const ref = JSON.parse(fs.readFileSync(path.resolve(PEFT_ADAPTER, '..', 'reference.json'), 'utf8'));

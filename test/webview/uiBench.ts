@@ -1,6 +1,8 @@
-// UI bench (issue 6, UI side), in headless Chromium on the standalone report: how long 100,000 loss
-// points per run take to redraw (smoothing change, drag-zoom, live append) and how long a 1024×1024
-// ΔW heatmap takes to compute and draw. Prints medians; `--json` prints one JSON object instead.
+// UI bench, in headless Chromium on the standalone report: how long 100,000 loss points per run take
+// to redraw (smoothing change, drag-zoom, the tooltip following the cursor, switching the x axis to
+// wall-clock time) and how long a 1024×1024 and a 4096×4096 ΔW heatmap take to compute and draw, to
+// zoom (wheel) and to pan (drag): input to the next frame (the page stays responsive while the
+// worker computes) and input to the canvases filled. Prints medians; `--json` prints one JSON object instead.
 // Timings are printed, never asserted: `npm run bench:ui [-- --json] [--only loss|heatmap]`;
 // BENCH_REPEATS=N for more repeats.
 //
@@ -61,6 +63,42 @@ const PAGE_HELPERS = `(() => {
       document.dispatchEvent(new MouseEvent('mouseup', at(f1)));
       return settle(t);
     },
+    async hover(f) {
+      const over = document.querySelector('[data-testid=loss-chart] .u-over');
+      const b = over.getBoundingClientRect();
+      over.dispatchEvent(new MouseEvent('mouseenter', { clientX: b.left + b.width * f, clientY: b.top + 60 }));
+      const t = performance.now();
+      over.dispatchEvent(new MouseEvent('mousemove', { clientX: b.left + b.width * f, clientY: b.top + 60, bubbles: true }));
+      return settle(t);
+    },
+    async xAxis(mode) {
+      const sel = document.querySelector('[data-testid=x-axis]');
+      const t = performance.now();
+      sel.value = mode;
+      sel.dispatchEvent(new Event('change'));
+      return settle(t);
+    },
+    /** [input to the next frame, input to the canvases filled] for a heatmap interaction. */
+    async heatmapInput(kind, i) {
+      const view = document.querySelector('[data-testid=heatmap-view]');
+      const c = document.querySelector('canvas[data-testid=heatmap-delta]');
+      const b = c.getBoundingClientRect();
+      const at = (fx, fy) => ({ clientX: b.left + b.width * fx, clientY: b.top + b.height * fy, bubbles: true, cancelable: true, button: 0 });
+      const t = performance.now();
+      if (kind === 'wheel') c.dispatchEvent(new WheelEvent('wheel', { ...at(0.3 + 0.04 * (i % 5), 0.6), deltaY: i % 2 ? 100 : -100 }));
+      else {
+        c.dispatchEvent(new MouseEvent('mousedown', at(0.5, 0.5)));
+        window.dispatchEvent(new MouseEvent('mousemove', at(0.4, 0.45)));
+        window.dispatchEvent(new MouseEvent('mouseup', at(0.4 - 0.02 * (i % 3), 0.45)));
+      }
+      await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+      const frame = performance.now() - t;
+      await new Promise((resolve) => {
+        const check = () => (view.dataset.ready === 'true' ? resolve() : setTimeout(check, 0));
+        check();
+      });
+      return [frame, performance.now() - t];
+    },
     async resetZoom() {
       const t = performance.now();
       document.querySelector('[data-testid=reset-zoom]').click();
@@ -102,12 +140,15 @@ async function benchLoss(template: string, work: string, runs: number, points: n
   const loadMs = Date.now() - t0;
   try {
     await o.page.evaluate(PAGE_HELPERS);
-    const t: Record<string, [number, number][]> = { smoothing: [], dragZoom: [], resetZoom: [] };
+    const t: Record<string, [number, number][]> = { smoothing: [], dragZoom: [], resetZoom: [], tooltip: [], xAxisSwitch: [] };
     for (let i = 0; i < REPEATS; i++) {
       t.smoothing.push(await o.page.evaluate(`window.__bench.smoothing(${i % 2 ? 0.9 : 0.6})`));
       t.dragZoom.push(await o.page.evaluate(`window.__bench.drag(${0.1 + 0.02 * i}, ${0.5 + 0.02 * i})`));
+      t.tooltip.push(await o.page.evaluate(`window.__bench.hover(${0.2 + 0.05 * i})`));
       t.resetZoom.push(await o.page.evaluate('window.__bench.resetZoom()'));
+      t.xAxisSwitch.push(await o.page.evaluate(`window.__bench.xAxis('${i % 2 ? 'step' : 'time'}')`));
     }
+    await o.page.evaluate(`window.__bench.xAxis('step')`);
     if (o.pageErrors.length) throw new Error(`page errors: ${o.pageErrors.join('; ')}`);
     await screenshot(o.page, `bench-loss-${runs}x${points}`);
     const out: Record<string, number> = { loadMs };
@@ -136,8 +177,23 @@ async function benchHeatmap(work: string, d: number, r: number): Promise<Record<
     log(`  heatmap ${d}×${d} first draw: ${await o.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.drawPhases)} ms`);
     const change: number[] = [];
     for (let i = 0; i < REPEATS; i++) change.push(await o.page.evaluate(`window.__bench.heatmapMode('${i % 2 ? 'maxabs' : 'mean'}')`));
+    const wheel: [number, number][] = [];
+    const pan: [number, number][] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      wheel.push((await o.page.evaluate(`window.__bench.heatmapInput('wheel', ${i})`)) as [number, number]);
+      pan.push((await o.page.evaluate(`window.__bench.heatmapInput('pan', ${i})`)) as [number, number]);
+    }
     await screenshot(o.page, `bench-heatmap-${d}`);
-    return { tabClickToDrawnMs: tabReadyMs, tabClickToFrameMs: tabFrameMs, firstDrawMs, modeChangeMs: median(change) };
+    return {
+      tabClickToDrawnMs: tabReadyMs,
+      tabClickToFrameMs: tabFrameMs,
+      firstDrawMs,
+      modeChangeMs: median(change),
+      wheelZoomFrameMs: median(wheel.map((x) => x[0])),
+      wheelZoomDrawnMs: median(wheel.map((x) => x[1])),
+      panFrameMs: median(pan.map((x) => x[0])),
+      panDrawnMs: median(pan.map((x) => x[1])),
+    };
   } finally {
     await o.close();
   }
@@ -167,7 +223,7 @@ async function main(): Promise<void> {
     if (json) console.log(JSON.stringify({ targets: { lossRedrawMs: 50, heatmapMs: 200 }, results }, null, 2));
     else {
       for (const [name, r] of Object.entries(results)) log(`  ${name.padEnd(24)} ${Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(1)}`).join('  ')}`);
-      log('  targets: loss redraw < 50 ms (smoothing, zoom); 1024×1024 heatmap < 200 ms');
+      log('  targets: input to frame < 50 ms (smoothing, zoom, tooltip, x axis, heatmap wheel/pan); 1024×1024 heatmap < 200 ms');
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { LossOptions } from '../../webview-ui/src/views/lossView';
 import { DashboardSession } from '../../src/views/dashboardSession';
 import { chromiumAvailable, screenshot, type OpenedPage } from './support/browser';
+import { tooltip } from './support/tooltip';
 import { ensureWebviewBuilt } from './support/build';
 import { Panel, savedState } from './support/panel';
 import { tempDir, tinyRun } from './support/runs';
@@ -28,10 +29,10 @@ describe('loss chart zoom kept in the webview state across reloads', function ()
   const panel = new Panel((msg) => session?.handleMessage(msg));
 
   /** The panel shows `paths` from now on (what the serializer reopens after a window reload). */
-  function show(paths: string[]): void {
+  async function show(paths: string[]): Promise<void> {
     session?.dispose();
     session = new DashboardSession({ post: panel.post, pollIntervalMs: 0 });
-    session.add(paths);
+    await session.add(paths);
   }
 
   before(async function () {
@@ -40,7 +41,7 @@ describe('loss chart zoom kept in the webview state across reloads', function ()
     work = tempDir('lora-lab-zoom-');
     tiny = await tinyRun(work, { name: 'zoom-tiny', r: 2 });
     big = writeBigRun(tiny, path.join(work, 'big'), 0, 100_000);
-    show([big]);
+    await show([big]);
     opened = await panel.open(work);
   });
 
@@ -74,9 +75,9 @@ describe('loss chart zoom kept in the webview state across reloads', function ()
     const b = await over();
     await opened.page.mouse.move(b.x + b.width * (f - 0.05), b.y + 60);
     await opened.page.mouse.move(b.x + b.width * f, b.y + 60, { steps: 3 });
-    const text = (await opened.page.textContent('[data-testid=loss-readout]')) ?? '';
-    const m = /^step (\d+)/.exec(text);
-    assert.ok(m, `read-out: ${text}`);
+    const tt = await tooltip(opened.page);
+    const m = /^step (\d+)/.exec(tt.header);
+    assert.ok(m, `tooltip header: ${tt.header}`);
     return Number(m[1]);
   }
 
@@ -138,7 +139,7 @@ describe('loss chart zoom kept in the webview state across reloads', function ()
     await drag(0.2, 0.4);
     const far = await savedRange();
     assert.ok(far && far[0] > 60, `saved ${far}`);
-    show([tiny]);
+    await show([tiny]);
     await reload();
     assert.deepEqual((await view()).range, [1, 60]);
     assert.equal(await savedRange(), undefined);

@@ -2,9 +2,11 @@
 // or the JSON embedded in a standalone report. The views only see this interface.
 import { MessageHandler } from '../../src/protocol/messageHandler';
 import {
+  bytesToBase64,
   decodeFactors,
   decodeMatrix,
   type DashboardSnapshot,
+  type ExportMime,
   type FromWebview,
   type Matrix,
   type ModuleFactors,
@@ -20,6 +22,8 @@ export interface DataSource {
   factors(sourceId: string, step: number): Promise<ModuleFactors[]>;
   reference(sourceId: string, module: string, kind: ReferenceInfo['kind']): Promise<Matrix>;
   log(level: 'info' | 'warn' | 'error', message: string): void;
+  /** Saves a chart export; resolves with where it went (undefined: cancelled). */
+  exportFile(fileName: string, mime: ExportMime, data: string | Uint8Array): Promise<string | undefined>;
   /** Persisted UI state (tab, selections) across reloads. */
   saveState(state: unknown): void;
   loadState(): unknown;
@@ -75,6 +79,12 @@ export class HostDataSource implements DataSource {
     this.channel.sendEvent({ type: 'log', level, message: message.slice(0, 4000) });
   }
 
+  async exportFile(fileName: string, mime: ExportMime, data: string | Uint8Array): Promise<string | undefined> {
+    const reply = await this.channel.sendRequest({ type: 'saveExport', fileName, mime, data: typeof data === 'string' ? data : bytesToBase64(data) });
+    if (reply.type !== 'exportSaved') throw new Error(`expected exportSaved, got ${reply.type}`);
+    return reply.path;
+  }
+
   saveState(state: unknown): void {
     this.api.setState(state);
   }
@@ -108,6 +118,20 @@ export class StaticDataSource implements DataSource {
 
   log(level: 'info' | 'warn' | 'error', message: string): void {
     (level === 'error' ? console.error : console.log)(message);
+  }
+
+  /** A browser download (the report is a plain page). */
+  async exportFile(fileName: string, mime: ExportMime, data: string | Uint8Array): Promise<string | undefined> {
+    const blob = new Blob([typeof data === 'string' ? data : new Uint8Array(data)], { type: mime });
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = fileName;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    return fileName;
   }
 
   saveState(state: unknown): void {

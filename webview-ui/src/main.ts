@@ -10,6 +10,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { mergeMetricColumns, type DashboardSnapshot, type ReportData, type SourceSnapshot, type ToWebview } from '../../src/protocol/webview';
 import { HostDataSource, StaticDataSource, hasVsCodeApi, type DataSource } from './dataSource';
 import { h } from './dom';
+import { subtitleText } from './header';
 import { AdapterView } from './views/adapterView';
 import { warmUpHeatmapWorker } from './heatmap/workerClient';
 import { HeatmapView, type HeatmapSelection } from './views/heatmapView';
@@ -43,10 +44,10 @@ async function main(): Promise<void> {
   const save = () => data.saveState(state);
 
   let sources: SourceSnapshot[] = [];
-  const loss = new LossView(state.loss ?? { smoothing: 0.6, log: true, showRaw: true }, (o) => { state.loss = o; save(); });
+  const loss = new LossView(state.loss ?? { smoothing: 0.6, log: true, showRaw: true }, (o) => { state.loss = o; save(); }, data);
   const params = new ParamsView();
   const heatmaps = new HeatmapView(data, state.heatmap ?? { mode: 'maxabs' }, (s) => { state.heatmap = s; save(); });
-  const spectra = new SpectraView();
+  const spectra = new SpectraView(data);
   const adapter = new AdapterView((id, module) => {
     heatmaps.focus(id, module);
     spectra.focus(id, module);
@@ -99,10 +100,7 @@ async function main(): Promise<void> {
   const renderHeader = () => {
     document.title = header.title;
     title.textContent = header.title;
-    const runs = sources.filter((s) => s.kind === 'run').length;
-    const adapters = sources.filter((s) => s.kind === 'adapter').length;
-    const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
-    subtitle.textContent = `${header.live ? 'Live' : 'Report'} · ${plural(runs, 'run')}, ${plural(adapters, 'adapter')}${header.live ? '' : ` · generated ${header.generatedAt}`}`;
+    subtitle.textContent = subtitleText(header, sources);
   };
 
   const render = () => {
@@ -126,6 +124,7 @@ async function main(): Promise<void> {
       case 'didAppendMetrics': {
         const s = sources.find((x) => x.id === m.sourceId);
         if (!s) break;
+        const wasRunning = s.run?.status === 'running';
         if (!s.metrics) s.metrics = { step: [], loss: [], evalLoss: [], lr: [], gradNorm: [], elapsedMs: [] };
         const before = s.metrics.step.length;
         const from = mergeMetricColumns(s.metrics, m.metrics);
@@ -133,6 +132,7 @@ async function main(): Promise<void> {
         // A resumed run replaced points from `from` on: cached smoothing/reductions are stale.
         loss.metricsChanged(from < before ? s.id : undefined);
         document.body.dataset.points = String(sources.reduce((n, x) => n + (x.metrics?.step.length ?? 0), 0));
+        if (wasRunning !== (s.run?.status === 'running')) renderHeader();
         break;
       }
       case 'didUpdateSource': {
@@ -146,6 +146,7 @@ async function main(): Promise<void> {
       }
       case 'factorsResponse':
       case 'referenceResponse':
+      case 'exportSaved':
         break; // replies are matched by MessageHandler
       default: {
         const never: never = m;

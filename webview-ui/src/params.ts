@@ -1,9 +1,11 @@
-// Trainable-parameter arithmetic for the Parameters view, in both conventions:
-// - "bias trained" (the seed's LoRALinear): full k·d + k vs LoRA r·d + k·r + k;
+// Trainable-parameter arithmetic for the Parameters view, from the same helpers as the hovers and
+// `lora-lab params` (src/shared/paramCount.ts), in both conventions:
+// - "bias trained" (the reference LoRA code's LoRALinear): full k·d + k vs LoRA r·d + k·r + k;
 // - "bias frozen" (PEFT's `bias: "none"`): full k·d (+ k) vs LoRA r·(d + k); the percentage of ALL
 //   parameters (base + LoRA) as PEFT's print_trainable_parameters() reports it.
 // Adam keeps two extra float32 copies (m, v) of every trainable parameter.
 import type { ModuleSummary } from '../../src/protocol/webview';
+import { linearParamCount, modelParamCount } from '../../src/shared/paramCount';
 
 export interface ParamRow {
   name: string;
@@ -21,24 +23,27 @@ export interface ParamRow {
   reductionBiasTrained: number;
 }
 
-export function moduleRow(m: ModuleSummary): ParamRow {
-  const d = m.inFeatures;
-  const k = m.outFeatures;
-  const bias = m.hasBias ? k : 0;
-  const full = k * d + bias;
-  const loraBiasFrozen = m.r * (d + k);
-  const loraBiasTrained = loraBiasFrozen + bias;
+/** linearParamCount wants positive integers; a LyCORIS module's rank may be 0 (full-rank LoKr factors). */
+export function countable(m: ModuleSummary): boolean {
+  return [m.inFeatures, m.outFeatures, m.r].every((v) => Number.isInteger(v) && v >= 1);
+}
+
+export function moduleRow(m: ModuleSummary): ParamRow | undefined {
+  if (!countable(m)) return undefined;
+  const shape = { inFeatures: m.inFeatures, outFeatures: m.outFeatures, hasBias: m.hasBias };
+  const frozen = linearParamCount(shape, m.r, false);
+  const trained = linearParamCount(shape, m.r, true);
   return {
     name: m.name,
-    shape: `${k}×${d}`,
+    shape: `${m.outFeatures}×${m.inFeatures}`,
     r: m.r,
-    full,
-    loraBiasFrozen,
-    loraBiasTrained,
-    percent: (100 * loraBiasFrozen) / full,
-    reduction: full / loraBiasFrozen,
-    percentBiasTrained: (100 * loraBiasTrained) / full,
-    reductionBiasTrained: full / loraBiasTrained,
+    full: frozen.full,
+    loraBiasFrozen: frozen.lora,
+    loraBiasTrained: trained.lora,
+    percent: frozen.percent,
+    reduction: frozen.reduction,
+    percentBiasTrained: trained.percent,
+    reductionBiasTrained: trained.reduction,
   };
 }
 
@@ -49,10 +54,13 @@ export interface ModelParams {
   adaptedFull: number;
   loraBiasFrozen: number;
   loraBiasTrained: number;
-  /** PEFT's figure: 100·lora / (total + lora). */
+  /**
+   * PEFT's figure: 100·lora / (base + lora), over the whole base model when it is known, else over
+   * the adapted layers only (`totalKnown` false: say so).
+   */
   percentPeft: number;
-  /** Seed's figure over the adapted layers: 100·lora(bias trained) / full(adapted layers). */
-  percentSeed: number;
+  /** The reference LoRA code's figure over the adapted layers: 100·lora(bias trained) / full(adapted layers). */
+  percentReference: number;
   reduction: number;
   /** Bytes of Adam state (m and v, float32) that LoRA does not need compared with full fine-tuning. */
   adamBytesSaved: number;
@@ -61,23 +69,24 @@ export interface ModelParams {
 }
 
 export function modelParams(modules: readonly ModuleSummary[], totalParams?: number): ModelParams {
-  const rows = modules.map(moduleRow);
-  const adaptedFull = rows.reduce((s, r) => s + r.full, 0);
-  const loraBiasFrozen = rows.reduce((s, r) => s + r.loraBiasFrozen, 0);
-  const loraBiasTrained = rows.reduce((s, r) => s + r.loraBiasTrained, 0);
+  const adapted = modules.filter(countable).map((m) => ({ name: m.name, inFeatures: m.inFeatures, outFeatures: m.outFeatures, hasBias: m.hasBias, r: m.r }));
   const totalKnown = typeof totalParams === 'number' && totalParams > 0;
+  const frozenLayers = modelParamCount(0, adapted, { trainBias: false });
+  const adaptedFull = frozenLayers.adaptedFull;
   const total = totalKnown ? (totalParams as number) : adaptedFull;
+  const peft = modelParamCount(total, adapted, { trainBias: false });
+  const reference = modelParamCount(total, adapted, { trainBias: true });
   const adamBytesFull = 2 * 4 * total;
-  const adamBytesLora = 2 * 4 * loraBiasFrozen;
+  const adamBytesLora = 2 * 4 * peft.trainableParams;
   return {
     total,
     totalKnown,
     adaptedFull,
-    loraBiasFrozen,
-    loraBiasTrained,
-    percentPeft: total + loraBiasFrozen > 0 ? (100 * loraBiasFrozen) / (total + loraBiasFrozen) : 0,
-    percentSeed: adaptedFull > 0 ? (100 * loraBiasTrained) / adaptedFull : 0,
-    reduction: loraBiasFrozen > 0 ? total / loraBiasFrozen : 0,
+    loraBiasFrozen: peft.trainableParams,
+    loraBiasTrained: reference.trainableParams,
+    percentPeft: peft.trainablePercent,
+    percentReference: adaptedFull > 0 ? (100 * reference.trainableParams) / adaptedFull : 0,
+    reduction: peft.trainableParams > 0 ? total / peft.trainableParams : 0,
     adamBytesSaved: adamBytesFull - adamBytesLora,
     adamBytesFull,
     adamBytesLora,

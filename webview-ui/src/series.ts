@@ -206,10 +206,8 @@ export function pick<T>(values: readonly T[], idx: readonly number[]): T[] {
   return idx.map((i) => values[i]);
 }
 
-/** Numbers as people read them: 1,049,600. */
-export function formatCount(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
+/** Numbers as people read them: 1,049,600 (the hovers' and the CLI's formatter). */
+export { formatCount } from '../../src/shared/paramCount';
 
 export function formatPercent(p: number): string {
   return `${p < 0.01 && p > 0 ? p.toPrecision(2) : p.toFixed(2)} %`;
@@ -239,4 +237,13 @@ export function backendLabel(b: { name: string; kernels?: string } | undefined):
   if (!b) return '';
   const m = b.kernels ? /^native (\w+) kernels, (\d+ threads?)/.exec(b.kernels) : null;
   return m ? `${b.name} + native ${m[1]}, ${m[2]}` : b.name;
+}
+
+/** Wall-clock durations for read-outs: 42.5 s, 3 min 05 s, 2 h 04 min. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '–';
+  if (seconds < 60) return `${Number(seconds.toPrecision(3))} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m} min ${String(Math.floor(seconds - 60 * m)).padStart(2, '0')} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }

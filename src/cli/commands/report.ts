@@ -67,7 +67,7 @@ export function renderReportHtml(data: ReportData, js: string, css: string): str
 export async function writeReport(paths: string[], out: string, title?: string): Promise<{ bytes: number }> {
   const bundle = findWebviewBundle();
   for (const p of paths) if (!fs.existsSync(p)) throw new CliError(`${p}: no such run folder or adapter`);
-  const data = buildReportData(paths, title);
+  const data = await buildReportData(paths, title);
   const html = renderReportHtml(data, fs.readFileSync(bundle.js, 'utf8'), fs.readFileSync(bundle.css, 'utf8'));
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
   await writeFileAtomic(out, html);

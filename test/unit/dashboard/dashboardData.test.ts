@@ -4,11 +4,33 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { serializeSafetensors } from '../../../src/formats/safetensors';
+import { parseSafetensors, serializeSafetensors } from '../../../src/formats/safetensors';
 import { decodeFactors, decodeMatrix, jsonForHtmlScript, packMetrics, toMetricColumns, unpackMetrics } from '../../../src/protocol/webview';
 import { buildReportData, loadAdapterSource, pairFactors, readAdapterFactors } from '../../../src/views/dashboardData';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8/adapter');
+const TINY_GPT2 = path.resolve(__dirname, '../../../examples/models/tiny-gpt2');
+
+/** A safetensors file whose data section starts at an odd byte offset (no header padding), as mlx-lm writes them. */
+function oddOffsetSafetensors(tensors: Record<string, { shape: number[]; data: Float32Array }>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.data.length] };
+    offset += 4 * t.data.length;
+  }
+  let json = JSON.stringify(header);
+  if ((8 + json.length) % 2 === 0) json += ' ';
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(new TextEncoder().encode(json), 8);
+  let at = 8 + json.length;
+  for (const t of Object.values(tensors)) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
+  }
+  return out;
+}
 
 function tensors(map: Record<string, { shape: number[]; data: number[] }>) {
   return {
@@ -50,8 +72,8 @@ describe('dashboard data', () => {
     assert.throws(() => pairFactors(t.names, t.get), /x\.lora_B\.weight: shape \[4, 3\] does not match x\.lora_A\.weight \[2, 4\]/);
   });
 
-  it('reads the PEFT fixture adapter: 8 modules, scale α/r = 2, spectrum from the factors', () => {
-    const s = loadAdapterSource(PEFT_ADAPTER);
+  it('reads the PEFT fixture adapter: 8 modules, scale α/r = 2, spectrum from the factors', async () => {
+    const s = await loadAdapterSource(PEFT_ADAPTER);
     assert.equal(s.kind, 'adapter');
     assert.equal(s.modules.length, 8);
     assert.ok(s.modules.every((m) => m.r === 8 && m.alpha === 16 && m.scale === 2));
@@ -62,7 +84,7 @@ describe('dashboard data', () => {
     const sp = s.spectra.find((x) => x.module === q.name)!.samples[0];
     assert.equal(sp.singularValues.length, 8);
     // ‖ΔW‖_F from the spectrum equals the explicit product's.
-    const f = readAdapterFactors(PEFT_ADAPTER).find((x) => x.module === q.name)!;
+    const f = (await readAdapterFactors(PEFT_ADAPTER)).find((x) => x.module === q.name)!;
     let fro = 0;
     for (let i = 0; i < 64; i++)
       for (let j = 0; j < 64; j++) {
@@ -73,7 +95,54 @@ describe('dashboard data', () => {
     assert.ok(Math.abs(sp.frobeniusNorm - Math.sqrt(fro)) < 1e-4 * Math.sqrt(fro));
   });
 
-  it('kohya file: scale = alpha / r, metadata kept verbatim, and the report data round-trips', () => {
+  it('reads tensor data that starts at an odd byte offset exactly, with no NaN warnings (the inspect reader)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-dash-odd-'));
+    const file = path.join(dir, 'adapters.safetensors');
+    // mlx-lm layout: lora_a [in=3, r=2], lora_b [r=2, out=4]; values chosen so a misaligned read is not finite.
+    const a = Float32Array.from([0.5, -1.25, 2, 0.75, -0.125, 3]);
+    const b = Float32Array.from([1, 2, 3, 4, -1, -2, -3, -4]);
+    const bytes = oddOffsetSafetensors({ 'model.layers.0.self_attn.q_proj.lora_a': { shape: [3, 2], data: a }, 'model.layers.0.self_attn.q_proj.lora_b': { shape: [2, 4], data: b } });
+    assert.equal(new DataView(bytes.buffer).getUint32(0, true) % 2, 1, 'the data section should start at an odd offset');
+    fs.writeFileSync(file, bytes);
+    const s = await loadAdapterSource(file);
+    assert.equal(s.modules.length, 1);
+    assert.deepEqual(s.adapter!.warnings.filter((w) => /NaN|Inf/.test(w)), []);
+    const [f] = await readAdapterFactors(file);
+    // A = lora_aᵀ [2, 3], B = lora_bᵀ [4, 2]
+    assert.deepEqual(Array.from(f.a!.data), [0.5, 2, -0.125, -1.25, 0.75, 3]);
+    assert.deepEqual(Array.from(f.b!.data), [1, -1, 2, -2, 3, -3, 4, -4]);
+    assert.ok(s.spectra[0].samples[0].singularValues.every(Number.isFinite));
+    assert.ok(s.spectra[0].samples[0].frobeniusNorm > 0);
+    // A Node Buffer (what fs.readFileSync returns) decodes the same: its slice() is a view, not a copy.
+    const viaBuffer = parseSafetensors(fs.readFileSync(file), file);
+    assert.deepEqual(Array.from(viaBuffer.toFloat32('model.layers.0.self_attn.q_proj.lora_a')), Array.from(a));
+  });
+
+  it('GPT-2 c_attn adapter: the base config gives the [192] bias and the whole model size', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-dash-gpt2-'));
+    const r = 4;
+    const t: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    for (const i of [0, 1]) {
+      t[`base_model.model.transformer.h.${i}.attn.c_attn.lora_A.weight`] = { dtype: 'F32', shape: [r, 64], data: new Float32Array(r * 64).fill(0.01) };
+      t[`base_model.model.transformer.h.${i}.attn.c_attn.lora_B.weight`] = { dtype: 'F32', shape: [192, r], data: new Float32Array(192 * r).fill(0.02) };
+    }
+    fs.writeFileSync(path.join(dir, 'adapter_model.safetensors'), serializeSafetensors(t));
+    fs.writeFileSync(
+      path.join(dir, 'adapter_config.json'),
+      JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 8, target_modules: ['c_attn'], base_model_name_or_path: TINY_GPT2, fan_in_fan_out: true, bias: 'none' }),
+    );
+    const s = await loadAdapterSource(dir);
+    const c = s.modules.find((m) => m.name === 'transformer.h.0.attn.c_attn')!;
+    assert.deepEqual([c.outFeatures, c.inFeatures, c.hasBias], [192, 64, true]);
+    // Every tensor of the base model's safetensors, counted independently from its header.
+    const raw = fs.readFileSync(path.join(TINY_GPT2, 'model.safetensors'));
+    const n = Number(raw.readBigUInt64LE(0));
+    const header = JSON.parse(raw.subarray(8, 8 + n).toString('utf8')) as Record<string, { shape?: number[] }>;
+    const total = Object.entries(header).filter(([k]) => k !== '__metadata__').reduce((acc, [, v]) => acc + v.shape!.reduce((x, y) => x * y, 1), 0);
+    assert.equal(s.totalParams, total);
+  });
+
+  it('kohya file: scale = alpha / r, metadata kept verbatim, and the report data round-trips', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-dash-'));
     const file = path.join(dir, 'k.safetensors');
     fs.writeFileSync(
@@ -87,12 +156,12 @@ describe('dashboard data', () => {
         { ss_sd_model_name: 'sd-v1-5.ckpt', ss_note: '</script><script>x()</script>' },
       ),
     );
-    const s = loadAdapterSource(file);
+    const s = await loadAdapterSource(file);
     assert.equal(s.adapter?.format, 'kohya / Civitai LoRA');
     assert.equal(s.modules[0].scale, 0.5);
     assert.equal(s.adapter?.baseModel, 'sd-v1-5.ckpt');
     assert.equal(s.adapter?.metadata.find((m) => m.key === 'ss_note')?.value, '</script><script>x()</script>');
-    const data = buildReportData([file]);
+    const data = await buildReportData([file]);
     const json = jsonForHtmlScript(data);
     assert.ok(!json.includes('</script>') && !json.includes('<'));
     const back = JSON.parse(json);

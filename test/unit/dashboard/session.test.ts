@@ -45,7 +45,7 @@ describe('DashboardSession', function () {
 
   it('answers ready with the full snapshot (history, checkpoints, spectra) and factors on request', async () => {
     const { s, posted } = session();
-    s.add([runDir]);
+    await s.add([runDir]);
     await s.handleMessage({ messageId: 1, body: { type: 'ready' } });
     const reply = posted.find((e) => e.inReplyTo === 1)!;
     assert.equal(reply.body?.type, 'didSnapshot');
@@ -62,7 +62,7 @@ describe('DashboardSession', function () {
 
   it('batches pushed points: many notifications, at most one message per interval', async () => {
     const { s, events } = session();
-    s.add([runDir]);
+    await s.add([runDir]);
     for (let i = 0; i < 10; i++) s.notifyProgress(runDir, [point(21 + i)]);
     s.notifyProgress(runDir, [point(25)]); // already seen: skipped
     await sleep(250);
@@ -77,7 +77,7 @@ describe('DashboardSession', function () {
     const copy = path.join(work, 'copy');
     fs.cpSync(runDir, copy, { recursive: true });
     const { s, events } = session();
-    s.add([copy]);
+    await s.add([copy]);
     const file = path.join(copy, 'metrics.jsonl');
     fs.appendFileSync(file, JSON.stringify(point(21)) + '\n' + JSON.stringify(point(22)).slice(0, 10));
     s.poll();
@@ -93,6 +93,8 @@ describe('DashboardSession', function () {
     const kept = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= 10);
     fs.writeFileSync(file, kept.join('\n') + '\n');
     s.poll();
+    // The source reloads asynchronously (adapter and checkpoint files are read without blocking).
+    for (let i = 0; i < 50 && events('didUpdateSource').length === 0; i++) await sleep(20);
     assert.ok(events('didUpdateSource').length >= 1);
     assert.equal(s.snapshot().sources[0].metrics!.step.length, 10);
     s.dispose();
@@ -106,5 +108,23 @@ describe('DashboardSession', function () {
     assert.match(posted.find((e) => e.inReplyTo === 6)!.error!, /unknown source x/);
     assert.ok(logs.some((l) => /rejected a webview message/.test(l)));
     s.dispose();
+  });
+
+  it('saves chart exports through the host: CSV as UTF-8 text, PNG bytes from base64; none without a saver', async () => {
+    const saved: { name: string; bytes: Uint8Array }[] = [];
+    const posted: Envelope<ToWebview>[] = [];
+    const s = new DashboardSession({ post: (e) => posted.push(e), pollIntervalMs: 0, saveExport: async (name, bytes) => (saved.push({ name, bytes }), `/chosen/${name}`) });
+    await s.handleMessage({ messageId: 1, body: { type: 'saveExport', fileName: 'Loss-r1.csv', mime: 'text/csv', data: 'run,step\nσ,1\n' } });
+    // The first 8 bytes of any PNG, base64.
+    await s.handleMessage({ messageId: 2, body: { type: 'saveExport', fileName: 'Loss-r1.png', mime: 'image/png', data: 'iVBORw0KGgo=' } });
+    assert.equal(saved[0].name, 'Loss-r1.csv');
+    assert.equal(Buffer.from(saved[0].bytes).toString('utf8'), 'run,step\nσ,1\n');
+    assert.deepEqual(Array.from(saved[1].bytes), [137, 80, 78, 71, 13, 10, 26, 10]);
+    assert.deepEqual(posted.find((e) => e.inReplyTo === 2)!.body, { type: 'exportSaved', path: '/chosen/Loss-r1.png' });
+    s.dispose();
+    const plain = session();
+    await plain.s.handleMessage({ messageId: 3, body: { type: 'saveExport', fileName: 'x.csv', mime: 'text/csv', data: '' } });
+    assert.match(plain.posted.find((e) => e.inReplyTo === 3)!.error!, /cannot save files/);
+    plain.s.dispose();
   });
 });

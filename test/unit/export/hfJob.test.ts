@@ -247,7 +247,7 @@ describe('exported job on transformers + PEFT (../shared/pystack): same experime
       assert.equal(run.info.status, 'completed');
       assert.equal(run.info.step, STEPS);
       assert.ok(run.checkpoints.length > 0 && run.adapterDir);
-      const src = loadRunSource(one);
+      const src = await loadRunSource(one);
       assert.ok(src.modules.length > 0, 'modules (ΔW) from the checkpoints');
       assert.equal(src.metrics?.step.length, STEPS);
     });

@@ -75,15 +75,15 @@ describe('a Hugging Face Trainer folder made by the stack', function () {
     assert.equal(t.config.lora.alpha, 8);
   });
 
-  it('opens in the dashboard with its curve and the ΔW factors of each checkpoint', () => {
-    const src = loadSource(run);
+  it('opens in the dashboard with its curve and the ΔW factors of each checkpoint', async () => {
+    const src = await loadSource(run);
     assert.equal(src.kind, 'run');
     assert.equal(src.metrics?.step.length, 6);
     assert.deepEqual(src.checkpoints, [2, 4, 6]);
     assert.equal(src.modules.length, 4, 'q_proj and v_proj of 2 layers');
     for (const s of src.spectra) assert.equal(s.samples.length, 3, `${s.module}: a spectrum per checkpoint`);
     // The factors of checkpoint-4 are that checkpoint's adapter tensors, scaled by alpha / r.
-    const f = readFactors(run, 4);
+    const f = await readFactors(run, 4);
     const file = path.join(run, 'checkpoint-4/adapter_model.safetensors');
     const st = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file);
     const q = f.find((x) => x.module.endsWith('layers.0.self_attn.q_proj'))!;
@@ -91,11 +91,11 @@ describe('a Hugging Face Trainer folder made by the stack', function () {
     assert.deepEqual(Array.from(q.b!.data), Array.from(st.toFloat32('base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight')));
     assert.equal(q.scale, 2);
     // B moves away from 0 as training goes on: later checkpoints differ.
-    assert.notDeepEqual(Array.from(readFactors(run, 2)[0].b!.data), Array.from(readFactors(run, 6)[0].b!.data));
+    assert.notDeepEqual(Array.from((await readFactors(run, 2))[0].b!.data), Array.from((await readFactors(run, 6))[0].b!.data));
   });
 
-  it('goes into the static report (lora-lab report) with every checkpoint', () => {
-    const data = buildReportData([run]);
+  it('goes into the static report (lora-lab report) with every checkpoint', async () => {
+    const data = await buildReportData([run]);
     const id = data.snapshot.sources[0].id;
     assert.deepEqual(Object.keys(data.factors[id]).sort(), ['2', '4', '6']);
     assert.equal(data.snapshot.sources[0].run?.step, 6);
@@ -108,12 +108,14 @@ describe('a Hugging Face Trainer folder made by the stack', function () {
     const sent: ToWebview[] = [];
     const session = new DashboardSession({ post: (e: Envelope<ToWebview>) => sent.push((e as { body: ToWebview }).body), pollIntervalMs: 0, flushIntervalMs: 0 });
     try {
-      session.add([live]);
+      await session.add([live]);
       const snap = sent.find((m) => m.type === 'didSnapshot') as Extract<ToWebview, { type: 'didSnapshot' }>;
       assert.equal(snap.snapshot.sources[0].metrics?.step.length, 2);
       assert.equal(snap.snapshot.sources[0].run?.status, 'running', 'short of max_steps and just written');
       fs.cpSync(path.join(run, 'checkpoint-4'), path.join(live, 'checkpoint-4'), { recursive: true });
       session.poll();
+      // The source reloads asynchronously (checkpoint files are read without blocking).
+      for (let i = 0; i < 100 && !sent.some((m) => m.type === 'didUpdateSource'); i++) await new Promise((r) => setTimeout(r, 20));
       const update = sent.filter((m) => m.type === 'didUpdateSource').pop() as Extract<ToWebview, { type: 'didUpdateSource' }>;
       assert.ok(update, 'the source was reloaded');
       assert.deepEqual(update.source.checkpoints, [2, 4]);
@@ -125,6 +127,7 @@ describe('a Hugging Face Trainer folder made by the stack', function () {
         [3, 4],
       );
       session.poll(); // nothing changed: nothing reloaded
+      await new Promise((r) => setTimeout(r, 50));
       assert.equal(sent.filter((m) => m.type === 'didUpdateSource').length, 1);
     } finally {
       session.dispose();

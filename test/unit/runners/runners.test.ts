@@ -163,7 +163,7 @@ describe('runners: SSH host (Debian sshd on localhost)', function () {
       return m >= 3 ? m : undefined;
     });
     assert.equal(loadRun(mirror).info.status, 'running');
-    assert.ok((loadRunSource(mirror).metrics?.step.length ?? 0) >= 3);
+    assert.ok(((await loadRunSource(mirror)).metrics?.step.length ?? 0) >= 3);
 
     // A reloaded window: a new follower from remote.json picks the run up again.
     const again = new RemoteRunFollower(mirror);

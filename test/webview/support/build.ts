@@ -16,7 +16,7 @@ function newestMtime(dir: string): number {
 
 export function ensureWebviewBuilt(): void {
   const js = path.join(root, 'dist', 'webview', 'main.js');
-  const sources = Math.max(newestMtime(path.join(root, 'webview-ui', 'src')), newestMtime(path.join(root, 'src', 'protocol')));
+  const sources = Math.max(newestMtime(path.join(root, 'webview-ui', 'src')), newestMtime(path.join(root, 'src', 'protocol')), newestMtime(path.join(root, 'src', 'shared')));
   if (fs.existsSync(js) && fs.statSync(js).mtimeMs >= sources) return;
   execFileSync(process.execPath, [path.join(root, 'node_modules', 'webpack', 'bin', 'webpack.js'), '--mode', 'production', '--config-name', 'webview'], { cwd: root, stdio: 'pipe' });
 }

@@ -1,6 +1,9 @@
-// ΔW heatmaps per module: learned ΔW = s·B·A at a checkpoint (scrubber), next to the true U·V
-// (low-rank-recovery), the frozen W and W + ΔW when the base is known. Diverging colours centred
-// on zero, a legend, the value under the cursor. Grids are computed in a Web Worker.
+// ΔW heatmaps per module: learned ΔW = s·B·A at a checkpoint (scrubber), next to the true U·V and
+// the error learned − true (low-rank-recovery), the frozen W and W + ΔW when the base is known.
+// Diverging colours centred on zero, a colour scale per panel (or shared between panels of the same
+// kind, as an option), the value under the cursor. The panels fill the pane; the wheel zooms (about
+// the cursor), a drag pans, a double-click resets, all panels together: a zoomed window is computed
+// again at full detail (down to single values), not magnified. Grids are computed in a Web Worker.
 import type { Matrix, ModuleFactors, SourceSnapshot } from '../../../src/protocol/webview';
 import type { DataSource } from '../dataSource';
 import { clear, h, select } from '../dom';
@@ -8,6 +11,7 @@ import { divergingRgb, paintGrid } from '../heatmap/colormap';
 import type { HeatmapGrid, HeatmapJob } from '../heatmap/compute';
 import { computeOffThread, heatmapMode } from '../heatmap/workerClient';
 import { formatValue } from '../series';
+import { panWindow, sliceMatrix, zoomWindow, type MatrixWindow } from '../heatmap/window';
 
 const MAX_CELLS = 256;
 
@@ -16,14 +20,17 @@ export interface HeatmapSelection {
   module?: string;
   step?: number;
   mode: 'maxabs' | 'mean';
+  /** One colour scale for ΔW, true ΔW and the error (and one for W, W + ΔW); default: one per panel. */
+  sharedScale?: boolean;
 }
 
 interface Panel {
   title: string;
   testId: string;
   grid: HeatmapGrid;
-  /** Shared colour scale with its partner panel. */
+  /** The colour scale: ±maxAbs. */
   maxAbs: number;
+  window: MatrixWindow;
 }
 
 export class HeatmapView {
@@ -35,12 +42,22 @@ export class HeatmapView {
   private readonly factorCache = new Map<string, Promise<ModuleFactors[]>>();
   private readonly refCache = new Map<string, Promise<Matrix>>();
   private drawSeq = 0;
+  /** The zoomed window and what it belongs to (a new module or source starts whole). */
+  private window: { key: string; w: MatrixWindow } | undefined;
+  /** Colour scales of the whole matrices, so zooming does not change the colours. */
+  private readonly fullScale = new Map<string, number>();
   /** Drawn only while its tab shows: a hidden view would request factors for every new checkpoint. */
   private visible = false;
   private stale = true;
 
   constructor(private readonly data: DataSource, private sel: HeatmapSelection, private readonly onSelection: (s: HeatmapSelection) => void) {
     this.el.append(this.controls, this.status, this.panels);
+    // The panels fill the pane: a new width lays them out again.
+    let resized = 0;
+    window.addEventListener('resize', () => {
+      clearTimeout(resized);
+      resized = window.setTimeout(() => this.redraw(), 150);
+    });
   }
 
   setSources(sources: SourceSnapshot[]): void {
@@ -91,7 +108,11 @@ export class HeatmapView {
       select('Source', this.sources.map((s) => ({ value: s.id, text: s.label })), source.id, (v) => this.update({ sourceId: v, module: undefined, step: undefined }), 'heatmap-source'),
       select('Module', source.modules.filter((m) => m.drawable !== false).map((m) => ({ value: m.name, text: `${m.name} (${m.outFeatures}×${m.inFeatures}, r=${m.r})` })), module ?? '', (v) => this.update({ module: v }), 'heatmap-module'),
       select('Blocks', [{ value: 'maxabs', text: 'largest |value|' }, { value: 'mean', text: 'mean' }], this.sel.mode, (v) => this.update({ mode: v as HeatmapSelection['mode'] }), 'heatmap-mode'),
+      select('Colour scale', [{ value: 'panel', text: 'one per panel' }, { value: 'shared', text: 'shared by panels of a kind' }], this.sel.sharedScale ? 'shared' : 'panel', (v) => this.update({ sharedScale: v === 'shared' }), 'heatmap-scale'),
     );
+    const reset = h('button', { class: 'link-button', 'data-testid': 'heatmap-reset-zoom' }, 'Whole matrix');
+    reset.addEventListener('click', () => this.setWindow(undefined));
+    this.controls.append(reset);
     if (source.checkpoints.length > 1) {
       const idx = Math.max(0, source.checkpoints.indexOf(step ?? -1));
       const range = h('input', { type: 'range', min: 0, max: source.checkpoints.length - 1, step: 1, value: idx, 'data-testid': 'checkpoint-scrubber' });
@@ -155,32 +176,64 @@ export class HeatmapView {
       const summary = source.modules.find((m) => m.name === module)!;
       const rows = summary.outFeatures;
       const cols = summary.inFeatures;
-      const base: Omit<HeatmapJob, 'scale'> = { rows, cols, maxRows: MAX_CELLS, maxCols: MAX_CELLS, mode: this.sel.mode };
+      const winKey = `${source.id}/${module}`;
+      if (this.window?.key !== winKey) this.window = undefined;
+      const win = this.window?.w ?? { r0: 0, r1: rows, c0: 0, c1: cols };
+      const whole = win.r0 === 0 && win.c0 === 0 && win.r1 === rows && win.c1 === cols;
+      const wr = win.r1 - win.r0;
+      const wc = win.c1 - win.c0;
+      const base: Omit<HeatmapJob, 'scale'> = { rows: wr, cols: wc, maxRows: MAX_CELLS, maxCols: MAX_CELLS, mode: this.sel.mode };
+      const r = f.a?.shape[0] ?? 0;
+      // The window's factors: B's rows r0..r1 (contiguous), A's columns c0..c1.
+      const aWin = f.a ? sliceMatrix(f.a.data, r, cols, { r0: 0, r1: r, c0: win.c0, c1: win.c1 }) : undefined;
+      const bWin = f.b ? f.b.data.subarray(win.r0 * r, win.r1 * r) : undefined;
       const factorJob = (extra: Partial<HeatmapJob> = {}): HeatmapJob =>
-        f.a && f.b
-          ? { ...base, scale: f.scale, a: f.a.data, b: f.b.data, r: f.a.shape[0], ...extra }
-          : { ...base, scale: 1, matrix: f.delta!.data, ...extra };
-      const refs = source.references.filter((r) => r.module === module);
-      const truthRef = refs.find((r) => r.kind === 'truth');
-      const baseRef = refs.find((r) => r.kind === 'base');
-      const [learned, truth, w, merged] = await Promise.all([
+        aWin && bWin ? { ...base, scale: f.scale, a: aWin, b: bWin, r, ...extra } : { ...base, scale: 1, matrix: sliceMatrix(f.delta!.data, rows, cols, win), ...extra };
+      const sub = (m: Float32Array) => sliceMatrix(m, rows, cols, win);
+      const refs = source.references.filter((x) => x.module === module);
+      const truthRef = refs.find((x) => x.kind === 'truth');
+      const baseRef = refs.find((x) => x.kind === 'base');
+      const truthM = truthRef ? this.reference(source.id, module, 'truth').then((m) => sub(m.data)) : undefined;
+      const baseM = baseRef ? this.reference(source.id, module, 'base').then((m) => sub(m.data)) : undefined;
+      const [learned, truth, error, w, merged] = await Promise.all([
         computeOffThread(factorJob()),
-        truthRef ? this.reference(source.id, module, 'truth').then((m) => computeOffThread({ ...base, scale: 1, matrix: m.data })) : undefined,
-        baseRef ? this.reference(source.id, module, 'base').then((m) => computeOffThread({ ...base, scale: 1, matrix: m.data })) : undefined,
-        baseRef && f.a && f.b ? this.reference(source.id, module, 'base').then((m) => computeOffThread(factorJob({ base: m.data }))) : undefined,
+        truthM?.then((m) => computeOffThread({ ...base, scale: 1, matrix: m })),
+        // learned − true: −U·V as the "base" of s·B·A (or the difference of two dense matrices).
+        truthM?.then((m) => {
+          const neg = Float32Array.from(m, (v) => -v);
+          if (aWin && bWin) return computeOffThread(factorJob({ base: neg }));
+          const d = sliceMatrix(f.delta!.data, rows, cols, win);
+          for (let i = 0; i < neg.length; i++) neg[i] += d[i];
+          return computeOffThread({ ...base, scale: 1, matrix: neg });
+        }),
+        baseM?.then((m) => computeOffThread({ ...base, scale: 1, matrix: m })),
+        baseM && aWin && bWin ? baseM.then((m) => computeOffThread(factorJob({ base: m }))) : undefined,
       ]);
       if (seq !== this.drawSeq) return;
       const tCompute = performance.now();
-      const deltaScale = Math.max(learned.maxAbs, truth?.maxAbs ?? 0);
-      const wScale = Math.max(w?.maxAbs ?? 0, merged?.maxAbs ?? 0);
-      const panels: Panel[] = [{ title: `${source.kind === 'run' ? 'Learned ' : ''}${f.a && f.b ? `ΔW = s·B·A (s = ${formatValue(f.scale)})` : `ΔW (${summary.kind})`}${source.kind === 'run' ? ` at step ${step}` : ''}`, testId: 'heatmap-delta', grid: learned, maxAbs: deltaScale }];
-      if (truth) panels.push({ title: 'True ΔW = U·V', testId: 'heatmap-truth', grid: truth, maxAbs: deltaScale });
-      if (w) panels.push({ title: 'Frozen W', testId: 'heatmap-base', grid: w, maxAbs: wScale });
-      if (merged) panels.push({ title: 'W + ΔW', testId: 'heatmap-merged', grid: merged, maxAbs: wScale });
+      // Colour scales from the whole matrices (kept while zoomed), one per panel unless shared.
+      const scaleOf = (id: string, g: HeatmapGrid | undefined) => {
+        if (!g) return 0;
+        const key = `${winKey}@${step}/${id}/${this.sel.mode}`;
+        if (whole) this.fullScale.set(key, g.maxAbs);
+        return this.fullScale.get(key) ?? g.maxAbs;
+      };
+      const own = { delta: scaleOf('delta', learned), truth: scaleOf('truth', truth), error: scaleOf('error', error), base: scaleOf('base', w), merged: scaleOf('merged', merged) };
+      const deltaShared = Math.max(own.delta, own.truth, own.error);
+      const wShared = Math.max(own.base, own.merged);
+      const pick = (mine: number, shared: number) => (this.sel.sharedScale ? shared : mine);
+      const panels: Panel[] = [{ title: `${source.kind === 'run' ? 'Learned ' : ''}${f.a && f.b ? `ΔW = s·B·A (s = ${formatValue(f.scale)})` : `ΔW (${summary.kind})`}${source.kind === 'run' ? ` at step ${step}` : ''}`, testId: 'heatmap-delta', grid: learned, maxAbs: pick(own.delta, deltaShared), window: win }];
+      if (truth) panels.push({ title: 'True ΔW = U·V', testId: 'heatmap-truth', grid: truth, maxAbs: pick(own.truth, deltaShared), window: win });
+      if (error) panels.push({ title: 'Error: learned − true', testId: 'heatmap-error', grid: error, maxAbs: pick(own.error, deltaShared), window: win });
+      if (w) panels.push({ title: 'Frozen W', testId: 'heatmap-base', grid: w, maxAbs: pick(own.base, wShared), window: win });
+      if (merged) panels.push({ title: 'W + ΔW', testId: 'heatmap-merged', grid: merged, maxAbs: pick(own.merged, wShared), window: win });
       clear(this.panels);
-      for (const p of panels) this.panels.append(this.panel(p));
+      const size = this.panelSize(panels.length, learned.gridRows, learned.gridCols);
+      for (const p of panels) this.panels.append(this.panel(p, size, rows, cols));
       const down = learned.blockRows > 1 || learned.blockCols > 1;
-      this.status.textContent = `${module}: ${rows}×${cols}${down ? `, shown in ${learned.blockRows}×${learned.blockCols} blocks (${this.sel.mode === 'maxabs' ? 'largest |value|' : 'mean'} per block)` : ''}.`;
+      const shown = whole ? '' : `, showing rows ${win.r0}–${win.r1 - 1}, cols ${win.c0}–${win.c1 - 1}`;
+      this.status.textContent = `${module}: ${rows}×${cols}${shown}${down ? `, shown in ${learned.blockRows}×${learned.blockCols} blocks (${this.sel.mode === 'maxabs' ? 'largest |value|' : 'mean'} per block)` : ''}. Wheel to zoom, drag to pan, double-click for the whole matrix.`;
+      this.el.dataset.window = `${win.r0},${win.r1},${win.c0},${win.c1}`;
       this.el.dataset.compute = heatmapMode;
       // Selection to painted canvases, read by the UI bench.
       const t1 = performance.now();
@@ -194,35 +247,94 @@ export class HeatmapView {
     }
   }
 
-  private panel(p: Panel): HTMLElement {
+  /** Display size of each panel: the pane's width in one or two columns, the matrix's aspect kept, at most 70 % of the window's height. */
+  private panelSize(n: number, gridRows: number, gridCols: number): { width: number; height: number } {
+    const pane = Math.max(320, (this.el.clientWidth || document.body.clientWidth || 1000) - 8);
+    const columns = n > 1 && pane >= 760 ? 2 : 1;
+    const gap = 20;
+    let width = Math.floor((pane - gap * (columns - 1)) / columns);
+    let height = Math.round((width * gridRows) / gridCols);
+    const maxH = Math.max(240, Math.floor(window.innerHeight * 0.7));
+    if (height > maxH) {
+      height = maxH;
+      width = Math.max(1, Math.round((height * gridCols) / gridRows));
+    }
+    return { width, height };
+  }
+
+  /** Zooms or pans every panel to `w` (undefined: the whole matrix) and draws again. */
+  private setWindow(w: MatrixWindow | undefined): void {
+    const { source, module } = this.current();
+    if (!source || !module) return;
+    this.window = w ? { key: `${source.id}/${module}`, w } : undefined;
+    this.redraw();
+  }
+
+  private panel(p: Panel, size: { width: number; height: number }, rows: number, cols: number): HTMLElement {
     const g = p.grid;
+    const win = p.window;
     const canvas = h('canvas', { width: g.gridCols, height: g.gridRows, class: 'heatmap', 'data-testid': p.testId });
     canvas.dataset.maxAbs = String(p.maxAbs);
-    canvas.dataset.rows = String(g.rows);
-    canvas.dataset.cols = String(g.cols);
+    canvas.dataset.rows = String(rows);
+    canvas.dataset.cols = String(cols);
     const ctx = canvas.getContext('2d')!;
     const img = ctx.createImageData(g.gridCols, g.gridRows);
     paintGrid(g.grid, p.maxAbs, img.data);
     ctx.putImageData(img, 0, 0);
-    // Display size: fit ~300 px on the long side, whole pixels per cell where possible.
-    const long = Math.max(g.gridCols, g.gridRows);
-    const zoom = long >= 300 ? 300 / long : Math.max(1, Math.floor(300 / long));
-    canvas.style.width = `${g.gridCols * zoom}px`;
-    canvas.style.height = `${g.gridRows * zoom}px`;
+    canvas.style.width = `${size.width}px`;
+    canvas.style.height = `${size.height}px`;
     const readout = h('div', { class: 'readout', 'data-testid': `${p.testId}-readout` }, 'Hover for values');
-    canvas.addEventListener('mousemove', (e) => {
+    /** The matrix cell under a client point. */
+    const cellAt = (clientX: number, clientY: number) => {
       const rect = canvas.getBoundingClientRect();
-      const gj = Math.min(g.gridCols - 1, Math.max(0, Math.floor(((e.clientX - rect.left) / rect.width) * g.gridCols)));
-      const gi = Math.min(g.gridRows - 1, Math.max(0, Math.floor(((e.clientY - rect.top) / rect.height) * g.gridRows)));
+      const gj = Math.min(g.gridCols - 1, Math.max(0, Math.floor(((clientX - rect.left) / rect.width) * g.gridCols)));
+      const gi = Math.min(g.gridRows - 1, Math.max(0, Math.floor(((clientY - rect.top) / rect.height) * g.gridRows)));
+      return { gi, gj, i: win.r0 + ((clientY - rect.top) / rect.height) * (win.r1 - win.r0), j: win.c0 + ((clientX - rect.left) / rect.width) * (win.c1 - win.c0) };
+    };
+    canvas.addEventListener('mousemove', (e) => {
+      const { gi, gj } = cellAt(e.clientX, e.clientY);
       const v = g.grid[gi * g.gridCols + gj];
-      if (g.blockRows === 1 && g.blockCols === 1) readout.textContent = `[${gi}, ${gj}] = ${formatValue(v)}`;
+      if (g.blockRows === 1 && g.blockCols === 1) readout.textContent = `[${win.r0 + gi}, ${win.c0 + gj}] = ${formatValue(v)}`;
       else {
-        const r0 = gi * g.blockRows;
-        const c0 = gj * g.blockCols;
-        readout.textContent = `rows ${r0}–${Math.min(g.rows, r0 + g.blockRows) - 1}, cols ${c0}–${Math.min(g.cols, c0 + g.blockCols) - 1}: ${formatValue(v)}`;
+        const r0 = win.r0 + gi * g.blockRows;
+        const c0 = win.c0 + gj * g.blockCols;
+        readout.textContent = `rows ${r0}–${Math.min(win.r1, r0 + g.blockRows) - 1}, cols ${c0}–${Math.min(win.c1, c0 + g.blockCols) - 1}: ${formatValue(v)}`;
       }
     });
-    return h('figure', { class: 'heatmap-panel' }, h('figcaption', {}, p.title), canvas, this.legend(p.maxAbs, p.testId), readout, h('div', { class: 'hint' }, `min ${formatValue(g.min)}, max ${formatValue(g.max)}${g.nonFinite ? `, ${g.nonFinite} non-finite (grey)` : ''}`));
+    canvas.addEventListener(
+      'wheel',
+      (e) => {
+        e.preventDefault();
+        const { i, j } = cellAt(e.clientX, e.clientY);
+        this.setWindow(zoomWindow(win, rows, cols, e.deltaY < 0 ? 1.5 : 1 / 1.5, i, j));
+      },
+      { passive: false },
+    );
+    // Drag to pan: the canvas follows the mouse at once; the window is computed again on release.
+    canvas.addEventListener('mousedown', (e) => {
+      if (e.button !== 0) return;
+      const x0 = e.clientX;
+      const y0 = e.clientY;
+      const rect = canvas.getBoundingClientRect();
+      const move = (m: MouseEvent) => (canvas.style.transform = `translate(${m.clientX - x0}px, ${m.clientY - y0}px)`);
+      const up = (m: MouseEvent) => {
+        window.removeEventListener('mousemove', move);
+        window.removeEventListener('mouseup', up);
+        canvas.style.transform = '';
+        const di = (-(m.clientY - y0) / rect.height) * (win.r1 - win.r0);
+        const dj = (-(m.clientX - x0) / rect.width) * (win.c1 - win.c0);
+        if (Math.abs(m.clientX - x0) + Math.abs(m.clientY - y0) > 3) this.setWindow(panWindow(win, rows, cols, di, dj));
+      };
+      window.addEventListener('mousemove', move);
+      window.addEventListener('mouseup', up);
+    });
+    canvas.addEventListener('dblclick', () => this.setWindow(undefined));
+    const viewport = h('div', { class: 'heatmap-viewport' }, canvas);
+    viewport.style.width = `${size.width}px`;
+    viewport.style.height = `${size.height}px`;
+    // The heatmap's axes: W is [k, d], rows are output features, columns input features.
+    const axes = h('div', { class: 'hint', 'data-testid': `${p.testId}-axes` }, `rows ${win.r0}–${win.r1 - 1}: output features (k = ${rows}) · columns ${win.c0}–${win.c1 - 1}: input features (d = ${cols})`);
+    return h('figure', { class: 'heatmap-panel' }, h('figcaption', {}, p.title), viewport, axes, this.legend(p.maxAbs, p.testId), readout, h('div', { class: 'hint' }, `min ${formatValue(g.min)}, max ${formatValue(g.max)}${g.nonFinite ? `, ${g.nonFinite} non-finite (grey)` : ''}${win.r1 - win.r0 < rows || win.c1 - win.c0 < cols ? ' in this window' : ''}`));
   }
 
   private legend(maxAbs: number, testId: string): HTMLElement {

@@ -1,7 +1,9 @@
 // Loss curves: train loss (solid) and eval loss (dashed) per run, with EMA smoothing, log scale,
 // drag-to-zoom (double-click resets; the range is saved in the webview state, so it survives a
-// reload), a cursor read-out, and small learning-rate and grad-norm charts that share the cursor.
-// Several runs overlay with a legend (rank sweeps).
+// reload), a tooltip at the cursor, and small learning-rate and grad-norm charts that share the
+// cursor. The x axis is the step or the wall-clock time since the run started. Several runs overlay
+// with a legend (rank sweeps) beside a table of the hyperparameters that differ between them. Each
+// chart exports its data (CSV) and its picture (PNG).
 //
 // Speed (issue 6: 100,000 points per run redraw in < 50 ms): the EMA is extended incrementally and
 // recomputed only when the weight changes; runs longer than EXACT_MAX points are reduced to min/max
@@ -11,14 +13,19 @@
 import uPlot from 'uplot';
 import type { SourceSnapshot } from '../../../src/protocol/webview';
 import { xAxis, yAxis } from '../chartAxes';
+import type { DataSource } from '../dataSource';
 import { PALETTE, h, clear } from '../dom';
-import { IncrementalEma, bucketColumn, bucketize, backendLabel, formatValue, lowerBound, nearestIndex, type Buckets } from '../series';
+import { chartPng, csvLine, legendOf, safeFileName } from '../exportChart';
+import { IncrementalEma, bucketColumn, bucketize, backendLabel, formatDuration, formatValue, lowerBound, nearestIndex, type Buckets } from '../series';
+import { ChartTooltip, type TooltipRow } from '../tooltip';
+import { differingHyperparameters } from '../hyperparams';
 
 /** Runs up to this many points are drawn point for point; longer ones per pixel column. */
 const EXACT_MAX = 4000;
 
 type Tables = [uPlot.AlignedData, uPlot.AlignedData, uPlot.AlignedData];
 type ColumnName = 'train' | 'raw' | 'eval' | 'lr' | 'gradNorm';
+type TooltipKind = 'loss' | 'lr' | 'gradNorm';
 
 /**
  * One run's columns as Float64Arrays (extended as points arrive) and its per-pixel reductions,
@@ -27,6 +34,21 @@ type ColumnName = 'train' | 'raw' | 'eval' | 'lr' | 'gradNorm';
  */
 class RunColumns {
   private readonly arrays = new Map<ColumnName, IncrementalEma>();
+  private seconds: { n: number; last: number; col: Float64Array } | undefined;
+
+  /** The x column: steps, or seconds since the run started (elapsedMs / 1000). */
+  xs(s: SourceSnapshot, mode: XMode): ArrayLike<number> {
+    const m = s.metrics!;
+    if (mode === 'step') return m.step;
+    const n = m.elapsedMs.length;
+    const last = n ? m.elapsedMs[n - 1] : 0;
+    if (this.seconds?.n !== n || this.seconds.last !== last) {
+      const col = new Float64Array(n);
+      for (let i = 0; i < n; i++) col[i] = m.elapsedMs[i] / 1000;
+      this.seconds = { n, last, col };
+    }
+    return this.seconds.col;
+  }
   private bk: { key: string; b: Buckets } | undefined;
   private readonly reduced = new Map<ColumnName, { key: string; col: (number | null)[] }>();
 
@@ -41,14 +63,15 @@ class RunColumns {
 
   /** The host replaced points (a resumed run): start over. */
   reset(): void {
+    this.seconds = undefined;
     for (const e of this.arrays.values()) e.reset();
     this.bk = undefined;
     this.reduced.clear();
   }
 
-  reduce(s: SourceSnapshot, name: ColumnName, smoothing: number, range: [number, number], buckets: number): { x: number[]; col: (number | null)[] } {
-    const st = s.metrics!.step;
-    const bkKey = `${range[0]}/${range[1]}/${buckets}/${st.length}/${st[st.length - 1]}`;
+  reduce(s: SourceSnapshot, name: ColumnName, smoothing: number, range: [number, number], buckets: number, mode: XMode): { x: number[]; col: (number | null)[] } {
+    const st = this.xs(s, mode);
+    const bkKey = `${mode}/${range[0]}/${range[1]}/${buckets}/${st.length}/${st[st.length - 1]}`;
     if (this.bk?.key !== bkKey) this.bk = { key: bkKey, b: bucketize(st, range[0], range[1], buckets) };
     const key = name === 'train' ? `${bkKey}/${smoothing}` : bkKey;
     let r = this.reduced.get(name);
@@ -67,10 +90,14 @@ function gapsAsNull(xs: ArrayLike<number | null>): (number | null)[] {
   return out;
 }
 
+export type XMode = 'step' | 'time';
+
 export interface LossOptions {
   smoothing: number;
   log: boolean;
   showRaw: boolean;
+  /** The x axis: training step (default) or wall-clock seconds since the run started. */
+  x?: XMode;
   /** The zoomed x range in steps, shared by the three charts; absent: the whole run. */
   xRange?: [number, number];
 }
@@ -87,7 +114,11 @@ export class LossView {
   private charts: uPlot[] = [];
   private sources: SourceSnapshot[] = [];
   private readonly chartBox = h('div', { class: 'charts' });
-  private readonly readout = h('div', { class: 'readout', 'data-testid': 'loss-readout' });
+  /** The differing hyperparameters of compared runs, beside the charts. */
+  private readonly side = h('aside', { class: 'compare-side', 'data-testid': 'hyperparams' });
+  private readonly tooltip = new ChartTooltip('loss-readout');
+  /** The chart under the mouse (cursors are synced; only that one shows the tooltip). */
+  private hovered: uPlot | undefined;
   private readonly summary = h('div', { class: 'run-summary' });
   private pendingRedraw = 0;
   /** Zoom range kept across live updates. */
@@ -102,7 +133,7 @@ export class LossView {
   /** The last tables handed to uPlot and what they were built from. */
   private built: { keys: string[]; tables: Tables; exact: boolean } | undefined;
 
-  constructor(private opts: LossOptions, private readonly onOptions: (o: LossOptions) => void) {
+  constructor(private opts: LossOptions, private readonly onOptions: (o: LossOptions) => void, private readonly data?: DataSource) {
     this.restoredRange = validRange(opts.xRange);
     // Until it is applied or dropped, the restored range stays in what other changes save.
     this.opts = { ...opts, xRange: this.restoredRange };
@@ -133,11 +164,20 @@ export class LossView {
     });
     const reset = h('vscode-button' as 'button', { secondary: true, 'data-testid': 'reset-zoom' }, 'Reset zoom');
     reset.addEventListener('click', () => this.zoom(undefined));
+    const xSel = h('select', { 'data-testid': 'x-axis' }, h('option', { value: 'step' }, 'step'), h('option', { value: 'time' }, 'wall-clock time'));
+    xSel.value = this.xMode;
+    xSel.addEventListener('change', () => {
+      // A zoom range is in the old axis's units: drop it.
+      this.xRange = undefined;
+      this.restoredRange = undefined;
+      this.opts = { ...this.opts, x: xSel.value === 'time' ? 'time' : 'step', xRange: undefined };
+      this.onOptions(this.opts);
+      this.rebuild();
+    });
     this.el.append(
-      h('div', { class: 'toolbar' }, h('label', { class: 'control' }, h('span', {}, 'Smoothing (EMA)'), smooth, smoothVal), log, raw, reset),
+      h('div', { class: 'toolbar' }, h('label', { class: 'control' }, h('span', {}, 'Smoothing (EMA)'), smooth, smoothVal), log, raw, h('label', { class: 'control' }, h('span', {}, 'x axis'), xSel), reset),
       h('p', { class: 'hint' }, 'Drag across a chart to zoom, double-click to reset. Dashed lines are eval loss.'),
-      this.chartBox,
-      this.readout,
+      h('div', { class: 'loss-layout' }, this.chartBox, this.side),
       this.summary,
     );
     window.addEventListener('resize', () => this.resize());
@@ -224,8 +264,12 @@ export class LossView {
     });
   }
 
+  private get xMode(): XMode {
+    return this.opts.x === 'time' ? 'time' : 'step';
+  }
+
   private width(): number {
-    return Math.max(320, (this.el.clientWidth || document.body.clientWidth || 800) - 24);
+    return Math.max(320, (this.chartBox.clientWidth || this.el.clientWidth || document.body.clientWidth || 800) - 8);
   }
 
   private resize(): void {
@@ -238,7 +282,7 @@ export class LossView {
     let lo = Infinity;
     let hi = -Infinity;
     for (const s of this.sources) {
-      const st = s.metrics!.step;
+      const st = this.run(s).xs(s, this.xMode);
       if (st.length === 0) continue;
       lo = Math.min(lo, st[0]);
       hi = Math.max(hi, st[st.length - 1]);
@@ -270,9 +314,9 @@ export class LossView {
     const range = this.xRange ?? this.fullRange();
     // One bucket per pixel of the plot area (uPlot lays it out in a microtask after construction:
     // until then, the chart width less the 64 px y axis and uPlot's padding).
-    const buckets = Math.max(64, this.charts[0]?.over.clientWidth || this.width() - 97);
+    const buckets = Math.max(64, this.charts[0]?.over.clientWidth || this.width() - 107);
     const lengths = this.sources.map((s) => `${s.id}:${s.metrics!.step.length}:${s.metrics!.step[s.metrics!.step.length - 1]}`).join(',');
-    const base = `${lengths}|${exact || !range ? 'exact' : `${range[0]}-${range[1]}/${buckets}`}`;
+    const base = `${this.xMode}|${lengths}|${exact || !range ? 'exact' : `${range[0]}-${range[1]}/${buckets}`}`;
     const keys = [`${base}|${this.opts.smoothing}|${this.withRaw}`, base, base];
     const old = this.built;
     if (old && keys.every((k, i) => k === old.keys[i])) return { tables: old.tables, changed: [false, false, false] };
@@ -290,7 +334,7 @@ export class LossView {
     const gnTables: uPlot.AlignedData[] = [];
     for (const s of this.sources) {
       const m = s.metrics!;
-      const x = m.step.slice();
+      const x = Array.from(this.run(s).xs(s, this.xMode));
       const cols: (number | null)[][] = [gapsAsNull(this.smoothed(s))];
       if (this.withRaw) cols.push(gapsAsNull(m.loss));
       cols.push(gapsAsNull(m.evalLoss));
@@ -310,7 +354,7 @@ export class LossView {
     for (const s of this.sources) {
       const rc = this.run(s);
       const col = (name: ColumnName) => {
-        const r = rc.reduce(s, name, this.opts.smoothing, range, buckets);
+        const r = rc.reduce(s, name, this.opts.smoothing, range, buckets, this.xMode);
         x = r.x;
         return r.col;
       };
@@ -330,6 +374,8 @@ export class LossView {
     clear(this.chartBox);
     if (this.sources.length === 0) {
       this.chartBox.append(h('p', { class: 'empty' }, 'No training runs to show.'));
+      this.tooltip.hide();
+      this.renderSide();
       this.renderSummary();
       return;
     }
@@ -340,11 +386,13 @@ export class LossView {
       // Point markers filled with the line's colour (uPlot's default white fill shows as white
       // dots on dark and high-contrast themes); the faint raw line has none.
       lossSeries.push({ label: `${s.label} train`, stroke: color, width: 1, spanGaps: true, points: { fill: color } });
-      if (this.withRaw) lossSeries.push({ label: `${s.label} raw`, stroke: color + '40', width: 1, spanGaps: true, points: { show: false } });
+      // The raw line sits under the smoothed one: faint, but still visible on a dark background.
+      if (this.withRaw) lossSeries.push({ label: `${s.label} raw`, stroke: color + '73', width: 1, spanGaps: true, points: { show: false } });
       lossSeries.push({ label: `${s.label} eval`, stroke: color, width: 2, dash: [6, 4], spanGaps: true, points: { show: true, size: 4, fill: color } });
     });
     const sync = uPlot.sync('loss-lab');
-    const common = (title: string, height: number, log: boolean, readout = false): Partial<uPlot.Options> => ({
+    const xLabel = this.xMode === 'time' ? 'wall-clock time since start (s)' : 'training step';
+    const common = (title: string, yLabel: string, height: number, log: boolean, kind: TooltipKind): Partial<uPlot.Options> => ({
       title,
       width: this.width(),
       height,
@@ -358,7 +406,7 @@ export class LossView {
         bind: { dblclick: () => null },
       },
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
-      axes: [xAxis(), yAxis(log)],
+      axes: [xAxis({ label: xLabel, labelSize: 20 }), yAxis(log, { label: yLabel, labelSize: 20, size: 60 })],
       hooks: {
         setSelect: [
           (u) => {
@@ -369,58 +417,156 @@ export class LossView {
             this.zoom([min, max]);
           },
         ],
-        // Cursors are synced across the three charts; the read-out follows the loss chart.
-        setCursor: readout ? [(u) => this.showReadout(u)] : [],
+        // Cursors are synced across the three charts; the tooltip follows the one under the mouse.
+        setCursor: [(u) => this.showTooltip(u, kind)],
       },
     });
-    const lossChart = new uPlot({ ...(common('Loss', 320, this.opts.log, true) as uPlot.Options), series: lossSeries }, loss, this.chartBox);
+    const lossBox = h('div', { class: 'chart-box' });
+    this.chartBox.append(lossBox);
+    const lossChart = new uPlot({ ...(common('Loss', this.lossUnit(), 320, this.opts.log, 'loss') as uPlot.Options), series: lossSeries }, loss, lossBox);
     lossChart.root.setAttribute('data-testid', 'loss-chart');
-    const mini = (title: string, data: uPlot.AlignedData, testId: string): uPlot => {
-      const series: uPlot.Series[] = [{ label: 'step' }];
+    // Axis titles are drawn on the canvas: the DOM says what they are (tests, screen readers).
+    lossChart.root.dataset.axes = `${xLabel}|${this.lossUnit()}`;
+    lossBox.append(this.exportBar(lossChart, 'loss-chart', 'Loss'));
+    const mini = (title: string, yLabel: string, data: uPlot.AlignedData, testId: string, kind: TooltipKind): uPlot => {
+      const series: uPlot.Series[] = [{ label: this.xMode === 'time' ? 'time' : 'step' }];
       this.sources.forEach((s, i) => series.push({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1, spanGaps: true, points: { fill: PALETTE[i % PALETTE.length] } }));
-      const c = new uPlot({ ...(common(title, 160, false) as uPlot.Options), series }, data, this.chartBox);
+      const box = h('div', { class: 'chart-box' });
+      this.chartBox.append(box);
+      const c = new uPlot({ ...(common(title, yLabel, 160, false, kind) as uPlot.Options), series }, data, box);
       c.root.setAttribute('data-testid', testId);
+      c.root.dataset.axes = `${xLabel}|${yLabel}`;
+      box.append(this.exportBar(c, testId, title));
       return c;
     };
-    this.charts = [lossChart, mini('Learning rate', lr, 'lr-chart'), mini('Gradient norm', gn, 'gradnorm-chart')];
-    for (const c of this.charts) c.over.addEventListener('dblclick', () => this.zoom(undefined));
+    this.charts = [lossChart, mini('Learning rate', 'learning rate', lr, 'lr-chart', 'lr'), mini('Gradient norm', 'gradient L2 norm', gn, 'gradnorm-chart', 'gradNorm')];
+    for (const c of this.charts) {
+      c.over.addEventListener('dblclick', () => this.zoom(undefined));
+      c.over.addEventListener('mouseenter', () => (this.hovered = c));
+      c.over.addEventListener('mouseleave', () => {
+        if (this.hovered === c) this.hovered = undefined;
+        this.tooltip.hide();
+      });
+    }
+    this.renderSide();
     this.redraw();
+    // uPlot lays the plot out in a microtask: then the buckets match its pixel columns exactly.
+    queueMicrotask(() => this.charts.length && this.redraw());
     this.renderSummary();
   }
 
-  /** Exact values of every run at the step nearest the cursor (never the per-pixel reduction). */
-  private showReadout(u: uPlot): void {
+  /** The loss's unit: cross-entropy for causal-LM runs, mean squared error for the built-in experiments. */
+  private lossUnit(): string {
+    const kinds = new Set(this.sources.map((s) => (s.config as { kind?: string } | undefined)?.kind));
+    if (kinds.size === 1 && kinds.has('causal-lm')) return 'loss (cross-entropy, nats/token)';
+    if (kinds.size > 0 && !kinds.has('causal-lm') && !kinds.has(undefined)) return 'loss (mean squared error)';
+    return 'loss';
+  }
+
+  /**
+   * Exact values of every run at the x nearest the cursor (never the per-pixel reduction), in a
+   * tooltip at the cursor, sorted by value, in the runs' colours.
+   */
+  private showTooltip(u: uPlot, kind: TooltipKind): void {
     const left = u.cursor.left;
-    if (left === undefined || left < 0 || this.sources.length === 0) return;
+    if (u !== this.hovered) return;
+    if (left === undefined || left < 0 || this.sources.length === 0) {
+      this.tooltip.hide();
+      return;
+    }
     const idx = u.cursor.idx;
     const at = this.built?.exact && idx !== null && idx !== undefined ? (u.data[0][idx] as number) : u.posToVal(left, 'x');
     // Eval points are sparse: the one nearest the cursor within a pixel or two.
     const slack = Math.abs(u.posToVal(left + 2, 'x') - at);
-    // Series hidden from the legend are left out of the read-out too.
+    // Series hidden from the legend are left out of the tooltip too.
     const shown = (label: string) => u.series.find((x) => x.label === label)?.show !== false;
-    const parts: string[] = [];
+    const rows: TooltipRow[] = [];
+    let header = '';
+    this.sources.forEach((s, k) => {
+      const m = s.metrics!;
+      if (m.step.length === 0) return;
+      const xs = this.run(s).xs(s, this.xMode);
+      const i = nearestIndex(xs, at);
+      if (!header) header = `step ${m.step[i]}${this.xMode === 'time' ? ` · ${formatDuration(m.elapsedMs[i] / 1000)}` : ''}`;
+      const color = PALETTE[k % PALETTE.length];
+      if (kind === 'lr' || kind === 'gradNorm') {
+        if (shown(s.label)) rows.push({ label: s.label, value: kind === 'lr' ? m.lr[i] : m.gradNorm[i], color });
+        return;
+      }
+      if (shown(`${s.label} train`)) rows.push({ label: `${s.label} train`, value: this.smoothed(s)[i], color });
+      if (this.withRaw && shown(`${s.label} raw`)) rows.push({ label: `${s.label} raw`, value: m.loss[i], color: color + '99' });
+      if (!shown(`${s.label} eval`)) return;
+      let e = -1;
+      for (let j = lowerBound(xs, at - slack); j < xs.length && xs[j] <= at + slack; j++) {
+        if (m.evalLoss[j] !== null && Number.isFinite(m.evalLoss[j]) && (e < 0 || Math.abs(xs[j] - at) < Math.abs(xs[e] - at))) e = j;
+      }
+      if (e >= 0) rows.push({ label: `${s.label} eval`, value: m.evalLoss[e], color, dashed: true, note: m.step[e] === m.step[i] ? undefined : `(step ${m.step[e]})` });
+    });
+    const box = u.over.getBoundingClientRect();
+    this.tooltip.show(box.left + left, box.top + (u.cursor.top ?? 0), header, rows);
+  }
+
+  /** PNG and CSV buttons under a chart. */
+  private exportBar(u: uPlot, testId: string, title: string): HTMLElement {
+    const png = h('button', { class: 'link-button', 'data-testid': `${testId}-png`, title: `Save "${title}" as a PNG image` }, 'Export PNG');
+    const csv = h('button', { class: 'link-button', 'data-testid': `${testId}-csv`, title: `Save the data of "${title}" as CSV` }, 'Export CSV');
+    const stem = `${title}-${this.sources.map((s) => s.label).join('-')}`;
+    const run = (what: string, f: () => Promise<unknown>) =>
+      void f().catch((e: unknown) => this.data?.log('warn', `export of ${title} as ${what} failed: ${e instanceof Error ? e.message : String(e)}`));
+    png.addEventListener('click', () =>
+      run('PNG', async () => {
+        await this.data?.exportFile(safeFileName(stem, 'png'), 'image/png', await chartPng(u, title, legendOf(u)));
+      }),
+    );
+    csv.addEventListener('click', () => run('CSV', async () => this.data?.exportFile(safeFileName(stem, 'csv'), 'text/csv', this.csv(testId))));
+    return h('div', { class: 'export-bar' }, png, csv);
+  }
+
+  /** A chart's data, every point (not the per-pixel reduction): one row per run and step. */
+  csv(testId: string): string {
+    const lines: string[] = [];
+    const cols = testId === 'lr-chart' ? ['lr'] : testId === 'gradnorm-chart' ? ['grad_norm'] : ['loss', 'loss_smoothed', 'eval_loss'];
+    lines.push(csvLine(['run', 'step', 'elapsed_s', ...cols]));
     for (const s of this.sources) {
       const m = s.metrics!;
-      if (m.step.length === 0) continue;
-      const i = nearestIndex(m.step, at);
-      if (parts.length === 0) parts.push(`step ${m.step[i]}`);
-      if (shown(`${s.label} train`)) parts.push(`${s.label} train: ${formatValue(this.smoothed(s)[i])}`);
-      if (this.withRaw && shown(`${s.label} raw`)) parts.push(`${s.label} raw: ${formatValue(m.loss[i])}`);
-      if (!shown(`${s.label} eval`)) continue;
-      let e = -1;
-      for (let j = lowerBound(m.step, at - slack); j < m.step.length && m.step[j] <= at + slack; j++) {
-        if (m.evalLoss[j] !== null && Number.isFinite(m.evalLoss[j]) && (e < 0 || Math.abs(m.step[j] - at) < Math.abs(m.step[e] - at))) e = j;
+      const smooth = testId === 'loss-chart' ? this.smoothed(s) : undefined;
+      for (let i = 0; i < m.step.length; i++) {
+        const vals = testId === 'lr-chart' ? [m.lr[i]] : testId === 'gradnorm-chart' ? [m.gradNorm[i]] : [m.loss[i], smooth![i], m.evalLoss[i]];
+        lines.push(csvLine([s.label, m.step[i], m.elapsedMs[i] / 1000, ...vals]));
       }
-      if (e >= 0) parts.push(`${s.label} eval${m.step[e] === m.step[i] ? '' : ` (step ${m.step[e]})`}: ${formatValue(m.evalLoss[e])}`);
     }
-    this.readout.textContent = parts.join('   ');
+    return lines.join('\n') + '\n';
+  }
+
+  /** The hyperparameters that differ between the runs shown (nothing for a single run). */
+  private renderSide(): void {
+    clear(this.side);
+    const runs = this.sources.filter((s) => s.config);
+    const rows = runs.length > 1 ? differingHyperparameters(runs.map((s) => s.config)) : [];
+    this.side.hidden = runs.length < 2;
+    if (runs.length < 2) return;
+    this.side.append(h('h3', {}, 'Hyperparameters that differ'));
+    if (rows.length === 0) {
+      this.side.append(h('p', { class: 'hint' }, 'None: these runs share every setting.'));
+      return;
+    }
+    const t = h('table', { class: 'grid' });
+    const head = h('tr', {}, h('th', {}, 'setting'));
+    runs.forEach((s) => {
+      const sw = h('span', { class: 'swatch' });
+      sw.style.background = PALETTE[this.sources.indexOf(s) % PALETTE.length];
+      head.append(h('th', {}, sw, s.label));
+    });
+    t.append(head);
+    for (const r of rows) t.append(h('tr', { 'data-key': r.key }, h('td', { class: 'mono' }, r.key), ...r.values.map((v) => h('td', {}, v ?? '—'))));
+    this.side.append(t);
   }
 
   private renderSummary(): void {
     clear(this.summary);
     if (this.sources.length === 0) return;
     const table = h('table', { class: 'grid', 'data-testid': 'runs-table' });
-    table.append(h('tr', {}, ...['run', 'status', 'step', 'last loss', 'last eval', 'backend', 'folder'].map((t) => h('th', {}, t))));
+    table.append(h('tr', {}, ...['run', 'status', 'started', 'duration', 'step', 'last loss', 'last eval', 'backend', 'folder'].map((t) => h('th', {}, t))));
     this.sources.forEach((s, i) => {
       const m = s.metrics!;
       const n = m.loss.length;
@@ -434,6 +580,9 @@ export class LossView {
           {},
           h('td', {}, swatch, s.label),
           h('td', { 'data-testid': 'run-status' }, s.run?.status ?? ''),
+          // Same-named runs (a sweep) are told apart by when they ran.
+          h('td', { 'data-testid': 'run-started' }, s.run?.createdAt ? s.run.createdAt.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC') : ''),
+          h('td', { 'data-testid': 'run-duration' }, n ? formatDuration(m.elapsedMs[n - 1] / 1000) : ''),
           h('td', {}, `${n ? m.step[n - 1] : 0} / ${s.run?.totalSteps ?? '?'}`),
           h('td', { 'data-testid': 'last-loss' }, formatValue(n ? m.loss[n - 1] : null)),
           h('td', {}, formatValue(lastEval)),

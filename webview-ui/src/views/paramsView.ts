@@ -1,5 +1,6 @@
-// Trainable parameters: whole model and per module, full fine-tune vs LoRA, in both conventions,
-// as bars (log scale, since LoRA is often 100× smaller) and a table; plus Adam state memory saved.
+// Trainable parameters: whole model and per module, full fine-tune vs LoRA, in both conventions;
+// plus Adam state memory saved. Counts are bars on a log scale (LoRA is often 100× smaller); the two
+// trainable-% conventions are shares of different wholes, so each gets its own linear bar.
 import type { SourceSnapshot } from '../../../src/protocol/webview';
 import { clear, h } from '../dom';
 import { modelParams, moduleRow } from '../params';
@@ -20,53 +21,69 @@ export class ParamsView {
 
   private sourceBlock(s: SourceSnapshot): HTMLElement {
     const mp = modelParams(s.modules, s.totalParams);
-    const fullLabel = mp.totalKnown ? 'Full fine-tune (whole model)' : 'Full fine-tune (adapted layers)';
+    const fullLabel = mp.totalKnown ? 'Full fine-tune (whole model)' : 'Full fine-tune (adapted layers only)';
+    const peftLabel = mp.totalKnown ? 'Trainable % (PEFT: of base + LoRA)' : 'Trainable % (PEFT convention, over the adapted layers only: base model not on disk)';
     const maxVal = Math.max(mp.total, 1);
-    const bar = (label: string, value: number, cls: string, testId: string) => {
+    const countBar = (label: string, value: number, cls: string, testId: string) => {
       const fill = h('div', { class: `bar-fill ${cls}` });
-      // Log scale: LoRA is typically 1-3 orders of magnitude below full fine-tuning.
       fill.style.width = `${value > 0 ? Math.max(0.5, (100 * Math.log10(value + 1)) / Math.log10(maxVal + 1)) : 0}%`;
       return h('div', { class: 'bar-row', 'data-testid': testId }, h('span', { class: 'bar-label' }, label), h('div', { class: 'bar-track' }, fill), h('span', { class: 'bar-value' }, formatCount(value)));
+    };
+    // A share of a whole on a linear scale: 0.24 % is a sliver, 7 % is visibly 30× more.
+    const shareBar = (label: string, percent: number, cls: string, testId: string) => {
+      const fill = h('div', { class: `bar-fill ${cls}` });
+      fill.style.width = `${Math.min(100, Math.max(0, percent))}%`;
+      fill.style.minWidth = percent > 0 ? '2px' : '0';
+      return h('div', { class: 'bar-row', 'data-testid': testId }, h('span', { class: 'bar-label' }, label), h('div', { class: 'bar-track' }, fill), h('span', { class: 'bar-value' }, formatPercent(percent)));
     };
     const summary = h(
       'table',
       { class: 'grid kv', 'data-testid': 'params-summary' },
       h('tr', {}, h('th', {}, fullLabel), h('td', { 'data-testid': 'full-params' }, formatCount(mp.total))),
       h('tr', {}, h('th', {}, 'LoRA trainable (bias frozen, PEFT)'), h('td', { 'data-testid': 'lora-params' }, formatCount(mp.loraBiasFrozen))),
-      h('tr', {}, h('th', {}, 'LoRA trainable (bias trained, seed)'), h('td', {}, formatCount(mp.loraBiasTrained))),
-      h('tr', {}, h('th', {}, 'Trainable % (PEFT: of base + LoRA)'), h('td', { 'data-testid': 'percent-peft' }, formatPercent(mp.percentPeft))),
-      h('tr', {}, h('th', {}, 'Trainable % (seed: of adapted layers, bias trained)'), h('td', {}, formatPercent(mp.percentSeed))),
+      h('tr', {}, h('th', {}, 'LoRA trainable (bias trained, reference LoRA code)'), h('td', { 'data-testid': 'lora-params-bias' }, formatCount(mp.loraBiasTrained))),
+      h('tr', {}, h('th', { 'data-testid': 'percent-peft-label' }, peftLabel), h('td', { 'data-testid': 'percent-peft' }, formatPercent(mp.percentPeft))),
+      h('tr', {}, h('th', {}, 'Trainable % (reference LoRA code: of the adapted layers, bias trained)'), h('td', { 'data-testid': 'percent-reference' }, formatPercent(mp.percentReference))),
       h('tr', {}, h('th', {}, 'Reduction'), h('td', { 'data-testid': 'reduction' }, `${mp.reduction.toFixed(1)}× fewer`)),
       h('tr', {}, h('th', {}, 'Adam state (m, v in float32): full → LoRA'), h('td', { 'data-testid': 'adam-saved' }, `${formatBytes(mp.adamBytesFull)} → ${formatBytes(mp.adamBytesLora)} (saves ${formatBytes(mp.adamBytesSaved)})`)),
     );
     const bars = h(
       'div',
       { class: 'bars' },
-      bar(fullLabel, mp.total, 'full', 'bar-full'),
-      bar('LoRA (bias frozen)', mp.loraBiasFrozen, 'lora', 'bar-lora'),
-      bar('LoRA (bias trained)', mp.loraBiasTrained, 'lora2', 'bar-lora-bias'),
-      h('p', { class: 'hint' }, 'Bar lengths are on a log scale.'),
+      h('h3', {}, 'Parameters (log scale)'),
+      countBar(fullLabel, mp.total, 'full', 'bar-full'),
+      countBar('LoRA (bias frozen)', mp.loraBiasFrozen, 'lora', 'bar-lora'),
+      countBar('LoRA (bias trained)', mp.loraBiasTrained, 'lora2', 'bar-lora-bias'),
+      h('h3', {}, 'Trainable share (linear scale, each of its own whole)'),
+      shareBar(mp.totalKnown ? 'PEFT: of base + LoRA' : 'PEFT: of adapted layers + LoRA', mp.percentPeft, 'lora', 'share-peft'),
+      shareBar('Reference LoRA code: of adapted layers', mp.percentReference, 'lora2', 'share-reference'),
     );
     const table = h('table', { class: 'grid', 'data-testid': 'params-modules' });
     table.append(
-      h('tr', {}, ...['module', 'W (k×d)', 'r', 'full', 'LoRA (bias frozen)', '%', 'reduction', 'LoRA (bias trained)', '%', 'reduction'].map((t) => h('th', {}, t))),
+      h('tr', {}, ...['module', 'W (k×d)', 'bias', 'r', 'full', 'LoRA (bias frozen)', '%', 'reduction', 'LoRA (bias trained)', '%', 'reduction'].map((t) => h('th', {}, t))),
     );
     for (const m of s.modules) {
       const r = moduleRow(m);
+      if (!r) {
+        table.append(h('tr', {}, h('td', { class: 'mono' }, m.name), h('td', {}, `${m.outFeatures}×${m.inFeatures}`), h('td', {}, m.hasBias ? `[${m.outFeatures}]` : 'none'), h('td', {}, m.r), h('td', { colspan: 7, class: 'hint' }, `no A/B count for a ${m.kind} module of rank ${m.r}`)));
+        continue;
+      }
       table.append(
         h(
           'tr',
-          {},
+          { 'data-module': m.name },
           h('td', { class: 'mono' }, r.name),
           h('td', {}, r.shape),
+          h('td', { 'data-testid': 'module-bias' }, m.hasBias ? `[${m.outFeatures}]` : 'none'),
           h('td', {}, r.r),
-          h('td', {}, formatCount(r.full)),
+          h('td', { 'data-testid': 'module-full' }, formatCount(r.full)),
           h('td', {}, formatCount(r.loraBiasFrozen)),
           h('td', {}, formatPercent(r.percent)),
           h('td', {}, `${r.reduction.toFixed(1)}×`),
-          h('td', {}, m.hasBias ? formatCount(r.loraBiasTrained) : '– (no bias)'),
-          h('td', {}, m.hasBias ? formatPercent(r.percentBiasTrained) : '–'),
-          h('td', {}, m.hasBias ? `${r.reductionBiasTrained.toFixed(1)}×` : '–'),
+          // Without a bias both conventions train the same A and B.
+          h('td', { 'data-testid': 'module-lora-bias' }, formatCount(r.loraBiasTrained)),
+          h('td', {}, formatPercent(r.percentBiasTrained)),
+          h('td', {}, `${r.reductionBiasTrained.toFixed(1)}×`),
         ),
       );
     }
