@@ -1,5 +1,6 @@
 // How `lora-lab train` shows a run: a one-line progress bar (loss, eval loss, ETA) redrawn in place on a
 // terminal, about ten plain lines per run otherwise (logs, CI), or every event as a JSON line (--json).
+import { terminalSafe } from './terminalText';
 import type { FromWorker } from '../protocol/worker';
 import type { BackendReport, MetricPoint } from '../protocol/runFormat';
 import { formatCount, formatPercent } from '../engine/paramCount';
@@ -42,7 +43,8 @@ export class ProgressPrinter {
   line(text: string): void {
     if (this.mode === 'json') return;
     this.clearBar();
-    this.out.write(text + '\n');
+    // Log lines quote config values, file and tensor names: no control characters reach the terminal.
+    this.out.write(terminalSafe(text) + '\n');
   }
 
   event(e: FromWorker): void {

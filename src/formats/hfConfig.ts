@@ -1,6 +1,7 @@
 // Hugging Face `config.json` for the two causal-LM families we run: Llama (and look-alikes that say
 // model_type "llama"/"mistral"/"qwen2" with the same layout) and GPT-2. Pure: text in, typed config out.
 // Field names and defaults follow transformers' LlamaConfig and GPT2Config.
+import { describeJsonSyntaxError } from './jsonText';
 import { InteropError } from './adapters/interopError';
 
 export interface LlamaConfig {
@@ -87,8 +88,8 @@ export function parseHfConfig(text: string, source = 'config.json'): HfModelConf
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
-    fail(source, `not valid JSON (${(e as Error).message})`);
+  } catch {
+    fail(source, describeJsonSyntaxError(text));
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(source, 'expected a JSON object');
   return hfConfigFromJson(raw as Record<string, unknown>, source);

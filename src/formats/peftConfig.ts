@@ -1,5 +1,6 @@
 // PEFT's adapter_config.json for LoRA (and DoRA), with PEFT's own semantics (peft/tuners/lora/config.py
 // and tuners_utils.check_target_module_exists). Pure: text in, typed config + notes out.
+import { describeJsonSyntaxError } from './jsonText';
 import { InteropError } from './adapters/interopError';
 
 export type PeftBias = 'none' | 'all' | 'lora_only';
@@ -100,8 +101,8 @@ export function parsePeftConfig(text: string, source = 'adapter_config.json'): P
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
-    bad(source, `not valid JSON (${(e as Error).message})`);
+  } catch {
+    bad(source, describeJsonSyntaxError(text));
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad(source, 'expected a JSON object');
   return peftConfigFromJson(raw as Record<string, unknown>, source);

@@ -10,6 +10,7 @@ import { idsTensor } from '../../models/causalLm';
 import { loadPeftModel } from '../../models/peftAdapter';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
+import { terminalSafe } from '../terminalText';
 
 const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow] [--json]
 
@@ -61,7 +62,7 @@ export const logitsCommand: CliCommand = {
       const model = loaded?.model ?? buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
       const adapter = loaded?.adapter;
       const notes = adapter?.notes ?? [];
-      if (!values.json) for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      if (!values.json) for (const n of notes) process.stderr.write(`note: ${terminalSafe(n)}\n`);
       let logits: tf.Tensor;
       try {
         logits = tf.tidy(() => model.forward(idsTensor(rows, folder.config.vocabSize), adapter?.lookup));

@@ -9,6 +9,7 @@ import { loadPeftModel } from '../../models/peftAdapter';
 import { mergeAdapterWeights } from '../../models/merge';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
+import { terminalSafe } from '../terminalText';
 
 const usage = `Usage: lora-lab merge --model DIR --adapter DIR --out DIR [--force] [--json]
 
@@ -66,7 +67,7 @@ export const mergeCommand: CliCommand = {
       const summary = { out, mergedModules: adapter.modules.size, replacedTensors: merged.size, files: result.files, notes: adapter.notes };
       if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
       else {
-        for (const n of adapter.notes) process.stderr.write(`note: ${n}\n`);
+        for (const n of adapter.notes) process.stderr.write(`note: ${terminalSafe(n)}\n`);
         process.stdout.write(`merged ${adapter.modules.size} LoRA module(s) into ${out} (${result.files.join(', ')})\n`);
       }
     } catch (e) {

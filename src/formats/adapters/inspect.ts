@@ -3,6 +3,7 @@
 // adapter_config.json); when the caller also passes tensor values, alpha scalars are read, every
 // tensor is checked for NaN/Inf (the values pass, valuesCheck.ts) and ΔW norms are computed. Never
 // executes or unpickles anything; metadata is returned as plain strings for the UI to render as text.
+import { describeJsonSyntaxError } from '../jsonText';
 import type { SafetensorsHeader } from '../safetensors';
 import { parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
 import { describeLayout, FORMAT_LABEL, type AdapterFormat, type AdapterModule, type TensorInfo } from './adapterFormats';
@@ -121,9 +122,9 @@ export function inspectAdapter(input: InspectInput): InspectReport {
     let raw: unknown;
     try {
       raw = JSON.parse(input.configText);
-    } catch (e) {
+    } catch {
       configBroken = true;
-      errors.push(`${cname}: not valid JSON (${(e as Error).message})`);
+      errors.push(`${cname}: ${describeJsonSyntaxError(input.configText)}`);
     }
     if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
       configBroken = true;
