@@ -134,7 +134,8 @@ export function peftConfigFromJson(raw: Record<string, unknown>, source = 'adapt
 
   for (const key of Object.keys(raw)) {
     if (INTERPRETED.has(key)) continue;
-    const unsupported = UNSUPPORTED_WHEN_SET[key];
+    // Own keys only: a config key such as "__proto__" or "toString" must not find Object.prototype's.
+    const unsupported = Object.hasOwn(UNSUPPORTED_WHEN_SET, key) ? UNSUPPORTED_WHEN_SET[key] : undefined;
     if (unsupported?.(raw[key])) notes.push(`"${key}": ${JSON.stringify(raw[key])} is not supported here and was ignored; results may differ from PEFT`);
     else if (!INERT.has(key)) notes.push(`unknown field "${key}" ignored (as PEFT does)`);
   }
