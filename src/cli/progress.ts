@@ -1,6 +1,6 @@
 // How `lora-lab train` shows a run: a one-line progress bar (loss, eval loss, ETA) redrawn in place on a
 // terminal, about ten plain lines per run otherwise (logs, CI), or every event as a JSON line (--json).
-import { terminalSafe } from './terminalText';
+import { terminalSafe, terminalSafeJson } from './terminalText';
 import type { FromWorker } from '../protocol/worker';
 import type { BackendReport, MetricPoint } from '../protocol/runFormat';
 import { formatCount, formatPercent } from '../engine/paramCount';
@@ -49,7 +49,7 @@ export class ProgressPrinter {
 
   event(e: FromWorker): void {
     if (this.mode === 'json') {
-      this.out.write(JSON.stringify(e) + '\n');
+      this.out.write(terminalSafeJson(JSON.stringify(e)) + '\n');
       return;
     }
     switch (e.type) {

@@ -13,6 +13,14 @@ export function terminalSafe(text: string): string {
   return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * JSON text with the same characters escaped. JSON.stringify escapes C0 controls but not DEL, C1
+ * controls, U+2028/9 or bidi controls; as \uXXXX escapes they stay the same JSON values.
+ */
+export function terminalSafeJson(json: string): string {
+  return terminalSafe(json);
+}
+
 /** One value on one line: also newlines and tabs escaped, and cut to `max` characters. */
 export function terminalValue(text: string, max = 160): string {
   const clean = terminalSafe(text).replace(/[\t\n]/g, (c) => (c === '\n' ? '\\n' : '\\t'));

@@ -8,7 +8,7 @@ import { loadInspectInput } from '../../io/hfFolder';
 import { RUN_INFO_FILE, loadRun } from '../../runs/runStore';
 import { formatCount } from '../../engine/paramCount';
 import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
-import { terminalSafe, terminalValue } from '../terminalText';
+import { terminalSafe, terminalSafeJson, terminalValue } from '../terminalText';
 
 const usage = `Usage: lora-lab inspect PATH [--json] [--all] [--header-only]
 
@@ -91,7 +91,7 @@ export const inspectCommand: CliCommand = {
       p = run.adapterDir;
     }
     const report = inspectAdapter(await loadInspectInput(p, { readValues: !values['header-only'] }));
-    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report, values.all === true));
+    process.stdout.write(values.json ? terminalSafeJson(JSON.stringify(report, null, 2)) + '\n' : formatReport(report, values.all === true));
     return report.errors.length ? EXIT.failed : EXIT.ok;
   },
 };

@@ -10,7 +10,7 @@ import { idsTensor } from '../../models/causalLm';
 import { loadPeftModel } from '../../models/peftAdapter';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
-import { terminalSafe } from '../terminalText';
+import { terminalSafe, terminalSafeJson } from '../terminalText';
 
 const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow] [--json]
 
@@ -82,7 +82,7 @@ export const logitsCommand: CliCommand = {
         const code = (e as NodeJS.ErrnoException).code;
         throw new CliError(`--out ${values.out}: cannot write it (${code === 'ENOENT' ? 'its folder does not exist' : (code ?? (e as Error).message)})`);
       }
-      if (values.json) process.stdout.write(JSON.stringify({ out: path.resolve(values.out), shape: out.shape, backend: tf.getBackend(), notes }) + '\n');
+      if (values.json) process.stdout.write(terminalSafeJson(JSON.stringify({ out: path.resolve(values.out), shape: out.shape, backend: tf.getBackend(), notes })) + '\n');
       else process.stdout.write(`wrote logits [${out.shape.join(', ')}] to ${values.out} (backend ${tf.getBackend()})\n`);
     } catch (e) {
       if (InteropError.is(e)) throw new CliError(e.message);

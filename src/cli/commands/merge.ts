@@ -9,7 +9,7 @@ import { loadPeftModel } from '../../models/peftAdapter';
 import { mergeAdapterWeights } from '../../models/merge';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
-import { terminalSafe } from '../terminalText';
+import { terminalSafe, terminalSafeJson } from '../terminalText';
 
 const usage = `Usage: lora-lab merge --model DIR --adapter DIR --out DIR [--force] [--json]
 
@@ -65,7 +65,7 @@ export const mergeCommand: CliCommand = {
       }
       const result = await writeMergedFolder(folder, merged, out);
       const summary = { out, mergedModules: adapter.modules.size, replacedTensors: merged.size, files: result.files, notes: adapter.notes };
-      if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      if (values.json) process.stdout.write(terminalSafeJson(JSON.stringify(summary)) + '\n');
       else {
         for (const n of adapter.notes) process.stderr.write(`note: ${terminalSafe(n)}\n`);
         process.stdout.write(`merged ${adapter.modules.size} LoRA module(s) into ${out} (${result.files.join(', ')})\n`);

@@ -10,7 +10,7 @@ import { serializeSafetensors, type TensorToWrite } from '../../../src/formats/s
 import { inspectAdapter } from '../../../src/formats/adapters/inspect';
 import { loadInspectInput } from '../../../src/io/hfFolder';
 import { formatReport } from '../../../src/cli/commands/inspect';
-import { terminalSafe, terminalValue } from '../../../src/cli/terminalText';
+import { terminalSafe, terminalSafeJson, terminalValue } from '../../../src/cli/terminalText';
 import { REPO_ROOT, TSX_IMPORT } from '../runs/tinyExperiment';
 
 // OSC title change + BEL, clear screen, cursor up, a C1 CSI, a right-to-left override, a bare CR.
@@ -41,6 +41,9 @@ describe('cli: no control characters from files reach the terminal', function ()
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('terminalSafe escapes C0 (but \\n, \\t), DEL, C1, U+2028/9 and bidi controls; terminalValue also \\n, \\t and cuts', () => {
+    const value = { s: `a${EVIL}\u2028` };
+    assert.deepEqual(JSON.parse(terminalSafeJson(JSON.stringify(value, null, 2))), value);
+    assert.ok(!UNSAFE.test(terminalSafeJson(JSON.stringify(value)).replace(/\n/g, '')));
     assert.equal(terminalSafe('a\u001b[2Jb\nc\td\u007f\u0085\u2028\u202e\u2066'), 'a\\u001b[2Jb\nc\td\\u007f\\u0085\\u2028\\u202e\\u2066');
     assert.equal(terminalSafe('plain ünïcödé → ✓'), 'plain ünïcödé → ✓');
     assert.equal(terminalValue('a\nb\tc'), 'a\\nb\\tc');
@@ -63,6 +66,11 @@ describe('cli: no control characters from files reach the terminal', function ()
     assert.equal(ok.status, 0, ok.stderr);
     assert.ok(!UNSAFE.test(ok.stdout), JSON.stringify(ok.stdout));
     assert.match(ok.stdout, /ss_sd_model_name: v1-5\\u001b/);
+    // --json: the same values (JSON escapes), no raw control character either.
+    const js = run(['inspect', file, '--json']);
+    assert.equal(js.status, 0, js.stderr);
+    assert.ok(!UNSAFE.test(js.stdout.replace(/\n/g, '')), JSON.stringify(js.stdout));
+    assert.equal(JSON.parse(js.stdout).metadata.ss_sd_model_name, `v1-5${EVIL}.safetensors`);
     const missing = run(['inspect', path.join(tmp, `nope${EVIL}`)]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /nope\\u001b\]0;pwned\\u0007.*: no such file or folder/);
