@@ -201,7 +201,19 @@ export async function loadHfFolder(dir: string, opts: LoadHfFolderOptions = {}):
   const tokenizerJson = (await exists(tokPath)) ? await readModelText(dir, 'tokenizer.json') : undefined;
   const extras = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
   const extraFiles: string[] = [];
-  for (const e of extras) if (await exists(path.join(dir, e))) extraFiles.push(e);
+  for (const e of extras) {
+    if (!(await exists(path.join(dir, e)))) continue;
+    // Copied next to a merged model: only regular files of this folder (not a link to another file
+    // of the machine, nor a FIFO the copy would wait on).
+    try {
+      const file = await confinedPath(dir, e);
+      const st = await fs.stat(file);
+      if (!st.isFile()) throw new NotRegularFileError(file, st.isFIFO() ? 'a FIFO (named pipe)' : st.isDirectory() ? 'a folder' : 'not a regular file');
+    } catch (err) {
+      throw new InteropError('bad-input', (err as Error).message, path.join(dir, e));
+    }
+    extraFiles.push(e);
+  }
   return { dir, config, configText, weights: weightsFromFiles(files), weightFiles, tokenizerJson, extraFiles, paramCount, float32Bytes };
 }
 

@@ -116,6 +116,11 @@ describe('interop: special files, and model folders confined to themselves', fun
       mkfifo(path.join(idx, 'model.safetensors.index.json'));
       await rejects(loadHfFolder(idx), isFifoError('bad-config', 'model.safetensors.index.json'), 'a FIFO index');
 
+      const extra = path.join(tmp, 'fifo-extra');
+      copyModel(extra);
+      mkfifo(path.join(extra, 'vocab.json'));
+      await rejects(loadHfFolder(extra), isFifoError('bad-input', 'vocab.json'), 'an extra file');
+
       const dataset = mkfifo(path.join(tmp, 'train.txt'));
       await rejects(loadCausalLmInputs(GPT2, dataset, tmp), (e) => InteropError.is(e, 'bad-input') && e.message.includes('model.dataset.path') && e.message.includes('is a FIFO'), 'dataset');
 
@@ -184,6 +189,13 @@ describe('interop: special files, and model folders confined to themselves', fun
       fs.renameSync(path.join(weights, 'model.safetensors'), path.join(tmp, 'elsewhere.safetensors'));
       fs.symlinkSync(path.join(tmp, 'elsewhere.safetensors'), path.join(weights, 'model.safetensors'));
       await rejects(loadHfFolder(weights), (x) => InteropError.is(x) && x.message.includes('model.safetensors: is a symbolic link to') && x.message.includes('outside the model folder'), 'model.safetensors link');
+
+      // Files merge copies next to the merged model (tokenizer_config.json, vocab.json, …) too.
+      const extra = path.join(tmp, 'linked-extra');
+      copyModel(extra);
+      fs.symlinkSync(secret, path.join(extra, 'tokenizer_config.json'));
+      const x = await rejects(loadHfFolder(extra), (y) => InteropError.is(y, 'bad-input') && y.message.includes('tokenizer_config.json: is a symbolic link to') && y.message.includes('outside the model folder'), 'extra file link');
+      assert.ok(!x.message.includes(SECRET));
     });
 
     it('links inside the folder, and a Hugging Face cache snapshot (links into ../../blobs), load', async function () {
