@@ -147,7 +147,9 @@ function findDuplicateKeys(node: JsonNode, problems: SyntaxProblem[]): void {
 }
 
 function parseYamlText(text: string): ParsedText {
-  const doc: Document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true });
+  // logLevel 'error': the library's warnings (a list used as a key) would go to process warnings on
+  // stderr; such a key is reported as an unknown key here anyway.
+  const doc: Document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true, logLevel: 'error' });
   const problems: SyntaxProblem[] = [];
   for (const [severity, list] of [['error', doc.errors], ['warning', doc.warnings]] as const) {
     for (const e of list) {

@@ -139,6 +139,20 @@ describe('experiment config: limits, encodings and nesting', () => {
     assert.equal(nestingTooDeep('{"a": [[1]]}', false, 2), 7);
   });
 
+  it('a YAML list used as a key is an unknown-key issue, with no process warning on stderr (found by the fuzzer)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const r = parseExperimentConfig('kind: low-rank-recovery\n? [a, b]\n: 1\n', 'x.lora.yaml');
+      assert.match(r.issues.map((i) => i.message).join('\n'), /unknown key `\[ a, b \]`/);
+      await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings, []);
+  });
+
   it('a FIFO as the config file is refused, not waited on', function () {
     if (process.platform === 'win32' || spawnSync('mkfifo', ['--help'], { stdio: 'ignore' }).error) this.skip();
     const fifo = path.join(tmp, 'pipe.lora.json');
