@@ -125,7 +125,8 @@ export function weightsFromFiles(files: { file: string; st: SafetensorsFile }[])
  * The text of file `name` of model folder `dir`: inside the folder (links out of it refused), a
  * regular file (FIFOs and devices refused unopened). Errors name the file, never quote its content.
  */
-async function readModelText(dir: string, name: string, reason: 'bad-config' | 'bad-input' = 'bad-config'): Promise<string> {
+async function readModelText(dir: string, name: string): Promise<string> {
+  const reason = 'bad-config';
   let file = path.join(dir, name);
   try {
     file = await confinedPath(dir, name);
@@ -264,8 +265,8 @@ export async function loadCausalLmInputs(modelPath: string, datasetPath: string,
   try {
     datasetText = await readRegularText(dataFile);
   } catch (e) {
-    if (NotRegularFileError.is(e)) throw new InteropError('bad-input', `model.dataset.path ${e.message}`, dataFile);
-    const code = (e as NodeJS.ErrnoException).code;
+    if (NotRegularFileError.is(e) && e.kind !== 'a folder') throw new InteropError('bad-input', `model.dataset.path ${e.message}`, dataFile);
+    const code = NotRegularFileError.is(e) ? 'EISDIR' : (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a .txt or .jsonl file' : (code ?? (e as Error).message);
     throw new InteropError('bad-input', `model.dataset.path ${dataFile}: ${why}`, dataFile);
   }
