@@ -11,6 +11,8 @@ import { loadPeftModel } from '../../models/peftAdapter';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 import { terminalSafe, terminalSafeJson } from '../terminalText';
+import { NotRegularFileError, readRegularText } from '../../io/regularFile';
+import { describeJsonSyntaxError } from '../../formats/jsonText';
 
 const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow] [--json]
 
@@ -23,10 +25,17 @@ Example: lora-lab logits --model ./tiny-llama --adapter ./my-adapter --input-ids
 
 export async function readInputIds(file: string): Promise<number[][]> {
   let rows: unknown;
+  let text: string;
   try {
-    rows = JSON.parse(await fs.readFile(file, 'utf8'));
+    text = await readRegularText(file);
   } catch (e) {
+    if (NotRegularFileError.is(e)) throw new CliError(e.message);
     throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  try {
+    rows = JSON.parse(text);
+  } catch {
+    throw new CliError(`${file}: ${describeJsonSyntaxError(text)}`);
   }
   if (Array.isArray(rows) && rows.every((x) => typeof x === 'number')) rows = [rows];
   if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number'))) {

@@ -15,6 +15,8 @@ import { parseHfConfig } from '../../../src/formats/hfConfig';
 import { parsePeftConfig } from '../../../src/formats/peftConfig';
 import { InteropError } from '../../../src/formats/adapters/interopError';
 import { PEFT_FIXTURES } from './helpers';
+import { readInputIds } from '../../../src/cli/commands/logits';
+import { CliError } from '../../../src/cli/command';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const GPT2 = path.join(ROOT, 'examples/models/tiny-gpt2');
@@ -129,6 +131,15 @@ describe('interop: special files, and model folders confined to themselves', fun
       fs.copyFileSync(path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8/adapter/adapter_config.json'), path.join(adapter, 'adapter_config.json'));
       mkfifo(path.join(adapter, 'adapter_model.safetensors'));
       await rejects(loadPeftAdapterDir(adapter), isFifoError('bad-input', 'adapter_model.safetensors'), 'adapter weights');
+    });
+
+    it('logits --input-ids: a FIFO is refused; text that is not JSON gives its position, not its content', async function () {
+      const fifo = mkfifo(path.join(tmp, 'ids-pipe.json'));
+      await rejects(readInputIds(fifo), (e) => e instanceof CliError && e.message.includes('ids-pipe.json: is a FIFO (named pipe), not a regular file; refused'), 'FIFO ids');
+      const bad = path.join(tmp, 'ids-bad.json');
+      fs.writeFileSync(bad, `[[1, 2],\n ${SECRET}]`);
+      const e = await rejects(readInputIds(bad), (x) => x instanceof CliError && /ids-bad\.json: not valid JSON \(unexpected character at line 2, column 2\)/.test(x.message), 'bad ids');
+      assert.ok(!e.message.includes(SECRET));
     });
 
     it('a character device (/dev/zero, endless) and a folder are refused too', function () {
