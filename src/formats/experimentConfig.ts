@@ -23,7 +23,9 @@ import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ATTENTION_TARGET_NAMES, attentionProjectionOf } from './attentionTargets';
 import { CONFIG_LIMITS, EXPERIMENT_SCHEMA } from './experimentSchema';
 import { FormatError } from './errors';
-import { lineColumnAt } from './jsonText';
+import { lineColumnAt, nestingTooDeep, showValue } from './jsonText';
+
+export { nestingTooDeep } from './jsonText';
 import type {
   AttentionAdaptationModel,
   CausalLmModel,
@@ -373,7 +375,7 @@ export function resolveConfigDefaults(file: ExperimentFile | Record<string, unkn
   const f = file as Record<string, unknown>;
   const kind = f.kind as ExperimentKind;
   if (!EXPERIMENT_KINDS.includes(kind)) {
-    throw new FormatError('invalid-config', `\`kind\` must be one of ${EXPERIMENT_KINDS.join(', ')}, got ${JSON.stringify(f.kind)}`, { source: fileName });
+    throw new FormatError('invalid-config', `\`kind\` must be one of ${EXPERIMENT_KINDS.join(', ')}, got ${showValue(f.kind)}`, { source: fileName });
   }
   const kd = KIND_DEFAULTS[kind];
   const m = obj(f.model);
@@ -822,74 +824,6 @@ export function parseExperimentConfig(text: string, fileName: string): ParseExpe
   issues.sort((a, b) => a.offset - b.offset || (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
   if (!config || issues.some((i) => i.severity === 'error')) return { issues };
   return { config, issues };
-}
-
-/**
- * The offset where the nesting of objects and lists first goes deeper than `max`, or undefined. JSON
- * (with comments): brackets outside strings and comments. YAML: flow brackets, plus block levels
- * from indentation and compact "- " / "? " indicators (block scalars' text lines excepted).
- */
-export function nestingTooDeep(text: string, yaml: boolean, max: number): number | undefined {
-  if (!yaml) {
-    let depth = 0;
-    for (let i = 0; i < text.length; i++) {
-      const c = text[i];
-      if (c === '"') {
-        for (i++; i < text.length && text[i] !== '"' && text[i] !== '\n'; i++) if (text[i] === '\\') i++;
-      } else if (c === '/' && text[i + 1] === '/') {
-        while (i < text.length && text[i] !== '\n') i++;
-      } else if (c === '/' && text[i + 1] === '*') {
-        const end = text.indexOf('*/', i + 2);
-        i = end < 0 ? text.length : end + 1;
-      } else if (c === '[' || c === '{') {
-        if (++depth > max) return i;
-      } else if (c === ']' || c === '}') {
-        depth = Math.max(0, depth - 1);
-      }
-    }
-    return undefined;
-  }
-  const indents: number[] = []; // indentation of each open block level
-  let flow = 0;
-  let scalarIndent = -1; // inside a block scalar (| or >): lines indented more than this are text
-  let offset = 0;
-  for (const line of text.split('\n')) {
-    const start = offset;
-    offset += line.length + 1;
-    const indent = line.length - line.trimStart().length;
-    const body = line.trim();
-    if (scalarIndent >= 0) {
-      if (body === '' || indent > scalarIndent) continue;
-      scalarIndent = -1;
-    }
-    if (body === '' || body.startsWith('#')) continue;
-    let i = indent;
-    if (flow === 0) {
-      while (indents.length && indents[indents.length - 1] >= indent) indents.pop();
-      indents.push(indent);
-      // "- - - x": each indicator opens a level on the same line.
-      while ((line[i] === '-' || line[i] === '?') && (line[i + 1] === ' ' || line[i + 1] === undefined)) {
-        indents.push(i + 1);
-        i += 2;
-        while (line[i] === ' ') i++;
-      }
-      if (indents.length + flow > max) return start + Math.min(i, line.length);
-    }
-    for (; i < line.length; i++) {
-      const c = line[i];
-      if (c === '"' || c === "'") {
-        for (i++; i < line.length && line[i] !== c; i++) if (c === '"' && line[i] === '\\') i++;
-      } else if (c === '#' && (i === 0 || line[i - 1] === ' ' || line[i - 1] === '\t')) {
-        break;
-      } else if (c === '[' || c === '{') {
-        if (indents.length + ++flow > max) return start + i;
-      } else if (c === ']' || c === '}') {
-        flow = Math.max(0, flow - 1);
-      }
-    }
-    if (flow === 0 && /(?:^|[:\-]\s)[|>][-+0-9]*\s*(?:#.*)?$/.test(body)) scalarIndent = indent;
-  }
-  return undefined;
 }
 
 /**

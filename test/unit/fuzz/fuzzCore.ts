@@ -154,9 +154,10 @@ function textMutation(rng: Rng, text: string): string {
       break;
     case 3: {
       // Deep nesting around a value.
-      const depth = pick(rng, [8, 70, 1000, 5000]);
+      const depth = pick(rng, [8, 70, 1000, 5000, 20000]);
       const at = numbers.length ? pick(rng, numbers) : undefined;
-      if (at) return splice(at.index!, at[0].length, '['.repeat(depth) + at[0] + ']'.repeat(depth));
+      // Closed, or left open (JSON.parse fails at the end, after the nesting).
+      if (at) return splice(at.index!, at[0].length, '['.repeat(depth) + at[0] + (rng() < 0.7 ? ']'.repeat(depth) : ''));
       break;
     }
     case 4: {
@@ -193,7 +194,7 @@ function headerMutation(rng: Rng, b: Uint8Array): Uint8Array {
 }
 
 const NAME_PARTS = ['lora_A', 'lora_B', 'lora_down', 'lora_up', 'lora_magnitude_vector', 'hada_w1_a', 'lokr_w1', 'alpha', 'weight', 'base_model.model.', 'lora_unet_', 'lora_te_', 'transformer.', 'model.layers.0.self_attn.q_proj', 'lm_head', 'embed_tokens', '.'];
-const META_VALUES = ['', '{"conv_dim": "x"}', '{"conv_dim": "1e9"}', '{"algo": "lokr"}', '[1, 2', '1e400', 'NaN', 'sd_v1', 'sd_xl_base_v1-0', '\u001b]0;x\u0007', 'x'.repeat(5000)];
+const META_VALUES = ['', '['.repeat(12000) + ']'.repeat(12000), '{"conv_dim": "x"}', '{"conv_dim": "1e9"}', '{"algo": "lokr"}', '[1, 2', '1e400', 'NaN', 'sd_v1', 'sd_xl_base_v1-0', '\u001b]0;x\u0007', 'x'.repeat(5000)];
 
 /** A valid header changed in meaning only (tensor names, metadata), so the file still parses and inspect goes deep. */
 function semanticMutation(rng: Rng, b: Uint8Array): Uint8Array {
@@ -221,7 +222,13 @@ function semanticMutation(rng: Rng, b: Uint8Array): Uint8Array {
     meta[pick(rng, ['ss_network_args', 'ss_sd_model_name', 'ss_base_model_version', 'modelspec.architecture', 'format', 'ss_network_dim', 'ss_network_alpha', 'lora_rank'])] = pick(rng, META_VALUES);
     out.__metadata__ = meta;
   }
-  const hb = enc.encode(JSON.stringify(out));
+  let json: string;
+  try {
+    json = JSON.stringify(out);
+  } catch {
+    return b; // JSON.stringify recurses: an earlier round nested the header too deep for it
+  }
+  const hb = enc.encode(json);
   const prefix = new Uint8Array(8);
   new DataView(prefix.buffer).setBigUint64(0, BigInt(hb.length), true);
   return concat(prefix, hb, b.subarray(8 + n));
@@ -314,7 +321,8 @@ export async function runCase(corpus: Corpus, c: FuzzCase): Promise<Outcome> {
       // The header-only reader (listing, inspect --header-only) accepts whatever the whole-file one does.
       if (outcome === 'ok' && headerOutcome !== 'ok') throw new Error('parseSafetensors accepted a file whose header parseHeader refused');
       const input: InspectFileInput = st ? weightsInput('fuzz.safetensors', c.bytes, st) : { name: 'fuzz.safetensors', size: c.bytes.length, head: c.bytes.subarray(0, 256), headerError: 'unreadable' };
-      inspectAdapter({ path: 'fuzz.safetensors', weights: input, configText: dec.decode(corpus.seeds.get('adapter-config')![0].bytes) });
+      // As `lora-lab inspect --json` prints it.
+      JSON.stringify(inspectAdapter({ path: 'fuzz.safetensors', weights: input, configText: dec.decode(corpus.seeds.get('adapter-config')![0].bytes) }));
       return outcome;
     }
     case 'safetensors-file': {
@@ -326,11 +334,12 @@ export async function runCase(corpus: Corpus, c: FuzzCase): Promise<Outcome> {
       inspectAdapter(header);
       const full = await loadInspectInput(file, { readValues: true });
       const report = inspectAdapter(full);
+      JSON.stringify(report);
       return report.errors.length || full.weights?.headerError ? 'typed-error' : 'ok';
     }
     case 'adapter-config': {
       const outcome = await typed(() => parsePeftConfig(text(), 'adapter_config.json'));
-      inspectAdapter({ path: 'adapter', weights: corpus.adapterWeights, configText: text(), configName: 'adapter_config.json' });
+      JSON.stringify(inspectAdapter({ path: 'adapter', weights: corpus.adapterWeights, configText: text(), configName: 'adapter_config.json' }));
       return outcome;
     }
     case 'hf-config':

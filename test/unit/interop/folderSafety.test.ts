@@ -238,6 +238,8 @@ describe('interop: special files, and model folders confined to themselves', fun
           (e: Error) => /not valid JSON \(unexpected character at line 1, column 1\)/.test(e.message) && !e.message.includes(SECRET) && !e.message.includes('root'),
         );
         assert.throws(() => parse('{\n  "a": 1\n  "b": 2\n}'), (e: Error) => /not valid JSON \(expected a comma at line 3, column 3\)/.test(e.message));
+        // Deep and unclosed: JSON.parse fails without recursing; describing it must not overflow the stack either.
+        assert.throws(() => parse(`{"a": ${'['.repeat(20000)}`), (e: Error) => InteropError.is(e, 'bad-config') && /not valid JSON \(nested more than 1000 levels deep at line 1, column 1006\)/.test(e.message));
       }
     });
   });
