@@ -722,12 +722,15 @@ typedef struct {
   size_t length;
 } f32view;
 
+// The JS function being called, named in argument errors ("lora-lab-native norm: w must be …").
+static _Thread_local const char *t_fn = "gemm";
+
 // Reads argument i as a Float32Array; throws a TypeError naming it otherwise.
 static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
   bool is_ta = false;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
     char msg[128];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be a Float32Array", t_fn, name);
     napi_throw_type_error(env, NULL, msg);
     return 0;
   }
@@ -736,7 +739,7 @@ static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
   void *data;
   if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float32_array) {
     char msg[128];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be a Float32Array", t_fn, name);
     napi_throw_type_error(env, NULL, msg);
     return 0;
   }
@@ -750,7 +753,7 @@ static int get_count(napi_env env, napi_value v, const char *name, int64_t *out)
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 2147483648.0) || d != (double)(int64_t)d) {
     char msg[160];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be an integer in [0, 2^31)", name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be an integer in [0, 2^31)", t_fn, name);
     napi_throw_range_error(env, NULL, msg);
     return 0;
   }
@@ -761,12 +764,19 @@ static int get_count(napi_env env, napi_value v, const char *name, int64_t *out)
 static int range_ok(napi_env env, const char *name, int64_t off, int64_t need, size_t length) {
   if ((uint64_t)off + (uint64_t)need > (uint64_t)length) {
     char msg[200];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s needs %lld floats from offset %lld but has %llu",
-             name, (long long)need, (long long)off, (unsigned long long)length);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s needs %lld floats from offset %lld but has %llu",
+             t_fn, name, (long long)need, (long long)off, (unsigned long long)length);
     napi_throw_range_error(env, NULL, msg);
     return 0;
   }
   return 1;
+}
+
+// A RangeError "lora-lab-native <function>: <what>".
+static void throw_range(napi_env env, const char *what) {
+  char msg[200];
+  snprintf(msg, sizeof msg, "lora-lab-native %s: %s", t_fn, what);
+  napi_throw_range_error(env, NULL, msg);
 }
 
 static int napi_is_exception_pending_bool(napi_env env) {
@@ -779,6 +789,7 @@ static int overlaps(const float *a, int64_t na, const float *b, int64_t nb) {
 }
 
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  t_fn = "gemm";
   size_t argc = 13;
   napi_value argv[13];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -839,6 +850,7 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
 // exp(x, xOff, out, outOff, count): out[outOff + i] = e^x[xOff + i]. out may be x itself at the
 // same offset (in place) but not partly overlap it.
 static napi_value js_exp(napi_env env, napi_callback_info info) {
+  t_fn = "exp";
   size_t argc = 5;
   napi_value argv[5];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -892,6 +904,7 @@ static int get_arrays(napi_env env, napi_value *argv, const char *const *names, 
 // geluTanh(x, xOff, y, yOff, s, sOff, count): y = GELU(x), s = σ(z) (kept for the gradient).
 // geluTanhGrad(dy, dyOff, x, xOff, s, sOff, dx, dxOff, count): dx. Outputs may not overlap inputs.
 static napi_value js_gelu_common(napi_env env, napi_callback_info info, int grad) {
+  t_fn = grad ? "geluTanhGrad" : "geluTanh";
   size_t argc = 9;
   napi_value argv[9];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -911,7 +924,7 @@ static napi_value js_gelu_common(napi_env env, napi_callback_info info, int grad
   for (int o = nin; o < nin + nout; o++) {
     for (int i = 0; i < nin + nout; i++) {
       if (i != o && overlaps(p[o], count, p[i], count)) {
-        napi_throw_range_error(env, NULL, "lora-lab-native gelu: an output overlaps another array");
+        throw_range(env, "an output overlaps another array");
         return NULL;
       }
     }
@@ -926,6 +939,7 @@ static napi_value js_gelu_grad(napi_env env, napi_callback_info info) { return j
 // norm(x, xOff, w, wOff, b|null, bOff, y, yOff, stats, statsOff, rows, dim, eps, center)
 // normGrad(dy, dyOff, x, xOff, w, wOff, stats, statsOff, dx, dxOff, dw, dwOff, db|null, dbOff, rows, dim, center)
 static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad) {
+  t_fn = grad ? "normGrad" : "norm";
   size_t argc = 17;
   napi_value argv[17];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -939,7 +953,7 @@ static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad
   const size_t base = grad ? 14 : 10;
   if (!get_count(env, argv[base], "rows", &rows) || !get_count(env, argv[base + 1], "dim", &dim)) return NULL;
   if (!get_count(env, argv[grad ? 16 : 13], "center", &center) || center > 1) {
-    if (!napi_is_exception_pending_bool(env)) napi_throw_range_error(env, NULL, "lora-lab-native norm: center must be 0 or 1");
+    if (!napi_is_exception_pending_bool(env)) throw_range(env, "center must be 0 or 1");
     return NULL;
   }
   const int64_t n = rows * dim;
@@ -970,7 +984,7 @@ static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad
   for (int o = first_out; o < na; o++) {
     for (int i = 0; i < na; i++) {
       if (i != o && p[o] && p[i] && overlaps(p[o], cnt[o], p[i], cnt[i])) {
-        napi_throw_range_error(env, NULL, "lora-lab-native norm: an output overlaps another array");
+        throw_range(env, "an output overlaps another array");
         return NULL;
       }
     }

@@ -1,7 +1,7 @@
 // Seeded bad calls into the native addon (dist/native/lora_lab_native.node), run as a child process
 // by test/unit/perf/nativeBadCalls.test.ts so that a crash is seen as a signal, not a dead test run.
 // Every call must return, or throw a TypeError or RangeError whose message starts with
-// "lora-lab-native" (naming what was wrong); a generic "N-API call failed" counts as a failure.
+// "lora-lab-native <function>:" (naming what was wrong); a generic "N-API call failed" counts as a failure.
 // Prints one JSON line: {calls, returned, typeErrors, rangeErrors, failures: [...]}.
 'use strict';
 const path = require('node:path');
@@ -119,7 +119,8 @@ for (let i = 0; i < calls; i++) {
     out.returned++;
     if (mustThrow && out.failures.length < 20) out.failures.push(`${name} call ${i}: returned, though an array it needs floats from was empty, detached or short (or arguments were missing)`);
   } catch (e) {
-    const ok = (e instanceof TypeError || e instanceof RangeError) && /^lora-lab-native /.test(e.message) && !/N-API call failed/.test(e.message);
+    // The message names the function called (not another one's), then the problem.
+    const ok = (e instanceof TypeError || e instanceof RangeError) && e.message.startsWith(`lora-lab-native ${name}: `) && !/N-API call failed/.test(e.message);
     if (e instanceof TypeError) out.typeErrors++;
     else if (e instanceof RangeError) out.rangeErrors++;
     if (!ok && out.failures.length < 20) out.failures.push(`${name} call ${i}: ${e && e.name}: ${e && e.message}`);

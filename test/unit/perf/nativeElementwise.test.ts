@@ -192,7 +192,9 @@ describe('perf: native exp, GELU and norms', function () {
       assert.throws(() => (nk.geluTanh as (...a: unknown[]) => void)(x, 0, y, 0, s, 0), (e: Error) => e instanceof TypeError && /expected 7 arguments/.test(e.message));
       // The norms: sizes checked per array, outputs may not overlap inputs, center must be 0 or 1.
       const st = new Float32Array(4);
-      assert.throws(() => nk.norm(x, 0, new Float32Array(3), 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /w needs 4 floats from offset 0 but has 3/.test(e.message));
+      assert.throws(() => nk.norm(x, 0, new Float32Array(3), 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /^lora-lab-native norm: w needs 4 floats from offset 0 but has 3/.test(e.message));
+      assert.throws(() => (nk.normGrad as (...a: unknown[]) => void)(x, 0, x, 0, new Float64Array(4), 0, st, 0, y, 0, s, 0, null, 0, 2, 4, 0), (e: Error) => e instanceof TypeError && /^lora-lab-native normGrad: w must be a Float32Array/.test(e.message));
+      assert.throws(() => nk.exp(x, 0, y, 1, 8), (e: Error) => e instanceof RangeError && /^lora-lab-native exp: out needs 8 floats from offset 1/.test(e.message));
       assert.throws(() => nk.norm(x, 0, s, 0, null, 0, x, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /overlaps/.test(e.message));
       assert.throws(() => nk.norm(x, 0, s, 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 2), (e: Error) => e instanceof RangeError && /center must be 0 or 1/.test(e.message));
       assert.throws(() => nk.normGrad(x, 0, x, 0, s, 0, st, 0, y, 0, new Float32Array(2), 0, null, 0, 2, 4, 0), (e: Error) => e instanceof RangeError && /dw needs 4 floats/.test(e.message));
