@@ -34,10 +34,14 @@
 #if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
 #define _DARWIN_C_SOURCE // dladdr beside _POSIX_C_SOURCE (macOS)
 #endif
-#if !defined(__linux__)
+#if !defined(__linux__) && !defined(LL_KERNELS_ONLY)
 #include <dlfcn.h>
 #endif
+#ifndef LL_KERNELS_ONLY
 #include <node_api.h>
+#else
+#include <stdbool.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -664,6 +668,44 @@ static int64_t split_product(const isa_t *isa, const gemm_t *g, int parts, gemm_
   return count;
 }
 
+// `batch` products shaped like `whole` (A, B advancing by a whole operand per entry where batched, C
+// always), on up to `threads` threads. Returns 0, -1 (no memory for the packing buffers) or -2 (none
+// for the task list). The binding below checked every size and offset; the C tests call this directly.
+static int gemm_batch(const isa_t *isa, const gemm_t *whole, int64_t batch, int aBatched, int bBatched, int threads) {
+  const int64_t m = whole->m, n = whole->n, k = whole->k;
+  const int64_t sizeA = m * k, sizeB = k * n, sizeC = m * n;
+  if (batch == 0 || sizeC == 0) return 0;
+  const double flops = 2.0 * (double)batch * (double)m * (double)n * (double)k;
+  if (flops < LL_MIN_FLOPS_PER_THREAD * threads) {
+    threads = (int)(flops / LL_MIN_FLOPS_PER_THREAD);
+    if (threads < 1) threads = 1;
+  }
+  // Tasks: the batch entries (each whole), or one product in blocks, one per thread.
+  const int64_t count = batch > 1 || threads == 1 ? batch : threads;
+  gemm_t *tasks = (gemm_t *)malloc((size_t)count * sizeof(gemm_t));
+  if (!tasks) return -2;
+  int64_t ntasks;
+  if (batch > 1) {
+    for (int64_t e = 0; e < batch; e++) {
+      tasks[e] = *whole;
+      tasks[e].a = whole->a && aBatched ? whole->a + e * sizeA : whole->a;
+      tasks[e].b = whole->b && bBatched ? whole->b + e * sizeB : whole->b;
+      tasks[e].c = whole->c + e * sizeC;
+    }
+    ntasks = batch;
+  } else if (threads > 1) {
+    ntasks = split_product(isa, whole, threads, tasks);
+  } else {
+    tasks[0] = *whole;
+    ntasks = 1;
+  }
+  const int rc = run_job(isa, tasks, ntasks, threads);
+  free(tasks);
+  return rc;
+}
+
+// Tests build the kernels alone, with no Node headers (test/native/kernels_test.c under sanitizers).
+#ifndef LL_KERNELS_ONLY
 // ---------------------------------------------------------------------------------------------
 // N-API binding.
 
@@ -680,12 +722,15 @@ typedef struct {
   size_t length;
 } f32view;
 
+// The JS function being called, named in argument errors ("lora-lab-native norm: w must be …").
+static _Thread_local const char *t_fn = "gemm";
+
 // Reads argument i as a Float32Array; throws a TypeError naming it otherwise.
 static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
   bool is_ta = false;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
     char msg[128];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be a Float32Array", t_fn, name);
     napi_throw_type_error(env, NULL, msg);
     return 0;
   }
@@ -694,7 +739,7 @@ static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
   void *data;
   if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float32_array) {
     char msg[128];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be a Float32Array", t_fn, name);
     napi_throw_type_error(env, NULL, msg);
     return 0;
   }
@@ -708,7 +753,7 @@ static int get_count(napi_env env, napi_value v, const char *name, int64_t *out)
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 2147483648.0) || d != (double)(int64_t)d) {
     char msg[160];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be an integer in [0, 2^31)", name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be an integer in [0, 2^31)", t_fn, name);
     napi_throw_range_error(env, NULL, msg);
     return 0;
   }
@@ -719,12 +764,19 @@ static int get_count(napi_env env, napi_value v, const char *name, int64_t *out)
 static int range_ok(napi_env env, const char *name, int64_t off, int64_t need, size_t length) {
   if ((uint64_t)off + (uint64_t)need > (uint64_t)length) {
     char msg[200];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s needs %lld floats from offset %lld but has %llu",
-             name, (long long)need, (long long)off, (unsigned long long)length);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s needs %lld floats from offset %lld but has %llu",
+             t_fn, name, (long long)need, (long long)off, (unsigned long long)length);
     napi_throw_range_error(env, NULL, msg);
     return 0;
   }
   return 1;
+}
+
+// A RangeError "lora-lab-native <function>: <what>".
+static void throw_range(napi_env env, const char *what) {
+  char msg[200];
+  snprintf(msg, sizeof msg, "lora-lab-native %s: %s", t_fn, what);
+  napi_throw_range_error(env, NULL, msg);
 }
 
 static int napi_is_exception_pending_bool(napi_env env) {
@@ -737,6 +789,7 @@ static int overlaps(const float *a, int64_t na, const float *b, int64_t nb) {
 }
 
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  t_fn = "gemm";
   size_t argc = 13;
   napi_value argv[13];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -748,10 +801,13 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   int64_t aOff, bOff, cOff, biasOff, batch, m, n, k, flags;
   napi_valuetype bt;
   CHECK(env, napi_typeof(env, argv[6], &bt));
+  // Whether a bias was passed, apart from its data pointer: an empty or detached Float32Array has no
+  // data pointer, and taking that as "no bias" would silently drop the caller's bias.
+  const int hasBias = bt != napi_null && bt != napi_undefined;
   if (!get_f32(env, argv[0], "a", &a) || !get_count(env, argv[1], "aOff", &aOff) ||
       !get_f32(env, argv[2], "b", &b) || !get_count(env, argv[3], "bOff", &bOff) ||
       !get_f32(env, argv[4], "c", &c) || !get_count(env, argv[5], "cOff", &cOff) ||
-      (bt != napi_null && bt != napi_undefined && !get_f32(env, argv[6], "bias", &bias)) ||
+      (hasBias && !get_f32(env, argv[6], "bias", &bias)) ||
       !get_count(env, argv[7], "biasOff", &biasOff) || !get_count(env, argv[8], "batch", &batch) ||
       !get_count(env, argv[9], "m", &m) || !get_count(env, argv[10], "n", &n) ||
       !get_count(env, argv[11], "k", &k) || !get_count(env, argv[12], "flags", &flags)) {
@@ -766,54 +822,26 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   const int64_t sizeA = m * k, sizeB = k * n, sizeC = m * n;
   const int64_t needA = (aBatched ? batch : 1) * sizeA, needB = (bBatched ? batch : 1) * sizeB, needC = batch * sizeC;
   if (!range_ok(env, "a", aOff, needA, a.length) || !range_ok(env, "b", bOff, needB, b.length) ||
-      !range_ok(env, "c", cOff, needC, c.length) || (bias.data && !range_ok(env, "bias", biasOff, n, bias.length))) {
+      !range_ok(env, "c", cOff, needC, c.length) || (hasBias && !range_ok(env, "bias", biasOff, n, bias.length))) {
     return NULL;
   }
+  // Nothing to write (a zero-sized array may have no data pointer, and NULL + offset is undefined).
+  if (batch == 0 || sizeC == 0) return NULL;
   float *const pc = c.data + cOff;
-  const float *const pa = a.data + aOff, *const pb = b.data + bOff;
+  const float *const pa = needA ? a.data + aOff : NULL, *const pb = needB ? b.data + bOff : NULL;
+  const float *const pbias = hasBias ? bias.data + biasOff : NULL;
   if (overlaps(pc, needC, pa, needA) || overlaps(pc, needC, pb, needB) ||
-      (bias.data && overlaps(pc, needC, bias.data + biasOff, n))) {
+      (pbias && overlaps(pc, needC, pbias, n))) {
     napi_throw_range_error(env, NULL, "lora-lab-native gemm: c overlaps an input");
     return NULL;
   }
-  const isa_t *isa = g_isa;
-  if (batch == 0 || sizeC == 0) return NULL;
   const gemm_t whole = {
-    pa, pb, pc, bias.data ? bias.data + biasOff : NULL, m, n, k,
+    pa, pb, pc, pbias, m, n, k,
     transA ? m : k, transB ? k : n, n, transA, transB,
   };
-  int threads = atomic_load(&g_threads);
-  const double flops = 2.0 * (double)batch * (double)m * (double)n * (double)k;
-  if (flops < LL_MIN_FLOPS_PER_THREAD * threads) {
-    threads = (int)(flops / LL_MIN_FLOPS_PER_THREAD);
-    if (threads < 1) threads = 1;
-  }
-  // Tasks: the batch entries (each whole), or one product in blocks, one per thread.
-  const int64_t count = batch > 1 || threads == 1 ? batch : threads;
-  gemm_t *tasks = (gemm_t *)malloc((size_t)count * sizeof(gemm_t));
-  if (!tasks) {
-    napi_throw_error(env, NULL, "lora-lab-native gemm: out of memory");
-    return NULL;
-  }
-  int64_t ntasks;
-  if (batch > 1) {
-    for (int64_t e = 0; e < batch; e++) {
-      tasks[e] = whole;
-      tasks[e].a = pa + (aBatched ? e * sizeA : 0);
-      tasks[e].b = pb + (bBatched ? e * sizeB : 0);
-      tasks[e].c = pc + e * sizeC;
-    }
-    ntasks = batch;
-  } else if (threads > 1) {
-    ntasks = split_product(isa, &whole, threads, tasks);
-  } else {
-    tasks[0] = whole;
-    ntasks = 1;
-  }
-  const int rc = run_job(isa, tasks, ntasks, threads);
-  free(tasks);
+  const int rc = gemm_batch(g_isa, &whole, batch, aBatched, bBatched, atomic_load(&g_threads));
   if (rc != 0) {
-    napi_throw_error(env, NULL, "lora-lab-native gemm: out of memory for the packing buffers");
+    napi_throw_error(env, NULL, rc == -2 ? "lora-lab-native gemm: out of memory" : "lora-lab-native gemm: out of memory for the packing buffers");
     return NULL;
   }
   return NULL;
@@ -822,6 +850,7 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
 // exp(x, xOff, out, outOff, count): out[outOff + i] = e^x[xOff + i]. out may be x itself at the
 // same offset (in place) but not partly overlap it.
 static napi_value js_exp(napi_env env, napi_callback_info info) {
+  t_fn = "exp";
   size_t argc = 5;
   napi_value argv[5];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -875,6 +904,7 @@ static int get_arrays(napi_env env, napi_value *argv, const char *const *names, 
 // geluTanh(x, xOff, y, yOff, s, sOff, count): y = GELU(x), s = σ(z) (kept for the gradient).
 // geluTanhGrad(dy, dyOff, x, xOff, s, sOff, dx, dxOff, count): dx. Outputs may not overlap inputs.
 static napi_value js_gelu_common(napi_env env, napi_callback_info info, int grad) {
+  t_fn = grad ? "geluTanhGrad" : "geluTanh";
   size_t argc = 9;
   napi_value argv[9];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -894,7 +924,7 @@ static napi_value js_gelu_common(napi_env env, napi_callback_info info, int grad
   for (int o = nin; o < nin + nout; o++) {
     for (int i = 0; i < nin + nout; i++) {
       if (i != o && overlaps(p[o], count, p[i], count)) {
-        napi_throw_range_error(env, NULL, "lora-lab-native gelu: an output overlaps another array");
+        throw_range(env, "an output overlaps another array");
         return NULL;
       }
     }
@@ -909,6 +939,7 @@ static napi_value js_gelu_grad(napi_env env, napi_callback_info info) { return j
 // norm(x, xOff, w, wOff, b|null, bOff, y, yOff, stats, statsOff, rows, dim, eps, center)
 // normGrad(dy, dyOff, x, xOff, w, wOff, stats, statsOff, dx, dxOff, dw, dwOff, db|null, dbOff, rows, dim, center)
 static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad) {
+  t_fn = grad ? "normGrad" : "norm";
   size_t argc = 17;
   napi_value argv[17];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -922,7 +953,7 @@ static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad
   const size_t base = grad ? 14 : 10;
   if (!get_count(env, argv[base], "rows", &rows) || !get_count(env, argv[base + 1], "dim", &dim)) return NULL;
   if (!get_count(env, argv[grad ? 16 : 13], "center", &center) || center > 1) {
-    if (!napi_is_exception_pending_bool(env)) napi_throw_range_error(env, NULL, "lora-lab-native norm: center must be 0 or 1");
+    if (!napi_is_exception_pending_bool(env)) throw_range(env, "center must be 0 or 1");
     return NULL;
   }
   const int64_t n = rows * dim;
@@ -953,7 +984,7 @@ static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad
   for (int o = first_out; o < na; o++) {
     for (int i = 0; i < na; i++) {
       if (i != o && p[o] && p[i] && overlaps(p[o], cnt[o], p[i], cnt[i])) {
-        napi_throw_range_error(env, NULL, "lora-lab-native norm: an output overlaps another array");
+        throw_range(env, "an output overlaps another array");
         return NULL;
       }
     }
@@ -962,7 +993,15 @@ static napi_value js_norm_common(napi_env env, napi_callback_info info, int grad
     norm_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], rows, dim, (int)center);
   } else {
     double eps;
-    CHECK(env, napi_get_value_double(env, argv[12], &eps));
+    napi_valuetype et;
+    CHECK(env, napi_typeof(env, argv[12], &et));
+    if (et != napi_number || napi_get_value_double(env, argv[12], &eps) != napi_ok) {
+      static const char *const words[] = {"undefined", "null", "a boolean", "a number", "a string", "a symbol", "an object", "a function", "an external", "a BigInt"};
+      char msg[120];
+      snprintf(msg, sizeof msg, "lora-lab-native norm: eps must be a number ≥ 0, got %s", (unsigned)et < sizeof words / sizeof words[0] ? words[et] : "another type");
+      napi_throw_type_error(env, NULL, msg);
+      return NULL;
+    }
     if (!(eps >= 0)) {
       napi_throw_range_error(env, NULL, "lora-lab-native norm: eps must be a number ≥ 0");
       return NULL;
@@ -1098,3 +1137,4 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "version", version) != napi_ok) return NULL;
   return exports;
 }
+#endif // LL_KERNELS_ONLY

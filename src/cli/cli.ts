@@ -3,6 +3,7 @@
 import { commands } from './commands';
 import { CliError, EXIT, UsageError, type CliCommand } from './command';
 import { loraLabVersion } from '../runs/versions';
+import { terminalSafe } from './terminalText';
 
 function globalHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -36,7 +37,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   const cmd: CliCommand | undefined = commands.find((c) => c.name === first);
   if (!cmd) {
-    process.stderr.write(`lora-lab: unknown command "${first}". Commands: ${commands.map((c) => c.name).join(', ')}. See lora-lab --help.\n`);
+    process.stderr.write(`lora-lab: unknown command "${terminalSafe(first)}". Commands: ${commands.map((c) => c.name).join(', ')}. See lora-lab --help.\n`);
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -48,11 +49,12 @@ export async function runCli(argv: string[]): Promise<number> {
     return code ?? EXIT.ok;
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`lora-lab ${cmd.name}: ${e.message}\n\n${cmd.usage}\n`);
+      process.stderr.write(`lora-lab ${cmd.name}: ${terminalSafe(e.message)}\n\n${cmd.usage}\n`);
       return EXIT.usage;
     }
     const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`lora-lab ${cmd.name}: ${message}\n`);
+    // Messages quote file names, config values and tensor names: no control characters reach the terminal.
+    process.stderr.write(`lora-lab ${cmd.name}: ${terminalSafe(message)}\n`);
     if (process.env.LORA_LAB_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
     return e instanceof CliError ? e.exitCode : EXIT.failed;
   }

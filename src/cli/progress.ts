@@ -1,5 +1,6 @@
 // How `lora-lab train` shows a run: a one-line progress bar (loss, eval loss, ETA) redrawn in place on a
 // terminal, about ten plain lines per run otherwise (logs, CI), or every event as a JSON line (--json).
+import { terminalSafe, terminalSafeJson } from './terminalText';
 import type { FromWorker } from '../protocol/worker';
 import type { BackendReport, MetricPoint } from '../protocol/runFormat';
 import { formatCount, formatPercent } from '../engine/paramCount';
@@ -42,20 +43,21 @@ export class ProgressPrinter {
   /** Print an error line on stderr (in every mode: scripts reading --json still see why a run failed). */
   error(text: string): void {
     this.clearBar();
-    this.err.write(text + '\n');
+    this.err.write(terminalSafe(text) + '\n');
   }
 
   /** Print a whole line, clearing the bar first (it is redrawn on the next progress event). */
   line(text: string): void {
     if (this.mode === 'json') return;
     this.clearBar();
-    this.out.write(text + '\n');
+    // Log lines quote config values, file and tensor names: no control characters reach the terminal.
+    this.out.write(terminalSafe(text) + '\n');
   }
 
   event(e: FromWorker): void {
     if (this.mode === 'json') {
-      this.out.write(JSON.stringify(e) + '\n');
-      if (e.type === 'log' && e.level === 'error') this.err.write(`error: ${e.message}\n`);
+      this.out.write(terminalSafeJson(JSON.stringify(e)) + '\n');
+      if (e.type === 'log' && e.level === 'error') this.err.write(`error: ${terminalSafe(e.message)}\n`);
       return;
     }
     switch (e.type) {

@@ -21,8 +21,11 @@ import {
 } from 'jsonc-parser';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ATTENTION_TARGET_NAMES, attentionProjectionOf } from './attentionTargets';
-import { EXPERIMENT_SCHEMA } from './experimentSchema';
+import { CONFIG_LIMITS, EXPERIMENT_SCHEMA } from './experimentSchema';
 import { FormatError } from './errors';
+import { lineColumnAt, nestingTooDeep, showValue } from './jsonText';
+
+export { nestingTooDeep } from './jsonText';
 import type {
   AttentionAdaptationModel,
   CausalLmModel,
@@ -146,7 +149,9 @@ function findDuplicateKeys(node: JsonNode, problems: SyntaxProblem[]): void {
 }
 
 function parseYamlText(text: string): ParsedText {
-  const doc: Document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true });
+  // logLevel 'error': the library's warnings (a list used as a key) would go to process warnings on
+  // stderr; such a key is reported as an unknown key here anyway.
+  const doc: Document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true, logLevel: 'error' });
   const problems: SyntaxProblem[] = [];
   for (const [severity, list] of [['error', doc.errors], ['warning', doc.warnings]] as const) {
     for (const e of list) {
@@ -370,7 +375,7 @@ export function resolveConfigDefaults(file: ExperimentFile | Record<string, unkn
   const f = file as Record<string, unknown>;
   const kind = f.kind as ExperimentKind;
   if (!EXPERIMENT_KINDS.includes(kind)) {
-    throw new FormatError('invalid-config', `\`kind\` must be one of ${EXPERIMENT_KINDS.join(', ')}, got ${JSON.stringify(f.kind)}`, { source: fileName });
+    throw new FormatError('invalid-config', `\`kind\` must be one of ${EXPERIMENT_KINDS.join(', ')}, got ${showValue(f.kind)}`, { source: fileName });
   }
   const kd = KIND_DEFAULTS[kind];
   const m = obj(f.model);
@@ -684,6 +689,30 @@ function crossFieldIssues(c: ExperimentConfig, data: unknown, badPaths: Set<stri
     }
   }
 
+  // Sizes across fields, before anything is allocated: each field may be within its limit while the
+  // tensor they make together is not.
+  const big = (n: number) => `${n.toLocaleString('en-US')}`;
+  const maxElems = CONFIG_LIMITS.tensorElements;
+  if (m.kind === 'low-rank-recovery') {
+    const n = t.batchSize * Math.max(m.inFeatures, m.outFeatures);
+    if (n > maxElems) {
+      report('error', ['training.batchSize', 'model.inFeatures', 'model.outFeatures'], `\`training.batchSize\` × max(inFeatures, outFeatures) = ${big(n)} values per batch, more than one tensor may hold (2^28 = ${big(maxElems)}): lower the batch size or the layer size`);
+    }
+  } else if (m.kind === 'attention-adaptation') {
+    const scores = t.batchSize * m.numHeads * m.seqLen * m.kvSeqLen;
+    const acts = t.batchSize * Math.max(m.seqLen, m.kvSeqLen) * m.embedDim;
+    if (scores > maxElems) {
+      report('error', ['model.seqLen', 'model.kvSeqLen', 'training.batchSize', 'model.numHeads'], `\`training.batchSize\` × \`model.numHeads\` × \`model.seqLen\` × \`model.kvSeqLen\` = ${big(scores)} attention scores per step, more than one tensor may hold (2^28 = ${big(maxElems)}): lower the batch size or the sequence lengths`);
+    } else if (acts > maxElems) {
+      report('error', ['model.seqLen', 'model.kvSeqLen', 'training.batchSize', 'model.embedDim'], `\`training.batchSize\` × max(seqLen, kvSeqLen) × \`model.embedDim\` = ${big(acts)} activations per step, more than one tensor may hold (2^28 = ${big(maxElems)}): lower the batch size, the sequence lengths or embedDim`);
+    }
+  } else {
+    const tokens = t.batchSize * m.dataset.seqLen;
+    if (tokens > CONFIG_LIMITS.lmTokensPerStep) {
+      report('error', ['training.batchSize', 'model.dataset.seqLen'], `\`training.batchSize\` × \`model.dataset.seqLen\` = ${big(tokens)} tokens per step, more than ${big(CONFIG_LIMITS.lmTokensPerStep)} (2^20; the logits are that times the vocabulary): lower the batch size or the sequence length`);
+    }
+  }
+
   if (s.warmupSteps > 0 && s.warmupSteps >= t.steps) {
     report('error', ['schedule.warmupSteps', 'training.steps'], `\`schedule.warmupSteps\` (${s.warmupSteps}) must be less than \`training.steps\` (${t.steps})`);
   }
@@ -713,8 +742,29 @@ function lineStarts(text: string): number[] {
  * warnings (ignored fields) come with it.
  */
 export function parseExperimentConfig(text: string, fileName: string): ParseExperimentResult {
-  const doc = parseText(text, fileName);
+  // A UTF-8 byte order mark (Notepad writes one) is not part of the text; editors do not show it either.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const starts = lineStarts(text);
+  const tooDeep = nestingTooDeep(text, isYamlFileName(fileName), CONFIG_LIMITS.depth);
+  if (tooDeep !== undefined) {
+    // Refused unparsed: the parsers and the schema check recurse once per level (a 10,000-deep file
+    // overflowed the stack).
+    const { line, column } = lineColumnAt(text, tooDeep);
+    return {
+      issues: [
+        {
+          severity: 'error',
+          path: '',
+          message: `the file is nested more than ${CONFIG_LIMITS.depth} levels deep (objects or lists inside each other); an experiment config needs about 4`,
+          offset: tooDeep,
+          length: 1,
+          line,
+          column,
+        },
+      ],
+    };
+  }
+  const doc = parseText(text, fileName);
   const toIssue = (severity: ConfigIssue['severity'], path: PathSegments, message: string, range: TextRange | undefined): ConfigIssue => {
     const offset = Math.min(range?.offset ?? 0, text.length);
     let lo = 0;
@@ -774,4 +824,55 @@ export function parseExperimentConfig(text: string, fileName: string): ParseExpe
   issues.sort((a, b) => a.offset - b.offset || (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
   if (!config || issues.some((i) => i.severity === 'error')) return { issues };
   return { config, issues };
+}
+
+/**
+ * The text of an experiment file's bytes: UTF-8, a leading byte order mark dropped. Invalid UTF-8 is
+ * an issue at the first bad byte (line, column) rather than U+FFFD characters silently in the config.
+ */
+export function decodeExperimentBytes(bytes: Uint8Array): { text: string; issue?: undefined } | { text?: undefined; issue: ConfigIssue } {
+  const bad = firstInvalidUtf8(bytes);
+  if (bad === undefined) return { text: new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes) };
+  const before = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes.subarray(0, bad));
+  const { line, column } = lineColumnAt(before, before.length);
+  const hex = Array.from(bytes.subarray(bad, Math.min(bytes.length, bad + 4)), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return {
+    issue: {
+      severity: 'error',
+      path: '',
+      message: `not valid UTF-8 at byte ${bad} (bytes ${hex}): save the file as UTF-8`,
+      offset: before.length,
+      length: 1,
+      line,
+      column,
+    },
+  };
+}
+
+/** Offset of the first byte that does not belong to a well-formed UTF-8 sequence, or undefined. */
+export function firstInvalidUtf8(b: Uint8Array): number | undefined {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c === 0xe0) lo = 0xa0; // no overlong forms
+      if (c === 0xed) hi = 0x9f; // no surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c === 0xf0) lo = 0x90;
+      if (c === 0xf4) hi = 0x8f; // nothing above U+10FFFF
+    } else return i;
+    if (b[i + 1] === undefined || b[i + 1] < lo || b[i + 1] > hi) return i;
+    for (let k = 2; k <= n; k++) if (b[i + k] === undefined || b[i + k] < 0x80 || b[i + k] > 0xbf) return i;
+    i += n + 1;
+  }
+  return undefined;
 }

@@ -7,6 +7,37 @@
 
 const KINDS = ['low-rank-recovery', 'attention-adaptation', 'causal-lm'] as const;
 
+/**
+ * Upper limits of sizes and counts. They are the schema's `maximum`s (so the editor and the parser
+ * say the same), checked before anything is allocated: a batch of 1e9 or 1e5 features otherwise ends
+ * deep in the engine as "Invalid typed array length", with no field named.
+ */
+export const CONFIG_LIMITS = {
+  /** Examples (or sequences) per step. */
+  batchSize: 65536,
+  /** inFeatures / outFeatures of the low-rank-recovery layer: W is out × in float32 (8192² = 256 MiB). */
+  features: 8192,
+  /** embedDim of attention-adaptation. */
+  embedDim: 4096,
+  numHeads: 256,
+  /** seqLen / kvSeqLen of attention-adaptation (the scores are batch × heads × seqLen × kvSeqLen). */
+  attentionSeqLen: 4096,
+  /** Tokens per causal-lm training sequence (the model's own position limit applies too). */
+  lmSeqLen: 32768,
+  /** Adapter rank. */
+  rank: 8192,
+  /** Steps and the other step counts: integers beyond 2^53 are not exact in JSON or JavaScript. */
+  steps: Number.MAX_SAFE_INTEGER,
+  /** Elements of the largest tensor a config may ask for (2^28 float32 = 1 GiB), checked across fields. */
+  tensorElements: 2 ** 28,
+  /** causal-lm tokens per step (batchSize × seqLen): the logits are that × the vocabulary. */
+  lmTokensPerStep: 2 ** 20,
+  /** Nesting of objects and lists in the file; an experiment needs 4. Deeper files are refused unparsed. */
+  depth: 64,
+} as const;
+
+const maxSteps = { maximum: CONFIG_LIMITS.steps };
+
 /** Hover text: `description` for tools that show plain text, `markdownDescription` for VS Code. */
 function doc(text: string): { description: string; markdownDescription: string } {
   return { description: text, markdownDescription: text };
@@ -23,7 +54,7 @@ export const EXPERIMENT_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   title: 'LoRA Lab experiment',
   ...doc(
-    'A LoRA Lab experiment: what to train (kind + model), the adapter (lora), how to train it (optimizer, schedule, training) and where runs go (outputDir). Only `kind` is required; everything else has a default.',
+    'A LoRA Lab experiment: what to train (kind + model), the adapter (lora), how to train it (optimizer, schedule, training) and where runs go (outputDir). Only `kind` is required; everything else has a default. Sizes have upper limits (each field says), and a file nested more than 64 levels deep is refused.',
   ),
   type: 'object',
   additionalProperties: false,
@@ -82,8 +113,8 @@ export const EXPERIMENT_SCHEMA = {
       ...doc('A frozen random linear layer W (outFeatures × inFeatures) and the target W* = W + U·V with rank(U·V) = trueRank. Inputs are Gaussian; targets are W*·x (+ noise).'),
       properties: {
         kind: { const: 'low-rank-recovery', ...doc('Optional; must equal the top-level `kind` (present in saved run configs).') },
-        inFeatures: positiveInt('d, the input size of the layer.', { default: 64 }),
-        outFeatures: positiveInt('k, the output size of the layer.', { default: 64 }),
+        inFeatures: positiveInt('d, the input size of the layer (at most 8192).', { default: 64, maximum: CONFIG_LIMITS.features }),
+        outFeatures: positiveInt('k, the output size of the layer (at most 8192).', { default: 64, maximum: CONFIG_LIMITS.features }),
         trueRank: positiveInt('r*, the rank of the hidden update U·V (at most min(inFeatures, outFeatures)). LoRA with `lora.r` ≥ trueRank can reach ~0 loss; below it the loss plateaus.', {
           default: 4,
         }),
@@ -107,10 +138,10 @@ export const EXPERIMENT_SCHEMA = {
       ...doc("The seed's attention block: a frozen teacher whose W_Q, W_K, W_V differ from the student's by low-rank updates; the student learns them through LoRA."),
       properties: {
         kind: { const: 'attention-adaptation', ...doc('Optional; must equal the top-level `kind` (present in saved run configs).') },
-        embedDim: positiveInt('Embedding size (the seed: d_model). Must be divisible by numHeads.', { default: 32 }),
-        numHeads: positiveInt("Attention heads. 1 is the seed's single-head LoRAAttention; more gives the multi-head variant.", { default: 1 }),
-        seqLen: positiveInt('Query sequence length.', { default: 8 }),
-        kvSeqLen: positiveInt('Key/value sequence length. Default: seqLen (self-attention); a different value makes it cross-attention.'),
+        embedDim: positiveInt('Embedding size (the seed: d_model). Must be divisible by numHeads; at most 4096.', { default: 32, maximum: CONFIG_LIMITS.embedDim }),
+        numHeads: positiveInt("Attention heads. 1 is the seed's single-head LoRAAttention; more gives the multi-head variant. At most 256.", { default: 1, maximum: CONFIG_LIMITS.numHeads }),
+        seqLen: positiveInt('Query sequence length (at most 4096).', { default: 8, maximum: CONFIG_LIMITS.attentionSeqLen }),
+        kvSeqLen: positiveInt('Key/value sequence length. Default: seqLen (self-attention); a different value makes it cross-attention. At most 4096.', { maximum: CONFIG_LIMITS.attentionSeqLen }),
         trueRank: positiveInt("Rank of the teacher's update to each adapted projection (at most embedDim).", { default: 2 }),
         updateScale: {
           type: 'number',
@@ -143,7 +174,7 @@ export const EXPERIMENT_SCHEMA = {
               minLength: 1,
               ...doc('A .txt file, or .jsonl with one {"text": ...} object per line; relative to this file.'),
             },
-            seqLen: positiveInt('Tokens per training sequence.', { default: 64 }),
+            seqLen: positiveInt('Tokens per training sequence (at most 32768, and the model\'s own position limit).', { default: 64, maximum: CONFIG_LIMITS.lmSeqLen }),
             evalFraction: {
               type: 'number',
               minimum: 0,
@@ -165,8 +196,9 @@ export const EXPERIMENT_SCHEMA = {
       additionalProperties: false,
       ...doc('The adapter: ΔW = s·B·A with A: [r, in], B: [out, r], B = 0 at the start, so training starts from the base model exactly.'),
       properties: {
-        r: positiveInt('Rank of the adapter (rows of A, columns of B). At most min(in, out) of the adapted layer. Trainable parameters grow linearly with r.', {
+        r: positiveInt('Rank of the adapter (rows of A, columns of B). At most min(in, out) of the adapted layer (and 8192). Trainable parameters grow linearly with r.', {
           default: 4,
+          maximum: CONFIG_LIMITS.rank,
         }),
         alpha: {
           type: 'number',
@@ -253,6 +285,7 @@ export const EXPERIMENT_SCHEMA = {
         warmupSteps: {
           type: 'integer',
           minimum: 0,
+          ...maxSteps,
           default: 0,
           ...doc('Steps of linear warm-up from 0 to `optimizer.lr`; must be fewer than `training.steps`.'),
         },
@@ -270,8 +303,8 @@ export const EXPERIMENT_SCHEMA = {
       additionalProperties: false,
       ...doc('Length, batch, seed and logging of the run.'),
       properties: {
-        steps: positiveInt('Optimizer steps. Default: 300 (low-rank-recovery), 500 (attention-adaptation), 200 (causal-lm).'),
-        batchSize: positiveInt('Examples per step. Default: 64 for the built-in experiments, 8 sequences for causal-lm.'),
+        steps: positiveInt('Optimizer steps, at most 2^53 − 1. Default: 300 (low-rank-recovery), 500 (attention-adaptation), 200 (causal-lm).', maxSteps),
+        batchSize: positiveInt('Examples per step, at most 65536. Default: 64 for the built-in experiments, 8 sequences for causal-lm.', { maximum: CONFIG_LIMITS.batchSize }),
         seed: {
           type: 'integer',
           minimum: 0,
@@ -282,17 +315,19 @@ export const EXPERIMENT_SCHEMA = {
         evalEvery: {
           type: 'integer',
           minimum: 0,
+          ...maxSteps,
           ...doc('Compute the evaluation loss every N steps (and at the last step); 0 = never. Default: steps / 10 (at least 1).'),
         },
-        evalBatches: positiveInt('Batches averaged for each evaluation loss.', { default: 4 }),
-        checkpointEvery: positiveInt('Save a resumable checkpoint every N steps (and at the end). Default: steps / 10 (at least 1).'),
+        evalBatches: positiveInt('Batches averaged for each evaluation loss (at most 65536).', { default: 4, maximum: 65536 }),
+        checkpointEvery: positiveInt('Save a resumable checkpoint every N steps (and at the end). Default: steps / 10 (at least 1).', maxSteps),
         keepCheckpoints: {
           type: 'integer',
           minimum: 0,
+          ...maxSteps,
           default: 10,
           ...doc('How many of the newest checkpoints to keep; 0 keeps all. Each holds the LoRA parameters and the optimizer state (small next to the model); the dashboard scrubs ΔW and spectra over them.'),
         },
-        logEvery: positiveInt('Append a line to metrics.jsonl every N steps.', { default: 1 }),
+        logEvery: positiveInt('Append a line to metrics.jsonl every N steps.', { default: 1, ...maxSteps }),
       },
     },
   },

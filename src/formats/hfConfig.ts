@@ -1,6 +1,7 @@
 // Hugging Face `config.json` for the two causal-LM families we run: Llama (and look-alikes that say
 // model_type "llama"/"mistral"/"qwen2" with the same layout) and GPT-2. Pure: text in, typed config out.
 // Field names and defaults follow transformers' LlamaConfig and GPT2Config.
+import { describeJsonSyntaxError, showValue } from './jsonText';
 import { InteropError } from './adapters/interopError';
 
 export interface LlamaConfig {
@@ -65,20 +66,20 @@ function fail(source: string, message: string): never {
 function int(raw: Record<string, unknown>, key: string, source: string, fallback?: number): number {
   const v = raw[key] ?? fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    fail(source, `"${key}" should be a positive integer, got ${JSON.stringify(raw[key])}`);
+    fail(source, `"${key}" should be a positive integer, got ${showValue(raw[key])}`);
   }
   return v;
 }
 
 function num(raw: Record<string, unknown>, key: string, source: string, fallback: number): number {
   const v = raw[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(source, `"${key}" should be a number, got ${JSON.stringify(raw[key])}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(source, `"${key}" should be a number, got ${showValue(raw[key])}`);
   return v;
 }
 
 function bool(raw: Record<string, unknown>, key: string, source: string, fallback: boolean): boolean {
   const v = raw[key] ?? fallback;
-  if (typeof v !== 'boolean') fail(source, `"${key}" should be true or false, got ${JSON.stringify(raw[key])}`);
+  if (typeof v !== 'boolean') fail(source, `"${key}" should be true or false, got ${showValue(raw[key])}`);
   return v;
 }
 
@@ -87,8 +88,8 @@ export function parseHfConfig(text: string, source = 'config.json'): HfModelConf
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
-    fail(source, `not valid JSON (${(e as Error).message})`);
+  } catch {
+    fail(source, describeJsonSyntaxError(text));
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(source, 'expected a JSON object');
   return hfConfigFromJson(raw as Record<string, unknown>, source);
@@ -99,7 +100,7 @@ export function hfConfigFromJson(raw: Record<string, unknown>, source = 'config.
   if (type === undefined) {
     throw new InteropError('unsupported-model', `${source}: no "model_type"; LoRA Lab runs "llama" and "gpt2" models`, source);
   }
-  if (typeof type !== 'string') fail(source, `"model_type" should be a string, got ${JSON.stringify(type)}`);
+  if (typeof type !== 'string') fail(source, `"model_type" should be a string, got ${showValue(type)}`);
   if (LLAMA_LIKE.has(type)) return llama(raw, type, source);
   if (type === 'gpt2') return gpt2(raw, source);
   throw new InteropError(
@@ -122,12 +123,12 @@ function llama(raw: Record<string, unknown>, declaredType: string, source: strin
   let ropeLlama3: Llama3RopeScaling | undefined;
   const rs = raw.rope_scaling;
   if (rs !== undefined && rs !== null) {
-    if (typeof rs !== 'object' || Array.isArray(rs)) fail(source, `rope_scaling should be an object or null, got ${JSON.stringify(rs)}`);
+    if (typeof rs !== 'object' || Array.isArray(rs)) fail(source, `rope_scaling should be an object or null, got ${showValue(rs)}`);
     const r = rs as Record<string, unknown>;
     const t = r.rope_type ?? r.type;
     const positive = (key: string): number => {
       const v = r[key];
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, `rope_scaling.${key} should be a positive number, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, `rope_scaling.${key} should be a positive number, got ${showValue(v)}`);
       return v as number;
     };
     if (t === 'linear') ropeLinearFactor = positive('factor');
@@ -142,7 +143,7 @@ function llama(raw: Record<string, unknown>, declaredType: string, source: strin
         fail(source, `rope_scaling.high_freq_factor (${ropeLlama3.highFreqFactor}) should be greater than low_freq_factor (${ropeLlama3.lowFreqFactor})`);
       }
     } else if (t !== 'default') {
-      throw new InteropError('unsupported-model', `${source}: rope_scaling ${JSON.stringify(rs)} is not supported (only "linear" and "llama3")`, source);
+      throw new InteropError('unsupported-model', `${source}: rope_scaling ${showValue(rs)} is not supported (only "linear" and "llama3")`, source);
     }
   }
   const act = raw.hidden_act ?? 'silu';

@@ -1,5 +1,6 @@
 // PEFT's adapter_config.json for LoRA (and DoRA), with PEFT's own semantics (peft/tuners/lora/config.py
 // and tuners_utils.check_target_module_exists). Pure: text in, typed config + notes out.
+import { describeJsonSyntaxError, showValue } from './jsonText';
 import { InteropError } from './adapters/interopError';
 import { peftScale } from '../shared/loraScale';
 
@@ -66,7 +67,7 @@ function strList(v: unknown, key: string, source: string): string[] | string | n
   if (v === null || v === undefined) return null;
   if (typeof v === 'string') return v;
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return [...new Set(v as string[])];
-  bad(source, `"${key}" should be a list of module names or a regex string, got ${JSON.stringify(v)}`);
+  bad(source, `"${key}" should be a list of module names or a regex string, got ${showValue(v)}`);
 }
 
 /** PEFT compiles these with Python's `re`; one JavaScript cannot compile would silently match nothing. */
@@ -74,16 +75,16 @@ function checkRegex(pattern: string, where: string, source: string): void {
   try {
     new RegExp(pattern);
   } catch (e) {
-    bad(source, `${where} ${JSON.stringify(pattern)} is not a regular expression this reader understands (${(e as Error).message})`);
+    bad(source, `${where} ${showValue(pattern)} is not a regular expression this reader understands (${(e as Error).message})`);
   }
 }
 
 function numMap(v: unknown, key: string, source: string, integer = false): Record<string, number> {
   if (v === null || v === undefined) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) bad(source, `"${key}" should be an object of pattern -> number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'object' || Array.isArray(v)) bad(source, `"${key}" should be an object of pattern -> number, got ${showValue(v)}`);
   for (const [k, n] of Object.entries(v as Record<string, unknown>)) {
     if (typeof n !== 'number' || !(n > 0) || (integer && !Number.isInteger(n))) {
-      bad(source, `"${key}.${k}" should be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(n)}`);
+      bad(source, `"${key}.${k}" should be a positive ${integer ? 'integer' : 'number'}, got ${showValue(n)}`);
     }
     checkRegex(k, `"${key}" key`, source);
   }
@@ -93,7 +94,7 @@ function numMap(v: unknown, key: string, source: string, integer = false): Recor
 function flag(raw: Record<string, unknown>, key: string, source: string): boolean {
   const v = raw[key];
   if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') bad(source, `"${key}" should be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') bad(source, `"${key}" should be true or false, got ${showValue(v)}`);
   return v;
 }
 
@@ -101,8 +102,8 @@ export function parsePeftConfig(text: string, source = 'adapter_config.json'): P
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
-    bad(source, `not valid JSON (${(e as Error).message})`);
+  } catch {
+    bad(source, describeJsonSyntaxError(text));
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad(source, 'expected a JSON object');
   return peftConfigFromJson(raw as Record<string, unknown>, source);
@@ -116,26 +117,27 @@ export function peftConfigFromJson(raw: Record<string, unknown>, source = 'adapt
     throw new InteropError('unknown-format', `${source}: peft_type "${String(type)}" is not supported; only "LORA" (with or without DoRA) is`, source);
   }
   const r = raw.r ?? 8;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) bad(source, `"r" should be a positive integer, got ${JSON.stringify(raw.r)}`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) bad(source, `"r" should be a positive integer, got ${showValue(raw.r)}`);
   const loraAlpha = raw.lora_alpha ?? 8;
-  if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha)) bad(source, `"lora_alpha" should be a number, got ${JSON.stringify(raw.lora_alpha)}`);
+  if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha)) bad(source, `"lora_alpha" should be a number, got ${showValue(raw.lora_alpha)}`);
   const bias = raw.bias ?? 'none';
-  if (bias !== 'none' && bias !== 'all' && bias !== 'lora_only') bad(source, `"bias" should be "none", "all" or "lora_only", got ${JSON.stringify(bias)}`);
+  if (bias !== 'none' && bias !== 'all' && bias !== 'lora_only') bad(source, `"bias" should be "none", "all" or "lora_only", got ${showValue(bias)}`);
   const lt = raw.layers_to_transform;
   let layersToTransform: number[] | number | null = null;
   if (typeof lt === 'number' && Number.isInteger(lt)) layersToTransform = lt;
   else if (Array.isArray(lt) && lt.every((x) => Number.isInteger(x))) layersToTransform = lt as number[];
-  else if (lt !== null && lt !== undefined) bad(source, `"layers_to_transform" should be an integer or a list of integers, got ${JSON.stringify(lt)}`);
+  else if (lt !== null && lt !== undefined) bad(source, `"layers_to_transform" should be an integer or a list of integers, got ${showValue(lt)}`);
   const lp = raw.layers_pattern;
   const layersPattern = lp === null || lp === undefined ? null : typeof lp === 'string' || Array.isArray(lp) ? (lp as string | string[]) : bad(source, `"layers_pattern" should be a string or list`);
   const mts = strList(raw.modules_to_save, 'modules_to_save', source);
   const dropout = raw.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) bad(source, `"lora_dropout" should be in [0, 1), got ${JSON.stringify(raw.lora_dropout)}`);
+  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) bad(source, `"lora_dropout" should be in [0, 1), got ${showValue(raw.lora_dropout)}`);
 
   for (const key of Object.keys(raw)) {
     if (INTERPRETED.has(key)) continue;
-    const unsupported = UNSUPPORTED_WHEN_SET[key];
-    if (unsupported?.(raw[key])) notes.push(`"${key}": ${JSON.stringify(raw[key])} is not supported here and was ignored; results may differ from PEFT`);
+    // Own keys only: a config key such as "__proto__" or "toString" must not find Object.prototype's.
+    const unsupported = Object.hasOwn(UNSUPPORTED_WHEN_SET, key) ? UNSUPPORTED_WHEN_SET[key] : undefined;
+    if (unsupported?.(raw[key])) notes.push(`"${key}": ${showValue(raw[key])} is not supported here and was ignored; results may differ from PEFT`);
     else if (!INERT.has(key)) notes.push(`unknown field "${key}" ignored (as PEFT does)`);
   }
   if (raw.use_dora === true && raw.fan_in_fan_out === true) notes.push('DoRA with fan_in_fan_out: the magnitude is taken per output feature of the transposed weight');

@@ -12,6 +12,7 @@
 // exactly (no trailing bytes: polyglot files are rejected). Like the Rust reader we accept whitespace
 // before and after the JSON object; our writer never emits leading whitespace.
 
+import { showValue } from './jsonText';
 import { DTYPES, DTYPE_SIZE, decodeBf16, decodeF16, decodeF8, isDtype, type Dtype } from './dtype';
 import { FormatError } from './errors';
 
@@ -179,18 +180,18 @@ function readTensorInfo(name: string, info: unknown, source: string | undefined)
   if (!Array.isArray(shape)) return fail('invalid-header-json', `"shape" must be an array of integers, got ${jsonKind(shape)}`);
   for (const [i, d] of shape.entries()) {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
-      return fail('invalid-shape', `shape[${i}] must be a non-negative integer, got ${JSON.stringify(d)}`);
+      return fail('invalid-shape', `shape[${i}] must be a non-negative integer, got ${showValue(d)}`);
     }
     // Integers beyond 2^53 lost precision in JSON.parse; the real value may not even fit a u64.
     if (!Number.isSafeInteger(d)) return fail('validation-overflow', `shape[${i}] = ${d} is too large to address`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2) {
-    return fail('invalid-header-json', `"data_offsets" must be [begin, end], got ${JSON.stringify(offsets) ?? 'nothing'}`);
+    return fail('invalid-header-json', `"data_offsets" must be [begin, end], got ${offsets === undefined ? 'nothing' : showValue(offsets)}`);
   }
   const [begin, end] = offsets as unknown[];
   for (const o of [begin, end]) {
     if (typeof o !== 'number' || !Number.isInteger(o) || o < 0) {
-      return fail('invalid-header-json', `"data_offsets" must hold non-negative integers, got ${JSON.stringify(offsets)}`);
+      return fail('invalid-header-json', `"data_offsets" must hold non-negative integers, got ${showValue(offsets)}`);
     }
     if (!Number.isSafeInteger(o)) return fail('validation-overflow', `data offset ${o} is too large to address`);
   }
@@ -447,5 +448,5 @@ function jsonKind(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (v === undefined) return 'nothing';
   if (typeof v === 'object') return 'an object';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  return `${typeof v} ${showValue(v)}`;
 }

@@ -9,6 +9,8 @@ import { parseSafetensors, type SafetensorsFile, type SafetensorsHeader, type Te
 import { encodeBf16, encodeF16 } from '../formats/dtype';
 import { writeFileAtomic } from './atomic';
 import { readSafetensorsHeader, readWholeFile, writeSafetensors } from './safetensorsFile';
+import { NotRegularFileError, OutsideFolderError, confinedPath, openRegular, readRegularText } from './regularFile';
+import { describeJsonSyntaxError } from '../formats/jsonText';
 import { FormatError } from '../formats/errors';
 import { InteropError } from '../formats/adapters/interopError';
 import { isPickleName, sniffBytes } from '../formats/adapters/sniff';
@@ -57,6 +59,7 @@ async function requireFolder(dir: string, what: string): Promise<void> {
 
 /** An unreadable weights file as an InteropError naming it (a missing shard says which index lists it). */
 function unreadable(file: string, e: unknown, listedIn?: string): InteropError {
+  if (NotRegularFileError.is(e) || OutsideFolderError.is(e)) return new InteropError('bad-input', e.message, file);
   const code = (e as NodeJS.ErrnoException).code;
   const why = code === 'ENOENT' ? `no such file${listedIn ? ` (listed in ${path.basename(listedIn)})` : ''}` : `cannot read it (${code ?? (e as Error).message})`;
   return new InteropError('missing-tensor', `${file}: ${why}`, file);
@@ -73,7 +76,7 @@ async function readWeightsHeader(file: string, listedIn?: string): Promise<Safet
   } catch (e) {
     if (!(e instanceof FormatError)) throw unreadable(file, e, listedIn);
     // Only the first bytes: enough to tell an LFS pointer's text from a damaged safetensors file.
-    const handle = await fs.open(file, 'r');
+    const handle = await openRegular(file);
     try {
       const head = new Uint8Array(64);
       const { bytesRead } = await handle.read(head, 0, 64, 0);
@@ -118,13 +121,29 @@ export function weightsFromFiles(files: { file: string; st: SafetensorsFile }[])
   };
 }
 
+/**
+ * The text of file `name` of model folder `dir`: inside the folder (links out of it refused), a
+ * regular file (FIFOs and devices refused unopened). Errors name the file, never quote its content.
+ */
+async function readModelText(dir: string, name: string): Promise<string> {
+  const reason = 'bad-config';
+  let file = path.join(dir, name);
+  try {
+    file = await confinedPath(dir, name);
+    return await readRegularText(file);
+  } catch (e) {
+    if (NotRegularFileError.is(e) || OutsideFolderError.is(e)) throw new InteropError(reason, e.message, file);
+    throw new InteropError(reason, `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file);
+  }
+}
+
 export async function loadHfFolder(dir: string, opts: LoadHfFolderOptions = {}): Promise<HfFolder> {
   await requireFolder(dir, 'a Hugging Face model (config.json + model.safetensors)');
   const configPath = path.join(dir, 'config.json');
   if (!(await exists(configPath))) {
     throw new InteropError('bad-config', `${dir}: no config.json; a model folder needs config.json and model.safetensors`, dir);
   }
-  const configText = await fs.readFile(configPath, 'utf8');
+  const configText = await readModelText(dir, 'config.json');
   const config = parseHfConfig(configText, configPath);
   const single = path.join(dir, 'model.safetensors');
   const index = path.join(dir, 'model.safetensors.index.json');
@@ -132,20 +151,37 @@ export async function loadHfFolder(dir: string, opts: LoadHfFolderOptions = {}):
   if (await exists(single)) {
     weightFiles = [single];
   } else if (await exists(index)) {
-    let map: Record<string, string>;
+    const indexText = await readModelText(dir, 'model.safetensors.index.json');
+    let map: unknown;
     try {
-      map = (JSON.parse(await fs.readFile(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
-    } catch (e) {
-      throw new InteropError('bad-config', `${index}: not valid JSON (${(e as Error).message})`, index);
+      map = (JSON.parse(indexText) as { weight_map?: unknown } | null)?.weight_map;
+    } catch {
+      throw new InteropError('bad-config', `${index}: ${describeJsonSyntaxError(indexText)}`, index);
     }
-    if (typeof map !== 'object' || map === null) throw new InteropError('bad-config', `${index}: no "weight_map" object`, index);
-    weightFiles = [...new Set(Object.values(map))].map((f) => path.join(dir, f));
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new InteropError('bad-config', `${index}: no "weight_map" object`, index);
+    const names = [...new Set(Object.values(map as Record<string, unknown>))];
+    weightFiles = [];
+    for (const f of names) {
+      if (typeof f !== 'string') throw new InteropError('bad-config', `${index}: every "weight_map" value must be a file name (a string), got ${f === null ? 'null' : typeof f}`, index);
+      try {
+        weightFiles.push(await confinedPath(dir, f, index));
+      } catch (e) {
+        throw new InteropError('bad-config', (e as Error).message, index);
+      }
+    }
   } else if (await exists(path.join(dir, 'pytorch_model.bin'))) {
     throw new InteropError('pickle-refused', `${dir}: only pytorch_model.bin (a pickle) is present; LoRA Lab never unpickles. Convert it to model.safetensors first`, dir);
   } else {
     throw new InteropError('missing-tensor', `${dir}: no model.safetensors or model.safetensors.index.json`, dir);
   }
   const listedIn = weightFiles.length === 1 && weightFiles[0] === single ? undefined : index;
+  if (!listedIn) {
+    try {
+      await confinedPath(dir, 'model.safetensors');
+    } catch (e) {
+      throw unreadable(single, e);
+    }
+  }
   // Sizes from the headers first: a model too large for the backend is refused before gigabytes are read.
   let paramCount = 0;
   for (const file of weightFiles) {
@@ -163,10 +199,22 @@ export async function loadHfFolder(dir: string, opts: LoadHfFolderOptions = {}):
   }
   const files = await Promise.all(weightFiles.map(async (file) => ({ file, st: await readWeightsFile(file, listedIn) })));
   const tokPath = path.join(dir, 'tokenizer.json');
-  const tokenizerJson = (await exists(tokPath)) ? await fs.readFile(tokPath, 'utf8') : undefined;
+  const tokenizerJson = (await exists(tokPath)) ? await readModelText(dir, 'tokenizer.json') : undefined;
   const extras = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
   const extraFiles: string[] = [];
-  for (const e of extras) if (await exists(path.join(dir, e))) extraFiles.push(e);
+  for (const e of extras) {
+    if (!(await exists(path.join(dir, e)))) continue;
+    // Copied next to a merged model: only regular files of this folder (not a link to another file
+    // of the machine, nor a FIFO the copy would wait on).
+    try {
+      const file = await confinedPath(dir, e);
+      const st = await fs.stat(file);
+      if (!st.isFile()) throw new NotRegularFileError(file, st.isFIFO() ? 'a FIFO (named pipe)' : st.isDirectory() ? 'a folder' : 'not a regular file');
+    } catch (err) {
+      throw new InteropError('bad-input', (err as Error).message, path.join(dir, e));
+    }
+    extraFiles.push(e);
+  }
   return { dir, config, configText, weights: weightsFromFiles(files), weightFiles, tokenizerJson, extraFiles, paramCount, float32Bytes };
 }
 
@@ -215,14 +263,15 @@ export async function loadCausalLmInputs(modelPath: string, datasetPath: string,
   const folder = await loadHfFolder(modelDir, opts);
   let datasetText: string;
   try {
-    datasetText = await fs.readFile(dataFile, 'utf8');
+    datasetText = await readRegularText(dataFile);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
+    if (NotRegularFileError.is(e) && e.kind !== 'a folder') throw new InteropError('bad-input', `model.dataset.path ${e.message}`, dataFile);
+    const code = NotRegularFileError.is(e) ? 'EISDIR' : (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a .txt or .jsonl file' : (code ?? (e as Error).message);
     throw new InteropError('bad-input', `model.dataset.path ${dataFile}: ${why}`, dataFile);
   }
   const tc = path.join(modelDir, 'tokenizer_config.json');
-  const tokenizerConfigJson = (await exists(tc)) ? await fs.readFile(tc, 'utf8') : undefined;
+  const tokenizerConfigJson = (await exists(tc)) ? await readModelText(modelDir, 'tokenizer_config.json') : undefined;
   return { folder, modelPath: modelDir, datasetPath: dataFile, datasetText, tokenizerConfigJson };
 }
 
@@ -232,7 +281,7 @@ const WEIGHT_NAMES = ['adapter_model.safetensors', 'adapters.safetensors', 'pyto
 const PICKLE_NAMES = ['adapter_model.bin', 'pytorch_lora_weights.bin', 'adapters.npz'];
 
 async function headOf(file: string, n = 256): Promise<{ head: Uint8Array; size: number }> {
-  const h = await fs.open(file, 'r');
+  const h = await openRegular(file);
   try {
     const { size } = await h.stat();
     const head = new Uint8Array(Math.min(n, size));
@@ -294,7 +343,7 @@ export async function loadInspectInput(p: string, opts: { readValues?: boolean }
       path: p,
       subAdapters,
       weights: weightName ? await weightInput(path.join(p, weightName), readValues) : undefined,
-      configText: configName ? await fs.readFile(path.join(p, configName), 'utf8') : undefined,
+      configText: configName ? await readRegularText(path.join(p, configName)) : undefined,
       configName,
       siblings,
     };
@@ -307,12 +356,12 @@ export async function loadInspectInput(p: string, opts: { readValues?: boolean }
   const useCfg = WEIGHT_NAMES.includes(base) && (await exists(cfg));
   if (isPickleName(base)) {
     const { head, size } = await headOf(p);
-    return { path: p, siblings: [{ name: p, size, head }], configText: useCfg ? await fs.readFile(cfg, 'utf8') : undefined };
+    return { path: p, siblings: [{ name: p, size, head }], configText: useCfg ? await readRegularText(cfg) : undefined };
   }
   return {
     path: p,
     weights: await weightInput(p, readValues),
-    configText: useCfg ? await fs.readFile(cfg, 'utf8') : undefined,
+    configText: useCfg ? await readRegularText(cfg) : undefined,
     configName: useCfg ? 'adapter_config.json' : undefined,
   };
 }
@@ -329,7 +378,7 @@ export async function loadPeftAdapterDir(dir: string): Promise<PeftAdapterDir> {
   await requireFolder(dir, 'a PEFT adapter (adapter_config.json + adapter_model.safetensors)');
   const cfgPath = path.join(dir, 'adapter_config.json');
   if (!(await exists(cfgPath))) throw new InteropError('bad-config', `${dir}: no adapter_config.json; a PEFT adapter folder needs adapter_config.json and adapter_model.safetensors`, dir);
-  const parsed = parsePeftConfig(await fs.readFile(cfgPath, 'utf8'), cfgPath);
+  const parsed = parsePeftConfig(await readModelText(dir, 'adapter_config.json'), cfgPath);
   const weightsFile = path.join(dir, 'adapter_model.safetensors');
   if (!(await exists(weightsFile))) {
     const bin = path.join(dir, 'adapter_model.bin');

@@ -18,10 +18,14 @@ import {
 } from '../formats/safetensors';
 import { FormatError } from '../formats/errors';
 import { writeFileAtomic } from './atomic';
+import { openRegular } from './regularFile';
 
-/** Reads and validates only the header of a safetensors file. Throws FormatError for a malformed file. */
+/**
+ * Reads and validates only the header of a safetensors file. Throws FormatError for a malformed file,
+ * NotRegularFileError for a FIFO, device or folder (never opened in a way that could block).
+ */
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
-  const handle = await fsp.open(file, 'r');
+  const handle = await openRegular(file);
   try {
     const { size } = await handle.stat();
     const first8 = await readExactly(handle, file, 0, Math.min(8, size));
@@ -44,7 +48,7 @@ export const MAX_WHOLE_FILE_BYTES = 2 ** 32 - 1;
  * `chunkBytes` is for tests.
  */
 export async function readWholeFile(file: string, chunkBytes = 2 ** 30): Promise<Uint8Array> {
-  const handle = await fsp.open(file, 'r');
+  const handle = await openRegular(file);
   try {
     const { size } = await handle.stat();
     if (size > MAX_WHOLE_FILE_BYTES) {
@@ -70,7 +74,7 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
  */
 export async function readTensorBytes(file: string, header: SafetensorsHeader, name: string): Promise<Uint8Array> {
   const entry = findTensorEntry(header, name, file);
-  const handle = await fsp.open(file, 'r');
+  const handle = await openRegular(file);
   try {
     return await readExactly(handle, file, header.dataOffset + entry.begin, entry.end - entry.begin);
   } finally {

@@ -1,14 +1,14 @@
 // One training run from start (or resume) to a final status, writing the run folder as it goes. Both the
 // CLI and the training worker drive this; they differ only in what they do with the events, which have
 // the worker protocol's shape (src/protocol/worker.ts) so the worker can forward them as they are.
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import type { BackendReport, MetricPoint, RunStatus } from '../protocol/runFormat';
 import type { FromWorker } from '../protocol/worker';
-import { parseExperimentConfig } from '../formats/experimentConfig';
+import { decodeExperimentBytes, parseExperimentConfig, type ParseExperimentResult } from '../formats/experimentConfig';
+import { NotRegularFileError, readRegularFileSync } from '../io/regularFile';
 import { createSession, type TrainingSession } from '../engine/session';
 import { createCausalLmSession } from './causalLmSession';
 import { RunFolder, hostBootTime, type SkippedCheckpoint } from './runStore';
@@ -60,15 +60,20 @@ export interface TrainRunResult {
 /** Read and validate an experiment file; every error is reported as `file:line:col: message`. */
 export function loadExperimentConfig(configPath: string): { config: ExperimentConfig; warnings: string[] } {
   const file = path.resolve(configPath);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = readRegularFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a .lora.json or .lora.yaml file' : (e as Error).message;
+    const why =
+      code === 'ENOENT' ? 'no such file'
+      : code === 'EISDIR' || (NotRegularFileError.is(e) && e.kind === 'a folder') ? 'is a folder, expected a .lora.json or .lora.yaml file'
+      : NotRegularFileError.is(e) ? `is ${e.kind}, not a regular file; refused`
+      : (e as Error).message;
     throw new RunError('config', `${configPath}: ${why}`, { path: file, cause: e });
   }
-  const result = parseExperimentConfig(text, file);
+  const decoded = decodeExperimentBytes(bytes);
+  const result: ParseExperimentResult = decoded.issue ? { issues: [decoded.issue] } : parseExperimentConfig(decoded.text, file);
   const fmt = (i: (typeof result.issues)[number]) => `${configPath}:${i.line}:${i.column}: ${i.severity}: ${i.message}${i.path && !i.message.includes(i.path) ? ` (${i.path})` : ''}`;
   const errors = result.issues.filter((i) => i.severity === 'error');
   if (!result.config || errors.length > 0) {

@@ -5,12 +5,12 @@
 // files to get alpha values and check for NaN/Inf, yielding between tensors so the host stays responsive.
 // Node fs, no vscode: the tree passes in the file lists it got from findFiles.
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { formatCount } from '../engine/paramCount';
 import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
+import { openRegular, readRegularFile, readRegularFileSync } from '../io/regularFile';
 
 export interface AdapterInfo {
   /** Folder (PEFT, mlx, run) or file (kohya, LyCORIS, …): what Inspect/Merge/Copy path act on. */
@@ -50,8 +50,9 @@ export interface ScanInput {
 /** Files at most this big get the values pass (alpha values, NaN/Inf); larger ones stay header-only. */
 export const VALUES_MAX_BYTES = 16 * 1024 * 1024;
 
+// Workspace files are opened only if regular: a FIFO among them would block the extension host.
 async function head(file: string, n = 256): Promise<{ bytes: Uint8Array; size: number }> {
-  const h = await fsp.open(file, 'r');
+  const h = await openRegular(file);
   try {
     const { size } = await h.stat();
     const bytes = new Uint8Array(Math.min(n, size));
@@ -64,7 +65,7 @@ async function head(file: string, n = 256): Promise<{ bytes: Uint8Array; size: n
 
 function readJson(file: string): Record<string, unknown> | undefined {
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    const v = JSON.parse(readRegularFileSync(file).toString('utf8')) as unknown;
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -143,7 +144,7 @@ async function describeFolder(dir: string, weights: string | undefined, input: S
       siblings.push({ name, size: h.size, head: h.bytes });
     }
   }
-  const inspectInput: InspectInput = { path: dir, configText: fs.readFileSync(cfgFile, 'utf8'), configName: 'adapter_config.json', siblings, ...(weights ? { weights: await weightsInput(weights) } : {}) };
+  const inspectInput: InspectInput = { path: dir, configText: readRegularFileSync(cfgFile).toString('utf8'), configName: 'adapter_config.json', siblings, ...(weights ? { weights: await weightsInput(weights) } : {}) };
   const info: AdapterInfo = { path: dir, weightsFile: weights, label: path.basename(dir), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [], valuesChecked: false, input: inspectInput };
   apply(info, inspectAdapter(inspectInput));
   // One of our runs: <run>/adapter/ next to run.json.
@@ -202,7 +203,7 @@ const tick = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
 export async function checkAdapterValues(info: AdapterInfo, pause: () => Promise<void> = tick): Promise<boolean> {
   const w = info.input.weights;
   if (info.valuesChecked || !w?.header || !info.weightsFile || w.size > VALUES_MAX_BYTES) return false;
-  const st = parseSafetensors(new Uint8Array(await fsp.readFile(info.weightsFile)), info.weightsFile);
+  const st = parseSafetensors(new Uint8Array(await readRegularFile(info.weightsFile)), info.weightsFile);
   const checked = await checkValuesAsync(st.header.tensors, (name) => st.toFloat32(name), pause);
   // No `values`, so no ΔW norms here: they are the dashboard's job, off the host. A non-finite alpha gets
   // inspectAdapter's own line (the scale is broken); the other tensors are summed up in one line below.

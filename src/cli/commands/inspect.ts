@@ -8,6 +8,7 @@ import { loadInspectInput } from '../../io/hfFolder';
 import { RUN_INFO_FILE, loadRun } from '../../runs/runStore';
 import { formatCount } from '../../engine/paramCount';
 import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
+import { terminalSafe, terminalSafeJson, terminalValue } from '../terminalText';
 
 const usage = `Usage: lora-lab inspect PATH [--json] [--all] [--header-only]
 
@@ -23,10 +24,7 @@ Options:
   --header-only  read only the safetensors header (no NaN/Inf scan, kohya alpha from metadata)`;
 
 /** Control characters and very long values are shown escaped and cut: metadata is untrusted text. */
-function safeText(s: string, max = 160): string {
-  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return clean.length > max ? `${clean.slice(0, max)}… (${s.length} chars)` : clean;
-}
+const safeText = terminalValue;
 
 function fmtNum(x: number | undefined): string {
   if (x === undefined) return '?';
@@ -75,7 +73,9 @@ export function formatReport(r: InspectReport, all: boolean): string {
   }
   if (r.warnings.length) lines.push('', ...r.warnings.map((w) => `  warning: ${safeText(w, 400)}`));
   if (r.errors.length) lines.push('', ...r.errors.map((e) => `  error: ${safeText(e, 400)}`));
-  return lines.join('\n') + '\n';
+  // Every line, not just the fields above: the base-model sentence, module and tensor names, the path
+  // and the format label also come from the file.
+  return lines.map(terminalSafe).join('\n') + '\n';
 }
 
 export const inspectCommand: CliCommand = {
@@ -105,7 +105,7 @@ export const inspectCommand: CliCommand = {
       const sub = inspectAdapter(await loadInspectInput(a.path));
       a.summary = { format: sub.format, modules: sub.totals.modules, params: sub.totals.params, ranks: sub.ranks, errors: sub.errors };
     }
-    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report, values.all === true));
+    process.stdout.write(values.json ? terminalSafeJson(JSON.stringify(report, null, 2)) + '\n' : formatReport(report, values.all === true));
     return report.errors.length ? EXIT.failed : EXIT.ok;
   },
 };

@@ -10,6 +10,9 @@ import { idsTensor } from '../../models/causalLm';
 import { loadPeftModel } from '../../models/peftAdapter';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
+import { terminalSafe, terminalSafeJson } from '../terminalText';
+import { NotRegularFileError, readRegularText } from '../../io/regularFile';
+import { describeJsonSyntaxError } from '../../formats/jsonText';
 
 const usage = `Usage: lora-lab logits --model DIR [--adapter DIR] --input-ids FILE.json --out FILE.json [--backend wasm|cpu|tensorflow] [--json]
 
@@ -22,10 +25,17 @@ Example: lora-lab logits --model ./tiny-llama --adapter ./my-adapter --input-ids
 
 export async function readInputIds(file: string): Promise<number[][]> {
   let rows: unknown;
+  let text: string;
   try {
-    rows = JSON.parse(await fs.readFile(file, 'utf8'));
+    text = await readRegularText(file);
   } catch (e) {
+    if (NotRegularFileError.is(e)) throw new CliError(e.message);
     throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  try {
+    rows = JSON.parse(text);
+  } catch {
+    throw new CliError(`${file}: ${describeJsonSyntaxError(text)}`);
   }
   if (Array.isArray(rows) && rows.every((x) => typeof x === 'number')) rows = [rows];
   if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number'))) {
@@ -61,7 +71,7 @@ export const logitsCommand: CliCommand = {
       const model = loaded?.model ?? buildCausalLm(folder.config, folder.weights, folder.weightFiles.join(', '));
       const adapter = loaded?.adapter;
       const notes = adapter?.notes ?? [];
-      if (!values.json) for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      if (!values.json) for (const n of notes) process.stderr.write(`note: ${terminalSafe(n)}\n`);
       let logits: tf.Tensor;
       try {
         logits = tf.tidy(() => model.forward(idsTensor(rows, folder.config.vocabSize), adapter?.lookup));
@@ -81,7 +91,7 @@ export const logitsCommand: CliCommand = {
         const code = (e as NodeJS.ErrnoException).code;
         throw new CliError(`--out ${values.out}: cannot write it (${code === 'ENOENT' ? 'its folder does not exist' : (code ?? (e as Error).message)})`);
       }
-      if (values.json) process.stdout.write(JSON.stringify({ out: path.resolve(values.out), shape: out.shape, backend: tf.getBackend(), notes }) + '\n');
+      if (values.json) process.stdout.write(terminalSafeJson(JSON.stringify({ out: path.resolve(values.out), shape: out.shape, backend: tf.getBackend(), notes })) + '\n');
       else process.stdout.write(`wrote logits [${out.shape.join(', ')}] to ${values.out} (backend ${tf.getBackend()})\n`);
     } catch (e) {
       if (InteropError.is(e)) throw new CliError(e.message);

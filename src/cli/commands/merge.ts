@@ -9,6 +9,7 @@ import { baseNameOf, loadPeftModel } from '../../models/peftAdapter';
 import { mergeAdapterWeights } from '../../models/merge';
 import { InteropError } from '../../formats/adapters/interopError';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
+import { terminalSafe, terminalSafeJson } from '../terminalText';
 
 const usage = `Usage: lora-lab merge --model DIR --adapter DIR --out DIR [--force] [--json]
 
@@ -75,9 +76,9 @@ export const mergeCommand: CliCommand = {
           : withConfig(folder.configText, { vocab_size: model.config.vocabSize, tie_word_embeddings: model.config.tieWordEmbeddings });
       const result = await writeMergedFolder({ ...folder, configText }, merged, out);
       const summary = { out, mergedModules: adapter.modules.size, replacedTensors: merged.size, files: result.files, notes: adapter.notes };
-      if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      if (values.json) process.stdout.write(terminalSafeJson(JSON.stringify(summary)) + '\n');
       else {
-        for (const n of adapter.notes) process.stderr.write(`note: ${n}\n`);
+        for (const n of adapter.notes) process.stderr.write(`note: ${terminalSafe(n)}\n`);
         process.stdout.write(`merged ${adapter.modules.size} LoRA module(s) into ${out} (${result.files.join(', ')})\n`);
       }
     } catch (e) {

@@ -4,6 +4,7 @@ import type { BackendName } from '../../runs/backendSetup';
 import { RunError } from '../../runs/runErrors';
 import { CliError, EXIT, numberFlag, parseFlags, UsageError, type CliCommand } from '../command';
 import { ProgressPrinter, formatLoss } from '../progress';
+import { terminalSafeJson } from '../terminalText';
 
 const BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
@@ -81,7 +82,7 @@ export const trainCommand: CliCommand = {
         printer.line(`warning: --backend ${backend} is not available, trained on ${result.backend.name}`);
       }
       if (mode === 'json') {
-        process.stdout.write(JSON.stringify({ type: 'result', ...result }) + '\n');
+        process.stdout.write(terminalSafeJson(JSON.stringify({ type: 'result', ...result })) + '\n');
       } else {
         // Relative to where the user stands when that is shorter and inside it; absolute otherwise.
         const rel = (p: string) => {

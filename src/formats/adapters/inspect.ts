@@ -3,6 +3,7 @@
 // adapter_config.json); when the caller also passes tensor values, alpha scalars are read, every
 // tensor is checked for NaN/Inf (the values pass, valuesCheck.ts) and ΔW norms are computed. Never
 // executes or unpickles anything; metadata is returned as plain strings for the UI to render as text.
+import { describeJsonSyntaxError, nestingTooDeep } from '../jsonText';
 import type { SafetensorsHeader } from '../safetensors';
 import { normalizePeftKey, parsePeftConfig, type PeftLoraConfig } from '../peftConfig';
 import { describeLayout, FORMAT_LABEL, type AdapterFormat, type AdapterModule, type TensorInfo } from './adapterFormats';
@@ -132,11 +133,15 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   if (input.configText !== undefined) {
     const cname = input.configName ?? 'adapter_config.json';
     let raw: unknown;
+    const deep = nestingTooDeep(input.configText, false, 64);
     try {
+      // The report keeps the config; nested deeper than any real one, it could not be printed
+      // (JSON.stringify recurses once per level).
+      if (deep !== undefined) throw new SyntaxError('too deep');
       raw = JSON.parse(input.configText);
-    } catch (e) {
+    } catch {
       configBroken = true;
-      errors.push(`${cname}: not valid JSON (${(e as Error).message})`);
+      errors.push(`${cname}: ${deep !== undefined ? 'nested more than 64 levels deep; not an adapter config' : describeJsonSyntaxError(input.configText)}`);
     }
     if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
       configBroken = true;
@@ -186,7 +191,9 @@ export function inspectAdapter(input: InspectInput): InspectReport {
   report.metadata = { ...h.metadata };
   for (const [k, v] of Object.entries(h.metadata)) {
     const s = v.trim();
-    if ((s.startsWith('{') && s.endsWith('}')) || (s.startsWith('[') && s.endsWith(']'))) {
+    // Not when nested deeper than any real metadata: `inspect --json` prints the report with
+    // JSON.stringify, which recurses once per level.
+    if (((s.startsWith('{') && s.endsWith('}')) || (s.startsWith('[') && s.endsWith(']'))) && nestingTooDeep(s, false, 64) === undefined) {
       try {
         report.metadataJson[k] = JSON.parse(s);
       } catch {

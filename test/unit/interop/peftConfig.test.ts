@@ -53,6 +53,9 @@ describe('interop: PEFT adapter_config semantics', () => {
     assert.throws(() => parsePeftConfig('{"lora_parameters": {"rank": 8}}', 'adapter_config.json'), (e) => InteropError.is(e, 'bad-config') && /no "peft_type"/.test(e.message));
     assert.throws(() => parsePeftConfig('{"peft_type": "LORA", "r": 0}'), /"r" should be a positive integer, got 0/);
     assert.throws(() => parsePeftConfig('{"peft_type": "IA3"}'), /peft_type "IA3" is not supported/);
+    // Keys named like Object.prototype's members are unknown fields too (found by the fuzzer: "__proto__" threw a TypeError).
+    const proto = parsePeftConfig('{"peft_type": "LORA", "r": 4, "__proto__": false, "toString": 1, "constructor": null}');
+    for (const k of ['__proto__', 'toString', 'constructor']) assert.match(proto.notes.join('\n'), new RegExp(`unknown field "${k}" ignored`));
   });
 
   it('refuses regexes it cannot compile (they would match nothing) and fractional ranks, naming the field', () => {

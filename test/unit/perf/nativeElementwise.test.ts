@@ -192,11 +192,26 @@ describe('perf: native exp, GELU and norms', function () {
       assert.throws(() => (nk.geluTanh as (...a: unknown[]) => void)(x, 0, y, 0, s, 0), (e: Error) => e instanceof TypeError && /expected 7 arguments/.test(e.message));
       // The norms: sizes checked per array, outputs may not overlap inputs, center must be 0 or 1.
       const st = new Float32Array(4);
-      assert.throws(() => nk.norm(x, 0, new Float32Array(3), 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /w needs 4 floats from offset 0 but has 3/.test(e.message));
+      assert.throws(() => nk.norm(x, 0, new Float32Array(3), 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /^lora-lab-native norm: w needs 4 floats from offset 0 but has 3/.test(e.message));
+      assert.throws(() => (nk.normGrad as (...a: unknown[]) => void)(x, 0, x, 0, new Float64Array(4), 0, st, 0, y, 0, s, 0, null, 0, 2, 4, 0), (e: Error) => e instanceof TypeError && /^lora-lab-native normGrad: w must be a Float32Array/.test(e.message));
+      assert.throws(() => nk.exp(x, 0, y, 1, 8), (e: Error) => e instanceof RangeError && /^lora-lab-native exp: out needs 8 floats from offset 1/.test(e.message));
       assert.throws(() => nk.norm(x, 0, s, 0, null, 0, x, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /overlaps/.test(e.message));
       assert.throws(() => nk.norm(x, 0, s, 0, null, 0, y, 0, st, 0, 2, 4, 1e-5, 2), (e: Error) => e instanceof RangeError && /center must be 0 or 1/.test(e.message));
       assert.throws(() => nk.normGrad(x, 0, x, 0, s, 0, st, 0, y, 0, new Float32Array(2), 0, null, 0, 2, 4, 0), (e: Error) => e instanceof RangeError && /dw needs 4 floats/.test(e.message));
       nk.geluTanhGrad(x, 0, x, 4, s, 0, y, 0, 4); // inputs may overlap each other
+      // eps that is not a number is a TypeError naming eps (not a generic N-API failure); a negative one a RangeError.
+      const looseNorm = nk.norm as (...a: unknown[]) => void;
+      for (const [eps, got] of [['1e-5', 'a string'], [1n, 'a BigInt'], [{}, 'an object'], [undefined, 'undefined'], [null, 'null']] as const) {
+        assert.throws(() => looseNorm(x, 0, s, 0, null, 0, y, 0, st, 0, 2, 4, eps, 1), (e: Error) => e instanceof TypeError && e.message.includes(`eps must be a number ≥ 0, got ${got}`), String(eps));
+      }
+      assert.throws(() => nk.norm(x, 0, s, 0, null, 0, y, 0, st, 0, 2, 4, -1, 1), (e: Error) => e instanceof RangeError && /eps must be a number ≥ 0/.test(e.message));
+      // An empty or detached bias (b, db) is a RangeError naming it, not "no bias".
+      const detached = new Float32Array(4);
+      structuredClone(detached.buffer, { transfer: [detached.buffer] });
+      for (const b of [new Float32Array(0), detached]) {
+        assert.throws(() => nk.norm(x, 0, s, 0, b, 0, y, 0, st, 0, 2, 4, 1e-5, 1), (e: Error) => e instanceof RangeError && /b needs 4 floats from offset 0 but has 0/.test(e.message));
+        assert.throws(() => nk.normGrad(x, 0, y, 0, s, 0, st, 0, new Float32Array(8), 0, new Float32Array(4), 0, b, 0, 2, 4, 1), (e: Error) => e instanceof RangeError && /db needs 4 floats from offset 0 but has 0/.test(e.message));
+      }
     });
 
     for (const kind of ['rmsNorm', 'layerNorm', 'layerNorm with bias'] as const) {

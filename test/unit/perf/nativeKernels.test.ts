@@ -426,6 +426,19 @@ describe('perf: native kernels', function () {
       call(withArg(6, undefined));
     });
 
+    it('an empty or detached bias: RangeError naming bias (not taken as "no bias"); C untouched', function () {
+      const detached = values(4, 3);
+      structuredClone(detached.buffer, { transfer: [detached.buffer] });
+      assert.equal(detached.length, 0, 'structuredClone with transfer detaches the buffer');
+      for (const [what, bias] of [['empty', new Float32Array(0)], ['detached', detached]] as const) {
+        const args = withArg(6, bias);
+        const c = args[4] as Float32Array;
+        c.fill(7);
+        assert.throws(() => call(args), (e: unknown) => e instanceof RangeError && /bias needs 4 floats from offset 0 but has 0/.test(e.message), what);
+        assert.ok(c.every((x) => x === 7), `${what}: C was written`);
+      }
+    });
+
     it('a too-short array or too-large offset: RangeError naming the argument and the floats it needs; C untouched', function () {
       const bad: [number, unknown, RegExp][] = [
         [0, values(5, 1), /a needs 6 floats from offset 0 but has 5/],

@@ -1,6 +1,8 @@
 // The adapter browser's scan (src/views/adapterScan.ts) in plain Node: speed on many large files from
 // headers only, and the real-world corpus when ../shared/fixtures/real-world is present.
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,6 +10,7 @@ import { checkAdapterValues, moduleDescription, scanAdapters, type ScanInput } f
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
+const TSX_LOADER = pathToFileURL(path.resolve(__dirname, '../../../node_modules/tsx/dist/loader.mjs')).href;
 
 function walk(dir: string, out: string[] = []): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -80,6 +83,39 @@ describe('views/adapterScan', function () {
     assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
     // Too big for the values pass: it stays header-only.
     assert.equal(await checkAdapterValues(found[0]), false);
+  });
+
+  it('FIFOs in the workspace (weights, adapter_config.json, a pickle-named sibling) are skipped, never waited on', async function () {
+    if (process.platform === 'win32') this.skip();
+    const ws = path.join(tmp, 'fifo-ws');
+    const mkfifo = (p: string) => {
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      execFileSync('mkfifo', [p]);
+    };
+    const cfgText = fs.readFileSync(path.join(peftCase, 'adapter', 'adapter_config.json'), 'utf8');
+    fs.mkdirSync(path.join(ws, 'ok'), { recursive: true });
+    fs.copyFileSync(path.join(peftCase, 'adapter', 'adapter_model.safetensors'), path.join(ws, 'ok', 'adapter_model.safetensors'));
+    fs.writeFileSync(path.join(ws, 'ok', 'adapter_config.json'), cfgText);
+    mkfifo(path.join(ws, 'pipe-lora.safetensors'));
+    mkfifo(path.join(ws, 'cfg', 'adapter_config.json'));
+    fs.mkdirSync(path.join(ws, 'bin'), { recursive: true });
+    fs.writeFileSync(path.join(ws, 'bin', 'adapter_config.json'), cfgText);
+    mkfifo(path.join(ws, 'bin', 'adapter_model.bin'));
+    const input = inputFor(ws);
+    input.safetensors.push(path.join(ws, 'pipe-lora.safetensors'));
+    input.adapterConfigs.push(path.join(ws, 'cfg', 'adapter_config.json'));
+    // In a child process: a scan blocked on a FIFO (the bug; some reads are synchronous) would block
+    // this one for good. The child is stopped after 30 s instead.
+    const script = `const m = await import(${JSON.stringify(pathToFileURL(path.resolve(__dirname, '../../../src/views/adapterScan.ts')).href)});
+const scanAdapters = m.scanAdapters ?? m.default.scanAdapters;
+const found = await scanAdapters(JSON.parse(process.argv[1]));
+console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format }))));`;
+    const r = spawnSync(process.execPath, ['--import', TSX_LOADER, '--input-type=module', '-e', script, JSON.stringify(input)], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, null, 'the scan blocked on a FIFO (stopped after 30 s)');
+    assert.equal(r.status, 0, r.stderr);
+    const found = JSON.parse(r.stdout) as { path: string; format: string }[];
+    assert.ok(found.some((a) => a.path === path.join(ws, 'ok') && a.format === 'peft'), r.stdout);
+    assert.ok(!found.some((a) => a.path.includes('pipe-lora') || a.path.endsWith('cfg')));
   });
 
   it('describes a PEFT folder with its base model found by relative path, and checks values in the background', async () => {
