@@ -127,6 +127,9 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     try {
       folder.reload();
       checkResumable(folder);
+      // The saved config is checked like a new one (limits included): a folder edited by hand must not
+      // reach the engine with sizes it cannot allocate.
+      loadExperimentConfig(path.join(folder.dir, 'config.json'));
       config = folder.readConfig();
       const info = folder.storedInfo;
       configDir = info.configFile ? path.dirname(info.configFile) : folder.dir;

@@ -227,6 +227,35 @@ describe('runs/trainRun', function () {
     assert.ok(!fs.existsSync(path.join(tmp, 'bad')));
     await assert.rejects(run({ configPath: path.join(tmp, 'missing.lora.json') }), /missing\.lora\.json: no such file/);
   });
+
+  it('checks a resumed run\'s saved config.json like a new one: an edited batchSize 1e9 is refused by field', async () => {
+    const cfg = writeExperiment(tmp, tinyExperiment({ name: 'edited', steps: 40, checkpointEvery: 10 }), 'edited.lora.json');
+    const controller = new AbortController();
+    const res = await trainRun({
+      configPath: cfg,
+      outDir: path.join(tmp, 'edited'),
+      backend: 'cpu',
+      progressIntervalMs: 0,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'didProgress' && e.step >= 12) controller.abort();
+      },
+    });
+    assert.equal(res.status, 'cancelled');
+    const saved = path.join(res.runDir, 'config.json');
+    const before = fs.readFileSync(saved, 'utf8');
+    const edited = JSON.parse(before) as { training: { batchSize: number } };
+    edited.training.batchSize = 1e9;
+    fs.writeFileSync(saved, JSON.stringify(edited, null, 2));
+    await assert.rejects(run({ resumeRunDir: res.runDir }), (e: unknown) => {
+      assert.ok(RunError.is(e, 'config'), String(e));
+      assert.match((e as Error).message, /config\.json:\d+:\d+: error: .*batchSize/);
+      return true;
+    });
+    // Nothing was lost: restoring the file lets the run resume.
+    fs.writeFileSync(saved, before);
+    assert.equal((await run({ resumeRunDir: res.runDir })).status, 'completed');
+  });
 });
 
 describe('runs/trainRun: damaged runs and full disks', function () {
