@@ -13,6 +13,8 @@ export interface JobRequest {
   configPath?: string;
   /** Absolute path of a run folder to continue. */
   resumeRunDir?: string;
+  /** Which run of a sweep config (fields given as lists) this is. */
+  sweepIndex?: number;
   /** Overrides the config's outputDir (absolute). */
   outDir?: string;
   /** Threads for the matrix products (setting loraLab.threads); undefined: the cores, up to 8. */
@@ -171,7 +173,7 @@ export class TrainingJob extends Disposable {
 
     const wasm = wasmDir;
     const start: ToWorker = {
-      type: 'start', configPath: request.configPath, resumeRunDir: request.resumeRunDir, outDir: request.outDir, wasmDir: wasm,
+      type: 'start', configPath: request.configPath, resumeRunDir: request.resumeRunDir, sweepIndex: request.sweepIndex, outDir: request.outDir, wasmDir: wasm,
       ...(request.threads ? { threads: request.threads } : {}),
     };
     this._worker.postMessage(start);
