@@ -5,11 +5,11 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { parseExperimentConfig } from './formats/experimentConfig';
+import { parseExperimentConfig, type SweepVariant } from './formats/experimentConfig';
 import type { ExperimentKind } from './formats/experimentTypes';
-import type { JobManager } from './jobs/jobManager';
+import { requestLabel, type JobManager, type QueuedRun } from './jobs/jobManager';
 import { listRunsInWorkspace, type RunEntry } from './jobs/runIndex';
-import { JobError, type TrainingJob } from './jobs/trainingJob';
+import { JobError, type JobRequest, type TrainingJob } from './jobs/trainingJob';
 import type { RunInfo } from './protocol/runFormat';
 import { RunFolder } from './runs/runStore';
 import { errorMessage, log } from './util/log';
@@ -112,7 +112,7 @@ async function train(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | 
   const doc = await vscode.workspace.openTextDocument(uri);
   if (doc.isDirty) await doc.save();
   // Refuse early with the parser's own message (the same parser the worker and the CLI use).
-  const { issues } = parseExperimentConfig(doc.getText(), uri.fsPath);
+  const { issues, sweep } = parseExperimentConfig(doc.getText(), uri.fsPath);
   const errors = issues.filter((i) => i.severity === 'error');
   if (errors.length) {
     const first = errors[0];
@@ -121,7 +121,38 @@ async function train(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | 
       .then((a) => a && vscode.commands.executeCommand('workbench.actions.view.problems'));
     return undefined;
   }
-  return ctx.jobs.start({ configPath: uri.fsPath });
+  if (!sweep) return startOrQueue(ctx, { configPath: uri.fsPath });
+  return startSweep(ctx, uri, sweep);
+}
+
+/**
+ * Starts a run now, or queues it (returns undefined at once, with a message) when loraLab.maxConcurrentRuns
+ * runs are training: a queued run starts by itself when a slot frees.
+ */
+async function startOrQueue(ctx: CommandContext, request: JobRequest): Promise<TrainingJob | undefined> {
+  if (!ctx.jobs.full && ctx.jobs.queued.length === 0) return ctx.jobs.start(request);
+  const started = ctx.jobs.start(request);
+  started.catch(() => undefined); // dequeued (Stop Training): not a failure
+  const n = ctx.jobs.queued.length;
+  void vscode.window.showInformationMessage(`LoRA Lab: ${requestLabel(request)} is queued (${n} waiting); it starts when a running run ends (setting loraLab.maxConcurrentRuns).`);
+  return undefined;
+}
+
+/** Queues one run per sweep value; when they have all ended, the dashboard compares them. */
+async function startSweep(ctx: CommandContext, uri: vscode.Uri, sweep: SweepVariant[]): Promise<TrainingJob | undefined> {
+  const immediate = !ctx.jobs.full && ctx.jobs.queued.length === 0;
+  log.info(`sweep ${path.basename(uri.fsPath)}: ${sweep.length} runs (${sweep.map((v) => v.label).join('; ')})`);
+  const jobs = sweep.map((_v, sweepIndex) => ctx.jobs.start({ configPath: uri.fsPath, sweepIndex }));
+  void vscode.window.showInformationMessage(
+    `LoRA Lab: sweep of ${sweep.length} runs from ${path.basename(uri.fsPath)} (${sweep.map((v) => v.config.name).join(', ')}); runs beyond loraLab.maxConcurrentRuns wait in the queue. The comparison opens when they have ended.`,
+  );
+  void Promise.all(jobs.map((p) => p.then((j) => j.finished).catch(() => undefined))).then((results) => {
+    const dirs = results.flatMap((r) => (r?.runDir ? [r.runDir] : []));
+    if (dirs.length >= 2) return ctx.dashboard.show({ runDirs: dirs });
+  });
+  for (const p of jobs) p.catch(() => undefined); // dequeued (Stop Training): not a failure
+  // The first run started at once when a slot was free (start resolves once its folder exists).
+  return immediate ? jobs[0] : undefined;
 }
 
 function readRunInfo(dir: string): RunInfo | undefined {
@@ -143,20 +174,27 @@ async function resume(ctx: CommandContext, arg?: unknown): Promise<TrainingJob |
     void vscode.window.showInformationMessage(`LoRA Lab: ${path.basename(dir)} already finished all ${info.totalSteps} steps; there is nothing to resume.`, 'Open Dashboard').then((a) => a && vscode.commands.executeCommand('loraLab.openDashboard', dir));
     return undefined;
   }
-  return ctx.jobs.start({ resumeRunDir: dir });
+  return startOrQueue(ctx, { resumeRunDir: dir });
 }
 
 async function stop(ctx: CommandContext): Promise<void> {
   const running = ctx.jobs.running;
-  if (running.length === 0) {
+  const queued = ctx.jobs.queued;
+  if (running.length === 0 && queued.length === 0) {
     void vscode.window.showInformationMessage('LoRA Lab: no training is running.');
     return;
   }
-  if (running.length === 1) return ctx.jobs.cancel(running[0]);
-  const pick = await vscode.window.showQuickPick([{ label: 'All runs', job: undefined as TrainingJob | undefined }, ...running.map((j) => ({ label: j.name, description: `step ${j.progress.step}/${j.progress.totalSteps}`, job: j }))], {
-    title: 'LoRA Lab: Stop Training',
-  });
-  if (pick) ctx.jobs.cancel(pick.job);
+  if (running.length === 1 && queued.length === 0) return ctx.jobs.cancel(running[0]);
+  type Pick = vscode.QuickPickItem & { job?: TrainingJob; queued?: QueuedRun };
+  const items: Pick[] = [
+    { label: queued.length ? 'All runs, and empty the queue' : 'All runs' },
+    ...running.map((j) => ({ label: j.name, description: `step ${j.progress.step}/${j.progress.totalSteps}`, job: j })),
+    ...queued.map((q, i) => ({ label: q.label, description: `queued ${i + 1} · remove from the queue`, queued: q })),
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: 'LoRA Lab: Stop Training' });
+  if (!pick) return;
+  if (pick.queued) ctx.jobs.dequeue(pick.queued);
+  else ctx.jobs.cancel(pick.job);
 }
 
 async function newExperiment(_ctx: CommandContext, arg?: unknown): Promise<vscode.Uri | undefined> {

@@ -84,7 +84,7 @@ export class TrainingJob extends Disposable {
     readonly request: JobRequest,
     workerPath: string,
     wasmDir: string,
-    private readonly _log: (level: 'info' | 'warn' | 'error', msg: string) => void,
+    private readonly _log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void,
   ) {
     super();
     this._stall = this._register(new StallMonitor());
@@ -104,7 +104,7 @@ export class TrainingJob extends Disposable {
       const finish = (r: Omit<JobResult, 'maxStallMs' | 'maxLateMs' | 'stalls'>) => {
         if (this._result) return;
         this._result = { ...r, maxStallMs: this._stall.maxStallMs, maxLateMs: this._stall.maxLateMs, stalls: [...this._stall.stalls] };
-        if (this._stall.stalls.length) this._log('info', `extension-host ticks over 20 ms during this run: ${this._stall.stalls.map((x) => `${x.at} late ${x.lateMs} ms, busy ${x.blockedMs} ms`).join('; ')}`);
+        if (this._stall.stalls.length) this._log('debug', `extension-host ticks over 20 ms during this run: ${this._stall.stalls.map((x) => `${x.at} late ${x.lateMs} ms, busy ${x.blockedMs} ms`).join('; ')}`);
         this._stall.dispose();
         rejectStarted(new JobError('crashed', r.error ?? `the run ended (${r.status}) before it started`));
         resolve(this._result);

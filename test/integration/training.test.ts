@@ -88,30 +88,47 @@ function metricsSteps(runDir: string): number[] {
     assert.equal(a.adapters.getTreeItem(runNode).contextValue, 'loraLab.adapter', 'Merge offered for a synthetic experiment');
   });
 
-  it('runs two at once in separate folders, and refuses a third beyond the limit with a reason', async () => {
+  it('runs two at once in separate folders; a third beyond the limit waits in the queue and starts when one ends', async () => {
     const a = await api();
     await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 2, vscode.ConfigurationTarget.Workspace);
     const j1 = await a.jobs.start({ configPath: config().fsPath });
     const j2 = await a.jobs.start({ configPath: config().fsPath });
+    let j3: Awaited<ReturnType<typeof a.jobs.start>> | undefined;
     try {
       assert.notEqual(j1.runDir, j2.runDir);
-      await assert.rejects(a.jobs.start({ configPath: config().fsPath }), /already training .* the limit is 2/);
+      const third = a.jobs.start({ configPath: config().fsPath });
+      void third.then((j) => (j3 = j));
+      assert.deepEqual(a.jobs.queued.map((q) => q.label), [path.basename(config().fsPath)]);
+      assert.equal(a.jobs.running.length, 2);
       await assert.rejects(a.jobs.start({ resumeRunDir: j1.runDir }), /already training/);
       await waitFor('both runs to progress', () => j1.progress.step > 10 && j2.progress.step > 10, 60_000);
       // Listed as running (same pid as this host, but live jobs), so Resume does not offer them.
       const listed = (await listRunsInWorkspace(a.jobs)).filter((e) => e.dir === j1.runDir || e.dir === j2.runDir);
       assert.deepEqual(listed.map((e) => [e.status, e.resumable]), [['running', false], ['running', false]]);
+      a.jobs.cancel(j1);
+      assert.equal((await j1.finished).status, 'cancelled');
+      const started = await third;
+      assert.equal(a.jobs.queued.length, 0);
+      assert.ok(started.runDir && started.runDir !== j1.runDir && started.runDir !== j2.runDir);
+      // The user stopped j1: a status bar entry offers Resume (no notification that would go stale).
+      assert.equal(a.jobs.stoppedRunDir, j1.runDir);
     } finally {
       a.jobs.cancel();
     }
-    const [r1, r2] = await Promise.all([j1.finished, j2.finished]);
-    assert.equal(r1.status, 'cancelled');
-    assert.equal(r2.status, 'cancelled');
+    const results = await Promise.all([j1.finished, j2.finished, ...(j3 ? [j3.finished] : [])]);
+    assert.deepEqual(results.map((r) => r.status), j3 ? ['cancelled', 'cancelled', 'cancelled'] : ['cancelled', 'cancelled']);
     for (const j of [j1, j2]) {
       const info = JSON.parse(fs.readFileSync(path.join(j.runDir!, 'run.json'), 'utf8')) as { status: string; runId: string };
       assert.equal(info.status, 'cancelled');
       assert.equal(path.basename(j.runDir!), info.runId);
     }
+    // Resuming the stopped run takes its Resume offer away.
+    const offered = a.jobs.stoppedRunDir;
+    assert.ok(offered);
+    const resumed = await a.jobs.start({ resumeRunDir: offered });
+    assert.equal(a.jobs.stoppedRunDir, undefined);
+    a.jobs.cancel(resumed);
+    await resumed.finished;
   });
 
   it('reports a crashed worker with its error and keeps working', async () => {
