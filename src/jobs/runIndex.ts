@@ -13,6 +13,34 @@ export interface RunEntry {
   status: RunStatus;
   /** Has a checkpoint and steps left, and is not training now. */
   resumable: boolean;
+  /** Training time so far: the last metric point's elapsedMs (undefined before the first point). */
+  elapsedMs?: number;
+}
+
+/** The last metric point's elapsedMs, from the tail of metrics.jsonl (a torn last line is skipped). */
+export function lastElapsedMs(dir: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(path.join(dir, 'metrics.jsonl'), 'r');
+    const size = fs.fstatSync(fd).size;
+    const n = Math.min(size, 4096);
+    const buf = Buffer.alloc(n);
+    fs.readSync(fd, buf, 0, n, size - n);
+    const lines = buf.toString('utf8').split('\n').filter((l) => l.trim());
+    for (let i = lines.length - 1; i >= 0; i--) {
+      try {
+        const p = JSON.parse(lines[i]) as { elapsedMs?: unknown };
+        if (typeof p.elapsedMs === 'number' && Number.isFinite(p.elapsedMs)) return p.elapsedMs;
+      } catch {
+        // a torn (or, at the 4 KiB cut, partial) line: try the one before
+      }
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 export function statusInHost(info: RunInfo, dir: string, jobs: JobManager): RunStatus {
@@ -43,7 +71,7 @@ export async function listRunsInWorkspace(jobs: JobManager): Promise<RunEntry[]>
   for (const outDir of outDirs) {
     for (const r of listRuns(outDir)) {
       const status = statusInHost(r.info, r.dir, jobs);
-      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info) });
+      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info), elapsedMs: lastElapsedMs(r.dir) });
     }
   }
   return entries.sort((a, b) => (a.info.createdAt < b.info.createdAt ? 1 : -1));

@@ -245,3 +245,8 @@ export function adapterDescription(a: AdapterInfo): string {
   if (a.warnings.length) parts.push(`⚠ ${a.warnings.length}`);
   return parts.join(' · ');
 }
+
+/** Merge needs a PEFT adapter of a real model: a built-in experiment's run has no base model to merge into. */
+export function isMergeable(a: Pick<AdapterInfo, 'format' | 'runDir' | 'baseModel'>): boolean {
+  return a.format === 'peft' && !(a.runDir && !a.baseModel);
+}

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { Disposable } from '../util/disposable';
 import { log } from '../util/log';
 import type { InspectModule } from '../formats/adapters';
-import { adapterDescription, checkAdapterValues, moduleDescription, scanAdapters, type AdapterInfo } from './adapterScan';
+import { adapterDescription, checkAdapterValues, isMergeable, moduleDescription, scanAdapters, type AdapterInfo } from './adapterScan';
 
 export { adapterDescription, moduleDescription };
 
@@ -125,7 +125,7 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
         item.iconPath = new vscode.ThemeIcon(a.warnings.length ? 'warning' : a.runDir ? 'beaker' : 'layers');
         item.resourceUri = vscode.Uri.file(a.path);
         // Merge needs a PEFT adapter of a real model (a built-in experiment's run has no base to merge into).
-        item.contextValue = a.format === 'peft' && !(a.runDir && !a.baseModel) ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
+        item.contextValue = isMergeable(a) ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
         item.command = { command: 'loraLab.inspectAdapter', title: 'Inspect Adapter', arguments: [n] };
         return item;
       }

@@ -10,7 +10,7 @@ export interface TemplateAnswers {
   modelPath?: string;
   /** causal-lm: dataset file relative to the config file. */
   datasetPath?: string;
-  /** Relative path from the config file to schemas/experiment.schema.json, when the schema is in the workspace. */
+  /** Relative path from the config file to schemas/experiment.editor.schema.json, when the schema is in the workspace. */
   schemaPath?: string;
 }
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
 import type { JobManager } from '../jobs/jobManager';
-import { formatLoss } from '../jobs/format';
+import { formatDuration, formatLoss, runDescription } from '../jobs/format';
 import { Disposable } from '../util/disposable';
 
 const ICON: Record<string, string> = { running: 'loading~spin', completed: 'pass', cancelled: 'debug-pause', failed: 'error', interrupted: 'debug-disconnect' };
@@ -39,12 +39,13 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
   getTreeItem(r: RunEntry): vscode.TreeItem {
     const item = new vscode.TreeItem(r.info.name ? `${r.info.name}` : path.basename(r.dir), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${r.dir}`;
-    const loss = r.info.lastLoss !== undefined ? ` · loss ${formatLoss(r.info.lastLoss)}` : '';
-    item.description = `${r.status} · step ${r.info.step}/${r.info.totalSteps}${loss}`;
-    item.tooltip = `${r.dir}\n${r.info.kind} · ${r.status}${r.info.error ? `\n${r.info.error}` : ''}\ncreated ${r.info.createdAt}`;
+    item.description = runEntryDescription(r);
+    item.tooltip = runTooltip(r);
     item.iconPath = new vscode.ThemeIcon(ICON[r.status] ?? 'circle-outline');
     item.resourceUri = vscode.Uri.file(r.dir);
-    item.contextValue = r.resumable ? 'loraLab.run.resumable' : 'loraLab.run';
+    // Rename, tag and delete are offered for runs not training now (the worker owns run.json then).
+    const base = r.status === 'running' ? 'loraLab.run.running' : r.resumable ? 'loraLab.run.resumable' : 'loraLab.run';
+    item.contextValue = base;
     item.command = { command: 'loraLab.openDashboard', title: 'Open Dashboard', arguments: [r.dir] };
     return item;
   }
@@ -53,4 +54,19 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
     if (r) return [];
     return listRunsInWorkspace(this._jobs);
   }
+}
+
+export function runEntryDescription(r: RunEntry, now?: Date): string {
+  return runDescription({ status: r.status, createdAt: r.info.createdAt, step: r.info.step, totalSteps: r.info.totalSteps, elapsedMs: r.elapsedMs, lastLoss: r.info.lastLoss, tags: r.info.tags }, now);
+}
+
+function runTooltip(r: RunEntry): string {
+  const i = r.info;
+  const lines = [i.name, r.dir, `${i.kind} · ${r.status} · step ${i.step}/${i.totalSteps}`, `started ${new Date(i.createdAt).toLocaleString()}`];
+  if (i.finishedAt) lines.push(`ended ${new Date(i.finishedAt).toLocaleString()}`);
+  if (r.elapsedMs !== undefined) lines.push(`training time ${formatDuration(r.elapsedMs)}`);
+  if (i.lastLoss !== undefined) lines.push(`final loss ${formatLoss(i.lastLoss)}${i.lastEvalLoss !== undefined ? ` · eval loss ${formatLoss(i.lastEvalLoss)}` : ''}`);
+  if (i.tags?.length) lines.push(`tags: ${i.tags.join(', ')}`);
+  if (i.error) lines.push(i.error);
+  return lines.join('\n');
 }

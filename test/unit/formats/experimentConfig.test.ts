@@ -16,7 +16,7 @@ import {
   schemaInfoAt,
   EXPERIMENT_KINDS,
 } from '../../../src/formats/experimentConfig';
-import { EXPERIMENT_SCHEMA } from '../../../src/formats/experimentSchema';
+import { EXPERIMENT_SCHEMA, editorSchema } from '../../../src/formats/experimentSchema';
 import { FormatError } from '../../../src/formats/errors';
 import type { ExperimentConfig, ExperimentKind } from '../../../src/formats/experimentTypes';
 
@@ -49,6 +49,28 @@ function plainData(file: string): unknown {
 const parseFile = (file: string) => parseExperimentConfig(fs.readFileSync(file, 'utf8'), file);
 
 describe('experiment config: schema file', () => {
+  it('schemas/experiment.editor.schema.json is generated too: documentation and suggestions, no validation (each error once in Problems)', () => {
+    const file = path.join(ROOT, 'schemas/experiment.editor.schema.json');
+    const editor = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(editor, JSON.parse(JSON.stringify(editorSchema())));
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(editor);
+    // Configs the parser rejects are accepted by the editor's copy: only the parser reports them.
+    const bad = { kind: 'low-rank-recovery', lora: { r: 0, alpah: 4, scaling: 'sideways' }, training: { steps: 'many' }, extra: true };
+    assert.ok(parseExperimentConfig(JSON.stringify(bad), 'bad.lora.json').issues.length >= 4);
+    assert.ok(validate(bad), JSON.stringify(validate.errors));
+    assert.ok(validate({ kind: 'low-rank-recovery', lora: { r: [1, 2, 4, 8] } }), 'a sweep list is not flagged');
+    // What the editor needs is kept: descriptions, defaults, enum values as suggestions, the kind-specific model sections.
+    assert.match(editor.definitions.lora.properties.r.description, /rank/i);
+    assert.equal(editor.definitions.lora.properties.r.type, undefined);
+    assert.deepEqual(editor.properties.kind.examples, [...EXPERIMENT_KINDS]);
+    assert.equal(editor.allOf.length, 3);
+    assert.deepEqual(editor.allOf[0].if, { properties: { kind: { const: 'low-rank-recovery' } }, required: ['kind'] });
+    // package.json gives the editor this copy.
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    assert.deepEqual(pkg.contributes.jsonValidation.map((v: { url: string }) => v.url), ['./schemas/experiment.editor.schema.json']);
+    assert.deepEqual(pkg.contributes.yamlValidation.map((v: { url: string }) => v.url), ['./schemas/experiment.editor.schema.json']);
+  });
+
   it('schemas/experiment.schema.json is generated from src/formats/experimentSchema.ts (run `npm run schema`)', () => {
     assert.deepEqual(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')), JSON.parse(JSON.stringify(EXPERIMENT_SCHEMA)));
   });
