@@ -1,0 +1,43 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { formatRunDate, parseTags, runDescription } from '../../../src/jobs/format';
+import { lastElapsedMs } from '../../../src/jobs/runTail';
+
+describe('run labels: telling same-named runs apart', () => {
+  // Local-time constructors: the expected text does not depend on the machine's time zone.
+  const now = new Date(2026, 11, 6, 15, 0);
+
+  it('dates are as short as they can be: today, this year, another year', () => {
+    assert.equal(formatRunDate(new Date(2026, 11, 6, 9, 5).toISOString(), now), 'today 09:05');
+    assert.equal(formatRunDate(new Date(2026, 2, 14, 23, 59).toISOString(), now), 'Mar 14 23:59');
+    assert.equal(formatRunDate(new Date(2025, 11, 6, 9, 5).toISOString(), now), '2025-12-06 09:05');
+    assert.equal(formatRunDate('not a date', now), 'not a date');
+  });
+
+  it('two runs of one config differ by date, training time and final loss; unfinished runs show their step', () => {
+    const a = runDescription({ status: 'completed', createdAt: new Date(2026, 11, 6, 14, 3).toISOString(), step: 300, totalSteps: 300, elapsedMs: 64_000, lastLoss: 0.012345, tags: ['baseline'] }, now);
+    const b = runDescription({ status: 'cancelled', createdAt: new Date(2026, 11, 5, 10, 0).toISOString(), step: 120, totalSteps: 300, elapsedMs: 9_400, lastLoss: 0.5 }, now);
+    assert.equal(a, 'completed · today 14:03 · 1 min 4 s · loss 0.01235 · #baseline');
+    assert.equal(b, 'cancelled · Dec 5 10:00 · 9 s · step 120/300 · loss 0.5000');
+    assert.equal(runDescription({ status: 'running', createdAt: now.toISOString(), step: 0, totalSteps: 10 }, now), 'running · today 15:00 · step 0/10');
+  });
+
+  it('tags as typed: trimmed, no #, spaces to dashes, no duplicates, empty = none', () => {
+    assert.deepEqual(parseTags(' baseline, lr sweep ;#fast, baseline,, '), ['baseline', 'lr-sweep', 'fast']);
+    assert.deepEqual(parseTags('  '), []);
+  });
+
+  it('training time is the last metric point’s elapsedMs (a torn last line is skipped; no file: undefined)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-tail-'));
+    try {
+      assert.equal(lastElapsedMs(dir), undefined);
+      const lines = Array.from({ length: 500 }, (_, i) => JSON.stringify({ step: i + 1, loss: 1 / (i + 1), lr: 0.01, gradNorm: 1, elapsedMs: 10 * (i + 1) }));
+      fs.writeFileSync(path.join(dir, 'metrics.jsonl'), `${lines.join('\n')}\n{"step": 501, "loss": 0.0`);
+      assert.equal(lastElapsedMs(dir), 5000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
