@@ -14,7 +14,7 @@ import type { RunInfo } from './protocol/runFormat';
 import { RunFolder } from './runs/runStore';
 import { parseTags } from './jobs/format';
 import { errorMessage, log } from './util/log';
-import { isMergeable, type AdapterInfo } from './views/adapterScan';
+import { adapterDescription, isMergeable, type AdapterInfo } from './views/adapterScan';
 import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
 import { experimentTemplate } from './views/experimentTemplate';
 import { runEntryDescription, type RunsTreeProvider } from './views/runsTree';
@@ -102,7 +102,8 @@ async function pickAdapter(ctx: CommandContext, title: string, filter: (a: Adapt
     return undefined;
   }
   const pick = await vscode.window.showQuickPick(
-    all.map((a) => ({ label: a.label, description: a.formatLabel, detail: vscode.workspace.asRelativePath(a.path), a })),
+    // A run's adapter: its date, training time and loss (runs of one config share a name).
+    all.map((a) => ({ label: a.label, description: a.run ? adapterDescription(a) : a.formatLabel, detail: vscode.workspace.asRelativePath(a.path), a })),
     { title },
   );
   return pick?.a;
@@ -335,7 +336,7 @@ async function compareWith(ctx: CommandContext, arg?: unknown, secondArg?: unkno
   // The second adapter: given (scripts, tests) or picked.
   const given = adapterPathArg(secondArg);
   const all = given ? await ctx.adapters.adapters() : [];
-  const second = given ? (all.find((a) => a.path === given.path) ?? { path: given.path, runDir: undefined }) : await pickAdapter(ctx, `Compare ${path.basename(first.path)} with…`, (a) => a.path !== first.path);
+  const second = given ? (all.find((a) => a.path === given.path) ?? { path: given.path, runDir: undefined }) : await pickAdapter(ctx, `Compare ${path.basename(first.path)} with…`, (a) => a.path !== first.path && !a.problem);
   if (!second) return;
   const firstRun = first.info?.runDir ?? (given ? all.find((a) => a.path === first.path)?.runDir : undefined);
   if (firstRun && second.runDir) return compareRuns(ctx, [firstRun, second.runDir]);

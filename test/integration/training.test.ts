@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { TrainingJob } from '../../src/jobs/trainingJob';
 import { listRunsInWorkspace } from '../../src/jobs/runIndex';
-import { api, waitFor, wsUri } from './helpers';
+import { api, waitFor, wsUri, adapterRows } from './helpers';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 const STALL_LIMIT_MS = 50;
@@ -81,7 +81,7 @@ function metricsSteps(runDir: string): number[] {
     a.adapters.refresh();
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
     // Its base row says the base is the experiment's synthetic W, not "unknown … found in workspace".
-    const runNode = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.runDir === runDir)!;
+    const runNode = (await adapterRows(a)).find((n) => n.kind === 'adapter' && n.info.runDir === runDir)!;
     const baseItem = a.adapters.getTreeItem((await a.adapters.getChildren(runNode)).find((n) => n.kind === 'base')!);
     assert.equal(baseItem.label, 'Base model: synthetic (built-in experiment)');
     assert.equal(baseItem.description, 'in the run folder (truth/)');
@@ -129,6 +129,27 @@ function metricsSteps(runDir: string): number[] {
     assert.equal(a.jobs.stoppedRunDir, undefined);
     a.jobs.cancel(resumed);
     await resumed.finished;
+  });
+
+  it('renames, tags and deletes (to the trash) a run from the Runs view; a training run is refused', async () => {
+    const a = await api();
+    const job = await a.jobs.start({ configPath: config().fsPath });
+    const live = await vscode.commands.executeCommand('loraLab.renameRun', job.runDir, { name: 'nope' });
+    assert.equal(live, undefined, 'a training run is not renamed');
+    a.jobs.cancel(job);
+    await job.finished;
+    const dir = job.runDir!;
+    assert.equal(await vscode.commands.executeCommand('loraLab.renameRun', dir, { name: 'renamed run' }), 'renamed run');
+    assert.deepEqual(await vscode.commands.executeCommand('loraLab.tagRun', dir, { tags: 'baseline, lr test' }), ['baseline', 'lr-test']);
+    const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { name: string; tags: string[] };
+    assert.equal(info.name, 'renamed run');
+    assert.deepEqual(info.tags, ['baseline', 'lr-test']);
+    const entry = (await a.runs.getChildren()).find((e) => e.dir === dir)!;
+    const item = a.runs.getTreeItem(entry);
+    assert.equal(item.label, 'renamed run');
+    assert.match(String(item.description), /^cancelled · today \d\d:\d\d · \d+ s · step \d+\/\d+ · loss \S+ · #baseline · #lr-test$/);
+    assert.equal(await vscode.commands.executeCommand('loraLab.deleteRun', dir, { confirmed: true }), true);
+    assert.ok(!fs.existsSync(dir), 'the run folder is gone (to the trash)');
   });
 
   it('reports a crashed worker with its error and keeps working', async () => {
