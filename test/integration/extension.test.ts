@@ -75,6 +75,21 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.match(cfg, /Llama, 2 layers, hidden 64/);
     assert.match(cfg, /adapted: 4 layers \(q_proj, v_proj\)/);
     assert.match(cfg, /Convention: PEFT's — bias frozen .*trainable % is of all parameters \(base \+ LoRA\)/);
+    // A model defined in the file: LoraConfig counts its nn.Linear(1024, 1024) layers.
+    const custom = await hoverAt(wsUri('python', 'custom_model.py'), 'LoraConfig(r=8', 12);
+    assert.match(custom, /the nn\.Linear layers of this file \(3\)/);
+    assert.match(custom, /adapted: 2 layers \(q_proj, v_proj\): full fine-tune of them 2,099,200 vs LoRA 32,768/);
+  });
+
+  it('hovers in adapter_config.json say what each key is', async () => {
+    await api();
+    const file = wsUri('adapters', 'llama-tiny-r8', 'adapter_config.json');
+    const dropout = await hoverAt(file, '"lora_dropout"', 3);
+    assert.match(dropout, /\*\*`lora_dropout`\*\* — Dropout on the input of the LoRA branch/);
+    const alpha = await hoverAt(file, '"lora_alpha"', 3);
+    assert.match(alpha, /\*\*`lora_alpha`\*\* — α: ΔW = \(α\/r\)·B·A/);
+    assert.match(alpha, /adapted: 8 layers/);
+    assert.notEqual(dropout, alpha);
   });
 
   it('hovers in adapter_config.json and axolotl YAML with the base model found', async () => {
