@@ -92,7 +92,7 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
         log.warn(`adapter browser: could not read the values of ${a.path}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    log.info(`adapter browser: values of ${list.filter((a) => a.valuesChecked).length} adapters checked (alpha, NaN/Inf) in ${Date.now() - t0} ms`);
+    log.debug(`adapter browser: values of ${list.filter((a) => a.valuesChecked).length} adapters checked (alpha, NaN/Inf) in ${Date.now() - t0} ms`);
     // Element objects are rebuilt by getChildren: refresh the whole (cached) tree once.
     if (changed && this._adapters === list) this._onDidChangeTreeData.fire(undefined);
   }
@@ -112,7 +112,7 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
       roots,
     });
     this.lastScanMs = Date.now() - t0;
-    log.info(`adapter browser: ${out.length} adapters from ${st.length} safetensors files in ${this.lastScanMs} ms`);
+    log.debug(`adapter browser: ${out.length} adapters from ${st.length} safetensors files in ${this.lastScanMs} ms`);
     return out;
   }
 

@@ -3,13 +3,18 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
-import type { JobManager } from '../jobs/jobManager';
+import type { JobManager, QueuedRun } from '../jobs/jobManager';
 import { formatDuration, formatLoss, runDescription } from '../jobs/format';
 import { Disposable } from '../util/disposable';
 
 const ICON: Record<string, string> = { running: 'loading~spin', completed: 'pass', cancelled: 'debug-pause', failed: 'error', interrupted: 'debug-disconnect' };
 
-export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvider<RunEntry> {
+/** A row of the Runs view: a run folder, or a run waiting in the queue (no folder yet). */
+export type RunsNode = RunEntry | QueuedRun;
+
+const isQueued = (n: RunsNode): n is QueuedRun => 'since' in n;
+
+export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvider<RunsNode> {
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
   private _timer: NodeJS.Timeout | undefined;
@@ -36,7 +41,17 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
     this._onDidChangeTreeData.fire();
   }
 
-  getTreeItem(r: RunEntry): vscode.TreeItem {
+  getTreeItem(n: RunsNode): vscode.TreeItem {
+    if (isQueued(n)) {
+      const q = new vscode.TreeItem(n.label, vscode.TreeItemCollapsibleState.None);
+      const at = this._jobs.queued.findIndex((x) => x.request === n.request);
+      q.description = `queued${at >= 0 ? ` ${at + 1}` : ''} · since ${n.since.toLocaleTimeString()}`;
+      q.tooltip = `Waits for a free slot (setting loraLab.maxConcurrentRuns) and starts by itself; Stop Training can remove it.`;
+      q.iconPath = new vscode.ThemeIcon('watch');
+      q.contextValue = 'loraLab.run.queued';
+      return q;
+    }
+    const r = n;
     const item = new vscode.TreeItem(r.info.name ? `${r.info.name}` : path.basename(r.dir), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${r.dir}`;
     item.description = runEntryDescription(r);
@@ -50,9 +65,9 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
     return item;
   }
 
-  async getChildren(r?: RunEntry): Promise<RunEntry[]> {
-    if (r) return [];
-    return listRunsInWorkspace(this._jobs);
+  async getChildren(n?: RunsNode): Promise<RunsNode[]> {
+    if (n) return [];
+    return [...this._jobs.queued, ...(await listRunsInWorkspace(this._jobs))];
   }
 }
 

@@ -144,7 +144,7 @@ function metricsSteps(runDir: string): number[] {
     const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { name: string; tags: string[] };
     assert.equal(info.name, 'renamed run');
     assert.deepEqual(info.tags, ['baseline', 'lr-test']);
-    const entry = (await a.runs.getChildren()).find((e) => e.dir === dir)!;
+    const entry = (await a.runs.getChildren()).find((e) => 'dir' in e && e.dir === dir)!;
     const item = a.runs.getTreeItem(entry);
     assert.equal(item.label, 'renamed run');
     assert.match(String(item.description), /^cancelled · today \d\d:\d\d · \d+ s · step \d+\/\d+ · loss \S+ · #baseline · #lr-test$/);
