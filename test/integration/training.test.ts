@@ -100,6 +100,10 @@ function metricsSteps(runDir: string): number[] {
       void third.then((j) => (j3 = j));
       assert.deepEqual(a.jobs.queued.map((q) => q.label), [path.basename(config().fsPath)]);
       assert.equal(a.jobs.running.length, 2);
+      // The Runs view lists it first, as queued.
+      const first = a.runs.getTreeItem((await a.runs.getChildren())[0]);
+      assert.equal(first.contextValue, 'loraLab.run.queued');
+      assert.match(String(first.description), /^queued 1 · since /);
       await assert.rejects(a.jobs.start({ resumeRunDir: j1.runDir }), /already training/);
       await waitFor('both runs to progress', () => j1.progress.step > 10 && j2.progress.step > 10, 60_000);
       // Listed as running (same pid as this host, but live jobs), so Resume does not offer them.
