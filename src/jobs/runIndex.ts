@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { RunInfo, RunStatus } from '../protocol/runFormat';
 import { effectiveStatus, listRuns } from '../runs/runStore';
-import { lastElapsedMs } from './runTail';
+import { trainingTimeMs } from './runTail';
 import type { JobManager } from './jobManager';
 
 export interface RunEntry {
@@ -46,7 +46,7 @@ export async function listRunsInWorkspace(jobs: JobManager): Promise<RunEntry[]>
   for (const outDir of outDirs) {
     for (const r of listRuns(outDir)) {
       const status = statusInHost(r.info, r.dir, jobs);
-      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info), elapsedMs: lastElapsedMs(r.dir) });
+      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info), elapsedMs: trainingTimeMs(r.dir, r.info) });
     }
   }
   return entries.sort((a, b) => (a.info.createdAt < b.info.createdAt ? 1 : -1));

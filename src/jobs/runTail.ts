@@ -27,3 +27,15 @@ export function lastElapsedMs(dir: string): number | undefined {
     if (fd !== undefined) fs.closeSync(fd);
   }
 }
+
+/**
+ * Training time for the Runs view: the last metric point's elapsedMs; for a run stopped before its first
+ * logged step, the wall time from start to end (no pause can be in it: it was never resumed).
+ */
+export function trainingTimeMs(dir: string, info: { createdAt: string; finishedAt?: string; resumedAt?: unknown[] }): number | undefined {
+  const logged = lastElapsedMs(dir);
+  if (logged !== undefined) return logged;
+  if (!info.finishedAt || (info.resumedAt && info.resumedAt.length > 0)) return undefined;
+  const ms = Date.parse(info.finishedAt) - Date.parse(info.createdAt);
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}

@@ -12,7 +12,7 @@ import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, 
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
 import { formatDuration, formatLoss, runDescription } from '../jobs/format';
-import { lastElapsedMs } from '../jobs/runTail';
+import { trainingTimeMs } from '../jobs/runTail';
 
 export interface AdapterInfo {
   /** Folder (PEFT, mlx, run) or file (kohya, LyCORIS, …): what Inspect/Merge/Copy path act on. */
@@ -172,7 +172,7 @@ async function describeFolder(dir: string, weights: string | undefined, input: S
         step: num(run.step) ?? 0,
         totalSteps: num(run.totalSteps) ?? 0,
         lastLoss: num(run.lastLoss),
-        elapsedMs: lastElapsedMs(info.runDir),
+        elapsedMs: trainingTimeMs(info.runDir, { createdAt: str(run.createdAt) ?? '', finishedAt: str(run.finishedAt), resumedAt: Array.isArray(run.resumedAt) ? run.resumedAt : undefined }),
         tags: Array.isArray(run.tags) ? run.tags.filter((t): t is string => typeof t === 'string') : undefined,
       };
       info.label = `${name} (run)`;

@@ -137,7 +137,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.deepEqual(byLabel.get('mlx-adapter')!.warnings, [], 'an mlx-lm adapter is not warned about for lacking PEFT fields');
     assert.match(byLabel.get('nan-lora.safetensors')!.warnings.join(' '), /NaN\/Inf/);
     assert.match(byLabel.get('lfs-pointer-lora.safetensors')!.warnings.join(' '), /Git LFS pointer/);
-    assert.match(byLabel.get('mismatch-r16')!.warnings.join(' '), /adapter_config\.json says r = 16 but lora_A has rank 8/);
+    assert.match(byLabel.get('mismatch-r16')!.warnings.join(' '), /adapter_config\.json: "r" gives r = 16 for \S+, but its lora_A has rank 8/);
     assert.deepEqual(peft.warnings, [], 'the matching PEFT adapter has no warnings');
     const kohya = byLabel.get('kohya-style.safetensors')!;
     assert.equal(kohya.format, 'kohya');

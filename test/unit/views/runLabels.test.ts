@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatRunDate, parseTags, runDescription } from '../../../src/jobs/format';
-import { lastElapsedMs } from '../../../src/jobs/runTail';
+import { lastElapsedMs, trainingTimeMs } from '../../../src/jobs/runTail';
 
 describe('run labels: telling same-named runs apart', () => {
   // Local-time constructors: the expected text does not depend on the machine's time zone.
@@ -33,9 +33,15 @@ describe('run labels: telling same-named runs apart', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-tail-'));
     try {
       assert.equal(lastElapsedMs(dir), undefined);
+      // Stopped before its first logged step: start to end; once resumed, that would count the pause.
+      const info = { createdAt: '2026-12-06T10:00:00.000Z', finishedAt: '2026-12-06T10:00:07.500Z' };
+      assert.equal(trainingTimeMs(dir, info), 7500);
+      assert.equal(trainingTimeMs(dir, { ...info, resumedAt: [{ step: 5, at: '2026-12-06T11:00:00.000Z' }] }), undefined);
+      assert.equal(trainingTimeMs(dir, { createdAt: info.createdAt }), undefined);
       const lines = Array.from({ length: 500 }, (_, i) => JSON.stringify({ step: i + 1, loss: 1 / (i + 1), lr: 0.01, gradNorm: 1, elapsedMs: 10 * (i + 1) }));
       fs.writeFileSync(path.join(dir, 'metrics.jsonl'), `${lines.join('\n')}\n{"step": 501, "loss": 0.0`);
       assert.equal(lastElapsedMs(dir), 5000);
+      assert.equal(trainingTimeMs(dir, info), 5000);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
