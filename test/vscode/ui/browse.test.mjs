@@ -23,6 +23,21 @@ describe('UI: adapter browser and hovers', () => {
     assert.match(await hostile.innerText(), /<script>alert\("pwned"\)<\/script>/);
     assert.equal(await page.evaluate(() => typeof window.pwned), 'undefined');
     await workbench.screenshot('ui-adapter-tree');
+    // Grouped: third-party adapters by format, and files that are not usable adapters apart, with the reason.
+    for (const group of ['PEFT', 'kohya / Civitai', 'mlx-lm', 'Unreadable or not LoRA']) {
+      await tree.locator('.monaco-list-row', { hasText: group }).first().waitFor({ timeout: 15_000 });
+    }
+    const lfsRow = tree.locator('.monaco-list-row', { hasText: 'lfs-pointer-lora.safetensors' }).first();
+    assert.match(await lfsRow.innerText(), /Git LFS pointer/);
+  });
+
+  it('hovering a key of adapter_config.json says what that key is', async () => {
+    const { workbench } = ui;
+    await workbench.openFile('adapters/llama-tiny-r8/adapter_config.json');
+    const hover = await workbench.hoverAt(14, 6); // "  \"lora_dropout\": 0.0,"
+    assert.match(await hover.innerText(), /lora_dropout — Dropout on the input of the LoRA branch/);
+    await workbench.screenshot('ui-hover-adapter-config-key');
+    await ui.page.keyboard.press('Escape');
   });
 
   it('hovering r in the seed config shows 1,049,600 vs 9,216, 0.88 %, about 114× fewer', async () => {
