@@ -13,6 +13,7 @@ import { JobError, type JobRequest, type TrainingJob } from './jobs/trainingJob'
 import type { RunInfo } from './protocol/runFormat';
 import { RunFolder } from './runs/runStore';
 import { parseTags } from './jobs/format';
+import { moveToFreedesktopTrash } from './jobs/trash';
 import { errorMessage, log } from './util/log';
 import { adapterDescription, isMergeable, type AdapterInfo } from './views/adapterScan';
 import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
@@ -493,13 +494,20 @@ async function deleteRun(ctx: CommandContext, arg?: unknown, opts: RunEditOption
     );
     if (!ok) return false;
   }
+  let where = 'the trash';
   try {
     await vscode.workspace.fs.delete(vscode.Uri.file(r.dir), { recursive: true, useTrash: true });
   } catch (e) {
-    // No trash here (some remote and container file systems): say so, never delete for good unasked.
-    throw new Error(`could not move ${r.dir} to the trash: ${errorMessage(e)}. Nothing was deleted.`);
+    // A host without a desktop trash (code-server, remote): the freedesktop trash on Linux; elsewhere
+    // say so and delete nothing (never delete for good unasked).
+    if (process.platform !== 'linux' || !fs.existsSync(r.dir)) throw new Error(`could not move ${r.dir} to the trash: ${errorMessage(e)}. Nothing was deleted.`);
+    try {
+      where = moveToFreedesktopTrash(r.dir);
+    } catch (e2) {
+      throw new Error(`could not move ${r.dir} to the trash: ${errorMessage(e)}; ${errorMessage(e2)}. Nothing was deleted.`);
+    }
   }
-  log.info(`deleted run ${r.dir} (moved to the trash)`);
+  log.info(`deleted run ${r.dir} (moved to ${where})`);
   ctx.runs.refresh();
   ctx.adapters.refreshSoon();
   return true;

@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import type { TrainingJob } from '../../src/jobs/trainingJob';
 import { listRunsInWorkspace } from '../../src/jobs/runIndex';
 import { api, waitFor, wsUri, adapterRows } from './helpers';
+import { freedesktopTrashDir } from '../../src/jobs/trash';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 const STALL_LIMIT_MS = 50;
@@ -154,6 +155,13 @@ function metricsSteps(runDir: string): number[] {
     assert.match(String(item.description), /^cancelled · today \d\d:\d\d · \d+ s · step \d+\/\d+ · loss \S+ · #baseline · #lr-test$/);
     assert.equal(await vscode.commands.executeCommand('loraLab.deleteRun', dir, { confirmed: true }), true);
     assert.ok(!fs.existsSync(dir), 'the run folder is gone (to the trash)');
+    // Where the host has no desktop trash (code-server) it went to the freedesktop trash: tidy up after the test.
+    const trashed = path.join(freedesktopTrashDir(), 'files', path.basename(dir));
+    if (fs.existsSync(trashed)) {
+      assert.ok(fs.existsSync(path.join(trashed, 'run.json')), 'the trashed folder holds the run');
+      fs.rmSync(trashed, { recursive: true, force: true });
+      fs.rmSync(path.join(freedesktopTrashDir(), 'info', `${path.basename(dir)}.trashinfo`), { force: true });
+    }
   });
 
   it('reports a crashed worker with its error and keeps working', async () => {

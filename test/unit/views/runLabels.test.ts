@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatRunDate, parseTags, runDescription } from '../../../src/jobs/format';
 import { lastElapsedMs, trainingTimeMs } from '../../../src/jobs/runTail';
+import { moveToFreedesktopTrash } from '../../../src/jobs/trash';
 
 describe('run labels: telling same-named runs apart', () => {
   // Local-time constructors: the expected text does not depend on the machine's time zone.
@@ -44,6 +45,33 @@ describe('run labels: telling same-named runs apart', () => {
       assert.equal(trainingTimeMs(dir, info), 5000);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('deleting a run where VS Code has no trash: the freedesktop trash', () => {
+  it('moves the folder into $XDG_DATA_HOME/Trash/files with a .trashinfo naming where it was; a second one of the same name gets a suffix', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-trash-'));
+    try {
+      const env = { XDG_DATA_HOME: path.join(root, 'data') };
+      const run = (n: number) => {
+        const dir = path.join(root, 'ws', 'lora-runs', 'quick run');
+        fs.mkdirSync(path.join(dir, 'adapter'), { recursive: true });
+        fs.writeFileSync(path.join(dir, 'run.json'), `{"n": ${n}}`);
+        return dir;
+      };
+      const when = new Date(2026, 11, 6, 14, 3, 9);
+      const first = moveToFreedesktopTrash(run(1), when, env);
+      assert.equal(first, path.join(root, 'data', 'Trash', 'files', 'quick run'));
+      assert.equal(fs.readFileSync(path.join(first, 'run.json'), 'utf8'), '{"n": 1}');
+      assert.ok(!fs.existsSync(path.join(root, 'ws', 'lora-runs', 'quick run')));
+      const info = fs.readFileSync(path.join(root, 'data', 'Trash', 'info', 'quick run.trashinfo'), 'utf8');
+      assert.equal(info, `[Trash Info]\nPath=${path.join(root, 'ws', 'lora-runs', 'quick%20run')}\nDeletionDate=2026-12-06T14:03:09\n`);
+      const second = moveToFreedesktopTrash(run(2), when, env);
+      assert.equal(path.basename(second), 'quick run.2');
+      assert.equal(fs.readFileSync(path.join(second, 'run.json'), 'utf8'), '{"n": 2}');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });
