@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as jsonc from 'jsonc-parser';
 import * as vscode from 'vscode';
 import YAML from 'yaml';
-import { pathAtOffset, resolveConfigDefaults } from '../formats/experimentConfig';
+import { findSweepAxes, pathAtOffset, resolveConfigDefaults } from '../formats/experimentConfig';
 import type { ExperimentConfig, ScalingMode } from '../formats/experimentTypes';
 import { parseHfConfig } from '../formats/hfConfig';
 import { matchTargetModules, moduleHyper, parsePeftConfig } from '../formats/peftConfig';
@@ -129,7 +129,15 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     const key = String(p[p.length - 1]);
     const interesting = (top === 'lora' && (p.length === 1 || ['r', 'alpha', 'scaling', 'targetModules', 'trainBias', 'useDora'].includes(String(p[1])))) || top === 'model' || top === 'kind';
     if (!interesting) return undefined;
-    const raw = /\.ya?ml$/i.test(doc.fileName) ? YAML.parse(text) : jsonc.parse(text);
+    const raw = (/\.ya?ml$/i.test(doc.fileName) ? YAML.parse(text) : jsonc.parse(text)) as Record<string, unknown> | null;
+    // A sweep (a field given as a list): the counts of the run whose value is under the cursor, else the first.
+    for (const axis of findSweepAxes(raw)) {
+      const under = axis.path.every((seg, i) => p[i] === seg) ? p[axis.path.length] : undefined;
+      const value = axis.values[typeof under === 'number' && under < axis.values.length ? under : 0];
+      let node = raw as Record<string | number, unknown>;
+      for (const seg of axis.path.slice(0, -1)) node = node[seg] as Record<string | number, unknown>;
+      node[axis.path[axis.path.length - 1]] = value;
+    }
     const config: ExperimentConfig = resolveConfigDefaults(raw ?? {}, doc.fileName);
     const lora = config.lora;
     let shape: ModelShape | string | undefined = experimentModelShape(config);

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { TrainingJob } from '../../src/jobs/trainingJob';
 import { listRunsInWorkspace } from '../../src/jobs/runIndex';
-import { api, waitFor, wsUri, adapterRows } from './helpers';
+import { api, hoverAt, waitFor, wsUri, adapterRows } from './helpers';
 import { freedesktopTrashDir } from '../../src/jobs/trash';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
@@ -161,6 +161,35 @@ function metricsSteps(runDir: string): number[] {
       assert.ok(fs.existsSync(path.join(trashed, 'run.json')), 'the trashed folder holds the run');
       fs.rmSync(trashed, { recursive: true, force: true });
       fs.rmSync(path.join(freedesktopTrashDir(), 'info', `${path.basename(dir)}.trashinfo`), { force: true });
+    }
+  });
+
+  it('a config with lora.r as a list: hovers per value, one run per value (queued beyond the limit), then the comparison', async () => {
+    const a = await api();
+    const uri = wsUri('sweep-test.lora.json');
+    fs.writeFileSync(
+      uri.fsPath,
+      JSON.stringify({ kind: 'low-rank-recovery', model: { inFeatures: 16, outFeatures: 16, trueRank: 2 }, lora: { r: [1, 2], alpha: 2 }, training: { steps: 30, batchSize: 16, seed: 0, logEvery: 5 } }, null, 2),
+    );
+    await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
+    try {
+      // The hover over the second value counts the r = 2 run.
+      assert.match(await hoverAt(uri, '2\n    ]', 0), /LoRA r = 2, α = 2/);
+      const before = a.dashboardRequests.length;
+      const first = await vscode.commands.executeCommand<TrainingJob>('loraLab.trainExperiment', uri);
+      assert.ok(first?.runDir, 'the first run of the sweep started');
+      assert.deepEqual(a.jobs.queued.map((q) => q.label), ['sweep-test.lora.json (sweep run 2)']);
+      const compare = await waitFor('the comparison of the sweep', () => a.dashboardRequests.slice(before).find((r) => r.runDirs && r.runDirs.length === 2), 90_000, 100);
+      const runs = compare.runDirs!.map((d) => JSON.parse(fs.readFileSync(path.join(d, 'run.json'), 'utf8')) as { name: string; status: string });
+      assert.deepEqual(runs.map((r) => [r.name, r.status]), [
+        ['sweep-test-r1', 'completed'],
+        ['sweep-test-r2', 'completed'],
+      ]);
+      for (const d of compare.runDirs!) assert.equal(JSON.parse(fs.readFileSync(path.join(d, 'config.json'), 'utf8')).lora.r, compare.runDirs!.indexOf(d) + 1);
+    } finally {
+      await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 2, vscode.ConfigurationTarget.Workspace);
+      fs.rmSync(uri.fsPath, { force: true });
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     }
   });
 
