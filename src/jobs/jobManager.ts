@@ -222,7 +222,7 @@ export class JobManager extends Disposable {
         // Cancellation is never reported as a failure (STYLE.md §7). The user asked for the stop, so no
         // notification: a status bar entry offers Resume, and goes away when the run is resumed (a
         // notification cannot be closed by the extension and would stay, stale, after a resume).
-        if (r.runDir) this.showStopped(r.runDir, `${where} stopped at step ${r.step}`);
+        if (r.runDir) this.showStopped(r.runDir, `${job.run?.name ?? where} stopped at step ${r.step}`);
         break;
       case 'failed':
       case 'interrupted':

@@ -20,7 +20,7 @@ describe('UI: train, cancel, resume', () => {
     await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
     // A stop the user asked for is not a notification (it could not be closed when the run is resumed):
     // the status bar offers Resume until the run is resumed.
-    const stopped = page.locator('.statusbar-item', { hasText: /stopped at step \d+ · Resume/ }).first();
+    const stopped = page.locator('.statusbar-item', { hasText: /quick stopped at step \d+ · Resume/ }).first();
     await stopped.waitFor({ timeout: 60_000 });
     // The Runs view follows: the run is listed as cancelled at the step the status bar names.
     const stepAt = /stopped at step (\d+)/.exec(await stopped.innerText())[1];
@@ -32,7 +32,7 @@ describe('UI: train, cancel, resume', () => {
 
     // Resume from the status bar entry: it goes away as the run resumes.
     await stopped.click();
-    await page.locator('.statusbar-item', { hasText: /stopped at step \d+ · Resume/ }).waitFor({ state: 'detached', timeout: 30_000 });
+    await page.locator('.statusbar-item', { hasText: /quick stopped at step \d+ · Resume/ }).waitFor({ state: 'detached', timeout: 30_000 });
     const done = await workbench.waitNotification('finished at step 3000', 120_000);
     assert.match(await done.innerText(), /adapter in .*adapter/);
     await done.locator('.monaco-button', { hasText: 'Open Dashboard' }).click({ trial: true });
