@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
+import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
@@ -197,6 +197,14 @@ describe('views/adapterScan', function () {
     // The tooltip has the whole text the row's description may cut.
     assert.ok(adapterTooltip(notLora).includes(notLora.warnings[0]));
     assert.ok(adapterTooltip(newest).includes(newest.path));
+  });
+
+  it('Merge is offered for PEFT adapters of a real model only (not a built-in experiment run, not other formats)', () => {
+    assert.equal(isMergeable({ format: 'peft', runDir: undefined, baseModel: 'meta-llama/Llama-2-7b-hf' }), true);
+    assert.equal(isMergeable({ format: 'peft', runDir: '/w/lora-runs/r1', baseModel: '/w/models/gpt2' }), true);
+    assert.equal(isMergeable({ format: 'peft', runDir: '/w/lora-runs/rec', baseModel: undefined }), false);
+    assert.equal(isMergeable({ format: 'kohya', runDir: undefined, baseModel: 'sd15' }), false);
+    assert.equal(isMergeable({ format: 'unreadable', runDir: undefined, baseModel: 'x' }), false);
   });
 
   it('sizes read as sizes: 870 MB, 1.5 KB, 12 bytes', () => {
