@@ -5,18 +5,20 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { parseExperimentConfig } from './formats/experimentConfig';
+import { parseExperimentConfig, type SweepVariant } from './formats/experimentConfig';
 import type { ExperimentKind } from './formats/experimentTypes';
-import type { JobManager } from './jobs/jobManager';
+import { requestLabel, type JobManager, type QueuedRun } from './jobs/jobManager';
 import { listRunsInWorkspace, type RunEntry } from './jobs/runIndex';
-import { JobError, type TrainingJob } from './jobs/trainingJob';
+import { JobError, type JobRequest, type TrainingJob } from './jobs/trainingJob';
 import type { RunInfo } from './protocol/runFormat';
 import { RunFolder } from './runs/runStore';
+import { parseTags } from './jobs/format';
+import { moveToFreedesktopTrash } from './jobs/trash';
 import { errorMessage, log } from './util/log';
-import type { AdapterInfo } from './views/adapterScan';
+import { adapterDescription, isMergeable, type AdapterInfo } from './views/adapterScan';
 import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
 import { experimentTemplate } from './views/experimentTemplate';
-import type { RunsTreeProvider } from './views/runsTree';
+import { runEntryDescription, type RunsTreeProvider } from './views/runsTree';
 import { isStoppableJob, RemoteRuns } from './runners/remoteRuns';
 import { runExperimentOn, stopExternalRun, type RunOnContext } from './runners/runOnCommand';
 
@@ -88,7 +90,8 @@ async function pickRun(ctx: CommandContext, title: string, filter: (r: RunEntry)
     void vscode.window.showInformationMessage(`LoRA Lab: no ${title.toLowerCase().includes('resume') ? 'resumable ' : ''}runs in this workspace.`);
     return undefined;
   }
-  const items = runs.map((r) => ({ label: r.info.name, description: `${r.status} · step ${r.info.step}/${r.info.totalSteps}`, detail: vscode.workspace.asRelativePath(r.dir), run: r }));
+  // Same-named runs (a sweep, a config trained twice) differ by date, training time and final loss.
+  const items = runs.map((r) => ({ label: r.info.name, description: runEntryDescription(r), detail: vscode.workspace.asRelativePath(r.dir), run: r }));
   if (many) {
     const picks = await vscode.window.showQuickPick(items, { title, canPickMany: true });
     return picks?.map((p) => p.run);
@@ -104,7 +107,8 @@ async function pickAdapter(ctx: CommandContext, title: string, filter: (a: Adapt
     return undefined;
   }
   const pick = await vscode.window.showQuickPick(
-    all.map((a) => ({ label: a.label, description: a.formatLabel, detail: vscode.workspace.asRelativePath(a.path), a })),
+    // A run's adapter: its date, training time and loss (runs of one config share a name).
+    all.map((a) => ({ label: a.label, description: a.run ? adapterDescription(a) : a.formatLabel, detail: vscode.workspace.asRelativePath(a.path), a })),
     { title },
   );
   return pick?.a;
@@ -116,7 +120,7 @@ async function train(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | 
   const doc = await vscode.workspace.openTextDocument(uri);
   if (doc.isDirty) await doc.save();
   // Refuse early with the parser's own message (the same parser the worker and the CLI use).
-  const { issues } = parseExperimentConfig(doc.getText(), uri.fsPath);
+  const { issues, sweep } = parseExperimentConfig(doc.getText(), uri.fsPath);
   const errors = issues.filter((i) => i.severity === 'error');
   if (errors.length) {
     const first = errors[0];
@@ -125,7 +129,38 @@ async function train(ctx: CommandContext, arg?: unknown): Promise<TrainingJob | 
       .then((a) => a && vscode.commands.executeCommand('workbench.actions.view.problems'));
     return undefined;
   }
-  return ctx.jobs.start({ configPath: uri.fsPath });
+  if (!sweep) return startOrQueue(ctx, { configPath: uri.fsPath });
+  return startSweep(ctx, uri, sweep);
+}
+
+/**
+ * Starts a run now, or queues it (returns undefined at once, with a message) when loraLab.maxConcurrentRuns
+ * runs are training: a queued run starts by itself when a slot frees.
+ */
+async function startOrQueue(ctx: CommandContext, request: JobRequest): Promise<TrainingJob | undefined> {
+  if (!ctx.jobs.full && ctx.jobs.queued.length === 0) return ctx.jobs.start(request);
+  const started = ctx.jobs.start(request);
+  started.catch(() => undefined); // dequeued (Stop Training): not a failure
+  const n = ctx.jobs.queued.length;
+  void vscode.window.showInformationMessage(`LoRA Lab: ${requestLabel(request)} is queued (${n} waiting); it starts when a running run ends (setting loraLab.maxConcurrentRuns).`);
+  return undefined;
+}
+
+/** Queues one run per sweep value; when they have all ended, the dashboard compares them. */
+async function startSweep(ctx: CommandContext, uri: vscode.Uri, sweep: SweepVariant[]): Promise<TrainingJob | undefined> {
+  const immediate = !ctx.jobs.full && ctx.jobs.queued.length === 0;
+  log.info(`sweep ${path.basename(uri.fsPath)}: ${sweep.length} runs (${sweep.map((v) => v.label).join('; ')})`);
+  const jobs = sweep.map((_v, sweepIndex) => ctx.jobs.start({ configPath: uri.fsPath, sweepIndex }));
+  void vscode.window.showInformationMessage(
+    `LoRA Lab: sweep of ${sweep.length} runs from ${path.basename(uri.fsPath)} (${sweep.map((v) => v.config.name).join(', ')}); runs beyond loraLab.maxConcurrentRuns wait in the queue. The comparison opens when they have ended.`,
+  );
+  void Promise.all(jobs.map((p) => p.then((j) => j.finished).catch(() => undefined))).then((results) => {
+    const dirs = results.flatMap((r) => (r?.runDir ? [r.runDir] : []));
+    if (dirs.length >= 2) return ctx.dashboard.show({ runDirs: dirs });
+  });
+  for (const p of jobs) p.catch(() => undefined); // dequeued (Stop Training): not a failure
+  // The first run started at once when a slot was free (start resolves once its folder exists).
+  return immediate ? jobs[0] : undefined;
 }
 
 function readRunInfo(dir: string): RunInfo | undefined {
@@ -147,20 +182,27 @@ async function resume(ctx: CommandContext, arg?: unknown): Promise<TrainingJob |
     void vscode.window.showInformationMessage(`LoRA Lab: ${path.basename(dir)} already finished all ${info.totalSteps} steps; there is nothing to resume.`, 'Open Dashboard').then((a) => a && vscode.commands.executeCommand('loraLab.openDashboard', dir));
     return undefined;
   }
-  return ctx.jobs.start({ resumeRunDir: dir });
+  return startOrQueue(ctx, { resumeRunDir: dir });
 }
 
 async function stop(ctx: CommandContext): Promise<void> {
   const running = ctx.jobs.running;
-  if (running.length === 0) {
+  const queued = ctx.jobs.queued;
+  if (running.length === 0 && queued.length === 0) {
     void vscode.window.showInformationMessage('LoRA Lab: no training is running.');
     return;
   }
-  if (running.length === 1) return ctx.jobs.cancel(running[0]);
-  const pick = await vscode.window.showQuickPick([{ label: 'All runs', job: undefined as TrainingJob | undefined }, ...running.map((j) => ({ label: j.name, description: `step ${j.progress.step}/${j.progress.totalSteps}`, job: j }))], {
-    title: 'LoRA Lab: Stop Training',
-  });
-  if (pick) ctx.jobs.cancel(pick.job);
+  if (running.length === 1 && queued.length === 0) return ctx.jobs.cancel(running[0]);
+  type Pick = vscode.QuickPickItem & { job?: TrainingJob; queued?: QueuedRun };
+  const items: Pick[] = [
+    { label: queued.length ? 'All runs, and empty the queue' : 'All runs' },
+    ...running.map((j) => ({ label: j.name, description: `step ${j.progress.step}/${j.progress.totalSteps}`, job: j })),
+    ...queued.map((q, i) => ({ label: q.label, description: `queued ${i + 1} · remove from the queue`, queued: q })),
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: 'LoRA Lab: Stop Training' });
+  if (!pick) return;
+  if (pick.queued) ctx.jobs.dequeue(pick.queued);
+  else ctx.jobs.cancel(pick.job);
 }
 
 function runOnContext(ctx: CommandContext): RunOnContext {
@@ -182,46 +224,106 @@ async function stopRun(ctx: CommandContext, arg?: unknown): Promise<void> {
   if (target) await stopExternalRun(runOnContext(ctx), target);
 }
 
-async function newExperiment(_ctx: CommandContext, arg?: unknown): Promise<vscode.Uri | undefined> {
-  const folder = uriArg(arg) ?? vscode.workspace.workspaceFolders?.[0]?.uri;
-  if (!folder) {
+/** Optional second argument of loraLab.newExperiment, for scripts and tests: skips the questions given. */
+export interface NewExperimentOptions {
+  kind?: ExperimentKind;
+  folder?: string;
+  name?: string;
+  r?: number;
+  modelPath?: string;
+}
+
+/** A config file name from what the user typed: "My run" -> "My-run" (the file gets .lora.json). */
+export function experimentFileStem(name: string): string {
+  return name.trim().replace(/\.lora\.json$/i, '').replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[-.]+|-+$/g, '');
+}
+
+async function newExperiment(_ctx: CommandContext, arg?: unknown, opts: NewExperimentOptions = {}): Promise<vscode.Uri | undefined> {
+  const roots = vscode.workspace.workspaceFolders ?? [];
+  if (roots.length === 0 && !opts.folder) {
     void vscode.window.showErrorMessage('LoRA Lab: open a folder first; the experiment file goes into it.');
     return undefined;
   }
   const kinds: { label: string; detail: string; experiment: ExperimentKind }[] = [
     { label: 'low-rank-recovery', detail: 'LoRA learns a hidden low-rank update of a random linear layer (seconds on a CPU)', experiment: 'low-rank-recovery' },
-    { label: 'attention-adaptation', detail: "The seed's LoRAAttention learns a teacher with low-rank changes to Q, K, V", experiment: 'attention-adaptation' },
+    { label: 'attention-adaptation', detail: "LoRAAttention (from the reference LoRA code) learns a teacher with low-rank changes to Q, K, V", experiment: 'attention-adaptation' },
     { label: 'causal-lm', detail: 'Fine-tune a Hugging Face Llama / GPT-2 folder on a text file', experiment: 'causal-lm' },
   ];
-  const kind = await vscode.window.showQuickPick(kinds, { title: 'New Experiment (1/3): kind' });
-  if (!kind) return undefined;
-  let modelPath: string | undefined;
-  if (kind.experiment === 'causal-lm') {
+  const kindName = opts.kind ?? (await vscode.window.showQuickPick(kinds, { title: 'New Experiment (1/4): kind' }))?.experiment;
+  if (!kindName) return undefined;
+  const steps = kindName === 'causal-lm' ? 5 : 4;
+
+  // 2: where the file goes. The folder clicked in the Explorer (or the active file's) comes first.
+  let folder = opts.folder ? vscode.Uri.file(opts.folder) : undefined;
+  if (!folder) {
+    const clicked = uriArg(arg);
+    const clickedDir = clicked && fs.existsSync(clicked.fsPath) ? (fs.statSync(clicked.fsPath).isDirectory() ? clicked.fsPath : path.dirname(clicked.fsPath)) : undefined;
+    const active = vscode.window.activeTextEditor?.document.uri;
+    const activeDir = active?.scheme === 'file' && vscode.workspace.getWorkspaceFolder(active) ? path.dirname(active.fsPath) : undefined;
+    const dirs = [...new Set([clickedDir, activeDir, ...roots.map((r) => r.uri.fsPath)].filter((d): d is string => d !== undefined))];
+    const browse = { label: '$(folder-opened) Choose a folder…', dir: undefined as string | undefined };
+    const label = (d: string) => {
+      const rel = vscode.workspace.asRelativePath(d, roots.length > 1);
+      return rel === d || rel === '' ? `${path.basename(d)} (workspace folder)` : rel;
+    };
+    const pick = await vscode.window.showQuickPick([...dirs.map((d) => ({ label: `$(folder) ${label(d)}`, description: d, dir: d as string | undefined })), browse], {
+      title: `New Experiment (2/${steps}): folder for the config file`,
+    });
+    if (!pick) return undefined;
+    let dir = pick.dir;
+    if (!dir) dir = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: roots[0]?.uri, title: 'Folder for the experiment file' }))?.[0]?.fsPath;
+    if (!dir) return undefined;
+    folder = vscode.Uri.file(dir);
+  }
+
+  // 3: its name (the file name and the runs' name).
+  const exists = (stem: string) => fs.existsSync(path.join(folder.fsPath, `${stem}.lora.json`));
+  let suggested: string = kindName;
+  for (let i = 2; exists(suggested); i++) suggested = `${kindName}-${i}`;
+  const typed =
+    opts.name ??
+    (await vscode.window.showInputBox({
+      title: `New Experiment (3/${steps}): name`,
+      value: suggested,
+      prompt: `The file is <name>.lora.json in ${folder.fsPath}; runs are named after it.`,
+      validateInput: (v) => {
+        const stem = experimentFileStem(v);
+        if (!stem) return 'Give the experiment a name (letters, digits, - _ .)';
+        return exists(stem) ? `${stem}.lora.json already exists in this folder` : undefined;
+      },
+    }));
+  if (typed === undefined) return undefined;
+  const name = experimentFileStem(typed);
+  if (!name) return undefined;
+  const target = vscode.Uri.joinPath(folder, `${name}.lora.json`);
+  if (fs.existsSync(target.fsPath)) throw new Error(`${target.fsPath} already exists; pick another name`);
+
+  let modelPath = opts.modelPath;
+  if (kindName === 'causal-lm' && !modelPath) {
     const models = await vscode.workspace.findFiles('**/config.json', EXCLUDE);
     const candidates = models.map((u) => path.dirname(u.fsPath)).filter((d) => fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json')));
     const browse = { label: '$(folder) Browse…', dir: undefined as string | undefined };
-    const pick = await vscode.window.showQuickPick([...candidates.map((d) => ({ label: path.basename(d), description: vscode.workspace.asRelativePath(d), dir: d as string | undefined })), browse], { title: 'New Experiment (2/3): model folder' });
+    const pick = await vscode.window.showQuickPick([...candidates.map((d) => ({ label: path.basename(d), description: vscode.workspace.asRelativePath(d), dir: d as string | undefined })), browse], { title: `New Experiment (4/${steps}): model folder` });
     if (!pick) return undefined;
     let dir = pick.dir;
     if (!dir) dir = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Model folder (config.json + model.safetensors)' }))?.[0]?.fsPath;
     if (!dir) return undefined;
     modelPath = path.relative(folder.fsPath, dir).split(path.sep).join('/') || '.';
   }
-  const rText = await vscode.window.showInputBox({
-    title: `New Experiment (${kind.experiment === 'causal-lm' ? 3 : 2}/3): rank r`,
-    value: kind.experiment === 'causal-lm' ? '8' : '4',
-    validateInput: (v) => (/^\d+$/.test(v.trim()) && Number(v) >= 1 ? undefined : '`r` should be a positive integer'),
-  });
-  if (!rText) return undefined;
-  const r = Number(rText.trim());
-  let name: string = kind.experiment;
-  let target = vscode.Uri.joinPath(folder, `${name}.lora.json`);
-  for (let i = 2; fs.existsSync(target.fsPath); i++) {
-    name = `${kind.experiment}-${i}`;
-    target = vscode.Uri.joinPath(folder, `${name}.lora.json`);
+  let r = opts.r;
+  if (r === undefined) {
+    const rText = await vscode.window.showInputBox({
+      title: `New Experiment (${steps}/${steps}): rank r`,
+      value: kindName === 'causal-lm' ? '8' : '4',
+      validateInput: (v) => (/^\d+$/.test(v.trim()) && Number(v) >= 1 ? undefined : '`r` should be a positive integer'),
+    });
+    if (!rText) return undefined;
+    r = Number(rText.trim());
   }
-  const schema = path.join(folder.fsPath, 'schemas', 'experiment.schema.json');
-  const text = experimentTemplate({ kind: kind.experiment, name, r, modelPath, schemaPath: fs.existsSync(schema) ? 'schemas/experiment.schema.json' : undefined });
+  // The editor copy of the schema, when this workspace has it (this repository's examples do).
+  const schema = roots.map((f) => path.join(f.uri.fsPath, 'schemas', 'experiment.editor.schema.json')).find((f) => fs.existsSync(f));
+  const schemaPath = schema ? path.relative(folder.fsPath, schema).split(path.sep).join('/') : undefined;
+  const text = experimentTemplate({ kind: kindName, name, r, modelPath, schemaPath });
   await vscode.workspace.fs.writeFile(target, Buffer.from(text, 'utf8'));
   await vscode.window.showTextDocument(target);
   return target;
@@ -258,7 +360,7 @@ async function compareWith(ctx: CommandContext, arg?: unknown, secondArg?: unkno
   // The second adapter: given (scripts, tests) or picked.
   const given = adapterPathArg(secondArg);
   const all = given ? await ctx.adapters.adapters() : [];
-  const second = given ? (all.find((a) => a.path === given.path) ?? { path: given.path, runDir: undefined }) : await pickAdapter(ctx, `Compare ${path.basename(first.path)} with…`, (a) => a.path !== first.path);
+  const second = given ? (all.find((a) => a.path === given.path) ?? { path: given.path, runDir: undefined }) : await pickAdapter(ctx, `Compare ${path.basename(first.path)} with…`, (a) => a.path !== first.path && !a.problem);
   if (!second) return;
   const firstRun = first.info?.runDir ?? (given ? all.find((a) => a.path === first.path)?.runDir : undefined);
   if (firstRun && second.runDir) return compareRuns(ctx, [firstRun, second.runDir]);
@@ -318,7 +420,8 @@ async function mergeAdapter(ctx: CommandContext, arg?: unknown, opts: MergeOptio
   const given = adapterPathArg(arg);
   let info = given?.info;
   if (!info && given) info = (await ctx.adapters.adapters()).find((a) => a.path === given.path || a.weightsFile === given.path);
-  info ??= await pickAdapter(ctx, 'LoRA Lab: Merge Adapter into Base Model', (a) => a.format === 'peft');
+  // Offered: PEFT adapters of a real model (a built-in experiment's run has no base model to merge into).
+  info ??= await pickAdapter(ctx, 'LoRA Lab: Merge Adapter into Base Model', isMergeable);
   if (!info) return undefined;
   if (info.format !== 'peft') {
     void vscode.window.showErrorMessage(`LoRA Lab: merging is supported for PEFT adapters (adapter_config.json + adapter_model.safetensors); ${info.label} is ${info.formatLabel}.`);
@@ -411,18 +514,114 @@ async function convertAdapter(ctx: CommandContext, arg?: unknown, opts: ConvertO
   return summary;
 }
 
+/** The run a Runs-view command acts on: the clicked item, a folder path (scripts, tests), or one picked. */
+async function runArg(ctx: CommandContext, arg: unknown, title: string): Promise<RunEntry | undefined> {
+  const dir = typeof arg === 'string' ? arg : arg && typeof arg === 'object' && 'dir' in arg ? String((arg as RunEntry).dir) : uriArg(arg)?.fsPath;
+  const all = await listRunsInWorkspace(ctx.jobs);
+  if (dir) {
+    const found = all.find((r) => path.resolve(r.dir) === path.resolve(dir));
+    if (found) return found;
+    throw new Error(`${dir} is not a run folder in this workspace (no run.json)`);
+  }
+  return (await pickRun(ctx, title, (r) => r.status !== 'running'))?.[0];
+}
+
+/** The worker owns run.json while it trains: editing it then would be overwritten at its next step. */
+function refuseIfBusy(ctx: CommandContext, r: RunEntry, what: string): boolean {
+  const queued = ctx.jobs.queued.some((q) => q.request.resumeRunDir && path.resolve(q.request.resumeRunDir) === path.resolve(r.dir));
+  if (r.status !== 'running' && !queued) return false;
+  void vscode.window.showWarningMessage(`LoRA Lab: ${r.info.name} is ${queued ? 'queued to resume' : 'training'}; ${what} it when it has stopped.`);
+  return true;
+}
+
+/** Optional second argument of the run commands, for scripts and tests: skips the questions. */
+export interface RunEditOptions {
+  name?: string;
+  tags?: string;
+  /** deleteRun: skip the confirmation. */
+  confirmed?: boolean;
+}
+
+async function renameRun(ctx: CommandContext, arg?: unknown, opts: RunEditOptions = {}): Promise<string | undefined> {
+  const r = await runArg(ctx, arg, 'LoRA Lab: Rename Run');
+  if (!r || refuseIfBusy(ctx, r, 'rename')) return undefined;
+  const name =
+    opts.name ??
+    (await vscode.window.showInputBox({
+      title: `Rename ${r.info.name}`,
+      value: r.info.name,
+      prompt: 'The name shown in the Runs view, the dashboard and comparisons (the folder keeps its id).',
+      validateInput: (v) => (v.trim() ? undefined : 'A run needs a name'),
+    }));
+  if (name === undefined || !name.trim()) return undefined;
+  await RunFolder.open(r.dir).update({ name: name.trim() });
+  ctx.runs.refresh();
+  ctx.adapters.refreshSoon();
+  return name.trim();
+}
+
+async function tagRun(ctx: CommandContext, arg?: unknown, opts: RunEditOptions = {}): Promise<string[] | undefined> {
+  const r = await runArg(ctx, arg, 'LoRA Lab: Tag Run');
+  if (!r || refuseIfBusy(ctx, r, 'tag')) return undefined;
+  const text =
+    opts.tags ??
+    (await vscode.window.showInputBox({
+      title: `Tags of ${r.info.name}`,
+      value: (r.info.tags ?? []).join(', '),
+      prompt: 'Comma-separated, e.g. "baseline, lr sweep"; empty removes all tags.',
+    }));
+  if (text === undefined) return undefined;
+  const tags = parseTags(text);
+  await RunFolder.open(r.dir).update({ tags: tags.length ? tags : undefined });
+  ctx.runs.refresh();
+  return tags;
+}
+
+async function deleteRun(ctx: CommandContext, arg?: unknown, opts: RunEditOptions = {}): Promise<boolean> {
+  const r = await runArg(ctx, arg, 'LoRA Lab: Delete Run');
+  if (!r || refuseIfBusy(ctx, r, 'delete')) return false;
+  if (!opts.confirmed) {
+    const ok = await vscode.window.showWarningMessage(
+      `Delete the run ${r.info.name} (${runEntryDescription(r)})?`,
+      { modal: true, detail: `${r.dir}\nThe folder (metrics, checkpoints, adapter) goes to the trash, where it can be restored.` },
+      'Move to Trash',
+    );
+    if (!ok) return false;
+  }
+  let where = 'the trash';
+  try {
+    await vscode.workspace.fs.delete(vscode.Uri.file(r.dir), { recursive: true, useTrash: true });
+  } catch (e) {
+    // A host without a desktop trash (code-server, remote): the freedesktop trash on Linux; elsewhere
+    // say so and delete nothing (never delete for good unasked).
+    if (process.platform !== 'linux' || !fs.existsSync(r.dir)) throw new Error(`could not move ${r.dir} to the trash: ${errorMessage(e)}. Nothing was deleted.`);
+    try {
+      where = moveToFreedesktopTrash(r.dir);
+    } catch (e2) {
+      throw new Error(`could not move ${r.dir} to the trash: ${errorMessage(e)}; ${errorMessage(e2)}. Nothing was deleted.`);
+    }
+  }
+  log.info(`deleted run ${r.dir} (moved to ${where})`);
+  ctx.runs.refresh();
+  ctx.adapters.refreshSoon();
+  return true;
+}
+
 export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.trainExperiment', restricted: 'training runs code and writes files in this workspace', run: (c, a) => train(c, a) },
   { id: 'loraLab.stopTraining', run: (c) => stop(c) },
   { id: 'loraLab.runExperimentOn', restricted: 'running a job starts Python here or on another machine', run: (c, a, w) => runOn(c, a, w) },
   { id: 'loraLab.stopRun', restricted: 'stopping a job may run ssh with settings read from this workspace', run: (c, a) => stopRun(c, a) },
   { id: 'loraLab.resumeRun', restricted: 'resuming a run trains and writes files in this workspace', run: (c, a) => resume(c, a) },
-  { id: 'loraLab.newExperiment', run: (c, a) => newExperiment(c, a) },
+  { id: 'loraLab.newExperiment', run: (c, a, o) => newExperiment(c, a, (o ?? {}) as NewExperimentOptions) },
   { id: 'loraLab.openDashboard', run: (c, a) => openDashboard(c, a) },
   { id: 'loraLab.inspectAdapter', run: (c, a) => inspectAdapter(c, a) },
   { id: 'loraLab.mergeAdapter', restricted: 'merging runs the CLI and writes a model folder', run: (c, a, o) => mergeAdapter(c, a, (o ?? {}) as MergeOptions) },
   { id: 'loraLab.convertAdapter', restricted: 'converting runs the CLI and writes files', run: (c, a, o) => convertAdapter(c, a, (o ?? {}) as ConvertOptions) },
   { id: 'loraLab.compareRuns', run: (c, ...a) => compareRuns(c, ...a) },
+  { id: 'loraLab.renameRun', restricted: 'renaming rewrites run.json in the run folder', run: (c, a, o) => renameRun(c, a, (o ?? {}) as RunEditOptions) },
+  { id: 'loraLab.tagRun', restricted: 'tagging rewrites run.json in the run folder', run: (c, a, o) => tagRun(c, a, (o ?? {}) as RunEditOptions) },
+  { id: 'loraLab.deleteRun', restricted: 'deleting a run removes files in this workspace', run: (c, a, o) => deleteRun(c, a, (o ?? {}) as RunEditOptions) },
   { id: 'loraLab.compareAdapterWith', run: (c, a, b) => compareWith(c, a, b) },
   { id: 'loraLab.showLog', run: () => log.show() },
   { id: 'loraLab.refreshAdapters', run: (c) => c.adapters.refresh() },

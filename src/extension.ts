@@ -41,7 +41,7 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
       show(opts) {
         dashboardRequests.push(opts);
         if (dashboardRequests.length > 20) dashboardRequests.shift();
-        log.info(`dashboard: ${JSON.stringify(opts)}`);
+        log.debug(`dashboard: ${JSON.stringify(opts)}`);
         DashboardPanel.show(context, opts);
       },
     };

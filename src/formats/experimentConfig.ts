@@ -42,7 +42,17 @@ import type {
 
 export type { ConfigIssue, ExperimentConfig } from './experimentTypes';
 
-export type ParseExperimentResult = { config: ExperimentConfig; issues: ConfigIssue[] } | { config?: undefined; issues: ConfigIssue[] };
+export type ParseExperimentResult =
+  | { config: ExperimentConfig; issues: ConfigIssue[]; sweep?: SweepVariant[] }
+  | { config?: undefined; issues: ConfigIssue[]; sweep?: undefined };
+
+/** One run of a sweep: the listed values it takes and the config they make (its name says them). */
+export interface SweepVariant {
+  /** e.g. `lora.r = 4` (`, `-joined when several fields are lists). */
+  label: string;
+  settings: { path: string; value: unknown }[];
+  config: ExperimentConfig;
+}
 
 /** A JSON path as segments: property names and array indices. */
 export type PathSegments = readonly (string | number)[];
@@ -797,12 +807,63 @@ export function parseExperimentConfig(text: string, fileName: string): ParseExpe
     return doc.valueRange(raw.path) ?? doc.keyRange(raw.path);
   };
 
+  const axes = findSweepAxes(doc.value);
+  if (axes.length === 0) {
+    const checked = checkValue(doc.value, fileName);
+    for (const raw of checked.raws) issues.push(toIssue(raw.severity, raw.path, raw.message, locate(raw)));
+    issues.sort((a, b) => a.offset - b.offset || (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
+    if (!checked.config || issues.some((i) => i.severity === 'error')) return { issues };
+    return { config: checked.config, issues };
+  }
+
+  // A sweep: every combination of the listed values is checked as the config it makes, and a problem
+  // with one value is reported at that list element.
+  const empty = axes.find((a) => a.values.length === 0);
+  const count = axes.reduce((n, a) => n * a.values.length, 1);
+  if (empty) {
+    issues.push(toIssue('error', empty.path, `\`${formatPath(empty.path)}\` is an empty list: a sweep needs at least one value`, locate({ severity: 'error', path: empty.path, message: '' })));
+    return { issues };
+  }
+  if (count > MAX_SWEEP_RUNS) {
+    const where = axes[0].path;
+    const lists = axes.map((a) => `\`${formatPath(a.path)}\` (${a.values.length})`).join(' × ');
+    issues.push(toIssue('error', where, `this sweep makes ${count} runs (${lists}); at most ${MAX_SWEEP_RUNS} runs per config`, locate({ severity: 'error', path: where, message: '' })));
+    return { issues };
+  }
+  const seen = new Set<string>();
+  const sweep: SweepVariant[] = [];
+  for (const combo of combinations(axes.map((a) => a.values.length))) {
+    const value = structuredClone(doc.value) as Record<string, unknown>;
+    const settings = axes.map((a, i) => {
+      setAtPath(value, a.path, a.values[combo[i]]);
+      return { path: formatPath(a.path), value: a.values[combo[i]] };
+    });
+    const checked = checkValue(value, fileName);
+    for (const raw of checked.raws) {
+      const at = axes.findIndex((a) => a.path.length <= raw.path.length && a.path.every((seg, k) => raw.path[k] === seg));
+      const path = at >= 0 ? [...axes[at].path, combo[at], ...raw.path.slice(axes[at].path.length)] : raw.path;
+      const key = `${formatPath(path)}\u0000${raw.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      issues.push(toIssue(raw.severity, path, raw.message, locate({ ...raw, path })));
+    }
+    if (checked.config) {
+      const suffix = settings.map((x) => sweepValueText(x.path, x.value)).join('-');
+      sweep.push({ label: settings.map((x) => `${x.path} = ${JSON.stringify(x.value)}`).join(', '), settings, config: { ...checked.config, name: `${checked.config.name}-${suffix}` } });
+    }
+  }
+  issues.sort((a, b) => a.offset - b.offset || (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
+  if (issues.some((i) => i.severity === 'error') || sweep.length !== count) return { issues };
+  return { config: sweep[0].config, issues, sweep };
+}
+
+function checkValue(value: unknown, fileName: string): { raws: RawIssue[]; config?: ExperimentConfig } {
   const validate = getValidator();
   const raws: RawIssue[] = [];
-  if (!validate(doc.value)) {
+  if (!validate(value)) {
     const seen = new Set<string>();
     for (const e of validate.errors ?? []) {
-      const raw = schemaIssue(e, doc.value);
+      const raw = schemaIssue(e, value);
       if (!raw) continue;
       const key = `${formatPath(raw.path)}\u0000${raw.message}`;
       if (seen.has(key)) continue;
@@ -810,20 +871,69 @@ export function parseExperimentConfig(text: string, fileName: string): ParseExpe
       raws.push(raw);
     }
   }
-
-  const value = doc.value as Record<string, unknown>;
-  const kindOk = typeof value === 'object' && value !== null && !Array.isArray(value) && EXPERIMENT_KINDS.includes(value.kind as ExperimentKind);
+  const obj = value as Record<string, unknown>;
+  const kindOk = typeof obj === 'object' && obj !== null && !Array.isArray(obj) && EXPERIMENT_KINDS.includes(obj.kind as ExperimentKind);
   let config: ExperimentConfig | undefined;
   if (kindOk) {
-    config = resolveConfigDefaults(value, fileName);
+    config = resolveConfigDefaults(obj, fileName);
     const badPaths = new Set(raws.filter((r) => r.severity === 'error').map((r) => formatPath(r.path)));
-    raws.push(...crossFieldIssues(config, value, badPaths));
+    raws.push(...crossFieldIssues(config, obj, badPaths));
   }
+  return { raws, config };
+}
 
-  for (const raw of raws) issues.push(toIssue(raw.severity, raw.path, raw.message, locate(raw)));
-  issues.sort((a, b) => a.offset - b.offset || (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
-  if (!config || issues.some((i) => i.severity === 'error')) return { issues };
-  return { config, issues };
+// ---------------------------------------------------------------------------------------------
+// Sweeps: a field whose schema type is a scalar, given as a list (`"lora": {"r": [1, 2, 4, 8]}`),
+// makes one run per value; several such lists make every combination.
+
+/** More runs than this from one config is almost certainly a mistake (a long list pasted in a field). */
+export const MAX_SWEEP_RUNS = 64;
+
+export interface SweepAxis {
+  path: (string | number)[];
+  values: unknown[];
+}
+
+const SCALAR_TYPES = new Set(['integer', 'number', 'string', 'boolean']);
+
+/** The fields of a parsed config file given as lists where the schema expects one value, in document order. */
+export function findSweepAxes(value: unknown): SweepAxis[] {
+  const out: SweepAxis[] = [];
+  const root = value as Record<string, unknown>;
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) return out;
+  const kind = EXPERIMENT_KINDS.includes(root.kind as ExperimentKind) ? (root.kind as ExperimentKind) : undefined;
+  const walk = (node: unknown, path: string[]): void => {
+    if (typeof node !== 'object' || node === null) return;
+    if (Array.isArray(node)) {
+      const info = path.length ? schemaInfoAt(path, kind) : undefined;
+      if (info && ((info.type !== undefined && SCALAR_TYPES.has(info.type)) || (info.type === undefined && info.enum)) && node.every((x) => x === null || typeof x !== 'object')) out.push({ path, values: node });
+      return;
+    }
+    for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
+  };
+  walk(root, []);
+  return out;
+}
+
+/** A run name's part for one value: the value itself for words ("adam"), key and value for numbers ("r4"). */
+function sweepValueText(path: string, v: unknown): string {
+  return typeof v === 'string' ? v : `${path.split('.').pop()}${String(v)}`;
+}
+
+function* combinations(sizes: number[]): Generator<number[]> {
+  const idx = sizes.map(() => 0);
+  for (;;) {
+    yield [...idx];
+    let i = sizes.length - 1;
+    while (i >= 0 && ++idx[i] === sizes[i]) idx[i--] = 0;
+    if (i < 0) return;
+  }
+}
+
+function setAtPath(root: Record<string, unknown>, path: (string | number)[], value: unknown): void {
+  let node = root as Record<string | number, unknown>;
+  for (const seg of path.slice(0, -1)) node = node[seg] as Record<string | number, unknown>;
+  node[path[path.length - 1]] = value;
 }
 
 /**

@@ -334,3 +334,31 @@ export const EXPERIMENT_SCHEMA = {
 } as const;
 
 export type ExperimentSchema = typeof EXPERIMENT_SCHEMA;
+
+/** Keywords that only validate: the editor copy of the schema leaves them out. */
+const VALIDATION_ONLY = new Set(['type', 'additionalProperties', 'required', 'minLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'uniqueItems']);
+
+/**
+ * The schema the editor is given (contributes.jsonValidation / yamlValidation, and `$schema` in the
+ * examples): documentation, defaults and value suggestions, no validation. The parser already reports
+ * every problem, with the same text as the CLI, so an editor schema that validated too would list each
+ * error twice in Problems, and flag a sweep's list (`"r": [1, 2, 4]`) that the parser accepts. `enum`
+ * becomes `examples` (still offered as completions); `if` blocks are kept whole (they select the model
+ * section by `kind`).
+ */
+export function editorSchema(schema: unknown = EXPERIMENT_SCHEMA): unknown {
+  const walk = (node: unknown, inIf: boolean): unknown => {
+    if (Array.isArray(node)) return node.map((x) => walk(x, inIf));
+    if (typeof node !== 'object' || node === null) return node;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) {
+      if (inIf) out[k] = v;
+      else if (k === 'if') out[k] = walk(v, true);
+      else if (k === 'properties' || k === 'definitions') out[k] = Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([name, sub]) => [name, walk(sub, false)]));
+      else if (k === 'enum') out.examples = v;
+      else if (!VALIDATION_ONLY.has(k)) out[k] = walk(v, false);
+    }
+    return out;
+  };
+  return walk(schema, false);
+}

@@ -1,7 +1,7 @@
 // Starts training runs in worker threads and shows them: a cancellable progress notification, a status
 // bar item with step / loss / ETA, and the log channel. Runs write to their own folders, so two at once
-// cannot corrupt each other; beyond `loraLab.maxConcurrentRuns` (and for the same run folder twice) a
-// new run is refused with a message that says why.
+// cannot corrupt each other; beyond `loraLab.maxConcurrentRuns` a new run waits in a queue and starts
+// when a slot frees, in the order asked (the same run folder twice is refused with a message that says why).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -11,8 +11,29 @@ import { log } from '../util/log';
 import { formatDuration, formatLoss } from './format';
 import { JobError, TrainingJob, type JobRequest, type JobResult } from './trainingJob';
 
+/** A run waiting for a free slot (beyond loraLab.maxConcurrentRuns). */
+export interface QueuedRun {
+  readonly request: JobRequest;
+  /** What the user reads: the config file (or run folder) and, for a sweep, which run. */
+  readonly label: string;
+  readonly since: Date;
+}
+
+interface QueueEntry extends QueuedRun {
+  opts: { workerPath?: string };
+  resolve(job: TrainingJob): void;
+  reject(e: unknown): void;
+}
+
+export function requestLabel(r: JobRequest): string {
+  const base = path.basename(r.configPath ?? r.resumeRunDir ?? 'run');
+  return r.sweepIndex !== undefined ? `${base} (sweep run ${r.sweepIndex + 1})` : r.resumeRunDir ? `${base} (resume)` : base;
+}
+
 export class JobManager extends Disposable {
   private readonly _jobs = new Set<TrainingJob>();
+  private readonly _queue: QueueEntry[] = [];
+  private _stopped: { runDir: string; item: vscode.StatusBarItem; timer: NodeJS.Timeout } | undefined;
   private readonly _status: vscode.StatusBarItem;
   private readonly _onDidChangeJobs = this._register(new vscode.EventEmitter<void>());
   private readonly _onDidProgress = this._register(new vscode.EventEmitter<{ runDir: string; points: MetricPoint[] }>());
@@ -36,6 +57,27 @@ export class JobManager extends Disposable {
     // Window closing or extension deactivating: stop the workers (their runs read as interrupted and
     // resume from the last checkpoint).
     this._register(toDisposable(() => this._jobs.forEach((j) => j.dispose())));
+    this._register(toDisposable(() => this.clearStopped()));
+    this._register(
+      toDisposable(() => {
+        for (const q of this._queue.splice(0)) q.reject(new vscode.CancellationError());
+      }),
+    );
+  }
+
+  /** Runs waiting for a free slot, in the order they will start. */
+  get queued(): readonly QueuedRun[] {
+    return this._queue.map(({ request, label, since }) => ({ request, label, since }));
+  }
+
+  /** Whether a run asked for now would wait in the queue. */
+  get full(): boolean {
+    return this.running.length >= this.limit;
+  }
+
+  private get limit(): number {
+    const max = vscode.workspace.getConfiguration('loraLab').get<number>('maxConcurrentRuns', 2);
+    return Number.isInteger(max) && max >= 1 ? max : 1;
   }
 
   get jobs(): readonly TrainingJob[] {
@@ -60,25 +102,52 @@ export class JobManager extends Disposable {
     if (!vscode.workspace.isTrusted) {
       throw new JobError('restricted', 'LoRA Lab does not train in Restricted Mode: training runs code and writes files in this workspace. Trust the workspace to train.');
     }
-    const max = vscode.workspace.getConfiguration('loraLab').get<number>('maxConcurrentRuns', 2);
-    const running = this.running;
-    if (running.length >= max) {
-      throw new JobError(
-        'busy',
-        `${running.length} run${running.length === 1 ? ' is' : 's are'} already training (${running.map((j) => j.name).join(', ')}); the limit is ${max} (setting loraLab.maxConcurrentRuns). Stop one first.`,
-      );
-    }
     if (request.resumeRunDir) {
       const dir = path.resolve(request.resumeRunDir);
-      const same = running.find((j) => j.runDir && path.resolve(j.runDir) === dir);
-      if (same) throw new JobError('alreadyRunning', `The run ${path.basename(dir)} is already training; one folder cannot take two runs at once.`);
+      const same = this.running.find((j) => j.runDir && path.resolve(j.runDir) === dir) ?? this._queue.find((q) => q.request.resumeRunDir && path.resolve(q.request.resumeRunDir) === dir);
+      if (same) throw new JobError('alreadyRunning', `The run ${path.basename(dir)} is already ${'label' in same ? 'waiting to train' : 'training'}; one folder cannot take two runs at once.`);
     }
     // `workerPath` is for tests (a worker that crashes on purpose); users always get dist/worker.js.
     const workerPath = opts.workerPath ?? this.workerPath;
     if (!fs.existsSync(workerPath)) {
       throw new JobError('workerMissing', `The training worker ${workerPath} is missing: build the extension (npm run build).`);
     }
+    if (this.full || this._queue.length > 0) {
+      return new Promise<TrainingJob>((resolve, reject) => {
+        const entry: QueueEntry = { request, label: requestLabel(request), since: new Date(), opts, resolve, reject };
+        this._queue.push(entry);
+        const running = this.running;
+        log.info(`queued ${entry.label} (position ${this._queue.length}): ${running.length} run${running.length === 1 ? ' is' : 's are'} training, the limit is ${this.limit} (setting loraLab.maxConcurrentRuns)`);
+        this.refresh();
+      });
+    }
+    return this.launch(request, workerPath);
+  }
 
+  /** Takes a queued run out of the queue (it never starts); all of them when none is named. */
+  dequeue(run?: QueuedRun): number {
+    let n = 0;
+    for (let i = this._queue.length - 1; i >= 0; i--) {
+      const q = this._queue[i];
+      if (run && q.request !== run.request) continue;
+      this._queue.splice(i, 1);
+      q.reject(new vscode.CancellationError());
+      n++;
+    }
+    if (n) this.refresh();
+    return n;
+  }
+
+  private startQueued(): void {
+    while (this._queue.length > 0 && !this.full) {
+      const next = this._queue.shift()!;
+      log.info(`starting queued ${next.label} (waited ${formatDuration(Date.now() - next.since.getTime())})`);
+      this.launch(next.request, next.opts.workerPath ?? this.workerPath).then(next.resolve, next.reject);
+    }
+  }
+
+  private async launch(request: JobRequest, workerPath: string): Promise<TrainingJob> {
+    if (request.resumeRunDir && this._stopped && path.resolve(this._stopped.runDir) === path.resolve(request.resumeRunDir)) this.clearStopped();
     // loraLab.threads: 0 (the default) lets the engine choose (the cores, up to 8).
     const threads = vscode.workspace.getConfiguration('loraLab').get<number>('threads', 0);
     const withThreads: JobRequest = Number.isInteger(threads) && threads > 0 ? { ...request, threads: Math.min(threads, 64) } : request;
@@ -91,7 +160,7 @@ export class JobManager extends Disposable {
     job.onDidWriteRun((dir) => this._onDidWriteRun.fire(dir));
     void job.finished.then((result) => {
       this.lastMaxStallMs = result.maxStallMs;
-      log.info(`extension host during ${job.name}: longest stall (event loop busy) ${result.maxStallMs.toFixed(1)} ms; longest timer lateness ${result.maxLateMs.toFixed(1)} ms (includes OS scheduling)`);
+      log.debug(`extension host during ${job.name}: longest stall (event loop busy) ${result.maxStallMs.toFixed(1)} ms; longest timer lateness ${result.maxLateMs.toFixed(1)} ms (includes OS scheduling)`);
       this._onDidFinish.fire({ job, result });
       // A crashed worker's run.json was rewritten by the host (interrupted): tell the viewers.
       if (result.runDir) this._onDidWriteRun.fire(result.runDir);
@@ -99,6 +168,7 @@ export class JobManager extends Disposable {
       job.dispose();
       this.refresh();
       this.reportResult(job, result);
+      this.startQueued();
     });
     this.refresh();
     this.showProgress(job);
@@ -110,8 +180,9 @@ export class JobManager extends Disposable {
     return job;
   }
 
-  /** Stops one job (or all), leaving a resumable checkpoint. */
+  /** Stops one job (or all, and empties the queue), leaving a resumable checkpoint. */
   cancel(job?: TrainingJob): void {
+    if (!job) this.dequeue();
     for (const j of job ? [job] : this.running) j.cancel();
   }
 
@@ -148,10 +219,10 @@ export class JobManager extends Disposable {
           .then((a) => a && vscode.commands.executeCommand('loraLab.openDashboard', r.runDir));
         break;
       case 'cancelled':
-        // Cancellation is never reported as a failure (STYLE.md §7).
-        void vscode.window
-          .showInformationMessage(`LoRA Lab: ${where} stopped at step ${r.step}. A checkpoint was saved; "Resume Run" continues it.`, 'Resume Run')
-          .then((a) => a && vscode.commands.executeCommand('loraLab.resumeRun', r.runDir));
+        // Cancellation is never reported as a failure (STYLE.md §7). The user asked for the stop, so no
+        // notification: a status bar entry offers Resume, and goes away when the run is resumed (a
+        // notification cannot be closed by the extension and would stay, stale, after a resume).
+        if (r.runDir) this.showStopped(r.runDir, `${job.run?.name ?? where} stopped at step ${r.step}`);
         break;
       case 'failed':
       case 'interrupted':
@@ -167,15 +238,42 @@ export class JobManager extends Disposable {
     }
   }
 
+  /** The stopped run a status bar entry offers to resume (cleared when it is resumed). */
+  get stoppedRunDir(): string | undefined {
+    return this._stopped?.runDir;
+  }
+
+  private showStopped(runDir: string, text: string): void {
+    this.clearStopped();
+    const item = vscode.window.createStatusBarItem('loraLab.stopped', vscode.StatusBarAlignment.Left, 9);
+    item.name = 'LoRA Lab stopped run';
+    item.text = `$(debug-pause) ${text} · Resume`;
+    item.tooltip = `A checkpoint was saved in ${runDir}. Click to resume the run.`;
+    item.command = { command: 'loraLab.resumeRun', title: 'Resume Run', arguments: [runDir] };
+    item.show();
+    // A stale offer is noise: it goes after a while even when the run is never resumed.
+    const timer = setTimeout(() => this.clearStopped(), 10 * 60_000);
+    this._stopped = { runDir, item, timer };
+  }
+
+  private clearStopped(): void {
+    if (!this._stopped) return;
+    clearTimeout(this._stopped.timer);
+    this._stopped.item.dispose();
+    this._stopped = undefined;
+  }
+
   private refresh(): void {
     const running = this.running;
+    const waiting = this._queue.length ? ` · ${this._queue.length} queued` : '';
     if (running.length === 0) {
       this._status.hide();
     } else {
       const j = running[running.length - 1];
       const more = running.length > 1 ? ` (+${running.length - 1})` : '';
-      this._status.text = `$(loading~spin) LoRA ${describe(j.progress)}${more}`;
-      this._status.tooltip = running.map((r) => `${r.name}: ${describe(r.progress)}${r.cancelRequested ? ' (stopping)' : ''}`).join('\n') + '\nClick to open the dashboard';
+      this._status.text = `$(loading~spin) LoRA ${describe(j.progress)}${more}${waiting}`;
+      const queue = this._queue.map((q, i) => `queued ${i + 1}: ${q.label}`);
+      this._status.tooltip = [...running.map((r) => `${r.name}: ${describe(r.progress)}${r.cancelRequested ? ' (stopping)' : ''}`), ...queue].join('\n') + '\nClick to open the dashboard';
       this._status.show();
     }
     this._onDidChangeJobs.fire();

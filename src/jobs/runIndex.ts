@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import type { RunInfo, RunStatus } from '../protocol/runFormat';
 import { effectiveStatus, listRuns } from '../runs/runStore';
 import { isTrainerRunDir, loadTrainerRun } from '../runs/hfTrainerRun';
+import { trainingTimeMs } from './runTail';
 import type { JobManager } from './jobManager';
 
 export interface RunEntry {
@@ -14,6 +15,8 @@ export interface RunEntry {
   status: RunStatus;
   /** Has a checkpoint and steps left, and is not training now. */
   resumable: boolean;
+  /** Training time so far: the last metric point's elapsedMs (undefined before the first point). */
+  elapsedMs?: number;
 }
 
 export function statusInHost(info: RunInfo, dir: string, jobs: JobManager): RunStatus {
@@ -44,7 +47,7 @@ export async function listRunsInWorkspace(jobs: JobManager): Promise<RunEntry[]>
   for (const outDir of outDirs) {
     for (const r of listRuns(outDir)) {
       const status = statusInHost(r.info, r.dir, jobs);
-      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info) });
+      entries.push({ dir: r.dir, info: r.info, status, resumable: status !== 'running' && status !== 'completed' && hasCheckpoint(r.dir, r.info), elapsedMs: trainingTimeMs(r.dir, r.info) });
     }
   }
   // Hugging Face Trainer folders (trainer_state.json at the top or in checkpoint-N/) that are not ours.

@@ -14,6 +14,8 @@ export interface JobRequest {
   configPath?: string;
   /** Absolute path of a run folder to continue. */
   resumeRunDir?: string;
+  /** Which run of a sweep config (fields given as lists) this is. */
+  sweepIndex?: number;
   /** Overrides the config's outputDir (absolute). */
   outDir?: string;
   /** Threads for the matrix products (setting loraLab.threads); undefined: the cores, up to 8. */
@@ -83,7 +85,7 @@ export class TrainingJob extends Disposable {
     readonly request: JobRequest,
     workerPath: string,
     wasmDir: string,
-    private readonly _log: (level: 'info' | 'warn' | 'error', msg: string) => void,
+    private readonly _log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void,
   ) {
     super();
     this._stall = this._register(new StallMonitor());
@@ -104,7 +106,7 @@ export class TrainingJob extends Disposable {
       const finish = (r: Omit<JobResult, 'maxStallMs' | 'maxLateMs' | 'stalls'>) => {
         if (this._result) return;
         this._result = { ...r, maxStallMs: this._stall.maxStallMs, maxLateMs: this._stall.maxLateMs, stalls: [...this._stall.stalls] };
-        if (this._stall.stalls.length) this._log('info', `extension-host ticks over 20 ms during this run: ${this._stall.stalls.map((x) => `${x.at} late ${x.lateMs} ms, busy ${x.blockedMs} ms`).join('; ')}`);
+        if (this._stall.stalls.length) this._log('debug', `extension-host ticks over 20 ms during this run: ${this._stall.stalls.map((x) => `${x.at} late ${x.lateMs} ms, busy ${x.blockedMs} ms`).join('; ')}`);
         this._stall.dispose();
         rejectStarted(new JobError('crashed', r.error ?? `the run ended (${r.status}) before it started`));
         resolve(this._result);
@@ -179,7 +181,7 @@ export class TrainingJob extends Disposable {
 
     const wasm = wasmDir;
     const start: ToWorker = {
-      type: 'start', configPath: request.configPath, resumeRunDir: request.resumeRunDir, outDir: request.outDir, wasmDir: wasm,
+      type: 'start', configPath: request.configPath, resumeRunDir: request.resumeRunDir, sweepIndex: request.sweepIndex, outDir: request.outDir, wasmDir: wasm,
       ...(request.threads ? { threads: request.threads } : {}),
     };
     this._worker.postMessage(start);

@@ -50,6 +50,8 @@ export interface RunInfo {
   params?: RunParamSummary;
   /** Base model folder for causal-lm runs (the adapter is useless without it). */
   baseModel?: string;
+  /** Labels the user gave the run (Runs view: Tag…); shown after its description. */
+  tags?: string[];
   /** Process training the run and its host: a 'running' run whose process is gone reads as 'interrupted'. */
   pid?: number;
   hostname?: string;

@@ -8,6 +8,8 @@ export type ToWorker =
       type: 'start';
       configPath?: string;
       resumeRunDir?: string;
+      /** Which run of a sweep config to train. */
+      sweepIndex?: number;
       /** Overrides the config's outputDir (absolute). */
       outDir?: string;
       /** Folder holding the tfjs wasm binaries. */

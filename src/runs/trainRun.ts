@@ -24,6 +24,8 @@ export interface TrainRunOptions {
   configPath?: string;
   /** Existing run folder to continue from its last checkpoint. */
   resumeRunDir?: string;
+  /** Which run of a sweep config (fields given as lists) to train; required for a sweep. */
+  sweepIndex?: number;
   /** Where new runs go; default: the config's outputDir, relative to the config file. */
   outDir?: string;
   /** Folder with the tfjs wasm binaries; default: dist/wasm next to the bundle, else the npm package. */
@@ -58,7 +60,7 @@ export interface TrainRunResult {
 }
 
 /** Read and validate an experiment file; every error is reported as `file:line:col: message`. */
-export function loadExperimentConfig(configPath: string): { config: ExperimentConfig; warnings: string[] } {
+export function loadExperimentConfig(configPath: string, sweepIndex?: number): { config: ExperimentConfig; warnings: string[] } {
   const file = path.resolve(configPath);
   let bytes: Buffer;
   try {
@@ -82,7 +84,28 @@ export function loadExperimentConfig(configPath: string): { config: ExperimentCo
       path: file,
     });
   }
-  return { config: result.config, warnings: result.issues.filter((i) => i.severity === 'warning').map(fmt) };
+  const warnings = result.issues.filter((i) => i.severity === 'warning').map(fmt);
+  if (result.sweep) {
+    const n = result.sweep.length;
+    if (sweepIndex === undefined || !Number.isInteger(sweepIndex) || sweepIndex < 0 || sweepIndex >= n) {
+      const which = sweepIndex === undefined ? 'say which run to train' : `run ${sweepIndex} does not exist`;
+      throw new RunError('config', `${configPath}: this config is a sweep of ${n} runs (${result.sweep.map((v) => v.label).join('; ')}); ${which} (0 to ${n - 1})`, { path: file });
+    }
+    return { config: result.sweep[sweepIndex].config, warnings };
+  }
+  if (sweepIndex !== undefined) throw new RunError('config', `${configPath}: run ${sweepIndex} of a sweep was asked for, but no field of this config is a list`, { path: file });
+  return { config: result.config, warnings };
+}
+
+/** How many runs the config's sweep makes (0: not a sweep, or the file cannot be read or parsed: trainRun reports why). */
+export function sweepSize(configPath: string): number {
+  try {
+    const file = path.resolve(configPath);
+    const decoded = decodeExperimentBytes(readRegularFileSync(file));
+    return decoded.issue ? 0 : parseExperimentConfig(decoded.text, file).sweep?.length ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Built-in kinds come from the engine; causal-lm from src/models (it reads the model folder and dataset). */
@@ -147,7 +170,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       throw e;
     }
   } else if (opts.configPath) {
-    const loaded = loadExperimentConfig(opts.configPath);
+    const loaded = loadExperimentConfig(opts.configPath, opts.sweepIndex);
     config = loaded.config;
     configDir = path.dirname(path.resolve(opts.configPath));
     for (const w of loaded.warnings) log('warn', w);

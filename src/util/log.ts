@@ -9,6 +9,10 @@ export function initLog(): vscode.LogOutputChannel {
 }
 
 export const log = {
+  /** Internal timings and details: shown only when the channel's level is Debug or Trace. */
+  debug(msg: string): void {
+    channel?.debug(msg);
+  },
   info(msg: string): void {
     channel?.info(msg);
   },

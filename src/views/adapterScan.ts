@@ -11,6 +11,8 @@ import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, 
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
 import { openRegular, readRegularFile, readRegularFileSync } from '../io/regularFile';
+import { formatDuration, formatLoss, runDescription } from '../jobs/format';
+import { trainingTimeMs } from '../jobs/runTail';
 
 export interface AdapterInfo {
   /** Folder (PEFT, mlx, run) or file (kohya, LyCORIS, …): what Inspect/Merge/Copy path act on. */
@@ -33,6 +35,13 @@ export interface AdapterInfo {
   metadata: [string, string][];
   /** Set for the adapter/ folder of one of our runs. */
   runDir?: string;
+  /** That run's run.json facts that tell same-named runs apart. */
+  run?: { name: string; createdAt: string; status: string; step: number; totalSteps: number; lastLoss?: number; elapsedMs?: number; tags?: string[] };
+  /**
+   * Listed, but not usable as an adapter: the weights cannot be read (truncated, LFS pointer, pickle) or
+   * the file holds no LoRA factors. The tree shows these in their own group, with the reason.
+   */
+  problem?: 'unreadable' | 'not-lora';
   /** True once alpha values were read and every tensor was checked for NaN/Inf. */
   valuesChecked: boolean;
   /** The header-only inspection input, kept for the background values pass. */
@@ -127,7 +136,7 @@ function apply(info: AdapterInfo, r: InspectReport): void {
   // "alpha tensors were not read" only restates the header-only listing (modules say "α in file").
   // "an mlx-lm config: PEFT would refuse it" is noise on an adapter whose weights are mlx-lm's too.
   const noise = (x: string) => /^alpha tensors were not read/.test(x) || (r.format === 'mlx' && /is an mlx-lm config \(no peft_type\)/.test(x));
-  info.warnings = [...r.errors, ...r.warnings.filter((x) => !noise(x))];
+  info.warnings = [...r.errors, ...r.warnings.filter((x) => !noise(x))].map(readableSizes);
   info.metadata = Object.entries(r.metadata).map(([k, v]): [string, string] => [k, short(v)]);
   info.valuesChecked = r.valuesChecked;
   info.baseModel ??= r.baseModel;
@@ -146,19 +155,34 @@ async function describeFolder(dir: string, weights: string | undefined, input: S
   }
   const inspectInput: InspectInput = { path: dir, configText: readRegularFileSync(cfgFile).toString('utf8'), configName: 'adapter_config.json', siblings, ...(weights ? { weights: await weightsInput(weights) } : {}) };
   const info: AdapterInfo = { path: dir, weightsFile: weights, label: path.basename(dir), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [], valuesChecked: false, input: inspectInput };
-  apply(info, inspectAdapter(inspectInput));
+  const report = inspectAdapter(inspectInput);
+  apply(info, report);
+  if (report.format === 'unreadable' && report.errors.length) info.problem = 'unreadable';
   // One of our runs: <run>/adapter/ next to run.json.
   if (path.basename(dir) === 'adapter') {
     const run = readJson(path.join(path.dirname(dir), 'run.json'));
     if (run) {
       info.runDir = path.dirname(dir);
-      info.label = `${path.basename(info.runDir)} (run)`;
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+      const name = str(run.name) ?? path.basename(info.runDir);
+      info.run = {
+        name,
+        createdAt: str(run.createdAt) ?? '',
+        status: str(run.status) ?? 'unknown',
+        step: num(run.step) ?? 0,
+        totalSteps: num(run.totalSteps) ?? 0,
+        lastLoss: num(run.lastLoss),
+        elapsedMs: trainingTimeMs(info.runDir, { createdAt: str(run.createdAt) ?? '', finishedAt: str(run.finishedAt), resumedAt: Array.isArray(run.resumedAt) ? run.resumedAt : undefined }),
+        tags: Array.isArray(run.tags) ? run.tags.filter((t): t is string => typeof t === 'string') : undefined,
+      };
+      info.label = `${name} (run)`;
       info.formatLabel = `${info.formatLabel} · LoRA Lab run`;
       const kind = typeof run.kind === 'string' ? run.kind : '';
       if (typeof run.baseModel === 'string') info.baseModel = run.baseModel;
       else if (kind && kind !== 'causal-lm') {
         info.baseModel = undefined;
-        info.baseNote = `built-in ${kind} experiment: its frozen base W is synthetic (generated from the seed; see truth/ in the run folder)`;
+        info.baseNote = `built-in ${kind} experiment: its frozen base W is synthetic (generated from the config's random seed; see truth/ in the run folder)`;
         info.baseFound = info.runDir;
       }
     }
@@ -171,13 +195,19 @@ async function describeFile(file: string, input: ScanInput): Promise<AdapterInfo
   const inspectInput: InspectInput = { path: file, weights: await weightsInput(file) };
   const info: AdapterInfo = { path: file, weightsFile: file, label: path.basename(file), formatLabel: '', modules: [], totalParams: 0, ranks: [], baseNote: '', warnings: [], metadata: [], valuesChecked: false, input: inspectInput };
   const report = inspectAdapter(inspectInput);
-  // Keep LoRA files, and files that could not be read at all (an LFS pointer where weights should be);
-  // other safetensors files (models, datasets) are not adapters.
-  // A broken file is listed when it was meant as weights: an LFS pointer or pickle in its place, or a
-  // name that says adapter. Other unreadable .safetensors (test vectors, truncated models) are not.
-  const meantAsAdapter = /lora|adapter|locon|loha|lokr|lycoris/i.test(path.basename(file)) || report.errors.some((e) => /LFS pointer|pickle/.test(e));
-  if (report.format === 'not-an-adapter' || (report.format === 'unreadable' && !meantAsAdapter)) return undefined;
+  // A model's own weights (a folder with config.json) are not adapters and not a problem: left out.
+  // Every other .safetensors file is listed: LoRA files in their format's group; files that cannot be
+  // read, or hold no LoRA factors, in a group of their own with the reason, never silently missing.
+  const inModelDir = input.modelDirs.some((d) => path.resolve(d) === path.resolve(path.dirname(file)));
+  if (report.format === 'not-an-adapter' && inModelDir) return undefined;
   apply(info, report);
+  if (report.format === 'unreadable') info.problem = 'unreadable';
+  if (report.format === 'not-an-adapter') {
+    info.problem = 'not-lora';
+    const n = info.input.weights?.header ? Object.keys(info.input.weights.header.tensors).length : 0;
+    info.warnings.unshift(`not a LoRA adapter: none of its ${n} tensor${n === 1 ? '' : 's'} has LoRA names (lora_A / lora_B, lora_down / lora_up, …); a model's weights or other data?`);
+  }
+  if (report.format === 'unreadable' && info.warnings.length === 0) info.warnings.push('the weights could not be read');
   finishBase(info, path.dirname(file), input);
   return info;
 }
@@ -218,6 +248,25 @@ export async function checkAdapterValues(info: AdapterInfo, pause: () => Promise
   return JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]) !== before;
 }
 
+/** "870 MB" for 912,556,812 bytes (1024-based, as file managers show sizes); "512 bytes" below 1 KB. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return `${n} bytes`;
+  if (n < 1024) return `${n} byte${n === 1 ? '' : 's'}`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v >= 100 ? Math.round(v) : Number(v.toPrecision(3))} ${units[u]}`;
+}
+
+/** Inspect's "a 912556812-byte object" as "a 870 MB object (912,556,812 bytes)" for the tree. */
+export function readableSizes(text: string): string {
+  return text.replace(/\ba (\d{4,})-byte\b/g, (_m, d: string) => `a ${formatBytes(Number(d))} (${Number(d).toLocaleString('en-US')} bytes)`);
+}
+
 function fmt(x: number): string {
   return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
 }
@@ -238,11 +287,69 @@ export function moduleDescription(m: InspectModule): string {
   return parts.join(' · ');
 }
 
-export function adapterDescription(a: AdapterInfo): string {
+export function adapterDescription(a: AdapterInfo, now?: Date): string {
+  // A run's adapter: when it ran, how long, how far the loss got (runs of one config share a name).
+  if (a.run) return [runDescription(a.run, now), `r ${a.ranks.join('/')}`, ...(a.totalParams ? [`${formatCount(a.totalParams)} params`] : []), ...(a.warnings.length ? [`⚠ ${a.warnings.length}`] : [])].join(' · ');
+  if (a.problem) return a.warnings[0] ?? a.formatLabel;
   const parts = [a.formatLabel];
   if (a.modules.length) parts.push(`${a.modules.length} module${a.modules.length === 1 ? '' : 's'}`);
   if (a.ranks.length) parts.push(`r ${a.ranks.join('/')}`);
   if (a.totalParams) parts.push(`${formatCount(a.totalParams)} params`);
   if (a.warnings.length) parts.push(`⚠ ${a.warnings.length}`);
   return parts.join(' · ');
+}
+
+/** Merge needs a PEFT adapter of a real model: a built-in experiment's run has no base model to merge into. */
+export function isMergeable(a: Pick<AdapterInfo, 'format' | 'runDir' | 'baseModel'>): boolean {
+  return a.format === 'peft' && !(a.runDir && !a.baseModel);
+}
+
+/** The full text behind an adapter row (its tooltip): nothing cut, one fact per line. */
+export function adapterTooltip(a: AdapterInfo): string {
+  const lines = [a.path, a.formatLabel];
+  if (a.run) {
+    lines.push(`run ${a.run.name}: ${a.run.status}, started ${a.run.createdAt ? new Date(a.run.createdAt).toLocaleString() : '?'}`);
+    if (a.run.elapsedMs !== undefined) lines.push(`training time ${formatDuration(a.run.elapsedMs)}`);
+    if (a.run.lastLoss !== undefined) lines.push(`final loss ${formatLoss(a.run.lastLoss)}`);
+  }
+  if (a.modules.length) lines.push(`${a.modules.length} module${a.modules.length === 1 ? '' : 's'}, rank ${a.ranks.join('/')}, ${formatCount(a.totalParams)} parameters`);
+  lines.push(`Base model: ${a.baseNote}`);
+  if (a.warnings.length) lines.push('Warnings:', ...a.warnings.map((w) => `- ${w}`));
+  return lines.join('\n');
+}
+
+/** A group of the Adapters view: our runs first, then third-party adapters by format, then problems. */
+export interface AdapterGroup {
+  id: string;
+  label: string;
+  adapters: AdapterInfo[];
+}
+
+const GROUP_LABEL: Record<string, string> = {
+  peft: 'PEFT',
+  'diffusers-peft': 'PEFT keys (diffusers / ai-toolkit)',
+  kohya: 'kohya / Civitai',
+  lycoris: 'LyCORIS',
+  mlx: 'mlx-lm',
+  loralib: 'loralib (the reference LoRA code)',
+  'diffusers-legacy': 'diffusers (legacy attention processors)',
+  cloneofsimo: 'cloneofsimo lora',
+  'unknown-lora': 'Other LoRA',
+};
+
+export function groupAdapters(list: readonly AdapterInfo[]): AdapterGroup[] {
+  const runs = list.filter((a) => a.runDir && !a.problem).sort((x, y) => (x.run?.createdAt ?? '') < (y.run?.createdAt ?? '') ? 1 : -1);
+  const problems = list.filter((a) => a.problem);
+  const byFormat = new Map<string, AdapterInfo[]>();
+  for (const a of list) {
+    if (a.problem || a.runDir) continue;
+    const key = a.format ?? 'unknown-lora';
+    byFormat.set(key, [...(byFormat.get(key) ?? []), a]);
+  }
+  const out: AdapterGroup[] = [];
+  if (runs.length) out.push({ id: 'runs', label: 'LoRA Lab runs', adapters: runs });
+  const order = Object.keys(GROUP_LABEL);
+  for (const [key, adapters] of [...byFormat].sort((x, y) => order.indexOf(x[0]) - order.indexOf(y[0]))) out.push({ id: `format:${key}`, label: GROUP_LABEL[key] ?? adapters[0].formatLabel, adapters });
+  if (problems.length) out.push({ id: 'problems', label: 'Unreadable or not LoRA', adapters: problems });
+  return out;
 }

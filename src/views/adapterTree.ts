@@ -1,16 +1,18 @@
-// The sidebar adapter browser: every adapter in the workspace (our runs, PEFT folders, kohya / LyCORIS /
-// mlx / other safetensors LoRA files), from headers only, refreshed by a file watcher. File metadata is
+// The sidebar adapter browser: every adapter in the workspace, from headers only, refreshed by a file
+// watcher, in groups: our runs, then third-party adapters by format (PEFT folders, kohya / LyCORIS / mlx /
+// other safetensors LoRA files), then files that cannot be read or hold no LoRA factors, with the reason. File metadata is
 // shown as plain labels (never HTML or trusted markdown).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Disposable } from '../util/disposable';
 import { log } from '../util/log';
 import type { InspectModule } from '../formats/adapters';
-import { adapterDescription, checkAdapterValues, moduleDescription, scanAdapters, type AdapterInfo } from './adapterScan';
+import { adapterDescription, adapterTooltip, checkAdapterValues, groupAdapters, isMergeable, moduleDescription, scanAdapters, type AdapterGroup, type AdapterInfo } from './adapterScan';
 
 export { adapterDescription, moduleDescription };
 
 export type AdapterNode =
+  | { kind: 'group'; group: AdapterGroup }
   | { kind: 'adapter'; info: AdapterInfo }
   | { kind: 'base'; info: AdapterInfo }
   | { kind: 'warning'; text: string }
@@ -90,7 +92,7 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
         log.warn(`adapter browser: could not read the values of ${a.path}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    log.info(`adapter browser: values of ${list.filter((a) => a.valuesChecked).length} adapters checked (alpha, NaN/Inf) in ${Date.now() - t0} ms`);
+    log.debug(`adapter browser: values of ${list.filter((a) => a.valuesChecked).length} adapters checked (alpha, NaN/Inf) in ${Date.now() - t0} ms`);
     // Element objects are rebuilt by getChildren: refresh the whole (cached) tree once.
     if (changed && this._adapters === list) this._onDidChangeTreeData.fire(undefined);
   }
@@ -110,22 +112,37 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
       roots,
     });
     this.lastScanMs = Date.now() - t0;
-    log.info(`adapter browser: ${out.length} adapters from ${st.length} safetensors files in ${this.lastScanMs} ms`);
+    log.debug(`adapter browser: ${out.length} adapters from ${st.length} safetensors files in ${this.lastScanMs} ms`);
     return out;
   }
 
   getTreeItem(n: AdapterNode): vscode.TreeItem {
     switch (n.kind) {
+      case 'group': {
+        const g = n.group;
+        const item = new vscode.TreeItem(g.label, vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `group:${g.id}`;
+        item.description = `${g.adapters.length}`;
+        item.tooltip =
+          g.id === 'runs'
+            ? 'Adapters trained in this workspace (adapter/ of each run folder)'
+            : g.id === 'problems'
+              ? 'Files that cannot be read as a LoRA adapter, or hold no LoRA factors: each says why'
+              : `Third-party adapters: ${g.adapters[0]?.formatLabel ?? g.label}`;
+        item.iconPath = new vscode.ThemeIcon(g.id === 'runs' ? 'beaker' : g.id === 'problems' ? 'warning' : 'folder-library');
+        item.contextValue = 'loraLab.adapterGroup';
+        return item;
+      }
       case 'adapter': {
         const a = n.info;
         const item = new vscode.TreeItem(a.label, vscode.TreeItemCollapsibleState.Collapsed);
         item.id = `adapter:${a.path}`;
         item.description = adapterDescription(a);
-        item.tooltip = `${a.path}\n${a.formatLabel}\nBase model: ${a.baseNote}${a.warnings.length ? `\nWarnings:\n- ${a.warnings.join('\n- ')}` : ''}`;
-        item.iconPath = new vscode.ThemeIcon(a.warnings.length ? 'warning' : a.runDir ? 'beaker' : 'layers');
+        item.tooltip = adapterTooltip(a);
+        item.iconPath = a.problem ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground')) : new vscode.ThemeIcon(a.warnings.length ? 'warning' : a.runDir ? 'beaker' : 'layers');
         item.resourceUri = vscode.Uri.file(a.path);
         // Merge needs a PEFT adapter of a real model (a built-in experiment's run has no base to merge into).
-        item.contextValue = a.format === 'peft' && !(a.runDir && !a.baseModel) ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
+        item.contextValue = isMergeable(a) ? 'loraLab.adapter.mergeable' : 'loraLab.adapter';
         item.command = { command: 'loraLab.inspectAdapter', title: 'Inspect Adapter', arguments: [n] };
         return item;
       }
@@ -178,9 +195,11 @@ export class AdapterTreeProvider extends Disposable implements vscode.TreeDataPr
   async getChildren(n?: AdapterNode): Promise<AdapterNode[]> {
     if (!n) {
       const all = await this.adapters();
-      return all.length ? all.map((info) => ({ kind: 'adapter' as const, info })) : [{ kind: 'empty', text: 'No LoRA adapters found in this workspace.' }];
+      return all.length ? groupAdapters(all).map((group) => ({ kind: 'group' as const, group })) : [{ kind: 'empty', text: 'No LoRA adapters found in this workspace.' }];
     }
     switch (n.kind) {
+      case 'group':
+        return n.group.adapters.map((info) => ({ kind: 'adapter' as const, info }));
       case 'adapter': {
         const a = n.info;
         const out: AdapterNode[] = [{ kind: 'base', info: a }];

@@ -1,9 +1,12 @@
 // Problems-panel diagnostics for *.lora.json / *.lora.yaml, as you type (debounced), from the same
-// parser the CLI uses (parseExperimentConfig), at the exact ranges it reports.
+// parser the CLI uses (parseExperimentConfig), at the exact ranges it reports, and quick fixes for
+// them (configFixes.ts). The editor's own schema validation is off (package.json gives it the editor
+// copy of the schema, documentation only), so each problem is listed once.
 import * as vscode from 'vscode';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import type { ConfigIssue } from '../formats/experimentTypes';
 import { Disposable, toDisposable } from '../util/disposable';
+import { configFixes } from './configFixes';
 
 export function isExperimentConfig(doc: vscode.TextDocument): boolean {
   return /\.lora\.(json|ya?ml)$/i.test(doc.uri.path);
@@ -22,6 +25,34 @@ export function issueToDiagnostic(doc: vscode.TextDocument, issue: ConfigIssue):
   return d;
 }
 
+const CONFIG_SELECTOR: vscode.DocumentSelector = [{ pattern: '**/*.lora.{json,yaml,yml}' }];
+
+/** Quick fixes for the parser's issues under the cursor (unknown key: rename to the closest, or remove). */
+export class ConfigCodeActions implements vscode.CodeActionProvider {
+  static readonly kinds = [vscode.CodeActionKind.QuickFix];
+
+  provideCodeActions(doc: vscode.TextDocument, range: vscode.Range, context: vscode.CodeActionContext): vscode.CodeAction[] {
+    const ours = context.diagnostics.filter((d) => d.source === 'LoRA Lab');
+    if (ours.length === 0) return [];
+    const text = doc.getText();
+    const { issues } = parseExperimentConfig(text, doc.fileName);
+    const out: vscode.CodeAction[] = [];
+    for (const diag of ours) {
+      const issue = issues.find((i) => i.message === diag.message && doc.positionAt(i.offset).isEqual(diag.range.start));
+      if (!issue || !diag.range.intersection(range.union(diag.range))) continue;
+      for (const fix of configFixes(text, doc.fileName, issue)) {
+        const action = new vscode.CodeAction(fix.title, vscode.CodeActionKind.QuickFix);
+        action.diagnostics = [diag];
+        action.isPreferred = fix.preferred;
+        action.edit = new vscode.WorkspaceEdit();
+        for (const e of fix.edits) action.edit.replace(doc.uri, new vscode.Range(doc.positionAt(e.offset), doc.positionAt(e.offset + e.length)), e.newText);
+        out.push(action);
+      }
+    }
+    return out;
+  }
+}
+
 export class ConfigDiagnostics extends Disposable {
   private readonly _collection = this._register(vscode.languages.createDiagnosticCollection('loraLab'));
   private readonly _timers = new Map<string, NodeJS.Timeout>();
@@ -32,6 +63,7 @@ export class ConfigDiagnostics extends Disposable {
     this._register(vscode.workspace.onDidOpenTextDocument((d) => this.update(d)));
     this._register(vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document)));
     this._register(vscode.workspace.onDidCloseTextDocument((d) => this._collection.delete(d.uri)));
+    this._register(vscode.languages.registerCodeActionsProvider(CONFIG_SELECTOR, new ConfigCodeActions(), { providedCodeActionKinds: ConfigCodeActions.kinds }));
     for (const d of vscode.workspace.textDocuments) this.update(d);
   }
 

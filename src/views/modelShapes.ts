@@ -109,3 +109,9 @@ export function matchTargets(shape: ModelShape, targets: string[]): LinearLayer[
   const set = new Set(targets);
   return shape.linears.filter((l) => set.has(leafName(l.name)) || targets.some((t) => l.name === t || l.name.endsWith(`.${t}`)));
 }
+
+/** A model defined in a Python file, as far as its literal nn.Linear layers tell (LoraConfig hovers). */
+export function fileModelShape(linears: LinearLayer[]): ModelShape {
+  const totalParams = linears.reduce((n, l) => n + l.inFeatures * l.outFeatures + (l.hasBias ? l.outFeatures : 0), 0);
+  return { label: `the nn.Linear layers of this file (${linears.length})`, totalParams, linears };
+}

@@ -6,14 +6,15 @@ import * as path from 'node:path';
 import * as jsonc from 'jsonc-parser';
 import * as vscode from 'vscode';
 import YAML from 'yaml';
-import { pathAtOffset, resolveConfigDefaults } from '../formats/experimentConfig';
+import { findSweepAxes, pathAtOffset, resolveConfigDefaults } from '../formats/experimentConfig';
 import type { ExperimentConfig, ScalingMode } from '../formats/experimentTypes';
 import { parseHfConfig } from '../formats/hfConfig';
 import { matchTargetModules, moduleHyper, parsePeftConfig } from '../formats/peftConfig';
 import { Disposable } from '../util/disposable';
 import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from './hoverText';
-import { experimentModelShape, hfModelShape, leafName, type ModelShape } from './modelShapes';
-import { boolArg, callAt, intArg, numArg } from './pythonCalls';
+import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from './modelShapes';
+import { boolArg, callAt, intArg, linearsInFile, numArg } from './pythonCalls';
+import { configKeyDoc, isMlxConfig } from './configKeyDocs';
 
 /** Where each hover applies: experiment configs, PEFT adapter configs, axolotl / mlx-lm YAML, Python. */
 export const HOVER_SELECTOR: vscode.DocumentSelector = [
@@ -128,7 +129,15 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     const key = String(p[p.length - 1]);
     const interesting = (top === 'lora' && (p.length === 1 || ['r', 'alpha', 'scaling', 'targetModules', 'trainBias', 'useDora'].includes(String(p[1])))) || top === 'model' || top === 'kind';
     if (!interesting) return undefined;
-    const raw = /\.ya?ml$/i.test(doc.fileName) ? YAML.parse(text) : jsonc.parse(text);
+    const raw = (/\.ya?ml$/i.test(doc.fileName) ? YAML.parse(text) : jsonc.parse(text)) as Record<string, unknown> | null;
+    // A sweep (a field given as a list): the counts of the run whose value is under the cursor, else the first.
+    for (const axis of findSweepAxes(raw)) {
+      const under = axis.path.every((seg, i) => p[i] === seg) ? p[axis.path.length] : undefined;
+      const value = axis.values[typeof under === 'number' && under < axis.values.length ? under : 0];
+      let node = raw as Record<string | number, unknown>;
+      for (const seg of axis.path.slice(0, -1)) node = node[seg] as Record<string | number, unknown>;
+      node[axis.path[axis.path.length - 1]] = value;
+    }
     const config: ExperimentConfig = resolveConfigDefaults(raw ?? {}, doc.fileName);
     const lora = config.lora;
     let shape: ModelShape | string | undefined = experimentModelShape(config);
@@ -168,20 +177,30 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
   private peftHover(doc: vscode.TextDocument, text: string, offset: number): vscode.Hover | undefined {
     const loc = jsonc.getLocation(text, offset);
     const key = String(loc.path[0] ?? '');
-    if (!['r', 'lora_alpha', 'target_modules', 'use_rslora', 'rank_pattern', 'alpha_pattern', 'base_model_name_or_path', 'bias', 'modules_to_save', 'use_dora'].includes(key)) return undefined;
+    const raw = jsonc.parse(text) as unknown;
+    // mlx-lm writes adapter_config.json too (lora_parameters, num_layers): its own keys and counts.
+    if (isMlxConfig(raw)) return this.mlxHover(doc, raw as Record<string, unknown>, loc.path);
+    // Each key's own line first; the parameter counts follow for the keys that change them.
+    const keyDoc = configKeyDoc(loc.path.slice(0, 1), false);
+    if (!['r', 'lora_alpha', 'target_modules', 'use_rslora', 'rank_pattern', 'alpha_pattern', 'base_model_name_or_path', 'bias', 'modules_to_save', 'use_dora'].includes(key)) return keyDoc ? md(keyDoc) : undefined;
+    const counts = this.peftCounts(doc, text, key, loc.path);
+    return md(keyDoc ? `${keyDoc}\n\n---\n\n${counts}` : counts);
+  }
+
+  private peftCounts(doc: vscode.TextDocument, text: string, key: string, locPath: jsonc.JSONPath): string {
+    const loc = { path: locPath };
     const { config } = parsePeftConfig(text, doc.fileName);
     const scaling: ScalingMode = config.useRslora ? 'rslora' : 'standard';
     const cfgPath = findModelConfig(doc.fileName, config.baseModelNameOrPath);
     const shape = cfgPath ? loadModelShape(cfgPath) : `base model "${config.baseModelNameOrPath ?? '?'}" has no config.json in the workspace`;
-    if (typeof shape === 'string') return md(noModelHoverText(config.r, config.loraAlpha, scaling, shape));
+    if (typeof shape === 'string') return noModelHoverText(config.r, config.loraAlpha, scaling, shape);
     const paths = shape.linears.map((l) => l.name);
     const adaptedNames = new Set(matchTargetModules(config, paths));
     const adapted = shape.linears.filter((l) => adaptedNames.has(l.name));
     let focus: string | undefined;
     if (key === 'target_modules' && typeof loc.path[1] === 'number' && Array.isArray(config.targetModules)) focus = adapted.find((l) => leafName(l.name) === config.targetModules![loc.path[1] as number])?.name;
     const targets = Array.isArray(config.targetModules) ? config.targetModules : [String(config.targetModules)];
-    return md(
-      modelHoverText({
+    return modelHoverText({
         shape,
         r: config.r,
         alpha: config.loraAlpha,
@@ -194,8 +213,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
         focus,
         title: key,
         useDora: config.useDora,
-      }),
-    );
+      });
   }
 
   private pythonHover(doc: vscode.TextDocument, text: string, offset: number): vscode.Hover | undefined {
@@ -221,6 +239,17 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
         const alpha = numArg(call, -1, 'lora_alpha') ?? 8; // PEFT's default lora_alpha
         const scaling: ScalingMode = boolArg(call, -1, 'use_rslora') ? 'rslora' : 'standard';
         const tm = call.kwargs.target_modules;
+        // A model defined in this file (nn.Linear layers with literal sizes) is the one LoraConfig is for
+        // when its target_modules name those layers (or are not given); else the config.json nearby.
+        const fileLinears = linearsInFile(text);
+        const fileTargets = Array.isArray(tm) ? tm : tm === 'all-linear' || tm === undefined ? fileLinears.map((l) => l.name) : [];
+        const inFile = fileLinears.filter((l) => fileTargets.includes(leafName(l.name)));
+        if (inFile.length && !/\bfrom_pretrained\s*\(/.test(text)) {
+          const shape = fileModelShape(fileLinears);
+          const bias = call.kwargs.bias;
+          const note = tm === undefined ? '\n\n(`target_modules` is not given: PEFT needs it for a custom model; the counts assume every nn.Linear of this file.)' : '';
+          return md(modelHoverText({ shape, r, alpha, scaling, targets: fileTargets, trainBias: bias === 'all' || bias === 'lora_only', convention: 'peft', title: 'LoraConfig', useDora: boolArg(call, -1, 'use_dora') === true }) + note, range);
+        }
         const cfgPath = findModelConfig(doc.fileName);
         const shape = cfgPath ? loadModelShape(cfgPath) : 'no config.json of a model found near this file';
         if (typeof shape === 'string') return md(noModelHoverText(r, alpha, scaling, shape), range);
@@ -239,7 +268,6 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     const raw = YAML.parse(text) as Record<string, unknown> | null;
     if (!raw || typeof raw !== 'object') return undefined;
     const p = pathAtOffset(text, doc.fileName, offset).map(String);
-    const mlx = raw.lora_parameters as Record<string, unknown> | undefined;
     if (typeof raw.lora_r === 'number' && p[0]?.startsWith('lora_')) {
       const r = raw.lora_r;
       const alpha = typeof raw.lora_alpha === 'number' ? raw.lora_alpha : r;
@@ -250,21 +278,31 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
       const targets = raw.lora_target_linear === true ? [...new Set(shape.linears.map((l) => leafName(l.name)))] : Array.isArray(raw.lora_target_modules) ? raw.lora_target_modules.map(String) : ['q_proj', 'v_proj'];
       return md(modelHoverText({ shape, r, alpha, scaling, targets, trainBias: false, convention: 'peft', title: `axolotl ${p[0]}`, useDora: raw.peft_use_dora === true }));
     }
-    if (mlx && typeof mlx === 'object' && p[0] === 'lora_parameters') {
-      const r = typeof mlx.rank === 'number' ? mlx.rank : 8;
-      const scale = typeof mlx.scale === 'number' ? mlx.scale : 20;
-      const cfgPath = findModelConfig(doc.fileName, typeof raw.model === 'string' ? raw.model : undefined);
-      const shape = cfgPath ? loadModelShape(cfgPath) : `model "${String(raw.model ?? '?')}" has no config.json in the workspace`;
-      // mlx-lm's scale is absolute (s itself, not α): express it as α = s·r under α/r.
-      const note = `\n\n(mlx-lm config: \`scale\` ${scale} is the absolute scale s on B·A, not α)`;
-      if (typeof shape === 'string') return md(noModelHoverText(r, scale * r, 'standard', shape) + note);
-      const keys = Array.isArray(mlx.keys) ? mlx.keys.map((k) => String(k).split('.').pop()!) : ['q_proj', 'v_proj'];
-      const numLayers = typeof raw.num_layers === 'number' ? raw.num_layers : typeof raw.lora_layers === 'number' ? raw.lora_layers : 16;
-      const layerCount = new Set(shape.linears.map((l) => /\.(\d+)\./.exec(l.name)?.[1])).size;
-      const first = Math.max(0, layerCount - numLayers); // mlx-lm adapts the last num_layers layers
-      const adapted = shape.linears.filter((l) => keys.includes(leafName(l.name)) && Number(/\.(\d+)\./.exec(l.name)?.[1] ?? 0) >= first);
-      return md(modelHoverText({ shape, r, alpha: scale * r, scaling: 'standard', targets: keys, adapted, trainBias: false, convention: 'peft', title: `mlx-lm, last ${numLayers} layers` }) + note);
-    }
+    if (isMlxConfig(raw)) return this.mlxHover(doc, raw, p);
     return undefined;
+  }
+
+  /** mlx-lm configs (training YAML or adapter_config.json): the key's line, then counts for the LoRA keys. */
+  private mlxHover(doc: vscode.TextDocument, raw: Record<string, unknown>, keyPath: readonly (string | number)[]): vscode.Hover | undefined {
+    const keyDoc = configKeyDoc(keyPath, true);
+    const top = String(keyPath[0] ?? '');
+    const countsFor = top === 'lora_parameters' || top === 'num_layers' || top === 'lora_layers' || top === 'rank' || top === 'scale';
+    if (!countsFor) return keyDoc ? md(keyDoc) : undefined;
+    const mlx = (typeof raw.lora_parameters === 'object' && raw.lora_parameters !== null ? raw.lora_parameters : raw) as Record<string, unknown>;
+    const r = typeof mlx.rank === 'number' ? mlx.rank : 8;
+    const scale = typeof mlx.scale === 'number' ? mlx.scale : typeof mlx.alpha === 'number' ? mlx.alpha / r : 20;
+    const modelRef = typeof raw.model === 'string' ? raw.model : typeof raw.base_model === 'string' ? raw.base_model : undefined;
+    const cfgPath = findModelConfig(doc.fileName, modelRef);
+    const shape = cfgPath ? loadModelShape(cfgPath) : `model "${String(modelRef ?? '?')}" has no config.json in the workspace`;
+    // mlx-lm's scale is absolute (s itself, not α): express it as α = s·r under α/r.
+    const note = `\n\n(mlx-lm config: \`scale\` ${scale} is the absolute scale s on B·A, not α)`;
+    const head = keyDoc ? `${keyDoc}\n\n---\n\n` : '';
+    if (typeof shape === 'string') return md(head + noModelHoverText(r, scale * r, 'standard', shape) + note);
+    const keys = Array.isArray(mlx.keys) ? mlx.keys.map((k) => String(k).split('.').pop()!) : ['q_proj', 'v_proj'];
+    const numLayers = typeof raw.num_layers === 'number' ? raw.num_layers : typeof raw.lora_layers === 'number' ? raw.lora_layers : 16;
+    const layerCount = new Set(shape.linears.map((l) => /\.(\d+)\./.exec(l.name)?.[1])).size;
+    const first = numLayers < 0 ? 0 : Math.max(0, layerCount - numLayers); // mlx-lm adapts the last num_layers layers
+    const adapted = shape.linears.filter((l) => keys.includes(leafName(l.name)) && Number(/\.(\d+)\./.exec(l.name)?.[1] ?? 0) >= first);
+    return md(head + modelHoverText({ shape, r, alpha: scale * r, scaling: 'standard', targets: keys, adapted, trainBias: false, convention: 'peft', title: `mlx-lm, last ${numLayers} layers` }) + note);
   }
 }

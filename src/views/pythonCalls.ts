@@ -131,3 +131,33 @@ export function boolArg(call: PyCall, i: number, key: string): boolean | undefin
   const v = call.kwargs[key] ?? call.args[i];
   return typeof v === 'boolean' ? v : undefined;
 }
+
+/** An `nn.Linear(in, out)` defined in a Python file, named by what it is assigned to (`self.q_proj = …`). */
+export interface FileLinear {
+  name: string;
+  inFeatures: number;
+  outFeatures: number;
+  hasBias: boolean;
+}
+
+/**
+ * Every `Linear(in, out[, bias])` call with literal sizes in the file, named after the attribute or
+ * variable it is assigned to (`self.fc1 = nn.Linear(…)` -> "fc1"; a dict key `"q": nn.Linear(…)` -> "q");
+ * unnamed ones (inside nn.Sequential) get "linear<i>". Calls with non-literal sizes are skipped.
+ */
+export function linearsInFile(text: string): FileLinear[] {
+  const out: FileLinear[] = [];
+  const re = /\b((?:[A-Za-z_][A-Za-z0-9_]*\.)*Linear)\s*\(/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const call = callAt(text, m.index + m[0].length);
+    if (!call || call.name !== 'Linear' || call.start !== m.index) continue;
+    const d = intArg(call, 0, 'in_features');
+    const k = intArg(call, 1, 'out_features');
+    if (!d || !k) continue;
+    const lineStart = text.lastIndexOf('\n', m.index - 1) + 1;
+    const before = text.slice(lineStart, m.index);
+    const named = /(?:self\.)?([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*[A-Za-z_.[\]]+\s*)?=\s*$/.exec(before) ?? /["']([A-Za-z_][A-Za-z0-9_.]*)["']\s*:\s*$/.exec(before);
+    out.push({ name: named?.[1] ?? `linear${out.length}`, inFeatures: d, outFeatures: k, hasBias: boolArg(call, 2, 'bias') ?? true });
+  }
+  return out;
+}

@@ -4,13 +4,18 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
 import { isStoppableJob, remoteRecord } from '../runners/remoteRuns';
-import type { JobManager } from '../jobs/jobManager';
-import { formatLoss } from '../jobs/format';
+import type { JobManager, QueuedRun } from '../jobs/jobManager';
+import { formatDuration, formatLoss, runDescription } from '../jobs/format';
 import { Disposable } from '../util/disposable';
 
 const ICON: Record<string, string> = { running: 'loading~spin', completed: 'pass', cancelled: 'debug-pause', failed: 'error', interrupted: 'debug-disconnect' };
 
-export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvider<RunEntry> {
+/** A row of the Runs view: a run folder, or a run waiting in the queue (no folder yet). */
+export type RunsNode = RunEntry | QueuedRun;
+
+const isQueued = (n: RunsNode): n is QueuedRun => 'since' in n;
+
+export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvider<RunsNode> {
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
   private _timer: NodeJS.Timeout | undefined;
@@ -41,24 +46,51 @@ export class RunsTreeProvider extends Disposable implements vscode.TreeDataProvi
     this._onDidChangeTreeData.fire();
   }
 
-  getTreeItem(r: RunEntry): vscode.TreeItem {
+  getTreeItem(n: RunsNode): vscode.TreeItem {
+    if (isQueued(n)) {
+      const q = new vscode.TreeItem(n.label, vscode.TreeItemCollapsibleState.None);
+      const at = this._jobs.queued.findIndex((x) => x.request === n.request);
+      q.description = `queued${at >= 0 ? ` ${at + 1}` : ''} · since ${n.since.toLocaleTimeString()}`;
+      q.tooltip = `Waits for a free slot (setting loraLab.maxConcurrentRuns) and starts by itself; Stop Training can remove it.`;
+      q.iconPath = new vscode.ThemeIcon('watch');
+      q.contextValue = 'loraLab.run.queued';
+      return q;
+    }
+    const r = n;
     const item = new vscode.TreeItem(r.info.name ? `${r.info.name}` : path.basename(r.dir), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${r.dir}`;
-    const loss = r.info.lastLoss !== undefined ? ` · loss ${formatLoss(r.info.lastLoss)}` : '';
     // Runs on an SSH host say where, and when the connection is lost (the run goes on there).
     const remote = remoteRecord(r.dir);
-    const status = remote ? `${remote.state === 'disconnected' && r.status === 'running' ? 'disconnected' : r.status} on ${remote.target.host}` : r.status;
-    item.description = `${status} · step ${r.info.step}/${r.info.totalSteps}${loss}`;
-    item.tooltip = `${r.dir}\n${r.info.kind} · ${r.status}${r.info.error ? `\n${r.info.error}` : ''}\ncreated ${r.info.createdAt}`;
+    const where = remote ? ` · on ${remote.target.host}${remote.state === 'disconnected' && r.status === 'running' ? ' (disconnected)' : ''}` : '';
+    item.description = runEntryDescription(r) + where;
+    item.tooltip = runTooltip(r) + (remote ? `\non ${remote.target.host}` : '');
     item.iconPath = new vscode.ThemeIcon(ICON[r.status] ?? 'circle-outline');
     item.resourceUri = vscode.Uri.file(r.dir);
-    item.contextValue = r.resumable ? 'loraLab.run.resumable' : isStoppableJob(r) ? 'loraLab.run.external' : 'loraLab.run';
+    // Rename, tag and delete are offered for runs not training now (the worker owns run.json then);
+    // a transformers job (local or SSH) that is training can be stopped through its STOP file.
+    const base = isStoppableJob(r) ? 'loraLab.run.external' : r.status === 'running' ? 'loraLab.run.running' : r.resumable ? 'loraLab.run.resumable' : 'loraLab.run';
+    item.contextValue = base;
     item.command = { command: 'loraLab.openDashboard', title: 'Open Dashboard', arguments: [r.dir] };
     return item;
   }
 
-  async getChildren(r?: RunEntry): Promise<RunEntry[]> {
-    if (r) return [];
-    return listRunsInWorkspace(this._jobs);
+  async getChildren(n?: RunsNode): Promise<RunsNode[]> {
+    if (n) return [];
+    return [...this._jobs.queued, ...(await listRunsInWorkspace(this._jobs))];
   }
+}
+
+export function runEntryDescription(r: RunEntry, now?: Date): string {
+  return runDescription({ status: r.status, createdAt: r.info.createdAt, step: r.info.step, totalSteps: r.info.totalSteps, elapsedMs: r.elapsedMs, lastLoss: r.info.lastLoss, tags: r.info.tags }, now);
+}
+
+function runTooltip(r: RunEntry): string {
+  const i = r.info;
+  const lines = [i.name, r.dir, `${i.kind} · ${r.status} · step ${i.step}/${i.totalSteps}`, `started ${new Date(i.createdAt).toLocaleString()}`];
+  if (i.finishedAt) lines.push(`ended ${new Date(i.finishedAt).toLocaleString()}`);
+  if (r.elapsedMs !== undefined) lines.push(`training time ${formatDuration(r.elapsedMs)}`);
+  if (i.lastLoss !== undefined) lines.push(`final loss ${formatLoss(i.lastLoss)}${i.lastEvalLoss !== undefined ? ` · eval loss ${formatLoss(i.lastEvalLoss)}` : ''}`);
+  if (i.tags?.length) lines.push(`tags: ${i.tags.join(', ')}`);
+  if (i.error) lines.push(i.error);
+  return lines.join('\n');
 }

@@ -23,6 +23,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     await trainRun({
       configPath: msg.configPath,
       resumeRunDir: msg.resumeRunDir,
+      sweepIndex: msg.sweepIndex,
       outDir: msg.outDir,
       wasmDir: msg.wasmDir,
       threads: msg.threads,

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdapterNode } from '../../src/views/adapterTree';
-import { api, hoverAt, hoverText, waitFor, workspaceDir, wsUri } from './helpers';
+import { api, hoverAt, hoverText, waitFor, workspaceDir, wsUri, adapterRows } from './helpers';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 
@@ -45,7 +45,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     const text = await hoverAt(wsUri('seed.lora.yaml'), '  r: 4', 2);
     assert.match(text, /full 1,049,600 vs LoRA 9,216 — 0\.88 %, about 114× fewer/);
     assert.match(text, /effective scale s = α\/r = 4\/4 = 1/);
-    assert.match(text, /Convention: the seed's/);
+    assert.match(text, /Convention: the reference LoRA code's/);
   });
 
   it('hovers over a target module in a config: that layer first, rsLoRA scale, W_O trained in full', async () => {
@@ -67,7 +67,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     const uri = wsUri('python', 'seed_lora.py');
     const seed = await hoverAt(uri, 'LoRALinear(1024', 3);
     assert.match(seed, /LoRALinear\(1024, 1024, r=4\)\*\* — full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer/);
-    assert.match(seed, /Convention: the seed's — the layer's bias trains with A and B/);
+    assert.match(seed, /Convention: the reference LoRA code's — the layer's bias trains with A and B/);
     const linear = await hoverAt(uri, 'nn.Linear(1024', 4);
     assert.match(linear, /nn\.Linear\(1024, 1024\)\*\* — 1,049,600 parameters/);
     assert.match(linear, /Convention: PEFT's — bias frozen/);
@@ -75,6 +75,21 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.match(cfg, /Llama, 2 layers, hidden 64/);
     assert.match(cfg, /adapted: 4 layers \(q_proj, v_proj\)/);
     assert.match(cfg, /Convention: PEFT's — bias frozen .*trainable % is of all parameters \(base \+ LoRA\)/);
+    // A model defined in the file: LoraConfig counts its nn.Linear(1024, 1024) layers.
+    const custom = await hoverAt(wsUri('python', 'custom_model.py'), 'LoraConfig(r=8', 12);
+    assert.match(custom, /the nn\.Linear layers of this file \(3\)/);
+    assert.match(custom, /adapted: 2 layers \(q_proj, v_proj\): full fine-tune of them 2,099,200 vs LoRA 32,768/);
+  });
+
+  it('hovers in adapter_config.json say what each key is', async () => {
+    await api();
+    const file = wsUri('adapters', 'llama-tiny-r8', 'adapter_config.json');
+    const dropout = await hoverAt(file, '"lora_dropout"', 3);
+    assert.match(dropout, /\*\*`lora_dropout`\*\* — Dropout on the input of the LoRA branch/);
+    const alpha = await hoverAt(file, '"lora_alpha"', 3);
+    assert.match(alpha, /\*\*`lora_alpha`\*\* — α: ΔW = \(α\/r\)·B·A/);
+    assert.match(alpha, /adapted: 8 layers/);
+    assert.notEqual(dropout, alpha);
   });
 
   it('hovers in adapter_config.json and axolotl YAML with the base model found', async () => {
@@ -106,7 +121,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     a.adapters.refresh();
     // Listing is header-only; alpha values and NaN/Inf come from the background values pass.
     await a.adapters.valuesChecked();
-    const roots = (await a.adapters.getChildren()) as (AdapterNode & { kind: 'adapter' })[];
+    const roots = (await adapterRows(a)) as (AdapterNode & { kind: 'adapter' })[];
     const byLabel = new Map(roots.map((n) => [n.info.label, n.info]));
     for (const want of ['llama-tiny-r8', 'orphan-r8', 'mlx-adapter', 'kohya-style.safetensors', 'nan-lora.safetensors', 'lfs-pointer-lora.safetensors']) {
       assert.ok(byLabel.has(want), `${want} missing from the tree: ${[...byLabel.keys()].join(', ')}`);
@@ -122,7 +137,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.deepEqual(byLabel.get('mlx-adapter')!.warnings, [], 'an mlx-lm adapter is not warned about for lacking PEFT fields');
     assert.match(byLabel.get('nan-lora.safetensors')!.warnings.join(' '), /NaN\/Inf/);
     assert.match(byLabel.get('lfs-pointer-lora.safetensors')!.warnings.join(' '), /Git LFS pointer/);
-    assert.match(byLabel.get('mismatch-r16')!.warnings.join(' '), /adapter_config\.json: "r" gives r = 16 for .*, but its lora_A has rank 8/);
+    assert.match(byLabel.get('mismatch-r16')!.warnings.join(' '), /adapter_config\.json: "r" gives r = 16 for \S+, but its lora_A has rank 8/);
     assert.deepEqual(peft.warnings, [], 'the matching PEFT adapter has no warnings');
     const kohya = byLabel.get('kohya-style.safetensors')!;
     assert.equal(kohya.format, 'kohya');
@@ -164,9 +179,78 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.equal(rank.range.start.line, 7);
   });
 
+  it('lists each config error once (no schema duplicate) and fixes an unknown key with a quick fix', async () => {
+    await api();
+    const uri = wsUri('typo-fix.lora.json');
+    fs.writeFileSync(uri.fsPath, '{\n  "kind": "low-rank-recovery",\n  "lora": { "r": 2, "alpah": 4 },\n  "training": { "steps": 0 }\n}\n');
+    // A plain .json file with a $schema: the JSON language service validates it, so when its error shows,
+    // the service has also had its turn at typo-fix.lora.json.
+    const control = wsUri('control.json');
+    fs.writeFileSync(wsUri('control.schema.json').fsPath, JSON.stringify({ type: 'object', properties: { n: { type: 'integer' } } }));
+    fs.writeFileSync(control.fsPath, '{ "$schema": "./control.schema.json", "n": "text" }\n');
+    try {
+      const doc = await vscode.workspace.openTextDocument(uri);
+      await vscode.window.showTextDocument(doc);
+      const ours = await waitFor('two LoRA Lab diagnostics', () => {
+        const d = vscode.languages.getDiagnostics(uri).filter((x) => x.source === 'LoRA Lab');
+        return d.length >= 2 ? d : undefined;
+      });
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(control));
+      await waitFor('the JSON schema check of control.json', () => vscode.languages.getDiagnostics(control).length > 0, 30_000);
+      const all = vscode.languages.getDiagnostics(uri);
+      assert.deepEqual(all.map((d) => d.source), ours.map(() => 'LoRA Lab'), `each problem once: ${all.map((d) => `${d.source}: ${d.message}`).join(' | ')}`);
+      // Quick fixes on the unknown key: rename to the closest known key (preferred), or remove it.
+      const unknown = ours.find((d) => /unknown key `alpah`/.test(d.message))!;
+      assert.ok(unknown);
+      const actions = (await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', uri, unknown.range)).filter((x) => x.diagnostics?.includes(unknown) || /alpah/.test(x.title));
+      assert.deepEqual(actions.map((x) => x.title).sort(), ['Remove `alpah`', 'Rename `alpah` to `alpha`']);
+      const rename = actions.find((x) => x.title.startsWith('Rename'))!;
+      assert.ok(await vscode.workspace.applyEdit(rename.edit!));
+      assert.match(doc.getText(), /"alpha": 4/);
+      await waitFor('the unknown-key diagnostic gone', () => !vscode.languages.getDiagnostics(uri).some((d) => /unknown key/.test(d.message)));
+      await vscode.commands.executeCommand('workbench.action.files.revert');
+    } finally {
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      for (const f of [uri, control, wsUri('control.schema.json')]) fs.rmSync(f.fsPath, { force: true });
+    }
+  });
+
+  it('New Experiment writes <name>.lora.json into the folder asked for; the walkthrough has its four steps', async () => {
+    await api();
+    const folder = wsUri('new-exp');
+    fs.mkdirSync(folder.fsPath, { recursive: true });
+    try {
+      const made = await vscode.commands.executeCommand<vscode.Uri>('loraLab.newExperiment', undefined, { kind: 'low-rank-recovery', folder: folder.fsPath, name: 'My rank test', r: 2 });
+      assert.equal(made?.fsPath, path.join(folder.fsPath, 'My-rank-test.lora.json'));
+      const text = fs.readFileSync(made.fsPath, 'utf8');
+      assert.match(text, /"name": "My-rank-test"/);
+      assert.match(text, /"r": 2/);
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    } finally {
+      fs.rmSync(folder.fsPath, { recursive: true, force: true });
+    }
+    const ext = vscode.extensions.getExtension('lora-lab.lora-lab')!;
+    const pkg = ext.packageJSON as { contributes: { walkthroughs: { steps: { id: string; media: { markdown: string } }[] }[] } };
+    const steps = pkg.contributes.walkthroughs[0].steps;
+    assert.deepEqual(steps.map((x) => x.id), ['train', 'dashboard', 'inspect', 'sweep']);
+    for (const st of steps) assert.ok(fs.existsSync(path.join(ext.extensionPath, st.media.markdown)), `${st.media.markdown} is missing`);
+  });
+
+  it('the Adapters view groups runs, third-party adapters by format, and unreadable files with the reason', async () => {
+    const a = await api();
+    const groups = (await a.adapters.getChildren()).filter((n): n is AdapterNode & { kind: 'group' } => n.kind === 'group');
+    const labels = groups.map((g) => g.group.label);
+    assert.ok(labels.includes('PEFT') && labels.includes('Unreadable or not LoRA'), labels.join(', '));
+    const problems = groups.find((g) => g.group.id === 'problems')!;
+    const lfs = problems.group.adapters.find((x) => x.label === 'lfs-pointer-lora.safetensors');
+    assert.ok(lfs, `the LFS pointer is listed with the problems: ${problems.group.adapters.map((x) => x.label).join(', ')}`);
+    const item = a.adapters.getTreeItem({ kind: 'adapter', info: lfs });
+    assert.match(String(item.tooltip), /Git LFS pointer/);
+  });
+
   it('merges a PEFT adapter into its base in a CLI child process; the host never loads tfjs', async () => {
     const a = await api();
-    const node = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
+    const node = (await adapterRows(a)).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
     assert.ok(node);
     const out = path.join(workspaceDir(), 'merged', 'llama-tiny-r8');
     const r = await vscode.commands.executeCommand<string>('loraLab.mergeAdapter', node, { out });
@@ -217,7 +301,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 
   it('Copy Path puts the adapter path on the clipboard', async () => {
     const a = await api();
-    const first = (await a.adapters.getChildren())[0];
+    const first = (await adapterRows(a))[0];
     const p = await vscode.commands.executeCommand<string>('loraLab.copyAdapterPath', first);
     assert.equal(await vscode.env.clipboard.readText(), p);
   });
@@ -232,7 +316,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
       assert.match(r?.refused ?? '', /Restricted Mode/, `${id} was not refused`);
     }
     await assert.rejects(a.jobs.start({ configPath: wsUri('quick.lora.json').fsPath }), /Restricted Mode/);
-    const roots = await a.adapters.getChildren();
+    const roots = await adapterRows(a);
     assert.ok(roots.length >= 5);
     assert.match(await hoverAt(wsUri('seed.lora.yaml'), '  r: 4', 2), /1,049,600/);
     // Diagnostics and the runs view work too.

@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { LoraLabApi } from '../../src/extension';
+import type { AdapterNode } from '../../src/views/adapterTree';
 
 export const EXTENSION_ID = 'lora-lab.lora-lab';
 
@@ -51,4 +52,11 @@ export async function hoverAt(uri: vscode.Uri, needle: string, delta = 0): Promi
   if (off < 0) throw new Error(`${needle} not found in ${uri.fsPath}`);
   const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', uri, doc.positionAt(off + delta));
   return hoverText(hovers);
+}
+
+/** The adapter rows of the Adapters view, under its groups (runs, formats, unreadable or not LoRA). */
+export async function adapterRows(a: LoraLabApi): Promise<AdapterNode[]> {
+  const rows: AdapterNode[] = [];
+  for (const n of await a.adapters.getChildren()) rows.push(...(n.kind === 'group' ? await a.adapters.getChildren(n) : [n]));
+  return rows;
 }

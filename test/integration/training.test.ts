@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { TrainingJob } from '../../src/jobs/trainingJob';
 import { listRunsInWorkspace } from '../../src/jobs/runIndex';
-import { api, waitFor, wsUri } from './helpers';
+import { api, hoverAt, waitFor, wsUri, adapterRows } from './helpers';
+import { freedesktopTrashDir } from '../../src/jobs/trash';
 
 const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 const STALL_LIMIT_MS = 50;
@@ -81,36 +82,114 @@ function metricsSteps(runDir: string): number[] {
     a.adapters.refresh();
     await waitFor('the run adapter in the tree', async () => (await a.adapters.adapters()).some((x) => x.runDir === runDir), 10_000, 200);
     // Its base row says the base is the experiment's synthetic W, not "unknown … found in workspace".
-    const runNode = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.runDir === runDir)!;
+    const runNode = (await adapterRows(a)).find((n) => n.kind === 'adapter' && n.info.runDir === runDir)!;
     const baseItem = a.adapters.getTreeItem((await a.adapters.getChildren(runNode)).find((n) => n.kind === 'base')!);
     assert.equal(baseItem.label, 'Base model: synthetic (built-in experiment)');
     assert.equal(baseItem.description, 'in the run folder (truth/)');
     assert.equal(a.adapters.getTreeItem(runNode).contextValue, 'loraLab.adapter', 'Merge offered for a synthetic experiment');
   });
 
-  it('runs two at once in separate folders, and refuses a third beyond the limit with a reason', async () => {
+  it('runs two at once in separate folders; a third beyond the limit waits in the queue and starts when one ends', async () => {
     const a = await api();
     await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 2, vscode.ConfigurationTarget.Workspace);
     const j1 = await a.jobs.start({ configPath: config().fsPath });
     const j2 = await a.jobs.start({ configPath: config().fsPath });
+    let j3: Awaited<ReturnType<typeof a.jobs.start>> | undefined;
     try {
       assert.notEqual(j1.runDir, j2.runDir);
-      await assert.rejects(a.jobs.start({ configPath: config().fsPath }), /already training .* the limit is 2/);
+      const third = a.jobs.start({ configPath: config().fsPath });
+      void third.then((j) => (j3 = j));
+      assert.deepEqual(a.jobs.queued.map((q) => q.label), [path.basename(config().fsPath)]);
+      assert.equal(a.jobs.running.length, 2);
+      // The Runs view lists it first, as queued.
+      const first = a.runs.getTreeItem((await a.runs.getChildren())[0]);
+      assert.equal(first.contextValue, 'loraLab.run.queued');
+      assert.match(String(first.description), /^queued 1 · since /);
       await assert.rejects(a.jobs.start({ resumeRunDir: j1.runDir }), /already training/);
       await waitFor('both runs to progress', () => j1.progress.step > 10 && j2.progress.step > 10, 60_000);
       // Listed as running (same pid as this host, but live jobs), so Resume does not offer them.
       const listed = (await listRunsInWorkspace(a.jobs)).filter((e) => e.dir === j1.runDir || e.dir === j2.runDir);
       assert.deepEqual(listed.map((e) => [e.status, e.resumable]), [['running', false], ['running', false]]);
+      a.jobs.cancel(j1);
+      assert.equal((await j1.finished).status, 'cancelled');
+      const started = await third;
+      assert.equal(a.jobs.queued.length, 0);
+      assert.ok(started.runDir && started.runDir !== j1.runDir && started.runDir !== j2.runDir);
+      // The user stopped j1: a status bar entry offers Resume (no notification that would go stale).
+      assert.equal(a.jobs.stoppedRunDir, j1.runDir);
     } finally {
       a.jobs.cancel();
     }
-    const [r1, r2] = await Promise.all([j1.finished, j2.finished]);
-    assert.equal(r1.status, 'cancelled');
-    assert.equal(r2.status, 'cancelled');
+    const results = await Promise.all([j1.finished, j2.finished, ...(j3 ? [j3.finished] : [])]);
+    assert.deepEqual(results.map((r) => r.status), j3 ? ['cancelled', 'cancelled', 'cancelled'] : ['cancelled', 'cancelled']);
     for (const j of [j1, j2]) {
       const info = JSON.parse(fs.readFileSync(path.join(j.runDir!, 'run.json'), 'utf8')) as { status: string; runId: string };
       assert.equal(info.status, 'cancelled');
       assert.equal(path.basename(j.runDir!), info.runId);
+    }
+    // Resuming the stopped run takes its Resume offer away.
+    const offered = a.jobs.stoppedRunDir;
+    assert.ok(offered);
+    const resumed = await a.jobs.start({ resumeRunDir: offered });
+    assert.equal(a.jobs.stoppedRunDir, undefined);
+    a.jobs.cancel(resumed);
+    await resumed.finished;
+  });
+
+  it('renames, tags and deletes (to the trash) a run from the Runs view; a training run is refused', async () => {
+    const a = await api();
+    const job = await a.jobs.start({ configPath: config().fsPath });
+    const live = await vscode.commands.executeCommand('loraLab.renameRun', job.runDir, { name: 'nope' });
+    assert.equal(live, undefined, 'a training run is not renamed');
+    a.jobs.cancel(job);
+    await job.finished;
+    const dir = job.runDir!;
+    assert.equal(await vscode.commands.executeCommand('loraLab.renameRun', dir, { name: 'renamed run' }), 'renamed run');
+    assert.deepEqual(await vscode.commands.executeCommand('loraLab.tagRun', dir, { tags: 'baseline, lr test' }), ['baseline', 'lr-test']);
+    const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { name: string; tags: string[] };
+    assert.equal(info.name, 'renamed run');
+    assert.deepEqual(info.tags, ['baseline', 'lr-test']);
+    const entry = (await a.runs.getChildren()).find((e) => 'dir' in e && e.dir === dir)!;
+    const item = a.runs.getTreeItem(entry);
+    assert.equal(item.label, 'renamed run');
+    assert.match(String(item.description), /^cancelled · today \d\d:\d\d · \d+ s · step \d+\/\d+ · loss \S+ · #baseline · #lr-test$/);
+    assert.equal(await vscode.commands.executeCommand('loraLab.deleteRun', dir, { confirmed: true }), true);
+    assert.ok(!fs.existsSync(dir), 'the run folder is gone (to the trash)');
+    // Where the host has no desktop trash (code-server) it went to the freedesktop trash: tidy up after the test.
+    const trashed = path.join(freedesktopTrashDir(), 'files', path.basename(dir));
+    if (fs.existsSync(trashed)) {
+      assert.ok(fs.existsSync(path.join(trashed, 'run.json')), 'the trashed folder holds the run');
+      fs.rmSync(trashed, { recursive: true, force: true });
+      fs.rmSync(path.join(freedesktopTrashDir(), 'info', `${path.basename(dir)}.trashinfo`), { force: true });
+    }
+  });
+
+  it('a config with lora.r as a list: hovers per value, one run per value (queued beyond the limit), then the comparison', async () => {
+    const a = await api();
+    const uri = wsUri('sweep-test.lora.json');
+    fs.writeFileSync(
+      uri.fsPath,
+      JSON.stringify({ kind: 'low-rank-recovery', model: { inFeatures: 16, outFeatures: 16, trueRank: 2 }, lora: { r: [1, 2], alpha: 2 }, training: { steps: 30, batchSize: 16, seed: 0, logEvery: 5 } }, null, 2),
+    );
+    await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
+    try {
+      // The hover over the second value counts the r = 2 run.
+      assert.match(await hoverAt(uri, '2\n    ]', 0), /LoRA r = 2, α = 2/);
+      const before = a.dashboardRequests.length;
+      const first = await vscode.commands.executeCommand<TrainingJob>('loraLab.trainExperiment', uri);
+      assert.ok(first?.runDir, 'the first run of the sweep started');
+      assert.deepEqual(a.jobs.queued.map((q) => q.label), ['sweep-test.lora.json (sweep run 2)']);
+      const compare = await waitFor('the comparison of the sweep', () => a.dashboardRequests.slice(before).find((r) => r.runDirs && r.runDirs.length === 2), 90_000, 100);
+      const runs = compare.runDirs!.map((d) => JSON.parse(fs.readFileSync(path.join(d, 'run.json'), 'utf8')) as { name: string; status: string });
+      assert.deepEqual(runs.map((r) => [r.name, r.status]), [
+        ['sweep-test-r1', 'completed'],
+        ['sweep-test-r2', 'completed'],
+      ]);
+      for (const d of compare.runDirs!) assert.equal(JSON.parse(fs.readFileSync(path.join(d, 'config.json'), 'utf8')).lora.r, compare.runDirs!.indexOf(d) + 1);
+    } finally {
+      await vscode.workspace.getConfiguration('loraLab').update('maxConcurrentRuns', 2, vscode.ConfigurationTarget.Workspace);
+      fs.rmSync(uri.fsPath, { force: true });
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     }
   });
 

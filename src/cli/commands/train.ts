@@ -25,6 +25,10 @@ Options:
                   wasm build when this runtime supports it, else trains on one thread and says why)
   --json          one JSON object per line (the worker protocol's events, then a "result")
 
+A sweep: a field given as a list where the config expects one value ("lora": {"r": [1, 2, 4, 8]})
+trains one run per value (every combination when several fields are lists), one after the other;
+each run is named after its values (<name>-r4). Ctrl-C stops the current run and the rest of the sweep.
+
 Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits with code 130; resume
 with --resume. A second Ctrl-C quits at once (the previous checkpoint is kept).`;
 
@@ -68,41 +72,51 @@ export const trainCommand: CliCommand = {
     process.on('SIGTERM', onSigint);
     try {
       // Loaded on demand so `lora-lab --help`, `params` and friends start without loading tfjs.
-      const { trainRun } = await import(/* webpackMode: "eager" */ '../../runs/trainRun');
-      const result = await trainRun({
-        configPath,
-        resumeRunDir: values.resume,
-        outDir: values.out,
-        backend,
-        threads,
-        signal: controller.signal,
-        onEvent: (e) => printer.event(e),
-      });
-      if (backend && result.backend.name !== backend) {
-        printer.line(`warning: --backend ${backend} is not available, trained on ${result.backend.name}`);
-      }
-      if (mode === 'json') {
-        process.stdout.write(terminalSafeJson(JSON.stringify({ type: 'result', ...result })) + '\n');
-      } else {
-        // Relative to where the user stands when that is shorter and inside it; absolute otherwise.
-        const rel = (p: string) => {
-          const r = path.relative(process.cwd(), p);
-          return r && !r.startsWith('..') && !path.isAbsolute(r) ? r : p;
-        };
-        if (result.status === 'completed') {
-          printer.line(`Done: ${result.step} steps, loss ${formatLoss(result.lastLoss)}, eval loss ${formatLoss(result.lastEvalLoss)}`);
-          printer.line(`Run:     ${rel(result.runDir)}`);
-          printer.line(`Adapter: ${rel(result.adapterDir!)}`);
-        } else if (result.status === 'cancelled') {
-          printer.line(`Stopped at step ${result.step}/${result.totalSteps}; checkpoint saved in ${rel(result.runDir)}`);
-          printer.line(`Resume with: lora-lab train --resume ${rel(result.runDir)}`);
-        } else {
-          printer.error(`Failed at step ${result.step}: ${result.error}`);
-          const kept = result.lastCheckpointStep;
-          printer.error(`Run: ${rel(result.runDir)} (${kept !== undefined ? `last good checkpoint: step ${kept}` : 'no checkpoint was written'})`);
+      const { trainRun, sweepSize } = await import(/* webpackMode: "eager" */ '../../runs/trainRun');
+      const runs = configPath ? sweepSize(configPath) : 0;
+      if (runs > 0) printer.line(`Sweep: ${runs} runs from ${configPath}, one after the other`);
+      let code: number = EXIT.ok;
+      for (const sweepIndex of runs > 0 ? [...Array(runs).keys()] : [undefined]) {
+        if (sweepIndex !== undefined) printer.line(`Sweep run ${sweepIndex + 1}/${runs}`);
+        const result = await trainRun({
+          configPath,
+          resumeRunDir: values.resume,
+          sweepIndex,
+          outDir: values.out,
+          backend,
+          threads,
+          signal: controller.signal,
+          onEvent: (e) => printer.event(e),
+        });
+        if (backend && result.backend.name !== backend) {
+          printer.line(`warning: --backend ${backend} is not available, trained on ${result.backend.name}`);
         }
+        if (mode === 'json') {
+          process.stdout.write(terminalSafeJson(JSON.stringify({ type: 'result', ...result })) + '\n');
+        } else {
+          // Relative to where the user stands when that is shorter and inside it; absolute otherwise.
+          const rel = (p: string) => {
+            const r = path.relative(process.cwd(), p);
+            return r && !r.startsWith('..') && !path.isAbsolute(r) ? r : p;
+          };
+          if (result.status === 'completed') {
+            printer.line(`Done: ${result.step} steps, loss ${formatLoss(result.lastLoss)}, eval loss ${formatLoss(result.lastEvalLoss)}`);
+            printer.line(`Run:     ${rel(result.runDir)}`);
+            printer.line(`Adapter: ${rel(result.adapterDir!)}`);
+          } else if (result.status === 'cancelled') {
+            printer.line(`Stopped at step ${result.step}/${result.totalSteps}; checkpoint saved in ${rel(result.runDir)}`);
+            printer.line(`Resume with: lora-lab train --resume ${rel(result.runDir)}`);
+          } else {
+            printer.error(`Failed at step ${result.step}: ${result.error}`);
+            const kept = result.lastCheckpointStep;
+            printer.error(`Run: ${rel(result.runDir)} (${kept !== undefined ? `last good checkpoint: step ${kept}` : 'no checkpoint was written'})`);
+          }
+        }
+        const c = result.status === 'completed' ? EXIT.ok : result.status === 'cancelled' ? EXIT.interrupted : EXIT.failed;
+        if (code === EXIT.ok) code = c;
+        if (result.status === 'cancelled') break;
       }
-      return result.status === 'completed' ? EXIT.ok : result.status === 'cancelled' ? EXIT.interrupted : EXIT.failed;
+      return code;
     } catch (e) {
       if (RunError.is(e)) throw new CliError(e.message);
       throw e;

@@ -83,6 +83,25 @@ describe('cli: lora-lab', function () {
     assert.ok(fs.existsSync(path.resolve(tmp, adapterLine[1], 'adapter_model.safetensors')));
   });
 
+  it('train: a config with a list for lora.r trains one run per value, in order, each named after its value', () => {
+    const cfg = writeExperiment(tmp, { ...tinyExperiment({ steps: 10, evalEvery: 5, name: 'swp' }), lora: { r: [1, 2], alpha: 2 } }, 'sweep.lora.json');
+    const r = cli(['train', cfg, '--out', 'sweep-runs', '--backend', 'cpu'], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Sweep: 2 runs from /m);
+    const runs = [...r.stdout.matchAll(/^Run:\s+(\S+)$/gm)].map((m) => loadRun(path.resolve(tmp, m[1])));
+    assert.deepEqual(
+      runs.map((x) => [x.info.name, x.info.status, x.config.lora.r]),
+      [
+        ['swp-r1', 'completed', 1],
+        ['swp-r2', 'completed', 2],
+      ],
+    );
+    assert.ok(r.stdout.indexOf('Sweep run 1/2') < r.stdout.indexOf('Sweep run 2/2'));
+    // trainRun itself refuses to guess which run of a sweep is meant.
+    assert.throws(() => loadExperimentConfig(cfg), /sweep of 2 runs \(lora\.r = 1; lora\.r = 2\); say which run to train \(0 to 1\)/);
+    assert.equal(loadExperimentConfig(cfg, 1).config.lora.r, 2);
+  });
+
   it('train: bad configs and bad flags give clear errors and non-zero exits', () => {
     const bad = path.join(tmp, 'bad.lora.json');
     fs.writeFileSync(bad, '{\n  "kind": "low-rank-recovery",\n  "lora": { "r": 0 }\n}\n');

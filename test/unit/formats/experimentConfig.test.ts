@@ -16,7 +16,7 @@ import {
   schemaInfoAt,
   EXPERIMENT_KINDS,
 } from '../../../src/formats/experimentConfig';
-import { EXPERIMENT_SCHEMA } from '../../../src/formats/experimentSchema';
+import { EXPERIMENT_SCHEMA, editorSchema } from '../../../src/formats/experimentSchema';
 import { FormatError } from '../../../src/formats/errors';
 import type { ExperimentConfig, ExperimentKind } from '../../../src/formats/experimentTypes';
 
@@ -49,6 +49,28 @@ function plainData(file: string): unknown {
 const parseFile = (file: string) => parseExperimentConfig(fs.readFileSync(file, 'utf8'), file);
 
 describe('experiment config: schema file', () => {
+  it('schemas/experiment.editor.schema.json is generated too: documentation and suggestions, no validation (each error once in Problems)', () => {
+    const file = path.join(ROOT, 'schemas/experiment.editor.schema.json');
+    const editor = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(editor, JSON.parse(JSON.stringify(editorSchema())));
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(editor);
+    // Configs the parser rejects are accepted by the editor's copy: only the parser reports them.
+    const bad = { kind: 'low-rank-recovery', lora: { r: 0, alpah: 4, scaling: 'sideways' }, training: { steps: 'many' }, extra: true };
+    assert.ok(parseExperimentConfig(JSON.stringify(bad), 'bad.lora.json').issues.length >= 4);
+    assert.ok(validate(bad), JSON.stringify(validate.errors));
+    assert.ok(validate({ kind: 'low-rank-recovery', lora: { r: [1, 2, 4, 8] } }), 'a sweep list is not flagged');
+    // What the editor needs is kept: descriptions, defaults, enum values as suggestions, the kind-specific model sections.
+    assert.match(editor.definitions.lora.properties.r.description, /rank/i);
+    assert.equal(editor.definitions.lora.properties.r.type, undefined);
+    assert.deepEqual(editor.properties.kind.examples, [...EXPERIMENT_KINDS]);
+    assert.equal(editor.allOf.length, 3);
+    assert.deepEqual(editor.allOf[0].if, { properties: { kind: { const: 'low-rank-recovery' } }, required: ['kind'] });
+    // package.json gives the editor this copy.
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    assert.deepEqual(pkg.contributes.jsonValidation.map((v: { url: string }) => v.url), ['./schemas/experiment.editor.schema.json']);
+    assert.deepEqual(pkg.contributes.yamlValidation.map((v: { url: string }) => v.url), ['./schemas/experiment.editor.schema.json']);
+  });
+
   it('schemas/experiment.schema.json is generated from src/formats/experimentSchema.ts (run `npm run schema`)', () => {
     assert.deepEqual(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')), JSON.parse(JSON.stringify(EXPERIMENT_SCHEMA)));
   });
@@ -306,5 +328,58 @@ describe('experiment config: positions for editors', () => {
     for (const p of [['lora', 'targetModules', 1], ['kind'], [], ['model', 'dataset', 'path']] as (string | number)[][]) {
       assert.deepEqual(parsePathString(formatPath(p)), p);
     }
+  });
+});
+
+describe('experiment config: sweeps (a scalar field given as a list)', () => {
+  const base = { kind: 'low-rank-recovery', name: 'rec', model: { inFeatures: 16, outFeatures: 16, trueRank: 2 } };
+
+  it('lora.r: [1, 2, 4, 8] expands to four runs named after their value, in list order', () => {
+    const r = parseExperimentConfig(JSON.stringify({ ...base, lora: { r: [1, 2, 4, 8], alpha: 8 } }), 'rec.lora.json');
+    assert.deepEqual(r.issues, []);
+    assert.ok(r.sweep);
+    assert.deepEqual(
+      r.sweep.map((v) => [v.label, v.config.name, v.config.lora.r, v.config.lora.alpha]),
+      [
+        ['lora.r = 1', 'rec-r1', 1, 8],
+        ['lora.r = 2', 'rec-r2', 2, 8],
+        ['lora.r = 4', 'rec-r4', 4, 8],
+        ['lora.r = 8', 'rec-r8', 8, 8],
+      ],
+    );
+    assert.equal(r.config?.lora.r, 1);
+  });
+
+  it('two lists make every combination (YAML too); lists the schema expects (targetModules) are not sweeps', () => {
+    const text = 'kind: attention-adaptation\nname: att\nlora:\n  r: [2, 4]\n  targetModules: [q, v]\noptimizer:\n  name: [adam, sgd]\n';
+    const r = parseExperimentConfig(text, 'att.lora.yaml');
+    assert.deepEqual(r.issues.filter((i) => i.severity === 'error'), []);
+    assert.deepEqual(
+      r.sweep?.map((v) => [v.config.name, v.config.lora.r, v.config.optimizer.name, v.config.lora.targetModules.join(',')]),
+      [
+        ['att-r2-adam', 2, 'adam', 'q,v'],
+        ['att-r2-sgd', 2, 'sgd', 'q,v'],
+        ['att-r4-adam', 4, 'adam', 'q,v'],
+        ['att-r4-sgd', 4, 'sgd', 'q,v'],
+      ],
+    );
+    const plain = parseExperimentConfig(JSON.stringify({ ...base, lora: { r: 2 } }), 'p.lora.json');
+    assert.equal(plain.sweep, undefined);
+    assert.ok(plain.config);
+  });
+
+  it('a bad value in a list is reported at that element, once; an empty list and a huge sweep are errors', () => {
+    const text = JSON.stringify({ ...base, lora: { r: [2, 0, 4] }, optimizer: { lr: [0.01, 0.1] } });
+    const r = parseExperimentConfig(text, 'bad.lora.json');
+    assert.equal(r.config, undefined);
+    const errors = r.issues.filter((i) => i.severity === 'error');
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0].path, 'lora.r[1]');
+    assert.match(errors[0].message, /`lora\.r` must be a positive integer, got 0/);
+    assert.equal(text.slice(errors[0].offset, errors[0].offset + errors[0].length), '0');
+    const empty = parseExperimentConfig(JSON.stringify({ ...base, lora: { r: [] } }), 'e.lora.json');
+    assert.match(empty.issues[0].message, /`lora\.r` is an empty list: a sweep needs at least one value/);
+    const huge = parseExperimentConfig(JSON.stringify({ ...base, lora: { r: [...Array(10).keys()].map((i) => i + 1) }, training: { seed: [...Array(10).keys()] } }), 'h.lora.json');
+    assert.match(huge.issues[0].message, /this sweep makes 100 runs \(`lora\.r` \(10\) × `training\.seed` \(10\)\); at most 64 runs per config/);
   });
 });

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkAdapterValues, moduleDescription, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
+import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
@@ -178,9 +178,76 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     assert.equal(by('peft-anirudh-ak__peft-gpt2')!.baseModel, 'gpt2');
     // An mlx-lm adapter is not warned about for lacking PEFT's fields.
     assert.ok(!by('ml-explore__mlx-examples')!.warnings.some((w) => /PEFT would refuse/.test(w)), by('ml-explore__mlx-examples')!.warnings.join('; '));
-    // The hostile-metadata files are models, not adapters; no upstream test vector shows up as one.
-    assert.equal(found.filter((a) => a.path.includes('promptfoo__modelaudit') || a.path.includes('safetensors-upstream-vectors')).length, 0);
+    // The hostile-metadata files are models, not adapters; no upstream test vector shows up as one: they
+    // are listed apart (the tree's "Unreadable or not LoRA" group), each with the reason.
+    const others = found.filter((a) => a.path.includes('promptfoo__modelaudit') || a.path.includes('safetensors-upstream-vectors'));
+    for (const a of others) {
+      assert.ok(a.problem, `${a.path} listed as an adapter (${a.formatLabel})`);
+      assert.ok(a.warnings.length > 0, `${a.path}: no reason given`);
+    }
+    // The LFS pointer's size reads as a size.
+    assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /a 870 MB \(912,556,812 bytes\) object/);
     for (const a of found) for (const [k, v] of a.metadata) assert.ok(typeof k === 'string' && typeof v === 'string');
     assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
+  });
+  it('groups: our runs (newest first, with date, time and loss), third-party by format, then unreadable or non-LoRA files with the reason', async () => {
+    const dir = path.join(tmp, 'groups');
+    fs.mkdirSync(dir);
+    // A kohya-named LoRA file, a 2-byte file, a non-LoRA tensor file, and a model folder's weights.
+    writeSafetensors(path.join(dir, 'style.safetensors'), { 'lora_unet_x.lora_down.weight': [4, 16], 'lora_unet_x.lora_up.weight': [16, 4], 'lora_unet_x.alpha': [] });
+    fs.writeFileSync(path.join(dir, 'two-bytes.safetensors'), Buffer.from([1, 2]));
+    writeSafetensors(path.join(dir, 'embeddings.safetensors'), { table: [10, 4] });
+    fs.mkdirSync(path.join(dir, 'model'));
+    fs.writeFileSync(path.join(dir, 'model', 'config.json'), JSON.stringify({ model_type: 'gpt2' }));
+    writeSafetensors(path.join(dir, 'model', 'model.safetensors'), { 'h.0.attn.c_attn.weight': [4, 12] });
+    // Two runs of one config (same name), each with its adapter/.
+    for (const [id, createdAt, loss, ms] of [
+      ['rec-20261205-100000-aaaa', new Date(2026, 11, 5, 10, 0).toISOString(), 0.25, 9_000],
+      ['rec-20261206-140300-bbbb', new Date(2026, 11, 6, 14, 3).toISOString(), 0.0125, 64_000],
+    ] as const) {
+      const runDir = path.join(dir, 'lora-runs', id);
+      fs.mkdirSync(path.join(runDir, 'adapter'), { recursive: true });
+      fs.cpSync(path.join(peftCase, 'adapter', 'adapter_config.json'), path.join(runDir, 'adapter', 'adapter_config.json'));
+      fs.cpSync(path.join(peftCase, 'adapter', 'adapter_model.safetensors'), path.join(runDir, 'adapter', 'adapter_model.safetensors'));
+      fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify({ name: 'rec', kind: 'low-rank-recovery', status: 'completed', createdAt, step: 300, totalSteps: 300, lastLoss: loss }));
+      fs.writeFileSync(path.join(runDir, 'metrics.jsonl'), `${JSON.stringify({ step: 300, loss, lr: 0.01, gradNorm: 1, elapsedMs: ms })}\n`);
+    }
+    const found = await scanAdapters(inputFor(dir));
+    const groups = groupAdapters(found);
+    assert.deepEqual(
+      groups.map((g) => [g.label, g.adapters.map((a) => a.label)]),
+      [
+        ['LoRA Lab runs', ['rec (run)', 'rec (run)']],
+        ['kohya / Civitai', ['style.safetensors']],
+        ['Unreadable or not LoRA', ['embeddings.safetensors', 'two-bytes.safetensors']],
+      ],
+    );
+    const now = new Date(2026, 11, 6, 15, 0);
+    const [newest, older] = groups[0].adapters;
+    assert.match(adapterDescription(newest, now), /^completed · today 14:03 · 1 min 4 s · loss 0\.01250 · r 8 · /);
+    assert.match(adapterDescription(older, now), /^completed · Dec 5 10:00 · 9 s · loss 0\.2500 · /);
+    const [notLora, tiny] = groups[2].adapters;
+    assert.match(adapterDescription(notLora), /^not a LoRA adapter: none of its 1 tensor has LoRA names/);
+    assert.equal(tiny.problem, 'unreadable');
+    assert.match(tiny.warnings[0], /2 bytes/);
+    // The tooltip has the whole text the row's description may cut.
+    assert.ok(adapterTooltip(notLora).includes(notLora.warnings[0]));
+    assert.ok(adapterTooltip(newest).includes(newest.path));
+  });
+
+  it('Merge is offered for PEFT adapters of a real model only (not a built-in experiment run, not other formats)', () => {
+    assert.equal(isMergeable({ format: 'peft', runDir: undefined, baseModel: 'meta-llama/Llama-2-7b-hf' }), true);
+    assert.equal(isMergeable({ format: 'peft', runDir: '/w/lora-runs/r1', baseModel: '/w/models/gpt2' }), true);
+    assert.equal(isMergeable({ format: 'peft', runDir: '/w/lora-runs/rec', baseModel: undefined }), false);
+    assert.equal(isMergeable({ format: 'kohya', runDir: undefined, baseModel: 'sd15' }), false);
+    assert.equal(isMergeable({ format: 'unreadable', runDir: undefined, baseModel: 'x' }), false);
+  });
+
+  it('sizes read as sizes: 870 MB, 1.5 KB, 12 bytes', () => {
+    assert.equal(formatBytes(912_556_812), '870 MB');
+    assert.equal(formatBytes(1536), '1.5 KB');
+    assert.equal(formatBytes(12), '12 bytes');
+    assert.equal(formatBytes(5 * 1024 ** 4), '5 TB');
+    assert.equal(readableSizes('x is a Git LFS pointer to a 16822989-byte object, not the weights'), 'x is a Git LFS pointer to a 16 MB (16,822,989 bytes) object, not the weights');
   });
 });

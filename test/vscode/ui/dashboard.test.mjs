@@ -76,7 +76,7 @@ describe('UI: dashboard', () => {
     await workbench.screenshot('ui-dashboard-heatmap');
     assert.deepEqual(cspErrors, [], 'no CSP violation reported by the dashboard');
     await workbench.runCommand('LoRA Lab: Stop Training');
-    await workbench.waitNotification('stopped at step', 60_000);
+    await page.locator('.statusbar-item', { hasText: /dash-live stopped at step \d+ · Resume/ }).first().waitFor({ timeout: 60_000 });
   });
 
   it('Inspect Adapter: modules and metadata as text (no script runs)', async () => {

@@ -6,18 +6,26 @@ import path from 'node:path';
 import { ui } from './workbench.mjs';
 
 describe('UI: new experiment', () => {
-  it('scaffolds a commented config from the template with the chosen r', async () => {
+  it('asks for the kind, the folder and the name, and scaffolds a commented config with the chosen r', async () => {
     const { page, workbench, workspace } = ui;
     await workbench.runCommand('LoRA Lab: New Experiment');
     await workbench.pick('attention-adaptation');
+    // The folder: the workspace folder (a subfolder or "Choose a folder…" are offered too).
+    await page.locator('.quick-input-widget', { hasText: 'folder for the config file' }).waitFor();
+    await workbench.pick('(workspace folder)');
+    // The name: the file is <name>.lora.json.
     const input = workbench.quickInput().locator('input');
+    await page.locator('.quick-input-widget', { hasText: '(3/4): name' }).waitFor();
+    await input.fill('qkv adaptation');
+    await page.keyboard.press('Enter');
     await page.locator('.quick-input-widget', { hasText: 'rank r' }).waitFor();
     await input.fill('8');
     await page.keyboard.press('Enter');
-    await page.locator('.tabs-container .tab.active', { hasText: 'attention-adaptation.lora.json' }).waitFor({ timeout: 15_000 });
-    const text = fs.readFileSync(path.join(workspace, 'attention-adaptation.lora.json'), 'utf8');
+    await page.locator('.tabs-container .tab.active', { hasText: 'qkv-adaptation.lora.json' }).waitFor({ timeout: 15_000 });
+    const text = fs.readFileSync(path.join(workspace, 'qkv-adaptation.lora.json'), 'utf8');
     assert.match(text, /"r": 8,/);
-    assert.match(text, /^\/\/ The seed's LoRAAttention/);
+    assert.match(text, /"name": "qkv-adaptation"/);
+    assert.match(text, /LoRAAttention/);
     // No LoRA Lab problems for the new file: the status bar shows 0 errors.
     await page.locator('.statusbar-item[id="status.problems"]', { hasText: /0\s*0/ }).waitFor({ timeout: 15_000 }).catch(() => undefined);
     await workbench.screenshot('ui-new-experiment');
