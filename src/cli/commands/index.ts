@@ -5,6 +5,7 @@ import { paramsCommand } from './params';
 import { reportCommand } from './report';
 import { inspectCommand } from './inspect';
 import { logitsCommand } from './logits';
+import { generateCommand } from './generate';
 import { mergeCommand } from './merge';
 
 export const commands: CliCommand[] = [
@@ -13,5 +14,6 @@ export const commands: CliCommand[] = [
   reportCommand,
   inspectCommand,
   logitsCommand,
+  generateCommand,
   mergeCommand,
 ];
