@@ -168,7 +168,7 @@ async function newExperiment(_ctx: CommandContext, arg?: unknown): Promise<vscod
   }
   const kinds: { label: string; detail: string; experiment: ExperimentKind }[] = [
     { label: 'low-rank-recovery', detail: 'LoRA learns a hidden low-rank update of a random linear layer (seconds on a CPU)', experiment: 'low-rank-recovery' },
-    { label: 'attention-adaptation', detail: "The seed's LoRAAttention learns a teacher with low-rank changes to Q, K, V", experiment: 'attention-adaptation' },
+    { label: 'attention-adaptation', detail: "The reference LoRA code's LoRAAttention learns a teacher with low-rank changes to Q, K, V", experiment: 'attention-adaptation' },
     { label: 'causal-lm', detail: 'Fine-tune a Hugging Face Llama / GPT-2 folder on a text file', experiment: 'causal-lm' },
   ];
   const kind = await vscode.window.showQuickPick(kinds, { title: 'New Experiment (1/3): kind' });

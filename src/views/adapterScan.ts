@@ -157,7 +157,7 @@ async function describeFolder(dir: string, weights: string | undefined, input: S
       if (typeof run.baseModel === 'string') info.baseModel = run.baseModel;
       else if (kind && kind !== 'causal-lm') {
         info.baseModel = undefined;
-        info.baseNote = `built-in ${kind} experiment: its frozen base W is synthetic (generated from the seed; see truth/ in the run folder)`;
+        info.baseNote = `built-in ${kind} experiment: its frozen base W is synthetic (generated from training.seed; see truth/ in the run folder)`;
         info.baseFound = info.runDir;
       }
     }

@@ -33,8 +33,8 @@ ${head}  "model": {
   "lora": {
     "r": ${a.r}, // rank of A (r×d) and B (k×r)
     "alpha": ${alpha}, // scale s = α/r
-    "scaling": "standard", // "standard" (α/r), "rslora" (α/√r) or "none" (s = 1, the seed)
-    "init": "gaussian" // A ~ N(0, 0.02) as the seed; B = 0
+    "scaling": "standard", // "standard" (α/r), "rslora" (α/√r) or "none" (s = 1, as in the reference LoRA code)
+    "init": "gaussian" // A ~ N(0, 0.02) as in the reference LoRA code; B = 0
   },
   "optimizer": { "name": "adam", "lr": 0.01 },
   "schedule": { "name": "constant", "warmupSteps": 0 },
@@ -43,11 +43,11 @@ ${head}  "model": {
 }
 `;
     case 'attention-adaptation':
-      return `// The seed's LoRAAttention (LoRA on Q, K, V; W_O a plain trainable linear layer) learns a teacher whose
+      return `// The reference LoRA code's LoRAAttention (LoRA on Q, K, V; W_O a plain trainable linear layer) learns a teacher whose
 // W_Q, W_K, W_V differ by low-rank updates of rank trueRank.
 ${head}  "model": {
     "embedDim": 64, // E: Q, K, V, O are E×E
-    "numHeads": 1, // the seed is single-head
+    "numHeads": 1, // the reference LoRA code is single-head
     "seqLen": 16,
     "kvSeqLen": 16, // ≠ seqLen for cross-attention
     "trueRank": 4,

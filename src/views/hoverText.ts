@@ -7,7 +7,7 @@ import { formatCount, formatPercent, formatReduction, linearParamCount } from '.
 import { loraScale } from '../shared/loraScale';
 import { leafName, matchTargets, type LinearLayer, type ModelShape } from './modelShapes';
 
-const SEED_CONVENTION = "Convention: the seed's — the layer's bias trains with A and B; % is of the full layer's parameters.";
+const SEED_CONVENTION = "Convention: the reference LoRA code's — the layer's bias trains with A and B; % is of the full layer's parameters.";
 const PEFT_CONVENTION = "Convention: PEFT's — bias frozen (`bias: \"none\"`); trainable % is of all parameters (base + LoRA), as `print_trainable_parameters()` prints it.";
 
 /** "about 114×" — rounded for reading; the exact factor is given next to it. */
@@ -28,7 +28,7 @@ export function scaleText(alpha: number, r: number, scaling: ScalingMode): strin
     case 'rslora':
       return `effective scale s = α/√r = ${fmtNum(alpha)}/√${r} = ${s} (rsLoRA)`;
     case 'none':
-      return 'effective scale s = 1 (scaling "none": the seed’s code has no α)';
+      return 'effective scale s = 1 (scaling "none": the reference LoRA code has no α)';
     default: {
       const never: never = scaling;
       return never;

@@ -40,12 +40,12 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
   });
 
-  it("hovers over r in a config: the seed's 1,049,600 vs 9,216, 0.88 %, about 114× fewer", async () => {
+  it("hovers over r in a config: the LoRA article's 1,049,600 vs 9,216, 0.88 %, about 114× fewer", async () => {
     await api();
     const text = await hoverAt(wsUri('seed.lora.yaml'), '  r: 4', 2);
     assert.match(text, /full 1,049,600 vs LoRA 9,216 — 0\.88 %, about 114× fewer/);
     assert.match(text, /effective scale s = α\/r = 4\/4 = 1/);
-    assert.match(text, /Convention: the seed's/);
+    assert.match(text, /Convention: the reference LoRA code's/);
   });
 
   it('hovers over a target module in a config: that layer first, rsLoRA scale, W_O trained in full', async () => {
@@ -67,7 +67,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     const uri = wsUri('python', 'seed_lora.py');
     const seed = await hoverAt(uri, 'LoRALinear(1024', 3);
     assert.match(seed, /LoRALinear\(1024, 1024, r=4\)\*\* — full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer/);
-    assert.match(seed, /Convention: the seed's — the layer's bias trains with A and B/);
+    assert.match(seed, /Convention: the reference LoRA code's — the layer's bias trains with A and B/);
     const linear = await hoverAt(uri, 'nn.Linear(1024', 4);
     assert.match(linear, /nn\.Linear\(1024, 1024\)\*\* — 1,049,600 parameters/);
     assert.match(linear, /Convention: PEFT's — bias frozen/);

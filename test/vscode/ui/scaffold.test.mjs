@@ -17,7 +17,7 @@ describe('UI: new experiment', () => {
     await page.locator('.tabs-container .tab.active', { hasText: 'attention-adaptation.lora.json' }).waitFor({ timeout: 15_000 });
     const text = fs.readFileSync(path.join(workspace, 'attention-adaptation.lora.json'), 'utf8');
     assert.match(text, /"r": 8,/);
-    assert.match(text, /^\/\/ The seed's LoRAAttention/);
+    assert.match(text, /^\/\/ The reference LoRA code's LoRAAttention/);
     // No LoRA Lab problems for the new file: the status bar shows 0 errors.
     await page.locator('.statusbar-item[id="status.problems"]', { hasText: /0\s*0/ }).waitFor({ timeout: 15_000 }).catch(() => undefined);
     await workbench.screenshot('ui-new-experiment');

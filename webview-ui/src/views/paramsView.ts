@@ -33,9 +33,9 @@ export class ParamsView {
       { class: 'grid kv', 'data-testid': 'params-summary' },
       h('tr', {}, h('th', {}, fullLabel), h('td', { 'data-testid': 'full-params' }, formatCount(mp.total))),
       h('tr', {}, h('th', {}, 'LoRA trainable (bias frozen, PEFT)'), h('td', { 'data-testid': 'lora-params' }, formatCount(mp.loraBiasFrozen))),
-      h('tr', {}, h('th', {}, 'LoRA trainable (bias trained, seed)'), h('td', {}, formatCount(mp.loraBiasTrained))),
+      h('tr', {}, h('th', {}, 'LoRA trainable (bias trained, as in the reference LoRA code)'), h('td', {}, formatCount(mp.loraBiasTrained))),
       h('tr', {}, h('th', {}, 'Trainable % (PEFT: of base + LoRA)'), h('td', { 'data-testid': 'percent-peft' }, formatPercent(mp.percentPeft))),
-      h('tr', {}, h('th', {}, 'Trainable % (seed: of adapted layers, bias trained)'), h('td', {}, formatPercent(mp.percentSeed))),
+      h('tr', {}, h('th', {}, 'Trainable % (reference LoRA code: of adapted layers, bias trained)'), h('td', {}, formatPercent(mp.percentSeed))),
       h('tr', {}, h('th', {}, 'Reduction'), h('td', { 'data-testid': 'reduction' }, `${mp.reduction.toFixed(1)}× fewer`)),
       h('tr', {}, h('th', {}, 'Adam state (m, v in float32): full → LoRA'), h('td', { 'data-testid': 'adam-saved' }, `${formatBytes(mp.adamBytesFull)} → ${formatBytes(mp.adamBytesLora)} (saves ${formatBytes(mp.adamBytesSaved)})`)),
     );
