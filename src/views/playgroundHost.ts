@@ -129,6 +129,11 @@ export class PlaygroundHost {
     return genId;
   }
 
+  /** What the page shows now, in the order it was posted (the replay a reloading page gets). */
+  get history(): readonly ToPlaygroundWebview[] {
+    return [...this.shown, ...this.lastGeneration];
+  }
+
   get busy(): boolean {
     return this.running !== undefined;
   }

@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { FromPlaygroundWorker, ToPlaygroundWorker } from '../protocol/playground';
+import type { FromPlaygroundWorker, PlaygroundRequest, ToPlaygroundWebview, ToPlaygroundWorker } from '../protocol/playground';
 import { log } from '../util/log';
 import { PlaygroundHost, type PlaygroundWorkerPort } from './playgroundHost';
 
@@ -116,6 +116,16 @@ export class PlaygroundPanel {
 
   get adapterDir(): string | undefined {
     return this.host.adapterDir;
+  }
+
+  /** What the page shows now (tests read it; the page gets the same messages). */
+  get history(): readonly ToPlaygroundWebview[] {
+    return this.host.history;
+  }
+
+  /** Generates as the page's Generate button does (scripts and tests). */
+  generate(request: PlaygroundRequest): number {
+    return this.host.generate(request);
   }
 
   private html(): string {
