@@ -16,7 +16,10 @@ function post(msg: FromPlaygroundWorker): void {
 }
 
 let session: Promise<PlaygroundSession | undefined> | undefined;
-let running: { genId: number; controller: AbortController; done: Promise<void> } | undefined;
+/** The latest generation; an earlier one is aborted when a new one arrives. */
+let current: { genId: number; controller: AbortController } | undefined;
+/** Generations run one after another: a new one starts once the aborted one has stopped. */
+let queue: Promise<void> = Promise.resolve();
 
 async function open(msg: Extract<ToPlaygroundWorker, { type: 'open' }>): Promise<PlaygroundSession | undefined> {
   try {
@@ -41,21 +44,26 @@ async function open(msg: Extract<ToPlaygroundWorker, { type: 'open' }>): Promise
   }
 }
 
-async function generate(msg: Extract<ToPlaygroundWorker, { type: 'generate' }>): Promise<void> {
-  if (running) {
-    running.controller.abort();
-    await running.done;
-  }
-  const s = await session;
-  if (!s) {
-    post({ type: 'log', level: 'warn', message: 'generate: no model is loaded' });
-    return;
-  }
-  const controller = new AbortController();
-  const done = runPlaygroundGeneration(s, msg.genId, msg.request, post, controller.signal).catch((e: unknown) => post({ type: 'log', level: 'error', message: `generation failed: ${(e as Error).message}` }));
-  running = { genId: msg.genId, controller, done };
-  await done;
-  if (running?.genId === msg.genId) running = undefined;
+function generate(msg: Extract<ToPlaygroundWorker, { type: 'generate' }>): void {
+  current?.controller.abort();
+  const mine = { genId: msg.genId, controller: new AbortController() };
+  current = mine;
+  queue = queue.then(async () => {
+    // Replaced before it began: nothing to run.
+    if (mine.controller.signal.aborted) return;
+    const s = await session;
+    if (!s) {
+      post({ type: 'log', level: 'warn', message: 'generate: no model is loaded' });
+      return;
+    }
+    try {
+      await runPlaygroundGeneration(s, msg.genId, msg.request, post, mine.controller.signal);
+    } catch (e) {
+      post({ type: 'log', level: 'error', message: `generation failed: ${(e as Error).message}` });
+    } finally {
+      if (current === mine) current = undefined;
+    }
+  });
 }
 
 port.on('message', (msg: ToPlaygroundWorker) => {
@@ -68,10 +76,10 @@ port.on('message', (msg: ToPlaygroundWorker) => {
       session = open(msg);
       return;
     case 'generate':
-      void generate(msg);
+      generate(msg);
       return;
     case 'cancel':
-      if (running?.genId === msg.genId) running.controller.abort();
+      if (current?.genId === msg.genId) current.controller.abort();
       return;
     default: {
       const never: never = msg;
