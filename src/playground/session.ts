@@ -134,7 +134,7 @@ export async function* streamSide(session: PlaygroundSession, side: Side, req: G
   const prompt = encodePrompt(session, req.prompt);
   // GPT-2's positions are a learned table; Llama's rotary ones have no hard end, max_position_embeddings is the trained length.
   const maxSequence = session.config.modelType === 'gpt2' ? session.config.maxPositions : undefined;
-  const decoder = new StreamDecoder(session.tokenizer);
+  const decoder = new StreamDecoder(session.tokenizer, prompt);
   const it = generate(session.next(side), prompt, { ...req, stopIds: req.ignoreEos ? [] : (req.stopIds ?? session.eosIds), maxSequence }, signal);
   for (;;) {
     const r = await it.next();

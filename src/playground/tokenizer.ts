@@ -45,30 +45,30 @@ export function hfPlaygroundTokenizer(tokenizerJson: string, tokenizerConfigJson
 }
 
 /**
- * Turns generated ids into text deltas. Each push returns the new text that is now certain: a trailing
- * U+FFFD (an incomplete UTF-8 character, or a byte-fallback token waiting for its partners) is held back.
+ * Turns generated ids into text deltas. The prompt is decoded with them, so a tokenizer that joins
+ * tokens with spaces (or strips a leading one) shows the continuation as it reads after the prompt.
+ * Each push returns the new text that is now certain: a trailing U+FFFD (an incomplete UTF-8
+ * character, or a byte-fallback token waiting for its partners) is held back.
  */
 export class StreamDecoder {
-  private readonly ids: number[] = [];
-  private emitted = 0;
+  private readonly ids: number[];
+  private shown: string;
 
-  constructor(private readonly tokenizer: PlaygroundTokenizer) {}
+  constructor(
+    private readonly tokenizer: PlaygroundTokenizer,
+    prompt: readonly number[] = [],
+  ) {
+    this.ids = [...prompt];
+    this.shown = prompt.length ? tokenizer.decode(prompt).replace(/\uFFFD+$/, '') : '';
+  }
 
   push(id: number): string {
     this.ids.push(id);
-    let text = this.tokenizer.decode(this.ids);
-    if (text.endsWith('\uFFFD')) text = text.replace(/\uFFFD+$/, '');
-    if (text.length <= this.emitted) return '';
-    const delta = text.slice(this.emitted);
-    this.emitted = text.length;
+    const text = this.tokenizer.decode(this.ids).replace(/\uFFFD+$/, '');
+    // Decoding is prefix-stable for the tokenizers we meet; if a later token rewrote earlier text, show nothing new.
+    if (text.length <= this.shown.length || !text.startsWith(this.shown)) return '';
+    const delta = text.slice(this.shown.length);
+    this.shown = text;
     return delta;
-  }
-
-  /** Whatever is still held back (an incomplete character at the end), as the decoder shows it. */
-  flush(): string {
-    const text = this.tokenizer.decode(this.ids);
-    const rest = text.slice(this.emitted);
-    this.emitted = text.length;
-    return rest;
   }
 }

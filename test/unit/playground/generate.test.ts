@@ -172,6 +172,30 @@ describe('playground: generation', function () {
       });
     }
 
+    it("uses the folder's tokenizer.json when there is one: pieces are its tokens, streamed text is its decoding", async () => {
+      const model = path.join(tmp, 'tok-model');
+      fs.mkdirSync(model, { recursive: true });
+      for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(GPT2, f), path.join(model, f));
+      const words = ['the', 'adapter', 'is', 'small', 'base', 'model', 'needs', 'a', '.'];
+      fs.writeFileSync(
+        path.join(model, 'tokenizer.json'),
+        JSON.stringify({
+          version: '1.0', truncation: null, padding: null, normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, added_tokens: [],
+          decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+          model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: 'a' },
+        }),
+      );
+      const session = await open(model);
+      assert.equal(session.tokenizer.kind, 'tokenizer');
+      // The model's vocabulary (256) is larger than the tokenizer's: restrict the draw to ids it can decode.
+      const next = session.next('base');
+      const wordsOnly = { ...session, next: () => (ids: readonly number[]) => (next(ids) as Float32Array).map((v, i) => (i < words.length ? v : -Infinity)) } as PlaygroundSession;
+      const { tokens } = await collect(streamSide(wordsOnly, 'base', { prompt: 'the adapter', maxTokens: 6, temperature: 0, ignoreEos: true }));
+      assert.equal(tokens.length, 6);
+      for (const t of tokens) assert.equal(t.piece, words[t.id]);
+      assert.equal(tokens.map((t) => t.text).join(''), ' ' + tokens.map((t) => words[t.id]).join(' '));
+    });
+
     it('seeded sampling replays exactly; another seed gives another text; top-k stays in the k best', async () => {
       const session = await open(path.join(QKVO, 'base'), path.join(QKVO, 'adapter'));
       const req = { prompt: 'Hello', maxTokens: 24, temperature: 1.5, topK: 4, ignoreEos: true, alternatives: 4 };
