@@ -49,7 +49,7 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan], patterns: [nodeBan, tfjsBan] }] },
   },
   {
-    files: ['src/worker/**', 'src/cli/**', 'src/runs/**'],
+    files: ['src/worker/**', 'src/cli/**', 'src/runs/**', 'src/playground/**'],
     rules: { 'no-restricted-imports': ['error', { paths: [vscodeBan] }] },
   },
   {

@@ -89,6 +89,7 @@ module.exports = (/** @type {unknown} */ _env, /** @type {{ mode?: string }} */ 
   /** @type {Record<string, string>} */
   const runtime = {};
   if (exists('src/worker/trainWorker.ts')) runtime.worker = './src/worker/trainWorker.ts';
+  if (exists('src/worker/playgroundWorker.ts')) runtime.playgroundWorker = './src/worker/playgroundWorker.ts';
   if (exists('src/cli/main.ts')) runtime.cli = './src/cli/main.ts';
   if (Object.keys(runtime).length) {
     configs.push(
@@ -114,7 +115,7 @@ module.exports = (/** @type {unknown} */ _env, /** @type {{ mode?: string }} */ 
       name: 'webview',
       target: 'web',
       mode: dev ? 'development' : 'production',
-      entry: { main: './webview-ui/src/main.ts' },
+      entry: { main: './webview-ui/src/main.ts', ...(exists('webview-ui/src/playground/main.ts') ? { playground: './webview-ui/src/playground/main.ts' } : {}) },
       output: { path: path.join(dist, 'webview'), filename: '[name].js', assetModuleFilename: '[name][ext]', clean: true },
       resolve: { extensions: ['.ts', '.js'] },
       module: {

@@ -21,6 +21,7 @@ import { experimentTemplate } from './views/experimentTemplate';
 import { runEntryDescription, type RunsTreeProvider } from './views/runsTree';
 import { isStoppableJob, RemoteRuns } from './runners/remoteRuns';
 import { runExperimentOn, stopExternalRun, type RunOnContext } from './runners/runOnCommand';
+import { PlaygroundPanel } from './views/playgroundPanel';
 
 /** What the dashboard offers the commands (src/views/dashboardPanel.ts implements it). */
 export interface DashboardOpener {
@@ -607,6 +608,37 @@ async function deleteRun(ctx: CommandContext, arg?: unknown, opts: RunEditOption
   return true;
 }
 
+/** Optional second argument of loraLab.tryAdapter, for scripts and tests: the base model folder. */
+export interface TryAdapterOptions {
+  base?: string;
+}
+
+/** Try Adapter: the playground, generating from the base model and from base + adapter side by side. */
+async function tryAdapter(ctx: CommandContext, arg?: unknown, opts: TryAdapterOptions = {}): Promise<PlaygroundPanel | undefined> {
+  const given = adapterPathArg(arg);
+  let info = given?.info;
+  if (!info && given) info = (await ctx.adapters.adapters()).find((a) => a.path === given.path || a.weightsFile === given.path);
+  info ??= await pickAdapter(ctx, 'LoRA Lab: Try Adapter', (a) => a.format === 'peft');
+  if (!info) return undefined;
+  if (info.format !== 'peft') {
+    void vscode.window.showErrorMessage(`LoRA Lab: Try Adapter runs PEFT adapters (adapter_config.json + adapter_model.safetensors) on a Llama or GPT-2 model; ${info.label} is ${info.formatLabel}.`);
+    return undefined;
+  }
+  if (info.runDir && !info.baseModel) {
+    void vscode.window.showInformationMessage(`LoRA Lab: ${info.label} adapts a built-in synthetic experiment, not a language model; there is no text to generate. Its ΔW is shown in the dashboard.`);
+    return undefined;
+  }
+  let base = opts.base ?? info.baseFound;
+  if (!base) {
+    const why = info.baseModel ? `It names "${info.baseModel}", which is not in this workspace.` : 'It does not name its base model.';
+    const choice = await vscode.window.showWarningMessage(`To generate, the adapter needs its base model. ${why} Pick the base model folder (config.json + model.safetensors).`, { modal: true }, 'Pick Base Model Folder…');
+    if (!choice) return undefined;
+    base = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Base model folder' }))?.[0]?.fsPath;
+    if (!base) return undefined;
+  }
+  return PlaygroundPanel.show(ctx.extension, { modelDir: base, adapterDir: info.path });
+}
+
 export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.trainExperiment', restricted: 'training runs code and writes files in this workspace', run: (c, a) => train(c, a) },
   { id: 'loraLab.stopTraining', run: (c) => stop(c) },
@@ -618,6 +650,7 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.inspectAdapter', run: (c, a) => inspectAdapter(c, a) },
   { id: 'loraLab.mergeAdapter', restricted: 'merging runs the CLI and writes a model folder', run: (c, a, o) => mergeAdapter(c, a, (o ?? {}) as MergeOptions) },
   { id: 'loraLab.convertAdapter', restricted: 'converting runs the CLI and writes files', run: (c, a, o) => convertAdapter(c, a, (o ?? {}) as ConvertOptions) },
+  { id: 'loraLab.tryAdapter', run: (c, a, o) => tryAdapter(c, a, (o ?? {}) as TryAdapterOptions) },
   { id: 'loraLab.compareRuns', run: (c, ...a) => compareRuns(c, ...a) },
   { id: 'loraLab.renameRun', restricted: 'renaming rewrites run.json in the run folder', run: (c, a, o) => renameRun(c, a, (o ?? {}) as RunEditOptions) },
   { id: 'loraLab.tagRun', restricted: 'tagging rewrites run.json in the run folder', run: (c, a, o) => tagRun(c, a, (o ?? {}) as RunEditOptions) },

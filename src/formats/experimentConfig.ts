@@ -682,10 +682,10 @@ function crossFieldIssues(c: ExperimentConfig, data: unknown, badPaths: Set<stri
     });
     const chosen = [...new Set(lora.targetModules.map(attentionProjectionOf))].sort().join(',');
     if (m.numHeads === 1 && has('lora.targetModules') && chosen !== 'k,q,v') {
-      report('warning', ['lora.targetModules'], '`lora.targetModules` is ignored with `model.numHeads` 1: the seed\'s single-head LoRAAttention always adapts q, k and v (use numHeads ≥ 2 to choose)');
+      report('warning', ['lora.targetModules'], '`lora.targetModules` is ignored with `model.numHeads` 1: the reference LoRA code\'s single-head LoRAAttention always adapts q, k and v (use numHeads ≥ 2 to choose)');
     }
     if (m.numHeads === 1 && lora.trainBias) {
-      report('warning', ['lora.trainBias'], '`lora.trainBias` is ignored with `model.numHeads` 1: the seed\'s LoRAAttention keeps the biases of W_Q, W_K, W_V frozen (its W_O trains in full)');
+      report('warning', ['lora.trainBias'], '`lora.trainBias` is ignored with `model.numHeads` 1: the reference LoRA code\'s LoRAAttention keeps the biases of W_Q, W_K, W_V frozen (its W_O trains in full)');
     }
   } else {
     if (!/\.(txt|jsonl)$/i.test(m.dataset.path)) {

@@ -74,7 +74,7 @@ export const EXPERIMENT_SCHEMA = {
       ...doc(
         'What to train.\n' +
         '- `low-rank-recovery`: a frozen random linear layer W (k×d) and a target W* = W + U·V of true rank r*. LoRA of rank r ≥ r* drives the loss to ~0 and recovers U·V; r < r* plateaus (the intrinsic-rank hypothesis, visible).\n' +
-        "- `attention-adaptation`: the seed's LoRAAttention (LoRA on W_Q, W_K, W_V) learns a teacher attention whose projections differ by low-rank updates.\n" +
+        "- `attention-adaptation`: the reference LoRA code's LoRAAttention (LoRA on W_Q, W_K, W_V) learns a teacher attention whose projections differ by low-rank updates.\n" +
         '- `causal-lm`: fine-tune a Hugging Face Llama or GPT-2 folder on a local text file.'),
     },
     model: {
@@ -135,11 +135,11 @@ export const EXPERIMENT_SCHEMA = {
     attentionAdaptationModel: {
       type: 'object',
       additionalProperties: false,
-      ...doc("The seed's attention block: a frozen teacher whose W_Q, W_K, W_V differ from the student's by low-rank updates; the student learns them through LoRA."),
+      ...doc("The reference LoRA code's attention block: a frozen teacher whose W_Q, W_K, W_V differ from the student's by low-rank updates; the student learns them through LoRA."),
       properties: {
         kind: { const: 'attention-adaptation', ...doc('Optional; must equal the top-level `kind` (present in saved run configs).') },
-        embedDim: positiveInt('Embedding size (the seed: d_model). Must be divisible by numHeads; at most 4096.', { default: 32, maximum: CONFIG_LIMITS.embedDim }),
-        numHeads: positiveInt("Attention heads. 1 is the seed's single-head LoRAAttention; more gives the multi-head variant. At most 256.", { default: 1, maximum: CONFIG_LIMITS.numHeads }),
+        embedDim: positiveInt('Embedding size (d_model in the reference LoRA code). Must be divisible by numHeads; at most 4096.', { default: 32, maximum: CONFIG_LIMITS.embedDim }),
+        numHeads: positiveInt("Attention heads. 1 is the reference LoRA code's single-head LoRAAttention; more gives the multi-head variant. At most 256.", { default: 1, maximum: CONFIG_LIMITS.numHeads }),
         seqLen: positiveInt('Query sequence length (at most 4096).', { default: 8, maximum: CONFIG_LIMITS.attentionSeqLen }),
         kvSeqLen: positiveInt('Key/value sequence length. Default: seqLen (self-attention); a different value makes it cross-attention. At most 4096.', { maximum: CONFIG_LIMITS.attentionSeqLen }),
         trueRank: positiveInt("Rank of the teacher's update to each adapted projection (at most embedDim).", { default: 2 }),
@@ -220,7 +220,7 @@ export const EXPERIMENT_SCHEMA = {
         init: {
           enum: ['gaussian', 'kaiming-uniform'],
           ...doc(
-            "How A is initialised (B is always 0): `gaussian` N(0, 0.02) as in the seed, `kaiming-uniform` as PEFT's default (a = √5). Default: gaussian for the built-in experiments, kaiming-uniform for causal-lm."),
+            "How A is initialised (B is always 0): `gaussian` N(0, 0.02) as in the reference LoRA code, `kaiming-uniform` as PEFT's default (a = √5). Default: gaussian for the built-in experiments, kaiming-uniform for causal-lm."),
         },
         targetModules: {
           type: 'array',
@@ -228,12 +228,12 @@ export const EXPERIMENT_SCHEMA = {
           minItems: 1,
           uniqueItems: true,
           ...doc(
-            'Modules that get an adapter, matched as name suffixes like PEFT. attention-adaptation: any of "q", "k", "v", "o" (or "q_proj", ...); default ["q", "k", "v"], the seed, which is also the only choice with numHeads 1. causal-lm: e.g. ["q_proj", "v_proj"] for Llama or ["c_attn"] for GPT-2; default: PEFT\'s default for the model type. Ignored by low-rank-recovery (one layer).'),
+            'Modules that get an adapter, matched as name suffixes like PEFT. attention-adaptation: any of "q", "k", "v", "o" (or "q_proj", ...); default ["q", "k", "v"] as in the reference LoRA code, which is also the only choice with numHeads 1. causal-lm: e.g. ["q_proj", "v_proj"] for Llama or ["c_attn"] for GPT-2; default: PEFT\'s default for the model type. Ignored by low-rank-recovery (one layer).'),
         },
         trainBias: {
           type: 'boolean',
           default: false,
-          ...doc("Also train the bias of adapted layers (the seed's convention, counted in its r·d + k·r + k formula) instead of keeping it frozen (PEFT's bias: \"none\"). low-rank-recovery and multi-head attention-adaptation only: the seed's single-head attention keeps its W_Q, W_K, W_V biases frozen, and causal-lm refuses it."),
+          ...doc("Also train the bias of adapted layers (the reference LoRA code's convention, counted in its r·d + k·r + k formula) instead of keeping it frozen (PEFT's bias: \"none\"). low-rank-recovery and multi-head attention-adaptation only: the reference LoRA code's single-head attention keeps its W_Q, W_K, W_V biases frozen, and causal-lm refuses it."),
         },
         useDora: {
           type: 'boolean',

@@ -40,7 +40,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
   });
 
-  it("hovers over r in a config: the seed's 1,049,600 vs 9,216, 0.88 %, about 114× fewer", async () => {
+  it("hovers over r in a config: the LoRA article's 1,049,600 vs 9,216, 0.88 %, about 114× fewer", async () => {
     await api();
     const text = await hoverAt(wsUri('seed.lora.yaml'), '  r: 4', 2);
     assert.match(text, /full 1,049,600 vs LoRA 9,216 — 0\.88 %, about 114× fewer/);

@@ -34,6 +34,8 @@ const MUST_HAVE = [
   ['the training worker bundle', /^extension\/dist\/worker\.js$/],
   ['the CLI bundle (merge runs it)', /^extension\/dist\/cli\.js$/],
   ['the dashboard webview bundle', /^extension\/dist\/webview\/main\.js$/],
+  ['the playground worker bundle', /^extension\/dist\/playgroundWorker\.js$/],
+  ['the playground webview bundle', /^extension\/dist\/webview\/playground\.js$/],
   ['the tfjs wasm binary in dist/wasm', /^extension\/dist\/wasm\/tfjs-backend-wasm\.wasm$/],
   ['the SIMD wasm binary in dist/wasm', /^extension\/dist\/wasm\/tfjs-backend-wasm-simd\.wasm$/],
   ['tfjs-core (external to the bundles)', /^extension\/node_modules\/@tensorflow\/tfjs-core\/dist\/tf-core\.node\.js$/],

@@ -5,6 +5,7 @@ import { paramsCommand } from './params';
 import { reportCommand } from './report';
 import { inspectCommand } from './inspect';
 import { logitsCommand } from './logits';
+import { generateCommand } from './generate';
 import { mergeCommand } from './merge';
 import { exportCommand } from './export';
 import { convertCommand } from './convert';
@@ -15,6 +16,7 @@ export const commands: CliCommand[] = [
   reportCommand,
   inspectCommand,
   logitsCommand,
+  generateCommand,
   mergeCommand,
   exportCommand,
   convertCommand,

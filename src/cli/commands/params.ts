@@ -11,7 +11,7 @@ Options:
   --in D      input features d
   --out K     output features k
   -r, --rank R  LoRA rank r
-  --bias      the bias trains too (the seed's convention); default: frozen, as PEFT's bias "none"
+  --bias      the bias trains too (the reference LoRA code's convention); default: frozen, as PEFT's bias "none"
   --json      print one JSON object instead of text
 
 Example: lora-lab params --in 1024 --out 1024 -r 4 --bias   # 1,049,600 vs 9,216: 0.88 %, 113.9× fewer`;
@@ -50,7 +50,7 @@ export const paramsCommand: CliCommand = {
     const w = Math.max(text.full.length, text.lora.length);
     process.stdout.write(
       [
-        `Linear ${d} → ${k}, LoRA rank ${r}${trainBias ? ' (bias trains, the seed convention)' : ' (bias frozen, PEFT convention)'}`,
+        `Linear ${d} → ${k}, LoRA rank ${r}${trainBias ? ' (bias trains, the reference LoRA code\'s convention)' : ' (bias frozen, PEFT convention)'}`,
         `  full fine-tune  ${text.full.padStart(w)}   W ${formatCount(k! * d!)} + b ${formatCount(k!)}`,
         `  LoRA            ${text.lora.padStart(w)}   A ${formatCount(r! * d!)} + B ${formatCount(k! * r!)}${trainBias ? ` + b ${formatCount(k!)}` : ''}`,
         `  LoRA trains ${text.percent} of the full count: ${text.reduction} fewer parameters`,

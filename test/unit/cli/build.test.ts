@@ -24,7 +24,7 @@ describe('build: webpack.config.js', () => {
 
   it('has one target per runtime, each entry pointing at a file that exists', () => {
     assert.ok(byName.runtime, 'worker + cli target');
-    assert.deepEqual(Object.keys(byName.runtime.entry as object).sort(), ['cli', 'worker']);
+    assert.deepEqual(Object.keys(byName.runtime.entry as object).sort(), ['cli', 'playgroundWorker', 'worker']);
     for (const c of configs) {
       for (const file of Object.values(c.entry as Record<string, string>)) assert.ok(fs.existsSync(path.join(REPO_ROOT, file)), file);
     }

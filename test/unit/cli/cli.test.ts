@@ -43,7 +43,7 @@ describe('cli: lora-lab', function () {
     assert.match(trainHelp.stdout, /--resume RUN_DIR/);
   });
 
-  it('params prints the seed numbers (text and --json) and rejects bad input', () => {
+  it('params prints the LoRA article numbers (text and --json) and rejects bad input', () => {
     const text = cli(['params', '--in', '1024', '--out', '1024', '-r', '4', '--bias']);
     assert.equal(text.code, 0, text.stderr);
     for (const s of ['1,049,600', '9,216', '0.88 %', '113.9×']) assert.ok(text.stdout.includes(s), `${s} in:\n${text.stdout}`);

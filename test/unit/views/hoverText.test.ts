@@ -7,7 +7,7 @@ import { formatDuration, formatLoss } from '../../../src/jobs/format';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
 describe('views/hoverText', () => {
-  it("reads the seed's worked example exactly: 1,049,600 vs 9,216, 0.88 %, about 114× fewer", () => {
+  it("reads the LoRA article's worked example exactly: 1,049,600 vs 9,216, 0.88 %, about 114× fewer", () => {
     const t = loraLinearHoverText(1024, 1024, 4);
     assert.match(t, /full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer \(113\.9×\)/);
     assert.match(t, /A 4×1024 \+ B 1024×4 \+ b 1024 = 9,216/);
