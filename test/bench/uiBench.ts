@@ -3,7 +3,9 @@
 //   - a 1024×1024 ΔW heatmap: B·A, block reduction, RGBA pixels (< 200 ms; the canvas blit is not
 //     measured);
 //   - 100,000 loss points prepared for redraw: EMA + min/max decimation + column picks (< 50 ms;
-//     uPlot's own drawing needs a DOM and is not measured).
+//     uPlot's own drawing needs a DOM and is not measured);
+//   - one safetensors header read from a 6 GiB (sparse) file (< 5 ms): the unit test checks that only
+//     the header's bytes are read, this row how long that takes.
 // Modules are imported lazily: a missing one gives a "skipped" row, not a failed bench.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -125,6 +127,30 @@ async function lossPoints(): Promise<UiResult> {
   return r;
 }
 
+async function headerRead(): Promise<UiResult> {
+  const r: UiResult = { name: 'safetensors header of a 6 GiB file (sparse)', targetMs: 5 };
+  try {
+    const { readSafetensorsHeader } = await import('../../src/io/safetensorsFile');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-bench-header-'));
+    try {
+      const f = path.join(dir, 'big.safetensors');
+      const tensors: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+      for (let i = 0; i < 16; i++) tensors[`t${i}`] = { dtype: 'F32', shape: [3 * 2 ** 25], data_offsets: [i * 3 * 2 ** 27, (i + 1) * 3 * 2 ** 27] };
+      const json = JSON.stringify(tensors);
+      const prefix = Buffer.alloc(8);
+      prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+      fs.writeFileSync(f, Buffer.concat([prefix, Buffer.from(json)]));
+      fs.truncateSync(f, 8 + Buffer.byteLength(json) + 16 * 3 * 2 ** 27);
+      r.ms = await timeIt(() => readSafetensorsHeader(f), 50);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } catch (e) {
+    r.error = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  }
+  return r;
+}
+
 export async function uiBenchmarks(): Promise<UiResult[]> {
-  return [await adapterBrowser(), await heatmap(), await lossPoints()];
+  return [await adapterBrowser(), await heatmap(), await lossPoints(), await headerRead()];
 }

@@ -3,7 +3,8 @@
 //   2. the same suite's Restricted-Mode part in an untrusted window,
 //   3. the Playwright UI tests against the installed .vsix,
 // after checking the .vsix itself (bundles and wasm binaries in, development files out).
-// Prints "vscode: N passed, N failed" last and exits non-zero on any failure.
+// Prints "vscode: N passed, N failed, N skipped" last and exits non-zero on any failure, including a
+// required suite (REQUIRED below: Restricted Mode in its step) that skipped or did not run.
 //   Options: --skip-build (reuse dist/ and the .vsix), --only vsix|host|restricted|ui, --grep TEXT
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,10 +45,31 @@ process.stdout.write('\n== code-server\n');
 installCodeServer();
 
 const results = [];
+/**
+ * Suites that must run in a given step: skipped or absent there means the step stopped testing what it
+ * is for (Restricted Mode above all: its tests skip themselves outside an untrusted window).
+ */
+const REQUIRED = {
+  'extension host': [/^LoRA Lab in VS Code /, /^Training from VS Code /],
+  'restricted mode': [/^LoRA Lab in Restricted Mode /],
+};
 const report = (label, r) => {
+  const outcomes = r.outcomes ?? [];
+  const skipped = outcomes.filter((x) => x.state === 'pending');
+  // A --grep run picks tests on purpose; the check is for full runs.
+  for (const re of grep ? [] : (REQUIRED[label] ?? [])) {
+    const mine = outcomes.filter((x) => re.test(x.title));
+    const ran = mine.filter((x) => x.state === 'passed' || x.state === 'failed').length;
+    const left = mine.filter((x) => x.state === 'pending');
+    if (ran === 0 || left.length) {
+      const error = ran === 0 ? `no test of ${re} ran in this step` : `${left.length} test(s) of ${re} were skipped: ${left.map((x) => x.title).join('; ')}`;
+      outcomes.push({ title: `required suite ${re} ran in full`, state: 'failed', error });
+      r.failed++;
+    }
+  }
   results.push(r);
-  for (const o of r.outcomes.filter((x) => x.state === 'failed')) console.log(`\nFAILED [${label}] ${o.title}\n${o.error}`);
-  console.log(`${label}: ${r.passed} passed, ${r.failed} failed`);
+  for (const o of outcomes.filter((x) => x.state === 'failed')) console.log(`\nFAILED [${label}] ${o.title}\n${o.error}`);
+  console.log(`${label}: ${r.passed} passed, ${r.failed} failed, ${skipped.length} skipped`);
 };
 
 if (!only || only === 'vsix') {
@@ -68,5 +90,6 @@ if (!only || only === 'ui') {
 }
 const passed = results.reduce((a, r) => a + r.passed, 0);
 const failed = results.reduce((a, r) => a + r.failed, 0);
-console.log(`\nvscode: ${passed} passed, ${failed} failed`);
+const skippedAll = results.reduce((a, r) => a + (r.outcomes ?? []).filter((o) => o.state === 'pending').length, 0);
+console.log(`\nvscode: ${passed} passed, ${failed} failed, ${skippedAll} skipped`);
 process.exit(failed ? 1 : 0);

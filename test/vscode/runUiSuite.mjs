@@ -50,6 +50,7 @@ export async function runUiSuite({ vsix, grep } = {}) {
       const runner = mocha.run(() => resolve());
       runner.on('pass', (t) => outcomes.push({ title: t.fullTitle(), state: 'passed' }));
       runner.on('fail', (t, err) => outcomes.push({ title: t.fullTitle(), state: 'failed', error: err.stack ?? err.message }));
+      runner.on('pending', (t) => outcomes.push({ title: t.fullTitle(), state: 'pending' }));
     });
     await closePage(page);
   } finally {

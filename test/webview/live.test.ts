@@ -140,7 +140,10 @@ describe('live dashboard (DashboardSession ↔ webview in Chromium)', function (
       api.postMessage({ messageId: 9001, body: { type: 'runShell', command: 'rm -rf /' } });
       api.postMessage({ messageId: 9002, body: { type: 'factorsRequest', sourceId: 'nope', step: 1 } });
     })()`);
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait for both replies, then one more turn of the loop so that an extra (wrong) reply would show too.
+    const deadline = Date.now() + 10_000;
+    while (posted.length < before + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 0));
     const replies = posted.slice(before).map((p) => p.type);
     assert.deepEqual(replies, ['error', 'error']);
     assert.ok(logs.some((l) => /rejected a webview message: unknown webview message type "runShell"/.test(l)), logs.join('\n'));

@@ -116,7 +116,19 @@ describe('loss chart zoom kept in the webview state across reloads', function ()
     await reload();
     assert.equal(await opened.page.evaluate(() => document.body.dataset.tab), 'params');
     await opened.page.click('[data-testid=tab-loss]');
-    await opened.page.waitForTimeout(100);
+    // Shown again: wait until the chart has a width and was reduced for it, instead of a fixed pause. On a
+    // timeout the exact checks below still run and say what is wrong.
+    await opened.page
+      .waitForFunction(
+        () => {
+          const el = document.querySelector('[data-testid=loss-view]') as HTMLElement | null;
+          const w = document.querySelector('[data-testid=loss-chart] .u-over')?.getBoundingClientRect().width ?? 0;
+          return document.body.dataset.tab === 'loss' && w > 0 && !!el?.dataset.xRange && Number(el.dataset.rows) <= 2 * (w + 4);
+        },
+        null,
+        { timeout: 10_000 },
+      )
+      .catch(() => undefined);
     const shown = await view();
     assert.deepEqual(shown.range, zoomed.range);
     assert.ok(shown.rows <= 2 * (shown.plot + 4));

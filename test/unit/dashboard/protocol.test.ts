@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { MessageHandler, RemoteError, type Envelope } from '../../../src/protocol/messageHandler';
 import { mergeMetricColumns, ProtocolError, toMetricColumns, validateFromWebview } from '../../../src/protocol/webview';
+import { until } from '../../support/until';
 
 type Req = { type: 'add'; x: number; y: number } | { type: 'fail' } | { type: 'note'; text: string };
 type Res = { type: 'sum'; value: number };
@@ -44,7 +45,9 @@ describe('MessageHandler', () => {
     const notes: string[] = [];
     const { left, wire } = pair((t) => notes.push(t));
     left.sendEvent({ type: 'note', text: 'hello' });
-    await new Promise((r) => setTimeout(r, 10));
+    await until('the event', () => notes.length > 0);
+    // A reply, if one were (wrongly) sent, goes out right after the handler: let that turn finish.
+    await new Promise((r) => setTimeout(r, 0));
     assert.deepEqual(notes, ['hello']);
     assert.equal(wire.length, 1);
   });

@@ -10,8 +10,8 @@ import type { MetricPoint } from '../../../src/protocol/runFormat';
 import type { ToWebview } from '../../../src/protocol/webview';
 import { trainRun } from '../../../src/runs/trainRun';
 import { DashboardSession } from '../../../src/views/dashboardSession';
+import { until } from '../../support/until';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const point = (step: number): MetricPoint => ({ step, loss: 1 / step, lr: 0.01, gradNorm: 1, elapsedMs: step });
 
 describe('DashboardSession', function () {
@@ -65,7 +65,8 @@ describe('DashboardSession', function () {
     await s.add([runDir]);
     for (let i = 0; i < 10; i++) s.notifyProgress(runDir, [point(21 + i)]);
     s.notifyProgress(runDir, [point(25)]); // already seen: skipped
-    await sleep(250);
+    const steps = () => events('didAppendMetrics').flatMap((e) => (e.body?.type === 'didAppendMetrics' ? e.body.metrics.step : []));
+    await until('the ten new points', () => steps().length >= 10);
     const batches = events('didAppendMetrics');
     assert.equal(batches.length, 1);
     const b = batches[0].body!;
@@ -81,21 +82,20 @@ describe('DashboardSession', function () {
     const file = path.join(copy, 'metrics.jsonl');
     fs.appendFileSync(file, JSON.stringify(point(21)) + '\n' + JSON.stringify(point(22)).slice(0, 10));
     s.poll();
-    await sleep(200);
-    let b = events('didAppendMetrics').map((e) => e.body!);
-    assert.deepEqual(b.flatMap((x) => (x.type === 'didAppendMetrics' ? x.metrics.step : [])), [21]);
+    const steps = () => events('didAppendMetrics').flatMap((e) => (e.body?.type === 'didAppendMetrics' ? e.body.metrics.step : []));
+    // One poll reads the file once: the batch it sends holds every complete line, and only those.
+    await until('the first batch', () => steps().length > 0);
+    assert.deepEqual(steps(), [21]);
     fs.appendFileSync(file, JSON.stringify(point(22)).slice(10) + '\n');
     s.poll();
-    await sleep(200);
-    b = events('didAppendMetrics').map((e) => e.body!);
-    assert.deepEqual(b.flatMap((x) => (x.type === 'didAppendMetrics' ? x.metrics.step : [])), [21, 22]);
+    await until('the second batch', () => steps().length > 1);
+    assert.deepEqual(steps(), [21, 22]);
     // A resume truncates to its checkpoint (step 10) and logs again from there.
     const kept = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= 10);
     fs.writeFileSync(file, kept.join('\n') + '\n');
     s.poll();
     // The source reloads asynchronously (adapter and checkpoint files are read without blocking).
-    for (let i = 0; i < 50 && events('didUpdateSource').length === 0; i++) await sleep(20);
-    assert.ok(events('didUpdateSource').length >= 1);
+    await until('the reloaded source', () => events('didUpdateSource').length >= 1);
     assert.equal(s.snapshot().sources[0].metrics!.step.length, 10);
     s.dispose();
   });

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { EngineError } from '../../../src/engine/errors';
-import { FrozenLinear, LoRALinear, deltaW, loraScale } from '../../../src/engine/lora';
+import { FrozenLinear, LoRALinear, deltaW, dropoutMask, loraScale } from '../../../src/engine/lora';
 import { Rng } from '../../../src/engine/rng';
 import { assertClose, f32, loadSeedFixture, useCpu, type FixtureTensor } from './helpers';
 
@@ -188,6 +188,67 @@ describe('engine/lora: LoRALinear', () => {
     assert.notDeepEqual(Array.from(a.dataSync()), Array.from(other.dataSync()));
     assert.notDeepEqual(Array.from(a.dataSync()), Array.from(evalY.dataSync()));
     tf.dispose([x, evalY, a, b, other]);
+    layer.dispose();
+  });
+
+  it('dropout: y = x·Wᵀ + b + s·((x ⊙ m)·Aᵀ)·Bᵀ in float64, m ∈ {0, 1/(1−p)} at rate p, unbiased over seeds', () => {
+    // The oracle is written here: the mask touches the LoRA path's input only, and the kept entries are
+    // scaled by 1/(1−p) (PEFT's nn.Dropout), so averaged over masks the training output is the eval output.
+    const rng = new Rng(21);
+    const [n, d, k, r, p, alpha] = [64, 12, 5, 3, 0.3, 6];
+    const s = alpha / r;
+    const W = rng.normalArray(k * d, 0.3);
+    const bias = rng.normalArray(k, 0.1);
+    const A = rng.normalArray(r * d, 0.4);
+    const B = rng.normalArray(k * r, 0.4);
+    const layer = new LoRALinear({ inFeatures: d, outFeatures: k, r, alpha, scaling: 'standard', dropout: p, trainBias: true, weight: W, bias, A, B });
+    const xs = rng.normalArray(n * d);
+    const x = tf.tensor2d(xs, [n, d]);
+    const oracle = (m: ArrayLike<number> | undefined): Float64Array => {
+      const y = new Float64Array(n * k);
+      for (let i = 0; i < n; i++) {
+        const xa = new Float64Array(r);
+        for (let q = 0; q < r; q++) for (let j = 0; j < d; j++) xa[q] += xs[i * d + j] * (m ? m[i * d + j] : 1) * A[q * d + j];
+        for (let o = 0; o < k; o++) {
+          let v = bias[o];
+          for (let j = 0; j < d; j++) v += xs[i * d + j] * W[o * d + j];
+          for (let q = 0; q < r; q++) v += s * xa[q] * B[o * r + q];
+          y[i * k + o] = v;
+        }
+      }
+      return y;
+    };
+    // The mask: exactly 0 or 1/(1−p), zero at about rate p (a larger draw for the rate).
+    const big = dropoutMask([200, 100], p, 3).dataSync();
+    assert.ok(big.every((v) => v === 0 || v === Math.fround(1 / (1 - p))), 'mask values other than 0 and 1/(1−p)');
+    const zeros = big.filter((v) => v === 0).length / big.length;
+    assert.ok(Math.abs(zeros - p) < 0.02, `dropped ${zeros}, p = ${p}`);
+    // One training call against the oracle with that call's mask; eval (no mask) against the plain oracle.
+    const seed = 41;
+    const m = dropoutMask([n, d], p, seed);
+    const yTrain = layer.apply(x, { training: true, dropoutSeed: seed });
+    assertClose(yTrain.dataSync() as Float32Array, oracle(m.dataSync()), 1e-5, 'training output vs float64 oracle');
+    const yEval = layer.apply(x);
+    const evalRef = oracle(undefined);
+    assertClose(yEval.dataSync() as Float32Array, evalRef, 1e-5, 'eval output vs float64 oracle');
+    // Unbiased: the LoRA part averaged over 400 seeds approaches its eval value (std of the mean ≈ 0.05·scale).
+    const sum = new Float64Array(n * k);
+    const seeds = 400;
+    for (let t = 0; t < seeds; t++) {
+      const y = tf.tidy(() => layer.apply(x, { training: true, dropoutSeed: 1000 + t }).dataSync());
+      for (let i = 0; i < sum.length; i++) sum[i] += y[i] / seeds;
+    }
+    const base = oracle(new Float64Array(n * d)); // mask of zeros: the base path alone
+    let bias2 = 0;
+    let spread = 0;
+    for (let i = 0; i < sum.length; i++) {
+      bias2 += (sum[i] - evalRef[i]) * (evalRef[i] - base[i]);
+      spread += (evalRef[i] - base[i]) ** 2;
+    }
+    // Projected on the LoRA part: 0 when unbiased; −p (here −0.3) if kept entries were not rescaled.
+    const ratio = bias2 / spread;
+    assert.ok(Math.abs(ratio) < 0.05, `mean over seeds − eval, along the LoRA part: ${ratio.toFixed(3)} of it (0 when unbiased)`);
+    tf.dispose([x, m, yTrain, yEval]);
     layer.dispose();
   });
 

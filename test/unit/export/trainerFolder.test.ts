@@ -12,6 +12,7 @@ import { DashboardSession } from '../../../src/views/dashboardSession';
 import { parseSafetensors } from '../../../src/formats/safetensors';
 import type { Envelope } from '../../../src/protocol/messageHandler';
 import type { ToWebview } from '../../../src/protocol/webview';
+import { until } from '../../support/until';
 
 const REPO = path.resolve(__dirname, '../../..');
 const PYSTACK = path.resolve(REPO, '../shared/pystack/python');
@@ -115,18 +116,20 @@ describe('a Hugging Face Trainer folder made by the stack', function () {
       fs.cpSync(path.join(run, 'checkpoint-4'), path.join(live, 'checkpoint-4'), { recursive: true });
       session.poll();
       // The source reloads asynchronously (checkpoint files are read without blocking).
-      for (let i = 0; i < 100 && !sent.some((m) => m.type === 'didUpdateSource'); i++) await new Promise((r) => setTimeout(r, 20));
+      await until('the reloaded source', () => sent.some((m) => m.type === 'didUpdateSource'));
       const update = sent.filter((m) => m.type === 'didUpdateSource').pop() as Extract<ToWebview, { type: 'didUpdateSource' }>;
       assert.ok(update, 'the source was reloaded');
       assert.deepEqual(update.source.checkpoints, [2, 4]);
       assert.equal(update.source.run?.step, 4);
-      await new Promise((r) => setTimeout(r, 20)); // the metric batch goes out on the flush timer
+      // The metric batch goes out on the flush timer.
+      await until('the new points', () => sent.filter((m) => m.type === 'didAppendMetrics').flatMap((m) => m.metrics.step).length >= 2);
       const appended = sent.filter((m) => m.type === 'didAppendMetrics') as Extract<ToWebview, { type: 'didAppendMetrics' }>[];
       assert.deepEqual(
         appended.flatMap((m) => m.metrics.step),
         [3, 4],
       );
       session.poll(); // nothing changed: nothing reloaded
+      // Proving an absence needs some wait; a slow machine can only make this pass wrongly, never fail.
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(sent.filter((m) => m.type === 'didUpdateSource').length, 1);
     } finally {

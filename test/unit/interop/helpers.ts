@@ -25,6 +25,8 @@ export interface PeftReference {
   trainable_params: number;
   all_params: number;
   sgd_step: { lr: number; loss_before: number };
+  /** PEFT's full-batch AdamW run from init_adapter_params on train_input_ids: the loss before each step. */
+  train: { optimizer: string; lr: number; betas: [number, number]; eps: number; weight_decay: number; steps: number; losses: number[] };
   base_loss: number;
   adapted_loss: number;
 }

@@ -1,7 +1,8 @@
 // The native elementwise kernels (native/lora_lab_native.c): exp (LL_EXP_LOOP) against float64
 // Math.exp for every instruction set this CPU runs, its special values and argument checks, and the
 // wasm Exp override through tfjs (softmax, logSoftmax and their gradients) against the cpu backend;
-// the fused GELU (LL_GELU_LOOP) as geluTanh's kernels against the op-by-op form on the cpu backend.
+// the fused GELU (LL_GELU_LOOP) against a float64 evaluation for every instruction set, and as geluTanh's
+// kernels against the op-by-op form on the cpu backend.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -83,6 +84,53 @@ describe('perf: native exp, GELU and norms', function () {
         if (!Number.isFinite(wi) || wi === 0) assert.equal(got[i], wi, `${isa}: exp(${x[i + 1]})`);
         else assert.ok(ulpError(got[i], x[i + 1]) <= 1, `${isa}: exp(${x[i + 1]}) = ${got[i]}, want ${wi}`);
       }
+    }
+  });
+
+  it('GELU (tanh form) and its gradient match a float64 evaluation on every instruction set, tails and offsets included', function () {
+    // Float64 reference of the formula the kernels document: z = 2c·(x + k·x³), s = σ(z), y = x·s,
+    // dx = dy·(s + x·s·(1 − s)·2c·(1 + 3k·x²)), c = √(2/π), k = 0.044715.
+    const C2 = 2 * Math.sqrt(2 / Math.PI);
+    const K = 0.044715;
+    const n = 1003; // not a multiple of any vector width: every ISA's tail runs too
+    const xs = Float32Array.from({ length: n }, (_, i) => (i - 501) / 40); // [-12.5, 12.55]
+    xs.set([0, -0, 1e-20, -1e-20, 30, -30, 88, -88, Math.fround(0.5)], 0);
+    const dys = Float32Array.from({ length: n }, (_, i) => Math.cos(0.37 * i) * 2);
+    const ref = Array.from(xs, (x, i) => {
+      const sg = 1 / (1 + Math.exp(-C2 * (x + K * x ** 3)));
+      return { y: x * sg, s: sg, dx: dys[i] * (sg + x * sg * (1 - sg) * C2 * (1 + 3 * K * x * x)) };
+    });
+    const isas = nk.isas();
+    assert.ok(isas.includes('generic'), `isas() = ${JSON.stringify(isas)}`);
+    const original = nk.isa();
+    try {
+      for (const isa of isas) {
+        assert.equal(nk.selectIsa(isa), isa);
+        // Inputs and outputs at different offsets, with guard values around the written range.
+        const x = new Float32Array(n + 3).fill(7);
+        x.set(xs, 3);
+        const y = new Float32Array(n + 4).fill(-5);
+        const sg = new Float32Array(n + 2).fill(-5);
+        nk.geluTanh(x, 3, y, 2, sg, 1, n);
+        const dy = new Float32Array(n + 1).fill(9);
+        dy.set(dys, 1);
+        const dx = new Float32Array(n + 5).fill(-5);
+        nk.geluTanhGrad(dy, 1, x, 3, sg, 1, dx, 4, n);
+        assert.deepEqual([y[0], y[1], y[n + 2], y[n + 3], sg[0], sg[n + 1], dx[3]], [-5, -5, -5, -5, -5, -5, -5], `${isa}: wrote outside its range`);
+        for (let i = 0; i < n; i++) {
+          const r = ref[i];
+          const at = `${isa}, x = ${xs[i]}`;
+          assert.ok(Math.abs(y[2 + i] - r.y) <= 1e-6 * Math.max(1, Math.abs(r.y)), `${at}: gelu ${y[2 + i]}, float64 ${r.y}`);
+          assert.ok(Math.abs(sg[1 + i] - r.s) <= 1e-6, `${at}: σ(z) ${sg[1 + i]}, float64 ${r.s}`);
+          assert.ok(Math.abs(dx[4 + i] - r.dx) <= 1e-5 * Math.max(1, Math.abs(r.dx)), `${at}: gelu' ${dx[4 + i]}, float64 ${r.dx}`);
+        }
+        assert.ok(Object.is(y[2], 0) && Object.is(y[3], -0), `${isa}: gelu(±0) = ${y[2]}, ${y[3]}`);
+        const nan = new Float32Array(2);
+        nk.geluTanh(new Float32Array([NaN, 1]), 0, nan, 0, new Float32Array(2), 0, 2);
+        assert.ok(Number.isNaN(nan[0]), `${isa}: gelu(NaN) = ${nan[0]}`);
+      }
+    } finally {
+      nk.selectIsa(original);
     }
   });
 

@@ -52,7 +52,7 @@ describe('views/adapterScan', function () {
   before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-scan-'))));
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('lists 300 large (sparse, 64 MiB) kohya files from their headers in well under a second', async () => {
+  it('lists 300 large (sparse, 64 MiB) kohya files from their headers alone', async () => {
     const dir = path.join(tmp, 'many');
     fs.mkdirSync(dir);
     // One real header whose data section is declared 64 MiB long; the file is extended sparsely.
@@ -74,13 +74,10 @@ describe('views/adapterScan', function () {
       fs.writeFileSync(f, head);
       fs.truncateSync(f, head.length + big);
     }
-    const t0 = performance.now();
+    // Listing time is the bench's (npm run bench, uiBench.ts); here: every file listed from its header.
     const found = await scanAdapters(inputFor(dir));
-    const ms = performance.now() - t0;
-    console.log(`      300 × 64 MiB files listed in ${ms.toFixed(0)} ms`);
     assert.equal(found.length, 300);
     assert.ok(found.every((a) => a.format === 'kohya' && a.modules.length === 1 && a.ranks[0] === r));
-    assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
     // Too big for the values pass: it stays header-only.
     assert.equal(await checkAdapterValues(found[0]), false);
   });
@@ -157,11 +154,8 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     assert.equal(moduleDescription(q), 'r 4 · α 8 · s 2 · 64→32 · 384 params · F32');
   });
 
-  (fs.existsSync(realWorld) ? it : it.skip)('reads the real-world corpus: formats, LFS pointers, metadata as strings, quickly', async () => {
-    const t0 = performance.now();
+  (fs.existsSync(realWorld) ? it : it.skip)('reads the real-world corpus: formats, LFS pointers, metadata as strings', async () => {
     const found = await scanAdapters(inputFor(realWorld));
-    const ms = performance.now() - t0;
-    console.log(`      real-world corpus: ${found.length} adapters listed in ${ms.toFixed(0)} ms`);
     const by = (rel: string) => found.find((a) => path.relative(realWorld, a.path) === rel);
     const expect: [string, string][] = [
       ['peft-anirudh-ak__peft-gpt2', 'peft'],
@@ -188,7 +182,6 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     // The LFS pointer's size reads as a size.
     assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /a 870 MB \(912,556,812 bytes\) object/);
     for (const a of found) for (const [k, v] of a.metadata) assert.ok(typeof k === 'string' && typeof v === 'string');
-    assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
   });
   it('groups: our runs (newest first, with date, time and loss), third-party by format, then unreadable or non-LoRA files with the reason', async () => {
     const dir = path.join(tmp, 'groups');

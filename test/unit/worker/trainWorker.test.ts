@@ -37,16 +37,12 @@ describe('worker: trainWorker', function () {
     const messages: FromWorker[] = [];
     let cancelAtStep = -1;
     let startedAt = 0;
-    let cancelledAt = 0;
-    let finishedAt = 0;
     const { worker, done } = startWorker((m, w) => {
       messages.push(m);
       if (m.type === 'didStart') startedAt = Date.now();
-      if (m.type === 'didFinish') finishedAt = Date.now();
       // Let it run ~1.5 s (to measure the progress rate), then cancel.
       if (m.type === 'didProgress' && cancelAtStep < 0 && Date.now() - startedAt > 1500) {
         cancelAtStep = m.step;
-        cancelledAt = Date.now();
         w.postMessage({ type: 'cancel' } satisfies ToWorker);
       }
     });
@@ -61,9 +57,7 @@ describe('worker: trainWorker', function () {
     assert.equal(finish.type, 'didFinish');
     assert.equal(finish.status, 'cancelled');
     // The worker keeps training while the progress message and the cancel travel, so a few steps may
-    // pass; what matters is that it stops promptly (one step, plus the checkpoint write).
-    const perStepMs = (cancelledAt - startedAt) / Math.max(1, cancelAtStep);
-    assert.ok(finishedAt - cancelledAt < 1000, `stopped ${finishedAt - cancelledAt} ms after the cancel (a step takes ${perStepMs.toFixed(1)} ms)`);
+    // pass; promptness is counted in steps, which a loaded machine does not stretch.
     assert.ok(finish.step - cancelAtStep <= 10, `stopped at ${finish.step}, cancel sent at ${cancelAtStep}`);
 
     const progress = messages.filter((m) => m.type === 'didProgress') as Extract<FromWorker, { type: 'didProgress' }>[];

@@ -8,6 +8,10 @@ import { ui } from './workbench.mjs';
 describe('UI: new experiment', () => {
   it('asks for the kind, the folder and the name, and scaffolds a commented config with the chosen r', async () => {
     const { page, workbench, workspace } = ui;
+    // With no other editor open, the status bar's Problems entry counts the new file's markers only
+    // (LoRA Lab's checks and the JSON schema run on open documents).
+    await workbench.runCommand('View: Close All Editors');
+    await workbench.waitProblems(/^No Problems$/, 'before scaffolding, with every editor closed');
     await workbench.runCommand('LoRA Lab: New Experiment');
     await workbench.pick('attention-adaptation');
     // The folder: the workspace folder (a subfolder or "Choose a folder…" are offered too).
@@ -26,8 +30,13 @@ describe('UI: new experiment', () => {
     assert.match(text, /"r": 8,/);
     assert.match(text, /"name": "qkv-adaptation"/);
     assert.match(text, /LoRAAttention/);
-    // No LoRA Lab problems for the new file: the status bar shows 0 errors.
-    await page.locator('.statusbar-item[id="status.problems"]', { hasText: /0\s*0/ }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+    // The checks are live on this file: an r of 0 written to disk shows up as an error, and goes away.
+    const file = path.join(workspace, 'qkv-adaptation.lora.json');
+    fs.writeFileSync(file, text.replace('"r": 8,', '"r": 0,'));
+    await workbench.waitProblems(/Errors: [1-9]/, 'after writing r = 0 into the new config');
+    fs.writeFileSync(file, text);
+    // No problems for the scaffolded text as written.
+    await workbench.waitProblems(/^No Problems$/, 'the scaffolded config');
     await workbench.screenshot('ui-new-experiment');
   });
 });

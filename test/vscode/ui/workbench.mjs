@@ -93,6 +93,28 @@ export class Workbench {
     await this.page.locator(`.tabs-container .tab.active:has-text("${name}")`).waitFor({ timeout: 15_000 });
   }
 
+  /**
+   * The Problems entry of the status bar, as its accessible label says it ("No Problems", or
+   * "Errors: 1, Warnings: 2"): the counts over every file with markers.
+   */
+  async problemsLabel() {
+    const item = this.page.locator('[id="status.problems"]').first();
+    await item.waitFor({ timeout: 30_000 });
+    return item.evaluate((el) => el.getAttribute('aria-label') || el.querySelector('[aria-label]')?.getAttribute('aria-label') || el.textContent || '');
+  }
+
+  /** Waits until the Problems label matches `re`; fails naming what it last showed. */
+  async waitProblems(re, what, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      last = await this.problemsLabel();
+      if (re.test(last)) return last;
+      if (Date.now() > deadline) throw new Error(`${what}: the status bar's Problems entry still says "${last}" after ${timeoutMs} ms (want ${re})`);
+      await this.page.waitForTimeout(100);
+    }
+  }
+
   /** Shows the LoRA Lab view container (clicking its activity-bar icon when it is open would close it). */
   async showLoraLab() {
     const item = this.page.locator('.activitybar .action-item:has(a[aria-label^="LoRA Lab"])');
