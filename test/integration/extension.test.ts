@@ -262,7 +262,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 
   it('converts a PEFT adapter to a llama.cpp GGUF in a CLI child process, with the per-layer ΔW error', async () => {
     const a = await api();
-    const node = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
+    const node = (await adapterRows(a)).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
     assert.ok(node);
     const out = path.join(workspaceDir(), 'converted', 'llama-tiny-r8.gguf');
     fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -300,7 +300,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 
   it('Copy Path puts the adapter folder path on the clipboard', async () => {
     const a = await api();
-    const node = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
+    const node = (await adapterRows(a)).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
     assert.ok(node);
     // Expected from the workspace layout, not from the command; a stale clipboard must not pass either.
     const expected = wsUri('adapters', 'llama-tiny-r8').fsPath;
