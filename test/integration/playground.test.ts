@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ToPlaygroundWebview } from '../../src/protocol/playground';
-import { api, waitFor, workspaceDir } from './helpers';
+import { adapterRows, api, waitFor, workspaceDir } from './helpers';
 
 /** The part of PlaygroundPanel this suite uses (the command returns the panel). */
 interface PlaygroundPanelLike {
@@ -21,7 +21,7 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
 (restricted ? describe.skip : describe)('Try Adapter (playground)', () => {
   it('generates from the base and base + adapter side by side in a worker; the host never loads tfjs', async () => {
     const a = await api();
-    const node = (await a.adapters.getChildren()).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
+    const node = (await adapterRows(a)).find((n) => n.kind === 'adapter' && n.info.label === 'llama-tiny-r8');
     assert.ok(node, 'the llama-tiny-r8 adapter is listed');
     const panel = await vscode.commands.executeCommand<PlaygroundPanelLike>('loraLab.tryAdapter', node);
     assert.ok(panel, 'the command returns the panel');
