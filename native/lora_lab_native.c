@@ -703,12 +703,14 @@ static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
   return 1;
 }
 
-// Reads argument v as a non-negative integer below 2^31 (sizes and offsets of tfjs tensors).
+// Reads argument v as a non-negative integer below 2^32. Offsets and sizes are element counts into a
+// typed array that may span the whole of a 4 GiB wasm memory, so nothing here may assume 2^31; the
+// bound keeps every product of two counts inside int64_t (three are checked in doubles first).
 static int get_count(napi_env env, napi_value v, const char *name, int64_t *out) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 2147483648.0) || d != (double)(int64_t)d) {
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 4294967296.0) || d != (double)(int64_t)d) {
     char msg[160];
-    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be an integer in [0, 2^31)", name);
+    snprintf(msg, sizeof msg, "lora-lab-native gemm: %s must be an integer in [0, 2^32)", name);
     napi_throw_range_error(env, NULL, msg);
     return 0;
   }
@@ -763,6 +765,11 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   }
   const int transA = (flags & 1) != 0, transB = (flags & 2) != 0;
   const int aBatched = (flags & 4) != 0, bBatched = (flags & 8) != 0;
+  if ((double)batch * (double)m * (double)k > 9.0e15 || (double)batch * (double)k * (double)n > 9.0e15 ||
+      (double)batch * (double)m * (double)n > 9.0e15) {
+    napi_throw_range_error(env, NULL, "lora-lab-native gemm: batch·m·k, batch·k·n or batch·m·n exceeds 2^53");
+    return NULL;
+  }
   const int64_t sizeA = m * k, sizeB = k * n, sizeC = m * n;
   const int64_t needA = (aBatched ? batch : 1) * sizeA, needB = (bBatched ? batch : 1) * sizeB, needC = batch * sizeC;
   if (!range_ok(env, "a", aOff, needA, a.length) || !range_ok(env, "b", bOff, needB, b.length) ||

@@ -111,7 +111,8 @@ export function heapF32(be: WasmBackendInternals, end: number): Float32Array {
 
 /** A tensor's place in the wasm heap, in floats (its byte offset / 4). */
 export function f32Offset(be: WasmBackendInternals, t: tf.TensorInfo): number {
-  return be.dataIdMap.get(t.dataId).memoryOffset >> 2;
+  // memoryOffset is unsigned (a 4 GiB memory has offsets past 2^31), so no signed shift here.
+  return be.dataIdMap.get(t.dataId).memoryOffset / 4;
 }
 
 let installed: (() => void) | undefined;
