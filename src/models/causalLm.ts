@@ -9,6 +9,7 @@ import type { HfModelConfig } from '../formats/hfConfig';
 import { InteropError } from '../formats/adapters/interopError';
 import type { LinearLayer, LoraLookup } from './linear';
 import { numel, shapeText, type WeightSource } from './weights';
+import { causalLabels, chunkedCrossEntropy } from '../engine/crossEntropy';
 
 export interface CausalLm {
   readonly config: HfModelConfig;
@@ -19,8 +20,15 @@ export interface CausalLm {
   /** Parameters of the base model, counting tied weights once (PEFT's all_params minus LoRA). */
   readonly paramCount: number;
   /** ids: [batch][seq] token ids -> logits [batch, seq, vocab]. */
-  forward(ids: tf.Tensor2D, lora?: LoraLookup): tf.Tensor3D;
+  forward(ids: tf.Tensor2D, lora?: LoraLookup, opts?: ForwardOptions): tf.Tensor3D;
+  /** ids -> what the output layer (linears.get("lm_head")) reads: the final norm's output [batch, seq, hidden]. */
+  hidden(ids: tf.Tensor2D, lora?: LoraLookup, opts?: ForwardOptions): tf.Tensor3D;
   dispose(): void;
+}
+
+export interface ForwardOptions {
+  /** Recompute each transformer block in the backward pass instead of keeping its activations. */
+  checkpoint?: boolean;
 }
 
 /** Pulls tensors out of a WeightSource, checking each shape against what the config implies. */
@@ -125,6 +133,22 @@ export function causalLmLoss(logits: tf.Tensor3D, ids: tf.Tensor2D): tf.Scalar {
     const logp = tf.logSoftmax(pred);
     const picked = tf.sum(tf.mul(logp, tf.oneHot(labels.toInt(), v)), 1); // [b(s-1)]
     return tf.neg(tf.mean(picked)) as tf.Scalar;
+  });
+}
+
+/**
+ * The training loss of causalLmLoss without the [b, s, V] logits: the output layer and the
+ * cross-entropy in row chunks (src/engine/crossEntropy.ts). With a LoRA-adapted output layer, the
+ * plain form (its gradient must reach the adapter).
+ */
+export function causalLmTrainLoss(model: CausalLm, ids: tf.Tensor2D, lora?: LoraLookup, opts: ForwardOptions = {}): tf.Scalar {
+  const head = model.linears.get('lm_head');
+  if (!head || lora?.(head.path)) return causalLmLoss(model.forward(ids, lora, opts), ids);
+  const [b, s] = ids.shape;
+  const labels = causalLabels(ids.dataSync() as Int32Array, b, s);
+  return tf.tidy(() => {
+    const h = model.hidden(ids, lora, opts); // [b, s, H]
+    return chunkedCrossEntropy(h.reshape([b * s, head.inFeatures]) as tf.Tensor2D, head.wt, head.bias, labels);
   });
 }
 

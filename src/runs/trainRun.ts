@@ -78,8 +78,8 @@ export function loadExperimentConfig(configPath: string): { config: ExperimentCo
 }
 
 /** Built-in kinds come from the engine; causal-lm from src/models (it reads the model folder and dataset). */
-async function makeSession(config: ExperimentConfig, configDir: string): Promise<TrainingSession> {
-  if (config.kind === 'causal-lm') return createCausalLmSession(config, configDir);
+async function makeSession(config: ExperimentConfig, configDir: string, log: (message: string) => void): Promise<TrainingSession> {
+  if (config.kind === 'causal-lm') return createCausalLmSession(config, configDir, log);
   return createSession(config);
 }
 
@@ -122,7 +122,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   }
 
   const backend = await startBackend({ prefer: opts.backend, wasmDir: opts.wasmDir, threads: opts.threads });
-  const session = await makeSession(config, configDir);
+  const session = await makeSession(config, configDir, (m) => log('info', m));
   try {
     let elapsedOffset = 0;
     if (folder) {
