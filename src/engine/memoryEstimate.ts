@@ -163,8 +163,9 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
   const tiedExtra = c.tieWordEmbeddings || c.modelType === 'llama' ? V * H : 0; // the output layer's transposed copy
   let frozen = (params + tiedExtra) * 4;
   if (!x.nativeKernels) {
-    // The pure wasm products cache Wᵀ of each frozen weight used in dx = dy·W.
-    for (const l of shapes) frozen += l.inFeatures * l.outFeatures * 4;
+    // The pure wasm products cache Wᵀ of each frozen weight used in dx = dy·W, and XNNPACK keeps a
+    // packed copy of each right operand it has seen.
+    for (const l of shapes) frozen += 2 * l.inFeatures * l.outFeatures * 4;
   }
   const loraParams = x.targets.reduce((a, t) => a + t.r * (t.inFeatures + t.outFeatures) + (x.dora ? t.outFeatures : 0), 0);
   const slots = x.optimizer === 'sgd' ? 1 : 2;
@@ -181,9 +182,11 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
   for (let i = 0; i < c.numLayers; i++) perLayer.push(blockFloatsPerToken(c, x.seqLen, byLayer.get(i) ?? [], x.dropout === true, x.dora === true) * N * 4);
   const largestBlock = Math.max(0, ...perLayer);
   const embed = 3 * H * N * 4; // lookup, positions, their sum
+  // Without the native kernels, norms and GELU run as several tfjs ops, each keeping its own inputs.
+  const opsFactor = x.nativeKernels ? 1 : 1.7;
   const activations = x.gradientCheckpointing
-    ? embed + c.numLayers * H * N * 4 + 2 * largestBlock // inputs kept; one block recomputed and its gradients
-    : embed + perLayer.reduce((a, b) => a + b, 0) + largestBlock;
+    ? embed + c.numLayers * H * N * 4 + opsFactor * largestBlock // inputs kept; one block recomputed at a time
+    : embed + opsFactor * (perLayer.reduce((a, b) => a + b, 0) + largestBlock);
 
   const headAdapted = x.targets.some((t) => t.path === 'lm_head');
   const rows = Math.min(N, lossChunkRows(V));
