@@ -48,6 +48,7 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
   let previous: string;
   let be: Heap;
   let block = 0;
+  const fillers: number[] = [];
   let restore: (() => void) | undefined;
 
   before(async function () {
@@ -58,9 +59,22 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
     // Untouched: only its header page is written, so the grown memory costs address space, not RSS.
     block = be.wasm._malloc(TWO_GIB + (64 << 20)) >>> 0;
     assert.ok(block !== 0, 'the wasm heap could not grow past 2 GiB');
+    // Earlier suites in this process leave free holes below 2 GiB: fill them, so that what is
+    // allocated next (every tensor here is larger than the smallest filler) lies past the block.
+    for (const size of [16 << 20, 1 << 20, 1 << 16, 1 << 12, 1 << 8]) {
+      for (;;) {
+        const p = be.wasm._malloc(size) >>> 0;
+        if (p > TWO_GIB) {
+          be.wasm._free(p);
+          break;
+        }
+        fillers.push(p);
+      }
+    }
   });
   after(async function () {
     restore?.();
+    for (const p of fillers) be.wasm._free(p);
     if (block) be.wasm._free(block);
     if (previous) await tf.setBackend(previous);
   });
