@@ -10,6 +10,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { lossChunkRows } from './memoryEstimate';
 
+/** One-hot rows as float32. The wasm backend's OneHot writes int32 whatever dtype is asked for, so cast. */
+function oneHotF32(labels: tf.Tensor1D, depth: number): tf.Tensor2D {
+  return tf.cast(tf.oneHot(labels, depth), 'float32') as tf.Tensor2D;
+}
+
 function checkLabels(labels: Int32Array, n: number, vocab: number, what: string): number {
   if (labels.length !== n) throw new RangeError(`${what}: ${labels.length} labels for ${n} rows`);
   let count = 0;
@@ -29,19 +34,32 @@ export function plainCrossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.S
     const mask = tf.tensor1d(Float32Array.from(labels, (l) => (l >= 0 ? 1 : 0))); // [N]
     const safe = tf.tensor1d(Int32Array.from(labels, (l) => Math.max(l, 0)), 'int32'); // [N]
     const logp = tf.logSoftmax(logits); // [N, V]
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(safe, v, 1, 0, 'float32')), 1); // [N]
+    const picked = tf.sum(tf.mul(logp, oneHotF32(safe, v)), 1); // [N]
     return tf.div(tf.neg(tf.sum(tf.mul(picked, mask))), count) as tf.Scalar;
   });
+}
+
+/** The output layer as two products (a weight outside the heap): x·Wᵀ [rows, V] and its input gradient g·W [rows, H]. */
+export interface OutputProduct {
+  logits(x: tf.Tensor2D): tf.Tensor2D;
+  inputGrad(g: tf.Tensor2D): tf.Tensor2D;
+  vocab: number;
 }
 
 /**
  * Mean cross-entropy of the logits h·wt (+ bias) against labels, in chunks of `chunkRows` rows each
  * way. h [N, H]; wt [H, V] (frozen: no gradient flows to it, nor to bias); the gradient reaches h.
  */
-export function chunkedCrossEntropy(h: tf.Tensor2D, wt: tf.Tensor2D, bias: tf.Tensor1D | undefined, labels: Int32Array, chunkRows = lossChunkRows(wt.shape[1])): tf.Scalar {
+export function chunkedCrossEntropy(
+  h: tf.Tensor2D, wt: tf.Tensor2D | OutputProduct, bias: tf.Tensor1D | undefined, labels: Int32Array,
+  chunkRows = lossChunkRows(wt instanceof tf.Tensor ? wt.shape[1] : wt.vocab),
+): tf.Scalar {
   const [n, hidden] = h.shape;
-  const v = wt.shape[1];
-  if (wt.shape[0] !== hidden) throw new RangeError(`chunkedCrossEntropy: h is [${n}, ${hidden}] but the output weight is [${wt.shape}] (expected [${hidden}, V])`);
+  const out: OutputProduct = wt instanceof tf.Tensor
+    ? { logits: (x) => tf.matMul(x, wt), inputGrad: (g) => tf.matMul(g, wt, false, true), vocab: wt.shape[1] }
+    : wt;
+  const v = out.vocab;
+  if (wt instanceof tf.Tensor && wt.shape[0] !== hidden) throw new RangeError(`chunkedCrossEntropy: h is [${n}, ${hidden}] but the output weight is [${wt.shape}] (expected [${hidden}, V])`);
   const count = checkLabels(labels, n, v, 'chunkedCrossEntropy');
   const rows = Math.max(1, Math.min(n, Math.floor(chunkRows)));
   const chunks: { r0: number; len: number; safe: Int32Array; mask: Float32Array }[] = [];
@@ -51,7 +69,7 @@ export function chunkedCrossEntropy(h: tf.Tensor2D, wt: tf.Tensor2D, bias: tf.Te
     chunks.push({ r0, len, safe: Int32Array.from(part, (l) => Math.max(l, 0)), mask: Float32Array.from(part, (l) => (l >= 0 ? 1 : 0)) });
   }
   const logitsOf = (x: tf.Tensor2D, c: (typeof chunks)[number]): tf.Tensor2D => {
-    const z = tf.matMul(tf.slice(x, [c.r0, 0], [c.len, hidden]), wt); // [len, V]
+    const z = out.logits(tf.slice(x, [c.r0, 0], [c.len, hidden])); // [len, V]
     return (bias ? tf.add(z, bias) : z) as tf.Tensor2D;
   };
   const f = tf.customGrad((x: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
@@ -78,9 +96,9 @@ export function chunkedCrossEntropy(h: tf.Tensor2D, wt: tf.Tensor2D, bias: tf.Te
           tf.tidy(() => {
             const z = logitsOf(hs, c); // [len, V]
             // d(loss)/dz = (softmax(z) − onehot(label)) · mask / count · dy
-            const g = tf.sub(tf.softmax(z), tf.oneHot(tf.tensor1d(c.safe, 'int32'), v, 1, 0, 'float32')); // [len, V]
+            const g = tf.sub(tf.softmax(z), oneHotF32(tf.tensor1d(c.safe, 'int32'), v)); // [len, V]
             const w = tf.mul(tf.reshape(tf.tensor1d(c.mask), [c.len, 1]), tf.div(dy as tf.Tensor, count)); // [len, 1]
-            return tf.matMul(tf.mul(g, w), wt, false, true); // [len, H]
+            return out.inputGrad(tf.mul(g, w) as tf.Tensor2D); // [len, H]
           }),
         );
         const dh = parts.length === 1 ? parts[0] : tf.concat(parts, 0);

@@ -103,6 +103,11 @@ export interface MemoryEstimateInput {
   nativeKernels: boolean;
   /** Bytes of the weight files as stored; default: the parameters as float32. */
   storedWeightBytes?: number;
+  /**
+   * Frozen linear and embedding weights stay outside the heap as stored (src/engine/kernels/frozenWeights.ts):
+   * the heap then holds only norms, biases and positions, and the host the file's bytes, not widened.
+   */
+  frozenOutsideHeap?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -162,7 +167,12 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
   const shapes = linearShapesOf(c);
   const tiedExtra = c.tieWordEmbeddings || c.modelType === 'llama' ? V * H : 0; // the output layer's transposed copy
   let frozen = (params + tiedExtra) * 4;
-  if (!x.nativeKernels) {
+  let outside = 0; // elements of the weights kept outside the heap
+  if (x.frozenOutsideHeap) {
+    outside = V * H; // the embedding
+    for (const l of shapes) if (l.path !== 'lm_head' || !c.tieWordEmbeddings) outside += l.inFeatures * l.outFeatures;
+    frozen = (params - outside) * 4;
+  } else if (!x.nativeKernels) {
     // The pure wasm products cache Wᵀ of each frozen weight used in dx = dy·W, and XNNPACK keeps a
     // packed copy of each right operand it has seen.
     for (const l of shapes) frozen += 2 * l.inFeatures * l.outFeatures * 4;
@@ -194,7 +204,7 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
   const loss = headAdapted ? 8 * N * V * 4 : 2 * N * H * 4 + 5 * rows * V * 4;
   const heap = HEAP_BASE_BYTES + frozen + lora + activations + loss;
   const stored = x.storedWeightBytes ?? params * 4;
-  const host = stored + params * 4;
+  const host = stored + (params - outside) * 4; // the file's bytes, and the widened copies of what goes into the heap
   return { frozenWeights: frozen, lora, activations, loss, heap, host, total: heap + host + RUNTIME_BYTES, chunkedLoss: !headAdapted };
 }
 
@@ -261,7 +271,7 @@ export const PEFT_DEFAULT_TARGETS: Record<'llama' | 'gpt2', string[]> = { llama:
 export function causalLmMemoryInput(
   config: ExperimentConfig,
   model: HfModelConfig,
-  opts: { nativeKernels: boolean; storedWeightBytes?: number },
+  opts: { nativeKernels: boolean; storedWeightBytes?: number; frozenOutsideHeap?: boolean },
 ): MemoryEstimateInput {
   if (config.model.kind !== 'causal-lm') throw new RangeError(`causalLmMemoryInput: kind "${config.kind}" is not causal-lm`);
   const l = config.lora;
@@ -284,5 +294,6 @@ export function causalLmMemoryInput(
     gradientCheckpointing: config.training.gradientCheckpointing === true,
     nativeKernels: opts.nativeKernels,
     storedWeightBytes: opts.storedWeightBytes,
+    frozenOutsideHeap: opts.frozenOutsideHeap === true,
   };
 }

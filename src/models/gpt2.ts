@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InteropError } from '../formats/adapters/interopError';
 import type { Gpt2Config } from '../formats/hfConfig';
-import { WeightLoader, causalMask, type CausalLm, type ForwardOptions } from './causalLm';
+import { WeightLoader, causalMask, takeEmbedding, tiedHead, type CausalLm, type ForwardOptions } from './causalLm';
 import { checkpointBlock } from './checkpoint';
 import { geluNew } from './llama';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
@@ -43,7 +43,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
   const H = c.hiddenSize;
   const ld = new WeightLoader(weights, source, ['transformer.', '']);
   try {
-    const wte = ld.take('wte.weight', [c.vocabSize, H]).tensor as tf.Tensor2D; // [V, H]
+    const wte = takeEmbedding(ld, 'wte.weight', c.vocabSize, H); // [V, H]
     const wpe = ld.take('wpe.weight', [c.maxPositions, H]).tensor as tf.Tensor2D; // [P, H]
     const linears = new Map<string, LinearLayer>();
     const blocks: Gpt2Block[] = [];
@@ -76,9 +76,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
       ld.tensors.push(...head.tensors);
       ld.used.push(...head.used);
     } else {
-      const wt = tf.transpose(wte) as tf.Tensor2D;
-      ld.tensors.push(wt);
-      lmHead = { path: 'lm_head', weightName: ld.resolve('wte.weight')!, inFeatures: H, outFeatures: c.vocabSize, conv1d: false, wt };
+      lmHead = tiedHead(wte, H, c.vocabSize);
     }
     linears.set('lm_head', lmHead);
     const count = ld.paramCount + (untied ? H * c.vocabSize : 0);
@@ -98,7 +96,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
         if (s > c.maxPositions) throw new InteropError('bad-input', `input ids: sequence length ${s} exceeds the model's n_positions ${c.maxPositions}`);
         const mask = maskFor(s);
         const pos = wpe.slice([0, 0], [s, H]); // [s, H]
-        let h = tf.add(tf.gather(wte, ids.reshape([-1])).reshape([b, s, H]), pos); // [b, s, H]
+        let h = tf.add(wte.rows(ids.reshape([-1])).reshape([b, s, H]), pos); // [b, s, H]
         const heads = (x: tf.Tensor) => x.reshape([b, s, c.numHeads, c.headDim]).transpose([0, 2, 1, 3]); // [b, nh, s, hd]
         blocks.forEach((blk, i) => {
           const block = (hIn: tf.Tensor, lk?: LoraLookup): tf.Tensor => {

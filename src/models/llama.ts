@@ -2,7 +2,7 @@
 // rotate_half layout, grouped-query attention (num_key_value_heads), SwiGLU MLP, tied or untied lm_head.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Llama3RopeScaling, LlamaConfig } from '../formats/hfConfig';
-import { WeightLoader, causalMask, type CausalLm, type ForwardOptions } from './causalLm';
+import { WeightLoader, causalMask, takeEmbedding, tiedHead, type CausalLm, type ForwardOptions } from './causalLm';
 import { checkpointBlock } from './checkpoint';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
@@ -94,7 +94,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
   const c = config;
   const ld = new WeightLoader(weights, source);
   try {
-    const embed = ld.take('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]).tensor as tf.Tensor2D; // [V, H]
+    const embed = takeEmbedding(ld, 'model.embed_tokens.weight', c.vocabSize, c.hiddenSize); // [V, H]
     const linears = new Map<string, LinearLayer>();
     const layers: LlamaLayer[] = [];
     const qOut = c.numHeads * c.headDim;
@@ -123,7 +123,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
     // Tied checkpoints usually omit lm_head.weight; use the embedding then (as transformers does).
     const tied = c.tieWordEmbeddings || !ld.has('lm_head.weight');
     const lmHead: LinearLayer = tied
-      ? { path: 'lm_head', weightName: ld.resolve('model.embed_tokens.weight')!, inFeatures: c.hiddenSize, outFeatures: c.vocabSize, conv1d: false, wt: track(ld, tf.transpose(embed)) }
+      ? tiedHead(embed, c.hiddenSize, c.vocabSize)
       : ld.linear('lm_head', c.hiddenSize, c.vocabSize, false);
     linears.set('lm_head', lmHead);
     if (c.numHeads % c.numKvHeads !== 0 || c.headDim % 2 !== 0) throw new Error('unreachable: checked by parseHfConfig');
@@ -155,7 +155,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
       tf.tidy(() => {
         const [b, s] = ids.shape;
         const { cos, sin, rot, maskGrouped } = constantsFor(s);
-        let h = tf.gather(embed, ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
+        let h = embed.rows(ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
         const heads = (x: tf.Tensor, n: number) => x.reshape([b, s, n, c.headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [b, n, s, hd]
         const rope = (x: tf.Tensor4D) => tf.add(tf.mul(x, cos), tf.mul(rotateHalfMatMul(x, rot), sin)) as tf.Tensor4D;
         layers.forEach((layer, i) => {
@@ -197,9 +197,4 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
     ld.dispose();
     throw e;
   }
-}
-
-function track<T extends tf.Tensor>(ld: WeightLoader, t: T): T {
-  ld.tensors.push(t);
-  return t;
 }

@@ -13,6 +13,7 @@ import { loadCausalLmInputs } from '../io/hfFolder';
 import { causalLmSessionFrom, causalLmSettings, type CausalLmSession } from '../models/causalLmSession';
 import { causalLmMemoryInput, describeMemoryEstimate, estimateTrainingMemory, memoryRefusal, WASM_HEAP_BYTES, type MemoryLimits } from '../engine/memoryEstimate';
 import { wasmNativeKernels } from '../engine/kernels/wasmFastKernels';
+import { frozenNative } from '../engine/kernels/frozenWeights';
 import { modelSizeLimit } from './backendSetup';
 
 /** What bounds memory on the backend in use: the wasm memory's 4 GiB, and the machine's memory. */
@@ -48,7 +49,11 @@ export async function createCausalLmSession(config: ExperimentConfig, configDir:
   if (configText !== undefined) {
     const hf = parseHfConfig(configText, configPath);
     const stored = await weightFileBytes(modelDir);
-    const input = causalLmMemoryInput(config, hf, { nativeKernels: tf.getBackend() === 'wasm' && wasmNativeKernels() !== undefined, storedWeightBytes: stored || undefined });
+    const input = causalLmMemoryInput(config, hf, {
+      nativeKernels: tf.getBackend() === 'wasm' && wasmNativeKernels() !== undefined,
+      storedWeightBytes: stored || undefined,
+      frozenOutsideHeap: frozenNative() !== undefined,
+    });
     const estimate = estimateTrainingMemory(input);
     const refusal = memoryRefusal(input, estimate, memoryLimits(), modelDir);
     if (refusal) throw new InteropError('too-large', refusal, modelDir);

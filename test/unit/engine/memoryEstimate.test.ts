@@ -85,6 +85,17 @@ describe('engine: memory estimate', () => {
     assert.match(memoryRefusal(ck, estimateTrainingMemory(ck), { totalBytes: 2 ** 30 }, 'x') ?? '', /it needs [\d.]+ GiB in all but this machine has 1\.00 GiB/);
   });
 
+  it('Llama-3.2-1B in BF16 at B1×T512, checkpointed, fits the 4 GiB heap only with its frozen weights outside it', () => {
+    const x = causalLmMemoryInput(experiment('m', 1, 512, true, ['q_proj', 'k_proj', 'v_proj', 'o_proj']), llama1b, { nativeKernels: true, storedWeightBytes: 2 * 1_235_814_400 });
+    const inHeap = estimateTrainingMemory(x);
+    const outside = estimateTrainingMemory({ ...x, frozenOutsideHeap: true });
+    assert.ok(inHeap.heap > WASM_HEAP_BYTES, 'in the heap as float32 it cannot fit');
+    assert.ok(outside.heap < WASM_HEAP_BYTES / 2, `outside: ${outside.heap}`);
+    assert.ok(outside.frozenWeights < 2 ** 20, 'only the norms stay in the heap');
+    assert.equal(outside.host, 2 * 1_235_814_400 + outside.frozenWeights, 'the file bytes, never widened');
+    assert.equal(memoryRefusal({ ...x, frozenOutsideHeap: true }, outside, { heapBytes: WASM_HEAP_BYTES }, 'x'), undefined);
+  });
+
   it('train refuses an impossible run before reading a weight (the weights file here is not even safetensors)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lab-estimate-'));
     try {
