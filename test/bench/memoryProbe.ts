@@ -4,17 +4,23 @@
 // Run in a fresh process per shape:
 //   tsx test/bench/memoryProbe.ts '{"model":"gpt2","over":{"n_layer":2},"batch":2,"seqLen":256,"steps":2}'
 // Prints one JSON line. Used by the real-size benchmarks and to check the estimate against measurement.
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadHfFolder } from '../../src/io/hfFolder';
+import { frozenNative } from '../../src/engine/kernels/frozenWeights';
 import { startBackend } from '../../src/runs/backendSetup';
 import { causalLmSessionFrom } from '../../src/models/causalLmSession';
 import { weightsFromRecord } from '../../src/models/weights';
-import { causalLmMemoryInput, estimateTrainingMemory } from '../../src/engine/memoryEstimate';
+import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../../src/engine/memoryEstimate';
+import { memoryLimits } from '../../src/runs/causalLmSession';
 import { wasmNativeKernels } from '../../src/engine/kernels/wasmFastKernels';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
 import { gpt2ConfigJson, llama1bConfigJson, parseConfigJson, randomCheckpoint } from './randomModel';
 
 export interface ProbeRequest {
   model: 'gpt2' | 'llama';
+  /** A model folder to train (config.json + model.safetensors) instead of random weights in memory. */
+  folder?: string;
   /** config.json overrides of the family's real-size default. */
   over?: Record<string, unknown>;
   batch: number;
@@ -46,8 +52,8 @@ function heapBytes(): number {
 
 export async function probe(req: ProbeRequest): Promise<ProbeResult> {
   const backend = await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
-  const raw = req.model === 'gpt2' ? gpt2ConfigJson(req.over) : llama1bConfigJson(req.over);
-  const hf = parseConfigJson(raw);
+  const folder = req.folder ? await loadHfFolder(req.folder) : undefined;
+  const hf = folder ? folder.config : parseConfigJson(req.model === 'gpt2' ? gpt2ConfigJson(req.over) : llama1bConfigJson(req.over));
   const config: ExperimentConfig = {
     name: 'probe',
     kind: 'causal-lm',
@@ -58,12 +64,19 @@ export async function probe(req: ProbeRequest): Promise<ProbeResult> {
     schedule: { name: 'constant', warmupSteps: 0, minLrRatio: 0 },
     training: { steps: req.steps, batchSize: req.batch, seed: 1, evalEvery: 0, evalBatches: 1, checkpointEvery: 0, logEvery: 1, gradientCheckpointing: req.checkpoint === true },
   };
-  const input = causalLmMemoryInput(config, hf, { nativeKernels: tf.getBackend() === 'wasm' && wasmNativeKernels() !== undefined, storedWeightBytes: 0 });
+  const input = causalLmMemoryInput(config, hf, {
+    nativeKernels: tf.getBackend() === 'wasm' && wasmNativeKernels() !== undefined,
+    storedWeightBytes: folder ? folder.float32Bytes : 0,
+    frozenOutsideHeap: folder !== undefined && frozenNative() !== undefined,
+  });
+  if (folder) input.storedWeightBytes = folder.weightFiles.reduce((a, f) => a + fs.statSync(f).size, 0);
   const estimate = estimateTrainingMemory(input);
-  const rec = randomCheckpoint(hf, 1);
+  const refusal = memoryRefusal(input, estimate, memoryLimits(), req.folder ?? 'random model');
+  if (refusal) throw new Error(refusal);
+  const weights = folder ? folder.weights : weightsFromRecord(randomCheckpoint(hf, 1));
   let text = '';
   for (let i = 0; text.length < (req.batch + 4) * req.seqLen * 4; i++) text += `sample ${i} of the probe text, ${(i * 7919) % 1000}. `;
-  const session = causalLmSessionFrom(config, { folder: { config: hf, weights: weightsFromRecord(rec), weightFiles: ['random'] }, modelPath: 'random', datasetPath: 'random.txt', datasetText: text });
+  const session = causalLmSessionFrom(config, { folder: { config: hf, weights, weightFiles: folder?.weightFiles ?? ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
   const losses: number[] = [];
   const msPerStep: number[] = [];
   let last = performance.now();
