@@ -87,6 +87,24 @@ describe('perf: frozen weights outside the wasm heap', function () {
     }
   }
 
+  it('gives the same bits at any thread count (each element summed in one order)', function () {
+    const threaded = nk as unknown as { threads(): number; setThreads(n: number): unknown };
+    const before = threaded.threads();
+    const { bytes } = stored(values(300 * 4099, 5), 'BF16');
+    const w = makeFrozenWeight(bytes, 'BF16', 300, 4099);
+    try {
+      const run = (n: number): Float32Array[] => {
+        threaded.setThreads(n);
+        return tf.tidy(() => [frozenMatMul(tf.tensor2d(values(64 * 4099, 6), [64, 4099]), w, 0), frozenMatMul(tf.tensor2d(values(64 * 300, 7), [64, 300]), w, 1)].map((t) => t.dataSync() as Float32Array));
+      };
+      const one = run(1);
+      const three = run(3);
+      one.forEach((a, i) => assert.ok(a.every((x, j) => Object.is(x, three[i][j])), `mode ${i}: 1 and 3 threads differ`));
+    } finally {
+      threaded.setThreads(before);
+    }
+  });
+
   it('refuses bad input, naming it: byte length, dtype, input width, row index', function () {
     const { bytes } = stored(values(6, 1), 'BF16');
     assert.throws(() => makeFrozenWeight(bytes, 'BF16', 2, 4), /\[2, 4\] BF16 needs 16 bytes but has 12/);
