@@ -128,6 +128,8 @@ export interface MemoryEstimate {
   chunkedLoss: boolean;
 }
 
+/** The share of a bounded heap a run may plan to use. */
+const HEAP_USABLE = 0.9;
 /** Node, V8 and the tfjs modules themselves, outside any tensor. */
 const RUNTIME_BYTES = 256 * 2 ** 20;
 /** The wasm module's own data and allocator slack. */
@@ -251,8 +253,9 @@ function remedies(x: MemoryEstimateInput, e: MemoryEstimate): string[] {
  */
 export function memoryRefusal(x: MemoryEstimateInput, e: MemoryEstimate, limits: MemoryLimits, source: string): string | undefined {
   const over: string[] = [];
-  if (limits.heapBytes !== undefined && e.heap > limits.heapBytes) {
-    over.push(`its tensors need ${formatBytes(e.heap)} but ${limits.heapWhy ?? 'the tensor heap'} holds at most ${formatBytes(limits.heapBytes)}`);
+  // A margin under the heap's size: the allocator's fragmentation, and the estimate's own error.
+  if (limits.heapBytes !== undefined && e.heap > HEAP_USABLE * limits.heapBytes) {
+    over.push(`its tensors need ${formatBytes(e.heap)} but ${limits.heapWhy ?? 'the tensor heap'} holds at most ${formatBytes(limits.heapBytes)} (${Math.round(HEAP_USABLE * 100)} % of it usable)`);
   }
   if (limits.totalBytes !== undefined && e.total > limits.totalBytes) {
     over.push(`it needs ${formatBytes(e.total)} in all but this machine has ${formatBytes(limits.totalBytes)}`);
