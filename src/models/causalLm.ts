@@ -133,7 +133,8 @@ export class WeightLoader {
 
   resolve(name: string): string | undefined {
     for (const p of this.prefixes) {
-      if (this.weights.get(p + name)) return p + name;
+      // stored() first: get() would widen (and cache) a whole tensor just to say it exists.
+      if ((this.weights.stored?.(p + name) ?? this.weights.get(p + name)) !== undefined) return p + name;
     }
     return undefined;
   }

@@ -68,7 +68,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
       });
     }
     const lnF = ln('ln_f');
-    const untied = !c.tieWordEmbeddings && weights.get('lm_head.weight') !== undefined;
+    const untied = !c.tieWordEmbeddings && (weights.stored?.('lm_head.weight') ?? weights.get('lm_head.weight')) !== undefined;
     let lmHead: LinearLayer;
     if (untied) {
       const head = new WeightLoader(weights, source);

@@ -140,10 +140,19 @@ describe('interop: frozen weights outside the heap', function () {
           opt.dispose();
           return { losses, values };
         };
-        const outside = buildCausalLm(folder.config, folder.weights);
+        // Nothing kept outside the heap is ever widened to float32 on the host (get() widens).
+        const widenedNames = new Set<string>();
+        const counting: WeightSource = {
+          names: () => folder.weights.names(),
+          get: (n) => (widenedNames.add(n), folder.weights.get(n)),
+          dtype: (n) => folder.weights.dtype?.(n),
+          stored: (n) => folder.weights.stored?.(n),
+        };
+        const outside = buildCausalLm(folder.config, counting);
         assert.ok(outside.linears.get('lm_head')!.frozen, 'the (tied) output layer is read outside the heap');
         const a = run(outside);
         outside.dispose();
+        assert.deepEqual([...widenedNames].filter((n) => /(wte|embed_tokens|attn\.c_attn|c_proj|c_fc|_proj)\.weight$/.test(n)), [], 'frozen weights were widened');
         const inHeap = buildCausalLm(folder.config, weightsFromRecord(widened));
         assert.equal(inHeap.linears.get('lm_head')!.frozen, undefined);
         const b = run(inHeap);
