@@ -200,7 +200,7 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
   // Without the native kernels, norms and GELU run as several tfjs ops, each keeping its own inputs.
   const opsFactor = x.nativeKernels ? 1 : 1.7;
   const activations = x.gradientCheckpointing
-    ? embed + c.numLayers * H * N * 4 + opsFactor * largestBlock // inputs kept; one block recomputed at a time
+    ? embed + c.numLayers * H * N * 4 + 1.5 * opsFactor * largestBlock // inputs kept; one block recomputed, with its gradients in flight
     : embed + opsFactor * perLayer.reduce((a, b) => a + b, 0);
 
   const headAdapted = x.targets.some((t) => t.path === 'lm_head');
