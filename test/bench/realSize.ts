@@ -109,7 +109,7 @@ export function runRealSize(names: string[], threads: number, steps = 3, log: (s
         const j = r.json as { msPerStep: number[]; rssPeakBytes: number; losses: number[] } | undefined;
         reference[dtype] = j ? { msPerStep: median(j.msPerStep.slice(1)), rssPeakBytes: j.rssPeakBytes, losses: j.losses } : { error: r.error };
       }
-      out.push({ workload: spec.name, title: spec.title, threads, ours, reference, loadAvg: [load0, os.loadavg()[0]] });
+      out.push({ workload: spec.name, title: SMALL ? `${spec.title} [LORA_LAB_BENCH_SCALE=small: shrunk shapes]` : spec.title, threads, ours, reference, loadAvg: [load0, os.loadavg()[0]] });
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
