@@ -748,12 +748,14 @@ static int get_f32(napi_env env, napi_value v, const char *name, f32view *out) {
   return 1;
 }
 
-// Reads argument v as a non-negative integer below 2^31 (sizes and offsets of tfjs tensors).
+// Reads argument v as a non-negative integer below 2^32. Offsets and sizes are element counts into a
+// typed array that may span the whole of a 4 GiB wasm memory, so nothing here may assume 2^31; the
+// bound keeps every product of two counts inside int64_t (three are checked in doubles first).
 static int get_count(napi_env env, napi_value v, const char *name, int64_t *out) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 2147483648.0) || d != (double)(int64_t)d) {
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < 4294967296.0) || d != (double)(int64_t)d) {
     char msg[160];
-    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be an integer in [0, 2^31)", t_fn, name);
+    snprintf(msg, sizeof msg, "lora-lab-native %s: %s must be an integer in [0, 2^32)", t_fn, name);
     napi_throw_range_error(env, NULL, msg);
     return 0;
   }
@@ -819,6 +821,11 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   }
   const int transA = (flags & 1) != 0, transB = (flags & 2) != 0;
   const int aBatched = (flags & 4) != 0, bBatched = (flags & 8) != 0;
+  if ((double)batch * (double)m * (double)k > 9.0e15 || (double)batch * (double)k * (double)n > 9.0e15 ||
+      (double)batch * (double)m * (double)n > 9.0e15) {
+    napi_throw_range_error(env, NULL, "lora-lab-native gemm: batch·m·k, batch·k·n or batch·m·n exceeds 2^53");
+    return NULL;
+  }
   const int64_t sizeA = m * k, sizeB = k * n, sizeC = m * n;
   const int64_t needA = (aBatched ? batch : 1) * sizeA, needB = (bBatched ? batch : 1) * sizeB, needC = batch * sizeC;
   if (!range_ok(env, "a", aOff, needA, a.length) || !range_ok(env, "b", bOff, needB, b.length) ||
@@ -1081,6 +1088,281 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   return js_threads(env, info);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Frozen weights in native memory. A frozen weight W (stored row-major [rows, cols], F32, BF16 or
+// F16, as in the safetensors file) stays in the bytes it was read into (the addon holds a reference
+// to them), outside the wasm heap and never widened as a whole; the products read it there:
+//   frozenMatMul(w, x, xOff, y, yOff, n, mode)
+//     mode 0: y [n, rows] = x [n, cols] · Wᵀ   (a Linear's forward; the tied head's logits)
+//     mode 1: y [n, cols] = x [n, rows] · W    (its backward dx = dy·W; the tied head's dh)
+//   frozenGather(w, idx, idxOff, count, out, outOff): out[i] = W[idx[i]] as float32 (embedding lookup)
+// BF16/F16 weights are widened a block of output columns at a time into a per-call buffer, and each
+// block is one product of the packed kernel above with C's leading dimension the whole row. Every
+// element of C is summed over k in the same order as the in-heap product of the widened weight, so
+// the results equal it exactly.
+
+enum { LL_F32 = 0, LL_BF16 = 1, LL_F16 = 2 };
+
+typedef struct {
+  const uint8_t *data;
+  int dtype;
+  int64_t rows, cols;
+  napi_ref keep;
+} frozen_t;
+
+/** Columns of C per widened block: ~4 MB of float32 per block for BF16/F16 weights. */
+#define LL_FROZEN_BLOCK_FLOATS (1 << 20)
+
+static float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  union { uint32_t u; float f; } v;
+  if (exp == 0) {
+    // zero or subnormal: man · 2^-24, exact in float32
+    const float f = (float)man * 5.9604644775390625e-8f;
+    return sign ? -f : f;
+  }
+  v.u = exp == 31 ? (sign | 0x7f800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
+  return v.f;
+}
+
+static inline float frozen_at(const frozen_t *w, int64_t i) {
+  switch (w->dtype) {
+    case LL_BF16: {
+      uint16_t b;
+      memcpy(&b, w->data + 2 * i, 2);
+      union { uint32_t u; float f; } v = {(uint32_t)b << 16};
+      return v.f;
+    }
+    case LL_F16: {
+      uint16_t b;
+      memcpy(&b, w->data + 2 * i, 2);
+      return half_to_float(b);
+    }
+    default: {
+      float f;
+      memcpy(&f, w->data + 4 * i, 4);
+      return f;
+    }
+  }
+}
+
+static void frozen_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  frozen_t *w = (frozen_t *)data;
+  if (w->keep) napi_delete_reference(env, w->keep);
+  free(w);
+}
+
+// frozenWeight(bytes: Uint8Array, dtype: "F32" | "BF16" | "F16", rows, cols) → a handle (external).
+static napi_value js_frozen_weight(napi_env env, napi_callback_info info) {
+  t_fn = "frozenWeight";
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) {
+    napi_throw_type_error(env, NULL, "lora-lab-native frozenWeight: expected 4 arguments (bytes, dtype, rows, cols)");
+    return NULL;
+  }
+  bool is_ta = false;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "lora-lab-native frozenWeight: bytes must be a Uint8Array");
+    return NULL;
+  }
+  char name[8] = {0};
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[1], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "lora-lab-native frozenWeight: dtype must be \"F32\", \"BF16\" or \"F16\"");
+    return NULL;
+  }
+  const int dtype = strcmp(name, "F32") == 0 ? LL_F32 : strcmp(name, "BF16") == 0 ? LL_BF16 : strcmp(name, "F16") == 0 ? LL_F16 : -1;
+  if (dtype < 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "lora-lab-native frozenWeight: dtype must be \"F32\", \"BF16\" or \"F16\", got \"%s\"", name);
+    napi_throw_range_error(env, NULL, msg);
+    return NULL;
+  }
+  int64_t rows, cols;
+  if (!get_count(env, argv[2], "rows", &rows) || !get_count(env, argv[3], "cols", &cols)) return NULL;
+  const uint64_t need = (uint64_t)rows * (uint64_t)cols * (dtype == LL_F32 ? 4u : 2u);
+  if (need != length) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "lora-lab-native frozenWeight: [%lld, %lld] %s needs %llu bytes but has %llu",
+             (long long)rows, (long long)cols, name, (unsigned long long)need, (unsigned long long)length);
+    napi_throw_range_error(env, NULL, msg);
+    return NULL;
+  }
+  frozen_t *w = (frozen_t *)calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, NULL, "lora-lab-native frozenWeight: out of memory");
+    return NULL;
+  }
+  w->data = (const uint8_t *)data;
+  w->dtype = dtype;
+  w->rows = rows;
+  w->cols = cols;
+  napi_value handle;
+  if (napi_create_reference(env, argv[0], 1, &w->keep) != napi_ok ||
+      napi_create_external(env, w, frozen_finalize, NULL, &handle) != napi_ok) {
+    if (w->keep) napi_delete_reference(env, w->keep);
+    free(w);
+    napi_throw_error(env, NULL, "lora-lab-native frozenWeight: N-API call failed");
+    return NULL;
+  }
+  return handle;
+}
+
+static const frozen_t *get_frozen(napi_env env, napi_value v, const char *fn) {
+  napi_valuetype t;
+  void *p = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "lora-lab-native %s: w must be a handle from frozenWeight", fn);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  return (const frozen_t *)p;
+}
+
+// One product on the thread pool, split as js_gemm splits an unbatched product. Returns 0 or -1.
+static int run_product(const gemm_t *whole) {
+  int threads = atomic_load(&g_threads);
+  const double flops = 2.0 * (double)whole->m * (double)whole->n * (double)whole->k;
+  if (flops < LL_MIN_FLOPS_PER_THREAD * threads) {
+    threads = (int)(flops / LL_MIN_FLOPS_PER_THREAD);
+    if (threads < 1) threads = 1;
+  }
+  gemm_t tasks[LL_MAX_THREADS];
+  const int64_t ntasks = threads > 1 ? split_product(g_isa, whole, threads, tasks) : (tasks[0] = *whole, 1);
+  return run_job(g_isa, tasks, ntasks, threads);
+}
+
+static napi_value js_frozen_matmul(napi_env env, napi_callback_info info) {
+  t_fn = "frozenMatMul";
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 7) {
+    napi_throw_type_error(env, NULL, "lora-lab-native frozenMatMul: expected 7 arguments (w, x, xOff, y, yOff, n, mode)");
+    return NULL;
+  }
+  const frozen_t *w = get_frozen(env, argv[0], "frozenMatMul");
+  if (!w) return NULL;
+  f32view x, y;
+  int64_t xOff, yOff, n, mode;
+  if (!get_f32(env, argv[1], "x", &x) || !get_count(env, argv[2], "xOff", &xOff) || !get_f32(env, argv[3], "y", &y) ||
+      !get_count(env, argv[4], "yOff", &yOff) || !get_count(env, argv[5], "n", &n) || !get_count(env, argv[6], "mode", &mode)) {
+    return NULL;
+  }
+  if (mode > 1) {
+    napi_throw_range_error(env, NULL, "lora-lab-native frozenMatMul: mode must be 0 (x·Wᵀ) or 1 (x·W)");
+    return NULL;
+  }
+  // mode 0: k = cols, outputs = rows; mode 1: k = rows, outputs = cols
+  const int64_t k = mode == 0 ? w->cols : w->rows, outs = mode == 0 ? w->rows : w->cols;
+  if ((double)n * (double)(k > outs ? k : outs) > 9.0e15) {
+    napi_throw_range_error(env, NULL, "lora-lab-native frozenMatMul: n·k exceeds 2^53");
+    return NULL;
+  }
+  if (!range_ok(env, "x", xOff, n * k, x.length) || !range_ok(env, "y", yOff, n * outs, y.length)) return NULL;
+  float *py = y.data + yOff;
+  const float *px = x.data + xOff;
+  if (overlaps(py, n * outs, px, n * k)) {
+    napi_throw_range_error(env, NULL, "lora-lab-native frozenMatMul: y overlaps x");
+    return NULL;
+  }
+  if (n == 0 || outs == 0) return NULL;
+  gemm_t g = {px, NULL, py, NULL, n, 0, k, k, 0, outs, 0, mode == 0};
+  int rc = 0;
+  if (w->dtype == LL_F32 && ((uintptr_t)w->data & 3) == 0) {
+    g.b = (const float *)w->data;
+    g.n = outs;
+    g.ldb = w->cols;
+    rc = run_product(&g);
+  } else {
+    int64_t block = LL_FROZEN_BLOCK_FLOATS / (k > 0 ? k : 1);
+    if (block < 16) block = 16;
+    if (block > outs) block = outs;
+    float *buf = (float *)malloc((size_t)(block * (k > 0 ? k : 1)) * sizeof(float));
+    if (!buf) {
+      napi_throw_error(env, NULL, "lora-lab-native frozenMatMul: out of memory for the widened block");
+      return NULL;
+    }
+    for (int64_t o0 = 0; o0 < outs && rc == 0; o0 += block) {
+      const int64_t nb = outs - o0 < block ? outs - o0 : block;
+      if (mode == 0) {
+        // rows o0.. of W, contiguous: buf [nb, k], used transposed
+        for (int64_t r = 0; r < nb; r++) {
+          for (int64_t p = 0; p < k; p++) buf[r * k + p] = frozen_at(w, (o0 + r) * w->cols + p);
+        }
+        g.ldb = k;
+      } else {
+        // columns o0.. of W: buf [k, nb]
+        for (int64_t p = 0; p < k; p++) {
+          for (int64_t j = 0; j < nb; j++) buf[p * nb + j] = frozen_at(w, p * w->cols + o0 + j);
+        }
+        g.ldb = nb;
+      }
+      g.b = buf;
+      g.n = nb;
+      g.c = py + o0;
+      rc = run_product(&g);
+    }
+    free(buf);
+  }
+  if (rc != 0) napi_throw_error(env, NULL, "lora-lab-native frozenMatMul: out of memory for the packing buffers");
+  return NULL;
+}
+
+static napi_value js_frozen_gather(napi_env env, napi_callback_info info) {
+  t_fn = "frozenGather";
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 6) {
+    napi_throw_type_error(env, NULL, "lora-lab-native frozenGather: expected 6 arguments (w, idx, idxOff, count, out, outOff)");
+    return NULL;
+  }
+  const frozen_t *w = get_frozen(env, argv[0], "frozenGather");
+  if (!w) return NULL;
+  bool is_ta = false;
+  napi_typedarray_type type;
+  size_t ilen;
+  void *idata;
+  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[1], &type, &ilen, &idata, NULL, NULL) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, NULL, "lora-lab-native frozenGather: idx must be an Int32Array");
+    return NULL;
+  }
+  f32view out;
+  int64_t idxOff, count, outOff;
+  if (!get_count(env, argv[2], "idxOff", &idxOff) || !get_count(env, argv[3], "count", &count) || !get_f32(env, argv[4], "out", &out) ||
+      !get_count(env, argv[5], "outOff", &outOff) || !range_ok(env, "idx", idxOff, count, ilen) ||
+      !range_ok(env, "out", outOff, count * w->cols, out.length)) {
+    return NULL;
+  }
+  const int32_t *idx = (const int32_t *)idata + idxOff;
+  for (int64_t i = 0; i < count; i++) {
+    if (idx[i] < 0 || idx[i] >= w->rows) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "lora-lab-native frozenGather: idx[%lld] = %d is outside [0, %lld)", (long long)i, idx[i], (long long)w->rows);
+      napi_throw_range_error(env, NULL, msg);
+      return NULL;
+    }
+  }
+  float *po = out.data + outOff;
+  for (int64_t i = 0; i < count; i++) {
+    const int64_t base = (int64_t)idx[i] * w->cols;
+    if (w->dtype == LL_F32) memcpy(po + i * w->cols, w->data + 4 * base, (size_t)w->cols * 4);
+    else for (int64_t j = 0; j < w->cols; j++) po[i * w->cols + j] = frozen_at(w, base + j);
+  }
+  return NULL;
+}
+
 // Node unloads an addon (dlclose) when the last worker thread that loaded it exits, if the main
 // thread never loaded it - as in VS Code's extension host, where only training workers do. The
 // thread pool's threads would then sleep in unmapped code and the next load would start a second
@@ -1130,6 +1412,9 @@ NAPI_MODULE_INIT() {
     {"norm", NULL, js_norm, NULL, NULL, NULL, napi_enumerable, NULL},
     {"normGrad", NULL, js_norm_grad, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"frozenWeight", NULL, js_frozen_weight, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"frozenMatMul", NULL, js_frozen_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"frozenGather", NULL, js_frozen_gather, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value version;

@@ -470,6 +470,7 @@ export function resolveConfigDefaults(file: ExperimentFile | Record<string, unkn
     checkpointEvery: intOr(t.checkpointEvery, Math.max(1, Math.floor(steps / 10))),
     keepCheckpoints: intOr(t.keepCheckpoints, 10),
     logEvery: intOr(t.logEvery, 1),
+    gradientCheckpointing: typeof t.gradientCheckpointing === 'boolean' ? t.gradientCheckpointing : false,
   };
 
   return {

@@ -328,6 +328,11 @@ export const EXPERIMENT_SCHEMA = {
           ...doc('How many of the newest checkpoints to keep; 0 keeps all. Each holds the LoRA parameters and the optimizer state (small next to the model); the dashboard scrubs ΔW and spectra over them.'),
         },
         logEvery: positiveInt('Append a line to metrics.jsonl every N steps.', { default: 1, ...maxSteps }),
+        gradientCheckpointing: {
+          type: 'boolean',
+          default: false,
+          ...doc('causal-lm: keep only each transformer block\'s input and recompute the block in the backward pass. Activations then take one block\'s worth instead of all of them, for about a third more compute per step; the gradients are the same.'),
+        },
       },
     },
   },

@@ -60,6 +60,12 @@ export interface TrainingSettings {
   /** How many of the newest checkpoints a run keeps (0 = all). They feed the dashboard's checkpoint scrubber and spectra over steps. */
   keepCheckpoints?: number;
   logEvery: number;
+  /**
+   * Keep only each transformer block's input in the forward pass and recompute the block in the backward
+   * pass (causal-lm): activations then scale with one block, not all, for ~1/3 more compute. Always set by
+   * `parseExperimentConfig`; absent (= false) in configs saved before it.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** `low-rank-recovery`: a frozen random linear layer W (k×d) and a target W* = W + U·V with rank(U·V) = trueRank. */

@@ -118,6 +118,10 @@ export function weightsFromFiles(files: { file: string; st: SafetensorsFile }[])
       return t;
     },
     dtype: (name) => where.get(name)?.entry(name).dtype,
+    stored(name) {
+      const st = where.get(name);
+      return st ? { shape: st.entry(name).shape, dtype: st.entry(name).dtype, bytes: st.raw(name) } : undefined;
+    },
   };
 }
 

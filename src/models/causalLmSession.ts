@@ -14,12 +14,13 @@ import { makeSchedule } from '../engine/schedule';
 import { trainLoop } from '../engine/trainLoop';
 import { Rng } from '../engine/rng';
 import { loraScale } from '../shared/loraScale';
+import { PEFT_DEFAULT_TARGETS } from '../engine/memoryEstimate';
 import { peftAdapterConfig } from '../shared/peftAdapterConfig';
 import type { NamedTensors } from '../engine/namedTensors';
 import type { HfModelConfig } from '../formats/hfConfig';
 import type { WeightSource } from './weights';
 import { buildCausalLm } from './buildCausalLm';
-import { causalLmLoss, idsTensor, type CausalLm } from './causalLm';
+import { causalLmTrainLoss, idsTensor, type CausalLm } from './causalLm';
 import { initTrainableAdapter, type LoraTarget, type TrainableAdapter } from './loraTrainable';
 import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows, type TokenWindows } from './textData';
 
@@ -72,8 +73,7 @@ export function causalLmSettings(config: ExperimentConfig): CausalLmModel {
 
 const OPT_PREFIX = 'optimizer/';
 
-/** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the families we run. */
-export const PEFT_DEFAULT_TARGETS: Record<'llama' | 'gpt2', string[]> = { llama: ['q_proj', 'v_proj'], gpt2: ['c_attn'] };
+export { PEFT_DEFAULT_TARGETS };
 
 export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmInputs): CausalLmSession {
   const m = causalLmSettings(config);
@@ -156,7 +156,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
       return batchOf(rows);
     },
     disposeBatch: (b: tf.Tensor2D) => b.dispose(),
-    lossFn: (batch: tf.Tensor2D, training: boolean, u: number) => causalLmLoss(model.forward(batch, dropoutLookup(training, u)), batch),
+    lossFn: (batch: tf.Tensor2D, training: boolean, u: number) => causalLmTrainLoss(model, batch, dropoutLookup(training, u), { checkpoint: training && t.gradientCheckpointing === true }),
     evalLoss: windows.eval.length === 0 ? undefined : () => evalLoss(),
   };
 
@@ -167,7 +167,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
       const rows = windows.eval.slice(i, Math.min(n, i + t.batchSize));
       const v = tf.tidy(() => {
         const b = batchOf(rows);
-        return causalLmLoss(model.forward(b, adapter.lookup), b).dataSync()[0];
+        return causalLmTrainLoss(model, b, adapter.lookup).dataSync()[0];
       });
       total += v * rows.length;
     }

@@ -4,7 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InteropError } from '../formats/adapters/interopError';
 import type { Gpt2Config } from '../formats/hfConfig';
-import { WeightLoader, causalMask, type CausalLm } from './causalLm';
+import { WeightLoader, causalMask, takeEmbedding, tiedHead, type CausalLm, type ForwardOptions } from './causalLm';
+import { checkpointBlock } from './checkpoint';
 import { geluNew } from './llama';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
@@ -42,7 +43,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
   const H = c.hiddenSize;
   const ld = new WeightLoader(weights, source, ['transformer.', '']);
   try {
-    const wte = ld.take('wte.weight', [c.vocabSize, H]).tensor as tf.Tensor2D; // [V, H]
+    const wte = takeEmbedding(ld, 'wte.weight', c.vocabSize, H); // [V, H]
     const wpe = ld.take('wpe.weight', [c.maxPositions, H]).tensor as tf.Tensor2D; // [P, H]
     const linears = new Map<string, LinearLayer>();
     const blocks: Gpt2Block[] = [];
@@ -67,7 +68,7 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
       });
     }
     const lnF = ln('ln_f');
-    const untied = !c.tieWordEmbeddings && weights.get('lm_head.weight') !== undefined;
+    const untied = !c.tieWordEmbeddings && (weights.stored?.('lm_head.weight') ?? weights.get('lm_head.weight')) !== undefined;
     let lmHead: LinearLayer;
     if (untied) {
       const head = new WeightLoader(weights, source);
@@ -75,37 +76,53 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
       ld.tensors.push(...head.tensors);
       ld.used.push(...head.used);
     } else {
-      const wt = tf.transpose(wte) as tf.Tensor2D;
-      ld.tensors.push(wt);
-      lmHead = { path: 'lm_head', weightName: ld.resolve('wte.weight')!, inFeatures: H, outFeatures: c.vocabSize, conv1d: false, wt };
+      lmHead = tiedHead(wte, H, c.vocabSize);
     }
     linears.set('lm_head', lmHead);
     const count = ld.paramCount + (untied ? H * c.vocabSize : 0);
 
-    const forward = (ids: tf.Tensor2D, lora?: LoraLookup): tf.Tensor3D =>
+    // Kept while the model lives: a checkpointed block recomputed in the backward pass needs it after
+    // the forward pass's scope has ended.
+    const masks = new Map<number, tf.Tensor2D>();
+    const maskFor = (s: number): tf.Tensor2D => {
+      let m = masks.get(s);
+      if (!m) masks.set(s, (m = tf.keep(causalMask(s))));
+      return m;
+    };
+    const blockPaths = blocks.map((blk) => [blk.cAttn, blk.attnProj, blk.cFc, blk.mlpProj].map((l) => l.path));
+    const hidden = (ids: tf.Tensor2D, lora?: LoraLookup, opts: ForwardOptions = {}): tf.Tensor3D =>
       tf.tidy(() => {
         const [b, s] = ids.shape;
         if (s > c.maxPositions) throw new InteropError('bad-input', `input ids: sequence length ${s} exceeds the model's n_positions ${c.maxPositions}`);
-        const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lora?.(l.path));
-        const mask = causalMask(s);
+        const mask = maskFor(s);
         const pos = wpe.slice([0, 0], [s, H]); // [s, H]
-        let h = tf.add(tf.gather(wte, ids.reshape([-1])).reshape([b, s, H]), pos); // [b, s, H]
+        let h = tf.add(wte.rows(ids.reshape([-1])).reshape([b, s, H]), pos); // [b, s, H]
         const heads = (x: tf.Tensor) => x.reshape([b, s, c.numHeads, c.headDim]).transpose([0, 2, 1, 3]); // [b, nh, s, hd]
         blocks.forEach((blk, i) => {
-          const x = lnorm(h, blk.ln1, c.layerNormEps);
-          const [q, k, v] = tf.split(L(blk.cAttn, x), 3, 2).map(heads); // 3 × [b, nh, s, hd]
-          let scores = tf.matMul(q, k, false, true); // [b, nh, s, s]
-          if (c.scaleAttnWeights) scores = tf.div(scores, Math.sqrt(c.headDim));
-          if (c.scaleAttnByInverseLayerIdx) scores = tf.div(scores, i + 1);
-          const att = tf.matMul(tf.softmax(tf.add(scores, mask)), v); // [b, nh, s, hd]
-          h = tf.add(h, L(blk.attnProj, att.transpose([0, 2, 1, 3]).reshape([b, s, H])));
-          const y = lnorm(h, blk.ln2, c.layerNormEps);
-          h = tf.add(h, L(blk.mlpProj, act(L(blk.cFc, y), c.activation)));
+          const block = (hIn: tf.Tensor, lk?: LoraLookup): tf.Tensor => {
+            const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lk?.(l.path));
+            const x = lnorm(hIn, blk.ln1, c.layerNormEps);
+            const [q, k, v] = tf.split(L(blk.cAttn, x), 3, 2).map(heads); // 3 × [b, nh, s, hd]
+            let scores = tf.matMul(q, k, false, true); // [b, nh, s, s]
+            if (c.scaleAttnWeights) scores = tf.div(scores, Math.sqrt(c.headDim));
+            if (c.scaleAttnByInverseLayerIdx) scores = tf.div(scores, i + 1);
+            const att = tf.matMul(tf.softmax(tf.add(scores, mask)), v); // [b, nh, s, hd]
+            const h1 = tf.add(hIn, L(blk.attnProj, att.transpose([0, 2, 1, 3]).reshape([b, s, H])));
+            const y = lnorm(h1, blk.ln2, c.layerNormEps);
+            return tf.add(h1, L(blk.mlpProj, act(L(blk.cFc, y), c.activation)));
+          };
+          h = opts.checkpoint ? checkpointBlock(block, h, lora, blockPaths[i]) : block(h, lora);
         });
-        return L(lmHead, lnorm(h, lnF, c.layerNormEps)) as tf.Tensor3D; // [b, s, V]
+        return lnorm(h, lnF, c.layerNormEps) as tf.Tensor3D; // [b, s, H]
       });
+    const forward = (ids: tf.Tensor2D, lora?: LoraLookup, opts: ForwardOptions = {}): tf.Tensor3D =>
+      tf.tidy(() => applyLinearNd(lmHead, hidden(ids, lora, opts), lora?.(lmHead.path)) as tf.Tensor3D); // [b, s, V]
 
-    return { config, linears, usedWeights: ld.used, paramCount: count, forward, dispose: () => ld.dispose() };
+    return { config, linears, usedWeights: ld.used, paramCount: count, forward, hidden, dispose: () => {
+      for (const m of masks.values()) m.dispose();
+      masks.clear();
+      ld.dispose();
+    } };
   } catch (e) {
     ld.dispose();
     throw e;

@@ -3,6 +3,7 @@
 // transpose flags (the fast path of the wasm backend); Conv1D (GPT-2) already stores [in, out].
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import { frozenMatMul, type FrozenWeight } from '../engine/kernels/frozenWeights';
 
 export interface LinearLayer {
   /** Module path as PEFT names it, e.g. "model.layers.0.self_attn.q_proj". */
@@ -14,8 +15,16 @@ export interface LinearLayer {
   outFeatures: number;
   /** GPT-2 Conv1D: stored [in, out] (PEFT's fan_in_fan_out). */
   conv1d: boolean;
-  wt: tf.Tensor2D; // [in, out]
+  /** [in, out]. With `frozen`, made in the heap on first use only (merge, DoRA's weight norm). */
+  wt: tf.Tensor2D;
   bias?: tf.Tensor1D; // [out]
+  /** The weight as stored, outside the heap: x·Wᵀ (mode 0, stored [out, in]) or x·W (mode 1, stored [in, out]). */
+  frozen?: { w: FrozenWeight; mode: 0 | 1 };
+}
+
+/** x·Wᵀ of the frozen base weight: [N, in] -> [N, out], from outside the heap where it lives there. */
+export function baseProduct(layer: LinearLayer, x: tf.Tensor2D): tf.Tensor2D {
+  return (layer.frozen ? frozenMatMul(x, layer.frozen.w, layer.frozen.mode) : tf.matMul(x, layer.wt)) as tf.Tensor2D;
 }
 
 /** The trainable (or loaded) tensors of one LoRA module; PEFT's names and shapes. */
@@ -57,14 +66,14 @@ export function doraWeightNorm(layer: LinearLayer, lora: LoraModule): tf.Tensor1
 
 /** y = x Wᵀ + b (+ s·(x Aᵀ) Bᵀ, or the DoRA form). x: [N, in] -> [N, out]. */
 export function applyLinear(layer: LinearLayer, x: tf.Tensor2D, lora?: LoraModule): tf.Tensor2D {
-  let plain = tf.matMul(x, layer.wt); // [N, out]
+  let plain = baseProduct(layer, x); // [N, out]
   const bias = lora?.bias ?? layer.bias;
   const base = bias ? plain.add(bias) : plain;
   if (!lora) return base as tf.Tensor2D;
   // PEFT: result = base_layer(x) + lora_B(lora_A(dropout(x))); DoRA uses dropout(x) in both its terms.
   if (lora.inputDropout) {
     x = lora.inputDropout(x);
-    if (lora.magnitude) plain = tf.matMul(x, layer.wt);
+    if (lora.magnitude) plain = baseProduct(layer, x);
   }
   // Factored: never materialise B·A on the forward path.
   const low = tf.matMul(tf.matMul(x, lora.A, false, true), lora.B, false, true).mul(lora.scale); // [N, out]

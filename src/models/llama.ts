@@ -2,7 +2,8 @@
 // rotate_half layout, grouped-query attention (num_key_value_heads), SwiGLU MLP, tied or untied lm_head.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Llama3RopeScaling, LlamaConfig } from '../formats/hfConfig';
-import { WeightLoader, causalMask, type CausalLm } from './causalLm';
+import { WeightLoader, causalMask, takeEmbedding, tiedHead, type CausalLm, type ForwardOptions } from './causalLm';
+import { checkpointBlock } from './checkpoint';
 import { applyLinearNd, type LinearLayer, type LoraLookup } from './linear';
 import type { WeightSource } from './weights';
 import { geluTanh } from '../engine/kernels/gelu';
@@ -93,7 +94,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
   const c = config;
   const ld = new WeightLoader(weights, source);
   try {
-    const embed = ld.take('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]).tensor as tf.Tensor2D; // [V, H]
+    const embed = takeEmbedding(ld, 'model.embed_tokens.weight', c.vocabSize, c.hiddenSize); // [V, H]
     const linears = new Map<string, LinearLayer>();
     const layers: LlamaLayer[] = [];
     const qOut = c.numHeads * c.headDim;
@@ -122,43 +123,62 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
     // Tied checkpoints usually omit lm_head.weight; use the embedding then (as transformers does).
     const tied = c.tieWordEmbeddings || !ld.has('lm_head.weight');
     const lmHead: LinearLayer = tied
-      ? { path: 'lm_head', weightName: ld.resolve('model.embed_tokens.weight')!, inFeatures: c.hiddenSize, outFeatures: c.vocabSize, conv1d: false, wt: track(ld, tf.transpose(embed)) }
+      ? tiedHead(embed, c.hiddenSize, c.vocabSize)
       : ld.linear('lm_head', c.hiddenSize, c.vocabSize, false);
     linears.set('lm_head', lmHead);
     if (c.numHeads % c.numKvHeads !== 0 || c.headDim % 2 !== 0) throw new Error('unreachable: checked by parseHfConfig');
     const nRep = c.numHeads / c.numKvHeads;
 
-    const forward = (ids: tf.Tensor2D, lora?: LoraLookup): tf.Tensor3D =>
+    // Per sequence length, kept while the model lives: a checkpointed block recomputed in the backward
+    // pass needs them after the forward pass's scope has ended.
+    const constants = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D; rot: tf.Tensor2D; maskGrouped: tf.Tensor2D }>();
+    const constantsFor = (s: number) => {
+      let k = constants.get(s);
+      if (!k) {
+        k = tf.tidy(() => {
+          const { cos, sin } = ropeTables(s, c.headDim, c.ropeTheta, c.ropeLinearFactor, c.ropeLlama3); // [s, hd]
+          const mask = causalMask(s); // [s, s]
+          // rotate_half as one exact product with a ±1 permutation (fewer kernels than split/neg/concat)
+          const rot = rotateHalfMatrix(c.headDim); // [hd, hd]
+          // Grouped-query attention without repeating k and v: the nRep query heads sharing a kv head
+          // are consecutive, so q [b, nh, s, hd] is [b, nkv, nRep·s, hd] as stored, and the causal mask
+          // is stacked nRep times. Same products as repeat_interleave, no tile and no tile gradient.
+          const maskGrouped = (nRep === 1 ? mask : tf.tile(mask, [nRep, 1])) as tf.Tensor2D; // [nRep·s, s]
+          return { cos: tf.keep(cos), sin: tf.keep(sin), rot: tf.keep(rot), maskGrouped: tf.keep(maskGrouped) };
+        });
+        constants.set(s, k);
+      }
+      return k;
+    };
+    const layerPaths = layers.map((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map((x) => x.path));
+    const hidden = (ids: tf.Tensor2D, lora?: LoraLookup, opts: ForwardOptions = {}): tf.Tensor3D =>
       tf.tidy(() => {
         const [b, s] = ids.shape;
-        const { cos, sin } = ropeTables(s, c.headDim, c.ropeTheta, c.ropeLinearFactor, c.ropeLlama3); // [s, hd]
-        const mask = causalMask(s); // [s, s]
-        const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lora?.(l.path));
-        let h = tf.gather(embed, ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
+        const { cos, sin, rot, maskGrouped } = constantsFor(s);
+        let h = embed.rows(ids.reshape([-1])).reshape([b, s, c.hiddenSize]); // [b, s, H]
         const heads = (x: tf.Tensor, n: number) => x.reshape([b, s, n, c.headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [b, n, s, hd]
-        // rotate_half as one exact product with a ±1 permutation (fewer kernels than split/neg/concat)
-        const rot = rotateHalfMatrix(c.headDim); // [hd, hd]
         const rope = (x: tf.Tensor4D) => tf.add(tf.mul(x, cos), tf.mul(rotateHalfMatMul(x, rot), sin)) as tf.Tensor4D;
-        // Grouped-query attention without repeating k and v: the nRep query heads sharing a kv head
-        // are consecutive, so q [b, nh, s, hd] is [b, nkv, nRep·s, hd] as stored, and the causal mask
-        // is stacked nRep times. Same products as repeat_interleave, no tile and no tile gradient.
-        const maskGrouped = nRep === 1 ? mask : tf.tile(mask, [nRep, 1]); // [nRep·s, s]
-        for (const layer of layers) {
-          const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps); // [b, s, H]
-          const q = rope(heads(L(layer.q, x), c.numHeads)).reshape([b, c.numKvHeads, nRep * s, c.headDim]); // [b, nkv, nRep·s, hd]
-          const k = rope(heads(L(layer.k, x), c.numKvHeads)); // [b, nkv, s, hd]
-          const v = heads(L(layer.v, x), c.numKvHeads); // [b, nkv, s, hd]
-          const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(c.headDim)), maskGrouped); // [b, nkv, nRep·s, s]
-          const att = tf.matMul(tf.softmax(scores), v).reshape([b, c.numHeads, s, c.headDim]); // [b, nh, s, hd]
-          const merged = att.transpose([0, 2, 1, 3]).reshape([b, s, c.numHeads * c.headDim]); // [b, s, nh*hd]
-          h = tf.add(h, L(layer.o, merged));
-          const y = rmsNorm(h, layer.postNorm, c.rmsNormEps);
-          const mlp = L(layer.down, tf.mul(activation(L(layer.gate, y), c.hiddenAct), L(layer.up, y))); // [b, s, H]
-          h = tf.add(h, mlp);
-        }
-        h = rmsNorm(h, finalNorm, c.rmsNormEps);
-        return L(lmHead, h) as tf.Tensor3D; // [b, s, V]
+        layers.forEach((layer, i) => {
+          const block = (hIn: tf.Tensor, lk?: LoraLookup): tf.Tensor => {
+            const L = (l: LinearLayer, x: tf.Tensor) => applyLinearNd(l, x, lk?.(l.path));
+            const x = rmsNorm(hIn, layer.inputNorm, c.rmsNormEps); // [b, s, H]
+            const q = rope(heads(L(layer.q, x), c.numHeads)).reshape([b, c.numKvHeads, nRep * s, c.headDim]); // [b, nkv, nRep·s, hd]
+            const k = rope(heads(L(layer.k, x), c.numKvHeads)); // [b, nkv, s, hd]
+            const v = heads(L(layer.v, x), c.numKvHeads); // [b, nkv, s, hd]
+            const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(c.headDim)), maskGrouped); // [b, nkv, nRep·s, s]
+            const att = tf.matMul(tf.softmax(scores), v).reshape([b, c.numHeads, s, c.headDim]); // [b, nh, s, hd]
+            const merged = att.transpose([0, 2, 1, 3]).reshape([b, s, c.numHeads * c.headDim]); // [b, s, nh*hd]
+            const h1 = tf.add(hIn, L(layer.o, merged));
+            const y = rmsNorm(h1, layer.postNorm, c.rmsNormEps);
+            const mlp = L(layer.down, tf.mul(activation(L(layer.gate, y), c.hiddenAct), L(layer.up, y))); // [b, s, H]
+            return tf.add(h1, mlp);
+          };
+          h = opts.checkpoint ? checkpointBlock(block, h, lora, layerPaths[i]) : block(h, lora);
+        });
+        return rmsNorm(h, finalNorm, c.rmsNormEps) as tf.Tensor3D; // [b, s, H]
       });
+    const forward = (ids: tf.Tensor2D, lora?: LoraLookup, opts: ForwardOptions = {}): tf.Tensor3D =>
+      tf.tidy(() => applyLinearNd(lmHead, hidden(ids, lora, opts), lora?.(lmHead.path)) as tf.Tensor3D); // [b, s, V]
 
     return {
       config,
@@ -166,15 +186,15 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
       usedWeights: ld.used,
       paramCount: ld.paramCount,
       forward,
-      dispose: () => ld.dispose(),
+      hidden,
+      dispose: () => {
+        for (const k of constants.values()) tf.dispose([k.cos, k.sin, k.rot, k.maskGrouped]);
+        constants.clear();
+        ld.dispose();
+      },
     };
   } catch (e) {
     ld.dispose();
     throw e;
   }
-}
-
-function track<T extends tf.Tensor>(ld: WeightLoader, t: T): T {
-  ld.tensors.push(t);
-  return t;
 }

@@ -13,6 +13,17 @@ export interface WeightSource {
   get(name: string): HostTensor | undefined;
   /** The stored dtype ("F32", "F16", "BF16", ...) when known; merge writes results back in it. */
   dtype?(name: string): string | undefined;
+  /**
+   * The tensor as stored (its bytes in the file's dtype, not widened), where the source keeps the
+   * file's bytes: frozen weights are then used in place (src/engine/kernels/frozenWeights.ts).
+   */
+  stored?(name: string): StoredTensor | undefined;
+}
+
+export interface StoredTensor {
+  shape: number[];
+  dtype: string;
+  bytes: Uint8Array;
 }
 
 export function weightsFromRecord(rec: Record<string, HostTensor>, dtypes?: Record<string, string>): WeightSource {
@@ -29,6 +40,7 @@ export function overlayWeights(base: WeightSource, overrides: Record<string, Hos
     names: () => [...new Set([...base.names(), ...Object.keys(overrides)])],
     get: (name) => overrides[name] ?? base.get(name),
     dtype: (name) => base.dtype?.(name) ?? (name in overrides ? 'F32' : undefined),
+    stored: (name) => (name in overrides ? undefined : base.stored?.(name)),
   };
 }
 

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendReport } from '../protocol/runFormat';
 import { initBackend } from '../engine/backend';
+import { frozenNative } from '../engine/kernels/frozenWeights';
 import { initThreadedWasm } from '../engine/wasmThreads';
 import { loadNativeKernels } from './nativeLoader';
 
@@ -87,7 +88,9 @@ function silenceCpuBanner(): void {
 export const WASM_MODEL_BYTES = 3 * 2 ** 30;
 
 export function modelSizeLimit(): { maxFloat32Bytes?: number; limitReason?: string } {
-  if (tf.getBackend() !== 'wasm') return {};
+  // With the native kernels the frozen weights stay outside the wasm memory (frozenWeights.ts); the
+  // memory estimate checks what the heap must still hold.
+  if (tf.getBackend() !== 'wasm' || frozenNative() !== undefined) return {};
   return {
     maxFloat32Bytes: WASM_MODEL_BYTES,
     limitReason: 'the wasm backend keeps every tensor in one WebAssembly memory of at most 4 GiB, with activations beside the weights: models up to ~0.8 B parameters fit; larger ones need @tensorflow/tfjs-node',

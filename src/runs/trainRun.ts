@@ -109,8 +109,8 @@ export function sweepSize(configPath: string): number {
 }
 
 /** Built-in kinds come from the engine; causal-lm from src/models (it reads the model folder and dataset). */
-async function makeSession(config: ExperimentConfig, configDir: string): Promise<TrainingSession> {
-  if (config.kind === 'causal-lm') return createCausalLmSession(config, configDir);
+async function makeSession(config: ExperimentConfig, configDir: string, log: (message: string) => void): Promise<TrainingSession> {
+  if (config.kind === 'causal-lm') return createCausalLmSession(config, configDir, log);
   return createSession(config);
 }
 
@@ -182,7 +182,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   let backend: BackendReport;
   try {
     backend = await startBackend({ prefer: opts.backend, wasmDir: opts.wasmDir, threads: opts.threads });
-    session = await makeSession(config, configDir);
+    session = await makeSession(config, configDir, (m) => log('info', m));
   } catch (e) {
     folder?.releaseLock();
     throw e;

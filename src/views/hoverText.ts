@@ -89,6 +89,8 @@ export interface ModelHoverInput {
   title?: string;
   /** DoRA (PEFT `use_dora`, experiment `lora.useDora`): each adapted layer also trains `lora_magnitude_vector` [out]. */
   useDora?: boolean;
+  /** A causal-lm experiment's memory line (describeMemoryEstimate in src/engine/memoryEstimate.ts). */
+  memory?: string;
 }
 
 export interface ModelCounts {
@@ -153,6 +155,7 @@ export function modelHoverText(input: ModelHoverInput): string {
   }
   lines.push(`- whole model: ${formatCount(c.totalParams)} parameters; trainable ${formatCount(c.trainable)}${c.extraTrainable ? ` (incl. ${formatCount(c.extraTrainable)} base parameters trained in full)` : ''}`);
   lines.push(`- trainable %: ${formatPercent(c.percentOfAll)} of all parameters (base + LoRA), ${formatPercent((100 * c.trainable) / c.totalParams)} of the base; ${about(c.totalParams / Math.max(1, c.trainable))} fewer than full fine-tuning`);
+  if (input.memory) lines.push(`- ${input.memory}`);
   lines.push('');
   lines.push(input.convention === 'seed' && input.trainBias ? SEED_CONVENTION.replace("% is of the full layer's parameters", '% of all is PEFT’s figure') : PEFT_CONVENTION);
   return lines.join('\n');

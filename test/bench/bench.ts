@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WORKLOADS, flopsPerStep, type WorkloadSpec } from './workloads';
+import { REAL_SIZE_WORKLOADS, formatRealSize, runRealSize } from './realSize';
 import type { CaseRequest, CaseResult } from './runCase';
 import { uiBenchmarks, type UiResult } from './uiBench';
 import { loadNativeKernels } from '../../src/runs/nativeLoader';
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
   log(`LoRA Lab bench: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, threads ${args.threads}, load ${load0.toFixed(1)}`);
   if (load0 > os.cpus().length) log(`warning: load average ${load0.toFixed(1)} > ${os.cpus().length} cores: times are inflated, ratios less so`);
 
-  const torch = args.torch ? torchReference(specs, args.threads, minSteps, minMs) : { available: false, note: 'skipped (--no-torch)', results: {}, best: {}, cpu: {} };
+  const torch = args.torch && specs.length > 0 ? torchReference(specs, args.threads, minSteps, minMs) : { available: false, note: specs.length ? 'skipped (--no-torch)' : 'no (a)–(d) workload asked for', results: {}, best: {}, cpu: {} };
   log(torch.available ? `PyTorch ${torch.version}, ${torch.threads} threads, ${fmt(torch.matmulGflops, 0)} GFLOP/s on 1024³` : `PyTorch: ${torch.note}`);
   if (torch.available && torch.note) log(`warning: ${torch.note}`);
 
@@ -247,6 +248,10 @@ async function main(): Promise<void> {
     }
   }
 
+  const realSize = args.workloads.filter((w) => (REAL_SIZE_WORKLOADS as readonly string[]).includes(w));
+  const realSizeReports = realSize.length ? runRealSize(realSize, args.threads, args.quick ? 2 : 3, log) : [];
+  for (const r of realSizeReports) for (const l of formatRealSize(r)) log(l);
+
   let scaling: { group: string; name: string; flopsPerStep: number; torchMs?: number; oursMs?: number; ratio?: number; error?: string }[] | undefined;
   if (args.scaling) {
     const ss = scalingSpecs();
@@ -277,6 +282,7 @@ async function main(): Promise<void> {
     threads: args.threads,
     torch,
     workloads: reports,
+    realSize: realSizeReports,
     scaling,
     ui,
     seconds: (Date.now() - t0) / 1000,

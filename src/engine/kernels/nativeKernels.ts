@@ -45,6 +45,16 @@ export interface NativeKernels {
     dy: Float32Array, dyOff: number, x: Float32Array, xOff: number, w: Float32Array, wOff: number, stats: Float32Array, statsOff: number,
     dx: Float32Array, dxOff: number, dw: Float32Array, dwOff: number, db: Float32Array | null, dbOff: number, rows: number, dim: number, center: number,
   ): void;
+  /**
+   * A frozen weight W, stored row-major [rows, cols] in `bytes` (F32, BF16 or F16 as in the file),
+   * left where it is (the addon keeps a reference to the bytes) and never widened as a whole.
+   * Absent from addons built before it.
+   */
+  frozenWeight?(bytes: Uint8Array, dtype: 'F32' | 'BF16' | 'F16', rows: number, cols: number): object;
+  /** mode 0: y [n, rows] = x [n, cols]·Wᵀ; mode 1: y [n, cols] = x [n, rows]·W. Equal to gemm on W widened. */
+  frozenMatMul?(w: object, x: Float32Array, xOff: number, y: Float32Array, yOff: number, n: number, mode: 0 | 1): void;
+  /** out [count, cols] = rows idx[idxOff..idxOff + count) of W, widened to float32. */
+  frozenGather?(w: object, idx: Int32Array, idxOff: number, count: number, out: Float32Array, outOff: number): void;
   /** The instruction set in use: "avx512", "avx2" or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */

@@ -111,7 +111,18 @@ export function heapF32(be: WasmBackendInternals, end: number): Float32Array {
 
 /** A tensor's place in the wasm heap, in floats (its byte offset / 4). */
 export function f32Offset(be: WasmBackendInternals, t: tf.TensorInfo): number {
-  return be.dataIdMap.get(t.dataId).memoryOffset >> 2;
+  // memoryOffset is unsigned (a 4 GiB memory has offsets past 2^31), so no signed shift here.
+  return be.dataIdMap.get(t.dataId).memoryOffset / 4;
+}
+
+/**
+ * The end (in floats) of the last of these tensors in the heap: each one's offset plus its own size,
+ * so a small tensor (a norm weight) at the top of the heap is not taken for a large one.
+ */
+export function heapEnd(be: WasmBackendInternals, ts: tf.TensorInfo[]): number {
+  let end = 0;
+  for (const t of ts) end = Math.max(end, f32Offset(be, t) + tf.util.sizeFromShape(t.shape));
+  return end;
 }
 
 let installed: (() => void) | undefined;
@@ -558,8 +569,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const { rows, dim } = normShapes(x, w, b);
     const y = be.makeOutput(x.shape, 'float32');
     const st = be.makeOutput([rows, 2], 'float32');
-    const offs = [x, w, ...(b ? [b] : []), y, st].map((t) => f32Offset(be, t));
-    const heap = heapF32(be, Math.max(...offs) + Math.max(rows * dim, 2 * rows)); // after makeOutput
+    const heap = heapF32(be, heapEnd(be, [x, w, ...(b ? [b] : []), y, st])); // after makeOutput
     if (rows > 0) native!.norm(heap, f32Offset(be, x), heap, f32Offset(be, w), b ? heap : null, b ? f32Offset(be, b) : 0, heap, f32Offset(be, y), heap, f32Offset(be, st), rows, dim, eps, center ? 1 : 0);
     stats.nativeNorm++;
     return [y, st];
@@ -574,8 +584,7 @@ export function registerWasmFastKernels(native?: NativeKernels): () => void {
     const dw = be.makeOutput([dim], 'float32');
     const db = hasBias ? be.makeOutput([dim], 'float32') : undefined;
     const outs = [dx, dw, ...(db ? [db] : [])];
-    const offs = [dy, x, w, st, ...outs].map((t) => f32Offset(be, t));
-    const heap = heapF32(be, Math.max(...offs) + Math.max(rows * dim, 2 * rows, dim)); // after makeOutput
+    const heap = heapF32(be, heapEnd(be, [dy, x, w, st, ...outs])); // after makeOutput
     native!.normGrad(
       heap, f32Offset(be, dy), heap, f32Offset(be, x), heap, f32Offset(be, w), heap, f32Offset(be, st), heap, f32Offset(be, dx),
       heap, f32Offset(be, dw), db ? heap : null, db ? f32Offset(be, db) : 0, rows, dim, center ? 1 : 0,

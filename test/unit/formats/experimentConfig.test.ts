@@ -208,7 +208,7 @@ describe('experiment config: defaults and rules', () => {
     assert.equal(lr.name, 'my-exp');
     assert.deepEqual(lr.model, { kind: 'low-rank-recovery', inFeatures: 64, outFeatures: 64, trueRank: 4, updateScale: 0.5, noise: 0 });
     assert.deepEqual(lr.lora, { r: 4, alpha: 4, scaling: 'standard', dropout: 0, init: 'gaussian', targetModules: ['linear'], trainBias: false, useDora: false });
-    assert.deepEqual(lr.training, { steps: 300, batchSize: 64, seed: 0, evalEvery: 30, evalBatches: 4, checkpointEvery: 30, logEvery: 1, keepCheckpoints: 10 });
+    assert.deepEqual(lr.training, { steps: 300, batchSize: 64, seed: 0, evalEvery: 30, evalBatches: 4, checkpointEvery: 30, logEvery: 1, keepCheckpoints: 10, gradientCheckpointing: false });
     const lm = parseExperimentConfig('kind: causal-lm\nmodel: {modelPath: m, dataset: {path: t.txt, evalFraction: 0}}\n', 'lm.lora.yaml').config!;
     assert.equal(lm.name, 'lm');
     assert.deepEqual(lm.lora.targetModules, [], 'causal-lm: the model type decides (PEFT defaults)');

@@ -9,6 +9,7 @@ import { loadHfFolder } from '../../../src/io/hfFolder';
 import { InteropError } from '../../../src/formats/adapters/interopError';
 import { WASM_MODEL_BYTES, modelSizeLimit, startBackend } from '../../../src/runs/backendSetup';
 import { PEFT_FIXTURES, useCpu } from './helpers';
+import { frozenNative } from '../../../src/engine/kernels/frozenWeights';
 
 const BASE = path.join(PEFT_FIXTURES, 'llama-tiny-qkvo-r8/base');
 
@@ -46,13 +47,15 @@ describe('interop: model size against the backend', () => {
     }
   });
 
-  it('the limit applies on the wasm backend only', async () => {
+  it('the limit applies on the wasm backend only, and not where the native kernels keep frozen weights outside it', async () => {
     await useCpu();
     assert.deepEqual(modelSizeLimit(), {});
-    await startBackend({ prefer: 'wasm' });
+    await startBackend({ prefer: 'wasm', native: false });
     assert.equal(tf.getBackend(), 'wasm');
     const lim = modelSizeLimit();
     assert.equal(lim.maxFloat32Bytes, WASM_MODEL_BYTES);
     assert.match(lim.limitReason ?? '', /WebAssembly memory of at most 4 GiB/);
+    await startBackend({ prefer: 'wasm' });
+    if (frozenNative()) assert.deepEqual(modelSizeLimit(), {}, 'frozen weights outside the heap: the memory estimate decides');
   });
 });

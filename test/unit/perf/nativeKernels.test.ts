@@ -464,7 +464,7 @@ describe('perf: native kernels', function () {
       args[12] = GEMM_A_BATCHED;
       assert.throws(() => call(args), (e: unknown) => e instanceof RangeError && /a needs 18 floats/.test(e.message));
       // Sizes, offsets and flags must be integers in range.
-      for (const [i, v, name] of [[1, -1, 'aOff'], [9, 2.5, 'm'], [11, Number.NaN, 'k'], [8, 2 ** 31, 'batch']] as [number, number, string][]) {
+      for (const [i, v, name] of [[1, -1, 'aOff'], [9, 2.5, 'm'], [11, Number.NaN, 'k'], [8, 2 ** 32, 'batch']] as [number, number, string][]) {
         assert.throws(() => call(withArg(i, v)), (e: unknown) => e instanceof RangeError && e.message.includes(`${name} must be an integer`), `${name} = ${v}`);
       }
       assert.throws(() => call(withArg(12, 16)), RangeError, 'flags 16');
