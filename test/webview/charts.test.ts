@@ -106,7 +106,7 @@ describe('dashboard charts and views (headless Chromium)', function () {
         (el as HTMLInputElement).value = '0';
         el.dispatchEvent(new Event('input'));
       });
-      const over = (await (await o.page.$('[data-testid=loss-chart] .u-over'))!.boundingBox())!;
+      const over = (await o.page.locator('[data-testid=loss-chart] .u-over').first().boundingBox())!;
       const mx = over.x + over.width * 0.3;
       const my = over.y + over.height * 0.4;
       await o.page.mouse.move(mx - 20, my);
@@ -153,8 +153,8 @@ describe('dashboard charts and views (headless Chromium)', function () {
       assert.deepEqual(byKey.get('lora.alpha'), [String(cfgA.lora.alpha), String(cfgB.lora.alpha)]);
       assert.equal(cfgA.training.seed, cfgB.training.seed);
       assert.ok(!byKey.has('training.seed') && !byKey.has('name'), [...byKey.keys()].join(', '));
-      const side = (await (await o.page.$('[data-testid=hyperparams]'))!.boundingBox())!;
-      const chart = (await (await o.page.$('[data-testid=loss-chart]'))!.boundingBox())!;
+      const side = (await o.page.locator('[data-testid=hyperparams]').first().boundingBox())!;
+      const chart = (await o.page.locator('[data-testid=loss-chart]').first().boundingBox())!;
       assert.ok(side.x >= chart.x + chart.width - 1 && side.y < chart.y + chart.height, 'beside the loss chart');
     });
 
@@ -222,8 +222,8 @@ describe('dashboard charts and views (headless Chromium)', function () {
       await o.page.click('[data-testid=tab-spectra]');
       const labels = await o.page.$$eval('[data-testid=spectrum-by-index] .u-legend .u-label', (els) => els.map((e) => e.textContent ?? ''));
       assert.equal(labels.filter((l) => l.startsWith('cmp-r1') || l.startsWith('cmp-r4')).length, 2, labels.join(', '));
-      const pane = (await (await o.page.$('[data-testid=spectra-view]'))!.boundingBox())!;
-      const chart = (await (await o.page.$('[data-testid=spectrum-over-steps] .uplot'))!.boundingBox())!;
+      const pane = (await o.page.locator('[data-testid=spectra-view]').first().boundingBox())!;
+      const chart = (await o.page.locator('[data-testid=spectrum-over-steps] .uplot').first().boundingBox())!;
       assert.ok(chart.width > 0.9 * pane.width, `${chart.width} of ${pane.width}`);
       await o.page.selectOption('[data-testid=spectra-source]', { label: 'cmp-r4 r=4' });
       const sigma = await o.page.$$eval('[data-testid=spectrum-over-steps] .u-legend .u-series', (els) =>
@@ -240,7 +240,7 @@ describe('dashboard charts and views (headless Chromium)', function () {
   it('dark theme: tooltip, charts, spectra and heatmaps are legible (screenshots)', async () => {
     const o = await openPage(`file://${sweepHtml}`, { colorScheme: 'dark', width: 1400 });
     try {
-      const over = (await (await o.page.$('[data-testid=loss-chart] .u-over'))!.boundingBox())!;
+      const over = (await o.page.locator('[data-testid=loss-chart] .u-over').first().boundingBox())!;
       await o.page.mouse.move(over.x + over.width * 0.5, over.y + 40);
       await o.page.mouse.move(over.x + over.width * 0.6, over.y + 60, { steps: 3 });
       const tt = await tooltip(o.page);

@@ -193,12 +193,12 @@ describe('webview report (headless Chromium)', function () {
       assert.ok(await opened.page.$('[data-testid=heatmap-merged]'), 'W + ΔW is shown');
       assert.equal(await opened.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.compute), 'worker');
       // Value under the cursor: hover cell (0, 0).
-      const c = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      const c = (await opened.page.locator('canvas[data-testid=heatmap-delta]').first().boundingBox())!;
       await opened.page.mouse.move(c.x + 2, c.y + 2);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[0, 0] = ${formatValue(Math.fround(delta.data[0]))}`);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-axes]'), `rows 0–${delta.rows - 1}: output features (k = ${delta.rows}) · columns 0–${delta.cols - 1}: input features (d = ${delta.cols})`);
       // The panels fill the pane: two columns of a 1200 px window.
-      const pane = (await (await opened.page.$('[data-testid=heatmap-view]'))!.boundingBox())!;
+      const pane = (await opened.page.locator('[data-testid=heatmap-view]').first().boundingBox())!;
       assert.ok(c.width > 0.4 * pane.width, `ΔW drawn ${c.width} px wide in a ${pane.width} px pane`);
       await screenshot(opened.page, 'report-run-heatmaps');
       // Shared scale: ΔW, U·V and the error on one range.
@@ -212,7 +212,7 @@ describe('webview report (headless Chromium)', function () {
       await opened.page.selectOption('[data-testid=heatmap-scale]', 'panel');
       await opened.page.waitForFunction(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.ready === 'true');
       // The wheel zooms about the cursor: a window of the matrix at full detail, readout in matrix coordinates.
-      const c2 = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      const c2 = (await opened.page.locator('canvas[data-testid=heatmap-delta]').first().boundingBox())!;
       await opened.page.mouse.move(c2.x + c2.width * 0.75, c2.y + c2.height * 0.75);
       await opened.page.mouse.wheel(0, -100);
       await opened.page.waitForFunction(() => {
@@ -221,7 +221,7 @@ describe('webview report (headless Chromium)', function () {
       });
       const [r0, r1, c0, c1] = ((await opened.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.window)) ?? '').split(',').map(Number);
       assert.ok(r1 - r0 === 8 && c1 - c0 === 11 && r0 > 0 && c0 > 0, `window rows ${r0}–${r1}, cols ${c0}–${c1}`);
-      const z = (await (await opened.page.$('canvas[data-testid=heatmap-delta]'))!.boundingBox())!;
+      const z = (await opened.page.locator('canvas[data-testid=heatmap-delta]').first().boundingBox())!;
       await opened.page.mouse.move(z.x + 2, z.y + 2);
       assert.equal(await opened.page.textContent('[data-testid=heatmap-delta-readout]'), `[${r0}, ${c0}] = ${formatValue(Math.fround(delta.data[r0 * delta.cols + c0]))}`);
       // The colours keep the whole matrix's scale.
@@ -310,7 +310,7 @@ describe('webview report (headless Chromium)', function () {
         (el as HTMLInputElement).value = '0';
         el.dispatchEvent(new Event('input'));
       });
-      const over = (await (await o.page.$('[data-testid=loss-chart] .u-over'))!.boundingBox())!;
+      const over = (await o.page.locator('[data-testid=loss-chart] .u-over').first().boundingBox())!;
       await o.page.mouse.move(over.x + over.width * 0.2, over.y + 50);
       await o.page.mouse.down();
       await o.page.mouse.move(over.x + over.width * 0.4, over.y + 50, { steps: 5 });
