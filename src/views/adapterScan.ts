@@ -11,7 +11,8 @@ import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, 
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
 import { openRegular, readRegularFile, readRegularFileSync } from '../io/regularFile';
-import { formatDuration, formatLoss, runDescription } from '../jobs/format';
+import { runDescription } from '../jobs/format';
+import { formatDuration, formatLoss } from '../shared/format';
 import { trainingTimeMs } from '../jobs/runTail';
 
 export interface AdapterInfo {

@@ -10,6 +10,7 @@ import { findSweepAxes, pathAtOffset, resolveConfigDefaults } from '../formats/e
 import type { ExperimentConfig, ScalingMode } from '../formats/experimentTypes';
 import { parseHfConfig } from '../formats/hfConfig';
 import { matchTargetModules, moduleHyper, parsePeftConfig } from '../formats/peftConfig';
+import { loraScale } from '../shared/loraScale';
 import { Disposable } from '../util/disposable';
 import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from './hoverText';
 import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from './modelShapes';
@@ -290,7 +291,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     if (!countsFor) return keyDoc ? md(keyDoc) : undefined;
     const mlx = (typeof raw.lora_parameters === 'object' && raw.lora_parameters !== null ? raw.lora_parameters : raw) as Record<string, unknown>;
     const r = typeof mlx.rank === 'number' ? mlx.rank : 8;
-    const scale = typeof mlx.scale === 'number' ? mlx.scale : typeof mlx.alpha === 'number' ? mlx.alpha / r : 20;
+    const scale = typeof mlx.scale === 'number' ? mlx.scale : typeof mlx.alpha === 'number' ? loraScale(mlx.alpha, r, 'standard') : 20;
     const modelRef = typeof raw.model === 'string' ? raw.model : typeof raw.base_model === 'string' ? raw.base_model : undefined;
     const cfgPath = findModelConfig(doc.fileName, modelRef);
     const shape = cfgPath ? loadModelShape(cfgPath) : `model "${String(modelRef ?? '?')}" has no config.json in the workspace`;

@@ -239,11 +239,5 @@ export function backendLabel(b: { name: string; kernels?: string } | undefined):
   return m ? `${b.name} + native ${m[1]}, ${m[2]}` : b.name;
 }
 
-/** Wall-clock durations for read-outs: 42.5 s, 3 min 05 s, 2 h 04 min. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '–';
-  if (seconds < 60) return `${Number(seconds.toPrecision(3))} s`;
-  const m = Math.floor(seconds / 60);
-  if (m < 60) return `${m} min ${String(Math.floor(seconds - 60 * m)).padStart(2, '0')} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
-}
+/** Durations for read-outs: 42.5 s, 3 min 05 s, 2 h 04 min (the host's formatter: one wording everywhere). */
+export { formatDuration } from '../../src/shared/format';

@@ -224,7 +224,7 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     );
     const now = new Date(2026, 11, 6, 15, 0);
     const [newest, older] = groups[0].adapters;
-    assert.match(adapterDescription(newest, now), /^completed · today 14:03 · 1 min 4 s · loss 0\.01250 · r 8 · /);
+    assert.match(adapterDescription(newest, now), /^completed · today 14:03 · 1 min 04 s · loss 0\.01250 · r 8 · /);
     assert.match(adapterDescription(older, now), /^completed · Dec 5 10:00 · 9 s · loss 0\.2500 · /);
     const [notLora, tiny] = groups[2].adapters;
     assert.match(adapterDescription(notLora), /^not a LoRA adapter: none of its 1 tensor has LoRA names/);

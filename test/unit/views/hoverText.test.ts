@@ -3,7 +3,6 @@ import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scal
 import { experimentModelShape, hfModelShape } from '../../../src/views/modelShapes';
 import { hfConfigFromJson } from '../../../src/formats/hfConfig';
 import { callAt, intArg } from '../../../src/views/pythonCalls';
-import { formatDuration, formatLoss } from '../../../src/jobs/format';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
 describe('views/hoverText', () => {
@@ -109,16 +108,5 @@ describe('views/pythonCalls', () => {
     assert.deepEqual(c.args[0], { unknown: 'd_model' });
     assert.equal(c.kwargs.bias, false);
     assert.equal(intArg(c, 0, 'in_features'), undefined);
-  });
-});
-
-describe('jobs/format', () => {
-  it('formats loss and durations for the status bar', () => {
-    assert.equal(formatLoss(0.012345), '0.01235');
-    assert.equal(formatLoss(1.5e-5), '1.50e-5');
-    assert.equal(formatLoss(NaN), 'NaN');
-    assert.equal(formatDuration(12_400), '12 s');
-    assert.equal(formatDuration(125_000), '2 min 5 s');
-    assert.equal(formatDuration(-1), '?');
   });
 });

@@ -487,7 +487,7 @@ export class LossView {
       if (m.step.length === 0) return;
       const xs = this.run(s).xs(s, this.xMode);
       const i = nearestIndex(xs, at);
-      if (!header) header = `step ${m.step[i]}${this.xMode === 'time' ? ` · ${formatDuration(m.elapsedMs[i] / 1000)}` : ''}`;
+      if (!header) header = `step ${m.step[i]}${this.xMode === 'time' ? ` · ${formatDuration(m.elapsedMs[i])}` : ''}`;
       const color = PALETTE[k % PALETTE.length];
       if (kind === 'lr' || kind === 'gradNorm') {
         if (shown(s.label)) rows.push({ label: s.label, value: kind === 'lr' ? m.lr[i] : m.gradNorm[i], color });
@@ -582,7 +582,7 @@ export class LossView {
           h('td', { 'data-testid': 'run-status' }, s.run?.status ?? ''),
           // Same-named runs (a sweep) are told apart by when they ran.
           h('td', { 'data-testid': 'run-started' }, s.run?.createdAt ? s.run.createdAt.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC') : ''),
-          h('td', { 'data-testid': 'run-duration' }, n ? formatDuration(m.elapsedMs[n - 1] / 1000) : ''),
+          h('td', { 'data-testid': 'run-duration' }, n ? formatDuration(m.elapsedMs[n - 1]) : ''),
           h('td', {}, `${n ? m.step[n - 1] : 0} / ${s.run?.totalSteps ?? '?'}`),
           h('td', { 'data-testid': 'last-loss' }, formatValue(n ? m.loss[n - 1] : null)),
           h('td', {}, formatValue(lastEval)),

@@ -1,0 +1,31 @@
+import * as assert from 'node:assert/strict';
+import { formatDuration, formatLoss } from '../../../src/shared/format';
+
+describe('shared/format', () => {
+  it('formats a loss to four significant digits, exponent form at the extremes', () => {
+    assert.equal(formatLoss(0.012345), '0.01235');
+    assert.equal(formatLoss(0.123456), '0.1235');
+    assert.equal(formatLoss(0), '0.000');
+    assert.equal(formatLoss(1.5e-5), '1.500e-5');
+    assert.equal(formatLoss(-2.5e-4), '-2.500e-4');
+    assert.equal(formatLoss(12_345.6), '1.235e+4');
+    assert.equal(formatLoss(9999), '9999');
+    assert.equal(formatLoss(NaN), 'NaN');
+    assert.equal(formatLoss(Infinity), 'Infinity');
+    assert.equal(formatLoss(undefined), '-');
+  });
+
+  it('formats a duration in milliseconds with its units', () => {
+    assert.equal(formatDuration(0), '0 s');
+    assert.equal(formatDuration(12_400), '12.4 s');
+    assert.equal(formatDuration(42_510), '42.5 s');
+    assert.equal(formatDuration(61_400), '1 min 01 s');
+    assert.equal(formatDuration(125_000), '2 min 05 s');
+    assert.equal(formatDuration(3_599_999), '59 min 59 s');
+    assert.equal(formatDuration(3_600_000), '1 h 00 min');
+    assert.equal(formatDuration(3_723_000), '1 h 02 min');
+    assert.equal(formatDuration(-1), '–');
+    assert.equal(formatDuration(NaN), '–');
+    assert.equal(formatDuration(Infinity), '–');
+  });
+});
