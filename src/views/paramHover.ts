@@ -1,5 +1,5 @@
 // Parameter-count hovers (vscode side): finds what is under the cursor and the model it belongs to, then
-// calls the pure text builders in hoverText.ts. Reads model config.json files from disk (the host may;
+// calls the pure text builders in insight/hoverText.ts. Reads model config.json files from disk (the host may;
 // src/formats stays pure).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,10 +12,10 @@ import { parseHfConfig } from '../formats/hfConfig';
 import { matchTargetModules, moduleHyper, parsePeftConfig } from '../formats/peftConfig';
 import { loraScale } from '../shared/loraScale';
 import { Disposable } from '../util/disposable';
-import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from './hoverText';
-import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from './modelShapes';
-import { boolArg, callAt, intArg, linearsInFile, numArg } from './pythonCalls';
-import { configKeyDoc, isMlxConfig } from './configKeyDocs';
+import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from '../insight/hoverText';
+import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from '../insight/modelShapes';
+import { boolArg, callAt, intArg, linearsInFile, numArg } from '../insight/pythonCalls';
+import { configKeyDoc, isMlxConfig } from '../insight/configKeyDocs';
 
 /** Where each hover applies: experiment configs, PEFT adapter configs, axolotl / mlx-lm YAML, Python. */
 export const HOVER_SELECTOR: vscode.DocumentSelector = [

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseSafetensors, serializeSafetensors } from '../../../src/formats/safetensors';
 import { decodeFactors, decodeMatrix, jsonForHtmlScript, packMetrics, toMetricColumns, unpackMetrics } from '../../../src/protocol/webview';
-import { buildReportData, loadAdapterSource, pairFactors, readAdapterFactors } from '../../../src/views/dashboardData';
+import { buildReportData, loadAdapterSource, pairFactors, readAdapterFactors } from '../../../src/dashboard/dashboardData';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8/adapter');
 const TINY_GPT2 = path.resolve(__dirname, '../../../examples/models/tiny-gpt2');

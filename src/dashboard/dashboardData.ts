@@ -5,10 +5,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
-import { headerLengthOf, parseHeader, toFloat32, type SafetensorsHeader, type TensorEntry } from '../formats/safetensors';
+import type { SafetensorsHeader, TensorEntry } from '../formats/safetensors';
+import { readSafetensorsHeader, readTensorFloat32 } from '../io/safetensorsFile';
 import { parseHfConfig } from '../formats/hfConfig';
 import { loadInspectInput, readWeightsFile } from '../io/hfFolder';
-import { experimentModelShape, hfModelShape, type ModelShape } from './modelShapes';
+import { experimentModelShape, hfModelShape, type ModelShape } from '../insight/modelShapes';
 import { loraScale } from '../shared/loraScale';
 import { loraSpectrum } from '../engine/spectrum';
 import { deltaW } from '../formats/adapters/deltaW';
@@ -175,7 +176,7 @@ export async function loadRunSource(runDir: string): Promise<SourceSnapshot> {
     modules,
     totalParams: run.info.params?.totalParams ?? shape?.totalParams,
     spectra: [...spectra.values()],
-    references: withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
+    references: await withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
   };
 }
 
@@ -213,7 +214,7 @@ export async function loadTrainerRunSource(dir: string): Promise<SourceSnapshot>
     checkpoints: steps,
     modules,
     spectra: [...spectra.values()],
-    references: withBase(dir, { run: run.info, modules }, []),
+    references: await withBase(dir, { run: run.info, modules }, []),
   };
 }
 
@@ -293,9 +294,9 @@ function classifyTruth(name: string, modules: ModuleSummary[]): { module: string
   return undefined;
 }
 
-function withBase(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, refs: ReferenceInfo[]): ReferenceInfo[] {
+async function withBase(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, refs: ReferenceInfo[]): Promise<ReferenceInfo[]> {
   try {
-    return [...refs, ...baseReferences(p, source, refs)];
+    return [...refs, ...(await baseReferences(p, source, refs))];
   } catch {
     return refs;
   }
@@ -332,36 +333,24 @@ interface BaseTensor {
   transposed: boolean;
 }
 
-function readHeaderSync(file: string): SafetensorsHeader {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const first = Buffer.alloc(Math.min(8, size));
-    fs.readSync(fd, first, 0, first.length, 0);
-    const n = headerLengthOf(new Uint8Array(first), size, file);
-    const buf = Buffer.alloc(8 + n);
-    fs.readSync(fd, buf, 0, buf.length, 0);
-    return parseHeader(new Uint8Array(buf), size, file);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** model.safetensors, or the shards named by model.safetensors.index.json. */
-function baseModelHeaders(dir: string): { file: string; header: SafetensorsHeader }[] {
+async function baseModelHeaders(dir: string): Promise<{ file: string; header: SafetensorsHeader }[]> {
   const single = path.join(dir, 'model.safetensors');
-  if (fs.existsSync(single)) return [{ file: single, header: readHeaderSync(single) }];
+  if (fs.existsSync(single)) return [{ file: single, header: await readSafetensorsHeader(single) }];
   const index = path.join(dir, 'model.safetensors.index.json');
   if (!fs.existsSync(index)) return [];
   const map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
-  return [...new Set(Object.values(map))].map((f) => path.join(dir, path.basename(f))).filter((f) => fs.existsSync(f)).map((file) => ({ file, header: readHeaderSync(file) }));
+  const files = [...new Set(Object.values(map))].map((f) => path.join(dir, path.basename(f))).filter((f) => fs.existsSync(f));
+  const out: { file: string; header: SafetensorsHeader }[] = [];
+  for (const file of files) out.push({ file, header: await readSafetensorsHeader(file) });
+  return out;
 }
 
-function findBaseTensors(dir: string, modules: ModuleSummary[]): Map<string, BaseTensor> {
+async function findBaseTensors(dir: string, modules: ModuleSummary[]): Promise<Map<string, BaseTensor>> {
   const out = new Map<string, BaseTensor>();
   let files: { file: string; header: SafetensorsHeader }[];
   try {
-    files = baseModelHeaders(dir);
+    files = await baseModelHeaders(dir);
   } catch {
     return out;
   }
@@ -378,17 +367,10 @@ function findBaseTensors(dir: string, modules: ModuleSummary[]): Map<string, Bas
   return out;
 }
 
-function readBaseTensor(t: BaseTensor): Matrix {
-  const fd = fs.openSync(t.file, 'r');
-  try {
-    const bytes = Buffer.alloc(t.entry.end - t.entry.begin);
-    fs.readSync(fd, bytes, 0, bytes.length, t.header.dataOffset + t.entry.begin);
-    const data = toFloat32(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), t.entry.dtype);
-    const m: Matrix = { shape: [t.entry.shape[0], t.entry.shape[1]], data };
-    return t.transposed ? transpose(m) : m;
-  } finally {
-    fs.closeSync(fd);
-  }
+async function readBaseTensor(t: BaseTensor): Promise<Matrix> {
+  const data = await readTensorFloat32(t.file, t.header, t.entry.name);
+  const m: Matrix = { shape: [t.entry.shape[0], t.entry.shape[1]], data };
+  return t.transposed ? transpose(m) : m;
 }
 
 /** The base model folder of a run or an adapter, when it is on disk. */
@@ -439,23 +421,23 @@ function biasOf(shape: ModelShape | undefined, module: string): boolean {
 }
 
 /** Parameters of the base model (all tensors of its safetensors), when its folder is on disk. */
-function baseParamCount(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): number | undefined {
+async function baseParamCount(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): Promise<number | undefined> {
   try {
     const dir = baseModelDir(p, source);
     if (!dir) return undefined;
     let n = 0;
-    for (const f of baseModelHeaders(dir)) for (const t of f.header.tensors) n += t.shape.reduce((a, b) => a * b, 1);
+    for (const f of await baseModelHeaders(dir)) for (const t of f.header.tensors) n += t.shape.reduce((a, b) => a * b, 1);
     return n;
   } catch {
     return undefined;
   }
 }
 
-function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, have: ReferenceInfo[]): ReferenceInfo[] {
+async function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, have: ReferenceInfo[]): Promise<ReferenceInfo[]> {
   const dir = baseModelDir(p, source);
   if (!dir) return [];
   const want = source.modules.filter((m) => m.drawable !== false && !have.some((r) => r.module === m.name && r.kind === 'base'));
-  return [...findBaseTensors(dir, want).keys()].map((module) => {
+  return [...(await findBaseTensors(dir, want)).keys()].map((module) => {
     const m = want.find((x) => x.name === module)!;
     return { module, kind: 'base' as const, shape: [m.outFeatures, m.inFeatures] as [number, number] };
   });
@@ -475,8 +457,8 @@ export async function readReference(p: string, module: string, kind: ReferenceIn
     const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: await runModules(p) } : isTrainerRunDir(p) ? await loadTrainerRunSource(p) : await loadAdapterSource(p);
     const dir = baseModelDir(p, source);
     const m = source.modules.find((x) => x.name === module);
-    const t = dir && m ? findBaseTensors(dir, [m]).get(module) : undefined;
-    if (t) return readBaseTensor(t);
+    const t = dir && m ? (await findBaseTensors(dir, [m])).get(module) : undefined;
+    if (t) return await readBaseTensor(t);
   }
   throw new DashboardDataError(`${p}: no ${kind === 'truth' ? 'true ΔW' : 'base weight'} for module '${module}'`);
 }
@@ -635,7 +617,7 @@ export async function loadAdapterSource(p: string): Promise<SourceSnapshot> {
   const shape = baseShape(p, { adapter });
   const modules = factors.map((f) => ({ ...f.summary, hasBias: biasOf(shape, f.summary.name) }));
   return {
-    totalParams: baseParamCount(p, { adapter }) ?? shape?.totalParams,
+    totalParams: (await baseParamCount(p, { adapter })) ?? shape?.totalParams,
     id: sourceIdOf(p),
     kind: 'adapter',
     label: adapterLabel(p),
@@ -643,7 +625,7 @@ export async function loadAdapterSource(p: string): Promise<SourceSnapshot> {
     checkpoints: factors.length ? [0] : [],
     modules,
     spectra,
-    references: withBase(p, { adapter, modules }, []),
+    references: await withBase(p, { adapter, modules }, []),
     adapter,
   };
 }

@@ -1,4 +1,4 @@
-// The adapter browser's scan (src/views/adapterScan.ts) in plain Node: speed on many large files from
+// The adapter browser's scan (src/insight/adapterScan.ts) in plain Node: speed on many large files from
 // headers only, and the real-world corpus when ../shared/fixtures/real-world is present.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
+import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/insight/adapterScan';
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
@@ -46,7 +46,7 @@ function inputFor(root: string): ScanInput {
   };
 }
 
-describe('views/adapterScan', function () {
+describe('insight/adapterScan', function () {
   this.timeout(20_000);
   let tmp: string;
   before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-scan-'))));
@@ -106,7 +106,7 @@ describe('views/adapterScan', function () {
     input.adapterConfigs.push(path.join(ws, 'cfg', 'adapter_config.json'));
     // In a child process: a scan blocked on a FIFO (the bug; some reads are synchronous) would block
     // this one for good. The child is stopped after 30 s instead.
-    const script = `const m = await import(${JSON.stringify(pathToFileURL(path.resolve(__dirname, '../../../src/views/adapterScan.ts')).href)});
+    const script = `const m = await import(${JSON.stringify(pathToFileURL(path.resolve(__dirname, '../../../src/insight/adapterScan.ts')).href)});
 const scanAdapters = m.scanAdapters ?? m.default.scanAdapters;
 const found = await scanAdapters(JSON.parse(process.argv[1]));
 console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format }))));`;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText } from '../../../src/views/hoverText';
-import { experimentModelShape, hfModelShape } from '../../../src/views/modelShapes';
+import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText } from '../../../src/insight/hoverText';
+import { experimentModelShape, hfModelShape } from '../../../src/insight/modelShapes';
 import { hfConfigFromJson } from '../../../src/formats/hfConfig';
-import { callAt, intArg } from '../../../src/views/pythonCalls';
+import { callAt, intArg } from '../../../src/insight/pythonCalls';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
-describe('views/hoverText', () => {
+describe('insight/hoverText', () => {
   it("reads the LoRA article's worked example exactly: 1,049,600 vs 9,216, 0.88 %, about 114× fewer", () => {
     const t = loraLinearHoverText(1024, 1024, 4);
     assert.match(t, /full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer \(113\.9×\)/);
@@ -87,7 +87,7 @@ describe('views/hoverText', () => {
   });
 });
 
-describe('views/pythonCalls', () => {
+describe('insight/pythonCalls', () => {
   const src = 'import torch.nn as nn\nlayer = nn.Linear(1024, 1024)  # base\nlora = LoRALinear(1024, 1024, 4)\ncfg = LoraConfig(\n    r=8,\n    lora_alpha=16,\n    target_modules=["q_proj", "v_proj"],  # attn\n    use_rslora=True,\n)\n';
   it('finds the call under the cursor and reads literal arguments', () => {
     const lin = callAt(src, src.indexOf('Linear(1024') + 3)!;
