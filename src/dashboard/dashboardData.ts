@@ -12,6 +12,7 @@ import { loadInspectInput, readWeightsFile } from '../io/hfFolder';
 import { experimentModelShape, hfModelShape, type ModelShape } from '../insight/modelShapes';
 import { loraScale } from '../shared/loraScale';
 import { loraSpectrum } from '../engine/spectrum';
+import { describeLayout } from '../formats/adapters/adapterFormats';
 import { deltaW } from '../formats/adapters/deltaW';
 import { inspectAdapter, type InspectReport } from '../formats/adapters/inspect';
 import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
@@ -63,55 +64,51 @@ function as2d(shape: number[], data: Float32Array, what: string): Matrix {
   return { shape: [rows, cols], data };
 }
 
-// PEFT/loralib lora_A, kohya lora_down, mlx-lm lora_a, legacy diffusers `to_q_lora.down`.
-const A_NAMES = /^(.*?)(?:[._]lora_A|[._]lora_down|[._]lora_a|_lora\.down)(?:\.default)?(?:\.weight)?$/;
-const B_NAMES = /^(.*?)(?:[._]lora_B|[._]lora_up|[._]lora_b|_lora\.up)(?:\.default)?(?:\.weight)?$/;
+/** A factor role of adapterFormats' layouts → its B partner (PEFT/loralib, kohya, mlx-lm, legacy diffusers). */
+const B_ROLE_OF: Record<string, string> = { lora_A: 'lora_B', lora_down: 'lora_up', lora_a: 'lora_b', down: 'up' };
 
-/** PEFT's and our prefixes are not part of the module's name. */
+/** PEFT's and our prefixes are not part of the module's name; nor is legacy diffusers' `_lora` suffix. */
 function cleanModuleName(n: string): string {
-  return n.replace(/^base_model\.model\./, '');
+  return n.replace(/^base_model\.model\./, '').replace(/_lora$/, '');
 }
 
 /**
- * Pairs A/B factors by module name: PEFT (`….lora_A.weight`, [r, in]), our checkpoints
- * (`param/linear.lora_A`), kohya (`….lora_down.weight` + `.alpha`), mlx-lm (`lora_a` [in, r],
- * transposed). Optimizer slots (`optim/m/…`) are skipped.
+ * Pairs A/B factors by module name, with the tensor-name rules of formats/adapters/adapterFormats.ts:
+ * PEFT (`….lora_A.weight`, [r, in]), our checkpoints (`param/linear.lora_A`), kohya (`….lora_down.weight`
+ * + `.alpha`), mlx-lm (`lora_a` [in, r], transposed). Optimizer slots (`optim/m/…`) are skipped.
  */
-export function pairFactors(names: string[], get: (name: string) => { shape: number[]; data: Float32Array }): FactorPair[] {
-  const as = new Map<string, string>();
-  const bs = new Map<string, string>();
+export function pairFactors(names: string[], shapeOf: (name: string) => number[], get: (name: string) => { shape: number[]; data: Float32Array }): FactorPair[] {
+  // Our checkpoints: `param/<module>.lora_A`; optimizer slots (`optim/m/…`) are not factors.
+  const stored = new Map<string, string>();
   for (const n of names) {
-    // Our checkpoints: `param/<module>.lora_A`; optimizer slots (`optim/m/…`) are not factors.
     const bare = n.startsWith('param/') ? n.slice('param/'.length) : n;
-    if (bare.includes('/')) continue;
-    const ma = A_NAMES.exec(bare);
-    if (ma) as.set(ma[1], n);
-    const mb = B_NAMES.exec(bare);
-    if (mb) bs.set(mb[1], n);
+    if (!bare.includes('/')) stored.set(bare, n);
   }
+  const layout = describeLayout({
+    tensors: [...stored].map(([name, n]) => ({ name, dtype: 'F32', shape: shapeOf(n) })),
+    metadata: {},
+    scalar: (name) => get(stored.get(name)!).data[0],
+  });
+  const mismatch = layout.warnings.find((w) => w.includes(' does not match '));
+  if (mismatch) throw new DashboardDataError(mismatch.replace(/; not counted as a module$/, ''));
   const pairs: FactorPair[] = [];
-  for (const [key, an] of as) {
-    const bn = bs.get(key);
-    if (!bn) continue;
+  for (const m of layout.modules) {
+    if (m.embedding) continue;
+    const aRole = Object.keys(B_ROLE_OF).find((r) => m.tensors[r] && m.tensors[B_ROLE_OF[r]]);
+    if (!aRole) continue;
+    const an = stored.get(m.tensors[aRole].name)!;
+    const bn = stored.get(m.tensors[B_ROLE_OF[aRole]].name)!;
     const ta = get(an);
     const tb = get(bn);
     let a = as2d(ta.shape, ta.data, an);
     let b = as2d(tb.shape, tb.data, bn);
-    if (/\.lora_a$/.test(an)) {
+    if (aRole === 'lora_a') {
       // mlx-lm stores lora_a [in, r] and lora_b [r, out]: transpose both to A [r, in], B [out, r].
       a = transpose(a);
       b = transpose(b);
     }
-    if (b.shape[1] !== a.shape[0]) {
-      throw new DashboardDataError(`${bn}: shape [${tb.shape.join(', ')}] does not match ${an} [${ta.shape.join(', ')}] (B should be [out, r] with r = ${a.shape[0]})`);
-    }
-    let alpha: number | undefined;
-    const alphaName = names.find((x) => x === `${key}.alpha`);
-    if (alphaName) {
-      const v = get(alphaName).data[0];
-      if (Number.isFinite(v) && v > 0) alpha = v;
-    }
-    pairs.push({ module: cleanModuleName(key), a, b, alpha });
+    const alpha = m.alphaSource === 'tensor' && m.alpha !== undefined && Number.isFinite(m.alpha) && m.alpha > 0 ? m.alpha : undefined;
+    pairs.push({ module: cleanModuleName(m.name), a, b, alpha });
   }
   return pairs.sort((x, y) => x.module.localeCompare(y.module, 'en', { numeric: true }));
 }
@@ -129,11 +126,9 @@ function scaleFor(config: ExperimentConfig | undefined, r: number): { alpha: num
   return { alpha: lora.alpha, scale: loraScale(lora.alpha, r, lora.scaling) };
 }
 
-function fromTensorMap(t: TensorMap): { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
-  return { names: Object.keys(t), get: (n) => t[n] };
+function fromTensorMap(t: TensorMap): { names: string[]; shapeOf: (n: string) => number[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
+  return { names: Object.keys(t), shapeOf: (n) => t[n].shape, get: (n) => t[n] };
 }
-
-
 
 // ---------------------------------------------------------------- runs
 
@@ -228,7 +223,7 @@ async function trainerFactors(dir: string, step: number, config: ExperimentConfi
   const file = trainerAdapterFile(dir, step) ?? (step === lastStep ? trainerAdapterFile(dir) : undefined);
   if (!file) throw new DashboardDataError(`${dir}: no checkpoint-${step}/adapter_model.safetensors (have ${checkpoints.join(', ') || 'none'})`);
   const st = await readWeightsFile(file);
-  return pairFactors(st.names(), (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) })).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
+  return pairFactors(st.names(), (n) => st.entry(n).shape, (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) })).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
 }
 
 /** Checkpoint steps plus the final adapter's step (the adapter is ΔW at the end of training). */
@@ -259,16 +254,16 @@ function moduleSummary(f: ModuleFactors, config: ExperimentConfig | undefined, s
 export async function readRunFactors(runDir: string, step: number): Promise<ModuleFactors[]> {
   const folder = RunFolder.open(runDir);
   const config = folder.readConfig();
-  let src: { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } };
+  let src: { names: string[]; shapeOf: (n: string) => number[]; get: (n: string) => { shape: number[]; data: Float32Array } };
   if (folder.listCheckpoints().includes(step)) {
     src = fromTensorMap(folder.readCheckpoint(step).tensors);
   } else if (step === folder.runInfo.step && fs.existsSync(path.join(folder.adapterDir, 'adapter_model.safetensors'))) {
     const st = await readWeightsFile(path.join(folder.adapterDir, 'adapter_model.safetensors'));
-    src = { names: st.names(), get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
+    src = { names: st.names(), shapeOf: (n) => st.entry(n).shape, get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
   } else {
     throw new DashboardDataError(`${runDir}: no checkpoint at step ${step} (have ${folder.listCheckpoints().join(', ') || 'none'})`);
   }
-  return pairFactors(src.names, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
+  return pairFactors(src.names, src.shapeOf, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
 }
 
 /** truth/ names: `true_delta_w`/`base_weight` (one module), `true_delta_w.q` or `<module>.true_delta_w`. */
