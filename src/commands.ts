@@ -12,7 +12,7 @@ import { listRunsInWorkspace, type RunEntry } from './jobs/runIndex';
 import { JobError, type JobRequest, type TrainingJob } from './jobs/trainingJob';
 import type { RunInfo } from './protocol/runFormat';
 import { RunFolder } from './runs/runStore';
-import { parseTags } from './jobs/format';
+import { parseTags } from './insight/runLabels';
 import { moveToFreedesktopTrash } from './jobs/trash';
 import { errorMessage, log } from './util/log';
 import { adapterDescription, isMergeable, type AdapterInfo } from './insight/adapterScan';

@@ -6,14 +6,14 @@
 // Node fs, no vscode: the tree passes in the file lists it got from findFiles.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatCount } from '../engine/paramCount';
+import { formatCount } from '../shared/paramCount';
 import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
 import { openRegular, readRegularFile, readRegularFileSync } from '../io/regularFile';
-import { runDescription } from '../jobs/format';
+import { runDescription } from './runLabels';
 import { formatDuration, formatLoss } from '../shared/format';
-import { trainingTimeMs } from '../jobs/runTail';
+import { trainingTimeMs } from '../runs/runTail';
 
 export interface AdapterInfo {
   /** Folder (PEFT, mlx, run) or file (kohya, LyCORIS, …): what Inspect/Merge/Copy path act on. */

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
 import { isStoppableJob, remoteRecord } from '../runners/remoteRuns';
 import type { JobManager, QueuedRun } from '../jobs/jobManager';
-import { runDescription } from '../jobs/format';
+import { runDescription } from '../insight/runLabels';
 import { formatDuration, formatLoss } from '../shared/format';
 import { Disposable } from '../util/disposable';
 

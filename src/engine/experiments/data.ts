@@ -1,8 +1,8 @@
 // Small data helpers shared by the built-in experiments.
 import * as tf from '@tensorflow/tfjs-core';
-import type { RunParamSummary } from '../../protocol/runFormat';
+import type { RunParamSummary } from '../reports';
 import type { LoRALinear } from '../lora';
-import { modelParamCount } from '../paramCount';
+import { modelParamCount } from '../../shared/paramCount';
 import { Rng } from '../rng';
 
 /** Indices of the batch for update `u`: a pure function of (seed, u), so a resumed run sees the same data. */

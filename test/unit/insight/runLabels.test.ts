@@ -2,8 +2,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { formatRunDate, parseTags, runDescription } from '../../../src/jobs/format';
-import { lastElapsedMs, trainingTimeMs } from '../../../src/jobs/runTail';
+import { formatRunDate, parseTags, runDescription } from '../../../src/insight/runLabels';
+import { lastElapsedMs, trainingTimeMs } from '../../../src/runs/runTail';
 import { moveToFreedesktopTrash } from '../../../src/jobs/trash';
 
 describe('run labels: telling same-named runs apart', () => {
