@@ -61,12 +61,12 @@ export default tseslint.config(
     },
   },
   {
-    // Message and file-format types: imports only src/protocol and the engine's report types it re-exports.
+    // Message and file-format types: imports only src/protocol, src/shared and the engine's report types it re-exports.
     files: ['src/protocol/**'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: [vscodeBan], patterns: [nodeBan, tfjsBan, { group: ['../*', '!../engine', '../engine/*', '!../engine/reports'], message: 'src/protocol imports only src/protocol and engine/reports.ts (the webview compiles it).' }] },
+        { paths: [vscodeBan], patterns: [nodeBan, tfjsBan, { group: ['../*', '!../shared', '!../engine', '../engine/*', '!../engine/reports'], message: 'src/protocol imports only src/protocol, src/shared and engine/reports.ts (the webview compiles it).' }] },
       ],
     },
   },

@@ -30,7 +30,8 @@ import type {
   ReportData,
   SourceSnapshot,
 } from '../protocol/webview';
-import { encodeFactors, encodeMatrix, packMetrics, toMetricColumns } from '../protocol/webview';
+import { toMetricColumns } from '../shared/metricColumns';
+import { encodeFactors, encodeMatrix, packMetrics } from '../shared/reportEncoding';
 
 export class DashboardDataError extends Error {
   readonly reason = 'dashboard-data';

@@ -22,12 +22,5 @@ export interface RunParamSummary {
   trainablePercentPeft: number;
 }
 
-export interface MetricPoint {
-  step: number;
-  loss: number;
-  evalLoss?: number;
-  lr: number;
-  gradNorm: number;
-  /** Milliseconds since the run (or this resumed segment's start, offset to be continuous) began. */
-  elapsedMs: number;
-}
+/** One logged step (src/shared/metricColumns.ts, where the dashboard's column algebra lives with it). */
+export type { MetricPoint } from '../shared/metricColumns';

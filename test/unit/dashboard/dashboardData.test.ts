@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseSafetensors, serializeSafetensors } from '../../../src/formats/safetensors';
-import { decodeFactors, decodeMatrix, jsonForHtmlScript, packMetrics, toMetricColumns, unpackMetrics } from '../../../src/protocol/webview';
+import { toMetricColumns } from '../../../src/shared/metricColumns';
+import { decodeFactors, decodeMatrix, jsonForHtmlScript, packMetrics, unpackMetrics } from '../../../src/shared/reportEncoding';
 import { buildReportData, loadAdapterSource, pairFactors, readAdapterFactors } from '../../../src/dashboard/dashboardData';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8/adapter');
