@@ -32,15 +32,12 @@ import type {
 } from '../protocol/webview';
 import { toMetricColumns } from '../shared/metricColumns';
 import { encodeFactors, encodeMatrix, packMetrics } from '../shared/reportEncoding';
+import { ReasonError } from '../shared/errors';
 
-export class DashboardDataError extends Error {
-  readonly reason = 'dashboard-data';
+export class DashboardDataError extends ReasonError<'dashboard-data'> {
+  static override readonly family = 'DashboardDataError';
   constructor(message: string) {
-    super(message);
-    this.name = 'DashboardDataError';
-  }
-  static is(e: unknown): e is DashboardDataError {
-    return e instanceof DashboardDataError;
+    super('dashboard-data', message);
   }
 }
 

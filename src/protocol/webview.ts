@@ -10,6 +10,7 @@ import type { RunInfo } from './runFormat';
 import type { Matrix, ModuleFactors } from '../shared/matrix';
 import type { MetricColumns } from '../shared/metricColumns';
 import type { EncodedFactors, EncodedMatrix, PackedMetrics } from '../shared/reportEncoding';
+import { ReasonError } from '../shared/errors';
 
 // Payload types that live in src/shared with the code that builds and encodes them.
 export type { Matrix, MetricColumns, ModuleFactors };
@@ -142,14 +143,10 @@ export type ExportMime = 'text/csv' | 'image/png';
 export const MAX_EXPORT_CHARS = 64 * 1024 * 1024;
 
 /** Thrown by `validateFromWebview` for anything that is not a well-formed FromWebview message. */
-export class ProtocolError extends Error {
-  readonly reason = 'protocol';
+export class ProtocolError extends ReasonError<'protocol'> {
+  static override readonly family = 'ProtocolError';
   constructor(message: string) {
-    super(message);
-    this.name = 'ProtocolError';
-  }
-  static is(e: unknown): e is ProtocolError {
-    return e instanceof ProtocolError;
+    super('protocol', message);
   }
 }
 

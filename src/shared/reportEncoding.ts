@@ -1,18 +1,15 @@
 // How `lora-lab report` embeds what the webview would request inside the HTML file: JSON, with
 // matrices and metric columns as base64 of little-endian float32 bytes. Encoded by the CLI, decoded by
 // the webview (src/protocol's ReportData is the whole). Pure: no tfjs, no node built-ins, no vscode.
+import { ReasonError } from './errors';
 import type { Matrix, ModuleFactors } from './matrix';
 import type { MetricColumns } from './metricColumns';
 
 /** Report data that does not decode: bad base64, or a matrix whose byte count does not fit its shape. */
-export class ReportDataError extends Error {
-  readonly reason = 'report-data';
+export class ReportDataError extends ReasonError<'report-data'> {
+  static override readonly family = 'ReportDataError';
   constructor(message: string) {
-    super(message);
-    this.name = 'ReportDataError';
-  }
-  static is(e: unknown): e is ReportDataError {
-    return e instanceof ReportDataError;
+    super('report-data', message);
   }
 }
 
