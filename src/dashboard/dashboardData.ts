@@ -366,8 +366,8 @@ async function readBaseTensor(t: BaseTensor): Promise<Matrix> {
   return t.transposed ? transpose(m) : m;
 }
 
-/** The base model folder of a run or an adapter, when it is on disk. */
-function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
+/** Where a run's or an adapter's base model may be: the run's baseModel, the adapter's (relative to it). */
+function baseCandidates(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string[] {
   const candidates: string[] = [];
   if (source.run?.baseModel) candidates.push(source.run.baseModel);
   if (source.adapter?.baseModel) {
@@ -375,19 +375,17 @@ function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSumma
     const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
     candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
   }
-  return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
+  return candidates;
+}
+
+/** The base model folder of a run or an adapter, when it is on disk. */
+function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
+  return baseCandidates(p, source).find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
 }
 
 /** A folder holding the base model's config.json (the weights need not be there to know its shapes). */
 function baseConfigDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
-  const candidates: string[] = [];
-  if (source.run?.baseModel) candidates.push(source.run.baseModel);
-  if (source.adapter?.baseModel) {
-    const b = source.adapter.baseModel;
-    const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
-    candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
-  }
-  return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')));
+  return baseCandidates(p, source).find((d) => fs.existsSync(path.join(d, 'config.json')));
 }
 
 /**
