@@ -1,4 +1,4 @@
-// How losses and durations read everywhere: the status bar, the Runs and Adapters views, the CLI's
+// How losses, durations and sizes read everywhere: the status bar, the Runs and Adapters views, the CLI's
 // progress lines and the dashboard webview. Pure: no tfjs, no node built-ins, no vscode.
 
 /**
@@ -23,4 +23,21 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(seconds / 60);
   if (m < 60) return `${m} min ${String(Math.floor(seconds - 60 * m)).padStart(2, '0')} s`;
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/**
+ * A size in bytes, 1024-based with the IEC units that say so: "870 MiB" for 912,556,812 bytes,
+ * "1.5 KiB", "12 bytes" below 1 KiB; three significant digits at most.
+ */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return `${n} bytes`;
+  if (n < 1024) return `${n} byte${n === 1 ? '' : 's'}`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v >= 100 ? Math.round(v) : Number(v.toPrecision(3))} ${units[u]}`;
 }

@@ -213,16 +213,8 @@ export function formatPercent(p: number): string {
   return `${p < 0.01 && p > 0 ? p.toPrecision(2) : p.toFixed(2)} %`;
 }
 
-export function formatBytes(b: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = b;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
+/** Sizes: 870 MiB, 1.5 KiB (the host's formatter). */
+export { formatBytes } from '../../src/shared/format';
 
 /** Short numbers for axes and read-outs: 0.000123 → 1.23e-4, 12.5 → 12.5. */
 export function formatValue(v: number | null | undefined): string {

@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/insight/adapterScan';
+import { formatBytes } from '../../../src/shared/format';
+import { adapterDescription, adapterTooltip, checkAdapterValues, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/insight/adapterScan';
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
@@ -186,7 +187,7 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
       assert.ok(a.warnings.length > 0, `${a.path}: no reason given`);
     }
     // The LFS pointer's size reads as a size.
-    assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /a 870 MB \(912,556,812 bytes\) object/);
+    assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /a 870 MiB \(912,556,812 bytes\) object/);
     for (const a of found) for (const [k, v] of a.metadata) assert.ok(typeof k === 'string' && typeof v === 'string');
     assert.ok(ms < 1000, `listing took ${ms.toFixed(0)} ms`);
   });
@@ -243,11 +244,11 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     assert.equal(isMergeable({ format: 'unreadable', runDir: undefined, baseModel: 'x' }), false);
   });
 
-  it('sizes read as sizes: 870 MB, 1.5 KB, 12 bytes', () => {
-    assert.equal(formatBytes(912_556_812), '870 MB');
-    assert.equal(formatBytes(1536), '1.5 KB');
+  it('sizes read as sizes: 870 MiB, 1.5 KiB, 12 bytes', () => {
+    assert.equal(formatBytes(912_556_812), '870 MiB');
+    assert.equal(formatBytes(1536), '1.5 KiB');
     assert.equal(formatBytes(12), '12 bytes');
-    assert.equal(formatBytes(5 * 1024 ** 4), '5 TB');
-    assert.equal(readableSizes('x is a Git LFS pointer to a 16822989-byte object, not the weights'), 'x is a Git LFS pointer to a 16 MB (16,822,989 bytes) object, not the weights');
+    assert.equal(formatBytes(5 * 1024 ** 4), '5 TiB');
+    assert.equal(readableSizes('x is a Git LFS pointer to a 16822989-byte object, not the weights'), 'x is a Git LFS pointer to a 16 MiB (16,822,989 bytes) object, not the weights');
   });
 });

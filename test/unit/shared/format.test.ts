@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { formatDuration, formatLoss } from '../../../src/shared/format';
+import { formatBytes, formatDuration, formatLoss } from '../../../src/shared/format';
 
 describe('shared/format', () => {
   it('formats a loss to four significant digits, exponent form at the extremes', () => {
@@ -27,5 +27,18 @@ describe('shared/format', () => {
     assert.equal(formatDuration(-1), '–');
     assert.equal(formatDuration(NaN), '–');
     assert.equal(formatDuration(Infinity), '–');
+  });
+
+  it('formats a size 1024-based with IEC units, three significant digits', () => {
+    assert.equal(formatBytes(0), '0 bytes');
+    assert.equal(formatBytes(1), '1 byte');
+    assert.equal(formatBytes(1023), '1023 bytes');
+    assert.equal(formatBytes(1024), '1 KiB');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatBytes(150 * 1024 + 700), '151 KiB');
+    assert.equal(formatBytes(8 * 1024 ** 2 * 1.234), '9.87 MiB');
+    assert.equal(formatBytes(3 * 1024 ** 3), '3 GiB');
+    assert.equal(formatBytes(2048 * 1024 ** 4), '2048 TiB');
+    assert.equal(formatBytes(-1), '-1 bytes');
   });
 });
