@@ -12,7 +12,7 @@ import {
   type ParseError,
 } from 'jsonc-parser';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
-import { lineColumnAt } from '../jsonText';
+import { JSON_ERROR_WORDS, lineColumnAt } from '../jsonText';
 import type { ConfigIssue } from '../experimentTypes';
 
 /** A JSON path as segments: property names and array indices. */
@@ -49,22 +49,11 @@ interface ParsedText {
   pathAt(offset: number): (string | number)[];
 }
 
+// JSON with comments: one top-level value in a file, and a comment is allowed (so only a malformed one is reported).
 const JSON_ERROR_TEXT: Record<string, string> = {
-  InvalidSymbol: 'unexpected character',
-  InvalidNumberFormat: 'invalid number',
-  PropertyNameExpected: 'expected a property name in double quotes',
-  ValueExpected: 'expected a value',
-  ColonExpected: 'expected a colon after the property name',
-  CommaExpected: 'expected a comma',
-  CloseBraceExpected: 'expected "}"',
-  CloseBracketExpected: 'expected "]"',
+  ...JSON_ERROR_WORDS,
   EndOfFileExpected: 'expected the end of the file (only one top-level value is allowed)',
   InvalidCommentToken: 'invalid comment',
-  UnexpectedEndOfComment: 'unterminated comment',
-  UnexpectedEndOfString: 'unterminated string',
-  UnexpectedEndOfNumber: 'unterminated number',
-  InvalidUnicode: 'invalid unicode escape',
-  InvalidEscapeCharacter: 'invalid escape character',
   InvalidCharacter: 'invalid character in a string',
 };
 
