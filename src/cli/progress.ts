@@ -3,23 +3,10 @@
 import { terminalSafe, terminalSafeJson } from './terminalText';
 import type { FromWorker } from '../protocol/worker';
 import type { BackendReport, MetricPoint } from '../protocol/runFormat';
-import { formatCount, formatPercent } from '../engine/paramCount';
+import { formatCount, formatPercent } from '../shared/paramCount';
+import { formatDuration, formatLoss } from '../shared/format';
 
 export type ProgressMode = 'tty' | 'plain' | 'json';
-
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
-}
-
-export function formatLoss(x: number | undefined): string {
-  if (x === undefined) return '-';
-  if (!Number.isFinite(x)) return String(x);
-  return x !== 0 && (Math.abs(x) < 1e-3 || Math.abs(x) >= 1e4) ? x.toExponential(3) : x.toPrecision(4);
-}
 
 export function describeBackend(b: BackendReport): string {
   const extras = [b.simd === undefined ? '' : b.simd ? 'SIMD' : 'no SIMD', b.threads ? `${b.threads} thread${b.threads === 1 ? '' : 's'}` : '']

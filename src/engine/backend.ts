@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
-import type { BackendReport } from '../protocol/runFormat';
+import type { BackendReport } from './reports';
 import { EngineError } from './errors';
 import { registerWasmFastKernels } from './kernels/wasmFastKernels';
 import { describeNative, type NativeKernels } from './kernels/nativeKernels';

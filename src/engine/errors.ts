@@ -1,5 +1,6 @@
 // Typed engine errors (STYLE.md §7): a `reason` discriminator and a static `is()` so callers (worker, CLI)
 // can branch without string matching. Messages name the tensor, field or step and what was expected.
+import { ReasonError } from '../shared/errors';
 
 export type EngineErrorReason =
   | 'non-finite-loss'
@@ -9,18 +10,8 @@ export type EngineErrorReason =
   | 'checkpoint-mismatch'
   | 'backend-unavailable';
 
-export class EngineError extends Error {
-  override readonly name: string = 'EngineError';
-  constructor(
-    readonly reason: EngineErrorReason,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  static is(e: unknown, reason?: EngineErrorReason): e is EngineError {
-    return e instanceof EngineError && (reason === undefined || e.reason === reason);
-  }
+export class EngineError extends ReasonError<EngineErrorReason> {
+  static override readonly family: string = 'EngineError';
 }
 
 /**
@@ -28,7 +19,7 @@ export class EngineError extends Error {
  * so the variables still hold the values of the last good step.
  */
 export class NonFiniteLossError extends EngineError {
-  override readonly name = 'NonFiniteLossError';
+  static override readonly family = 'NonFiniteLossError';
   constructor(
     /** The 1-based step whose loss was not finite. */
     readonly step: number,
@@ -37,10 +28,6 @@ export class NonFiniteLossError extends EngineError {
     readonly quantity: 'loss' | 'gradient norm' = 'loss',
   ) {
     super('non-finite-loss', `${quantity} became ${describe(value)} at step ${step}`);
-  }
-
-  static override is(e: unknown): e is NonFiniteLossError {
-    return e instanceof NonFiniteLossError;
   }
 }
 

@@ -4,7 +4,7 @@
 //
 // Performance notes (why the code looks the way it does):
 // - The LoRA path is computed factored, (x Aᵀ) Bᵀ: O(N·r·(d+k)) instead of materialising B·A (O(k·r·d) plus
-//   an extra [N,d]×[d,k] product). Measured, that halves a step.
+//   an extra [N,d]×[d,k] product), the largest single saving of a step (test/bench/README.md).
 // - On the wasm backend a matMul takes the XNNPACK fast path only when neither operand is transposed and the
 //   product is not batched. So the frozen weight is stored pre-transposed as Wᵀ [d, k], inputs are reshaped
 //   to 2-D [N, d], and the backward pass is written by hand (tf.customGrad) so that every large product is

@@ -9,7 +9,7 @@
 // Data order and dropout masks are pure functions of (seed, step), so step is the whole data cursor.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../formats/experimentTypes';
-import type { MetricPoint, RunParamSummary } from '../protocol/runFormat';
+import type { MetricPoint, RunParamSummary } from './reports';
 import { EngineError, invalidArgument } from './errors';
 import { buildAttentionAdaptation } from './experiments/attentionAdaptation';
 import { buildLowRankRecovery } from './experiments/lowRankRecovery';

@@ -6,6 +6,7 @@
 // product of the two Gram matrices. To stay symmetric we factor Ga = A·Aᵀ = V Λ Vᵀ and take the
 // eigenvalues of C = Λ^½ Vᵀ Gb V Λ^½, which is similar to Ga·Gb. Cost O(r²(d + k) + r³) instead of
 // O(k·d·r) for the product plus O(k·d·min(k,d)) for an SVD.
+import { ReasonError } from '../shared/errors';
 
 /** A row-major matrix as it comes out of a safetensors file. */
 export interface DenseMatrix {
@@ -27,14 +28,10 @@ export interface Spectrum {
   frobeniusNorm: number;
 }
 
-export class SpectrumShapeError extends Error {
-  readonly reason = 'shape';
+export class SpectrumShapeError extends ReasonError<'shape'> {
+  static override readonly family = 'SpectrumShapeError';
   constructor(message: string) {
-    super(message);
-    this.name = 'SpectrumShapeError';
-  }
-  static is(e: unknown): e is SpectrumShapeError {
-    return e instanceof SpectrumShapeError;
+    super('shape', message);
   }
 }
 

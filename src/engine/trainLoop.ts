@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone has no gradient kernels registered; the union bundle would do this for us.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import type { MetricPoint } from '../protocol/runFormat';
+import type { MetricPoint } from './reports';
 import { NonFiniteLossError } from './errors';
 import { clipByGlobalNorm, globalNorm, type GradMap, type Optimizer, type ParamMap } from './optim';
 

@@ -1,4 +1,4 @@
-// Multi-threaded tfjs wasm backend in Node (issue 6).
+// Multi-threaded tfjs wasm backend in Node.
 //
 // tfjs-backend-wasm never uses its threaded build in Node: its feature flag answers "no threads"
 // under Node, its pthread worker script is handed over as a blob: URL that Node's worker_threads
@@ -21,6 +21,7 @@ import { BackendWasm, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 // The emscripten factory of the threaded build and the pthread worker source (a string).
 import threadedFactory from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js';
 import { wasmWorkerContents } from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js';
+import { ReasonError } from '../shared/errors';
 
 export interface ThreadedWasmOptions {
   /** Folder holding tfjs-backend-wasm-threaded-simd.wasm. */
@@ -44,14 +45,10 @@ export interface ThreadedWasmReport {
   notes: string[];
 }
 
-export class WasmThreadsError extends Error {
-  readonly reason = 'wasm-threads';
+export class WasmThreadsError extends ReasonError<'wasm-threads'> {
+  static override readonly family = 'WasmThreadsError';
   constructor(message: string) {
-    super(message);
-    this.name = 'WasmThreadsError';
-  }
-  static is(e: unknown): e is WasmThreadsError {
-    return e instanceof WasmThreadsError;
+    super('wasm-threads', message);
   }
 }
 

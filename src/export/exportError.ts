@@ -1,5 +1,6 @@
 // Typed errors of `lora-lab export` (STYLE.md §7): a reason callers can switch on and a message that
 // names the experiment, field or folder and what to do.
+import { ReasonError } from '../shared/errors';
 
 export type ExportErrorReason =
   | 'not-expressible' // the experiment has no transformers + PEFT equivalent (a built-in synthetic kind)
@@ -7,18 +8,13 @@ export type ExportErrorReason =
   | 'init-from' // --init-from is neither a seed nor a run folder of the same experiment
   | 'bad-input'; // the model folder or dataset the experiment names cannot be used
 
-export class ExportError extends Error {
-  override readonly name = 'ExportError';
+export class ExportError extends ReasonError<ExportErrorReason> {
+  static override readonly family = 'ExportError';
   constructor(
-    readonly reason: ExportErrorReason,
+    reason: ExportErrorReason,
     message: string,
     readonly path?: string,
   ) {
-    super(message);
-  }
-
-  static is(e: unknown, reason?: ExportErrorReason): e is ExportError {
-    const o = e as { name?: unknown; reason?: unknown } | null;
-    return typeof o === 'object' && o !== null && o.name === 'ExportError' && typeof o.reason === 'string' && (reason === undefined || o.reason === reason);
+    super(reason, message);
   }
 }

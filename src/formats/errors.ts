@@ -2,6 +2,7 @@
 // switch on, the file (`source`) and the tensor or field involved, and a message a user can act on.
 // The safetensors reasons mirror the reference Rust crate's `SafeTensorError` variants so a failure
 // here can be compared with what `safetensors.safe_open` would say about the same file.
+import { ReasonError } from '../shared/errors';
 
 export type FormatErrorReason =
   // safetensors, named after the Rust crate's SafeTensorError variants
@@ -24,10 +25,8 @@ export type FormatErrorReason =
   // experiment configs
   | 'invalid-config';
 
-export class FormatError extends Error {
-  override readonly name = 'FormatError';
-  /** Machine-readable cause, see {@link FormatErrorReason}. */
-  readonly reason: FormatErrorReason;
+export class FormatError extends ReasonError<FormatErrorReason> {
+  static override readonly family = 'FormatError';
   /** The file (path or display name) the bytes came from, when the caller said. */
   readonly source: string | undefined;
   /** The tensor (or config field) the problem is about, when there is one. */
@@ -36,20 +35,8 @@ export class FormatError extends Error {
   constructor(reason: FormatErrorReason, message: string, options: { source?: string; tensor?: string; cause?: unknown } = {}) {
     const where = options.source ? `${options.source}: ` : '';
     const what = options.tensor !== undefined ? `tensor "${options.tensor}": ` : '';
-    super(`${where}${what}${message}`, options.cause === undefined ? undefined : { cause: options.cause });
-    this.reason = reason;
+    super(reason, `${where}${what}${message}`, { cause: options.cause });
     this.source = options.source;
     this.tensor = options.tensor;
-  }
-
-  /** True when `e` is a FormatError (and, if given, has this `reason`). Works across bundle copies. */
-  static is(e: unknown, reason?: FormatErrorReason): e is FormatError {
-    if (e instanceof FormatError) return reason === undefined || e.reason === reason;
-    // A second copy of this module (e.g. worker bundle vs host bundle) makes instanceof fail; fall back to shape.
-    const o = e as { name?: unknown; reason?: unknown } | null;
-    return (
-      typeof o === 'object' && o !== null && o.name === 'FormatError' && typeof o.reason === 'string' &&
-      (reason === undefined || o.reason === reason)
-    );
   }
 }

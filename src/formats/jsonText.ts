@@ -3,7 +3,8 @@
 // may be any file a link pointed at.
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 
-const WHAT: Record<string, string> = {
+/** jsonc-parser's error codes in words (strict JSON; the experiment-file parser words two differently). */
+export const JSON_ERROR_WORDS: Readonly<Record<string, string>> = {
   InvalidSymbol: 'unexpected character',
   InvalidNumberFormat: 'invalid number',
   PropertyNameExpected: 'expected a property name in double quotes',
@@ -59,7 +60,7 @@ export function describeJsonSyntaxError(text: string): string {
   }
   const { line, column } = lineColumnAt(text, first.offset);
   const code = printParseErrorCode(first.error);
-  return `not valid JSON (${WHAT[code] ?? code} at line ${line}, column ${column})`;
+  return `not valid JSON (${JSON_ERROR_WORDS[code] ?? code} at line ${line}, column ${column})`;
 }
 
 /**

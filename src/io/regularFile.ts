@@ -6,21 +6,18 @@
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { ReasonError } from '../shared/errors';
 
 /** A path that exists but is not a regular file (FIFO, device, socket, folder). */
-export class NotRegularFileError extends Error {
-  override readonly name = 'NotRegularFileError';
+export class NotRegularFileError extends ReasonError<'not-regular-file'> {
+  static override readonly family = 'NotRegularFileError';
   readonly code = 'ENOTREG';
   constructor(
     readonly file: string,
     /** "a FIFO (named pipe)", "a character device", … */
     readonly kind: string,
   ) {
-    super(`${file}: is ${kind}, not a regular file; refused${kind.startsWith('a FIFO') || kind.includes('device') || kind.includes('socket') ? ' (reading it could block or never end)' : ''}`);
-  }
-
-  static is(e: unknown): e is NotRegularFileError {
-    return e instanceof NotRegularFileError || (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'NotRegularFileError');
+    super('not-regular-file', `${file}: is ${kind}, not a regular file; refused${kind.startsWith('a FIFO') || kind.includes('device') || kind.includes('socket') ? ' (reading it could block or never end)' : ''}`);
   }
 }
 
@@ -82,17 +79,13 @@ export function readRegularFileSync(file: string): Buffer {
 }
 
 /** A file of a model folder that would be read from outside it. */
-export class OutsideFolderError extends Error {
-  override readonly name = 'OutsideFolderError';
+export class OutsideFolderError extends ReasonError<'outside-folder'> {
+  static override readonly family = 'OutsideFolderError';
   constructor(
     readonly file: string,
     message: string,
   ) {
-    super(message);
-  }
-
-  static is(e: unknown): e is OutsideFolderError {
-    return e instanceof OutsideFolderError || (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'OutsideFolderError');
+    super('outside-folder', message);
   }
 }
 

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { MetricPoint } from '../protocol/runFormat';
 import { Disposable, toDisposable } from '../util/disposable';
 import { log } from '../util/log';
-import { formatDuration, formatLoss } from './format';
+import { formatDuration, formatLoss } from '../shared/format';
 import { JobError, TrainingJob, type JobRequest, type JobResult } from './trainingJob';
 
 /** A run waiting for a free slot (beyond loraLab.maxConcurrentRuns). */

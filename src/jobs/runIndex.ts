@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import type { RunInfo, RunStatus } from '../protocol/runFormat';
 import { effectiveStatus, listRuns } from '../runs/runStore';
 import { isTrainerRunDir, loadTrainerRun } from '../runs/hfTrainerRun';
-import { trainingTimeMs } from './runTail';
+import { trainingTimeMs } from '../runs/runTail';
 import type { JobManager } from './jobManager';
 
 export interface RunEntry {

@@ -8,6 +8,7 @@ import { RunFolder } from '../runs/runStore';
 import { releaseLocksOf } from '../runs/runLock';
 import { Disposable, toDisposable } from '../util/disposable';
 import { StallMonitor, type Stall } from './stallMonitor';
+import { ReasonError } from '../shared/errors';
 
 export interface JobRequest {
   /** Absolute path of a *.lora.json / *.lora.yaml config (new run). */
@@ -45,17 +46,8 @@ export interface JobResult {
 }
 
 /** Why a job could not start or ended badly, with a `reason` discriminator (STYLE.md §7). */
-export class JobError extends Error {
-  constructor(
-    readonly reason: 'busy' | 'alreadyRunning' | 'workerMissing' | 'crashed' | 'restricted',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'JobError';
-  }
-  static is(e: unknown, reason?: JobError['reason']): e is JobError {
-    return e instanceof JobError && (reason === undefined || e.reason === reason);
-  }
+export class JobError extends ReasonError<'busy' | 'alreadyRunning' | 'workerMissing' | 'crashed' | 'restricted'> {
+  static override readonly family = 'JobError';
 }
 
 export class TrainingJob extends Disposable {

@@ -2,6 +2,7 @@
 // (STYLE.md §4, after hexeditor's shared/protocol.ts). Each side sends `TTo` bodies and receives
 // `TFrom` bodies. A request carries `messageId`; its reply carries `inReplyTo` and either a `body`
 // or an `error` string (PR-GitHub's `{seq, err}`), so a failed request rejects instead of hanging.
+import { ReasonError } from '../shared/errors';
 
 /** What actually travels over postMessage. */
 export interface Envelope<T> {
@@ -15,14 +16,10 @@ export interface Envelope<T> {
 }
 
 /** Thrown (as a rejection) by `sendRequest` when the other side replied with an error. */
-export class RemoteError extends Error {
-  readonly reason = 'remote';
+export class RemoteError extends ReasonError<'remote'> {
+  static override readonly family = 'RemoteError';
   constructor(message: string) {
-    super(message);
-    this.name = 'RemoteError';
-  }
-  static is(e: unknown): e is RemoteError {
-    return e instanceof RemoteError;
+    super('remote', message);
   }
 }
 

@@ -9,18 +9,12 @@
 //   adapter/                 adapter_config.json + adapter_model.safetensors (PEFT layout)
 //   truth/                   experiment-specific reference tensors (e.g. the true U·V of low-rank-recovery)
 
-export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
+import type { BackendReport, MetricPoint, RunParamSummary } from '../engine/reports';
 
-export interface BackendReport {
-  /** The tfjs backend actually in use: 'tensorflow' (tfjs-node), 'wasm' or 'cpu'; 'torch' for a job exported to transformers' Trainer. */
-  name: 'tensorflow' | 'wasm' | 'cpu' | 'torch';
-  simd?: boolean;
-  threads?: number;
-  /** Native kernels used for matrix products, e.g. "native avx512 kernels (lora-lab-native 1)". */
-  kernels?: string;
-  /** Why a faster backend was not used, e.g. "@tensorflow/tfjs-node is not installed". */
-  notes: string[];
-}
+// What the engine reports about a run, stored in run.json and metrics.jsonl as it is.
+export type { BackendReport, MetricPoint, RunParamSummary };
+
+export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 
 export interface RunInfo {
   formatVersion: 1;
@@ -60,25 +54,6 @@ export interface RunInfo {
    * pid may belong to an unrelated process, so a run from an earlier boot reads as 'interrupted'.
    */
   bootTime?: number;
-}
-
-export interface RunParamSummary {
-  /** Parameters of the base model (all of them, frozen or not). */
-  totalParams: number;
-  /** What trains in this run. */
-  trainableParams: number;
-  /** PEFT's figure: trainable / (total + LoRA) in percent. */
-  trainablePercentPeft: number;
-}
-
-export interface MetricPoint {
-  step: number;
-  loss: number;
-  evalLoss?: number;
-  lr: number;
-  gradNorm: number;
-  /** Milliseconds since the run (or this resumed segment's start, offset to be continuous) began. */
-  elapsedMs: number;
 }
 
 export interface CheckpointInfo {

@@ -6,23 +6,14 @@
 // the host pushes throttled `didAppendMetrics` / `didUpdateSource` events. ΔW is never sent as a
 // k×d product: the webview asks for the factors of one checkpoint (`factorsRequest`) and builds
 // the heatmap itself, off its UI thread.
-import type { MetricPoint, RunInfo } from './runFormat';
+import type { RunInfo } from './runFormat';
+import type { Matrix, ModuleFactors } from '../shared/matrix';
+import type { MetricColumns } from '../shared/metricColumns';
+import type { EncodedFactors, EncodedMatrix, PackedMetrics } from '../shared/reportEncoding';
+import { ReasonError } from '../shared/errors';
 
-/** A dense row-major 2-D matrix. Conv weights arrive flattened to [out, in·kh·kw]. */
-export interface Matrix {
-  shape: [number, number];
-  data: Float32Array;
-}
-
-/** Metric history in columns (compact for 100k points). `null` marks a step without an eval loss. */
-export interface MetricColumns {
-  step: number[];
-  loss: number[];
-  evalLoss: (number | null)[];
-  lr: number[];
-  gradNorm: number[];
-  elapsedMs: number[];
-}
+// Payload types that live in src/shared with the code that builds and encodes them.
+export type { Matrix, MetricColumns, ModuleFactors };
 
 /** One adapted layer. `in`/`out` are d and k of W [k, d]; A is [r, d], B is [k, r]. */
 export interface ModuleSummary {
@@ -119,17 +110,6 @@ export interface DashboardSnapshot {
   sources: SourceSnapshot[];
 }
 
-/** The factors of one module at one step: ΔW = scale·B·A, or `delta` for kinds that are not plain A/B. */
-export interface ModuleFactors {
-  module: string;
-  scale: number;
-  /** [r, in] */
-  a?: Matrix;
-  /** [out, r] */
-  b?: Matrix;
-  delta?: Matrix;
-}
-
 export type ToWebview =
   /** The full state; the reply to `ready`, and re-sent whenever the set of sources changes. */
   | { type: 'didSnapshot'; snapshot: DashboardSnapshot }
@@ -163,14 +143,10 @@ export type ExportMime = 'text/csv' | 'image/png';
 export const MAX_EXPORT_CHARS = 64 * 1024 * 1024;
 
 /** Thrown by `validateFromWebview` for anything that is not a well-formed FromWebview message. */
-export class ProtocolError extends Error {
-  readonly reason = 'protocol';
+export class ProtocolError extends ReasonError<'protocol'> {
+  static override readonly family = 'ProtocolError';
   constructor(message: string) {
-    super(message);
-    this.name = 'ProtocolError';
-  }
-  static is(e: unknown): e is ProtocolError {
-    return e instanceof ProtocolError;
+    super('protocol', message);
   }
 }
 
@@ -236,70 +212,9 @@ export function validateFromWebview(raw: unknown): FromWebview {
   }
 }
 
-/** Metric points → columns (missing eval loss → null). */
-export function toMetricColumns(points: readonly MetricPoint[]): MetricColumns {
-  const c: MetricColumns = { step: [], loss: [], evalLoss: [], lr: [], gradNorm: [], elapsedMs: [] };
-  for (const p of points) appendMetricPoint(c, p);
-  return c;
-}
-
-export function appendMetricPoint(c: MetricColumns, p: MetricPoint): void {
-  c.step.push(p.step);
-  c.loss.push(p.loss);
-  c.evalLoss.push(typeof p.evalLoss === 'number' && Number.isFinite(p.evalLoss) ? p.evalLoss : null);
-  c.lr.push(p.lr);
-  c.gradNorm.push(p.gradNorm);
-  c.elapsedMs.push(p.elapsedMs);
-}
-
-/**
- * Appends `more` to `into`. A resumed run re-logs from its last checkpoint: points of `into` at or
- * after the first new step are replaced, so the history matches metrics.jsonl. Returns the index
- * from which `into` changed (its old length when nothing was replaced).
- */
-export function mergeMetricColumns(into: MetricColumns, more: MetricColumns): number {
-  if (more.step.length === 0) return into.step.length;
-  const first = more.step[0];
-  let keep = into.step.length;
-  while (keep > 0 && into.step[keep - 1] >= first) keep--;
-  const keys = ['step', 'loss', 'evalLoss', 'lr', 'gradNorm', 'elapsedMs'] as const;
-  for (const k of keys) {
-    const dst = into[k] as unknown[];
-    const src = more[k] as unknown[];
-    dst.length = keep;
-    for (let i = 0; i < src.length; i++) dst.push(src[i]);
-  }
-  return keep;
-}
-
 // ---------------------------------------------------------------- the standalone report
-// `lora-lab report` embeds everything the webview would request as JSON inside the HTML file, with
-// matrices as base64 of little-endian float32 bytes.
-
-/** A Matrix inside report JSON. */
-export interface EncodedMatrix {
-  shape: [number, number];
-  f32: string;
-}
-
-export interface EncodedFactors {
-  module: string;
-  scale: number;
-  a?: EncodedMatrix;
-  b?: EncodedMatrix;
-  delta?: EncodedMatrix;
-}
-
-/** Metric columns as float32 base64 (half the size of JSON numbers); NaN marks a missing eval loss. */
-export interface PackedMetrics {
-  n: number;
-  step: string;
-  loss: string;
-  evalLoss: string;
-  lr: string;
-  gradNorm: string;
-  elapsedMs: string;
-}
+// `lora-lab report` embeds everything the webview would request as JSON inside the HTML file
+// (encoded by src/shared/reportEncoding.ts).
 
 export interface ReportData {
   /** Sources carry no `metrics` here: they are in `metrics`, packed. */
@@ -308,108 +223,4 @@ export interface ReportData {
   /** factors[sourceId][step] */
   factors: Record<string, Record<string, EncodedFactors[]>>;
   references: Record<string, { module: string; kind: ReferenceInfo['kind']; matrix: EncodedMatrix }[]>;
-}
-
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-
-export function bytesToBase64(bytes: Uint8Array): string {
-  let out = '';
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    out += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + B64[n & 63];
-  }
-  if (i < bytes.length) {
-    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8);
-    out += B64[n >> 18] + B64[(n >> 12) & 63] + (i + 1 < bytes.length ? B64[(n >> 6) & 63] : '=') + '=';
-  }
-  return out;
-}
-
-export function base64ToBytes(s: string): Uint8Array {
-  const clean = s.replace(/=+$/, '');
-  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
-  const lut = new Int16Array(128).fill(-1);
-  for (let i = 0; i < 64; i++) lut[B64.charCodeAt(i)] = i;
-  let o = 0;
-  for (let i = 0; i < clean.length; i += 4) {
-    const c0 = lut[clean.charCodeAt(i)];
-    const c1 = lut[clean.charCodeAt(i + 1)];
-    const c2 = i + 2 < clean.length ? lut[clean.charCodeAt(i + 2)] : 0;
-    const c3 = i + 3 < clean.length ? lut[clean.charCodeAt(i + 3)] : 0;
-    if (c0 < 0 || c1 < 0 || c2 < 0 || c3 < 0) throw new ProtocolError(`report data: invalid base64 at character ${i}`);
-    const n = (c0 << 18) | (c1 << 12) | (c2 << 6) | c3;
-    if (o < out.length) out[o++] = n >> 16;
-    if (o < out.length) out[o++] = (n >> 8) & 255;
-    if (o < out.length) out[o++] = n & 255;
-  }
-  return out;
-}
-
-const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-export function encodeMatrix(m: Matrix): EncodedMatrix {
-  const f = Float32Array.from(m.data);
-  const bytes = new Uint8Array(f.buffer);
-  if (!LE) for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
-  return { shape: [m.shape[0], m.shape[1]], f32: bytesToBase64(bytes) };
-}
-
-export function decodeMatrix(e: EncodedMatrix): Matrix {
-  const bytes = base64ToBytes(e.f32);
-  if (bytes.length !== e.shape[0] * e.shape[1] * 4) {
-    throw new ProtocolError(`report data: matrix [${e.shape.join(', ')}] should have ${e.shape[0] * e.shape[1] * 4} bytes, got ${bytes.length}`);
-  }
-  if (!LE) for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
-  return { shape: e.shape, data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4) };
-}
-
-export function packMetrics(c: MetricColumns): PackedMetrics {
-  const col = (xs: readonly (number | null)[]) => encodeMatrix({ shape: [1, xs.length], data: Float32Array.from(xs, (x) => (x === null ? NaN : x)) }).f32;
-  return { n: c.step.length, step: col(c.step), loss: col(c.loss), evalLoss: col(c.evalLoss), lr: col(c.lr), gradNorm: col(c.gradNorm), elapsedMs: col(c.elapsedMs) };
-}
-
-export function unpackMetrics(p: PackedMetrics): MetricColumns {
-  const col = (f32: string) => Array.from(decodeMatrix({ shape: [1, p.n], f32 }).data);
-  return {
-    step: col(p.step),
-    loss: col(p.loss),
-    evalLoss: col(p.evalLoss).map((x) => (Number.isNaN(x) ? null : x)),
-    lr: col(p.lr),
-    gradNorm: col(p.gradNorm),
-    elapsedMs: col(p.elapsedMs),
-  };
-}
-
-export function encodeFactors(f: ModuleFactors): EncodedFactors {
-  return {
-    module: f.module,
-    scale: f.scale,
-    ...(f.a ? { a: encodeMatrix(f.a) } : {}),
-    ...(f.b ? { b: encodeMatrix(f.b) } : {}),
-    ...(f.delta ? { delta: encodeMatrix(f.delta) } : {}),
-  };
-}
-
-export function decodeFactors(e: EncodedFactors): ModuleFactors {
-  return {
-    module: e.module,
-    scale: e.scale,
-    ...(e.a ? { a: decodeMatrix(e.a) } : {}),
-    ...(e.b ? { b: decodeMatrix(e.b) } : {}),
-    ...(e.delta ? { delta: decodeMatrix(e.delta) } : {}),
-  };
-}
-
-/**
- * JSON that is safe inside `<script type="application/json">`: `<`, `>`, `&` and the JS line
- * separators are escaped, so hostile metadata such as `</script><script>…` cannot end the element.
- */
-export function jsonForHtmlScript(value: unknown): string {
-  return JSON.stringify(value)
-    .replace(/</g, '\\u003c')
-    .replace(/>/g, '\\u003e')
-    .replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
 }

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ReasonError } from '../shared/errors';
 
 export interface SshTarget {
   /** A host name or a Host alias of ~/.ssh/config. */
@@ -22,18 +23,8 @@ export interface SshTarget {
 
 export type SshErrorReason = 'unreachable' | 'auth' | 'disk-full' | 'no-python' | 'remote';
 
-export class SshError extends Error {
-  override readonly name = 'SshError';
-  constructor(
-    readonly reason: SshErrorReason,
-    message: string,
-  ) {
-    super(message);
-  }
-  static is(e: unknown, reason?: SshErrorReason): e is SshError {
-    const o = e as { name?: unknown; reason?: unknown } | null;
-    return typeof o === 'object' && o !== null && o.name === 'SshError' && (reason === undefined || o.reason === reason);
-  }
+export class SshError extends ReasonError<SshErrorReason> {
+  static override readonly family = 'SshError';
 }
 
 export const REMOTE_FILE = 'remote.json';

@@ -9,6 +9,7 @@ import type { BackendReport, MetricPoint, RunStatus } from '../protocol/runForma
 import type { FromWorker } from '../protocol/worker';
 import { decodeExperimentBytes, parseExperimentConfig, type ParseExperimentResult } from '../formats/experimentConfig';
 import { NotRegularFileError, readRegularFileSync } from '../io/regularFile';
+import { EngineError } from '../engine/errors';
 import { createSession, type TrainingSession } from '../engine/session';
 import { createCausalLmSession } from './causalLmSession';
 import { RunFolder, hostBootTime, type SkippedCheckpoint } from './runStore';
@@ -115,7 +116,7 @@ async function makeSession(config: ExperimentConfig, configDir: string, log: (me
 }
 
 function isNonFiniteLoss(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'NonFiniteLossError';
+  return EngineError.is(e, 'non-finite-loss');
 }
 
 /**

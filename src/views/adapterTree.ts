@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { Disposable } from '../util/disposable';
 import { log } from '../util/log';
 import type { InspectModule } from '../formats/adapters';
-import { adapterDescription, adapterTooltip, checkAdapterValues, groupAdapters, isMergeable, moduleDescription, scanAdapters, type AdapterGroup, type AdapterInfo } from './adapterScan';
+import { adapterDescription, adapterTooltip, checkAdapterValues, groupAdapters, isMergeable, moduleDescription, scanAdapters, type AdapterGroup, type AdapterInfo } from '../insight/adapterScan';
 
 export { adapterDescription, moduleDescription };
 

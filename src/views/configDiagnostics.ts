@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import type { ConfigIssue } from '../formats/experimentTypes';
 import { Disposable, toDisposable } from '../util/disposable';
-import { configFixes } from './configFixes';
+import { configFixes } from '../insight/configFixes';
 
 export function isExperimentConfig(doc: vscode.TextDocument): boolean {
   return /\.lora\.(json|ya?ml)$/i.test(doc.uri.path);

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { MetricPoint } from '../protocol/runFormat';
 import { log } from '../util/log';
-import { DashboardSession } from './dashboardSession';
+import { DashboardSession } from '../dashboard/dashboardSession';
 
 export interface DashboardShowOptions {
   runDirs?: string[];

@@ -1,5 +1,5 @@
 // Parameter-count hovers (vscode side): finds what is under the cursor and the model it belongs to, then
-// calls the pure text builders in hoverText.ts. Reads model config.json files from disk (the host may;
+// calls the pure text builders in insight/hoverText.ts. Reads model config.json files from disk (the host may;
 // src/formats stays pure).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,11 +10,12 @@ import { findSweepAxes, pathAtOffset, resolveConfigDefaults } from '../formats/e
 import type { ExperimentConfig, ScalingMode } from '../formats/experimentTypes';
 import { parseHfConfig } from '../formats/hfConfig';
 import { matchTargetModules, moduleHyper, parsePeftConfig } from '../formats/peftConfig';
+import { loraScale } from '../shared/loraScale';
 import { Disposable } from '../util/disposable';
-import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from './hoverText';
-import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from './modelShapes';
-import { boolArg, callAt, intArg, linearsInFile, numArg } from './pythonCalls';
-import { configKeyDoc, isMlxConfig } from './configKeyDocs';
+import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from '../insight/hoverText';
+import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from '../insight/modelShapes';
+import { boolArg, callAt, intArg, linearsInFile, numArg } from '../insight/pythonCalls';
+import { configKeyDoc, isMlxConfig } from '../insight/configKeyDocs';
 
 /** Where each hover applies: experiment configs, PEFT adapter configs, axolotl / mlx-lm YAML, Python. */
 export const HOVER_SELECTOR: vscode.DocumentSelector = [
@@ -290,7 +291,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     if (!countsFor) return keyDoc ? md(keyDoc) : undefined;
     const mlx = (typeof raw.lora_parameters === 'object' && raw.lora_parameters !== null ? raw.lora_parameters : raw) as Record<string, unknown>;
     const r = typeof mlx.rank === 'number' ? mlx.rank : 8;
-    const scale = typeof mlx.scale === 'number' ? mlx.scale : typeof mlx.alpha === 'number' ? mlx.alpha / r : 20;
+    const scale = typeof mlx.scale === 'number' ? mlx.scale : typeof mlx.alpha === 'number' ? loraScale(mlx.alpha, r, 'standard') : 20;
     const modelRef = typeof raw.model === 'string' ? raw.model : typeof raw.base_model === 'string' ? raw.base_model : undefined;
     const cfgPath = findModelConfig(doc.fileName, modelRef);
     const shape = cfgPath ? loadModelShape(cfgPath) : `model "${String(modelRef ?? '?')}" has no config.json in the workspace`;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { FromPlaygroundWorker, PlaygroundRequest, ToPlaygroundWebview, ToPlaygroundWorker } from '../protocol/playground';
 import { log } from '../util/log';
-import { PlaygroundHost, type PlaygroundWorkerPort } from './playgroundHost';
+import { PlaygroundHost, type PlaygroundWorkerPort } from '../playground/host';
 
 export interface PlaygroundShowOptions {
   /** The base model folder (config.json + model.safetensors). */

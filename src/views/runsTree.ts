@@ -5,7 +5,8 @@ import * as vscode from 'vscode';
 import { listRunsInWorkspace, type RunEntry } from '../jobs/runIndex';
 import { isStoppableJob, remoteRecord } from '../runners/remoteRuns';
 import type { JobManager, QueuedRun } from '../jobs/jobManager';
-import { formatDuration, formatLoss, runDescription } from '../jobs/format';
+import { runDescription } from '../insight/runLabels';
+import { formatDuration, formatLoss } from '../shared/format';
 import { Disposable } from '../util/disposable';
 
 const ICON: Record<string, string> = { running: 'loading~spin', completed: 'pass', cancelled: 'debug-pause', failed: 'error', interrupted: 'debug-disconnect' };

@@ -150,7 +150,7 @@ function metricsSteps(runDir: string): number[] {
     const entry = (await a.runs.getChildren()).find((e) => 'dir' in e && e.dir === dir)!;
     const item = a.runs.getTreeItem(entry);
     assert.equal(item.label, 'renamed run');
-    assert.match(String(item.description), /^cancelled · today \d\d:\d\d · \d+ s · step \d+\/\d+ · loss \S+ · #baseline · #lr-test$/);
+    assert.match(String(item.description), /^cancelled · today \d\d:\d\d · [\d.]+ s · step \d+\/\d+ · loss \S+ · #baseline · #lr-test$/);
     assert.equal(await vscode.commands.executeCommand('loraLab.deleteRun', dir, { confirmed: true }), true);
     assert.ok(!fs.existsSync(dir), 'the run folder is gone (to the trash)');
     // Where the host has no desktop trash (code-server) it went to the freedesktop trash: tidy up after the test.

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { serializeSafetensors } from '../../src/formats/safetensors';
 import { writeReport } from '../../src/cli/commands/report';
-import { DashboardSession } from '../../src/views/dashboardSession';
+import { DashboardSession } from '../../src/dashboard/dashboardSession';
 import { formatValue } from '../../webview-ui/src/series';
 import { chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';

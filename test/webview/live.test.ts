@@ -9,7 +9,7 @@ import { parseSafetensors } from '../../src/formats/safetensors';
 import type { Envelope } from '../../src/protocol/messageHandler';
 import type { ToWebview } from '../../src/protocol/webview';
 import { trainRun } from '../../src/runs/trainRun';
-import { DashboardSession } from '../../src/views/dashboardSession';
+import { DashboardSession } from '../../src/dashboard/dashboardSession';
 import { divergingRgb } from '../../webview-ui/src/heatmap/colormap';
 import { formatValue } from '../../webview-ui/src/series';
 import { canvasPixel, chromiumAvailable, screenshot, type OpenedPage } from './support/browser';

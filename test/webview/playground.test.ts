@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Page } from 'playwright-core';
 import type { FromPlaygroundWorker, ToPlaygroundWebview } from '../../src/protocol/playground';
-import { PlaygroundHost, type PlaygroundWorkerPort } from '../../src/views/playgroundHost';
+import { PlaygroundHost, type PlaygroundWorkerPort } from '../../src/playground/host';
 import { displayPiece, formatLogprob } from '../../webview-ui/src/playground/format';
 import { chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';

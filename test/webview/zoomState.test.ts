@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LossOptions } from '../../webview-ui/src/views/lossView';
-import { DashboardSession } from '../../src/views/dashboardSession';
+import { DashboardSession } from '../../src/dashboard/dashboardSession';
 import { chromiumAvailable, screenshot, type OpenedPage } from './support/browser';
 import { tooltip } from './support/tooltip';
 import { ensureWebviewBuilt } from './support/build';

@@ -1,10 +1,8 @@
 // Where the dashboard's data comes from: the extension host (VS Code webview, via MessageHandler)
 // or the JSON embedded in a standalone report. The views only see this interface.
 import { MessageHandler } from '../../src/protocol/messageHandler';
+import { bytesToBase64, decodeFactors, decodeMatrix, unpackMetrics } from '../../src/shared/reportEncoding';
 import {
-  bytesToBase64,
-  decodeFactors,
-  decodeMatrix,
   type DashboardSnapshot,
   type ExportMime,
   type FromWebview,
@@ -13,7 +11,6 @@ import {
   type ReferenceInfo,
   type ReportData,
   type ToWebview,
-  unpackMetrics,
 } from '../../src/protocol/webview';
 
 export interface DataSource {

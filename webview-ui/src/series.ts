@@ -213,16 +213,8 @@ export function formatPercent(p: number): string {
   return `${p < 0.01 && p > 0 ? p.toPrecision(2) : p.toFixed(2)} %`;
 }
 
-export function formatBytes(b: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = b;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
+/** Sizes: 870 MiB, 1.5 KiB (the host's formatter). */
+export { formatBytes } from '../../src/shared/format';
 
 /** Short numbers for axes and read-outs: 0.000123 → 1.23e-4, 12.5 → 12.5. */
 export function formatValue(v: number | null | undefined): string {
@@ -239,11 +231,5 @@ export function backendLabel(b: { name: string; kernels?: string } | undefined):
   return m ? `${b.name} + native ${m[1]}, ${m[2]}` : b.name;
 }
 
-/** Wall-clock durations for read-outs: 42.5 s, 3 min 05 s, 2 h 04 min. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '–';
-  if (seconds < 60) return `${Number(seconds.toPrecision(3))} s`;
-  const m = Math.floor(seconds / 60);
-  if (m < 60) return `${m} min ${String(Math.floor(seconds - 60 * m)).padStart(2, '0')} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
-}
+/** Durations for read-outs: 42.5 s, 3 min 05 s, 2 h 04 min (the host's formatter: one wording everywhere). */
+export { formatDuration } from '../../src/shared/format';

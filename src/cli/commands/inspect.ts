@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { inspectAdapter, type InspectReport } from '../../formats/adapters/inspect';
 import { loadInspectInput } from '../../io/hfFolder';
 import { RUN_INFO_FILE, loadRun } from '../../runs/runStore';
-import { formatCount } from '../../engine/paramCount';
+import { formatCount } from '../../shared/paramCount';
 import { CliError, EXIT, parseFlags, UsageError, type CliCommand } from '../command';
 import { terminalSafe, terminalSafeJson, terminalValue } from '../terminalText';
 

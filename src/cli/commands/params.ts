@@ -1,5 +1,5 @@
 // `lora-lab params`: how many parameters LoRA trains vs full fine-tuning, for one linear layer.
-import { linearParamCount, formatCount, formatPercent, formatReduction } from '../../engine/paramCount';
+import { linearParamCount, formatCount, formatPercent, formatReduction } from '../../shared/paramCount';
 import { numberFlag, parseFlags, UsageError, type CliCommand } from '../command';
 
 const usage = `Usage: lora-lab params --in D --out K -r R [--bias] [--json]

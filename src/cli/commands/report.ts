@@ -4,8 +4,9 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { jsonForHtmlScript, type ReportData } from '../../protocol/webview';
-import { buildReportData } from '../../views/dashboardData';
+import type { ReportData } from '../../protocol/webview';
+import { jsonForHtmlScript } from '../../shared/reportEncoding';
+import { buildReportData } from '../../dashboard/dashboardData';
 import { writeFileAtomic } from '../../io/atomic';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import type { BackendName } from '../../runs/backendSetup';
 import { RunError } from '../../runs/runErrors';
 import { CliError, EXIT, numberFlag, parseFlags, UsageError, type CliCommand } from '../command';
-import { ProgressPrinter, formatLoss } from '../progress';
+import { ProgressPrinter } from '../progress';
+import { formatLoss } from '../../shared/format';
 import { terminalSafeJson } from '../terminalText';
 
 const BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];

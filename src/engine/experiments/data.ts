@@ -1,8 +1,8 @@
 // Small data helpers shared by the built-in experiments.
 import * as tf from '@tensorflow/tfjs-core';
-import type { RunParamSummary } from '../../protocol/runFormat';
+import type { RunParamSummary } from '../reports';
 import type { LoRALinear } from '../lora';
-import { modelParamCount } from '../paramCount';
+import { modelParamCount } from '../../shared/paramCount';
 import { Rng } from '../rng';
 
 /** Indices of the batch for update `u`: a pure function of (seed, u), so a resumed run sees the same data. */
@@ -13,8 +13,9 @@ export function batchIndices(seed: number, u: number, poolSize: number, batchSiz
 
 /**
  * Rows `idx` of a row-major pool (rowLen values per row) as a new array. The training pools live in JS
- * memory and batches are assembled here: measured on the wasm backend, tf.gather of 256 rows × 1024 took
- * ~13 ms per step (as long as the layer's forward matMul), this copy well under 1 ms.
+ * memory and batches are assembled here because a tf.gather of the rows on the wasm backend costs about
+ * as much as the layer's forward matMul, and this copy a small fraction of it (figures in
+ * test/bench/README.md).
  */
 export function gatherRows(pool: Float32Array, rowLen: number, idx: ArrayLike<number>): Float32Array {
   const out = new Float32Array(idx.length * rowLen);

@@ -1,7 +1,7 @@
 // What a built-in experiment gives the session: a generic TrainTask plus the adapted modules (for ΔW,
 // export and parameter counts) and the ground truth it was generated from.
 import type * as tf from '@tensorflow/tfjs-core';
-import type { RunParamSummary } from '../../protocol/runFormat';
+import type { RunParamSummary } from '../reports';
 import type { LoRALinear } from '../lora';
 import type { NamedTensors } from '../namedTensors';
 import type { TrainTask } from '../trainLoop';

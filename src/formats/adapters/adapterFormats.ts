@@ -210,7 +210,7 @@ export function describeLayout(input: LayoutInput): AdapterLayout {
               alphaSource = 'rank';
             }
           }
-          return alpha === undefined ? 1 : alpha / rank;
+          return alpha === undefined ? 1 : peftScale(alpha, rank, false);
         };
         if (r.lora_down || r.lora_up) {
           if (!pairOk(grp, 'lora_down', 'lora_up', 0, 1)) continue;

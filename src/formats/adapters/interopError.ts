@@ -1,6 +1,7 @@
 // One typed error for everything Hugging Face interop can refuse: a model folder we cannot run, an
 // adapter file we cannot read, a merge that would produce NaN. `reason` lets callers (CLI, tree,
 // dashboard) branch without parsing messages (STYLE.md §7).
+import { ReasonError } from '../../shared/errors';
 
 export type InteropErrorReason =
   | 'bad-config' // config.json / adapter_config.json missing a field or holding a wrong value
@@ -15,19 +16,15 @@ export type InteropErrorReason =
   | 'too-large' // a model larger than the backend can hold (the wasm memory's 4 GiB)
   | 'bad-input'; // token ids or other user input out of range
 
-export class InteropError extends Error {
-  override readonly name = 'InteropError';
+export class InteropError extends ReasonError<InteropErrorReason> {
+  static override readonly family = 'InteropError';
   constructor(
-    readonly reason: InteropErrorReason,
+    reason: InteropErrorReason,
     message: string,
     /** The file (or folder) the problem is in, when known. */
     readonly source?: string,
   ) {
-    super(message);
-  }
-
-  static is(e: unknown, reason?: InteropErrorReason): e is InteropError {
-    return e instanceof InteropError && (reason === undefined || e.reason === reason);
+    super(reason, message);
   }
 }
 

@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
 import type { MetricPoint } from '../../../src/protocol/runFormat';
 import type { FromWorker } from '../../../src/protocol/worker';
-import { ProgressPrinter, describeBackend, formatDuration, formatLoss } from '../../../src/cli/progress';
+import { ProgressPrinter, describeBackend } from '../../../src/cli/progress';
+import { formatDuration, formatLoss } from '../../../src/shared/format';
 
 /** A write-only stand-in for process.stdout that records what was written. */
 function sink(columns = 80) {
@@ -15,9 +16,9 @@ const progress = (step: number, points: MetricPoint[], etaMs?: number): FromWork
 
 describe('cli/progress', () => {
   it('formats durations, losses and backends', () => {
-    assert.equal(formatDuration(0), '0:00');
-    assert.equal(formatDuration(61_400), '1:01');
-    assert.equal(formatDuration(3_723_000), '1:02:03');
+    assert.equal(formatDuration(0), '0 s');
+    assert.equal(formatDuration(61_400), '1 min 01 s');
+    assert.equal(formatDuration(3_723_000), '1 h 02 min');
     assert.equal(formatLoss(0.123456), '0.1235');
     assert.equal(formatLoss(1.5e-6), '1.500e-6');
     assert.equal(formatLoss(NaN), 'NaN');
@@ -36,7 +37,7 @@ describe('cli/progress', () => {
     const lines = s.text().trim().split('\n');
     assert.ok(lines.length >= 10 && lines.length <= 12, lines.join('\n'));
     assert.match(lines[lines.length - 1], /^step 100\/100 loss 0\.01000 eval 0\.5000 lr 1\.00e-3$/);
-    assert.match(lines[0], /^step 1\/100 .* ETA 0:01$/);
+    assert.match(lines[0], /^step 1\/100 .* ETA 1 s$/);
   });
 
   it('tty mode redraws one bar in place and clears it before other lines', () => {
@@ -45,7 +46,7 @@ describe('cli/progress', () => {
     p.event(progress(50, [pt(50, 0.25)], 90_000));
     p.event({ type: 'log', level: 'warn', message: 'careful' });
     const out = s.text();
-    assert.match(out, /^\r\x1b\[2K\[#+\.+\] 50\/100 loss 0\.02000 eval 0\.2500 ETA 1:30/);
+    assert.match(out, /^\r\x1b\[2K\[#+\.+\] 50\/100 loss 0\.02000 eval 0\.2500 ETA 1 min 30 s/);
     assert.ok(out.endsWith('\r\x1b[2Kwarn: careful\n'));
     const bar = out.split('\r\x1b[2K')[1];
     assert.ok(bar.length <= 59, 'fits the terminal width');

@@ -5,8 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseSafetensors, serializeSafetensors } from '../../../src/formats/safetensors';
-import { decodeFactors, decodeMatrix, jsonForHtmlScript, packMetrics, toMetricColumns, unpackMetrics } from '../../../src/protocol/webview';
-import { buildReportData, loadAdapterSource, pairFactors, readAdapterFactors } from '../../../src/views/dashboardData';
+import { toMetricColumns } from '../../../src/shared/metricColumns';
+import { decodeFactors, decodeMatrix, jsonForHtmlScript, packMetrics, unpackMetrics } from '../../../src/shared/reportEncoding';
+import { buildReportData, loadAdapterSource, pairFactors, readAdapterFactors } from '../../../src/dashboard/dashboardData';
 
 const PEFT_ADAPTER = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8/adapter');
 const TINY_GPT2 = path.resolve(__dirname, '../../../examples/models/tiny-gpt2');
@@ -35,41 +36,60 @@ function oddOffsetSafetensors(tensors: Record<string, { shape: number[]; data: F
 function tensors(map: Record<string, { shape: number[]; data: number[] }>) {
   return {
     names: Object.keys(map),
+    shapeOf: (n: string) => map[n].shape,
     get: (n: string) => ({ shape: map[n].shape, data: Float32Array.from(map[n].data) }),
   };
 }
 
 describe('dashboard data', () => {
   it('pairs A/B factors in PEFT, checkpoint, kohya, mlx-lm and legacy diffusers naming', () => {
-    const t = tensors({
+    // One file holds one naming convention; each is paired on its own, as the readers see them.
+    const pair = (map: Record<string, { shape: number[]; data: number[] }>) => {
+      const t = tensors(map);
+      return Object.fromEntries(pairFactors(t.names, t.shapeOf, t.get).map((p) => [p.module, p]));
+    };
+    const peft = pair({
       'base_model.model.layers.0.q_proj.lora_A.weight': { shape: [1, 2], data: [1, 2] },
       'base_model.model.layers.0.q_proj.lora_B.weight': { shape: [3, 1], data: [1, 1, 1] },
+    });
+    assert.deepEqual(Object.keys(peft), ['layers.0.q_proj']);
+    assert.deepEqual(peft['layers.0.q_proj'].a.shape, [1, 2]);
+    assert.deepEqual(peft['layers.0.q_proj'].b.shape, [3, 1]);
+    const checkpoint = pair({
       'param/linear.lora_A': { shape: [1, 2], data: [1, 2] },
       'param/linear.lora_B': { shape: [2, 1], data: [1, 1] },
       'optim/m/linear.lora_A': { shape: [1, 2], data: [0, 0] },
+    });
+    assert.deepEqual(Object.keys(checkpoint), ['linear']);
+    assert.deepEqual(Array.from(checkpoint.linear.a.data), [1, 2]);
+    const kohya = pair({
       'lora_unet_mid.lora_down.weight': { shape: [2, 3, 1, 1], data: [1, 0, 0, 0, 1, 0] },
       'lora_unet_mid.lora_up.weight': { shape: [4, 2, 1, 1], data: [1, 0, 0, 1, 1, 1, 0, 0] },
       'lora_unet_mid.alpha': { shape: [], data: [1] },
+    });
+    assert.deepEqual(Object.keys(kohya), ['lora_unet_mid']);
+    assert.deepEqual(kohya['lora_unet_mid'].a.shape, [2, 3]); // conv [r, in, 1, 1] flattened
+    assert.deepEqual(kohya['lora_unet_mid'].b.shape, [4, 2]);
+    assert.equal(kohya['lora_unet_mid'].alpha, 1);
+    const mlx = pair({
       'model.layers.1.v_proj.lora_a': { shape: [3, 2], data: [1, 2, 3, 4, 5, 6] },
       'model.layers.1.v_proj.lora_b': { shape: [2, 5], data: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] },
+    });
+    // mlx-lm: lora_a [in=3, r=2] → A [2, 3]; lora_b [r=2, out=5] → B [5, 2]
+    assert.deepEqual(mlx['model.layers.1.v_proj'].a.shape, [2, 3]);
+    assert.deepEqual(Array.from(mlx['model.layers.1.v_proj'].a.data), [1, 3, 5, 2, 4, 6]);
+    assert.deepEqual(mlx['model.layers.1.v_proj'].b.shape, [5, 2]);
+    const legacy = pair({
       'attn1.processor.to_k_lora.down.weight': { shape: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] },
       'attn1.processor.to_k_lora.up.weight': { shape: [4, 2], data: [1, 2, 3, 4, 5, 6, 7, 8] },
     });
-    const pairs = pairFactors(t.names, t.get);
-    const by = Object.fromEntries(pairs.map((p) => [p.module, p]));
-    assert.deepEqual(Object.keys(by).sort(), ['attn1.processor.to_k', 'layers.0.q_proj', 'linear', 'lora_unet_mid', 'model.layers.1.v_proj']);
-    assert.deepEqual(by['lora_unet_mid'].a.shape, [2, 3]); // conv [r, in, 1, 1] flattened
-    assert.deepEqual(by['lora_unet_mid'].b.shape, [4, 2]);
-    assert.equal(by['lora_unet_mid'].alpha, 1);
-    // mlx-lm: lora_a [in=3, r=2] → A [2, 3]; lora_b [r=2, out=5] → B [5, 2]
-    assert.deepEqual(by['model.layers.1.v_proj'].a.shape, [2, 3]);
-    assert.deepEqual(Array.from(by['model.layers.1.v_proj'].a.data), [1, 3, 5, 2, 4, 6]);
-    assert.deepEqual(by['model.layers.1.v_proj'].b.shape, [5, 2]);
+    assert.deepEqual(Object.keys(legacy), ['attn1.processor.to_k']);
+    assert.deepEqual(legacy['attn1.processor.to_k'].b.shape, [4, 2]);
   });
 
-  it('rejects factors whose shapes do not fit, naming both tensors', () => {
+  it('rejects factors whose shapes do not fit, naming the module and both shapes', () => {
     const t = tensors({ 'x.lora_A.weight': { shape: [2, 4], data: new Array(8).fill(0) }, 'x.lora_B.weight': { shape: [4, 3], data: new Array(12).fill(0) } });
-    assert.throws(() => pairFactors(t.names, t.get), /x\.lora_B\.weight: shape \[4, 3\] does not match x\.lora_A\.weight \[2, 4\]/);
+    assert.throws(() => pairFactors(t.names, t.shapeOf, t.get), /x: lora_B \[4,3\] does not match lora_A \[2,4\] \(rank 2\)$/);
   });
 
   it('reads the PEFT fixture adapter: 8 modules, scale α/r = 2, spectrum from the factors', async () => {

@@ -2,7 +2,8 @@
 // untrusted webview messages.
 import assert from 'node:assert/strict';
 import { MessageHandler, RemoteError, type Envelope } from '../../../src/protocol/messageHandler';
-import { mergeMetricColumns, ProtocolError, toMetricColumns, validateFromWebview } from '../../../src/protocol/webview';
+import { ProtocolError, validateFromWebview } from '../../../src/protocol/webview';
+import { mergeMetricColumns, toMetricColumns } from '../../../src/shared/metricColumns';
 import { until } from '../../support/until';
 
 type Req = { type: 'add'; x: number; y: number } | { type: 'fail' } | { type: 'note'; text: string };

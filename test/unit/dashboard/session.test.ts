@@ -9,7 +9,7 @@ import type { Envelope } from '../../../src/protocol/messageHandler';
 import type { MetricPoint } from '../../../src/protocol/runFormat';
 import type { ToWebview } from '../../../src/protocol/webview';
 import { trainRun } from '../../../src/runs/trainRun';
-import { DashboardSession } from '../../../src/views/dashboardSession';
+import { DashboardSession } from '../../../src/dashboard/dashboardSession';
 import { until } from '../../support/until';
 
 const point = (step: number): MetricPoint => ({ step, loss: 1 / step, lr: 0.01, gradNorm: 1, elapsedMs: step });

@@ -58,8 +58,8 @@ describe('dashboard views (pure parts)', () => {
     assert.equal(csvLine(['run "a", r=1', 3, null, NaN, 0.5]), '"run ""a"", r=1",3,,,0.5');
     assert.equal(safeFileName('Loss-sweep r=1/../x', 'csv'), 'Loss-sweep-r-1-..-x.csv');
     assert.equal(safeFileName('', 'png'), 'chart.png');
-    assert.equal(formatDuration(42.51), '42.5 s');
-    assert.equal(formatDuration(185), '3 min 05 s');
+    assert.equal(formatDuration(42_510), '42.5 s');
+    assert.equal(formatDuration(185_000), '3 min 05 s');
   });
 
   it('tooltip rows: highest value first, rows without a value left out', () => {

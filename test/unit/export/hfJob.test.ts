@@ -18,7 +18,7 @@ import { loadPeftAdapterDir, loadHfFolder } from '../../../src/io/hfFolder';
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
 import { attachPeftAdapter } from '../../../src/models/peftAdapter';
 import { idsTensor } from '../../../src/models/causalLm';
-import { loadRunSource } from '../../../src/views/dashboardData';
+import { loadRunSource } from '../../../src/dashboard/dashboardData';
 import { useCpu } from '../interop/helpers';
 
 const REPO = path.resolve(__dirname, '../../..');

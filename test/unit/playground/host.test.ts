@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parsePlaygroundMessage, type FromPlaygroundWorker, type ToPlaygroundWebview } from '../../../src/protocol/playground';
-import { PlaygroundHost, type PlaygroundWorkerPort } from '../../../src/views/playgroundHost';
+import { PlaygroundHost, type PlaygroundWorkerPort } from '../../../src/playground/host';
 import { PEFT_FIXTURES } from '../interop/helpers';
 
 const ROOT = path.resolve(__dirname, '../../..');

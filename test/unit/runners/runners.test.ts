@@ -11,7 +11,7 @@ import { checkHost, classifySshFailure, RemoteRunFollower, SshError, sshConfigHo
 import { requestStop, startLocalJob } from '../../../src/runners/localRunner';
 import { exportJob } from '../../../src/export/exportJob';
 import { loadRun } from '../../../src/runs/runStore';
-import { loadRunSource } from '../../../src/views/dashboardData';
+import { loadRunSource } from '../../../src/dashboard/dashboardData';
 import { freePort, SSHD, TestSshd } from './sshd';
 
 const REPO = path.resolve(__dirname, '../../..');

@@ -7,13 +7,13 @@ import * as path from 'node:path';
 import { encodeBf16, encodeF16 } from '../../../src/formats/dtype';
 import { inspectAdapter } from '../../../src/formats/adapters';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../../../src/formats/safetensors';
-import { checkAdapterValues, scanAdapters } from '../../../src/views/adapterScan';
+import { checkAdapterValues, scanAdapters } from '../../../src/insight/adapterScan';
 
 const f16 = (shape: number[], v: number[]): TensorToWrite => ({ dtype: 'F16', shape, data: encodeF16(v) });
 const bf16 = (shape: number[], v: number[]): TensorToWrite => ({ dtype: 'BF16', shape, data: encodeBf16(v) });
 const f32 = (shape: number[], v: number[]): TensorToWrite => ({ dtype: 'F32', shape, data: Float32Array.from(v) });
 
-describe('views/adapterScan: values pass shared with inspectAdapter', () => {
+describe('insight/adapterScan: values pass shared with inspectAdapter', () => {
   let tmp: string;
   before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-values-'))));
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));

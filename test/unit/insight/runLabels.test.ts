@@ -2,8 +2,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { formatRunDate, parseTags, runDescription } from '../../../src/jobs/format';
-import { lastElapsedMs, trainingTimeMs } from '../../../src/jobs/runTail';
+import { formatRunDate, parseTags, runDescription } from '../../../src/insight/runLabels';
+import { lastElapsedMs, trainingTimeMs } from '../../../src/runs/runTail';
 import { moveToFreedesktopTrash } from '../../../src/jobs/trash';
 
 describe('run labels: telling same-named runs apart', () => {
@@ -20,8 +20,8 @@ describe('run labels: telling same-named runs apart', () => {
   it('two runs of one config differ by date, training time and final loss; unfinished runs show their step', () => {
     const a = runDescription({ status: 'completed', createdAt: new Date(2026, 11, 6, 14, 3).toISOString(), step: 300, totalSteps: 300, elapsedMs: 64_000, lastLoss: 0.012345, tags: ['baseline'] }, now);
     const b = runDescription({ status: 'cancelled', createdAt: new Date(2026, 11, 5, 10, 0).toISOString(), step: 120, totalSteps: 300, elapsedMs: 9_400, lastLoss: 0.5 }, now);
-    assert.equal(a, 'completed · today 14:03 · 1 min 4 s · loss 0.01235 · #baseline');
-    assert.equal(b, 'cancelled · Dec 5 10:00 · 9 s · step 120/300 · loss 0.5000');
+    assert.equal(a, 'completed · today 14:03 · 1 min 04 s · loss 0.01235 · #baseline');
+    assert.equal(b, 'cancelled · Dec 5 10:00 · 9.4 s · step 120/300 · loss 0.5000');
     assert.equal(runDescription({ status: 'running', createdAt: now.toISOString(), step: 0, totalSteps: 10 }, now), 'running · today 15:00 · step 0/10');
   });
 

@@ -6,10 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageHandler, type Envelope } from '../protocol/messageHandler';
 import type { MetricPoint } from '../protocol/runFormat';
+import { mergeMetricColumns, toMetricColumns } from '../shared/metricColumns';
+import { base64ToBytes } from '../shared/reportEncoding';
 import {
-  base64ToBytes,
-  mergeMetricColumns,
-  toMetricColumns,
   validateFromWebview,
   type DashboardSnapshot,
   type FromWebview,

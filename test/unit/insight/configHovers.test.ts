@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
-import { configKeyDoc, isMlxConfig } from '../../../src/views/configKeyDocs';
-import { modelCounts, modelHoverText } from '../../../src/views/hoverText';
-import { fileModelShape } from '../../../src/views/modelShapes';
-import { linearsInFile } from '../../../src/views/pythonCalls';
+import { configKeyDoc, isMlxConfig } from '../../../src/insight/configKeyDocs';
+import { modelCounts, modelHoverText } from '../../../src/insight/hoverText';
+import { fileModelShape } from '../../../src/insight/modelShapes';
+import { linearsInFile } from '../../../src/insight/pythonCalls';
 
 describe('hovers: per-key text in adapter configs, mlx-lm configs, a model defined in a Python file', () => {
   it('adapter_config.json: each key has its own line (not one block for every key)', () => {

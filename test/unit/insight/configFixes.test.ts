@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { parseExperimentConfig } from '../../../src/formats/experimentConfig';
-import { configFixes, type ConfigFix } from '../../../src/views/configFixes';
+import { configFixes, type ConfigFix } from '../../../src/insight/configFixes';
 
 function apply(text: string, fix: ConfigFix): string {
   let out = text;

@@ -6,13 +6,14 @@
 // Node fs, no vscode: the tree passes in the file lists it got from findFiles.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatCount } from '../engine/paramCount';
+import { formatCount } from '../shared/paramCount';
 import { checkValuesAsync, inspectAdapter, nonFiniteSummary, type InspectInput, type InspectModule, type InspectReport } from '../formats/adapters';
 import { parseSafetensors, type SafetensorsHeader } from '../formats/safetensors';
 import { readSafetensorsHeader } from '../io/safetensorsFile';
 import { openRegular, readRegularFile, readRegularFileSync } from '../io/regularFile';
-import { formatDuration, formatLoss, runDescription } from '../jobs/format';
-import { trainingTimeMs } from '../jobs/runTail';
+import { runDescription } from './runLabels';
+import { formatBytes, formatDuration, formatLoss } from '../shared/format';
+import { trainingTimeMs } from '../runs/runTail';
 
 export interface AdapterInfo {
   /** Folder (PEFT, mlx, run) or file (kohya, LyCORIS, …): what Inspect/Merge/Copy path act on. */
@@ -248,21 +249,7 @@ export async function checkAdapterValues(info: AdapterInfo, pause: () => Promise
   return JSON.stringify([info.warnings, info.modules.map((m) => [m.alpha, m.scale])]) !== before;
 }
 
-/** "870 MB" for 912,556,812 bytes (1024-based, as file managers show sizes); "512 bytes" below 1 KB. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return `${n} bytes`;
-  if (n < 1024) return `${n} byte${n === 1 ? '' : 's'}`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 100 ? Math.round(v) : Number(v.toPrecision(3))} ${units[u]}`;
-}
-
-/** Inspect's "a 912556812-byte object" as "a 870 MB object (912,556,812 bytes)" for the tree. */
+/** Inspect's "a 912556812-byte object" as "a 870 MiB object (912,556,812 bytes)" for the tree. */
 export function readableSizes(text: string): string {
   return text.replace(/\ba (\d{4,})-byte\b/g, (_m, d: string) => `a ${formatBytes(Number(d))} (${Number(d).toLocaleString('en-US')} bytes)`);
 }

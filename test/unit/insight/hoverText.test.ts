@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText } from '../../../src/views/hoverText';
-import { experimentModelShape, hfModelShape } from '../../../src/views/modelShapes';
+import { linearHoverText, loraLinearHoverText, modelCounts, modelHoverText, scaleText } from '../../../src/insight/hoverText';
+import { experimentModelShape, hfModelShape } from '../../../src/insight/modelShapes';
 import { hfConfigFromJson } from '../../../src/formats/hfConfig';
-import { callAt, intArg } from '../../../src/views/pythonCalls';
-import { formatDuration, formatLoss } from '../../../src/jobs/format';
+import { callAt, intArg } from '../../../src/insight/pythonCalls';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
-describe('views/hoverText', () => {
+describe('insight/hoverText', () => {
   it("reads the LoRA article's worked example exactly: 1,049,600 vs 9,216, 0.88 %, about 114× fewer", () => {
     const t = loraLinearHoverText(1024, 1024, 4);
     assert.match(t, /full fine-tune 1,049,600 vs LoRA 9,216 trainable: 0\.88 %, about 114× fewer \(113\.9×\)/);
@@ -88,7 +87,7 @@ describe('views/hoverText', () => {
   });
 });
 
-describe('views/pythonCalls', () => {
+describe('insight/pythonCalls', () => {
   const src = 'import torch.nn as nn\nlayer = nn.Linear(1024, 1024)  # base\nlora = LoRALinear(1024, 1024, 4)\ncfg = LoraConfig(\n    r=8,\n    lora_alpha=16,\n    target_modules=["q_proj", "v_proj"],  # attn\n    use_rslora=True,\n)\n';
   it('finds the call under the cursor and reads literal arguments', () => {
     const lin = callAt(src, src.indexOf('Linear(1024') + 3)!;
@@ -109,16 +108,5 @@ describe('views/pythonCalls', () => {
     assert.deepEqual(c.args[0], { unknown: 'd_model' });
     assert.equal(c.kwargs.bias, false);
     assert.equal(intArg(c, 0, 'in_features'), undefined);
-  });
-});
-
-describe('jobs/format', () => {
-  it('formats loss and durations for the status bar', () => {
-    assert.equal(formatLoss(0.012345), '0.01235');
-    assert.equal(formatLoss(1.5e-5), '1.50e-5');
-    assert.equal(formatLoss(NaN), 'NaN');
-    assert.equal(formatDuration(12_400), '12 s');
-    assert.equal(formatDuration(125_000), '2 min 5 s');
-    assert.equal(formatDuration(-1), '?');
   });
 });

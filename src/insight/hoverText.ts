@@ -3,7 +3,7 @@
 // names its convention: the seed's (the adapted layer's bias trains with A and B; percent of the full
 // layer) or PEFT's (bias frozen; percent of ALL parameters, base + LoRA, as print_trainable_parameters).
 import type { ScalingMode } from '../formats/experimentTypes';
-import { formatCount, formatPercent, formatReduction, linearParamCount } from '../engine/paramCount';
+import { formatCount, formatPercent, formatReduction, linearParamCount } from '../shared/paramCount';
 import { loraScale } from '../shared/loraScale';
 import { leafName, matchTargets, type LinearLayer, type ModelShape } from './modelShapes';
 

@@ -1,4 +1,4 @@
-// The adapter browser's scan (src/views/adapterScan.ts) in plain Node: speed on many large files from
+// The adapter browser's scan (src/insight/adapterScan.ts) in plain Node: speed on many large files from
 // headers only, and the real-world corpus when ../shared/fixtures/real-world is present.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { adapterDescription, adapterTooltip, checkAdapterValues, formatBytes, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/views/adapterScan';
+import { formatBytes } from '../../../src/shared/format';
+import { adapterDescription, adapterTooltip, checkAdapterValues, groupAdapters, isMergeable, moduleDescription, readableSizes, scanAdapters, type ScanInput } from '../../../src/insight/adapterScan';
 
 const realWorld = path.resolve(__dirname, '../../../../shared/fixtures/real-world');
 const peftCase = path.resolve(__dirname, '../../fixtures/peft/llama-tiny-qkvo-r8');
@@ -46,7 +47,7 @@ function inputFor(root: string): ScanInput {
   };
 }
 
-describe('views/adapterScan', function () {
+describe('insight/adapterScan', function () {
   this.timeout(20_000);
   let tmp: string;
   before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-scan-'))));
@@ -103,7 +104,7 @@ describe('views/adapterScan', function () {
     input.adapterConfigs.push(path.join(ws, 'cfg', 'adapter_config.json'));
     // In a child process: a scan blocked on a FIFO (the bug; some reads are synchronous) would block
     // this one for good. The child is stopped after 30 s instead.
-    const script = `const m = await import(${JSON.stringify(pathToFileURL(path.resolve(__dirname, '../../../src/views/adapterScan.ts')).href)});
+    const script = `const m = await import(${JSON.stringify(pathToFileURL(path.resolve(__dirname, '../../../src/insight/adapterScan.ts')).href)});
 const scanAdapters = m.scanAdapters ?? m.default.scanAdapters;
 const found = await scanAdapters(JSON.parse(process.argv[1]));
 console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format }))));`;
@@ -180,7 +181,7 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
       assert.ok(a.warnings.length > 0, `${a.path}: no reason given`);
     }
     // The LFS pointer's size reads as a size.
-    assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /a 870 MB \(912,556,812 bytes\) object/);
+    assert.match(by('bawgz__dripfusion/MALFORMED_lfs_pointer_drip_glasses.safetensors')!.warnings.join(' '), /a 870 MiB \(912,556,812 bytes\) object/);
     for (const a of found) for (const [k, v] of a.metadata) assert.ok(typeof k === 'string' && typeof v === 'string');
   });
   it('groups: our runs (newest first, with date, time and loss), third-party by format, then unreadable or non-LoRA files with the reason', async () => {
@@ -217,7 +218,7 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     );
     const now = new Date(2026, 11, 6, 15, 0);
     const [newest, older] = groups[0].adapters;
-    assert.match(adapterDescription(newest, now), /^completed · today 14:03 · 1 min 4 s · loss 0\.01250 · r 8 · /);
+    assert.match(adapterDescription(newest, now), /^completed · today 14:03 · 1 min 04 s · loss 0\.01250 · r 8 · /);
     assert.match(adapterDescription(older, now), /^completed · Dec 5 10:00 · 9 s · loss 0\.2500 · /);
     const [notLora, tiny] = groups[2].adapters;
     assert.match(adapterDescription(notLora), /^not a LoRA adapter: none of its 1 tensor has LoRA names/);
@@ -236,11 +237,11 @@ console.log(JSON.stringify(found.map((a) => ({ path: a.path, format: a.format })
     assert.equal(isMergeable({ format: 'unreadable', runDir: undefined, baseModel: 'x' }), false);
   });
 
-  it('sizes read as sizes: 870 MB, 1.5 KB, 12 bytes', () => {
-    assert.equal(formatBytes(912_556_812), '870 MB');
-    assert.equal(formatBytes(1536), '1.5 KB');
+  it('sizes read as sizes: 870 MiB, 1.5 KiB, 12 bytes', () => {
+    assert.equal(formatBytes(912_556_812), '870 MiB');
+    assert.equal(formatBytes(1536), '1.5 KiB');
     assert.equal(formatBytes(12), '12 bytes');
-    assert.equal(formatBytes(5 * 1024 ** 4), '5 TB');
-    assert.equal(readableSizes('x is a Git LFS pointer to a 16822989-byte object, not the weights'), 'x is a Git LFS pointer to a 16 MB (16,822,989 bytes) object, not the weights');
+    assert.equal(formatBytes(5 * 1024 ** 4), '5 TiB');
+    assert.equal(readableSizes('x is a Git LFS pointer to a 16822989-byte object, not the weights'), 'x is a Git LFS pointer to a 16 MiB (16,822,989 bytes) object, not the weights');
   });
 });

@@ -1,10 +1,10 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatCount, formatPercent, formatReduction, linearParamCount, loraScale, modelParamCount } from '../../../src/engine/paramCount';
-import { loadSeedFixture } from './helpers';
+import { formatCount, formatPercent, formatReduction, linearParamCount, loraScale, modelParamCount } from '../../../src/shared/paramCount';
+import { loadSeedFixture } from '../engine/helpers';
 
-describe('engine/paramCount', () => {
+describe('shared/paramCount', () => {
   it("the seed's worked example: d = k = 1024, r = 4 → 1,049,600 vs 9,216, 0.88 %, 113.9×", () => {
     const c = linearParamCount({ inFeatures: 1024, outFeatures: 1024 }, 4);
     assert.equal(c.full, 1_049_600);
@@ -61,7 +61,7 @@ describe('engine/paramCount', () => {
         visit(path.resolve(path.dirname(file), `${m[2]}.ts`));
       }
     };
-    visit(path.join(__dirname, '../../../src/engine/paramCount.ts'));
+    visit(path.join(__dirname, '../../../src/shared/paramCount.ts'));
     assert.ok(seen.size >= 2, [...seen].join(', '));
     assert.equal(loraScale(16, 4, 'standard'), 4);
     assert.equal(loraScale(16, 4, 'rslora'), 8);

@@ -5,12 +5,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
-import { headerLengthOf, parseHeader, toFloat32, type SafetensorsHeader, type TensorEntry } from '../formats/safetensors';
+import type { SafetensorsHeader, TensorEntry } from '../formats/safetensors';
+import { readSafetensorsHeader, readTensorFloat32 } from '../io/safetensorsFile';
 import { parseHfConfig } from '../formats/hfConfig';
 import { loadInspectInput, readWeightsFile } from '../io/hfFolder';
-import { experimentModelShape, hfModelShape, type ModelShape } from './modelShapes';
+import { experimentModelShape, hfModelShape, type ModelShape } from '../insight/modelShapes';
 import { loraScale } from '../shared/loraScale';
 import { loraSpectrum } from '../engine/spectrum';
+import { describeLayout } from '../formats/adapters/adapterFormats';
 import { deltaW } from '../formats/adapters/deltaW';
 import { inspectAdapter, type InspectReport } from '../formats/adapters/inspect';
 import { loadRun, RunFolder, type TensorMap } from '../runs/runStore';
@@ -28,16 +30,14 @@ import type {
   ReportData,
   SourceSnapshot,
 } from '../protocol/webview';
-import { encodeFactors, encodeMatrix, packMetrics, toMetricColumns } from '../protocol/webview';
+import { toMetricColumns } from '../shared/metricColumns';
+import { encodeFactors, encodeMatrix, packMetrics } from '../shared/reportEncoding';
+import { ReasonError } from '../shared/errors';
 
-export class DashboardDataError extends Error {
-  readonly reason = 'dashboard-data';
+export class DashboardDataError extends ReasonError<'dashboard-data'> {
+  static override readonly family = 'DashboardDataError';
   constructor(message: string) {
-    super(message);
-    this.name = 'DashboardDataError';
-  }
-  static is(e: unknown): e is DashboardDataError {
-    return e instanceof DashboardDataError;
+    super('dashboard-data', message);
   }
 }
 
@@ -62,55 +62,51 @@ function as2d(shape: number[], data: Float32Array, what: string): Matrix {
   return { shape: [rows, cols], data };
 }
 
-// PEFT/loralib lora_A, kohya lora_down, mlx-lm lora_a, legacy diffusers `to_q_lora.down`.
-const A_NAMES = /^(.*?)(?:[._]lora_A|[._]lora_down|[._]lora_a|_lora\.down)(?:\.default)?(?:\.weight)?$/;
-const B_NAMES = /^(.*?)(?:[._]lora_B|[._]lora_up|[._]lora_b|_lora\.up)(?:\.default)?(?:\.weight)?$/;
+/** A factor role of adapterFormats' layouts → its B partner (PEFT/loralib, kohya, mlx-lm, legacy diffusers). */
+const B_ROLE_OF: Record<string, string> = { lora_A: 'lora_B', lora_down: 'lora_up', lora_a: 'lora_b', down: 'up' };
 
-/** PEFT's and our prefixes are not part of the module's name. */
+/** PEFT's and our prefixes are not part of the module's name; nor is legacy diffusers' `_lora` suffix. */
 function cleanModuleName(n: string): string {
-  return n.replace(/^base_model\.model\./, '');
+  return n.replace(/^base_model\.model\./, '').replace(/_lora$/, '');
 }
 
 /**
- * Pairs A/B factors by module name: PEFT (`….lora_A.weight`, [r, in]), our checkpoints
- * (`param/linear.lora_A`), kohya (`….lora_down.weight` + `.alpha`), mlx-lm (`lora_a` [in, r],
- * transposed). Optimizer slots (`optim/m/…`) are skipped.
+ * Pairs A/B factors by module name, with the tensor-name rules of formats/adapters/adapterFormats.ts:
+ * PEFT (`….lora_A.weight`, [r, in]), our checkpoints (`param/linear.lora_A`), kohya (`….lora_down.weight`
+ * + `.alpha`), mlx-lm (`lora_a` [in, r], transposed). Optimizer slots (`optim/m/…`) are skipped.
  */
-export function pairFactors(names: string[], get: (name: string) => { shape: number[]; data: Float32Array }): FactorPair[] {
-  const as = new Map<string, string>();
-  const bs = new Map<string, string>();
+export function pairFactors(names: string[], shapeOf: (name: string) => number[], get: (name: string) => { shape: number[]; data: Float32Array }): FactorPair[] {
+  // Our checkpoints: `param/<module>.lora_A`; optimizer slots (`optim/m/…`) are not factors.
+  const stored = new Map<string, string>();
   for (const n of names) {
-    // Our checkpoints: `param/<module>.lora_A`; optimizer slots (`optim/m/…`) are not factors.
     const bare = n.startsWith('param/') ? n.slice('param/'.length) : n;
-    if (bare.includes('/')) continue;
-    const ma = A_NAMES.exec(bare);
-    if (ma) as.set(ma[1], n);
-    const mb = B_NAMES.exec(bare);
-    if (mb) bs.set(mb[1], n);
+    if (!bare.includes('/')) stored.set(bare, n);
   }
+  const layout = describeLayout({
+    tensors: [...stored].map(([name, n]) => ({ name, dtype: 'F32', shape: shapeOf(n) })),
+    metadata: {},
+    scalar: (name) => get(stored.get(name)!).data[0],
+  });
+  const mismatch = layout.warnings.find((w) => w.includes(' does not match '));
+  if (mismatch) throw new DashboardDataError(mismatch.replace(/; not counted as a module$/, ''));
   const pairs: FactorPair[] = [];
-  for (const [key, an] of as) {
-    const bn = bs.get(key);
-    if (!bn) continue;
+  for (const m of layout.modules) {
+    if (m.embedding) continue;
+    const aRole = Object.keys(B_ROLE_OF).find((r) => m.tensors[r] && m.tensors[B_ROLE_OF[r]]);
+    if (!aRole) continue;
+    const an = stored.get(m.tensors[aRole].name)!;
+    const bn = stored.get(m.tensors[B_ROLE_OF[aRole]].name)!;
     const ta = get(an);
     const tb = get(bn);
     let a = as2d(ta.shape, ta.data, an);
     let b = as2d(tb.shape, tb.data, bn);
-    if (/\.lora_a$/.test(an)) {
+    if (aRole === 'lora_a') {
       // mlx-lm stores lora_a [in, r] and lora_b [r, out]: transpose both to A [r, in], B [out, r].
       a = transpose(a);
       b = transpose(b);
     }
-    if (b.shape[1] !== a.shape[0]) {
-      throw new DashboardDataError(`${bn}: shape [${tb.shape.join(', ')}] does not match ${an} [${ta.shape.join(', ')}] (B should be [out, r] with r = ${a.shape[0]})`);
-    }
-    let alpha: number | undefined;
-    const alphaName = names.find((x) => x === `${key}.alpha`);
-    if (alphaName) {
-      const v = get(alphaName).data[0];
-      if (Number.isFinite(v) && v > 0) alpha = v;
-    }
-    pairs.push({ module: cleanModuleName(key), a, b, alpha });
+    const alpha = m.alphaSource === 'tensor' && m.alpha !== undefined && Number.isFinite(m.alpha) && m.alpha > 0 ? m.alpha : undefined;
+    pairs.push({ module: cleanModuleName(m.name), a, b, alpha });
   }
   return pairs.sort((x, y) => x.module.localeCompare(y.module, 'en', { numeric: true }));
 }
@@ -128,11 +124,9 @@ function scaleFor(config: ExperimentConfig | undefined, r: number): { alpha: num
   return { alpha: lora.alpha, scale: loraScale(lora.alpha, r, lora.scaling) };
 }
 
-function fromTensorMap(t: TensorMap): { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
-  return { names: Object.keys(t), get: (n) => t[n] };
+function fromTensorMap(t: TensorMap): { names: string[]; shapeOf: (n: string) => number[]; get: (n: string) => { shape: number[]; data: Float32Array } } {
+  return { names: Object.keys(t), shapeOf: (n) => t[n].shape, get: (n) => t[n] };
 }
-
-
 
 // ---------------------------------------------------------------- runs
 
@@ -175,7 +169,7 @@ export async function loadRunSource(runDir: string): Promise<SourceSnapshot> {
     modules,
     totalParams: run.info.params?.totalParams ?? shape?.totalParams,
     spectra: [...spectra.values()],
-    references: withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
+    references: await withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
   };
 }
 
@@ -213,7 +207,7 @@ export async function loadTrainerRunSource(dir: string): Promise<SourceSnapshot>
     checkpoints: steps,
     modules,
     spectra: [...spectra.values()],
-    references: withBase(dir, { run: run.info, modules }, []),
+    references: await withBase(dir, { run: run.info, modules }, []),
   };
 }
 
@@ -227,7 +221,7 @@ async function trainerFactors(dir: string, step: number, config: ExperimentConfi
   const file = trainerAdapterFile(dir, step) ?? (step === lastStep ? trainerAdapterFile(dir) : undefined);
   if (!file) throw new DashboardDataError(`${dir}: no checkpoint-${step}/adapter_model.safetensors (have ${checkpoints.join(', ') || 'none'})`);
   const st = await readWeightsFile(file);
-  return pairFactors(st.names(), (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) })).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
+  return pairFactors(st.names(), (n) => st.entry(n).shape, (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) })).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
 }
 
 /** Checkpoint steps plus the final adapter's step (the adapter is ΔW at the end of training). */
@@ -258,16 +252,16 @@ function moduleSummary(f: ModuleFactors, config: ExperimentConfig | undefined, s
 export async function readRunFactors(runDir: string, step: number): Promise<ModuleFactors[]> {
   const folder = RunFolder.open(runDir);
   const config = folder.readConfig();
-  let src: { names: string[]; get: (n: string) => { shape: number[]; data: Float32Array } };
+  let src: { names: string[]; shapeOf: (n: string) => number[]; get: (n: string) => { shape: number[]; data: Float32Array } };
   if (folder.listCheckpoints().includes(step)) {
     src = fromTensorMap(folder.readCheckpoint(step).tensors);
   } else if (step === folder.runInfo.step && fs.existsSync(path.join(folder.adapterDir, 'adapter_model.safetensors'))) {
     const st = await readWeightsFile(path.join(folder.adapterDir, 'adapter_model.safetensors'));
-    src = { names: st.names(), get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
+    src = { names: st.names(), shapeOf: (n) => st.entry(n).shape, get: (n) => ({ shape: st.entry(n).shape, data: st.toFloat32(n) }) };
   } else {
     throw new DashboardDataError(`${runDir}: no checkpoint at step ${step} (have ${folder.listCheckpoints().join(', ') || 'none'})`);
   }
-  return pairFactors(src.names, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
+  return pairFactors(src.names, src.shapeOf, src.get).map((p) => ({ module: p.module, scale: scaleFor(config, p.a.shape[0]).scale, a: p.a, b: p.b }));
 }
 
 /** truth/ names: `true_delta_w`/`base_weight` (one module), `true_delta_w.q` or `<module>.true_delta_w`. */
@@ -293,9 +287,9 @@ function classifyTruth(name: string, modules: ModuleSummary[]): { module: string
   return undefined;
 }
 
-function withBase(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, refs: ReferenceInfo[]): ReferenceInfo[] {
+async function withBase(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, refs: ReferenceInfo[]): Promise<ReferenceInfo[]> {
   try {
-    return [...refs, ...baseReferences(p, source, refs)];
+    return [...refs, ...(await baseReferences(p, source, refs))];
   } catch {
     return refs;
   }
@@ -332,36 +326,24 @@ interface BaseTensor {
   transposed: boolean;
 }
 
-function readHeaderSync(file: string): SafetensorsHeader {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const first = Buffer.alloc(Math.min(8, size));
-    fs.readSync(fd, first, 0, first.length, 0);
-    const n = headerLengthOf(new Uint8Array(first), size, file);
-    const buf = Buffer.alloc(8 + n);
-    fs.readSync(fd, buf, 0, buf.length, 0);
-    return parseHeader(new Uint8Array(buf), size, file);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** model.safetensors, or the shards named by model.safetensors.index.json. */
-function baseModelHeaders(dir: string): { file: string; header: SafetensorsHeader }[] {
+async function baseModelHeaders(dir: string): Promise<{ file: string; header: SafetensorsHeader }[]> {
   const single = path.join(dir, 'model.safetensors');
-  if (fs.existsSync(single)) return [{ file: single, header: readHeaderSync(single) }];
+  if (fs.existsSync(single)) return [{ file: single, header: await readSafetensorsHeader(single) }];
   const index = path.join(dir, 'model.safetensors.index.json');
   if (!fs.existsSync(index)) return [];
   const map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
-  return [...new Set(Object.values(map))].map((f) => path.join(dir, path.basename(f))).filter((f) => fs.existsSync(f)).map((file) => ({ file, header: readHeaderSync(file) }));
+  const files = [...new Set(Object.values(map))].map((f) => path.join(dir, path.basename(f))).filter((f) => fs.existsSync(f));
+  const out: { file: string; header: SafetensorsHeader }[] = [];
+  for (const file of files) out.push({ file, header: await readSafetensorsHeader(file) });
+  return out;
 }
 
-function findBaseTensors(dir: string, modules: ModuleSummary[]): Map<string, BaseTensor> {
+async function findBaseTensors(dir: string, modules: ModuleSummary[]): Promise<Map<string, BaseTensor>> {
   const out = new Map<string, BaseTensor>();
   let files: { file: string; header: SafetensorsHeader }[];
   try {
-    files = baseModelHeaders(dir);
+    files = await baseModelHeaders(dir);
   } catch {
     return out;
   }
@@ -378,41 +360,32 @@ function findBaseTensors(dir: string, modules: ModuleSummary[]): Map<string, Bas
   return out;
 }
 
-function readBaseTensor(t: BaseTensor): Matrix {
-  const fd = fs.openSync(t.file, 'r');
-  try {
-    const bytes = Buffer.alloc(t.entry.end - t.entry.begin);
-    fs.readSync(fd, bytes, 0, bytes.length, t.header.dataOffset + t.entry.begin);
-    const data = toFloat32(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), t.entry.dtype);
-    const m: Matrix = { shape: [t.entry.shape[0], t.entry.shape[1]], data };
-    return t.transposed ? transpose(m) : m;
-  } finally {
-    fs.closeSync(fd);
+async function readBaseTensor(t: BaseTensor): Promise<Matrix> {
+  const data = await readTensorFloat32(t.file, t.header, t.entry.name);
+  const m: Matrix = { shape: [t.entry.shape[0], t.entry.shape[1]], data };
+  return t.transposed ? transpose(m) : m;
+}
+
+/** Where a run's or an adapter's base model may be: the run's baseModel, the adapter's (relative to it). */
+function baseCandidates(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string[] {
+  const candidates: string[] = [];
+  if (source.run?.baseModel) candidates.push(source.run.baseModel);
+  if (source.adapter?.baseModel) {
+    const b = source.adapter.baseModel;
+    const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
+    candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
   }
+  return candidates;
 }
 
 /** The base model folder of a run or an adapter, when it is on disk. */
 function baseModelDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
-  const candidates: string[] = [];
-  if (source.run?.baseModel) candidates.push(source.run.baseModel);
-  if (source.adapter?.baseModel) {
-    const b = source.adapter.baseModel;
-    const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
-    candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
-  }
-  return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
+  return baseCandidates(p, source).find((d) => fs.existsSync(path.join(d, 'config.json')) && (fs.existsSync(path.join(d, 'model.safetensors')) || fs.existsSync(path.join(d, 'model.safetensors.index.json'))));
 }
 
 /** A folder holding the base model's config.json (the weights need not be there to know its shapes). */
 function baseConfigDir(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): string | undefined {
-  const candidates: string[] = [];
-  if (source.run?.baseModel) candidates.push(source.run.baseModel);
-  if (source.adapter?.baseModel) {
-    const b = source.adapter.baseModel;
-    const here = fs.statSync(p).isDirectory() ? p : path.dirname(p);
-    candidates.push(path.isAbsolute(b) ? b : path.resolve(here, b));
-  }
-  return candidates.find((d) => fs.existsSync(path.join(d, 'config.json')));
+  return baseCandidates(p, source).find((d) => fs.existsSync(path.join(d, 'config.json')));
 }
 
 /**
@@ -439,23 +412,23 @@ function biasOf(shape: ModelShape | undefined, module: string): boolean {
 }
 
 /** Parameters of the base model (all tensors of its safetensors), when its folder is on disk. */
-function baseParamCount(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): number | undefined {
+async function baseParamCount(p: string, source: { run?: RunInfo; adapter?: AdapterSummary }): Promise<number | undefined> {
   try {
     const dir = baseModelDir(p, source);
     if (!dir) return undefined;
     let n = 0;
-    for (const f of baseModelHeaders(dir)) for (const t of f.header.tensors) n += t.shape.reduce((a, b) => a * b, 1);
+    for (const f of await baseModelHeaders(dir)) for (const t of f.header.tensors) n += t.shape.reduce((a, b) => a * b, 1);
     return n;
   } catch {
     return undefined;
   }
 }
 
-function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, have: ReferenceInfo[]): ReferenceInfo[] {
+async function baseReferences(p: string, source: { run?: RunInfo; adapter?: AdapterSummary; modules: ModuleSummary[] }, have: ReferenceInfo[]): Promise<ReferenceInfo[]> {
   const dir = baseModelDir(p, source);
   if (!dir) return [];
   const want = source.modules.filter((m) => m.drawable !== false && !have.some((r) => r.module === m.name && r.kind === 'base'));
-  return [...findBaseTensors(dir, want).keys()].map((module) => {
+  return [...(await findBaseTensors(dir, want)).keys()].map((module) => {
     const m = want.find((x) => x.name === module)!;
     return { module, kind: 'base' as const, shape: [m.outFeatures, m.inFeatures] as [number, number] };
   });
@@ -475,8 +448,8 @@ export async function readReference(p: string, module: string, kind: ReferenceIn
     const source = isRunDir(p) ? { run: RunFolder.open(p).runInfo, modules: await runModules(p) } : isTrainerRunDir(p) ? await loadTrainerRunSource(p) : await loadAdapterSource(p);
     const dir = baseModelDir(p, source);
     const m = source.modules.find((x) => x.name === module);
-    const t = dir && m ? findBaseTensors(dir, [m]).get(module) : undefined;
-    if (t) return readBaseTensor(t);
+    const t = dir && m ? (await findBaseTensors(dir, [m])).get(module) : undefined;
+    if (t) return await readBaseTensor(t);
   }
   throw new DashboardDataError(`${p}: no ${kind === 'truth' ? 'true ΔW' : 'base weight'} for module '${module}'`);
 }
@@ -635,7 +608,7 @@ export async function loadAdapterSource(p: string): Promise<SourceSnapshot> {
   const shape = baseShape(p, { adapter });
   const modules = factors.map((f) => ({ ...f.summary, hasBias: biasOf(shape, f.summary.name) }));
   return {
-    totalParams: baseParamCount(p, { adapter }) ?? shape?.totalParams,
+    totalParams: (await baseParamCount(p, { adapter })) ?? shape?.totalParams,
     id: sourceIdOf(p),
     kind: 'adapter',
     label: adapterLabel(p),
@@ -643,7 +616,7 @@ export async function loadAdapterSource(p: string): Promise<SourceSnapshot> {
     checkpoints: factors.length ? [0] : [],
     modules,
     spectra,
-    references: withBase(p, { adapter, modules }, []),
+    references: await withBase(p, { adapter, modules }, []),
     adapter,
   };
 }

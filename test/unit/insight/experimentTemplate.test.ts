@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { parseExperimentConfig } from '../../../src/formats/experimentConfig';
-import { experimentTemplate } from '../../../src/views/experimentTemplate';
+import { experimentTemplate } from '../../../src/insight/experimentTemplate';
 
-describe('views/experimentTemplate', () => {
+describe('insight/experimentTemplate', () => {
   for (const kind of ['low-rank-recovery', 'attention-adaptation', 'causal-lm'] as const) {
     it(`scaffolds a ${kind} config that the CLI's parser accepts with the chosen r`, () => {
       const text = experimentTemplate({ kind, name: `my-${kind}`, r: 8, modelPath: 'models/tiny-gpt2', datasetPath: 'models/notes.txt' });

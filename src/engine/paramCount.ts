@@ -1,2 +1,0 @@
-// The parameter-count helpers live in src/shared (pure, also used by the dashboard webview).
-export * from '../shared/paramCount';
