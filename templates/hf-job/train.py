@@ -309,14 +309,14 @@ def main(argv=None):
     params = [p for _, p in trainable]
     n_trainable = sum(p.numel() for p in params)
     n_total = sum(p.numel() for n, p in model.named_parameters() if not p.requires_grad)
-    if opt["name"] == "sgd":
-        optimizer = torch.optim.SGD(params, lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weightDecay"])
-    else:
-        cls = torch.optim.AdamW if opt["name"] == "adamw" else torch.optim.Adam
-        optimizer = cls(params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=opt["eps"], weight_decay=opt["weightDecay"])
     if opt["lr"] <= 0:
         fail(f"optimizer.lr should be positive, got {opt['lr']}")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(sched, total_steps))
+
+    def make_optimizer(trainable_params):
+        if opt["name"] == "sgd":
+            return torch.optim.SGD(trainable_params, lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weightDecay"])
+        cls = torch.optim.AdamW if opt["name"] == "adamw" else torch.optim.Adam
+        return cls(trainable_params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=opt["eps"], weight_decay=opt["weightDecay"])
 
     # ---- Trainer ----
     eval_every = tr["evalEvery"] if eval_ds is not None else 0
@@ -362,6 +362,19 @@ def main(argv=None):
             # round-robin to the processes, so each update sees exactly its batchSize windows.
             return torch.utils.data.SequentialSampler(self.train_dataset)
 
+        # The optimizer and schedule are made here rather than passed as `optimizers=`: Trainer refuses
+        # that under FSDP and DeepSpeed, which create them after wrapping the model (FSDP with
+        # use_orig_params still lists the LoRA parameters in the same order).
+        def create_optimizer(self):
+            if self.optimizer is None:
+                self.optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad])
+            return self.optimizer
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:
+                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, lr_multiplier(sched, total_steps))
+            return self.lr_scheduler
+
         def training_step(self, model, inputs, *rest, **kw):
             if self.step_loss is None:
                 self.step_lr = self.optimizer.param_groups[0]["lr"]
@@ -369,7 +382,7 @@ def main(argv=None):
             self.step_loss = loss.detach() if self.step_loss is None else self.step_loss + loss.detach()
             return loss
 
-    trainer = LabTrainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=eval_ds, optimizers=(optimizer, scheduler))
+    trainer = LabTrainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=eval_ds)
     is_main = trainer.is_world_process_zero()
 
     if is_main:
