@@ -19,6 +19,25 @@ export interface RunOnContext {
   remote: RemoteRuns;
   refreshRuns(): void;
   openDashboard(runDir: string): void;
+  /** Keeps what the command told the user (the extension's API lists the last few, for tests and the log). */
+  shown?(level: ShownMessage['level'], message: string): void;
+}
+
+/** A message the command showed. */
+export interface ShownMessage {
+  level: 'error' | 'warning' | 'info';
+  message: string;
+}
+
+/**
+ * Shows a notification without waiting for it: a notification with buttons stays until the user acts,
+ * and the command must end (and say why) before that. `then` gets the button chosen, if any.
+ */
+function tell(ctx: RunOnContext, level: ShownMessage['level'], message: string, buttons: string[] = [], then?: (choice: string | undefined) => unknown): void {
+  log[level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info'](message);
+  ctx.shown?.(level, message);
+  const shown = level === 'error' ? vscode.window.showErrorMessage(message, ...buttons) : level === 'warning' ? vscode.window.showWarningMessage(message, ...buttons) : vscode.window.showInformationMessage(message, ...buttons);
+  void Promise.resolve(shown).then((c) => then?.(c));
 }
 
 type Where = 'local' | 'ssh' | 'cluster';
@@ -26,6 +45,27 @@ type Where = 'local' | 'ssh' | 'cluster';
 function stamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/**
+ * The host argument of the command (scripts, tests): "user@host:port" text, or an SshTarget object with
+ * its identity file, ssh_config file and options. Anything else is refused by field.
+ */
+export function sshTargetArg(arg: unknown): SshTarget {
+  if (typeof arg === 'string') return parseSshTarget(arg);
+  const o = arg as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null || typeof o.host !== 'string' || !o.host) throw new SshError('unreachable', 'the SSH host argument should be "user@host:port" or an object with a "host" string');
+  const str = (k: string) => {
+    if (o[k] !== undefined && typeof o[k] !== 'string') throw new SshError('unreachable', `the SSH host argument's "${k}" should be a string, got ${JSON.stringify(o[k])}`);
+    return o[k] as string | undefined;
+  };
+  if (o.port !== undefined && !(Number.isInteger(o.port) && (o.port as number) > 0 && (o.port as number) < 65536)) throw new SshError('unreachable', `the SSH host argument's "port" should be 1-65535, got ${JSON.stringify(o.port)}`);
+  if (o.options !== undefined && !(Array.isArray(o.options) && o.options.every((x) => typeof x === 'string'))) throw new SshError('unreachable', 'the SSH host argument\'s "options" should be a list of "Key=Value" strings');
+  const t: SshTarget = { host: o.host };
+  for (const k of ['user', 'identityFile', 'configFile'] as const) if (str(k)) t[k] = str(k);
+  if (o.port !== undefined) t.port = o.port as number;
+  if (o.options) t.options = o.options as string[];
+  return t;
 }
 
 /** "user@host:port", "host:port", "user@host" or a ~/.ssh/config alias. */
@@ -87,11 +127,11 @@ async function pickHost(resource: vscode.Uri): Promise<SshTarget | undefined> {
   return text ? parseSshTarget(text) : undefined;
 }
 
-export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, whereArg?: Where): Promise<string | undefined> {
+export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, whereArg?: Where, hostArg?: unknown): Promise<string | undefined> {
   const file = configUri.fsPath;
   const parsed = parseExperimentConfig(fs.readFileSync(file, 'utf8'), file);
   if (!parsed.config) {
-    void vscode.window.showErrorMessage(`LoRA Lab: ${path.basename(file)} has errors; fix them first (Problems view).`);
+    tell(ctx, 'error', `LoRA Lab: ${path.basename(file)} has errors; fix them first (Problems view).`);
     return undefined;
   }
   const config = parsed.config;
@@ -121,22 +161,35 @@ export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, 
     log.info(`run on local Python: ${check.message}`);
     if (!check.ok) {
       const copy = 'Copy Install Command';
-      const act = await vscode.window.showErrorMessage(`LoRA Lab: ${check.message}`, copy, 'Open Settings');
-      if (act === copy) await vscode.env.clipboard.writeText(check.installCommand);
-      if (act === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'loraLab.python');
+      tell(ctx, 'error', `LoRA Lab: ${check.message}`, [copy, 'Open Settings'], (act) =>
+        act === copy ? vscode.env.clipboard.writeText(check.installCommand) : act === 'Open Settings' ? vscode.commands.executeCommand('workbench.action.openSettings', 'loraLab.python') : undefined,
+      );
       return undefined;
     }
   } else if (where === 'ssh') {
-    target = await pickHost(configUri);
+    try {
+      target = hostArg !== undefined ? sshTargetArg(hostArg) : await pickHost(configUri);
+    } catch (e) {
+      if (!SshError.is(e)) throw e;
+      tell(ctx, 'error', `LoRA Lab: ${e.message}`);
+      return undefined;
+    }
     if (!target) return undefined;
   }
 
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `LoRA Lab: ${config.name}` }, async (progress) => {
     progress.report({ message: 'exporting the transformers + PEFT job…' });
-    await cliExport(ctx, file, jobDir, config.training.seed);
+    try {
+      await cliExport(ctx, file, jobDir, config.training.seed);
+    } catch (e) {
+      tell(ctx, 'error', `LoRA Lab: could not export ${config.name} as a transformers + PEFT job: ${(e as Error).message}`);
+      return undefined;
+    }
     if (where === 'cluster') {
       for (const f of ['sky.yaml', 'slurm.sbatch']) await vscode.window.showTextDocument(vscode.Uri.file(path.join(jobDir, f)), { preview: false });
-      void vscode.window.showInformationMessage(
+      tell(
+        ctx,
+        'info',
         `LoRA Lab: wrote ${path.relative(path.dirname(file), jobDir)}/sky.yaml and slurm.sbatch (not run). Launch with \`sky launch sky.yaml\` or \`sbatch slurm.sbatch\`; copy the run folder back into ${config.outputDir}/ and the Runs view shows it.`,
       );
       return jobDir;
@@ -153,7 +206,7 @@ export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, 
         log.info(`run ${runDir}: ${target!.host}:${rec.remoteDir}, pid ${rec.pid}`);
       } catch (e) {
         if (SshError.is(e)) {
-          void vscode.window.showErrorMessage(`LoRA Lab: ${e.message}`);
+          tell(ctx, 'error', `LoRA Lab: ${e.message}`);
           return undefined;
         }
         throw e;
@@ -168,7 +221,13 @@ export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, 
 
 /** Stop for a run trained outside the extension (local Python or SSH): a STOP file, here or remotely. */
 export async function stopExternalRun(ctx: RunOnContext, dir: string): Promise<void> {
-  if (remoteRecord(dir)) await ctx.remote.stop(dir);
-  else requestStop(dir);
-  void vscode.window.showInformationMessage(`LoRA Lab: asked ${path.basename(dir)} to stop; it ends after its current step with a checkpoint.`);
+  try {
+    if (remoteRecord(dir)) await ctx.remote.stop(dir);
+    else requestStop(dir);
+  } catch (e) {
+    // The remote job is untouched: it goes on until Stop reaches it.
+    tell(ctx, 'error', `LoRA Lab: could not ask ${path.basename(dir)} to stop: ${(e as Error).message}`);
+    return;
+  }
+  tell(ctx, 'info', `LoRA Lab: asked ${path.basename(dir)} to stop; it ends after its current step with a checkpoint.`);
 }
