@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import { parseExperimentConfig } from '../formats/experimentConfig';
 import { log } from '../util/log';
 import { checkPython } from './pythonCheck';
-import { requestStop, startLocalJob } from './localRunner';
+import { JOB_LOG, requestStop, startLocalJob } from './localRunner';
 import { SshError, sshConfigHosts, startRemoteJob, type SshTarget } from './sshRunner';
 import { remoteRecord, type RemoteRuns } from './remoteRuns';
 
@@ -194,10 +194,19 @@ export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, 
       );
       return jobDir;
     }
+    let alive: () => boolean = () => true;
     if (where === 'local') {
       progress.report({ message: `starting with ${python}…` });
       const job = startLocalJob({ python, jobDir, runDir });
       log.info(`run ${runDir}: local Python, pid ${job.pid}, log ${job.logFile}`);
+      alive = () => {
+        try {
+          process.kill(job.pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
     } else {
       const remotePython = vscode.workspace.getConfiguration('loraLab', configUri).get<string>('remotePython', 'python3');
       progress.report({ message: `copying the job to ${target!.host} and starting it…` });
@@ -214,9 +223,44 @@ export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, 
       ctx.remote.follow(runDir);
     }
     ctx.refreshRuns();
-    ctx.openDashboard(runDir);
+    openWhenStarted(ctx, runDir, alive);
     return runDir;
   });
+}
+
+const START_WAIT_MS = 10 * 60_000;
+
+/**
+ * Opens the dashboard once the job has written run.json (Python takes a while to import the stack, and
+ * a mirror has nothing before its first sync): the dashboard reads a folder as a run only then. A local
+ * job that dies before that is reported with the end of its log.
+ */
+function openWhenStarted(ctx: RunOnContext, runDir: string, alive: () => boolean): void {
+  const deadline = Date.now() + START_WAIT_MS;
+  const started = () => fs.existsSync(path.join(runDir, 'run.json'));
+  const tick = () => {
+    if (started()) {
+      ctx.refreshRuns();
+      ctx.openDashboard(runDir);
+      return;
+    }
+    if (!alive() && !started()) {
+      let tail = '';
+      try {
+        tail = fs.readFileSync(path.join(runDir, JOB_LOG), 'utf8').trim().split('\n').slice(-3).join(' ');
+      } catch {
+        // no log
+      }
+      tell(ctx, 'error', `LoRA Lab: the job ended before it started training (${tail || 'no output'}). Its log is ${path.join(runDir, JOB_LOG)}`);
+      return;
+    }
+    if (Date.now() > deadline) {
+      tell(ctx, 'warning', `LoRA Lab: ${path.basename(runDir)} has not written run.json after ${START_WAIT_MS / 60_000} minutes; it appears in the Runs view once it does`);
+      return;
+    }
+    setTimeout(tick, 250);
+  };
+  tick();
 }
 
 /** Stop for a run trained outside the extension (local Python or SSH): a STOP file, here or remotely. */

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { LoraLabApi } from '../../src/extension';
-import { RemoteRunFollower, type RemoteRunRecord } from '../../src/runners/sshRunner';
+import { RemoteRunFollower, sshRun, type RemoteRunRecord } from '../../src/runners/sshRunner';
 import { freePort, SSHD, TestSshd } from '../unit/runners/sshd';
 import { api, EXTENSION_ID, waitFor, workspaceDir } from './helpers';
 
@@ -38,7 +38,7 @@ function writeConfig(name: string, steps: number): vscode.Uri {
         model: { modelPath: path.join(ex, 'tiny-llama'), dataset: { path: path.join(ex, 'lora-notes.txt'), seqLen: 32, tokenizer: 'bytes' } },
         lora: { r: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'] },
         optimizer: { name: 'adamw', lr: 0.003 },
-        training: { steps, batchSize: 4, evalEvery: 100000, checkpointEvery: 100000 },
+        training: { steps, batchSize: 4, evalEvery: steps, checkpointEvery: steps },
         outputDir: `runs-${name}`,
       },
       null,
@@ -82,6 +82,9 @@ async function refusal(a: LoraLabApi, args: unknown[]): Promise<string> {
   this.timeout(240_000);
   let sshd: TestSshd | undefined;
   let stack: string | undefined;
+  // SSH runs started here: ended and removed on the host (this machine) whatever the outcome.
+  const remoteRuns: string[] = [];
+  let sshdDown = false;
 
   before(async function () {
     stack = pystack();
@@ -93,6 +96,12 @@ async function refusal(a: LoraLabApi, args: unknown[]): Promise<string> {
     await setting('remotePython', stack);
   });
   after(async () => {
+    for (const dir of remoteRuns) {
+      const rec = record(dir);
+      if (sshdDown) await sshd?.up().catch(() => undefined);
+      sshdDown = false;
+      await sshRun(sshd!.target, `kill ${rec.pid} 2>/dev/null; sleep 1; kill -9 ${rec.pid} 2>/dev/null; rm -rf '${rec.remoteDir}'`, 'cleaning up').catch((e: Error) => console.log(`cleanup of ${rec.remoteDir}: ${e.message}`));
+    }
     await sshd?.dispose();
     await setting('remotePython', undefined);
     await setting('python', undefined);
@@ -103,6 +112,7 @@ async function refusal(a: LoraLabApi, args: unknown[]): Promise<string> {
     const config = writeConfig('ssh-tiny', 100000);
     const runDir = await vscode.commands.executeCommand<string | undefined>('loraLab.runExperimentOn', config, 'ssh', sshd!.target);
     assert.ok(runDir, `no run started: ${JSON.stringify(a.runOnMessages.slice(-2))}`);
+    remoteRuns.push(runDir);
     assert.equal(record(runDir).target.port, sshd!.port);
     // Live metrics, synced back by rsync, in the mirror folder and in the dashboard's session.
     await waitFor('the first synced metrics', () => lastStep(runDir) >= 2, 120_000, 200);
@@ -113,7 +123,14 @@ async function refusal(a: LoraLabApi, args: unknown[]): Promise<string> {
       const src = a.dashboardSnapshots().flatMap((s) => s.sources).find((s) => s.path === runDir);
       return src?.metrics?.step.at(-1) ?? 0;
     };
-    const seen = await waitFor('live points in the dashboard session', () => dashStep() >= 2 && dashStep(), 30_000, 200);
+    const seen = await waitFor(
+      'live points in the dashboard session',
+      () => dashStep() >= 2 && dashStep(),
+      30_000,
+      200,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; dashboards: ${JSON.stringify(a.dashboardSnapshots().map((s) => s.sources.map((x) => [x.kind, x.path, x.metrics?.step.length])))}, requests ${JSON.stringify(a.dashboardRequests.slice(-3))}`);
+    });
     await waitFor('more points in the dashboard session', () => dashStep() > seen, 30_000, 200);
 
     // Reload: the extension forgets the run, then finds it again from remote.json; the job never stopped.
@@ -127,12 +144,14 @@ async function refusal(a: LoraLabApi, args: unknown[]): Promise<string> {
 
     // A dropped connection: "disconnected" (the Runs view says so), the job goes on, followed again after.
     await sshd!.down();
+    sshdDown = true;
     await waitFor('the run marked disconnected', () => record(runDir).state === 'disconnected', 20_000, 200);
     a.runs.refresh();
     const dropped = await waitFor('the Runs view row', async () => (await a.runs.getChildren()).find((e) => 'dir' in e && e.dir === runDir), 10_000, 200);
     assert.match(String(a.runs.getTreeItem(dropped).description), /\(disconnected\)/);
     const atDrop = lastStep(runDir);
     await sshd!.up();
+    sshdDown = false;
     await waitFor('reconnected with newer metrics', () => record(runDir).state === 'connected' && lastStep(runDir) > atDrop, 60_000, 250);
 
     // Stop: STOP remotely, the job ends with a checkpoint, which comes back with the final status.
