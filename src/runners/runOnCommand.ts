@@ -33,9 +33,9 @@ export interface ShownMessage {
  * Shows a notification without waiting for it: a notification with buttons stays until the user acts,
  * and the command must end (and say why) before that. `then` gets the button chosen, if any.
  */
-function tell(ctx: RunOnContext, level: ShownMessage['level'], message: string, buttons: string[] = [], then?: (choice: string | undefined) => unknown): void {
+function tell(ctx: RunOnContext | undefined, level: ShownMessage['level'], message: string, buttons: string[] = [], then?: (choice: string | undefined) => unknown): void {
   log[level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info'](message);
-  ctx.shown?.(level, message);
+  ctx?.shown?.(level, message);
   const shown = level === 'error' ? vscode.window.showErrorMessage(message, ...buttons) : level === 'warning' ? vscode.window.showWarningMessage(message, ...buttons) : vscode.window.showInformationMessage(message, ...buttons);
   void Promise.resolve(shown).then((c) => then?.(c));
 }
@@ -109,22 +109,25 @@ function cliExport(ctx: RunOnContext, config: string, out: string, seed: number)
 }
 
 async function pickHost(resource: vscode.Uri): Promise<SshTarget | undefined> {
-  const fromSetting = vscode.workspace.getConfiguration('loraLab', resource).get<string[]>('sshHosts', []);
+  const settings = vscode.workspace.getConfiguration('loraLab', resource);
+  const fromSetting = settings.get<string[]>('sshHosts', []);
+  const configFile = settings.get<string>('sshConfigFile', '').trim();
   let fromConfig: string[] = [];
   try {
-    fromConfig = sshConfigHosts(fs.readFileSync(path.join(os.homedir(), '.ssh', 'config'), 'utf8'));
-  } catch {
-    // no ~/.ssh/config
+    fromConfig = sshConfigHosts(fs.readFileSync(configFile || path.join(os.homedir(), '.ssh', 'config'), 'utf8'));
+  } catch (e) {
+    // No ~/.ssh/config is usual; a configured file that cannot be read is not.
+    if (configFile) tell(undefined, 'warning', `LoRA Lab: cannot read loraLab.sshConfigFile ${configFile}: ${(e as Error).message}`);
   }
   const hosts = [...new Set([...fromSetting, ...fromConfig])];
   const other = '$(edit) Another host…';
-  const pick = await vscode.window.showQuickPick([...hosts.map((h) => ({ label: h, description: fromSetting.includes(h) ? 'loraLab.sshHosts' : '~/.ssh/config' })), { label: other, description: 'user@host:port' }], {
+  const pick = await vscode.window.showQuickPick([...hosts.map((h) => ({ label: h, description: fromSetting.includes(h) ? 'loraLab.sshHosts' : configFile || '~/.ssh/config' })), { label: other, description: 'user@host:port' }], {
     title: 'LoRA Lab: Run Experiment On… an SSH host',
     placeHolder: 'Pick a host (key-based login; hosts come from ~/.ssh/config and loraLab.sshHosts)',
   });
   if (!pick) return undefined;
   const text = pick.label === other ? await vscode.window.showInputBox({ prompt: 'SSH host', placeHolder: 'user@gpu-box:22' }) : pick.label;
-  return text ? parseSshTarget(text) : undefined;
+  return text ? { ...parseSshTarget(text), ...(configFile ? { configFile } : {}) } : undefined;
 }
 
 export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, whereArg?: Where, hostArg?: unknown): Promise<string | undefined> {

@@ -40,6 +40,8 @@ from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIN_VERSIONS = {"torch": "1.13", "transformers": "4.39", "peft": "0.13", "accelerate": "0.34"}
+# run.json is rewritten at most this often while training (each rewrite reloads an open dashboard).
+INFO_EVERY_S = 5.0
 
 
 def fail(msg):
@@ -641,11 +643,19 @@ class LabRunCallback:
         with open(os.path.join(self.out, "metrics.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(point) + "\n")
         self.info["lastLoss"] = point["loss"]
+        self.info["step"] = point["step"]
+        # The Runs view reads the step from run.json: keep it current, but rewrite it only every few
+        # seconds, since each rewrite makes an open dashboard reload the run.
+        if time.monotonic() - self._info_written_at >= INFO_EVERY_S:
+            self._write_info()
+
+    _info_written_at = float("-inf")
 
     def _write_info(self):
         if self.main:
             self.info["updatedAt"] = now_iso()
             write_json_atomic(os.path.join(self.out, "run.json"), self.info)
+            self._info_written_at = time.monotonic()
 
     def _last_elapsed_ms(self):
         pts = self._points()
