@@ -152,7 +152,10 @@ export async function runExperimentOn(ctx: RunOnContext, configUri: vscode.Uri, 
     )?.where;
   if (!where) return undefined;
   const outDir = path.resolve(path.dirname(file), config.outputDir);
-  const runName = `${config.name.replace(/[^A-Za-z0-9_-]+/g, '-')}-hf-${stamp()}`;
+  // The stamp has whole seconds: a second start within the same second gets "-2", never the first's folders.
+  const base = `${config.name.replace(/[^A-Za-z0-9_-]+/g, '-')}-hf-${stamp()}`;
+  let runName = base;
+  for (let i = 2; fs.existsSync(path.join(outDir, '.jobs', runName)) || fs.existsSync(path.join(outDir, runName)); i++) runName = `${base}-${i}`;
   const jobDir = path.join(outDir, '.jobs', runName);
   const runDir = path.join(outDir, runName);
 
