@@ -20,7 +20,7 @@ import type { AdapterNode, AdapterTreeProvider } from './views/adapterTree';
 import { experimentTemplate } from './insight/experimentTemplate';
 import { runEntryDescription, type RunsTreeProvider } from './views/runsTree';
 import { isStoppableJob, RemoteRuns } from './runners/remoteRuns';
-import { runExperimentOn, stopExternalRun, type RunOnContext } from './runners/runOnCommand';
+import { runExperimentOn, stopExternalRun, type RunOnContext, type ShownMessage } from './runners/runOnCommand';
 import { PlaygroundPanel } from './views/playgroundPanel';
 
 /** What the dashboard offers the commands (src/views/dashboardPanel.ts implements it). */
@@ -36,6 +36,8 @@ export interface CommandContext {
   dashboard: DashboardOpener;
   /** SSH runs being followed (src/runners/remoteRuns.ts). */
   remote?: RemoteRuns;
+  /** What Run Experiment On… told the user (the last 20). */
+  runOnMessages?: ShownMessage[];
 }
 
 export interface CommandSpec {
@@ -208,14 +210,24 @@ async function stop(ctx: CommandContext): Promise<void> {
 
 function runOnContext(ctx: CommandContext): RunOnContext {
   ctx.remote ??= new RemoteRuns();
-  return { extension: ctx.extension, remote: ctx.remote, refreshRuns: () => ctx.runs.refresh(), openDashboard: (dir) => void ctx.dashboard.show({ runDirs: [dir] }) };
+  const messages = ctx.runOnMessages;
+  return {
+    extension: ctx.extension,
+    remote: ctx.remote,
+    refreshRuns: () => ctx.runs.refresh(),
+    openDashboard: (dir) => void ctx.dashboard.show({ runDirs: [dir] }),
+    shown: (level, message) => {
+      messages?.push({ level, message });
+      if (messages && messages.length > 20) messages.shift();
+    },
+  };
 }
 
-/** loraLab.runExperimentOn [config] [where: 'local' | 'ssh' | 'cluster'] */
-async function runOn(ctx: CommandContext, arg?: unknown, where?: unknown): Promise<string | undefined> {
+/** loraLab.runExperimentOn [config] [where: 'local' | 'ssh' | 'cluster'] [host: "user@host:port" | SshTarget] */
+async function runOn(ctx: CommandContext, arg?: unknown, where?: unknown, host?: unknown): Promise<string | undefined> {
   const uri = uriArg(arg) ?? (await pickConfig());
   if (!uri) return undefined;
-  return runExperimentOn(runOnContext(ctx), uri, where === 'local' || where === 'ssh' || where === 'cluster' ? where : undefined);
+  return runExperimentOn(runOnContext(ctx), uri, where === 'local' || where === 'ssh' || where === 'cluster' ? where : undefined, host);
 }
 
 /** Stop a run trained by transformers (local Python or SSH): STOP in its folder, here or remotely. */
@@ -642,7 +654,7 @@ async function tryAdapter(ctx: CommandContext, arg?: unknown, opts: TryAdapterOp
 export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.trainExperiment', restricted: 'training runs code and writes files in this workspace', run: (c, a) => train(c, a) },
   { id: 'loraLab.stopTraining', run: (c) => stop(c) },
-  { id: 'loraLab.runExperimentOn', restricted: 'running a job starts Python here or on another machine', run: (c, a, w) => runOn(c, a, w) },
+  { id: 'loraLab.runExperimentOn', restricted: 'running a job starts Python here or on another machine', run: (c, a, w, h) => runOn(c, a, w, h) },
   { id: 'loraLab.stopRun', restricted: 'stopping a job may run ssh with settings read from this workspace', run: (c, a) => stopRun(c, a) },
   { id: 'loraLab.resumeRun', restricted: 'resuming a run trains and writes files in this workspace', run: (c, a) => resume(c, a) },
   { id: 'loraLab.newExperiment', run: (c, a, o) => newExperiment(c, a, (o ?? {}) as NewExperimentOptions) },

@@ -11,6 +11,8 @@ import { ConfigDiagnostics } from './views/configDiagnostics';
 import { ParamHoverProvider } from './views/paramHover';
 import { RunsTreeProvider } from './views/runsTree';
 import { RemoteRuns } from './runners/remoteRuns';
+import type { ShownMessage } from './runners/runOnCommand';
+import type { DashboardSnapshot } from './protocol/webview';
 
 /** What activate() returns: used by the integration tests (and by other extensions, read-only). */
 export interface LoraLabApi {
@@ -21,6 +23,12 @@ export interface LoraLabApi {
   commandIds: string[];
   /** Dashboard requests made by commands (the last 20), for tests and the log. */
   dashboardRequests: Parameters<DashboardOpener['show']>[0][];
+  /** SSH runs followed from this window (reattached from remote.json after a reload). */
+  remote: RemoteRuns;
+  /** What Run Experiment On… told the user (the last 20), for tests and the log. */
+  runOnMessages: ShownMessage[];
+  /** What each open dashboard shows (its session's snapshot), for tests. */
+  dashboardSnapshots(): DashboardSnapshot[];
 }
 
 export function activate(context: vscode.ExtensionContext): LoraLabApi {
@@ -51,7 +59,8 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
     const reattach = () => void remote.reattachAll().catch((e: unknown) => log.warn(`remote runs: ${errorMessage(e)}`));
     reattach();
     context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(reattach));
-    context.subscriptions.push(...registerCommands({ extension: context, jobs, adapters, runs, dashboard, remote }));
+    const runOnMessages: ShownMessage[] = [];
+    context.subscriptions.push(...registerCommands({ extension: context, jobs, adapters, runs, dashboard, remote, runOnMessages }));
     // The dashboard: restored after reloads, and fed live by running jobs (it also polls run folders).
     context.subscriptions.push(
       DashboardPanel.registerSerializer(context),
@@ -61,7 +70,8 @@ export function activate(context: vscode.ExtensionContext): LoraLabApi {
     // When a run ends its adapter appears: refresh the browser.
     context.subscriptions.push(jobs.onDidFinish(() => adapters.refreshSoon()));
     context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => log.info('workspace trusted: training, resume and merge are available')));
-    return { jobs, adapters, runs, diagnostics, commandIds: COMMANDS.map((c) => c.id), dashboardRequests };
+    const dashboardSnapshots = () => DashboardPanel.openPanels.map((p) => p.snapshot());
+    return { jobs, adapters, runs, diagnostics, commandIds: COMMANDS.map((c) => c.id), dashboardRequests, remote, runOnMessages, dashboardSnapshots };
   } catch (e) {
     // Show the error and rethrow (rust-analyzer main.ts): a half-activated extension is worse.
     void vscode.window.showErrorMessage(`LoRA Lab failed to activate: ${errorMessage(e)}`);

@@ -61,7 +61,7 @@ export interface JobSpec {
   notes: string[];
 }
 
-const TEMPLATE_FILES = ['train.py', 'launch.sh', 'requirements.txt', 'README.md', 'sky.yaml', 'slurm.sbatch'];
+const TEMPLATE_FILES = ['train.py', 'launch.sh', 'ds_zero2.json', 'requirements.txt', 'README.md', 'sky.yaml', 'slurm.sbatch'];
 
 /** Refuses, by name, experiments that transformers + PEFT cannot express. */
 export function checkExpressible(config: ExperimentConfig, configPath: string): void {

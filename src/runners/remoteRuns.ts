@@ -95,6 +95,17 @@ export class RemoteRuns extends Disposable {
     if (this.followed.has(dir)) f.timer = setTimeout(() => void this.tick(dir), next);
   }
 
+  /** Stops following every run, as closing the window does (the remote jobs go on; reattachAll finds them). */
+  detachAll(): void {
+    for (const f of this.followed.values()) clearTimeout(f.timer);
+    this.followed.clear();
+  }
+
+  /** The run folders followed now. */
+  get following(): string[] {
+    return [...this.followed.keys()];
+  }
+
   /** Stop: STOP remotely; the next syncs bring the final checkpoint and status back. */
   async stop(dir: string): Promise<void> {
     await new RemoteRunFollower(dir).stop();

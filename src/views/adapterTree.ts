@@ -21,7 +21,9 @@ export type AdapterNode =
   | { kind: 'module'; info: AdapterInfo; module: InspectModule }
   | { kind: 'empty'; text: string };
 
-const EXCLUDE = '{**/node_modules/**,**/.git/**,**/.vscode-test/**}';
+// .jobs/ holds the jobs Run Experiment On… exported: their init/ adapter is the job's input (LoRA Lab's
+// initial weights), not a trained adapter, and would be listed once per run otherwise.
+const EXCLUDE = '{**/node_modules/**,**/.git/**,**/.vscode-test/**,**/.jobs/**}';
 
 /** Warnings shown as children; the rest are summarised (a mismatched file can warn once per module). */
 const MAX_WARNINGS = 8;

@@ -130,6 +130,11 @@ export class DashboardPanel {
     return this.session.paths;
   }
 
+  /** What the panel shows now (the session's snapshot: runs, their points and status). */
+  snapshot(): ReturnType<DashboardSession['snapshot']> {
+    return this.session.snapshot();
+  }
+
   private html(): string {
     const webview = this.panel.webview;
     const nonce = crypto.randomBytes(16).toString('base64');

@@ -40,6 +40,8 @@ from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIN_VERSIONS = {"torch": "1.13", "transformers": "4.39", "peft": "0.13", "accelerate": "0.34"}
+# run.json is rewritten at most this often while training (each rewrite reloads an open dashboard).
+INFO_EVERY_S = 5.0
 
 
 def fail(msg):
@@ -309,14 +311,14 @@ def main(argv=None):
     params = [p for _, p in trainable]
     n_trainable = sum(p.numel() for p in params)
     n_total = sum(p.numel() for n, p in model.named_parameters() if not p.requires_grad)
-    if opt["name"] == "sgd":
-        optimizer = torch.optim.SGD(params, lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weightDecay"])
-    else:
-        cls = torch.optim.AdamW if opt["name"] == "adamw" else torch.optim.Adam
-        optimizer = cls(params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=opt["eps"], weight_decay=opt["weightDecay"])
     if opt["lr"] <= 0:
         fail(f"optimizer.lr should be positive, got {opt['lr']}")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(sched, total_steps))
+
+    def make_optimizer(trainable_params):
+        if opt["name"] == "sgd":
+            return torch.optim.SGD(trainable_params, lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weightDecay"])
+        cls = torch.optim.AdamW if opt["name"] == "adamw" else torch.optim.Adam
+        return cls(trainable_params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=opt["eps"], weight_decay=opt["weightDecay"])
 
     # ---- Trainer ----
     eval_every = tr["evalEvery"] if eval_ds is not None else 0
@@ -362,6 +364,19 @@ def main(argv=None):
             # round-robin to the processes, so each update sees exactly its batchSize windows.
             return torch.utils.data.SequentialSampler(self.train_dataset)
 
+        # The optimizer and schedule are made here rather than passed as `optimizers=`: Trainer refuses
+        # that under FSDP and DeepSpeed, which create them after wrapping the model (FSDP with
+        # use_orig_params still lists the LoRA parameters in the same order).
+        def create_optimizer(self):
+            if self.optimizer is None:
+                self.optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad])
+            return self.optimizer
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:
+                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, lr_multiplier(sched, total_steps))
+            return self.lr_scheduler
+
         def training_step(self, model, inputs, *rest, **kw):
             if self.step_loss is None:
                 self.step_lr = self.optimizer.param_groups[0]["lr"]
@@ -369,7 +384,7 @@ def main(argv=None):
             self.step_loss = loss.detach() if self.step_loss is None else self.step_loss + loss.detach()
             return loss
 
-    trainer = LabTrainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=eval_ds, optimizers=(optimizer, scheduler))
+    trainer = LabTrainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=eval_ds)
     is_main = trainer.is_world_process_zero()
 
     if is_main:
@@ -628,11 +643,19 @@ class LabRunCallback:
         with open(os.path.join(self.out, "metrics.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(point) + "\n")
         self.info["lastLoss"] = point["loss"]
+        self.info["step"] = point["step"]
+        # The Runs view reads the step from run.json: keep it current, but rewrite it only every few
+        # seconds, since each rewrite makes an open dashboard reload the run.
+        if time.monotonic() - self._info_written_at >= INFO_EVERY_S:
+            self._write_info()
+
+    _info_written_at = float("-inf")
 
     def _write_info(self):
         if self.main:
             self.info["updatedAt"] = now_iso()
             write_json_atomic(os.path.join(self.out, "run.json"), self.info)
+            self._info_written_at = time.monotonic()
 
     def _last_elapsed_ms(self):
         pts = self._points()

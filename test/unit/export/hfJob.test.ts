@@ -166,6 +166,32 @@ describe('lora-lab export: refusals and the job folder', () => {
       assert.equal(r.status, 0, `${f}: ${r.stderr}`);
     }
   });
+
+  it('launch.sh --deepspeed: a ZeRO-2 config beside it, flags the real accelerate launcher knows, clear refusals', function () {
+    const out = path.join(dir, 'job-cluster');
+    const ds = JSON.parse(fs.readFileSync(path.join(out, 'ds_zero2.json'), 'utf8')) as Record<string, any>;
+    assert.equal(ds.zero_optimization.stage, 2);
+    // "auto" lets the Trainer fill them from its arguments, so the global batch stays the experiment's.
+    for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'gradient_clipping']) assert.equal(ds[k], 'auto', k);
+    assert.equal(ds.optimizer, undefined, 'train.py keeps its own optimizer and schedule');
+    const launch = path.join(out, 'launch.sh');
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync('bash', [launch, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const both = run(['--fsdp', '--deepspeed']);
+    assert.equal(both.status, 2);
+    assert.match(both.stderr, /--fsdp and --deepspeed .* choose one/);
+    assert.match(run(['--deepspeed', '--cpu-procs', '2']).stderr, /accelerate launch on GPUs/);
+    assert.match(run(['--deepspeed'], { DS_CONFIG: path.join(out, 'nowhere.json') }).stderr, /no DeepSpeed config at .*nowhere\.json/);
+    assert.match(run(['--help']).stdout, /--deepspeed .*ZeRO-2/);
+    if (!fs.existsSync(PYSTACK)) return;
+    // The pystack has no DeepSpeed: launch.sh says how to install it instead of failing inside accelerate.
+    const none = run(['--deepspeed'], { PYTHON: PYSTACK });
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /needs DeepSpeed .* -m pip install deepspeed/);
+    const help = spawnSync(PYSTACK, ['-m', 'accelerate.commands.launch', '--help'], { encoding: 'utf8' }).stdout;
+    const passed: string[] = fs.readFileSync(launch, 'utf8').match(/--(use|fsdp|deepspeed)_[a-z_]+/g) ?? [];
+    assert.ok(passed.includes('--deepspeed_config_file') && passed.includes('--use_deepspeed'));
+    for (const f of new Set(passed)) assert.ok(help.includes(f), `accelerate launch has no ${f}`);
+  });
 });
 
 describe('exported job on transformers + PEFT (../shared/pystack): same experiment, same curve', function () {
