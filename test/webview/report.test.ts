@@ -478,6 +478,10 @@ describe('webview report (headless Chromium)', function () {
         for (let i = 4 * gi; i < 4 * gi + 4; i++) for (let j = 4 * gj; j < 4 * gj + 4; j++) if (Math.abs(cell(i, j)) > Math.abs(best)) best = cell(i, j);
         closeRgb(await canvasPixel(o.page, 'heatmap-delta', gj, gi), divergingRgb(best, maxAbsAll), `block (${gi}, ${gj})`);
       }
+      // A resize of the pane may start one more block pass; its status settles once that is drawn.
+      await o.page
+        .waitForFunction(() => !/Computing/.test(document.querySelector('[data-testid=heatmap-status]')?.textContent ?? ''), undefined, { timeout: 30_000 })
+        .catch(() => undefined);
       assert.match((await o.page.textContent('[data-testid=heatmap-status]')) ?? '', /1024×1024, shown in 4×4 blocks/);
       assert.equal(await o.page.evaluate(() => (document.querySelector('[data-testid=heatmap-view]') as HTMLElement).dataset.compute), 'worker');
       await screenshot(o.page, 'report-1024-heatmap');
