@@ -99,7 +99,25 @@ describe('UI: every view in a dark and a light theme (screenshots, gallery)', ()
         await tree.locator('.monaco-list-row', { hasText: 'PEFT' }).first().waitFor({ timeout: 30_000 });
         const runs = page.locator('.pane:has(.pane-header:has-text("Runs")) .monaco-list');
         await runs.locator('.monaco-list-row', { hasText: /completed|stopped/ }).first().waitFor({ timeout: 30_000 });
+        // Wide enough for the rows' whole descriptions (date, training time, loss; format, modules, r),
+        // then back, so the other views keep their width.
+        const side = await page.locator('.part.sidebar').boundingBox();
+        const edge = side.x + side.width;
+        const drag = async (from, to) => {
+          await page.mouse.move(from, side.y + side.height / 2);
+          await page.mouse.down();
+          await page.mouse.move((from + to) / 2, side.y + side.height / 2);
+          await page.mouse.move(to, side.y + side.height / 2);
+          await page.mouse.up();
+        };
+        await drag(edge - 1, edge + 420);
+        await page.waitForFunction((w) => document.querySelector('.part.sidebar').getBoundingClientRect().width > w + 300, side.width);
+        // Off the sash, so it is not drawn highlighted.
+        await page.mouse.move(edge + 700, side.y + side.height / 2);
+        await page.waitForFunction(() => !document.querySelector('.monaco-sash.hover, .monaco-sash.active'));
         await shot('sidebar-runs-adapters');
+        const wide = await page.locator('.part.sidebar').boundingBox();
+        await drag(wide.x + wide.width - 1, edge);
       });
 
       it(`${theme.id}: a config hover`, async () => {
