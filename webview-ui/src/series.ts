@@ -71,6 +71,24 @@ export class IncrementalEma {
     this.n = 0;
   }
 
+  private smooth(values: ArrayLike<number | null>, len: number, weight: number): void {
+    const out = this.out;
+    let last = this.last;
+    let wpow = this.wpow;
+    for (let i = this.n; i < len; i++) {
+      const v = values[i];
+      if (v === null || !Number.isFinite(v)) {
+        out[i] = NaN;
+        continue;
+      }
+      last = last * weight + (1 - weight) * v;
+      wpow *= weight;
+      out[i] = last / (1 - wpow);
+    }
+    this.last = last;
+    this.wpow = wpow;
+  }
+
   /** EMA of values[0..length): a view valid until the next call. `key` is values' x column (rewind check). */
   update(values: ArrayLike<number | null>, weight: number, key: ArrayLike<number>): Float64Array {
     const len = values.length;
@@ -85,25 +103,23 @@ export class IncrementalEma {
       grown.set(this.out.subarray(0, this.n));
       this.out = grown;
     }
-    const smooth = weight > 0;
-    for (let i = this.n; i < len; i++) {
-      const v = values[i];
-      if (v === null || !Number.isFinite(v)) {
-        this.out[i] = NaN;
-        continue;
-      }
-      if (!smooth) {
-        this.out[i] = v;
-        continue;
-      }
-      this.last = this.last * weight + (1 - weight) * v;
-      this.wpow *= weight;
-      this.out[i] = this.last / (1 - this.wpow);
-    }
+    // Two loops in two functions: copying host columns (arrays of numbers and nulls) and smoothing
+    // the packed loss (a Float64Array) each see one kind of array at their element reads; one loop
+    // for both turned megamorphic and smoothed several times slower.
+    if (weight > 0) this.smooth(values, len, weight);
+    else copyGaps(values, this.out, this.n, len);
     this.n = len;
     this.lastKey = len > 0 ? key[len - 1] : undefined;
     this.lastValue = len > 0 ? values[len - 1] : undefined;
     return this.out.subarray(0, len);
+  }
+}
+
+/** out[from..len) = values, null and non-finite values as NaN. */
+function copyGaps(values: ArrayLike<number | null>, out: Float64Array, from: number, len: number): void {
+  for (let i = from; i < len; i++) {
+    const v = values[i];
+    out[i] = v === null || !Number.isFinite(v) ? NaN : v;
   }
 }
 
