@@ -114,7 +114,10 @@ describe('UI: every view in a dark and a light theme (screenshots, gallery)', ()
         await page.waitForFunction((w) => document.querySelector('.part.sidebar').getBoundingClientRect().width > w + 300, side.width);
         // Off the sash, so it is not drawn highlighted.
         await page.mouse.move(edge + 700, side.y + side.height / 2);
-        await page.waitForFunction(() => !document.querySelector('.monaco-sash.hover, .monaco-sash.active'));
+        // The sash's highlight fades out after the drag: wait until it is transparent.
+        await page.waitForFunction(() =>
+          [...document.querySelectorAll('.monaco-sash')].every((e) => /^(transparent|rgba\(.*, 0\))$/.test(getComputedStyle(e, '::before').backgroundColor)),
+        );
         await shot('sidebar-runs-adapters');
         const wide = await page.locator('.part.sidebar').boundingBox();
         await drag(wide.x + wide.width - 1, edge);
