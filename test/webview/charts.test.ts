@@ -206,8 +206,15 @@ describe('dashboard charts and views (headless Chromium)', function () {
     });
 
     it('the x axis can be wall-clock time: the range is elapsedMs of metrics.jsonl in seconds', async () => {
+      // The switch keeps the charts (new data and axis title, no rebuild): hidden series stay hidden.
+      await o.page.evaluate(() => document.querySelectorAll('.uplot').forEach((e) => e.setAttribute('data-before-switch', '1')));
       await o.page.selectOption('[data-testid=x-axis]', 'time');
       await o.page.waitForFunction(() => ((document.querySelector('[data-testid=loss-chart]') as HTMLElement).dataset.axes ?? '').startsWith('wall-clock'));
+      const axes = await o.page.$$eval('[data-testid=loss-view] .uplot', (els) => els.map((e) => `${e.getAttribute('data-before-switch')} ${(e as HTMLElement).dataset.axes}`));
+      assert.deepEqual(
+        axes.map((a) => a.split('|')[0]),
+        ['1 wall-clock time since start (s)', '1 wall-clock time since start (s)', '1 wall-clock time since start (s)'],
+      );
       const range = ((await o.page.evaluate(() => (document.querySelector('[data-testid=loss-view]') as HTMLElement).dataset.xRange)) ?? '').split(',').map(Number);
       const ma = metricsOf(runA);
       const mb = metricsOf(runB);
@@ -216,6 +223,9 @@ describe('dashboard charts and views (headless Chromium)', function () {
       assert.ok(Math.abs(range[0] - lo) < 1e-3 && Math.abs(range[1] - hi) < 1e-3, `range ${range}, want ${lo}–${hi}`);
       await screenshot(o.page, 'charts-wallclock-light');
       await o.page.selectOption('[data-testid=x-axis]', 'step');
+      await o.page.waitForFunction(() => ((document.querySelector('[data-testid=loss-chart]') as HTMLElement).dataset.axes ?? '').startsWith('training step'));
+      const stepRange = ((await o.page.evaluate(() => (document.querySelector('[data-testid=loss-view]') as HTMLElement).dataset.xRange)) ?? '').split(',').map(Number);
+      assert.deepEqual(stepRange, [Math.min(ma[0].step, mb[0].step), Math.max(ma[ma.length - 1].step, mb[mb.length - 1].step)]);
     });
 
     it('spectra: both runs overlaid by index, full width, distinct σ colours, effective rank axis titled', async () => {

@@ -27,14 +27,23 @@ export function xAxis(extra: Partial<uPlot.Axis> = {}): uPlot.Axis {
   return { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, ...extra };
 }
 
+/** 1, 2 and 5 times a power of ten. */
+function isOneTwoFive(v: number): boolean {
+  if (!(v > 0)) return false;
+  const m = v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9));
+  return [1, 2, 5, 10].some((k) => Math.abs(m - k) < 1e-6);
+}
+
 /**
  * On a log scale spanning two decades or more: only powers of ten, and only every k-th decade when
  * they would be closer than ~18 px (a loss falling 13 decades drew 117 grid lines as grey bands).
+ * Within about one decade (singular values between 1.6 and 2.5 on a 1–10 axis): grid lines at every
+ * split but labels at 1, 2 and 5 only, so the axis is neither bare (1 and 10) nor crowded (8, 9, 10).
  */
-function decadeFilter(u: uPlot, splits: number[]): (number | null)[] {
+export function decadeFilter(u: Pick<uPlot, 'bbox'>, splits: number[], labels: boolean): (number | null)[] {
   const decades = splits.filter(isPow10);
-  if (decades.length < 2) return splits;
-  const px = (u.bbox.height || 0) / devicePixelRatio || 200;
+  if (decades.length < 3) return labels ? splits.map((v) => (isOneTwoFive(v) ? v : null)) : splits;
+  const px = (u.bbox.height || 0) / (typeof devicePixelRatio === 'number' ? devicePixelRatio : 1) || 200;
   const every = Math.max(1, Math.ceil((decades.length * 18) / px));
   return splits.map((v) => (isPow10(v) && Math.round(Math.log10(v)) % every === 0 ? v : null));
 }
@@ -43,7 +52,8 @@ function decadeFilter(u: uPlot, splits: number[]): (number | null)[] {
 export function yAxis(log: boolean, extra: Partial<uPlot.Axis> = {}): uPlot.Axis {
   const { fg, grid } = axisColours();
   // Only set when wanted: an explicit `filter: undefined` replaces uPlot's default for grid and ticks.
-  const filtered = log ? { filter: (u: uPlot, splits: number[]) => decadeFilter(u, splits) } : {};
+  const filtered = log ? { filter: (u: uPlot, splits: number[]) => decadeFilter(u, splits, false) } : {};
+  const labelled = log ? { filter: (u: uPlot, splits: number[]) => decadeFilter(u, splits, true) } : {};
   return {
     stroke: fg,
     grid: { stroke: grid, ...filtered },
@@ -51,7 +61,7 @@ export function yAxis(log: boolean, extra: Partial<uPlot.Axis> = {}): uPlot.Axis
     size: 64,
     // uPlot passes null for splits the filter dropped: no label there.
     values: (_u, vals) => vals.map((v) => (v === null || v === undefined ? '' : formatAxis(v))),
-    ...filtered,
+    ...labelled,
     ...extra,
   };
 }

@@ -71,8 +71,26 @@ export class IncrementalEma {
     this.n = 0;
   }
 
+  private smooth(values: ArrayLike<number | null>, len: number, weight: number): void {
+    const out = this.out;
+    let last = this.last;
+    let wpow = this.wpow;
+    for (let i = this.n; i < len; i++) {
+      const v = values[i];
+      if (v === null || !Number.isFinite(v)) {
+        out[i] = NaN;
+        continue;
+      }
+      last = last * weight + (1 - weight) * v;
+      wpow *= weight;
+      out[i] = last / (1 - wpow);
+    }
+    this.last = last;
+    this.wpow = wpow;
+  }
+
   /** EMA of values[0..length): a view valid until the next call. `key` is values' x column (rewind check). */
-  update(values: readonly (number | null)[], weight: number, key: readonly number[]): Float64Array {
+  update(values: ArrayLike<number | null>, weight: number, key: ArrayLike<number>): Float64Array {
     const len = values.length;
     if (this.n === 0 || weight !== this.weight || len < this.n || (this.n > 0 && (key[this.n - 1] !== this.lastKey || !Object.is(values[this.n - 1], this.lastValue)))) {
       this.n = 0;
@@ -85,25 +103,23 @@ export class IncrementalEma {
       grown.set(this.out.subarray(0, this.n));
       this.out = grown;
     }
-    const smooth = weight > 0;
-    for (let i = this.n; i < len; i++) {
-      const v = values[i];
-      if (v === null || !Number.isFinite(v)) {
-        this.out[i] = NaN;
-        continue;
-      }
-      if (!smooth) {
-        this.out[i] = v;
-        continue;
-      }
-      this.last = this.last * weight + (1 - weight) * v;
-      this.wpow *= weight;
-      this.out[i] = this.last / (1 - this.wpow);
-    }
+    // Two loops in two functions: copying host columns (arrays of numbers and nulls) and smoothing
+    // the packed loss (a Float64Array) each see one kind of array at their element reads; one loop
+    // for both turned megamorphic and smoothed several times slower.
+    if (weight > 0) this.smooth(values, len, weight);
+    else copyGaps(values, this.out, this.n, len);
     this.n = len;
     this.lastKey = len > 0 ? key[len - 1] : undefined;
     this.lastValue = len > 0 ? values[len - 1] : undefined;
     return this.out.subarray(0, len);
+  }
+}
+
+/** out[from..len) = values, null and non-finite values as NaN. */
+function copyGaps(values: ArrayLike<number | null>, out: Float64Array, from: number, len: number): void {
+  for (let i = from; i < len; i++) {
+    const v = values[i];
+    out[i] = v === null || !Number.isFinite(v) ? NaN : v;
   }
 }
 
@@ -131,10 +147,11 @@ export function nearestIndex(xs: ArrayLike<number>, v: number): number {
 export interface Buckets {
   /** Two x rows per bucket (quarter and three quarters of its width), shared by every run. */
   x: number[];
-  /** Visible points are xs[lo..hi); point i is in bucket of[i - lo]. */
+  /** Visible points are xs[lo..hi). */
   lo: number;
   hi: number;
-  of: Int32Array;
+  /** Bucket b holds points [starts[b], starts[b + 1]) (xs ascending, so each bucket is one index run). */
+  starts: Int32Array;
   count: number;
 }
 
@@ -153,39 +170,54 @@ export function bucketize(xs: ArrayLike<number>, x0: number, x1: number, buckets
   }
   const lo = lowerBound(xs, start);
   const hi = lowerBound(xs, x1 + w);
-  const of = new Int32Array(hi - lo);
-  for (let i = lo; i < hi; i++) of[i - lo] = Math.min(count - 1, Math.floor((xs[i] - start) / w));
-  return { x, lo, hi, of, count };
+  // Bucket boundaries found once per range, so reducing a column is a tight loop per bucket with no
+  // per-point bucket lookup (a smoothing change or an axis switch reduces every column again).
+  const starts = new Int32Array(count + 1);
+  let b = 0;
+  starts[0] = lo;
+  for (let i = lo; i < hi; i++) {
+    const k = Math.min(count - 1, Math.floor((xs[i] - start) / w));
+    while (b < k) starts[++b] = i;
+  }
+  while (b < count) starts[++b] = hi;
+  return { x, lo, hi, starts, count };
 }
 
 /**
  * One column reduced to its buckets: two rows per bucket holding the bucket's min and max in the
  * order they occur (one point: the first row only; none: null). NaN is a gap.
  */
-export function bucketColumn(bk: Buckets, y: Float64Array): (number | null)[] {
-  const { lo, hi, of, count } = bk;
-  const iMin = new Int32Array(count).fill(-1);
-  const iMax = new Int32Array(count).fill(-1);
-  for (let i = lo; i < hi; i++) {
-    const v = y[i];
-    if (!(v - v === 0)) continue; // NaN, ±Infinity
-    const b = of[i - lo];
-    const m = iMin[b];
-    if (m < 0) {
-      iMin[b] = i;
-      iMax[b] = i;
-    } else if (v < y[m]) iMin[b] = i;
-    else if (v > y[iMax[b]]) iMax[b] = i;
-  }
+export function bucketColumn(bk: Buckets, y: ArrayLike<number>): (number | null)[] {
+  const { starts, count } = bk;
   const col: (number | null)[] = new Array(2 * count).fill(null);
   for (let b = 0; b < count; b++) {
-    const p = iMin[b];
+    const end = starts[b + 1];
+    let p = -1;
+    let q = -1;
+    let vMin = 0;
+    let vMax = 0;
+    for (let i = starts[b]; i < end; i++) {
+      const v = y[i];
+      if (!(v - v === 0)) continue; // NaN, ±Infinity
+      if (p < 0) {
+        p = q = i;
+        vMin = vMax = v;
+      } else if (v < vMin) {
+        p = i;
+        vMin = v;
+      } else if (v > vMax) {
+        q = i;
+        vMax = v;
+      }
+    }
     if (p < 0) continue;
-    const q = iMax[b];
-    if (p === q) col[2 * b] = y[p];
-    else {
-      col[2 * b] = y[Math.min(p, q)];
-      col[2 * b + 1] = y[Math.max(p, q)];
+    if (p === q) col[2 * b] = vMin;
+    else if (p < q) {
+      col[2 * b] = vMin;
+      col[2 * b + 1] = vMax;
+    } else {
+      col[2 * b] = vMax;
+      col[2 * b + 1] = vMin;
     }
   }
   return col;

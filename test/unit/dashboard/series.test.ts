@@ -88,6 +88,52 @@ describe('loss-curve series helpers', () => {
     assert.deepEqual(col.slice(2, 6), [50_000, null, 50_001, null]);
   });
 
+  it('bucketColumn equals a point-by-point reduction (repeated x, gaps, infinities, a zoomed range)', () => {
+    // A seeded generator: the same cases every run.
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 1 + Math.floor(rnd() * 3000);
+      const xs: number[] = [];
+      for (let i = 0, x = rnd() * 10; i < n; i++) xs.push((x += rnd() < 0.2 ? 0 : rnd() * 3));
+      const y = Float64Array.from(xs, () => (rnd() < 0.05 ? NaN : rnd() < 0.01 ? Infinity : rnd() * 100 - 50));
+      const x0 = xs[0] + (trial % 2 ? rnd() * (xs[n - 1] - xs[0]) * 0.5 : 0);
+      const x1 = Math.max(x0 + 1e-3, xs[n - 1] - (trial % 3 ? rnd() * (xs[n - 1] - x0) * 0.5 : 0));
+      const buckets = 1 + Math.floor(rnd() * 400);
+      const bk = bucketize(xs, x0, x1, buckets);
+      // The reference: each point's bucket computed on its own, min and max kept in the order they occur.
+      const w = (x1 - x0) / buckets || 1;
+      const want: (number | null)[] = new Array(2 * bk.count).fill(null);
+      const lo = new Map<number, number>();
+      const hi = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        if (xs[i] < x0 - w || xs[i] >= x1 + w || !Number.isFinite(y[i])) continue;
+        const b = Math.min(bk.count - 1, Math.floor((xs[i] - (x0 - w)) / w));
+        if (!lo.has(b) || y[i] < y[lo.get(b)!]) lo.set(b, i);
+        if (!hi.has(b) || y[i] > y[hi.get(b)!]) hi.set(b, i);
+      }
+      for (const [b, p] of lo) {
+        const q = hi.get(b)!;
+        if (p === q) want[2 * b] = y[p];
+        else [want[2 * b], want[2 * b + 1]] = [y[Math.min(p, q)], y[Math.max(p, q)]];
+      }
+      assert.deepEqual(bucketColumn(bk, y), want, `trial ${trial}: n ${n}, [${x0}, ${x1}] in ${buckets} buckets`);
+    }
+  });
+
+  it('IncrementalEma of a packed Float64Array (NaN gaps) equals ema() of the array with nulls', () => {
+    const values = Array.from({ length: 500 }, (_, i) => (i % 37 === 5 ? null : Math.cos(i * 0.3) + i / 100));
+    const packed = Float64Array.from(values, (v) => (v === null ? NaN : v));
+    const steps = values.map((_, i) => i + 1);
+    const got = new IncrementalEma().update(packed, 0.9, steps);
+    // The same as reading the array with nulls (the debiasing power is kept as a product, hence 1e-12).
+    const fromNulls = new IncrementalEma().update(values, 0.9, steps);
+    ema(values, 0.9).forEach((w, i) => {
+      if (w === null) assert.ok(Number.isNaN(got[i]), `gap at ${i}`);
+      else assert.ok(Math.abs(got[i] - w) < 1e-12 && got[i] === fromNulls[i], `${i}: ${got[i]} vs ${w}`);
+    });
+  });
+
   it('backendLabel: the runs table names the native kernels and their threads, else the backend alone', () => {
     assert.equal(backendLabel({ name: 'wasm', kernels: 'native avx512 kernels, 2 threads (lora-lab-native 1)' }), 'wasm + native avx512, 2 threads');
     assert.equal(backendLabel({ name: 'wasm', kernels: 'native generic kernels, 1 thread (lora-lab-native 1)' }), 'wasm + native generic, 1 thread');

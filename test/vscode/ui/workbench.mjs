@@ -138,6 +138,8 @@ export class Workbench {
     const input = this.quickInput().locator('input');
     await input.waitFor({ state: 'visible' });
     await input.fill(`:${line}:${column}`);
+    // Enter before the picker has read the text closes nothing (seen under load): wait for its row.
+    await this.quickInput().locator('.quick-input-list .monaco-list-row', { hasText: `Go to line ${line} and character ${column}` }).first().waitFor({ timeout: 15_000 });
     await this.page.keyboard.press('Enter');
     await this.quickInput().waitFor({ state: 'hidden' });
     const hover = this.page.locator('.monaco-hover:not(.hidden) .monaco-hover-content').first();

@@ -50,15 +50,18 @@ class RunColumns {
     }
     return this.seconds.col;
   }
-  private bk: { key: string; b: Buckets } | undefined;
-  private readonly reduced = new Map<ColumnName, { key: string; col: (number | null)[] }>();
+  /** Recent bucketings and reductions by key: the full range in both x modes stays cached beside a zoom. */
+  private readonly bks = new Map<string, Buckets>();
+  private readonly reduced = new Map<string, (number | null)[]>();
 
   /** The column (smoothed for `train`, as is otherwise; NaN for gaps). */
   column(s: SourceSnapshot, name: ColumnName, smoothing: number): Float64Array {
     let e = this.arrays.get(name);
     if (!e) this.arrays.set(name, (e = new IncrementalEma()));
     const m = s.metrics!;
-    const values = name === 'train' || name === 'raw' ? m.loss : name === 'eval' ? m.evalLoss : name === 'lr' ? m.lr : m.gradNorm;
+    // The EMA reads the packed raw column (a Float64Array, NaN for gaps) rather than the host's
+    // array of numbers and nulls: recomputing it for a new weight is several times faster so.
+    const values = name === 'train' ? this.column(s, 'raw', 0) : name === 'raw' ? m.loss : name === 'eval' ? m.evalLoss : name === 'lr' ? m.lr : m.gradNorm;
     return e.update(values, name === 'train' ? smoothing : 0, m.step);
   }
 
@@ -66,19 +69,35 @@ class RunColumns {
   reset(): void {
     this.seconds = undefined;
     for (const e of this.arrays.values()) e.reset();
-    this.bk = undefined;
+    this.bks.clear();
     this.reduced.clear();
   }
 
   reduce(s: SourceSnapshot, name: ColumnName, smoothing: number, range: [number, number], buckets: number, mode: XMode): { x: number[]; col: (number | null)[] } {
     const st = this.xs(s, mode);
     const bkKey = `${mode}/${range[0]}/${range[1]}/${buckets}/${st.length}/${st[st.length - 1]}`;
-    if (this.bk?.key !== bkKey) this.bk = { key: bkKey, b: bucketize(st, range[0], range[1], buckets) };
-    const key = name === 'train' ? `${bkKey}/${smoothing}` : bkKey;
-    let r = this.reduced.get(name);
-    if (r?.key !== key) this.reduced.set(name, (r = { key, col: bucketColumn(this.bk.b, this.column(s, name, smoothing)) }));
-    return { x: this.bk.b.x, col: r.col };
+    const bk = recall(this.bks, bkKey) ?? remember(this.bks, bkKey, bucketize(st, range[0], range[1], buckets), 4);
+    const key = `${name}/${bkKey}/${name === 'train' ? smoothing : ''}`;
+    const col = recall(this.reduced, key) ?? remember(this.reduced, key, bucketColumn(bk, this.column(s, name, smoothing)), 32);
+    return { x: bk.x, col };
   }
+}
+
+/** A cached value, made the most recently used. */
+function recall<T>(cache: Map<string, T>, key: string): T | undefined {
+  const v = cache.get(key);
+  if (v !== undefined) {
+    cache.delete(key);
+    cache.set(key, v);
+  }
+  return v;
+}
+
+/** Adds to a small cache, dropping the least recently used entry beyond `max`. */
+function remember<T>(cache: Map<string, T>, key: string, value: T, max: number): T {
+  cache.set(key, value);
+  if (cache.size > max) cache.delete(cache.keys().next().value as string);
+  return value;
 }
 
 /** NaN (a gap in packed metrics) as null: uPlot's gap marker. */
@@ -173,7 +192,7 @@ export class LossView {
       this.restoredRange = undefined;
       this.opts = { ...this.opts, x: xSel.value === 'time' ? 'time' : 'step', xRange: undefined };
       this.onOptions(this.opts);
-      this.rebuild();
+      this.switchXAxis();
     });
     this.el.append(
       h('div', { class: 'toolbar' }, h('label', { class: 'control' }, h('span', {}, 'Smoothing (EMA)'), smooth, smoothVal), log, raw, h('label', { class: 'control' }, h('span', {}, 'x axis'), xSel), reset),
@@ -263,6 +282,26 @@ export class LossView {
         if (range) c.setScale('x', { min: range[0], max: range[1] });
       });
     });
+  }
+
+  /**
+   * The x axis changed: the same uPlot instances take the new axis title and the new tables (both
+   * modes' columns and full-range reductions stay cached), instead of being built again, which cost
+   * a layout and a second reduction once uPlot had laid the new charts out.
+   */
+  private switchXAxis(): void {
+    if (this.charts.length === 0) return this.rebuild();
+    const xLabel = this.xLabel();
+    for (const c of this.charts) {
+      c.axes[0].label = xLabel;
+      c.series[0].label = this.xMode === 'time' ? 'time' : 'step';
+      c.root.dataset.axes = [xLabel, ...(c.root.dataset.axes ?? '').split('|').slice(1)].join('|');
+    }
+    this.redraw();
+  }
+
+  private xLabel(): string {
+    return this.xMode === 'time' ? 'wall-clock time since start (s)' : 'training step';
   }
 
   private get xMode(): XMode {
@@ -381,7 +420,7 @@ export class LossView {
       return;
     }
     const [loss, lr, gn] = this.tables().tables;
-    const lossSeries: uPlot.Series[] = [{ label: 'step' }];
+    const lossSeries: uPlot.Series[] = [{ label: this.xMode === 'time' ? 'time' : 'step' }];
     this.sources.forEach((s, i) => {
       const color = PALETTE[i % PALETTE.length];
       // Point markers filled with the line's colour (uPlot's default white fill shows as white
@@ -392,7 +431,7 @@ export class LossView {
       lossSeries.push({ label: `${s.label} eval`, stroke: color, width: 2, dash: [6, 4], spanGaps: true, points: { show: true, size: 4, fill: color } });
     });
     const sync = uPlot.sync('loss-lab');
-    const xLabel = this.xMode === 'time' ? 'wall-clock time since start (s)' : 'training step';
+    const xLabel = this.xLabel();
     const common = (title: string, yLabel: string, height: number, log: boolean, kind: TooltipKind): Partial<uPlot.Options> => ({
       title,
       width: this.width(),
