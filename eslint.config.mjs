@@ -72,12 +72,11 @@ export default tseslint.config(
   },
   {
     // Plain-Node file reads (safetensors, model folders, atomic writes): formats below, nothing above.
-    // io/hfFolder.ts still takes two types from models/ (WeightSource, CausalLmInputs).
     files: ['src/io/**'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: [vscodeBan], patterns: [tfjsBan, hostBan, { group: ['**/engine', '**/engine/*', '**/runs', '**/runs/*', '**/cli', '**/cli/*', '**/worker/*', '**/dashboard', '**/dashboard/*', '**/insight', '**/insight/*', '**/playground/*', '**/export', '**/export/*'], message: 'io/ reads and writes files for the layers above it; it does not import them.' }] },
+        { paths: [vscodeBan], patterns: [tfjsBan, hostBan, { group: ['**/engine', '**/engine/*', '**/models', '**/models/*', '**/runs', '**/runs/*', '**/cli', '**/cli/*', '**/worker/*', '**/dashboard', '**/dashboard/*', '**/insight', '**/insight/*', '**/playground/*', '**/export', '**/export/*'], message: 'io/ reads and writes files for the layers above it; it does not import them.' }] },
       ],
     },
   },

@@ -1,4 +1,4 @@
-// lora-lab-native: single-precision matrix products for the tfjs wasm backend (issue 6).
+// lora-lab-native: single-precision matrix products for the tfjs wasm backend.
 //
 // Why: WebAssembly SIMD is 128 bits wide. On a core with 256- or 512-bit FMA units (AVX2, AVX-512)
 // the best wasm matmul (XNNPACK) reaches about a third to a half of what the core can do, and the
@@ -541,7 +541,7 @@ static void norm_backward(const float *dy, const float *x, const float *w, const
 
 #define LL_MAX_THREADS 64
 // Below this many floating-point operations per thread, waking the pool costs more than it saves
-// (measured: 2 MFLOP made the small Llama of the bench slower on 2 threads than on 1).
+// (test/bench/README.md has the measurement).
 #define LL_MIN_FLOPS_PER_THREAD 8.0e6
 
 typedef struct {

@@ -15,8 +15,7 @@ import { FormatError } from '../formats/errors';
 import { InteropError } from '../formats/adapters/interopError';
 import { isPickleName, sniffBytes } from '../formats/adapters/sniff';
 import type { InspectFileInput, InspectInput } from '../formats/adapters/inspect';
-import type { HostTensor, WeightSource } from '../models/weights';
-import type { CausalLmInputs } from '../models/causalLmSession';
+import type { CausalLmInputs, HostTensor, WeightSource } from '../formats/weightSource';
 
 export interface HfFolder {
   dir: string;

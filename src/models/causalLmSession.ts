@@ -17,8 +17,6 @@ import { loraScale } from '../shared/loraScale';
 import { PEFT_DEFAULT_TARGETS } from '../engine/memoryEstimate';
 import { peftAdapterConfig } from '../shared/peftAdapterConfig';
 import type { NamedTensors } from '../engine/namedTensors';
-import type { HfModelConfig } from '../formats/hfConfig';
-import type { WeightSource } from './weights';
 import { buildCausalLm } from './buildCausalLm';
 import { causalLmTrainLoss, idsTensor, type CausalLm } from './causalLm';
 import { initTrainableAdapter, type LoraTarget, type TrainableAdapter } from './loraTrainable';
@@ -49,21 +47,9 @@ export interface CausalLmSession {
 }
 
 /** What a causal-lm session needs, already read: the model folder's contents and the dataset text. */
-export interface CausalLmInputs {
-  folder: {
-    config: HfModelConfig;
-    weights: WeightSource;
-    /** The weight files the tensors came from (named in tensor errors). */
-    weightFiles: string[];
-    /** tokenizer.json text, when the model folder has one. */
-    tokenizerJson?: string;
-  };
-  /** Absolute model folder path (goes into the adapter's base_model_name_or_path). */
-  modelPath: string;
-  datasetPath: string;
-  datasetText: string;
-  tokenizerConfigJson?: string;
-}
+import type { CausalLmInputs } from '../formats/weightSource';
+
+export type { CausalLmInputs };
 
 /** The causal-lm part of an experiment config; throws when the config is of another kind. */
 export function causalLmSettings(config: ExperimentConfig): CausalLmModel {

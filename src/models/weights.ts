@@ -1,30 +1,9 @@
 // Where model weights come from: a name -> {shape, Float32 data} lookup. Kept abstract so src/models
 // stays pure (the node side, src/io/hfFolder.ts, turns safetensors shards into one of these).
 
-export interface HostTensor {
-  shape: number[];
-  data: Float32Array;
-}
+import type { HostTensor, WeightSource } from '../formats/weightSource';
 
-export interface WeightSource {
-  /** Every tensor name available. */
-  names(): string[];
-  /** The tensor as float32 (F16/BF16 already widened), or undefined if absent. */
-  get(name: string): HostTensor | undefined;
-  /** The stored dtype ("F32", "F16", "BF16", ...) when known; merge writes results back in it. */
-  dtype?(name: string): string | undefined;
-  /**
-   * The tensor as stored (its bytes in the file's dtype, not widened), where the source keeps the
-   * file's bytes: frozen weights are then used in place (src/engine/kernels/frozenWeights.ts).
-   */
-  stored?(name: string): StoredTensor | undefined;
-}
-
-export interface StoredTensor {
-  shape: number[];
-  dtype: string;
-  bytes: Uint8Array;
-}
+export type { HostTensor, StoredTensor, WeightSource } from '../formats/weightSource';
 
 export function weightsFromRecord(rec: Record<string, HostTensor>, dtypes?: Record<string, string>): WeightSource {
   return {

@@ -1,4 +1,4 @@
-// Adam's update as ONE kernel per parameter (issue 6). The textbook form on tfjs ops is ~13 kernels
+// Adam's update as ONE kernel per parameter. The textbook form on tfjs ops is ~13 kernels
 // per parameter (m, v, bias corrections, sqrt, divide, subtract, plus a scalar upload for each
 // constant); with the many small LoRA factors of a small model that is a quarter of all kernels of a
 // training step, each paying tfjs's per-kernel overhead. This kernel reads p, m, v, g once and

@@ -1,4 +1,4 @@
-// The LoRA linear layer written for XNNPACK (issue 6): y = x Wᵀ + b + s·(x Aᵀ) Bᵀ.
+// The LoRA linear layer written for XNNPACK: y = x Wᵀ + b + s·(x Aᵀ) Bᵀ.
 //
 // Why a custom gradient: autodiff of the textbook form asks the wasm backend for x·Wᵀ and dyᵀ·x,
 // products it can only do in its slow loop, and never needs most of what it would compute. Here:

@@ -1,4 +1,4 @@
-// RoPE's rotate_half as one product (issue 6): rotate_half(x) = [-x2, x1] on the last axis equals
+// RoPE's rotate_half as one product: rotate_half(x) = [-x2, x1] on the last axis equals
 // x · P with P the signed permutation below. Entries are exactly 0 and ±1, so the product is exact;
 // it replaces two slices, a negation and a concat forward (and a split, a negation and a concat
 // backward) by one XNNPACK matMul each way, a large saving where tfjs's per-kernel overhead dominates.

@@ -1,21 +1,22 @@
-// Fast paths for the tfjs wasm backend, registered as kernel overrides (issue 6).
+// Fast paths for the tfjs wasm backend, registered as kernel overrides.
 //
-// Why: the wasm backend sends a matMul to XNNPACK (~40 GFLOP/s single-threaded here) only when it
+// Why: the wasm backend sends a matMul to XNNPACK only when it
 // is 2-D (batch 1) and neither operand is transposed; every other case falls to a naive C++ triple
-// loop (0.7-3.5 GFLOP/s). Attention (batched Q·Kᵀ, P·V) and every LoRA backward pass (dyᵀ·h,
+// loop, an order of magnitude slower. Attention (batched Q·Kᵀ, P·V) and every LoRA backward pass (dyᵀ·h,
 // dhᵀ·x) hit the slow loop. This override keeps XNNPACK for everything:
 //   - a transposed operand is materialised with the backend's Transpose kernel (O(n²) copy) and,
 //     when that is cheaper, the product is computed transposed (Cᵀ = op(B)ᵀ·op(A)ᵀ) instead;
 //   - a batched product runs as one XNNPACK call per batch entry on zero-copy sub-views: the
 //     entries are registered as temporary tensor ids that point inside the operands' wasm memory.
-// And tanh, 17× slower than sigmoid on this backend, is computed as 2·σ(2x) − 1; a transpose of
-// the last two axes uses a cache-blocked copy (tfjs's runs at ~20 ns per element on 2-D shapes);
+// And tanh, far slower than sigmoid on this backend, is computed as 2·σ(2x) − 1; a transpose of
+// the last two axes uses a cache-blocked copy (tfjs's goes element by element on 2-D shapes);
 // Identity and same-dtype Cast share the data instead of copying it.
 //
 // With the native kernels (native/lora_lab_native.c, loaded by src/runs/nativeLoader.ts where they
 // were built), every float32 BatchMatMul and every bias-only _FusedMatMul goes to them instead: one
 // cache-blocked AVX-512 / AVX2 product per call, transposes and batches handled by the packing, on
-// the operands in place in the wasm heap (zero-copy), 2-5× XNNPACK's speed on wide-vector CPUs.
+// the operands in place in the wasm heap (zero-copy), faster than XNNPACK where the CPU has wider
+// vectors than wasm's 128 bits.
 //
 // Use: `registerWasmFastKernels(native?)` once after the wasm backend is initialised (it is a no-op
 // on other backends' kernels); it returns a function that restores the original kernels.
