@@ -361,6 +361,47 @@ async function compareRuns(ctx: CommandContext, ...args: unknown[]): Promise<voi
   await ctx.dashboard.show({ runDirs: dirs });
 }
 
+/** Optional second argument of loraLab.exportReport, for scripts and tests: skips the save dialog. */
+export interface ExportReportOptions {
+  out?: string;
+  title?: string;
+}
+
+/**
+ * Export HTML Report: `lora-lab report` of the given or picked runs (several are overlaid, as in Compare
+ * Runs) into one self-contained HTML file that opens offline in any browser.
+ */
+async function exportReport(ctx: CommandContext, arg?: unknown, opts: ExportReportOptions = {}): Promise<string | undefined> {
+  const given = (Array.isArray(arg) ? arg : arg === undefined ? [] : [arg])
+    .map((a) => (typeof a === 'string' ? a : a && typeof a === 'object' && 'dir' in a ? String((a as RunEntry).dir) : uriArg(a)?.fsPath))
+    .filter((d): d is string => !!d);
+  let dirs = given;
+  if (dirs.length === 0) {
+    const picked = await pickRun(ctx, 'LoRA Lab: Export HTML Report (pick one or more runs)', () => true, true);
+    if (!picked || picked.length === 0) return undefined;
+    dirs = picked.map((r) => r.dir);
+  }
+  const out =
+    opts.out ??
+    (
+      await vscode.window.showSaveDialog({
+        title: 'LoRA Lab: save the HTML report',
+        filters: { 'HTML report': ['html'] },
+        defaultUri: vscode.Uri.file(path.join(path.dirname(dirs[0]), `${path.basename(dirs[0])}${dirs.length > 1 ? `-and-${dirs.length - 1}-more` : ''}-report.html`)),
+      })
+    )?.fsPath;
+  if (!out) return undefined;
+  const args = ['report', ...dirs, '--out', out, ...(opts.title ? ['--title', opts.title] : [])];
+  await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `LoRA Lab: writing the report of ${dirs.length === 1 ? path.basename(dirs[0]) : `${dirs.length} runs`}`, cancellable: true },
+    (_p, token) => runCli(ctx, args, token),
+  );
+  void vscode.window.showInformationMessage(`LoRA Lab: wrote ${out}; it opens offline in any browser.`, 'Open in Browser').then((c) => {
+    if (c) void vscode.env.openExternal(vscode.Uri.file(out));
+  });
+  return out;
+}
+
 async function inspectAdapter(ctx: CommandContext, arg?: unknown): Promise<void> {
   const p = adapterPathArg(arg)?.path ?? (await pickAdapter(ctx, 'LoRA Lab: Inspect Adapter'))?.path;
   if (p) await ctx.dashboard.show({ adapterPath: p });
@@ -664,6 +705,7 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'loraLab.convertAdapter', restricted: 'converting runs the CLI and writes files', run: (c, a, o) => convertAdapter(c, a, (o ?? {}) as ConvertOptions) },
   { id: 'loraLab.tryAdapter', run: (c, a, o) => tryAdapter(c, a, (o ?? {}) as TryAdapterOptions) },
   { id: 'loraLab.compareRuns', run: (c, ...a) => compareRuns(c, ...a) },
+  { id: 'loraLab.exportReport', restricted: 'writing a report runs the CLI and writes a file', run: (c, a, o) => exportReport(c, a, (o ?? {}) as ExportReportOptions) },
   { id: 'loraLab.renameRun', restricted: 'renaming rewrites run.json in the run folder', run: (c, a, o) => renameRun(c, a, (o ?? {}) as RunEditOptions) },
   { id: 'loraLab.tagRun', restricted: 'tagging rewrites run.json in the run folder', run: (c, a, o) => tagRun(c, a, (o ?? {}) as RunEditOptions) },
   { id: 'loraLab.deleteRun', restricted: 'deleting a run removes files in this workspace', run: (c, a, o) => deleteRun(c, a, (o ?? {}) as RunEditOptions) },

@@ -85,6 +85,14 @@ function metricsSteps(runDir: string): number[] {
     assert.equal(baseItem.label, 'Base model: synthetic (built-in experiment)');
     assert.equal(baseItem.description, 'in the run folder (truth/)');
     assert.equal(a.adapters.getTreeItem(runNode).contextValue, 'loraLab.adapter', 'Merge offered for a synthetic experiment');
+    // Export HTML Report (Runs view, palette): the CLI's self-contained report of the run, written by the command.
+    const html = path.join(path.dirname(runDir), 'report-from-command.html');
+    const written = await vscode.commands.executeCommand<string | undefined>('loraLab.exportReport', runDir, { out: html });
+    assert.equal(written, html);
+    const page = fs.readFileSync(html, 'utf8');
+    assert.match(page, /<meta name="generator" content="lora-lab report">/);
+    assert.ok(page.includes(path.basename(runDir)), 'the report embeds the run');
+    assert.ok(!/<script src=|<link /.test(page), 'self-contained: no external script or stylesheet');
   });
 
   it('runs two at once in separate folders; a third beyond the limit waits in the queue and starts when one ends', async () => {
