@@ -47,7 +47,7 @@ describe('UI: train, cancel, resume', () => {
     const row = runs.locator('.monaco-list-row', { hasText: 'quick' }).filter({ hasText: /completed · today \d\d:\d\d · / }).first();
     await row.waitFor({ timeout: 30_000 });
     // Date, training time and final loss tell this run from others of the same config.
-    assert.match(await row.innerText(), /quick.*completed · today \d\d:\d\d · (\d+ s|\d+ min \d+ s) · loss \S+/s);
+    assert.match(await row.innerText(), /quick.*completed · today \d\d:\d\d · (\d+(?:\.\d+)? s|\d+ min \d+ s|\d+ h \d+ min) · loss \S+/s);
     await workbench.screenshot('ui-runs-view');
   });
 });
