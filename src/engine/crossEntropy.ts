@@ -1,14 +1,17 @@
 // Token cross-entropy over a large vocabulary, as memory-lean trainers compute it: the output layer's
 // logits are made a chunk of rows at a time, forward and backward, so the full N×V logits, their
 // softmax and their gradient never exist at once (at GPT-2's vocabulary and B8×T512 they would be
-// 0.8 GB each). The backward pass recomputes each chunk's logits from the hidden states instead of
-// keeping them. The plain form below is the reference and the path for an adapted output layer.
+// 0.8 GB each). When a gradient is recorded, each chunk's gradient with respect to the hidden states
+// is made in the forward pass, while its logits exist (as fused linear cross-entropy kernels do), so
+// the logits are made once per step. The plain form below is the reference and the path for an
+// adapted output layer.
 //
 // Labels: one per row, a token id, or a negative number for a row that does not count (transformers'
 // ignore_index -100: padding, the last position of a causal window). The loss is the mean over the
 // counted rows; with none counted it is NaN, as torch's mean cross-entropy is.
 import * as tf from '@tensorflow/tfjs-core';
 import { lossChunkRows } from './memoryEstimate';
+import { subtractAtFresh } from './kernels/inPlace';
 
 /** One-hot rows as float32. The wasm backend's OneHot writes int32 whatever dtype is asked for, so cast. */
 function oneHotF32(labels: tf.Tensor1D, depth: number): tf.Tensor2D {
@@ -72,38 +75,44 @@ export function chunkedCrossEntropy(
     const z = out.logits(tf.slice(x, [c.r0, 0], [c.len, hidden])); // [len, V]
     return (bias ? tf.add(z, bias) : z) as tf.Tensor2D;
   };
+  // Whether a gradient is being recorded: then each chunk's gradient with respect to h is made while its
+  // logits exist (the loss is the last op, so dL/dh is the chunk's part times the scalar dy of the
+  // backward pass), and the backward pass neither recomputes the logits nor runs a second softmax.
+  const recording = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
   const f = tf.customGrad((x: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const hx = x as tf.Tensor2D;
-    (save as tf.GradSaveFunc)([hx]);
     let total: tf.Tensor = tf.scalar(0);
+    const parts: tf.Tensor[] = [];
     for (const c of chunks) {
-      const next = tf.tidy(() => {
+      const [next, dh] = tf.tidy(() => {
         const z = logitsOf(hx, c); // [len, V]
-        const lse = tf.logSumExp(z, 1); // [len]
-        const idx = tf.tensor1d(Int32Array.from(c.safe, (l, i) => i * v + l), 'int32');
-        const picked = tf.gather(tf.reshape(z, [-1]), idx); // [len]
-        return tf.add(total, tf.sum(tf.mul(tf.sub(lse, picked), tf.tensor1d(c.mask))));
+        const m = tf.max(z, 1, true); // [len, 1]
+        const e = tf.exp(tf.sub(z, m)); // [len, V]
+        const s = tf.sum(e, 1, true); // [len, 1]
+        const lse = tf.reshape(tf.add(tf.log(s), m), [c.len]);
+        const idx = Int32Array.from(c.safe, (l, i) => i * v + l);
+        const picked = tf.gather(tf.reshape(z, [-1]), tf.tensor1d(idx, 'int32')); // [len]
+        const sum = tf.add(total, tf.sum(tf.mul(tf.sub(lse, picked), tf.tensor1d(c.mask))));
+        if (!recording) return [sum];
+        // d(loss)/dz = (softmax(z) − onehot(label)) · mask / count = e · (mask / count / s) − onehot · mask / count
+        const scale = Float32Array.from(c.mask, (k) => k / count);
+        const g = subtractAtFresh(tf.mul(e, tf.div(tf.tensor2d(scale, [c.len, 1]), s)), idx, scale) as tf.Tensor2D;
+        return [sum, out.inputGrad(g)]; // [len, H]
       });
       total.dispose();
       total = next;
+      if (dh) parts.push(dh);
     }
     const value = tf.div(total, count) as tf.Scalar;
+    if (recording) {
+      const dh = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+      (save as tf.GradSaveFunc)([dh]);
+    }
     return {
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const hs = saved[0] as tf.Tensor2D;
-        const parts = chunks.map((c) =>
-          tf.tidy(() => {
-            const z = logitsOf(hs, c); // [len, V]
-            // d(loss)/dz = (softmax(z) − onehot(label)) · mask / count · dy
-            const g = tf.sub(tf.softmax(z), oneHotF32(tf.tensor1d(c.safe, 'int32'), v)); // [len, V]
-            const w = tf.mul(tf.reshape(tf.tensor1d(c.mask), [c.len, 1]), tf.div(dy as tf.Tensor, count)); // [len, 1]
-            return out.inputGrad(tf.mul(g, w) as tf.Tensor2D); // [len, H]
-          }),
-        );
-        const dh = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
-        if (parts.length > 1) for (const p of parts) p.dispose();
-        return [dh];
+        if (saved.length === 0) throw new Error('chunkedCrossEntropy: a gradient was asked of a loss computed with no gradient recording');
+        return [tf.mul(saved[0], dy as tf.Tensor)];
       },
     };
   });

@@ -19,7 +19,7 @@ import type { ExperimentConfig, OptimizerName } from '../formats/experimentTypes
 import { matchTargetModules, type PeftLoraConfig } from '../formats/peftConfig';
 
 /** Floats in one rows × vocab buffer of the chunked cross-entropy (its row chunk is this / vocab). */
-export const LOSS_CHUNK_ELEMENTS = 2 ** 22;
+export const LOSS_CHUNK_ELEMENTS = 2 ** 24;
 
 /** The most a WebAssembly memory can hold (emscripten's heap maximum in the tfjs wasm build). */
 export const WASM_HEAP_BYTES = 4294901760;
@@ -205,8 +205,9 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
 
   const headAdapted = x.targets.some((t) => t.path === 'lm_head');
   const rows = Math.min(N, lossChunkRows(V));
-  // chunked: the final norm's output and its gradient, and ~5 live rows × V buffers in a chunk's backward
-  const loss = headAdapted ? 8 * N * V * 4 : 2 * N * H * 4 + 5 * rows * V * 4;
+  // chunked: the final norm's output, its gradient made chunk by chunk in the forward pass and the one
+  // the backward pass returns, and ~5 live rows × V buffers in a chunk
+  const loss = headAdapted ? 8 * N * V * 4 : 3 * N * H * 4 + 5 * rows * V * 4;
   const heap = HEAP_BASE_BYTES + frozen + lora + activations + loss;
   const stored = x.storedWeightBytes ?? params * 4;
   const host = stored + (params - outside) * 4; // the file's bytes, and the widened copies of what goes into the heap

@@ -1,0 +1,25 @@
+// Writes into a tensor that the caller has just made and nobody else holds. On the wasm backend the
+// tensor's floats are in the heap, so a handful of scattered updates cost as many stores; elsewhere
+// the update is an ordinary op (a new tensor).
+import * as tf from '@tensorflow/tfjs-core';
+import { f32Offset, heapF32, type WasmBackendInternals } from './wasmFastKernels';
+
+/**
+ * t.flat[idx[i]] −= values[i] for every i. `t` must be float32, fresh from a kernel and not shared:
+ * on the wasm backend it is changed in place and returned; otherwise a new tensor is returned.
+ */
+export function subtractAtFresh<T extends tf.Tensor>(t: T, idx: Int32Array, values: Float32Array): T {
+  if (idx.length !== values.length) throw new RangeError(`subtractAtFresh: ${idx.length} indices for ${values.length} values`);
+  if (t.dtype !== 'float32') throw new TypeError(`subtractAtFresh: the tensor must be float32, got ${t.dtype}`);
+  for (let i = 0; i < idx.length; i++) {
+    if (!(idx[i] >= 0 && idx[i] < t.size)) throw new RangeError(`subtractAtFresh: index ${idx[i]} is outside the tensor's ${t.size} elements`);
+  }
+  if (tf.getBackend() === 'wasm') {
+    const be = tf.backend() as unknown as WasmBackendInternals;
+    const off = f32Offset(be, t);
+    const heap = heapF32(be, off + t.size);
+    for (let i = 0; i < idx.length; i++) heap[off + idx[i]] -= values[i];
+    return t;
+  }
+  return tf.tidy(() => tf.sub(t, tf.reshape(tf.scatterND(tf.tensor2d(idx, [idx.length, 1], 'int32'), tf.tensor1d(values), [t.size]), t.shape))) as T;
+}
