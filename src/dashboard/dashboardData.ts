@@ -3,6 +3,7 @@
 // share it. The k×d product ΔW is never formed here; spectra come from the factors' Gram matrices.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../formats/experimentTypes';
 import type { SafetensorsHeader, TensorEntry } from '../formats/safetensors';
@@ -10,6 +11,8 @@ import { readSafetensorsHeader, readTensorFloat32 } from '../io/safetensorsFile'
 import { parseHfConfig } from '../formats/hfConfig';
 import { loadInspectInput, readWeightsFile } from '../io/hfFolder';
 import { experimentModelShape, hfModelShape, type ModelShape } from '../insight/modelShapes';
+import { memorySummaryOf, runBackendAssumption } from '../insight/runMemory';
+import { readModelConfigCached, weightFileBytes } from '../io/modelConfigCache';
 import { loraScale } from '../shared/loraScale';
 import { loraSpectrum } from '../engine/spectrum';
 import { describeLayout } from '../formats/adapters/adapterFormats';
@@ -22,6 +25,7 @@ import type {
   AdapterSummary,
   DashboardSnapshot,
   Matrix,
+  MemorySummary,
   MetadataEntry,
   ModuleFactors,
   ModuleSpectra,
@@ -168,9 +172,27 @@ export async function loadRunSource(runDir: string): Promise<SourceSnapshot> {
     checkpoints: steps,
     modules,
     totalParams: run.info.params?.totalParams ?? shape?.totalParams,
+    memory: await runMemory(runDir, run.info, config),
     spectra: [...spectra.values()],
     references: await withBase(runDir, { run: run.info, modules }, runReferences(runDir, modules)),
   };
+}
+
+/**
+ * The memory estimate of a causal-lm run, as `lora-lab train` printed it: from its config.json and the
+ * base model's, on the backend run.json records. Undefined for other kinds, for a job that ran on
+ * torch (the estimate is tfjs's), and when the base model's config.json is not on disk.
+ */
+async function runMemory(runDir: string, info: RunInfo, config: ExperimentConfig): Promise<MemorySummary | undefined> {
+  if (config.model.kind !== 'causal-lm' || info.backend.name === 'torch') return undefined;
+  const dir = baseConfigDir(runDir, { run: info });
+  if (!dir) return undefined;
+  try {
+    const hf = await readModelConfigCached(path.join(dir, 'config.json'));
+    return memorySummaryOf(config, hf, runBackendAssumption(info.backend), { machineBytes: os.totalmem(), storedWeightBytes: await weightFileBytes(dir) });
+  } catch {
+    return undefined; // an unreadable config.json: the Parameters view shows the counts without it
+  }
 }
 
 /** A Hugging Face Trainer folder (src/runs/hfTrainerRun.ts) as a run: its log_history curve and the ΔW of each checkpoint-N/. */

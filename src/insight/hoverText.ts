@@ -5,6 +5,8 @@
 import type { ScalingMode } from '../formats/experimentTypes';
 import { formatCount, formatPercent, formatReduction, linearParamCount } from '../shared/paramCount';
 import { loraScale } from '../shared/loraScale';
+import { formatBytes } from '../shared/format';
+import { heapLimitText, memoryOverText, memoryParts, memoryRemediesText, memoryShapeText, type MemorySummary } from '../shared/memorySummary';
 import { leafName, matchTargets, type LinearLayer, type ModelShape } from './modelShapes';
 
 const SEED_CONVENTION = "Convention: the reference LoRA code's — the layer's bias trains with A and B; % is of the full layer's parameters.";
@@ -89,7 +91,7 @@ export interface ModelHoverInput {
   title?: string;
   /** DoRA (PEFT `use_dora`, experiment `lora.useDora`): each adapted layer also trains `lora_magnitude_vector` [out]. */
   useDora?: boolean;
-  /** A causal-lm experiment's memory line (describeMemoryEstimate in src/engine/memoryEstimate.ts). */
+  /** A causal-lm experiment's memory estimate, as memoryHoverText writes it (a list item with sub-items). */
   memory?: string;
 }
 
@@ -155,7 +157,7 @@ export function modelHoverText(input: ModelHoverInput): string {
   }
   lines.push(`- whole model: ${formatCount(c.totalParams)} parameters; trainable ${formatCount(c.trainable)}${c.extraTrainable ? ` (incl. ${formatCount(c.extraTrainable)} base parameters trained in full)` : ''}`);
   lines.push(`- trainable %: ${formatPercent(c.percentOfAll)} of all parameters (base + LoRA), ${formatPercent((100 * c.trainable) / c.totalParams)} of the base; ${about(c.totalParams / Math.max(1, c.trainable))} fewer than full fine-tuning`);
-  if (input.memory) lines.push(`- ${input.memory}`);
+  if (input.memory) lines.push(input.memory);
   lines.push('');
   lines.push(input.convention === 'seed' && input.trainBias ? SEED_CONVENTION.replace("% is of the full layer's parameters", '% of all is PEFT’s figure') : PEFT_CONVENTION);
   return lines.join('\n');
@@ -164,4 +166,21 @@ export function modelHoverText(input: ModelHoverInput): string {
 /** When the base model cannot be found: what we can still say. */
 export function noModelHoverText(r: number, alpha: number, scaling: ScalingMode, why: string): string {
   return [`**LoRA · r = ${r}, α = ${fmtNum(alpha)}**`, '', `- ${scaleText(alpha, r, scaling)}`, `- parameter counts need the base model's config.json: ${why}`].join('\n');
+}
+
+/**
+ * The memory estimate as a list item of the hover: the total, the heap's parts against the limit it is
+ * judged by, what it assumes about the backend, and what to change when the run would be refused.
+ */
+export function memoryHoverText(s: MemorySummary): string {
+  const machine = s.machineBytes !== undefined ? `, of this machine's ${formatBytes(s.machineBytes)}` : '';
+  const limit = heapLimitText(s);
+  const parts = memoryParts(s).map((p) => `${p.label} ${formatBytes(p.bytes)}`).join('; ');
+  return [
+    `- memory estimate (${memoryShapeText(s)}): **${formatBytes(s.total)}** in all${machine}`,
+    `  - tensor heap ${formatBytes(s.heap)}${limit ? ` ${limit}` : ''}: ${parts}`,
+    `  - weight files, held outside the heap: ${formatBytes(s.host)}`,
+    `  - ${s.assumption}`,
+    `  - ${s.remedies ? `**would not fit**: ${memoryOverText(s)}. To fit: ${memoryRemediesText(s)}.` : 'fits'}`,
+  ].join('\n');
 }

@@ -9,11 +9,12 @@
 import type { RunInfo } from './runFormat';
 import type { Matrix, ModuleFactors } from '../shared/matrix';
 import type { MetricColumns } from '../shared/metricColumns';
+import type { MemorySummary } from '../shared/memorySummary';
 import type { EncodedFactors, EncodedMatrix, PackedMetrics } from '../shared/reportEncoding';
 import { ReasonError } from '../shared/errors';
 
 // Payload types that live in src/shared with the code that builds and encodes them.
-export type { Matrix, MetricColumns, ModuleFactors };
+export type { Matrix, MemorySummary, MetricColumns, ModuleFactors };
 
 /** One adapted layer. `in`/`out` are d and k of W [k, d]; A is [r, d], B is [k, r]. */
 export interface ModuleSummary {
@@ -97,6 +98,11 @@ export interface SourceSnapshot {
   modules: ModuleSummary[];
   /** Parameters of the whole base model, when known. */
   totalParams?: number;
+  /**
+   * A causal-lm run's memory estimate (src/formats/memoryEstimate.ts) from its config.json and the base
+   * model's, on the backend run.json records; absent when the base model's config.json is not on disk.
+   */
+  memory?: MemorySummary;
   spectra: ModuleSpectra[];
   references: ReferenceInfo[];
   adapter?: AdapterSummary;

@@ -1,7 +1,9 @@
 // Parameter-count hovers (vscode side): finds what is under the cursor and the model it belongs to, then
 // calls the pure text builders in insight/hoverText.ts. Reads model config.json files from disk (the host may;
-// src/formats stays pure).
+// src/formats stays pure). A causal-lm experiment's hover adds the run's memory estimate; its config.json
+// is read asynchronously and cached by mtime (src/io/modelConfigCache.ts), so hovering never blocks the host.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as jsonc from 'jsonc-parser';
 import * as vscode from 'vscode';
@@ -9,10 +11,13 @@ import YAML from 'yaml';
 import { findSweepAxes, pathAtOffset, resolveConfigDefaults } from '../formats/experimentConfig';
 import type { ExperimentConfig, ScalingMode } from '../formats/experimentTypes';
 import { parseHfConfig } from '../formats/hfConfig';
+import { PEFT_DEFAULT_TARGETS } from '../formats/memoryEstimate';
 import { matchTargetModules, moduleHyper, parsePeftConfig } from '../formats/peftConfig';
 import { loraScale } from '../shared/loraScale';
 import { Disposable } from '../util/disposable';
-import { linearHoverText, loraLinearHoverText, modelHoverText, noModelHoverText } from '../insight/hoverText';
+import { linearHoverText, loraLinearHoverText, memoryHoverText, modelHoverText, noModelHoverText } from '../insight/hoverText';
+import { defaultBackendAssumption, memorySummaryOf } from '../insight/runMemory';
+import { readModelConfigCached, weightFileBytes } from '../io/modelConfigCache';
 import { experimentModelShape, fileModelShape, hfModelShape, leafName, type ModelShape } from '../insight/modelShapes';
 import { boolArg, callAt, intArg, linearsInFile, numArg } from '../insight/pythonCalls';
 import { configKeyDoc, isMlxConfig } from '../insight/configKeyDocs';
@@ -25,9 +30,6 @@ export const HOVER_SELECTOR: vscode.DocumentSelector = [
   { language: 'python' },
   { pattern: '**/*.py' },
 ];
-
-/** PEFT's default target modules when the config leaves them out (transformers' mapping). */
-const PEFT_DEFAULT_TARGETS: Record<string, string[]> = { llama: ['q_proj', 'v_proj'], gpt2: ['c_attn'] };
 
 /** A model config.json as a ModelShape, or why not. */
 function loadModelShape(configJson: string): ModelShape | string {
@@ -107,13 +109,14 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     this._register(vscode.languages.registerHoverProvider(HOVER_SELECTOR, this));
   }
 
-  provideHover(doc: vscode.TextDocument, pos: vscode.Position): vscode.Hover | undefined {
+  provideHover(doc: vscode.TextDocument, pos: vscode.Position): vscode.ProviderResult<vscode.Hover> {
     const file = doc.uri.fsPath;
     const base = path.basename(file);
     const text = doc.getText();
     const offset = doc.offsetAt(pos);
     try {
-      if (/\.lora\.(json|ya?ml)$/i.test(base)) return this.experimentHover(doc, text, offset);
+      // The experiment hover reads config.json asynchronously: its failures end the same way.
+      if (/\.lora\.(json|ya?ml)$/i.test(base)) return this.experimentHover(doc, text, offset).catch(() => undefined);
       if (base === 'adapter_config.json') return this.peftHover(doc, text, offset);
       if (doc.languageId === 'python' || base.endsWith('.py')) return this.pythonHover(doc, text, offset);
       if (/\.ya?ml$/i.test(base)) return this.trainerYamlHover(doc, text, offset);
@@ -123,12 +126,14 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     return undefined;
   }
 
-  private experimentHover(doc: vscode.TextDocument, text: string, offset: number): vscode.Hover | undefined {
+  private async experimentHover(doc: vscode.TextDocument, text: string, offset: number): Promise<vscode.Hover | undefined> {
     const p = pathAtOffset(text, doc.fileName, offset);
     if (p.length === 0) return undefined;
     const top = p[0];
     const key = String(p[p.length - 1]);
-    const interesting = (top === 'lora' && (p.length === 1 || ['r', 'alpha', 'scaling', 'targetModules', 'trainBias', 'useDora'].includes(String(p[1])))) || top === 'model' || top === 'kind';
+    // What changes the parameter counts, and (causal-lm) what changes the memory estimate.
+    const memoryKey = (top === 'training' && ['batchSize', 'gradientCheckpointing'].includes(String(p[1]))) || (top === 'optimizer' && p[1] === 'name');
+    const interesting = (top === 'lora' && (p.length === 1 || ['r', 'alpha', 'scaling', 'targetModules', 'trainBias', 'useDora'].includes(String(p[1])))) || top === 'model' || top === 'kind' || memoryKey;
     if (!interesting) return undefined;
     const raw = (/\.ya?ml$/i.test(doc.fileName) ? YAML.parse(text) : jsonc.parse(text)) as Record<string, unknown> | null;
     // A sweep (a field given as a list): the counts of the run whose value is under the cursor, else the first.
@@ -143,14 +148,23 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
     const lora = config.lora;
     let shape: ModelShape | string | undefined = experimentModelShape(config);
     let targets = lora.targetModules;
+    let memory: string | undefined;
     if (config.model.kind === 'causal-lm') {
       const cfg = findModelConfig(doc.fileName, config.model.modelPath);
-      shape = cfg ? loadModelShape(cfg) : `no config.json found at ${config.model.modelPath}`;
+      if (!cfg) shape = `no config.json found at ${config.model.modelPath}`;
+      else {
+        const hf = await readModelConfigCached(cfg).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+        shape = typeof hf === 'string' ? hf : hfModelShape(hf, path.basename(path.dirname(cfg)) + '/config.json');
+        if (typeof hf !== 'string') {
+          const stored = await weightFileBytes(path.dirname(cfg));
+          memory = memoryHoverText(memorySummaryOf(config, hf, defaultBackendAssumption(), { machineBytes: os.totalmem(), storedWeightBytes: stored }));
+        }
+      }
       if (typeof shape !== 'string' && targets.length === 0) {
         const mt = shape.linears[0]?.name.startsWith('transformer.') ? 'gpt2' : 'llama';
         targets = PEFT_DEFAULT_TARGETS[mt];
       }
-    }
+    } else if (memoryKey) return undefined;
     if (typeof shape === 'string' || shape === undefined) return md(noModelHoverText(lora.r, lora.alpha, lora.scaling, shape ?? 'unknown model'));
     // Over a layer name in targetModules (or the model itself): that layer first.
     let focus: string | undefined;
@@ -171,6 +185,7 @@ export class ParamHoverProvider extends Disposable implements vscode.HoverProvid
         focus: firstMatch?.name,
         title,
         useDora: lora.useDora === true,
+        memory,
       }),
     );
   }

@@ -1,6 +1,6 @@
 // One causal-lm training run on a random model of a given shape, in this process, measured: the wasm
 // heap's size after the steps (a WebAssembly memory only grows, so that is its peak), peak RSS, ms per
-// step and the losses, beside the memory estimate (src/engine/memoryEstimate.ts) for the same run.
+// step and the losses, beside the memory estimate (src/formats/memoryEstimate.ts) for the same run.
 // Run in a fresh process per shape:
 //   tsx test/bench/memoryProbe.ts '{"model":"gpt2","over":{"n_layer":2},"batch":2,"seqLen":256,"steps":2}'
 // Prints one JSON line. Used by the real-size benchmarks and to check the estimate against measurement.
@@ -11,7 +11,7 @@ import { frozenNative } from '../../src/engine/kernels/frozenWeights';
 import { startBackend } from '../../src/runs/backendSetup';
 import { causalLmSessionFrom } from '../../src/models/causalLmSession';
 import { weightsFromRecord } from '../../src/models/weights';
-import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../../src/engine/memoryEstimate';
+import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../../src/formats/memoryEstimate';
 import { memoryLimits } from '../../src/runs/causalLmSession';
 import { wasmNativeKernels } from '../../src/engine/kernels/wasmFastKernels';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';

@@ -62,6 +62,31 @@ const restricted = process.env.LORA_LAB_RESTRICTED === '1';
     assert.match(text, /whole model: 16,640 parameters; trainable 5,696 \(incl\. 4,160 base parameters trained in full\)/);
   });
 
+  it('hovers over batchSize in a causal-lm config: the memory estimate, its limit and what it assumes', async () => {
+    await api();
+    // A config written for this test only: the example workspace's other configs are not causal-lm.
+    const file = path.join(workspaceDir(), 'memory-hover.lora.json');
+    const config = {
+      name: 'memory-hover',
+      kind: 'causal-lm',
+      model: { modelPath: 'models/llama-tiny', dataset: { path: 'notes.txt', seqLen: 64 } },
+      lora: { r: 8, alpha: 16, targetModules: ['q_proj', 'v_proj'] },
+      optimizer: { name: 'adamw', lr: 0.001 },
+      training: { steps: 2, batchSize: 4 },
+    };
+    fs.writeFileSync(file, JSON.stringify(config, null, 2));
+    try {
+      const text = await hoverAt(vscode.Uri.file(file), '"batchSize"', 2);
+      assert.match(text, /- memory estimate \(batch 4 × seqLen 64, AdamW, gradient checkpointing off\): \*\*[\d.]+ (KiB|MiB|GiB)\*\* in all, of this machine's [\d.]+ GiB/);
+      // No tfjs-node here, so the worker would run wasm; with or without the native addon, the hover says which.
+      assert.match(text, /\n {2}- tensor heap [\d.]+ MiB of the wasm heap's 4 GiB \(90 % usable: 3\.6 GiB\): frozen weights \(in the heap\) [\d.]+ (KiB|MiB); LoRA \+ optimizer/);
+      assert.match(text, /\n {2}- assumes the default path: wasm (with|without) the native kernels, frozen weights (outside|inside) the 4 GiB wasm heap/);
+      assert.match(text, /\n {2}- fits\n/);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
+
   it('hovers in Python: LoRALinear, nn.Linear and LoraConfig (with the nearby config.json)', async () => {
     await api();
     const uri = wsUri('python', 'seed_lora.py');

@@ -1,4 +1,4 @@
-// The memory estimate (src/engine/memoryEstimate.ts): parameter counts of the real shapes, what each
+// The memory estimate (src/formats/memoryEstimate.ts): parameter counts of the real shapes, what each
 // setting changes, and the refusal of a run that cannot fit, made before any weight is read.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import {
   baseParamCount, causalLmMemoryInput, describeMemoryEstimate, estimateTrainingMemory, linearShapesOf, lossChunkRows, memoryRefusal, WASM_HEAP_BYTES,
   type MemoryEstimateInput,
-} from '../../../src/engine/memoryEstimate';
+} from '../../../src/formats/memoryEstimate';
 import { parseHfConfig } from '../../../src/formats/hfConfig';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import { InteropError } from '../../../src/formats/adapters/interopError';

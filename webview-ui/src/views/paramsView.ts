@@ -1,7 +1,10 @@
 // Trainable parameters: whole model and per module, full fine-tune vs LoRA, in both conventions;
 // plus Adam state memory saved. Counts are bars on a log scale (LoRA is often 100× smaller); the two
-// trainable-% conventions are shares of different wholes, so each gets its own linear bar.
-import type { SourceSnapshot } from '../../../src/protocol/webview';
+// trainable-% conventions are shares of different wholes, so each gets its own linear bar. A causal-lm
+// run also shows its memory estimate: the tensor heap's parts on a linear bar against the limit the
+// run is judged by (the wasm heap's usable share, else the machine's memory), and the numbers.
+import type { MemorySummary, SourceSnapshot } from '../../../src/protocol/webview';
+import { heapLimitText, memoryOverText, memoryParts, memoryRemediesText, memoryShapeText } from '../../../src/shared/memorySummary';
 import { clear, h } from '../dom';
 import { modelParams, moduleRow } from '../params';
 import { formatBytes, formatCount, formatPercent } from '../series';
@@ -11,7 +14,7 @@ export class ParamsView {
 
   setSources(sources: SourceSnapshot[]): void {
     clear(this.el);
-    const withModules = sources.filter((s) => s.modules.length > 0);
+    const withModules = sources.filter((s) => s.modules.length > 0 || s.memory);
     if (withModules.length === 0) {
       this.el.append(h('p', { class: 'empty' }, 'No LoRA modules found yet (the first checkpoint or the adapter will list them).'));
       return;
@@ -20,6 +23,9 @@ export class ParamsView {
   }
 
   private sourceBlock(s: SourceSnapshot): HTMLElement {
+    const memory = s.memory ? memoryBlock(s.memory) : undefined;
+    // A run before its first checkpoint: the estimate is known, the modules not yet.
+    if (s.modules.length === 0) return h('div', { class: 'source-block' }, h('h2', {}, s.label), memory);
     const mp = modelParams(s.modules, s.totalParams);
     const fullLabel = mp.totalKnown ? 'Full fine-tune (whole model)' : 'Full fine-tune (adapted layers only)';
     const peftLabel = mp.totalKnown ? 'Trainable % (PEFT: of base + LoRA)' : 'Trainable % (PEFT convention, over the adapted layers only: base model not on disk)';
@@ -87,6 +93,47 @@ export class ParamsView {
         ),
       );
     }
-    return h('div', { class: 'source-block' }, h('h2', {}, s.label), h('div', { class: 'params-top' }, summary, bars), h('h3', {}, 'Per module'), table);
+    return h('div', { class: 'source-block' }, h('h2', {}, s.label), h('div', { class: 'params-top' }, summary, bars), memory, h('h3', {}, 'Per module'), table);
   }
+}
+
+/** The estimate's parts, in the order and colours of the bar. */
+const PART_CLASS = { frozenWeights: 'full', lora: 'lora', activations: 'lora2', loss: 'loss' } as const;
+
+function memoryBlock(m: MemorySummary): HTMLElement {
+  const parts = memoryParts(m);
+  // What the heap is judged by: the bounded heap's usable share, else the machine's memory.
+  const limit = m.heapLimit ? m.heapLimit.usableShare * m.heapLimit.bytes : m.machineBytes;
+  const scale = Math.max(m.heap, limit ?? 0, 1);
+  const track = h('div', { class: 'mem-track', 'data-testid': 'memory-bar' });
+  for (const p of parts) {
+    const seg = h('div', { class: `bar-fill ${PART_CLASS[p.key]}`, title: `${p.label}: ${formatBytes(p.bytes)}` });
+    seg.style.width = `${(100 * p.bytes) / scale}%`;
+    track.append(seg);
+  }
+  if (limit !== undefined) {
+    const mark = h('div', { class: 'mem-limit', title: m.heapLimit ? `usable limit ${formatBytes(limit)} ${heapLimitText(m)}` : `this machine's ${formatBytes(limit)}` });
+    mark.style.left = `${(100 * limit) / scale}%`;
+    track.append(mark);
+  }
+  const legend = h('div', { class: 'mem-legend' }, ...parts.map((p) => h('span', {}, h('span', { class: `swatch bar-fill ${PART_CLASS[p.key]}` }), p.label)));
+  const bytesCell = (testId: string, bytes: number, extra = '') => h('td', { 'data-testid': testId, 'data-bytes': bytes }, formatBytes(bytes), extra ? h('span', { class: 'hint' }, ` ${extra}`) : undefined);
+  const table = h(
+    'table',
+    { class: 'grid kv', 'data-testid': 'memory-table' },
+    ...parts.map((p) => h('tr', { 'data-part': p.key }, h('th', {}, p.label), bytesCell(`memory-${p.key}`, p.bytes))),
+    h('tr', {}, h('th', {}, 'Tensor heap (these and the backend\'s own data)'), bytesCell('memory-heap', m.heap, heapLimitText(m))),
+    h('tr', {}, h('th', {}, 'Weight files, held outside the heap'), bytesCell('memory-host', m.host)),
+    h('tr', {}, h('th', {}, 'Total, with the runtime'), bytesCell('memory-total', m.total, m.machineBytes !== undefined ? `of this machine's ${formatBytes(m.machineBytes)}` : '')),
+    h('tr', {}, h('th', {}, 'Backend'), h('td', { 'data-testid': 'memory-assumption' }, m.assumption)),
+    h(
+      'tr',
+      {},
+      h('th', {}, 'Verdict'),
+      m.remedies
+        ? h('td', { 'data-testid': 'memory-verdict', class: 'warnings' }, `would not fit: ${memoryOverText(m)}. To fit: ${memoryRemediesText(m)}.`)
+        : h('td', { 'data-testid': 'memory-verdict' }, 'fits'),
+    ),
+  );
+  return h('div', { class: 'memory-estimate', 'data-testid': 'memory-estimate' }, h('h3', {}, `Memory estimate (${memoryShapeText(m)})`), track, legend, table);
 }
