@@ -1,4 +1,4 @@
-// The wasm fast kernels (src/engine/kernels/wasmFastKernels.ts) must give the numbers of
+// The wasm fast kernels (src/engine/kernels/wasmFastKernels.ts and wasm/) must give the numbers of
 // tfjs's own kernels: every matMul shape/transpose/broadcast case against the cpu backend, tanh against
 // Math.tanh, gradients through the override, and no leaked tensors or wasm memory. Which path a
 // product took is seen through tfjs's kernel registry (kernelSpies.ts), not through production code.
