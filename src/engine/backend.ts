@@ -7,7 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendReport } from './reports';
 import { EngineError } from './errors';
-import { registerWasmFastKernels } from './kernels/wasmFastKernels';
+import { registerWasmFastKernels, unknownWasmVersion } from './kernels/wasmFastKernels';
 import { describeNative, type NativeKernels } from './kernels/nativeKernels';
 
 export type BackendName = Exclude<BackendReport['name'], 'torch'>;
@@ -21,6 +21,8 @@ export interface BackendOptions {
   threads?: number;
   /** Native matrix-product kernels for the wasm backend (src/runs/nativeLoader.ts), where built. */
   native?: NativeKernels;
+  /** tfjs-backend-wasm's version as the fast kernels see it; default: the installed package's (tests pass others). */
+  wasmVersion?: string;
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -87,8 +89,10 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
       }
       if (await trySet('wasm', notes)) {
         // Native products where built, else XNNPACK for transposed and batched matMuls too; fast
-        // tanh/transpose (kernels/wasmFastKernels.ts).
-        registerWasmFastKernels(opts.native);
+        // tanh/transpose (kernels/wasmFastKernels.ts). None on a tfjs-backend-wasm they do not know.
+        registerWasmFastKernels(opts.native, { wasmVersion: opts.wasmVersion });
+        const unknown = unknownWasmVersion(opts.wasmVersion);
+        if (unknown) notes.push(unknown);
         const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
         if (!simd) notes.push('wasm: this runtime has no WebAssembly SIMD; using the slower non-SIMD build');
         let threads = 1;
@@ -97,7 +101,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
         } catch {
           // older builds: single-threaded
         }
-        return { name, simd, threads, ...(opts.native ? { kernels: describeNative(opts.native) } : {}), notes };
+        return { name, simd, threads, ...(opts.native && !unknown ? { kernels: describeNative(opts.native) } : {}), notes };
       }
     } else {
       if (await trySet('cpu', notes)) return { name: 'cpu', notes };

@@ -6,7 +6,8 @@
 // go into the heap as float32 tensors as before, which bounds the model to what fits there.
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from './nativeKernels';
-import { f32Offset, heapF32, wasmNativeKernels, type WasmBackendInternals } from './wasmFastKernels';
+import { wasmInternals, type WasmInternals } from './wasm/backendInternals';
+import { wasmNativeKernels } from './wasmFastKernels';
 
 export type FrozenDtype = 'F32' | 'BF16' | 'F16';
 
@@ -36,21 +37,28 @@ export function makeFrozenWeight(bytes: Uint8Array, dtype: FrozenDtype, rows: nu
   return { handle: nk.frozenWeight(bytes, dtype, rows, cols), rows, cols, dtype, bytes: bytes.length };
 }
 
+/** The wasm backend in use, read through wasm/backendInternals.ts (known there whenever frozenNative() is). */
+function backendInternals(): WasmInternals {
+  const internals = wasmInternals();
+  if (!internals) throw new Error('frozen weights outside the heap need the wasm fast kernels, which this tfjs-backend-wasm does not have');
+  return internals(tf.backend());
+}
+
 function rawProduct(nk: FrozenNative, x: tf.Tensor, w: FrozenWeight, mode: 0 | 1): tf.Tensor2D {
   const k = mode === 0 ? w.cols : w.rows;
   const outs = mode === 0 ? w.rows : w.cols;
   if (x.shape[x.shape.length - 1] !== k) throw new RangeError(`frozenMatMul: x is [${x.shape}] but W [${w.rows}, ${w.cols}]${mode === 0 ? 'ᵀ' : ''} needs ${k} inputs`);
   if (x.dtype !== 'float32') throw new TypeError(`frozenMatMul: x must be float32, got ${x.dtype}`);
   const n = x.size / k;
-  const be = tf.backend() as unknown as WasmBackendInternals;
-  const out = be.makeOutput([n, outs], 'float32');
-  const xOff = f32Offset(be, x);
-  const yOff = f32Offset(be, out);
-  const heap = heapF32(be, Math.max(xOff + n * k, yOff + n * outs)); // after makeOutput: it may grow the heap
+  const wi = backendInternals();
+  const out = wi.makeOutput([n, outs], 'float32');
+  const xOff = wi.offset(x);
+  const yOff = wi.offset(out);
+  const heap = wi.heap(Math.max(xOff + n * k, yOff + n * outs)); // after makeOutput: it may grow the heap
   try {
     nk.frozenMatMul(w.handle, heap, xOff, heap, yOff, n, mode);
   } catch (e) {
-    be.disposeData(out.dataId);
+    wi.disposeData(out.dataId);
     throw e;
   }
   return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor2D;
@@ -77,16 +85,16 @@ export function frozenGather(w: FrozenWeight, ids: tf.Tensor): tf.Tensor {
   const nk = frozenNative();
   if (!nk) throw new Error('frozenGather: the native kernels are not in use on the wasm backend');
   if (ids.dtype !== 'int32') throw new TypeError(`frozenGather: ids must be int32, got ${ids.dtype}`);
-  const be = tf.backend() as unknown as WasmBackendInternals;
+  const wi = backendInternals();
   const count = ids.size;
-  const out = be.makeOutput([count, w.cols], 'float32');
-  const iOff = f32Offset(be, ids);
-  const oOff = f32Offset(be, out);
-  const heap = heapF32(be, Math.max(iOff + count, oOff + count * w.cols));
+  const out = wi.makeOutput([count, w.cols], 'float32');
+  const iOff = wi.offset(ids);
+  const oOff = wi.offset(out);
+  const heap = wi.heap(Math.max(iOff + count, oOff + count * w.cols));
   try {
     nk.frozenGather(w.handle, new Int32Array(heap.buffer, heap.byteOffset + iOff * 4, count), 0, count, heap, oOff);
   } catch (e) {
-    be.disposeData(out.dataId);
+    wi.disposeData(out.dataId);
     throw e;
   }
   return tf.reshape(tf.engine().makeTensorFromTensorInfo(out), [...ids.shape, w.cols]);

@@ -9,11 +9,12 @@
 //   p' = decay·p − stepSize · m' / (√v' / √(bc2) + ε)
 // (torch.optim.Adam: stepSize = lr / bc1, bc2 = 1 − β2^t; decoupled weight decay: decay = 1 − lr·wd).
 //
-// Use: `registerFusedAdam()` once (any backend; it registers for wasm and cpu), then
+// Use: `registerFusedAdam()` once (any backend; it registers for cpu, and for wasm where
+// wasm/backendInternals.ts knows the installed tfjs-backend-wasm), then
 // `fusedAdamStep(p, m, v, g, attrs)` → [p', m', v'] (new tensors; assign them to the variables).
 // `fusedAdamAvailable()` says whether the current backend has it (else use the op-by-op form).
 import * as tf from '@tensorflow/tfjs-core';
-import { f32Offset, heapF32, type WasmBackendInternals } from './wasmFastKernels';
+import { wasmInternals, type WasmInternalsOf } from './wasm/backendInternals';
 import { kernelsAvailable } from './registry';
 
 export const FUSED_ADAM = 'LoraLabFusedAdam';
@@ -67,18 +68,20 @@ function checkInputs(x: Inputs): void {
   }
 }
 
-const wasmKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as Inputs;
-  checkInputs(x);
-  const be = backend as unknown as WasmBackendInternals;
-  const n = tf.util.sizeFromShape(x.p.shape);
-  const outs = [be.makeOutput(x.p.shape, 'float32'), be.makeOutput(x.p.shape, 'float32'), be.makeOutput(x.p.shape, 'float32')];
-  const offs = [x.p, x.m, x.v, x.g, ...outs].map((t) => f32Offset(be, t));
-  const heap = heapF32(be, Math.max(...offs) + n); // after makeOutput: it may grow the memory
-  const [p, m, v, g, po, mo, vo] = offs.map((o) => heap.subarray(o, o + n));
-  adamArrays(p, m, v, g, po, mo, vo, attrs as unknown as FusedAdamAttrs);
-  return outs;
-};
+function wasmKernel(internals: WasmInternalsOf): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const x = inputs as unknown as Inputs;
+    checkInputs(x);
+    const w = internals(backend);
+    const n = tf.util.sizeFromShape(x.p.shape);
+    const outs = [w.makeOutput(x.p.shape, 'float32'), w.makeOutput(x.p.shape, 'float32'), w.makeOutput(x.p.shape, 'float32')];
+    const offs = [x.p, x.m, x.v, x.g, ...outs].map((t) => w.offset(t));
+    const heap = w.heap(Math.max(...offs) + n); // after makeOutput: it may grow the memory
+    const [p, m, v, g, po, mo, vo] = offs.map((o) => heap.subarray(o, o + n));
+    adamArrays(p, m, v, g, po, mo, vo, attrs as unknown as FusedAdamAttrs);
+    return outs;
+  };
+}
 
 interface CpuBackendInternals {
   data: { get(dataId: object): { values: unknown } };
@@ -96,9 +99,13 @@ const cpuKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return [po, mo, vo].map((a) => be.makeTensorInfo(x.p.shape, 'float32', a));
 };
 
-/** Registers the fused Adam kernel for the wasm and cpu backends (idempotent). */
-export function registerFusedAdam(): void {
-  if (!tf.getKernel(FUSED_ADAM, 'wasm')) tf.registerKernel({ kernelName: FUSED_ADAM, backendName: 'wasm', kernelFunc: wasmKernel });
+/**
+ * Registers the fused Adam kernel for the cpu backend, and for wasm where its internals are known
+ * (`wasmVersion`: tfjs-backend-wasm's version as seen here, default the installed one); idempotent.
+ */
+export function registerFusedAdam(opts: { wasmVersion?: string } = {}): void {
+  const internals = wasmInternals(opts.wasmVersion);
+  if (internals && !tf.getKernel(FUSED_ADAM, 'wasm')) tf.registerKernel({ kernelName: FUSED_ADAM, backendName: 'wasm', kernelFunc: wasmKernel(internals) });
   if (!tf.getKernel(FUSED_ADAM, 'cpu')) tf.registerKernel({ kernelName: FUSED_ADAM, backendName: 'cpu', kernelFunc: cpuKernel });
 }
 

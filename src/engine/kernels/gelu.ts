@@ -3,7 +3,7 @@
 // backward over the [N, 4·d] MLP activation, each a full memory sweep on the wasm backend. Using
 // 0.5·(1 + tanh(z)) = σ(2z) and saving σ for the backward pass brings that to 7 and 9. Where the
 // backend has the fused kernels below (the wasm backend with the native kernels registers them:
-// wasmFastKernels.ts), it is one pass each way.
+// wasm/elementwise.ts), it is one pass each way.
 import * as tf from '@tensorflow/tfjs-core';
 import { kernelsAvailable } from './registry';
 

@@ -1,5 +1,5 @@
 // LayerNorm and RMSNorm over the last axis, with hand-written gradients where the backend has the fused
-// kernels (the wasm backend with the native kernels registers them: wasmFastKernels.ts): one pass each
+// kernels (the wasm backend with the native kernels registers them: wasm/norms.ts): one pass each
 // way instead of ~6 tfjs kernels forward and ~15 backward per norm, which in a small model's step are a
 // good part of all kernels, each paying tfjs's per-kernel cost. Elsewhere: the op-by-op forms below,
 // exactly as the models computed them before (Hugging Face's order of operations).

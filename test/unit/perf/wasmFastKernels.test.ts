@@ -1,16 +1,24 @@
-// The wasm fast kernels (src/engine/kernels/wasmFastKernels.ts) must give the numbers of tfjs's own
-// kernels: every matMul shape/transpose/broadcast case against the cpu backend, tanh against Math.tanh,
-// gradients through the override, and no leaked tensors or wasm memory.
+// The wasm fast kernels (src/engine/kernels/wasmFastKernels.ts and wasm/) must give the numbers of
+// tfjs's own kernels: every matMul shape/transpose/broadcast case against the cpu backend, tanh against
+// Math.tanh, gradients through the override, and no leaked tensors or wasm memory. Which path a
+// product took is seen through tfjs's kernel registry (kernelSpies.ts), not through production code.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { fastKernelStats, registerWasmFastKernels, transposeBlocked, wasmFastKernelsActive } from '../../../src/engine/kernels/wasmFastKernels';
+import { registerWasmFastKernels, transposeBlocked, wasmFastKernelsActive, wasmNativeKernels } from '../../../src/engine/kernels/wasmFastKernels';
+import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
+import { GELU_TANH, GELU_TANH_GRAD } from '../../../src/engine/kernels/gelu';
+import { NORM, NORM_GRAD } from '../../../src/engine/kernels/norm';
 import { values } from './helpers';
+import { spyOnKernels, type KernelSpy } from './kernelSpies';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
+
+/** The tfjs kernels the fast kernels replace. */
+const OVERRIDDEN = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Tanh, tf.Transpose, tf.Identity, tf.Cast, tf.GatherV2];
 
 function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let scale = 1e-6;
@@ -29,14 +37,29 @@ async function onBackend<T>(name: string, f: () => T): Promise<T> {
 describe('perf: wasm fast kernels', function () {
   let restore: (() => void) | undefined;
   let previous: string;
+  let hadKernels = false;
+  let hadNative: NativeKernels | undefined;
+  /** tfjs's own BatchMatMul, counted: what the override falls back to. */
+  let tfjsMatMul: KernelSpy;
+  /** The kernel functions registered before the overrides (tfjs's; BatchMatMul's counted). */
+  const plain = new Map<string, tf.KernelFunc>();
 
   before(async function () {
     previous = tf.getBackend();
     setWasmPaths(WASM_DIR + '/');
     assert.ok(await tf.setBackend('wasm'), 'wasm backend failed to initialise');
+    // An earlier file may have left the overrides installed: take them down, so that tfjs's own
+    // kernels are what gets spied on, and put them back after.
+    hadKernels = wasmFastKernelsActive();
+    hadNative = wasmNativeKernels();
+    if (hadKernels) registerWasmFastKernels(hadNative)();
+    tfjsMatMul = spyOnKernels([tf.BatchMatMul]);
+    for (const name of OVERRIDDEN) plain.set(name, tf.getKernel(name, 'wasm')!.kernelFunc);
   });
   after(async function () {
     restore?.();
+    tfjsMatMul?.undo();
+    if (hadKernels) registerWasmFastKernels(hadNative);
     if (previous) await tf.setBackend(previous);
   });
 
@@ -81,25 +104,30 @@ describe('perf: wasm fast kernels', function () {
       });
       const got = await onBackend('wasm', () => {
         restore ??= registerWasmFastKernels();
-        const before = fastKernelStats();
-        const numTensors = tf.memory().numTensors;
-        const be = tf.backend() as unknown as { numDataIds(): number };
-        const ids = be.numDataIds();
-        const a = tf.tensor(av, c.a);
-        const b = tf.tensor(bv, c.b);
-        const r = tf.matMul(a, b, c.ta, c.tb);
-        const out = { shape: r.shape, data: r.dataSync(), stats: fastKernelStats(), before };
-        tf.dispose([a, b, r]);
-        assert.equal(tf.memory().numTensors, numTensors, 'tensors leaked');
-        assert.equal(be.numDataIds(), ids, 'wasm buffers leaked');
-        return out;
+        const ours = spyOnKernels([tf.BatchMatMul]);
+        const tfjs0 = tfjsMatMul.calls[tf.BatchMatMul];
+        try {
+          const numTensors = tf.memory().numTensors;
+          const be = tf.backend() as unknown as { numDataIds(): number };
+          const ids = be.numDataIds();
+          const a = tf.tensor(av, c.a);
+          const b = tf.tensor(bv, c.b);
+          const r = tf.matMul(a, b, c.ta, c.tb);
+          const out = { shape: r.shape, data: r.dataSync(), ours: ours.calls[tf.BatchMatMul], tfjs: tfjsMatMul.calls[tf.BatchMatMul] - tfjs0 };
+          tf.dispose([a, b, r]);
+          assert.equal(tf.memory().numTensors, numTensors, 'tensors leaked');
+          assert.equal(be.numDataIds(), ids, 'wasm buffers leaked');
+          return out;
+        } finally {
+          ours.undo();
+        }
       });
       assert.deepEqual(got.shape, ref.shape);
       assert.ok(maxRelDiff(got.data, ref.data) < 1e-5, `max relative difference ${maxRelDiff(got.data, ref.data)}`);
+      assert.equal(got.ours, 1, 'the fast kernel did not run');
+      // tfjs's own kernel is XNNPACK only for a 2-D untransposed product; every other case must stay off it.
       const direct = !c.ta && !c.tb && c.a.length === 2 && c.b.length === 2;
-      const taken = got.stats.direct - got.before.direct + got.stats.transposed - got.before.transposed + got.stats.batched - got.before.batched;
-      assert.ok(taken >= 1, 'the fast kernel did not run');
-      if (!direct) assert.ok(got.stats.transposed + got.stats.batched > got.before.transposed + got.before.batched);
+      assert.equal(got.tfjs, direct ? 1 : 0, direct ? 'a 2-D untransposed product goes to tfjs\'s own kernel (XNNPACK)' : 'fell back to tfjs\'s own kernel');
     });
   }
 
@@ -167,14 +195,15 @@ describe('perf: wasm fast kernels', function () {
     const ids0 = be.numDataIds();
     const w = tf.tensor2d(wv, [160, 128]);
     const x = tf.tensor2d(xv, [6, 128]);
-    const made0 = fastKernelStats().cachedTransposes;
+    const held: number[] = [];
     for (let i = 0; i < 3; i++) {
       const y = tf.matMul(x, w, false, true);
       assert.ok(maxRelDiff(y.dataSync(), ref) < 1e-5, `call ${i}`);
       y.dispose();
+      held.push(be.numDataIds() - ids0);
     }
-    assert.equal(fastKernelStats().cachedTransposes - made0, 1, 'one cached copy for three calls');
-    assert.equal(be.numDataIds(), ids0 + 3, 'x, w and the cached Wᵀ');
+    // x and w; then the cached Wᵀ made on the second use; then the same copy reused.
+    assert.deepEqual(held, [2, 3, 3], 'one cached copy for three calls, made on the second');
     w.dispose();
     tf.tidy(() => tf.matMul(x, tf.ones([4, 128]), false, true).dataSync()); // any later call sweeps
     assert.equal(be.numDataIds(), ids0 + 1, 'the cached copy is freed once W is disposed');
@@ -283,11 +312,14 @@ describe('perf: wasm fast kernels', function () {
     await tf.setBackend('wasm');
     restore ??= registerWasmFastKernels();
     assert.ok(wasmFastKernelsActive());
+    for (const name of OVERRIDDEN) assert.notEqual(tf.getKernel(name, 'wasm')!.kernelFunc, plain.get(name), `${name} is not overridden`);
     restore();
     restore = undefined;
     assert.ok(!wasmFastKernelsActive());
-    const before = fastKernelStats();
+    for (const name of OVERRIDDEN) assert.equal(tf.getKernel(name, 'wasm')!.kernelFunc, plain.get(name), `${name} is not tfjs's again`);
+    for (const name of [GELU_TANH, GELU_TANH_GRAD, NORM, NORM_GRAD]) assert.equal(tf.getKernel(name, 'wasm'), undefined, `${name} is still registered`);
+    const tfjs0 = tfjsMatMul.calls[tf.BatchMatMul];
     tf.tidy(() => tf.matMul(tf.ones([3, 4]), tf.ones([5, 4]), false, true).dataSync());
-    assert.deepEqual(fastKernelStats(), before);
+    assert.equal(tfjsMatMul.calls[tf.BatchMatMul] - tfjs0, 1, 'a transposed product runs on tfjs\'s own kernel again');
   });
 });

@@ -10,15 +10,18 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
-import { f32Offset, fastKernelStats, heapF32, registerWasmFastKernels, type WasmBackendInternals } from '../../../src/engine/kernels/wasmFastKernels';
+import { registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKernels';
+import { wasmInternals, type WasmInternals } from '../../../src/engine/kernels/wasm/backendInternals';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
 import { values } from './helpers';
+import { countingNative } from './kernelSpies';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64';
 const TWO_GIB = 2 ** 31;
 
-type Heap = WasmBackendInternals & { wasm: { _malloc(n: number): number; _free(p: number): void } };
+/** tfjs-backend-wasm 4.22's BackendWasm, as far as this test reaches into it. */
+type Heap = { wasm: { _malloc(n: number): number; _free(p: number): void }; dataIdMap: { get(dataId: object): { memoryOffset: number } } };
 
 /** C = op(A)·op(B) in float64 for row-major A [m, k] (or [k, m] with ta), B [k, n] (or [n, k] with tb). */
 function refMatMul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, ta: boolean, tb: boolean): Float64Array {
@@ -47,6 +50,7 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
   const nk: NativeKernels | undefined = loadNativeKernels({}).kernels;
   let previous: string;
   let be: Heap;
+  let wi: WasmInternals;
   let block = 0;
   const fillers: number[] = [];
   let restore: (() => void) | undefined;
@@ -56,6 +60,7 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
     setWasmPaths(WASM_DIR + '/');
     assert.ok(await tf.setBackend('wasm'), 'wasm backend failed to initialise');
     be = tf.backend() as unknown as Heap;
+    wi = wasmInternals()!(be);
     // Untouched: only its header page is written, so the grown memory costs address space, not RSS.
     block = be.wasm._malloc(TWO_GIB + (64 << 20)) >>> 0;
     assert.ok(block !== 0, 'the wasm heap could not grow past 2 GiB');
@@ -85,8 +90,8 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
         if (BUILT_HERE) assert.fail('native kernels missing: run `npm run build:native`');
         this.skip();
       }
-      restore = registerWasmFastKernels(kind === 'native' ? nk : undefined);
-      const before = fastKernelStats().native;
+      const counted = kind === 'native' ? countingNative(nk!) : undefined;
+      restore = registerWasmFastKernels(counted?.kernels);
       const [m, n, k, batch] = [37, 29, 45, 3];
       const av = values(batch * m * k, 1);
       const bv = values(k * n, 2);
@@ -95,7 +100,7 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
         const a = tf.tensor3d(av, [batch, m, k]);
         const b = tf.tensor2d(bv, [k, n]);
         for (const t of [a, b]) assert.ok(be.dataIdMap.get(t.dataId).memoryOffset > TWO_GIB, 'operand not past 2 GiB');
-        assert.ok(f32Offset(be, a) > 2 ** 29, 'element offset not past 2^29');
+        assert.ok(wi.offset(a) > 2 ** 29, 'element offset not past 2^29');
         // Batched A with one shared B, plain and with a bias (the fused product).
         const c = tf.matMul(a, tf.tile(tf.expandDims(b, 0), [batch, 1, 1]));
         const fused = tf.fused.matMul({ a: tf.reshape(a, [batch * m, k]) as tf.Tensor2D, b, bias: tf.tensor1d(biasv) });
@@ -122,7 +127,7 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
         const rows = tf.gather(b, tf.tensor1d([44, 0, 7, 44], 'int32')).dataSync();
         for (const [r, src] of [44, 0, 7, 44].entries()) assert.deepEqual(Array.from(rows.subarray(r * n, (r + 1) * n)), Array.from(bv.subarray(src * n, (src + 1) * n)));
       });
-      if (kind === 'native') assert.ok(fastKernelStats().native > before, 'the products did not reach the native kernels');
+      if (counted) assert.ok((counted.calls.gemm ?? 0) > 0, 'the products did not reach the native kernels');
       restore();
       restore = undefined;
     });
@@ -135,7 +140,7 @@ describe('perf: operands beyond 2 GiB of the wasm memory', function () {
     }
     const [m, n, k] = [5, 6, 7];
     const base = block / 4 + TWO_GIB / 4; // floats past 2^31 bytes, inside the untouched block
-    const heap = heapF32(be, base + 200);
+    const heap = wi.heap(base + 200);
     const av = values(m * k, 4);
     const bv = values(k * n, 5);
     heap.set(av, base);
