@@ -1,8 +1,8 @@
 // Writes into a tensor that the caller has just made and nobody else holds. On the wasm backend the
 // tensor's floats are in the heap, so a handful of scattered updates cost as many stores; elsewhere
-// the update is an ordinary op (a new tensor).
+// (and on a tfjs-backend-wasm whose internals are not known) the update is an ordinary op (a new tensor).
 import * as tf from '@tensorflow/tfjs-core';
-import { f32Offset, heapF32, type WasmBackendInternals } from './wasmFastKernels';
+import { wasmInternals } from './wasm/backendInternals';
 
 /**
  * t.flat[idx[i]] −= values[i] for every i. `t` must be float32, fresh from a kernel and not shared:
@@ -14,10 +14,11 @@ export function subtractAtFresh<T extends tf.Tensor>(t: T, idx: Int32Array, valu
   for (let i = 0; i < idx.length; i++) {
     if (!(idx[i] >= 0 && idx[i] < t.size)) throw new RangeError(`subtractAtFresh: index ${idx[i]} is outside the tensor's ${t.size} elements`);
   }
-  if (tf.getBackend() === 'wasm') {
-    const be = tf.backend() as unknown as WasmBackendInternals;
-    const off = f32Offset(be, t);
-    const heap = heapF32(be, off + t.size);
+  const internals = tf.getBackend() === 'wasm' ? wasmInternals() : undefined;
+  if (internals) {
+    const be = internals(tf.backend());
+    const off = be.offset(t);
+    const heap = be.heap(off + t.size);
     for (let i = 0; i < idx.length; i++) heap[off + idx[i]] -= values[i];
     return t;
   }

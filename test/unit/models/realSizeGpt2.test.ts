@@ -13,7 +13,6 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
-import type { WasmBackendInternals } from '../../../src/engine/kernels/wasmFastKernels';
 import { frozenNative } from '../../../src/engine/kernels/frozenWeights';
 import { registerWasmFastKernels, wasmNativeKernels } from '../../../src/engine/kernels/wasmFastKernels';
 import { startBackend } from '../../../src/runs/backendSetup';
@@ -29,7 +28,8 @@ const TWO_GIB = 2 ** 31;
 /** Relative tolerance on each loss: the two paths sum the same products in different orders. */
 const LOSS_RTOL = 1e-5;
 
-type Heap = WasmBackendInternals & { wasm: { _malloc(n: number): number; _free(p: number): void } };
+// The emscripten module's allocator (tfjs-backend-wasm 4.22 internals, read only by this test).
+type Heap = { wasm: { _malloc(n: number): number; _free(p: number): void } };
 
 function experiment(): ExperimentConfig {
   return {
