@@ -1,7 +1,7 @@
 // `lora-lab` dispatcher: global --help/--version, then the command table. Every error ends as a
 // message on stderr and a non-zero exit code; stack traces only with LORA_LAB_DEBUG=1.
 import { commands } from './commands';
-import { CliError, EXIT, UsageError, type CliCommand } from './command';
+import { CliError, EXIT, type CliCommand } from './command';
 import { loraLabVersion } from '../runs/versions';
 import { terminalSafe } from './terminalText';
 
@@ -48,7 +48,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const code = await cmd.run(rest);
     return code ?? EXIT.ok;
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (CliError.is(e, 'usage')) {
       process.stderr.write(`lora-lab ${cmd.name}: ${terminalSafe(e.message)}\n\n${cmd.usage}\n`);
       return EXIT.usage;
     }
@@ -56,6 +56,6 @@ export async function runCli(argv: string[]): Promise<number> {
     // Messages quote file names, config values and tensor names: no control characters reach the terminal.
     process.stderr.write(`lora-lab ${cmd.name}: ${terminalSafe(message)}\n`);
     if (process.env.LORA_LAB_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
-    return e instanceof CliError ? e.exitCode : EXIT.failed;
+    return CliError.is(e) ? e.exitCode : EXIT.failed;
   }
 }

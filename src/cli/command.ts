@@ -1,6 +1,7 @@
 // What a `lora-lab` subcommand is, and the small helpers every command shares: strict flag parsing
 // that turns mistakes into a UsageError (exit 2, usage printed), and CliError for everything else.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ReasonError } from '../shared/errors';
 
 export interface CliCommand {
   /** The word after `lora-lab`. */
@@ -16,19 +17,31 @@ export interface CliCommand {
 /** Exit codes: 0 ok, 1 the work failed, 2 bad command line, 130 stopped by Ctrl-C (checkpoint saved). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
-/** The command line is wrong: the message and the command's usage are printed, exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
+export type CliErrorReason =
+  | 'usage' // the command line is wrong: the message and the command's usage are printed, exit code 2
+  | 'failed'; // the input (a file, a value) is wrong or the work failed: the message is printed, exit code 1
+
+const EXIT_CODE: Record<CliErrorReason, number> = { usage: EXIT.usage, failed: EXIT.failed };
+
+/** A command's error for the user: the message is printed and the reason picks the exit code. */
+export class CliError extends ReasonError<CliErrorReason> {
+  static override readonly family: string = 'CliError';
+
+  constructor(message: string, options: { reason?: CliErrorReason; cause?: unknown } = {}) {
+    super(options.reason ?? 'failed', message, { cause: options.cause });
+  }
+
+  get exitCode(): number {
+    return EXIT_CODE[this.reason];
+  }
 }
 
-/** The input (a file, a value) is wrong or the work failed: the message is printed, exit code 1. */
-export class CliError extends Error {
-  override readonly name = 'CliError';
-  constructor(
-    message: string,
-    readonly exitCode: number = EXIT.failed,
-  ) {
-    super(message);
+/** The command line is wrong: a CliError with reason 'usage' (the usage is printed, exit code 2). */
+export class UsageError extends CliError {
+  static override readonly family = 'UsageError';
+
+  constructor(message: string) {
+    super(message, { reason: 'usage' });
   }
 }
 

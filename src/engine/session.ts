@@ -1,11 +1,13 @@
-// THE CONTRACT between the engine and its drivers (src/runs, src/worker, src/cli): a TrainingSession wraps a
-// built-in experiment, an optimizer and a schedule; it streams MetricPoints, checkpoints and restores exactly,
-// and exports the adapter in PEFT's layout. causal-lm sessions live in src/models and reuse optim.ts,
-// schedule.ts and trainLoop.ts.
+// THE CONTRACT between the engine and its drivers: a TrainingSession wraps a model with its LoRA adapter,
+// an optimizer and a schedule; it streams MetricPoints, checkpoints and restores exactly, and exports the
+// adapter in PEFT's layout. Every kind implements it: the built-in experiments here (buildBuiltinSession),
+// causal-lm in src/models/causalLmSession.ts (buildCausalLmSession). Both are pure; src/runs/openSession.ts
+// is the one place a session of any kind is opened (it reads what a kind needs from disk), and
+// src/runs/trainRun.ts drives it.
 //
-// Checkpoint layout (tensors): "param/<name>" for every trainable variable, "optim/<slot>/<name>" for the
-// optimizer's slots. `state`: { formatVersion, kind, seed, step, optimizerName, optimizerStep } (wall-clock time
-// is the run store's business).
+// Built-in checkpoint layout (tensors): "param/<name>" for every trainable variable, "optim/<slot>/<name>"
+// for the optimizer's slots. `state`: { formatVersion, kind, seed, step, optimizerName, optimizerStep }
+// (wall-clock time is the run store's business).
 // Data order and dropout masks are pure functions of (seed, step), so step is the whole data cursor.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../formats/experimentTypes';
@@ -23,6 +25,7 @@ import { peftAdapterConfig } from '../shared/peftAdapterConfig';
 
 export type { NamedTensors } from './namedTensors';
 
+/** What checkpoint() captures and restore() takes back; each kind chooses its tensor names and state. */
 export interface SessionCheckpoint {
   step: number;
   tensors: NamedTensors;
@@ -236,7 +239,7 @@ class BuiltinSession implements BuiltinTrainingSession {
 }
 
 /** Builds a session for a built-in experiment kind. The tfjs backend must be initialised first (initBackend). */
-export async function createSession(config: ExperimentConfig): Promise<BuiltinTrainingSession> {
+export async function buildBuiltinSession(config: ExperimentConfig): Promise<BuiltinTrainingSession> {
   await tf.ready();
   let task: ExperimentTask<unknown>;
   switch (config.kind) {
@@ -247,7 +250,7 @@ export async function createSession(config: ExperimentConfig): Promise<BuiltinTr
       task = buildAttentionAdaptation(config) as ExperimentTask<unknown>;
       break;
     case 'causal-lm':
-      throw new EngineError('unsupported-kind', 'kind "causal-lm" is built by src/models (createCausalLmSession), not by the engine');
+      throw new EngineError('unsupported-kind', 'kind "causal-lm" is built by src/models (buildCausalLmSession) and opened by src/runs (openSession), not by the engine');
     default: {
       const never: never = config.kind;
       throw new EngineError('unsupported-kind', `kind: unknown experiment kind "${String(never)}"`);

@@ -224,11 +224,11 @@ export async function exportJob(opts: ExportOptions): Promise<ExportResult> {
   // Everything is computed before the folder is made: a failure leaves nothing behind.
   let initFiles: { adapter: Uint8Array; adapterConfig: string; order: string } | undefined;
   if (init) {
-    const { startBackend } = await import(/* webpackMode: "eager" */ '../runs/backendSetup');
-    const { createCausalLmSession } = await import(/* webpackMode: "eager" */ '../runs/causalLmSession');
+    const { backendFacts, startBackend } = await import(/* webpackMode: "eager" */ '../runs/backendSetup');
+    const { openCausalLmSession } = await import(/* webpackMode: "eager" */ '../runs/openSession');
     // Initial values come from the engine's seeded Rng in JS, so any backend gives them exactly.
     await startBackend({});
-    const session = await createCausalLmSession(config, configDir);
+    const session = await openCausalLmSession(config, { configDir, backend: backendFacts() });
     try {
       if (session.details.trainWindows !== windows.train.length) {
         throw new ExportError('bad-input', `internal: the session made ${session.details.trainWindows} training windows, the export ${windows.train.length}`);

@@ -73,7 +73,7 @@ async function readWeightsHeader(file: string, listedIn?: string): Promise<Safet
   try {
     return await readSafetensorsHeader(file);
   } catch (e) {
-    if (!(e instanceof FormatError)) throw unreadable(file, e, listedIn);
+    if (!FormatError.is(e)) throw unreadable(file, e, listedIn);
     // Only the first bytes: enough to tell an LFS pointer's text from a damaged safetensors file.
     const handle = await openRegular(file);
     try {
@@ -93,7 +93,7 @@ export async function readWeightsFile(file: string, listedIn?: string): Promise<
   try {
     bytes = await readWholeFile(file);
   } catch (e) {
-    if (e instanceof FormatError) throw e;
+    if (FormatError.is(e)) throw e;
     throw unreadable(file, e, listedIn);
   }
   if (sniffBytes(bytes.subarray(0, 64), bytes.length) === 'lfs-pointer') throw lfsPointer(file);

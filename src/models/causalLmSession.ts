@@ -1,55 +1,37 @@
-// The TrainingSession (src/engine/session.ts contract) for kind 'causal-lm': LoRA on a local Hugging Face
-// Llama / GPT-2 folder, fine-tuned on a text dataset with the engine's generic optimizer, schedule and loop.
-// The adapter it exports is PEFT's layout (base_model.model.<path>.lora_A.weight, adapter_config.json).
+// The TrainingSession (src/engine/session.ts) for kind 'causal-lm': LoRA on a local Hugging Face Llama /
+// GPT-2 folder, fine-tuned on a text dataset with the engine's generic optimizer, schedule and loop. The
+// adapter it exports is PEFT's layout (base_model.model.<path>.lora_A.weight, adapter_config.json).
 //
-// Pure: it works from the model's parsed config, its weights and the dataset text already in memory.
-// Reading them from disk is src/runs/causalLmSession.ts (`createCausalLmSession(config, configDir)`).
+// Pure: buildCausalLmSession works from the model's parsed config, its weights and the dataset text
+// already in memory. Reading them from disk (and refusing a run that cannot fit) is
+// src/runs/openSession.ts, the one place a session of any kind is opened.
+//
+// Checkpoint layout (tensors): the adapter's PEFT keys for every trainable tensor, "optimizer/<slot>" for
+// the optimizer's slots. `state`: { optimizerStep, elapsedMs } (elapsed time continues across a resume).
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmModel, ExperimentConfig } from '../formats/experimentTypes';
 import type { MetricPoint, RunParamSummary } from '../protocol/runFormat';
 import { InteropError } from '../formats/adapters/interopError';
 import { matchTargetModules, type PeftLoraConfig } from '../formats/peftConfig';
-import { createOptimizer } from '../engine/optim';
+import type { CausalLmInputs } from '../formats/weightSource';
+import { createOptimizer, type Optimizer } from '../engine/optim';
 import { makeSchedule } from '../engine/schedule';
-import { trainLoop } from '../engine/trainLoop';
+import { trainLoop, type TrainTask } from '../engine/trainLoop';
 import { Rng } from '../engine/rng';
 import { loraScale } from '../shared/loraScale';
 import { PEFT_DEFAULT_TARGETS } from '../engine/memoryEstimate';
 import { peftAdapterConfig } from '../shared/peftAdapterConfig';
 import type { NamedTensors } from '../engine/namedTensors';
+import type { AdapterExport, SessionCheckpoint, TrainingSession } from '../engine/session';
 import { buildCausalLm } from './buildCausalLm';
 import { causalLmTrainLoss, idsTensor, type CausalLm } from './causalLm';
 import { initTrainableAdapter, type LoraTarget, type TrainableAdapter } from './loraTrainable';
 import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows, type TokenWindows } from './textData';
 
-export interface CausalLmSessionCheckpoint {
-  step: number;
-  tensors: NamedTensors;
-  state: Record<string, unknown>;
-}
-
-/** Structurally the engine's TrainingSession. */
-export interface CausalLmSession {
-  readonly config: ExperimentConfig;
-  readonly totalSteps: number;
-  readonly step: number;
-  readonly params: RunParamSummary;
-  run(opts?: { signal?: AbortSignal }): AsyncIterable<MetricPoint>;
-  checkpoint(): CausalLmSessionCheckpoint;
-  restore(c: CausalLmSessionCheckpoint): void;
-  exportAdapter(): { config: Record<string, unknown>; tensors: NamedTensors; notes?: string[] };
-  reference(): NamedTensors;
-  dispose(): void;
-  /** Extra, for callers that know the kind: the model, windows and what the adapter targets. */
-  readonly details: { targets: LoraTarget[]; trainWindows: number; evalWindows: number; modelPath: string; tokenizer: 'bytes' | 'tokenizer' };
-  /** Extra: the adapted model's logits [b, s, vocab] for rows of token ids, with the adapter as it is now. */
-  logits(rows: number[][]): { shape: number[]; data: Float32Array };
-}
-
 /** What a causal-lm session needs, already read: the model folder's contents and the dataset text. */
-import type { CausalLmInputs } from '../formats/weightSource';
-
 export type { CausalLmInputs };
+
+export { PEFT_DEFAULT_TARGETS };
 
 /** The causal-lm part of an experiment config; throws when the config is of another kind. */
 export function causalLmSettings(config: ExperimentConfig): CausalLmModel {
@@ -57,11 +39,199 @@ export function causalLmSettings(config: ExperimentConfig): CausalLmModel {
   return config.model;
 }
 
+/** What the adapter targets and what the data made, for callers that know the kind (export, tests). */
+export interface CausalLmDetails {
+  targets: LoraTarget[];
+  trainWindows: number;
+  evalWindows: number;
+  modelPath: string;
+  tokenizer: 'bytes' | 'tokenizer';
+}
+
 const OPT_PREFIX = 'optimizer/';
 
-export { PEFT_DEFAULT_TARGETS };
+/** The model, its adapter and the token windows, checked and built by buildCausalLmSession. */
+interface CausalLmParts {
+  model: CausalLm;
+  adapter: TrainableAdapter;
+  windows: TokenWindows;
+  /** The adapted linear layers' module paths, in the model's order. */
+  paths: string[];
+  details: CausalLmDetails;
+}
 
-export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmInputs): CausalLmSession {
+export class CausalLmSession implements TrainingSession {
+  readonly totalSteps: number;
+  readonly params: RunParamSummary;
+  readonly details: CausalLmDetails;
+  private currentStep = 0;
+  private elapsedMs = 0;
+  private readonly model: CausalLm;
+  private readonly adapter: TrainableAdapter;
+  private readonly windows: TokenWindows;
+  private readonly paths: string[];
+  private readonly optimizer: Optimizer;
+  private readonly lrAt: (updateIndex: number) => number;
+  private readonly task: TrainTask<tf.Tensor2D>;
+
+  constructor(
+    readonly config: ExperimentConfig,
+    parts: CausalLmParts,
+  ) {
+    ({ model: this.model, adapter: this.adapter, windows: this.windows, paths: this.paths, details: this.details } = parts);
+    this.optimizer = createOptimizer(config.optimizer);
+    const t = config.training;
+    this.totalSteps = t.steps;
+    this.lrAt = makeSchedule({ ...config.schedule, lr: config.optimizer.lr, totalSteps: t.steps });
+    const seed = t.seed;
+    this.task = {
+      variables: this.adapter.variables,
+      nextBatch: (u: number): tf.Tensor2D => {
+        const rng = Rng.derive(seed, 'data', u);
+        const rows: Int32Array[] = [];
+        for (let i = 0; i < t.batchSize; i++) rows.push(this.windows.train[rng.int(this.windows.train.length)]);
+        return this.batchOf(rows);
+      },
+      disposeBatch: (b: tf.Tensor2D) => b.dispose(),
+      lossFn: (batch: tf.Tensor2D, training: boolean, u: number) =>
+        causalLmTrainLoss(this.model, batch, this.dropoutLookup(training, u), { checkpoint: training && t.gradientCheckpointing === true }),
+      evalLoss: this.windows.eval.length === 0 ? undefined : () => this.evalLoss(),
+    };
+    const trainable = this.adapter.paramCount;
+    this.params = {
+      totalParams: this.model.paramCount,
+      trainableParams: trainable,
+      trainablePercentPeft: (100 * trainable) / (this.model.paramCount + trainable),
+    };
+  }
+
+  get step(): number {
+    return this.currentStep;
+  }
+
+  async *run(opts: { signal?: AbortSignal } = {}): AsyncGenerator<MetricPoint, void, undefined> {
+    const t = this.config.training;
+    for await (const p of trainLoop(this.task, {
+      optimizer: this.optimizer,
+      lrAt: this.lrAt,
+      totalSteps: t.steps,
+      startStep: this.currentStep,
+      gradClip: this.config.optimizer.gradClip,
+      evalEvery: t.evalEvery,
+      yieldEvery: [t.logEvery, t.checkpointEvery].filter((n) => n > 0),
+      signal: opts.signal,
+      elapsedOffsetMs: this.elapsedMs,
+      onStep: (s) => {
+        this.currentStep = s;
+      },
+    })) {
+      this.elapsedMs = p.elapsedMs;
+      yield p;
+    }
+  }
+
+  checkpoint(): SessionCheckpoint {
+    const tensors: NamedTensors = { ...this.adapter.exportTensors() };
+    const os = this.optimizer.getState();
+    for (const [k, v] of Object.entries(os.tensors)) tensors[OPT_PREFIX + k] = v;
+    return { step: this.currentStep, tensors, state: { optimizerStep: os.step, elapsedMs: this.elapsedMs } };
+  }
+
+  restore(c: SessionCheckpoint): void {
+    for (const [k, v] of Object.entries(this.adapter.variables)) {
+      const src = c.tensors[k];
+      if (!src) throw new InteropError('missing-tensor', `checkpoint at step ${c.step} has no tensor "${k}"`);
+      if (src.shape.join() !== v.shape.join()) throw new InteropError('shape-mismatch', `checkpoint tensor "${k}" has shape [${src.shape}], the adapter needs [${v.shape}]`);
+      tf.tidy(() => v.assign(tf.tensor(src.data, v.shape, 'float32')));
+    }
+    const slots: NamedTensors = {};
+    for (const [k, v] of Object.entries(c.tensors)) if (k.startsWith(OPT_PREFIX)) slots[k.slice(OPT_PREFIX.length)] = v;
+    this.optimizer.setState({ step: Number(c.state.optimizerStep ?? c.step), tensors: slots }, this.adapter.variables);
+    this.currentStep = c.step;
+    this.elapsedMs = Number(c.state.elapsedMs ?? 0);
+  }
+
+  exportAdapter(): AdapterExport {
+    const lora = this.config.lora;
+    const { config: peftConfig, notes } = peftAdapterConfig({
+      r: lora.r,
+      alpha: lora.alpha,
+      scaling: lora.scaling,
+      dropout: lora.dropout,
+      targetModules: this.paths.map((p) => p.split('.').pop()!),
+      useDora: lora.useDora === true,
+      fanInFanOut: this.paths.some((p) => this.model.linears.get(p)?.conv1d === true),
+      // Only layers that have a bias (GPT-2) train one; Llama's projections have none.
+      bias: lora.trainBias && [...this.adapter.modules.values()].some((m) => m.bias) ? 'lora_only' : 'none',
+      baseModelNameOrPath: this.details.modelPath,
+      taskType: 'CAUSAL_LM',
+    });
+    // A trained bias belongs to the LoRA-wrapped layer's base_layer: the key PEFT 0.13 loads (".bias" would be
+    // an unexpected key it drops); later PEFT versions read it too.
+    const tensors: NamedTensors = {};
+    for (const [k, v] of Object.entries(this.adapter.exportTensors())) tensors[k.replace(/\.bias$/, '.base_layer.bias')] = v;
+    return { config: peftConfig, notes, tensors };
+  }
+
+  /** A language model has no ground truth to compare the adapter with. */
+  reference(): NamedTensors {
+    return {};
+  }
+
+  /** The adapted model's logits [b, s, vocab] for rows of token ids, with the adapter as it is now. */
+  logits(rows: number[][]): { shape: number[]; data: Float32Array } {
+    const out = tf.tidy(() => this.model.forward(idsTensor(rows, this.model.config.vocabSize), this.adapter.lookup));
+    const data = out.dataSync() as Float32Array;
+    out.dispose();
+    return { shape: [...out.shape], data };
+  }
+
+  dispose(): void {
+    this.adapter.dispose();
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+
+  private batchOf(rows: Int32Array[]): tf.Tensor2D {
+    const seqLen = this.windows.seqLen;
+    const flat = new Int32Array(rows.length * seqLen);
+    rows.forEach((r, i) => flat.set(r, i * seqLen));
+    return tf.tensor2d(flat, [rows.length, seqLen], 'int32');
+  }
+
+  private dropoutLookup(training: boolean, u: number) {
+    const { dropout } = this.config.lora;
+    const lookup = this.adapter.lookup;
+    if (!training || dropout <= 0) return lookup;
+    const seed = this.config.training.seed;
+    return (p: string) => {
+      const mod = lookup(p);
+      if (!mod) return undefined;
+      // PEFT applies dropout to the LoRA input only; seeded per (update, module) so a resume replays it.
+      const s = new Rng(seed ^ u).nextUint32() ^ this.paths.indexOf(p);
+      return { ...mod, inputDropout: (x: tf.Tensor2D) => tf.dropout(x, dropout, undefined, s) as tf.Tensor2D };
+    };
+  }
+
+  private evalLoss(): number {
+    const t = this.config.training;
+    const evalRows = this.windows.eval;
+    const n = Math.min(evalRows.length, Math.max(1, t.evalBatches) * t.batchSize);
+    let total = 0;
+    for (let i = 0; i < n; i += t.batchSize) {
+      const rows = evalRows.slice(i, Math.min(n, i + t.batchSize));
+      const v = tf.tidy(() => {
+        const b = this.batchOf(rows);
+        return causalLmTrainLoss(this.model, b, this.adapter.lookup).dataSync()[0];
+      });
+      total += v * rows.length;
+    }
+    return total / n;
+  }
+}
+
+/** Checks the experiment against the model and data, builds the model and initialises the adapter. */
+export function buildCausalLmSession(config: ExperimentConfig, inputs: CausalLmInputs): CausalLmSession {
   const m = causalLmSettings(config);
   const { folder } = inputs;
   const tokenizer =
@@ -102,8 +272,7 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
     );
   }
   const targets: LoraTarget[] = paths.map((path) => ({ path, r: lora.r, alpha: lora.alpha, scale }));
-  const seed = config.training.seed;
-  const initRng = Rng.derive(seed, 'init');
+  const initRng = Rng.derive(config.training.seed, 'init');
   const adapter: TrainableAdapter = initTrainableAdapter(model, targets, {
     init: lora.init,
     dora: useDora,
@@ -111,139 +280,11 @@ export function causalLmSessionFrom(config: ExperimentConfig, inputs: CausalLmIn
     uniform: () => initRng.uniform(),
     normal: () => initRng.normal(),
   });
-  const optimizer = createOptimizer(config.optimizer);
-  const t = config.training;
-  const lrAt = makeSchedule({ ...config.schedule, lr: config.optimizer.lr, totalSteps: t.steps });
-  let step = 0;
-  let elapsedMs = 0;
-
-  const batchOf = (rows: Int32Array[]): tf.Tensor2D => {
-    const flat = new Int32Array(rows.length * windows.seqLen);
-    rows.forEach((r, i) => flat.set(r, i * windows.seqLen));
-    return tf.tensor2d(flat, [rows.length, windows.seqLen], 'int32');
-  };
-  const dropoutLookup = (training: boolean, u: number) => {
-    if (!training || lora.dropout <= 0) return adapter.lookup;
-    return (p: string) => {
-      const mod = adapter.lookup(p);
-      if (!mod) return undefined;
-      // PEFT applies dropout to the LoRA input only; seeded per (update, module) so a resume replays it.
-      const s = new Rng(seed ^ u).nextUint32() ^ paths.indexOf(p);
-      return { ...mod, inputDropout: (x: tf.Tensor2D) => tf.dropout(x, lora.dropout, undefined, s) as tf.Tensor2D };
-    };
-  };
-
-  const task = {
-    variables: adapter.variables,
-    nextBatch(u: number): tf.Tensor2D {
-      const rng = Rng.derive(seed, 'data', u);
-      const rows: Int32Array[] = [];
-      for (let i = 0; i < t.batchSize; i++) rows.push(windows.train[rng.int(windows.train.length)]);
-      return batchOf(rows);
-    },
-    disposeBatch: (b: tf.Tensor2D) => b.dispose(),
-    lossFn: (batch: tf.Tensor2D, training: boolean, u: number) => causalLmTrainLoss(model, batch, dropoutLookup(training, u), { checkpoint: training && t.gradientCheckpointing === true }),
-    evalLoss: windows.eval.length === 0 ? undefined : () => evalLoss(),
-  };
-
-  function evalLoss(): number {
-    const n = Math.min(windows.eval.length, Math.max(1, t.evalBatches) * t.batchSize);
-    let total = 0;
-    for (let i = 0; i < n; i += t.batchSize) {
-      const rows = windows.eval.slice(i, Math.min(n, i + t.batchSize));
-      const v = tf.tidy(() => {
-        const b = batchOf(rows);
-        return causalLmTrainLoss(model, b, adapter.lookup).dataSync()[0];
-      });
-      total += v * rows.length;
-    }
-    return total / n;
-  }
-
-  const trainable = adapter.paramCount;
-  const params: RunParamSummary = {
-    totalParams: model.paramCount,
-    trainableParams: trainable,
-    trainablePercentPeft: (100 * trainable) / (model.paramCount + trainable),
-  };
-
-  return {
-    config,
-    totalSteps: t.steps,
-    get step() {
-      return step;
-    },
-    params,
+  return new CausalLmSession(config, {
+    model,
+    adapter,
+    windows,
+    paths,
     details: { targets, trainWindows: windows.train.length, evalWindows: windows.eval.length, modelPath: inputs.modelPath, tokenizer: tokenizer.kind },
-    async *run(opts = {}) {
-      for await (const p of trainLoop(task, {
-        optimizer,
-        lrAt,
-        totalSteps: t.steps,
-        startStep: step,
-        gradClip: config.optimizer.gradClip,
-        evalEvery: t.evalEvery,
-        yieldEvery: [t.logEvery, t.checkpointEvery].filter((n) => n > 0),
-        signal: opts.signal,
-        elapsedOffsetMs: elapsedMs,
-        onStep: (s) => {
-          step = s;
-        },
-      })) {
-        elapsedMs = p.elapsedMs;
-        yield p;
-      }
-    },
-    checkpoint() {
-      const tensors: NamedTensors = { ...adapter.exportTensors() };
-      const os = optimizer.getState();
-      for (const [k, v] of Object.entries(os.tensors)) tensors[OPT_PREFIX + k] = v;
-      return { step, tensors, state: { optimizerStep: os.step, elapsedMs } };
-    },
-    restore(c) {
-      for (const [k, v] of Object.entries(adapter.variables)) {
-        const src = c.tensors[k];
-        if (!src) throw new InteropError('missing-tensor', `checkpoint at step ${c.step} has no tensor "${k}"`);
-        if (src.shape.join() !== v.shape.join()) throw new InteropError('shape-mismatch', `checkpoint tensor "${k}" has shape [${src.shape}], the adapter needs [${v.shape}]`);
-        tf.tidy(() => v.assign(tf.tensor(src.data, v.shape, 'float32')));
-      }
-      const slots: NamedTensors = {};
-      for (const [k, v] of Object.entries(c.tensors)) if (k.startsWith(OPT_PREFIX)) slots[k.slice(OPT_PREFIX.length)] = v;
-      optimizer.setState({ step: Number(c.state.optimizerStep ?? c.step), tensors: slots }, adapter.variables);
-      step = c.step;
-      elapsedMs = Number(c.state.elapsedMs ?? 0);
-    },
-    exportAdapter() {
-      const { config: peftConfig, notes } = peftAdapterConfig({
-        r: lora.r,
-        alpha: lora.alpha,
-        scaling: lora.scaling,
-        dropout: lora.dropout,
-        targetModules: paths.map((p) => p.split('.').pop()!),
-        useDora,
-        fanInFanOut: paths.some((p) => model.linears.get(p)?.conv1d === true),
-        // Only layers that have a bias (GPT-2) train one; Llama's projections have none.
-        bias: lora.trainBias && [...adapter.modules.values()].some((m) => m.bias) ? 'lora_only' : 'none',
-        baseModelNameOrPath: inputs.modelPath,
-        taskType: 'CAUSAL_LM',
-      });
-      // A trained bias belongs to the LoRA-wrapped layer's base_layer: the key PEFT 0.13 loads (".bias" would be
-      // an unexpected key it drops); later PEFT versions read it too.
-      const tensors: NamedTensors = {};
-      for (const [k, v] of Object.entries(adapter.exportTensors())) tensors[k.replace(/\.bias$/, '.base_layer.bias')] = v;
-      return { config: peftConfig, notes, tensors };
-    },
-    reference: () => ({}),
-    logits(rows) {
-      const out = tf.tidy(() => model.forward(idsTensor(rows, model.config.vocabSize), adapter.lookup));
-      const data = out.dataSync() as Float32Array;
-      out.dispose();
-      return { shape: [...out.shape], data };
-    },
-    dispose() {
-      adapter.dispose();
-      optimizer.dispose();
-      model.dispose();
-    },
-  };
+  });
 }

@@ -1,6 +1,7 @@
 // Starts the tfjs backend for the CLI, the worker and trainRun: src/engine/backend.ts picks the backend;
 // this adds what needs node built-ins (the wasm binaries' folder, the threaded wasm build's worker file)
-// and keeps tfjs-backend-cpu's console banner out of the output.
+// and keeps tfjs-backend-cpu's console banner out of the output. Once it has started, backendFacts() says
+// what the backend in use can hold; trainRun reads them once and passes them down in SessionOptions.
 import * as fs from 'node:fs';
 // The module object itself, not a namespace copy: initThreadedWasm patches os.cpus while the build starts.
 import os from 'node:os';
@@ -10,6 +11,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendReport } from '../protocol/runFormat';
 import { initBackend } from '../engine/backend';
 import { frozenNative } from '../engine/kernels/frozenWeights';
+import { wasmNativeKernels } from '../engine/kernels/wasmFastKernels';
+import { WASM_HEAP_BYTES, type MemoryLimits } from '../engine/memoryEstimate';
+import type { LoadHfFolderOptions } from '../io/hfFolder';
 import { initThreadedWasm } from '../engine/wasmThreads';
 import { loadNativeKernels } from './nativeLoader';
 
@@ -79,7 +83,6 @@ function silenceCpuBanner(): void {
   if (cpu && typeof cpu.firstUse === 'boolean') cpu.firstUse = false;
 }
 
-/** initBackend with the wasm folder and thread pool set up; the report says which backend is in use and why. */
 /**
  * The largest model (weights as float32) the backend now in use can hold: the wasm backend keeps every
  * tensor in one WebAssembly memory of at most 4 GiB, and a step needs room for activations and
@@ -87,7 +90,7 @@ function silenceCpuBanner(): void {
  */
 export const WASM_MODEL_BYTES = 3 * 2 ** 30;
 
-export function modelSizeLimit(): { maxFloat32Bytes?: number; limitReason?: string } {
+export function modelSizeLimit(): LoadHfFolderOptions {
   // With the native kernels the frozen weights stay outside the wasm memory (frozenWeights.ts); the
   // memory estimate checks what the heap must still hold.
   if (tf.getBackend() !== 'wasm' || frozenNative() !== undefined) return {};
@@ -97,12 +100,48 @@ export function modelSizeLimit(): { maxFloat32Bytes?: number; limitReason?: stri
   };
 }
 
+/** What bounds memory on the backend in use: the wasm memory's 4 GiB, and the machine's memory. */
+export function memoryLimits(): MemoryLimits {
+  const wasm = tf.getBackend() === 'wasm';
+  return {
+    heapBytes: wasm ? WASM_HEAP_BYTES : undefined,
+    heapWhy: wasm ? 'the wasm backend\'s one WebAssembly memory' : undefined,
+    totalBytes: os.totalmem(),
+  };
+}
+
+/** What the backend in use can hold and where the frozen weights live, as a session needs to know it. */
+export interface BackendFacts {
+  /** The native kernels run the wasm backend's matrix products. */
+  nativeKernels: boolean;
+  /** Frozen base weights stay outside the tensor heap, as stored (src/engine/kernels/frozenWeights.ts). */
+  frozenOutsideHeap: boolean;
+  /** The largest model the backend can load (refused before any weight is read). */
+  modelSizeLimit: LoadHfFolderOptions;
+  /** What bounds the memory estimate: the heap and the machine. */
+  memoryLimits: MemoryLimits;
+}
+
+/**
+ * The facts of the backend now in use, read once after startBackend: the one place that asks the
+ * kernels what is installed, so the layers below take them from SessionOptions instead of asking again.
+ */
+export function backendFacts(): BackendFacts {
+  return {
+    nativeKernels: tf.getBackend() === 'wasm' && wasmNativeKernels() !== undefined,
+    frozenOutsideHeap: frozenNative() !== undefined,
+    modelSizeLimit: modelSizeLimit(),
+    memoryLimits: memoryLimits(),
+  };
+}
+
 /** Threads for the native kernels when none are asked for: the cores, up to 8. */
 export function defaultNativeThreads(): number {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return Math.max(1, Math.min(8, cores));
 }
 
+/** initBackend with the wasm folder and thread pool set up; the report says which backend is in use and why. */
 export async function startBackend(opts: StartBackendOptions = {}): Promise<BackendReport> {
   const wasmDir = opts.wasmDir ?? defaultWasmDir();
   const notes: string[] = [];

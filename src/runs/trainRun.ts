@@ -1,6 +1,8 @@
 // One training run from start (or resume) to a final status, writing the run folder as it goes. Both the
 // CLI and the training worker drive this; they differ only in what they do with the events, which have
 // the worker protocol's shape (src/protocol/worker.ts) so the worker can forward them as they are.
+// A run's options go down one way: trainRun starts the backend, builds SessionOptions once (the config's
+// folder, the log, backendFacts()) and opens the session through src/runs/openSession.ts.
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
@@ -10,13 +12,13 @@ import type { FromWorker } from '../protocol/worker';
 import { decodeExperimentBytes, parseExperimentConfig, type ParseExperimentResult } from '../formats/experimentConfig';
 import { NotRegularFileError, readRegularFileSync } from '../io/regularFile';
 import { EngineError } from '../engine/errors';
-import { createSession, type TrainingSession } from '../engine/session';
-import { createCausalLmSession } from './causalLmSession';
+import type { TrainingSession } from '../engine/session';
+import { openSession, type SessionOptions } from './openSession';
 import { RunFolder, hostBootTime, type SkippedCheckpoint } from './runStore';
 import { RunError } from './runErrors';
 import type { RunFs } from './runFs';
 import { runVersions } from './versions';
-import { startBackend, type BackendName } from './backendSetup';
+import { backendFacts, startBackend, type BackendName } from './backendSetup';
 
 export { defaultWasmDir, type BackendName } from './backendSetup';
 
@@ -109,12 +111,6 @@ export function sweepSize(configPath: string): number {
   }
 }
 
-/** Built-in kinds come from the engine; causal-lm from src/models (it reads the model folder and dataset). */
-async function makeSession(config: ExperimentConfig, configDir: string, log: (message: string) => void): Promise<TrainingSession> {
-  if (config.kind === 'causal-lm') return createCausalLmSession(config, configDir, log);
-  return createSession(config);
-}
-
 function isNonFiniteLoss(e: unknown): boolean {
   return EngineError.is(e, 'non-finite-loss');
 }
@@ -183,7 +179,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   let backend: BackendReport;
   try {
     backend = await startBackend({ prefer: opts.backend, wasmDir: opts.wasmDir, threads: opts.threads });
-    session = await makeSession(config, configDir, (m) => log('info', m));
+    const sessionOptions: SessionOptions = { configDir, backend: backendFacts(), log: (m) => log('info', m) };
+    session = await openSession(config, sessionOptions);
   } catch (e) {
     folder?.releaseLock();
     throw e;

@@ -7,13 +7,10 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadHfFolder } from '../../src/io/hfFolder';
-import { frozenNative } from '../../src/engine/kernels/frozenWeights';
-import { startBackend } from '../../src/runs/backendSetup';
-import { causalLmSessionFrom } from '../../src/models/causalLmSession';
+import { backendFacts, startBackend } from '../../src/runs/backendSetup';
+import { buildCausalLmSession } from '../../src/models/causalLmSession';
 import { weightsFromRecord } from '../../src/models/weights';
 import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../../src/formats/memoryEstimate';
-import { memoryLimits } from '../../src/runs/causalLmSession';
-import { wasmNativeKernels } from '../../src/engine/kernels/wasmFastKernels';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
 import { gpt2ConfigJson, llama1bConfigJson, parseConfigJson, randomCheckpoint } from './randomModel';
 
@@ -64,19 +61,20 @@ export async function probe(req: ProbeRequest): Promise<ProbeResult> {
     schedule: { name: 'constant', warmupSteps: 0, minLrRatio: 0 },
     training: { steps: req.steps, batchSize: req.batch, seed: 1, evalEvery: 0, evalBatches: 1, checkpointEvery: 0, logEvery: 1, gradientCheckpointing: req.checkpoint === true },
   };
+  const facts = backendFacts();
   const input = causalLmMemoryInput(config, hf, {
-    nativeKernels: tf.getBackend() === 'wasm' && wasmNativeKernels() !== undefined,
+    nativeKernels: facts.nativeKernels,
     storedWeightBytes: folder ? folder.float32Bytes : 0,
-    frozenOutsideHeap: folder !== undefined && frozenNative() !== undefined,
+    frozenOutsideHeap: folder !== undefined && facts.frozenOutsideHeap,
   });
   if (folder) input.storedWeightBytes = folder.weightFiles.reduce((a, f) => a + fs.statSync(f).size, 0);
   const estimate = estimateTrainingMemory(input);
-  const refusal = memoryRefusal(input, estimate, memoryLimits(), req.folder ?? 'random model');
+  const refusal = memoryRefusal(input, estimate, facts.memoryLimits, req.folder ?? 'random model');
   if (refusal) throw new Error(refusal);
   const weights = folder ? folder.weights : weightsFromRecord(randomCheckpoint(hf, 1));
   let text = '';
   for (let i = 0; text.length < (req.batch + 4) * req.seqLen * 4; i++) text += `sample ${i} of the probe text, ${(i * 7919) % 1000}. `;
-  const session = causalLmSessionFrom(config, { folder: { config: hf, weights, weightFiles: folder?.weightFiles ?? ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
+  const session = buildCausalLmSession(config, { folder: { config: hf, weights, weightFiles: folder?.weightFiles ?? ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
   const losses: number[] = [];
   const msPerStep: number[] = [];
   let last = performance.now();

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from '../../src/runs/backendSetup';
 import { loadHfFolder } from '../../src/io/hfFolder';
-import { causalLmSessionFrom } from '../../src/models/causalLmSession';
+import { buildCausalLmSession } from '../../src/models/causalLmSession';
 import { weightsFromRecord } from '../../src/models/weights';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
 import { gpt2ConfigJson, llama1bConfigJson, parseConfigJson, randomCheckpoint } from './randomModel';
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   };
   let text = '';
   for (let i = 0; text.length < (req.batch + 4) * req.seqLen * 4; i++) text += `sample ${i} of the probe text, ${(i * 7919) % 1000}. `;
-  const session = causalLmSessionFrom(config, { folder: folder ?? { config: hf, weights: weightsFromRecord(randomCheckpoint(hf, 1)), weightFiles: ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
+  const session = buildCausalLmSession(config, { folder: folder ?? { config: hf, weights: weightsFromRecord(randomCheckpoint(hf, 1)), weightFiles: ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
   const it = session.run()[Symbol.asyncIterator]();
   await it.next();
   const t0 = performance.now();

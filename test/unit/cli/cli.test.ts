@@ -8,6 +8,8 @@ import { RunFolder, loadRun } from '../../../src/runs/runStore';
 import { loadExperimentConfig } from '../../../src/runs/trainRun';
 import { REPO_ROOT, TSX_IMPORT, makeTmpDir, tinyExperiment, writeExperiment } from '../runs/tinyExperiment';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
+import { CliError, EXIT, UsageError } from '../../../src/cli/command';
+import { ReasonError } from '../../../src/shared/errors';
 
 /** Run `lora-lab ...args` from source (tsx), as a user's shell would: not a TTY. */
 function cli(args: string[], cwd = REPO_ROOT, env?: NodeJS.ProcessEnv) {
@@ -27,6 +29,19 @@ describe('cli: lora-lab', function () {
     tmp = makeTmpDir('cli');
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('CliError and UsageError are ReasonErrors: the reason picks the exit code and is() matches by it', () => {
+    const usage = new UsageError('--threads expects a number');
+    assert.ok(CliError.is(usage, 'usage') && UsageError.is(usage) && ReasonError.is(usage));
+    assert.equal(usage.exitCode, EXIT.usage);
+    assert.equal(usage.name, 'UsageError');
+    const failed = new CliError('x.json: no such file');
+    assert.equal(failed.exitCode, EXIT.failed);
+    assert.equal(failed.name, 'CliError');
+    assert.ok(CliError.is(failed, 'failed'));
+    assert.equal(CliError.is(failed, 'usage'), false);
+    assert.equal(UsageError.is(failed), false);
+  });
 
   it('--help lists the commands, --version prints package.json version, unknown commands exit 2', () => {
     const help = cli(['--help']);

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src/engine/backend';
 import { LoRALinear } from '../../../src/engine/lora';
 import { Rng } from '../../../src/engine/rng';
-import { createSession } from '../../../src/engine/session';
+import { buildBuiltinSession } from '../../../src/engine/session';
 import { attnConfig, lrrConfig } from './configs';
 import { assertClose } from './helpers';
 
@@ -92,7 +92,7 @@ describe('engine/backend', () => {
       attnConfig({ model: { numHeads: 2, kvSeqLen: 4 }, training: { steps: 6, logEvery: 1, evalEvery: 2 }, lora: { dropout: 0.1, targetModules: ['q', 'o'], trainBias: true } }),
     ]) {
       const before = tf.memory().numTensors;
-      const s = await createSession(cfg);
+      const s = await buildBuiltinSession(cfg);
       const counts: number[] = [];
       for await (const _p of s.run()) counts.push(tf.memory().numTensors);
       assert.equal(counts.length, 6);

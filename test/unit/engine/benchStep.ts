@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src/engine/backend';
 import { Adam } from '../../../src/engine/optim';
 import { Rng } from '../../../src/engine/rng';
-import { createSession } from '../../../src/engine/session';
+import { buildBuiltinSession } from '../../../src/engine/session';
 import { lrrConfig } from './configs';
 
 const wasmDir = path.join(__dirname, '..', '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
@@ -16,7 +16,7 @@ const r = 8;
 const batch = 256;
 
 async function session(): Promise<number> {
-  const s = await createSession(lrrConfig({ model: { inFeatures: d, outFeatures: d, trueRank: 4 }, lora: { r, alpha: r }, training: { steps: steps + 2, batchSize: batch, logEvery: 1, evalEvery: 0, checkpointEvery: 0, evalBatches: 1 } }));
+  const s = await buildBuiltinSession(lrrConfig({ model: { inFeatures: d, outFeatures: d, trueRank: 4 }, lora: { r, alpha: r }, training: { steps: steps + 2, batchSize: batch, logEvery: 1, evalEvery: 0, checkpointEvery: 0, evalBatches: 1 } }));
   const times: number[] = [];
   let last = performance.now();
   for await (const _p of s.run()) {

@@ -11,9 +11,8 @@ import {
 import { parseHfConfig } from '../../../src/formats/hfConfig';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import { InteropError } from '../../../src/formats/adapters/interopError';
-import { createCausalLmSession } from '../../../src/runs/causalLmSession';
 import { startBackend } from '../../../src/runs/backendSetup';
-import { useCpu } from '../interop/helpers';
+import { useCpu, openCausalLm } from '../interop/helpers';
 
 const gpt2Small = parseHfConfig(JSON.stringify({ model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12, n_positions: 1024 }));
 const llama1b = parseHfConfig(
@@ -104,7 +103,7 @@ describe('engine: memory estimate', () => {
       fs.writeFileSync(path.join(dir, 'data.txt'), 'text');
       await startBackend({ prefer: 'wasm' });
       await assert.rejects(
-        createCausalLmSession(experiment(dir, 64, 1024, false), dir),
+        openCausalLm(experiment(dir, 64, 1024, false), dir),
         (e: unknown) => InteropError.is(e, 'too-large') && e.message.startsWith(`${dir}: this run cannot fit in memory:`) && /gradientCheckpointing/.test(e.message) && /batchSize \(now 64/.test(e.message),
       );
     } finally {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { EngineError, NonFiniteLossError } from '../../../src/engine/errors';
 import { recoveryError } from '../../../src/engine/experiments/lowRankRecovery';
-import { createSession, type TrainingSession } from '../../../src/engine/session';
+import { buildBuiltinSession, type TrainingSession } from '../../../src/engine/session';
 import type { MetricPoint } from '../../../src/protocol/runFormat';
 import { attnConfig, lrrConfig } from './configs';
 import { useCpu } from './helpers';
@@ -50,18 +50,18 @@ describe('engine/session (built-in experiments)', () => {
 
   it('low-rank-recovery, r ≥ r*: loss → ~0 and the learned ΔW matches U·V', async () => {
     for (const r of [4, 6]) {
-      const s = await createSession(lrrConfig({ lora: { r, alpha: r }, training: { steps: 250 } }));
+      const s = await buildBuiltinSession(lrrConfig({ lora: { r, alpha: r }, training: { steps: 250 } }));
       const pts = await losses(s);
       const last = pts[pts.length - 1];
       assert.ok(last.loss < 1e-6 && last.evalLoss! < 1e-6, `r=${r}: final loss ${last.loss}, eval ${last.evalLoss}`);
-      const err = recoveryError((s as Awaited<ReturnType<typeof createSession>>).modules.linear, s.reference().true_delta_w.data);
+      const err = recoveryError((s as Awaited<ReturnType<typeof buildBuiltinSession>>).modules.linear, s.reference().true_delta_w.data);
       assert.ok(err < 1e-2, `r=${r}: ‖ΔW − UV‖/‖UV‖ = ${err}`);
       s.dispose();
     }
   });
 
   it('low-rank-recovery, r < r*: the loss plateaus at the Eckart–Young floor (energy of the discarded singular values)', async () => {
-    const s = await createSession(lrrConfig({ lora: { r: 2, alpha: 2 }, training: { steps: 250, evalEvery: 50 } }));
+    const s = await buildBuiltinSession(lrrConfig({ lora: { r: 2, alpha: 2 }, training: { steps: 250, evalEvery: 50 } }));
     const evals = (await losses(s)).filter((p) => p.evalLoss !== undefined).map((p) => p.evalLoss!);
     const last = evals[evals.length - 1];
     assert.ok(Math.abs(evals[evals.length - 2] - last) / last < 0.1, `still falling: ${evals.join(', ')}`);
@@ -77,9 +77,9 @@ describe('engine/session (built-in experiments)', () => {
 
   it('same seed → identical losses; another seed differs', async () => {
     const cfg = lrrConfig({ training: { steps: 20, logEvery: 1 }, lora: { dropout: 0.1 } });
-    const a = (await losses(await createSession(cfg))).map((p) => p.loss);
-    const b = (await losses(await createSession(cfg))).map((p) => p.loss);
-    const c = (await losses(await createSession(lrrConfig({ training: { steps: 20, logEvery: 1, seed: 99 }, lora: { dropout: 0.1 } })))).map((p) => p.loss);
+    const a = (await losses(await buildBuiltinSession(cfg))).map((p) => p.loss);
+    const b = (await losses(await buildBuiltinSession(cfg))).map((p) => p.loss);
+    const c = (await losses(await buildBuiltinSession(lrrConfig({ training: { steps: 20, logEvery: 1, seed: 99 }, lora: { dropout: 0.1 } })))).map((p) => p.loss);
     assert.deepEqual(a, b);
     assert.notDeepEqual(a, c);
   });
@@ -89,12 +89,12 @@ describe('engine/session (built-in experiments)', () => {
     ['attention-adaptation (seed module, cross-attention), SGD momentum', attnConfig({ model: { kvSeqLen: 9 }, training: { steps: 20, logEvery: 1, checkpointEvery: 10 }, optimizer: { name: 'sgd', momentum: 0.9, lr: 0.05 } })],
   ] as const) {
     it(`resume: 10 steps + checkpoint + new session + restore + 10 steps == 20 steps (${label})`, async () => {
-      const full = await createSession(cfg);
+      const full = await buildBuiltinSession(cfg);
       const ref = (await losses(full)).map((p) => p.loss);
       full.dispose();
       assert.equal(ref.length, 20);
 
-      const first = await createSession(cfg);
+      const first = await buildBuiltinSession(cfg);
       const ac = new AbortController();
       const part1: number[] = [];
       let ckpt;
@@ -109,7 +109,7 @@ describe('engine/session (built-in experiments)', () => {
       assert.equal(ckpt!.step, 10);
       // Through JSON for the state, as the run store does.
       const restored = { ...ckpt!, state: JSON.parse(JSON.stringify(ckpt!.state)) };
-      const second = await createSession(cfg);
+      const second = await buildBuiltinSession(cfg);
       second.restore(restored);
       assert.equal(second.step, 10);
       const part2 = (await losses(second)).map((p) => p.loss);
@@ -122,7 +122,7 @@ describe('engine/session (built-in experiments)', () => {
 
   it('attention-adaptation learns the teacher (seed single-head and multi-head with LoRA on q, k, v, o)', async () => {
     for (const over of [{}, { model: { numHeads: 4 }, lora: { targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], scaling: 'standard', alpha: 8, init: 'kaiming-uniform' } }]) {
-      const s = await createSession(attnConfig({ ...over, training: { steps: 120, evalEvery: 40 } }));
+      const s = await buildBuiltinSession(attnConfig({ ...over, training: { steps: 120, evalEvery: 40 } }));
       const ev = (await losses(s)).filter((p) => p.evalLoss !== undefined).map((p) => p.evalLoss!);
       assert.ok(ev[ev.length - 1] < ev[0] / 3, `eval losses ${ev.join(', ')}`);
       s.dispose();
@@ -135,7 +135,7 @@ describe('engine/session (built-in experiments)', () => {
       attnConfig({ model: { numHeads: 2, kvSeqLen: 4 }, training: { steps: 8, logEvery: 1, evalEvery: 3 }, lora: { dropout: 0.1, targetModules: ['q', 'o'], trainBias: true } }),
     ]) {
       const before = tf.memory().numTensors;
-      const s = await createSession(cfg);
+      const s = await buildBuiltinSession(cfg);
       const counts: number[] = [];
       for await (const _p of s.run()) counts.push(tf.memory().numTensors);
       assert.ok(counts.slice(1).every((c) => c === counts[1]), `${cfg.kind}: numTensors ${counts.join(' ')}`);
@@ -145,7 +145,7 @@ describe('engine/session (built-in experiments)', () => {
   });
 
   it('a diverging run stops with NonFiniteLossError and keeps the parameters of the last good step', async () => {
-    const s = await createSession(lrrConfig({ optimizer: { name: 'sgd', lr: 40 }, training: { steps: 200, logEvery: 1 } }));
+    const s = await buildBuiltinSession(lrrConfig({ optimizer: { name: 'sgd', lr: 40 }, training: { steps: 200, logEvery: 1 } }));
     let last: ReturnType<TrainingSession['checkpoint']> | undefined;
     await assert.rejects(
       (async () => {
@@ -161,7 +161,7 @@ describe('engine/session (built-in experiments)', () => {
   });
 
   it('exports a PEFT adapter: keys, shapes [r, in] / [out, r], config fields, values = A and B', async () => {
-    const s = await createSession(lrrConfig({ training: { steps: 5 }, lora: { r: 3, alpha: 6 } }));
+    const s = await buildBuiltinSession(lrrConfig({ training: { steps: 5 }, lora: { r: 3, alpha: 6 } }));
     await losses(s);
     const ad = s.exportAdapter();
     assert.deepEqual(Object.keys(ad.tensors).sort(), ['base_model.model.linear.lora_A.weight', 'base_model.model.linear.lora_B.weight']);
@@ -176,13 +176,13 @@ describe('engine/session (built-in experiments)', () => {
     assert.deepEqual(ad.config.target_modules, ['linear']);
     // PEFT convention: A and B train (bias frozen); the percentage is of base + LoRA.
     assert.deepEqual(s.params, { totalParams: 24 * 32 + 24, trainableParams: 3 * (32 + 24), trainablePercentPeft: (100 * 3 * 56) / (24 * 32 + 24 + 3 * 56) });
-    const mod = (s as Awaited<ReturnType<typeof createSession>>).modules.linear;
+    const mod = (s as Awaited<ReturnType<typeof buildBuiltinSession>>).modules.linear;
     assert.deepEqual(ad.tensors['base_model.model.linear.lora_B.weight'].data, mod.B.dataSync());
-    const dW = (s as Awaited<ReturnType<typeof createSession>>).deltaWeights().linear;
+    const dW = (s as Awaited<ReturnType<typeof buildBuiltinSession>>).deltaWeights().linear;
     assert.deepEqual(dW.shape, [24, 32]);
     s.dispose();
 
-    const withBias = await createSession(lrrConfig({ training: { steps: 2 }, lora: { trainBias: true } }));
+    const withBias = await buildBuiltinSession(lrrConfig({ training: { steps: 2 }, lora: { trainBias: true } }));
     await losses(withBias);
     const ab = withBias.exportAdapter();
     assert.equal(ab.config.bias, 'lora_only');
@@ -190,7 +190,7 @@ describe('engine/session (built-in experiments)', () => {
     withBias.dispose();
 
     // The seed's attention keeps its q/k/v biases frozen whatever lora.trainBias says: the config must say "none".
-    const seedAttn = await createSession(attnConfig({ training: { steps: 1 }, lora: { trainBias: true } }));
+    const seedAttn = await buildBuiltinSession(attnConfig({ training: { steps: 1 }, lora: { trainBias: true } }));
     const a2 = seedAttn.exportAdapter();
     assert.equal(a2.config.bias, 'none');
     assert.ok(!Object.keys(a2.tensors).some((k) => /\.[qkv]\.bias$/.test(k)));
@@ -202,26 +202,26 @@ describe('engine/session (built-in experiments)', () => {
     seedAttn.dispose();
 
     // Multi-head, LoRA on q and o with trained biases (the seed's convention): r·(d + k) + k per module.
-    const mh = await createSession(attnConfig({ model: { numHeads: 2 }, lora: { targetModules: ['q', 'o'], trainBias: true }, training: { steps: 1 } }));
+    const mh = await buildBuiltinSession(attnConfig({ model: { numHeads: 2 }, lora: { targetModules: ['q', 'o'], trainBias: true }, training: { steps: 1 } }));
     assert.deepEqual(mh.params, { totalParams: 4 * (16 * 16 + 16), trainableParams: 2 * (4 * 32 + 16), trainablePercentPeft: (100 * 2 * (4 * 32 + 16)) / (4 * (16 * 16 + 16) + 2 * 4 * 32) });
     mh.dispose();
   });
 
   it('restore rejects a checkpoint from another experiment, seed or shape', async () => {
-    const a = await createSession(lrrConfig({ training: { steps: 2 } }));
+    const a = await buildBuiltinSession(lrrConfig({ training: { steps: 2 } }));
     const c = a.checkpoint();
     a.dispose();
-    const other = await createSession(lrrConfig({ training: { steps: 2, seed: 5 } }));
+    const other = await buildBuiltinSession(lrrConfig({ training: { steps: 2, seed: 5 } }));
     assert.throws(() => other.restore(c), (e: unknown) => EngineError.is(e, 'checkpoint-mismatch') && /seed is 1234/.test((e as Error).message));
     other.dispose();
-    const bigger = await createSession(lrrConfig({ training: { steps: 2 }, lora: { r: 5 } }));
+    const bigger = await buildBuiltinSession(lrrConfig({ training: { steps: 2 }, lora: { r: 5 } }));
     assert.throws(() => bigger.restore(c), /tensor "param\/linear.lora_A": expected shape \[5, 32\], got \[4, 32\]/);
     bigger.dispose();
-    await assert.rejects(createSession({ ...lrrConfig(), kind: 'causal-lm' }), (e: unknown) => EngineError.is(e, 'unsupported-kind'));
+    await assert.rejects(buildBuiltinSession({ ...lrrConfig(), kind: 'causal-lm' }), (e: unknown) => EngineError.is(e, 'unsupported-kind'));
   });
 
   it('a second run() while one is in progress is refused (and so is restore), the first one carries on', async () => {
-    const s = await createSession(lrrConfig({ training: { steps: 4, logEvery: 1 } }));
+    const s = await buildBuiltinSession(lrrConfig({ training: { steps: 4, logEvery: 1 } }));
     const first = s.run()[Symbol.asyncIterator]();
     assert.equal((await first.next()).value?.step, 1);
     await assert.rejects(s.run()[Symbol.asyncIterator]().next(), /already running/);
@@ -235,13 +235,13 @@ describe('engine/session (built-in experiments)', () => {
 
   it('a checkpoint that fails to restore (bad optimizer slot) leaves the session untouched', async () => {
     const cfg = lrrConfig({ training: { steps: 6, logEvery: 1 } });
-    const a = await createSession(cfg);
+    const a = await buildBuiltinSession(cfg);
     const ac = new AbortController();
     for await (const p of a.run({ signal: ac.signal })) if (p.step === 3) ac.abort();
     const good = a.checkpoint();
     a.dispose();
     const bad = { ...good, tensors: { ...good.tensors, 'optim/v/linear.lora_B': { shape: [1], data: new Float32Array(1) } } };
-    const b = await createSession(cfg);
+    const b = await buildBuiltinSession(cfg);
     const before = b.checkpoint();
     assert.throws(() => b.restore(bad), /tensor "v\/linear.lora_B": expected shape \[24, 4\], got \[1\]/);
     const after = b.checkpoint();

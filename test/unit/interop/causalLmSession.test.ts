@@ -1,12 +1,12 @@
-// createCausalLmSession end to end on the tiny example models: text windows, training with falling eval
-// loss, exact resume from a checkpoint, and a PEFT-layout adapter that loads back and reproduces the logits.
+// A causal-lm session, opened from disk as a run opens it, end to end on the tiny example models: text
+// windows, training with falling eval loss, exact resume from a checkpoint, and a PEFT-layout adapter that
+// loads back and reproduces the logits.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useCpu } from './helpers';
-import { createCausalLmSession } from '../../../src/runs/causalLmSession';
+import { useCpu, openCausalLm } from './helpers';
 import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows } from '../../../src/models/textData';
 import { loadHfFolder } from '../../../src/io/hfFolder';
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
@@ -76,7 +76,7 @@ describe('interop: causal-lm training session', function () {
   before(useCpu);
 
   it('fine-tunes tiny-gpt2 with falling eval loss and exports a PEFT adapter that reloads exactly', async () => {
-    const s = await createCausalLmSession(experiment('tiny-gpt2', ['c_attn', 'c_proj', 'c_fc'], 8), EXAMPLES);
+    const s = await openCausalLm(experiment('tiny-gpt2', ['c_attn', 'c_proj', 'c_fc'], 8), EXAMPLES);
     assert.equal(s.params.totalParams, 124672);
     // 2 layers × (c_attn 4·(64+192) + attn c_proj 4·128 + c_fc 4·(64+256) + mlp c_proj 4·(256+64))
     assert.equal(s.params.trainableParams, 2 * (1024 + 512 + 1280 + 1280));
@@ -114,7 +114,7 @@ describe('interop: causal-lm training session', function () {
   it('resumes from a checkpoint with exactly the same losses (tiny-llama, bf16 weights)', async () => {
     const targets = ['q_proj', 'v_proj'];
     const before = tf.memory().numTensors;
-    const full = await createCausalLmSession(experiment('tiny-llama', targets, 4), EXAMPLES);
+    const full = await openCausalLm(experiment('tiny-llama', targets, 4), EXAMPLES);
     const during: number[] = [];
     const a: MetricPoint[] = [];
     for await (const p of full.run()) {
@@ -125,7 +125,7 @@ describe('interop: causal-lm training session', function () {
     assert.equal(new Set(during.slice(1)).size, 1, `tensor count per step ${during}`);
     assert.equal(tf.memory().numTensors, before, 'dispose frees every tensor');
 
-    const first = await createCausalLmSession(experiment('tiny-llama', targets, 4), EXAMPLES);
+    const first = await openCausalLm(experiment('tiny-llama', targets, 4), EXAMPLES);
     const ctrl = new AbortController();
     const b: MetricPoint[] = [];
     for await (const p of first.run({ signal: ctrl.signal })) {
@@ -135,7 +135,7 @@ describe('interop: causal-lm training session', function () {
     assert.equal(first.step, 2);
     const ckpt = first.checkpoint();
     first.dispose();
-    const second = await createCausalLmSession(experiment('tiny-llama', targets, 4), EXAMPLES);
+    const second = await openCausalLm(experiment('tiny-llama', targets, 4), EXAMPLES);
     second.restore(ckpt);
     b.push(...(await collect(second.run())));
     second.dispose();
@@ -161,7 +161,7 @@ describe('interop: causal-lm training session', function () {
       fs.writeFileSync(path.join(tmp, 'data.txt'), text);
       const cfg = experiment('model', ['c_attn'], 3);
       if (cfg.model.kind === 'causal-lm') cfg.model.dataset = { path: 'data.txt', seqLen: 16, evalFraction: 0.1, tokenizer: 'tokenizer' };
-      const s = await createCausalLmSession(cfg, tmp);
+      const s = await openCausalLm(cfg, tmp);
       assert.equal(s.details.tokenizer, 'tokenizer');
       // "the adapter is small ." = 5 tokens; 200 sentences ≈ 1200 tokens -> about 75 windows of 16
       assert.ok(s.details.trainWindows + s.details.evalWindows >= 70, `${s.details.trainWindows} + ${s.details.evalWindows}`);
@@ -177,7 +177,7 @@ describe('interop: causal-lm training session', function () {
   it('trainBias trains the adapted layers\' biases (PEFT bias "lora_only") and the adapter carries them', async () => {
     const cfg = experiment('tiny-gpt2', ['c_attn'], 3);
     cfg.lora.trainBias = true;
-    const s = await createCausalLmSession(cfg, EXAMPLES);
+    const s = await openCausalLm(cfg, EXAMPLES);
     assert.equal(s.params.trainableParams, 2 * (4 * (64 + 192) + 192));
     const pts = await collect(s.run());
     const exported = s.exportAdapter();
@@ -202,21 +202,21 @@ describe('interop: causal-lm training session', function () {
   });
 
   it('uses PEFT\'s default targets when targetModules is empty', async () => {
-    const s = await createCausalLmSession(experiment('tiny-llama', [], 1), EXAMPLES);
+    const s = await openCausalLm(experiment('tiny-llama', [], 1), EXAMPLES);
     assert.deepEqual(s.details.targets.map((t) => t.path), ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
     s.dispose();
   });
 
   it('names the layers it has when target modules match nothing', async () => {
-    await assert.rejects(createCausalLmSession(experiment('tiny-llama', ['c_attn'], 2), EXAMPLES), /match no linear layer.*q_proj/);
+    await assert.rejects(openCausalLm(experiment('tiny-llama', ['c_attn'], 2), EXAMPLES), /match no linear layer.*q_proj/);
   });
 
   it('refuses, before training, GPT-2 windows longer than n_positions and a dataset that is not there', async () => {
     const long = experiment('tiny-gpt2', ['c_attn'], 2);
     if (long.model.kind === 'causal-lm') long.model.dataset.seqLen = 129;
-    await assert.rejects(createCausalLmSession(long, EXAMPLES), /model\.dataset\.seqLen 129 is longer than the model's n_positions 128 \(.*tiny-gpt2\/config\.json\)/);
+    await assert.rejects(openCausalLm(long, EXAMPLES), /model\.dataset\.seqLen 129 is longer than the model's n_positions 128 \(.*tiny-gpt2\/config\.json\)/);
     const missing = experiment('tiny-gpt2', ['c_attn'], 2);
     if (missing.model.kind === 'causal-lm') missing.model.dataset.path = 'no-such.txt';
-    await assert.rejects(createCausalLmSession(missing, EXAMPLES), /model\.dataset\.path .*no-such\.txt: no such file/);
+    await assert.rejects(openCausalLm(missing, EXAMPLES), /model\.dataset\.path .*no-such\.txt: no such file/);
   });
 });

@@ -6,9 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { maxAbsDiff, useCpu } from './helpers';
+import { maxAbsDiff, useCpu, openCausalLm } from './helpers';
 import { trainRun, loadExperimentConfig } from '../../../src/runs/trainRun';
-import { createCausalLmSession } from '../../../src/runs/causalLmSession';
 import { loadHfFolder, loadPeftAdapterDir } from '../../../src/io/hfFolder';
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
 import { idsTensor } from '../../../src/models/causalLm';
@@ -67,7 +66,7 @@ describe('interop: DoRA training from an experiment config', function () {
     }
 
     // The same config in-process (seeded: the same training), to read the session's own logits.
-    const session = await createCausalLmSession(config, tmp);
+    const session = await openCausalLm(config, tmp);
     // q_proj 4·(64+64) + 64 magnitudes, v_proj (2 kv heads of 16) 4·(64+32) + 32, two layers.
     assert.equal(session.params.trainableParams, 2 * (4 * 128 + 64 + 4 * 96 + 32));
     const points: MetricPoint[] = [];
@@ -107,7 +106,7 @@ describe('interop: DoRA training from an experiment config', function () {
 
   it('GPT-2 (Conv1D, fan_in_fan_out) with useDora: the exported adapter reloads with the session\'s logits', async () => {
     const { config } = loadExperimentConfig(writeConfig(tmp, 'tiny-gpt2', 'c_attn'));
-    const session = await createCausalLmSession(config, tmp);
+    const session = await openCausalLm(config, tmp);
     assert.equal(session.params.trainableParams, 2 * (4 * (64 + 192) + 192));
     for await (const p of session.run()) assert.ok(Number.isFinite(p.loss));
     const exported = session.exportAdapter();

@@ -135,10 +135,10 @@ describe('interop: special files, and model folders confined to themselves', fun
 
     it('logits --input-ids: a FIFO is refused; text that is not JSON gives its position, not its content', async function () {
       const fifo = mkfifo(path.join(tmp, 'ids-pipe.json'));
-      await rejects(readInputIds(fifo), (e) => e instanceof CliError && e.message.includes('ids-pipe.json: is a FIFO (named pipe), not a regular file; refused'), 'FIFO ids');
+      await rejects(readInputIds(fifo), (e) => CliError.is(e, 'failed') && e.message.includes('ids-pipe.json: is a FIFO (named pipe), not a regular file; refused'), 'FIFO ids');
       const bad = path.join(tmp, 'ids-bad.json');
       fs.writeFileSync(bad, `[[1, 2],\n ${SECRET}]`);
-      const e = await rejects(readInputIds(bad), (x) => x instanceof CliError && /ids-bad\.json: not valid JSON \(unexpected character at line 2, column 2\)/.test(x.message), 'bad ids');
+      const e = await rejects(readInputIds(bad), (x) => CliError.is(x, 'failed') && /ids-bad\.json: not valid JSON \(unexpected character at line 2, column 2\)/.test(x.message), 'bad ids');
       assert.ok(!e.message.includes(SECRET));
     });
 

@@ -1,9 +1,13 @@
-// Shared helpers for the interop tests: the cpu backend, fixture paths, max-abs-difference.
+// Shared helpers for the interop tests: the cpu backend, fixture paths, a causal-lm session opened as a
+// run opens it, max-abs-difference.
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { startBackend } from '../../../src/runs/backendSetup';
+import { backendFacts, startBackend } from '../../../src/runs/backendSetup';
+import { openCausalLmSession } from '../../../src/runs/openSession';
+import type { CausalLmSession } from '../../../src/models/causalLmSession';
+import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
 export const PEFT_FIXTURES = path.resolve(__dirname, '../../fixtures/peft');
 export const PEFT_CASES = ['llama-tiny-qkvo-r8', 'llama-tiny-dora'] as const;
@@ -13,6 +17,11 @@ export const REAL_WORLD = path.resolve(__dirname, '../../../../shared/fixtures/r
 export async function useCpu(): Promise<void> {
   if (tf.getBackend() !== 'cpu') await startBackend({ prefer: 'cpu' });
   await tf.ready();
+}
+
+/** A causal-lm session opened from disk as trainRun opens it, on the backend now in use. */
+export function openCausalLm(config: ExperimentConfig, configDir: string): Promise<CausalLmSession> {
+  return openCausalLmSession(config, { configDir, backend: backendFacts() });
 }
 
 export interface PeftReference {

@@ -24,7 +24,7 @@ describe('interop: model size against the backend', () => {
     assert.equal(folder.float32Bytes, elements * 4);
     await assert.rejects(
       loadHfFolder(BASE, { maxFloat32Bytes: 1000, limitReason: 'a test limit' }),
-      (e: unknown) => e instanceof InteropError && e.reason === 'too-large' &&
+      (e: unknown) => InteropError.is(e, 'too-large') &&
         e.message === `${BASE}: the model has ${(elements / 1e6).toFixed(1)} M parameters, ${(elements * 4 / 2 ** 30).toFixed(2)} GiB as float32, over the 0.00 GiB this backend can hold (a test limit)`,
     );
     assert.equal((await loadHfFolder(BASE, { maxFloat32Bytes: elements * 4 })).paramCount, elements); // at the limit: loads
@@ -41,7 +41,7 @@ describe('interop: model size against the backend', () => {
       const file = path.join(dir, 'model.safetensors');
       fs.writeFileSync(file, Buffer.concat([len, header]));
       fs.truncateSync(file, 8 + header.length + 6_000_000_000);
-      await assert.rejects(loadHfFolder(dir, { maxFloat32Bytes: WASM_MODEL_BYTES }), (e: unknown) => e instanceof InteropError && e.reason === 'too-large' && /1\.50 B parameters, 5\.59 GiB as float32, over the 3\.00 GiB/.test(e.message));
+      await assert.rejects(loadHfFolder(dir, { maxFloat32Bytes: WASM_MODEL_BYTES }), (e: unknown) => InteropError.is(e, 'too-large') && /1\.50 B parameters, 5\.59 GiB as float32, over the 3\.00 GiB/.test(e.message));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

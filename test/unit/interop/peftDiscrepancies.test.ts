@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { maxAbsDiff, useCpu } from './helpers';
+import { maxAbsDiff, useCpu, openCausalLm } from './helpers';
 import { loadHfFolder, loadInspectInput, type HfFolder } from '../../../src/io/hfFolder';
 import { buildCausalLm } from '../../../src/models/buildCausalLm';
 import { idsTensor, type CausalLm } from '../../../src/models/causalLm';
@@ -22,7 +22,6 @@ import { inspectAdapter } from '../../../src/formats/adapters/inspect';
 import { InteropError } from '../../../src/formats/adapters/interopError';
 import { sniffBytes } from '../../../src/formats/adapters/sniff';
 import { formatReport } from '../../../src/cli/commands/inspect';
-import { createCausalLmSession } from '../../../src/runs/causalLmSession';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
 const EXAMPLES = path.resolve(__dirname, '../../../examples/models');
@@ -103,7 +102,7 @@ describe('interop: PEFT discrepancies', function () {
       schedule: { name: 'constant', warmupSteps: 0, minLrRatio: 0 },
       training: { steps: 2, batchSize: 2, seed: 3, evalEvery: 0, evalBatches: 1, checkpointEvery: 0, logEvery: 0 },
     };
-    const s = await createCausalLmSession(config, EXAMPLES);
+    const s = await openCausalLm(config, EXAMPLES);
     for await (const _ of s.run()) void _;
     const trained = s.logits(probe).data;
     const exported = s.exportAdapter();

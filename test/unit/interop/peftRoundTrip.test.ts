@@ -14,8 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { maxAbsDiff, useCpu } from './helpers';
-import { createCausalLmSession } from '../../../src/runs/causalLmSession';
+import { maxAbsDiff, useCpu, openCausalLm } from './helpers';
 import { logitsCommand } from '../../../src/cli/commands/logits';
 import { mergeCommand } from '../../../src/cli/commands/merge';
 import { parseSafetensors, serializeSafetensors } from '../../../src/formats/safetensors';
@@ -138,7 +137,7 @@ describe('interop: round trip with the real PEFT 0.13.2', function () {
 
     // (a) LoRA Lab trains each kind (3 steps: B moves off zero), exports, and runs `logits` and `merge` on it.
     for (const [i, t] of TRAINED.entries()) {
-      const session = await createCausalLmSession(experiment(t.base, t.lora, path.join(EXAMPLES, 'lora-notes.txt')), tmp);
+      const session = await openCausalLm(experiment(t.base, t.lora, path.join(EXAMPLES, 'lora-notes.txt')), tmp);
       for await (const _ of session.run()) void _;
       const exported = session.exportAdapter();
       session.dispose();

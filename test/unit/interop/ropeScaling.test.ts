@@ -50,7 +50,7 @@ describe('interop: Llama 3 rope_scaling ("llama3")', () => {
     assert.throws(() => parseHfConfig(JSON.stringify({ ...BASE, rope_scaling: { ...LLAMA32, high_freq_factor: 1 } })), /high_freq_factor \(1\) should be greater than low_freq_factor \(1\)/);
     assert.throws(
       () => parseHfConfig(JSON.stringify({ ...BASE, rope_scaling: { rope_type: 'yarn', factor: 4 } })),
-      (e: Error) => e instanceof InteropError && /rope_scaling .*"yarn".* is not supported \(only "linear" and "llama3"\)/.test(e.message),
+      (e: Error) => InteropError.is(e, 'unsupported-model') && /rope_scaling .*"yarn".* is not supported \(only "linear" and "llama3"\)/.test(e.message),
     );
     assert.equal((parseHfConfig(JSON.stringify({ ...BASE, rope_scaling: { type: 'linear', factor: 2 } })) as LlamaConfig).ropeLinearFactor, 2);
   });

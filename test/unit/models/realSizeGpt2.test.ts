@@ -15,10 +15,10 @@ import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { frozenNative } from '../../../src/engine/kernels/frozenWeights';
 import { registerWasmFastKernels, wasmNativeKernels } from '../../../src/engine/kernels/wasmFastKernels';
-import { startBackend } from '../../../src/runs/backendSetup';
-import { createCausalLmSession } from '../../../src/runs/causalLmSession';
+import { backendFacts, startBackend } from '../../../src/runs/backendSetup';
+import { openCausalLmSession } from '../../../src/runs/openSession';
 import { loadCausalLmInputs } from '../../../src/io/hfFolder';
-import { causalLmSessionFrom, type CausalLmSession } from '../../../src/models/causalLmSession';
+import { buildCausalLmSession, type CausalLmSession } from '../../../src/models/causalLmSession';
 import type { WeightSource } from '../../../src/formats/weightSource';
 import { gpt2ConfigJson, writeRandomModelFolder } from '../../bench/randomModel';
 import { useCpu } from '../interop/helpers';
@@ -124,7 +124,7 @@ describe('models: a GPT-2-small-shaped random model on the default path', functi
     }
     let outside: number[];
     try {
-      const rec = await recordOffsets(nk, async () => losses(await createCausalLmSession(config, dir)));
+      const rec = await recordOffsets(nk, async () => losses(await openCausalLmSession(config, { configDir: dir, backend: backendFacts() })));
       outside = rec.result;
       for (const name of ['gemm', 'frozenMatMul', 'frozenGather']) {
         assert.ok((rec.calls[name] ?? 0) > 0, `${name} was never called: not the default path`);
@@ -140,7 +140,7 @@ describe('models: a GPT-2-small-shaped random model on the default path', functi
     const inputs = await loadCausalLmInputs('gpt2-small', 'data.txt', dir);
     const w = inputs.folder.weights;
     const widened: WeightSource = { names: () => w.names(), get: (n) => w.get(n), dtype: (n) => w.dtype?.(n) };
-    const heapRec = await recordOffsets(nk, async () => losses(causalLmSessionFrom(config, { ...inputs, folder: { ...inputs.folder, weights: widened } })));
+    const heapRec = await recordOffsets(nk, async () => losses(buildCausalLmSession(config, { ...inputs, folder: { ...inputs.folder, weights: widened } })));
     const inHeap = heapRec.result;
     assert.equal(heapRec.calls.frozenMatMul ?? 0, 0, 'the in-heap run used frozen products');
 

@@ -1,5 +1,5 @@
 // Shared by the fast-path tests: deterministic inputs without any backend, and a session's losses.
-import { createSession } from '../../../src/engine/session';
+import { buildBuiltinSession } from '../../../src/engine/session';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
 /** Deterministic values in [-1, 1) without any backend (a linear congruential generator). */
@@ -15,7 +15,7 @@ export function values(n: number, seed: number): Float32Array {
 
 /** The train loss of every step of a whole session of `cfg` on the current backend. */
 export async function sessionLosses(cfg: ExperimentConfig): Promise<number[]> {
-  const s = await createSession(cfg);
+  const s = await buildBuiltinSession(cfg);
   const out: number[] = [];
   try {
     for await (const p of s.run()) out.push(p.loss);

@@ -12,7 +12,7 @@ import { openPlaygroundSession, streamSide, type PlaygroundSession, type Streame
 import { bytesPlaygroundTokenizer, StreamDecoder } from '../../../src/playground/tokenizer';
 import { logitsCommand } from '../../../src/cli/commands/logits';
 import { generateCommand } from '../../../src/cli/commands/generate';
-import { CliError, UsageError } from '../../../src/cli/command';
+import { CliError } from '../../../src/cli/command';
 import { PEFT_FIXTURES, maxAbsDiff, useCpu } from '../interop/helpers';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -251,12 +251,12 @@ describe('playground: generation', function () {
     });
 
     it('names what is wrong on the command line and in the folders', async () => {
-      await assert.rejects(capture(generateCommand, '--prompt', 'x'), (e: unknown) => e instanceof UsageError && /--model and --prompt are required/.test((e as Error).message));
+      await assert.rejects(capture(generateCommand, '--prompt', 'x'), (e: unknown) => CliError.is(e, 'usage') && /--model and --prompt are required/.test(e.message));
       await assert.rejects(capture(generateCommand, '--model', GPT2, '--prompt', 'x', '--temperature=-1'), /--temperature must be ≥ 0, got -1/);
       await assert.rejects(capture(generateCommand, '--model', GPT2, '--prompt', 'x', '--top-k', '2.5'), /--top-k expects an integer, got 2.5/);
       await assert.rejects(capture(generateCommand, '--model', GPT2, '--prompt', 'x', '--base-too'), /--base-too compares with an adapter/);
       const missing = path.join(tmp, 'no-such-model');
-      await assert.rejects(capture(generateCommand, '--model', missing, '--prompt', 'x', '--backend', 'cpu'), (e: unknown) => e instanceof CliError && e.message.includes(missing) && /no such folder/.test(e.message));
+      await assert.rejects(capture(generateCommand, '--model', missing, '--prompt', 'x', '--backend', 'cpu'), (e: unknown) => CliError.is(e, 'failed') && e.message.includes(missing) && /no such folder/.test(e.message));
       await assert.rejects(capture(generateCommand, '--model', GPT2, '--prompt', '', '--backend', 'cpu'), /the prompt is empty/);
     });
   });
