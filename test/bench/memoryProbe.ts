@@ -6,9 +6,10 @@
 // Prints one JSON line. Used by the real-size benchmarks and to check the estimate against measurement.
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadHfFolder } from '../../src/io/hfFolder';
+import { loadHfFolder, type HfFolder } from '../../src/io/hfFolder';
 import { backendFacts, startBackend } from '../../src/runs/backendSetup';
-import { buildCausalLmSession } from '../../src/models/causalLmSession';
+import { buildCausalLmSession, type CausalLmSession } from '../../src/models/causalLmSession';
+import type { HfModelConfig } from '../../src/formats/hfConfig';
 import { weightsFromRecord } from '../../src/models/weights';
 import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../../src/formats/memoryEstimate';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
@@ -47,11 +48,15 @@ function heapBytes(): number {
   return be.wasm ? (be.wasm.wasmMemory?.buffer ?? be.wasm.HEAPU8.buffer).byteLength : 0;
 }
 
-export async function probe(req: ProbeRequest): Promise<ProbeResult> {
-  const backend = await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
+/** The probe's model: a folder's config and weights, or a family's real-size config (random weights later). */
+export async function probeModel(req: ProbeRequest): Promise<{ folder?: HfFolder; hf: HfModelConfig }> {
   const folder = req.folder ? await loadHfFolder(req.folder) : undefined;
-  const hf = folder ? folder.config : parseConfigJson(req.model === 'gpt2' ? gpt2ConfigJson(req.over) : llama1bConfigJson(req.over));
-  const config: ExperimentConfig = {
+  return { folder, hf: folder ? folder.config : parseConfigJson(req.model === 'gpt2' ? gpt2ConfigJson(req.over) : llama1bConfigJson(req.over)) };
+}
+
+/** The probe's experiment: LoRA r (α = 2r) on the targets, AdamW, a constant learning rate, no eval. */
+export function probeExperiment(req: ProbeRequest): ExperimentConfig {
+  return {
     name: 'probe',
     kind: 'causal-lm',
     outputDir: 'lora-runs',
@@ -61,6 +66,21 @@ export async function probe(req: ProbeRequest): Promise<ProbeResult> {
     schedule: { name: 'constant', warmupSteps: 0, minLrRatio: 0 },
     training: { steps: req.steps, batchSize: req.batch, seed: 1, evalEvery: 0, evalBatches: 1, checkpointEvery: 0, logEvery: 1, gradientCheckpointing: req.checkpoint === true },
   };
+}
+
+/** The probe's session on its model (random weights, seed 1, where no folder is given) and a text long enough for its batches. */
+export function probeSession(req: ProbeRequest, config: ExperimentConfig, model: { folder?: HfFolder; hf: HfModelConfig }): CausalLmSession {
+  const weights = model.folder ? model.folder.weights : weightsFromRecord(randomCheckpoint(model.hf, 1));
+  let text = '';
+  for (let i = 0; text.length < (req.batch + 4) * req.seqLen * 4; i++) text += `sample ${i} of the probe text, ${(i * 7919) % 1000}. `;
+  return buildCausalLmSession(config, { folder: { config: model.hf, weights, weightFiles: model.folder?.weightFiles ?? ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
+}
+
+export async function probe(req: ProbeRequest): Promise<ProbeResult> {
+  const backend = await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
+  const model = await probeModel(req);
+  const { folder, hf } = model;
+  const config = probeExperiment(req);
   const facts = backendFacts();
   const input = causalLmMemoryInput(config, hf, {
     nativeKernels: facts.nativeKernels,
@@ -71,10 +91,7 @@ export async function probe(req: ProbeRequest): Promise<ProbeResult> {
   const estimate = estimateTrainingMemory(input);
   const refusal = memoryRefusal(input, estimate, facts.memoryLimits, req.folder ?? 'random model');
   if (refusal) throw new Error(refusal);
-  const weights = folder ? folder.weights : weightsFromRecord(randomCheckpoint(hf, 1));
-  let text = '';
-  for (let i = 0; text.length < (req.batch + 4) * req.seqLen * 4; i++) text += `sample ${i} of the probe text, ${(i * 7919) % 1000}. `;
-  const session = buildCausalLmSession(config, { folder: { config: hf, weights, weightFiles: folder?.weightFiles ?? ['random'] }, modelPath: req.folder ?? 'random', datasetPath: 'random.txt', datasetText: text });
+  const session = probeSession(req, config, model);
   const losses: number[] = [];
   const msPerStep: number[] = [];
   let last = performance.now();

@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam, buildWorkload, trainStep, workloadByName, type Formulation } from './workloads';
 import { initBenchBackend, type BenchBackend } from './benchBackend';
+import { printKernelProfile } from './profileProbe';
 
 async function main(): Promise<void> {
   const [name = 'a', form = 'tuned', backend = 'wasm', fast = '1', native = '1'] = process.argv.slice(2);
@@ -16,17 +17,6 @@ async function main(): Promise<void> {
     trainStep(w, opt);
   });
   const wall = performance.now() - t0;
-  const by = new Map<string, { ms: number; n: number }>();
-  for (const k of info.kernels) {
-    const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x')}`;
-    const e = by.get(key) ?? { ms: 0, n: 0 };
-    e.ms += (k.kernelTimeMs as number) || 0;
-    e.n++;
-    by.set(key, e);
-  }
-  const rows = [...by.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25);
-  const total = [...by.values()].reduce((s, e) => s + e.ms, 0);
-  console.log(`wall ${wall.toFixed(1)} ms (profiled), kernel total ${total.toFixed(1)} ms, ${info.kernels.length} kernels`);
-  for (const [k, e] of rows) console.log(`${e.ms.toFixed(2).padStart(9)} ms  x${e.n}  ${k}`);
+  printKernelProfile(info, wall, 25);
 }
 void main();
