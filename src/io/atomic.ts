@@ -7,14 +7,27 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-/** Writes `data` to `file` atomically: readers see the old or the new content, never a torn file. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/** What an atomic write takes: a string or bytes, or chunks written in order (a header, then each tensor). */
+export type AtomicData = string | Uint8Array | Iterable<Uint8Array>;
+
+/**
+ * Writes `data` to `file` atomically: readers see the old or the new content, never a torn file.
+ * Chunks let a large file (a GGUF model) go to disk piece by piece, without one joined copy in
+ * memory. Returns the bytes written.
+ */
+export async function writeFileAtomic(file: string, data: AtomicData): Promise<number> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const chunks: Iterable<string | Uint8Array> = typeof data === 'string' || data instanceof Uint8Array ? [data] : data;
   let handle: fsp.FileHandle | undefined;
+  let size = 0;
   try {
     handle = await fsp.open(tmp, 'wx', 0o644);
-    await handle.writeFile(data);
+    // Each writeFile continues at the handle's position, so the chunks land one after another.
+    for (const c of chunks) {
+      await handle.writeFile(c);
+      size += typeof c === 'string' ? Buffer.byteLength(c) : c.length;
+    }
     await handle.sync();
     await handle.close();
     handle = undefined;
@@ -25,6 +38,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     throw err;
   }
   await syncDir(dir);
+  return size;
 }
 
 /** Appends one line (a newline is added) to `file`, creating it. With `fsync`, waits until it is on disk. */

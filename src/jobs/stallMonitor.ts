@@ -4,8 +4,8 @@
 //
 // A self-rescheduling 10 ms timer gives, per tick:
 // - `lateMs`: how late the tick ran (wall clock). This includes time the OS did not run the thread at
-//   all, which on a loaded 2-core machine (a busy worker, a browser, other processes) is tens of ms even
-//   when the host does nothing.
+//   all, which on a loaded machine (a busy worker, a browser, other processes) can exceed the budget
+//   even when the host does nothing.
 // - `blockedMs`: the work the host itself did since the previous tick, i.e. how long our own code kept the
 //   loop from answering. On Linux this is the main thread's on-CPU time from /proc/thread-self/schedstat
 //   (nanoseconds; the runqueue wait it also reports is the OS's share, kept as `waitMs`). Elsewhere it is

@@ -1,5 +1,5 @@
 // The dashboard in VS Code: a WebviewPanel running the webview-ui bundle, restored after a window
-// reload by a WebviewPanelSerializer. Strict CSP (nonce from crypto.randomBytes, styles from files,
+// reload by a WebviewPanelSerializer. Strict CSP (the page and its policy: dashboard/webviewPage.ts;
 // localResourceRoots = dist/webview + media). The host logic (history, validation, batching) is in
 // DashboardSession; this file is the VS Code glue.
 //
@@ -7,12 +7,12 @@
 // run.json) every 500 ms, so a run started anywhere (CLI included) grows on screen. The job manager
 // may also call DashboardPanel.notifyProgress(runDir, points) / notifyRunChanged(runDir) for
 // immediate updates.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { MetricPoint } from '../protocol/runFormat';
 import { log } from '../util/log';
 import { DashboardSession } from '../dashboard/dashboardSession';
+import { panelPageHtml } from '../dashboard/webviewPage';
 
 export interface DashboardShowOptions {
   runDirs?: string[];
@@ -137,33 +137,8 @@ export class DashboardPanel {
 
   private html(): string {
     const webview = this.panel.webview;
-    const nonce = crypto.randomBytes(16).toString('base64');
     const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
-    const js = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'main.js'));
-    const css = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'main.css'));
-    const csp = [
-      "default-src 'none'",
-      `script-src 'nonce-${nonce}'`,
-      `style-src ${webview.cspSource}`,
-      `img-src ${webview.cspSource} data:`,
-      `font-src ${webview.cspSource}`,
-      // The heatmap worker is created from a blob: URL (see webview-ui/src/heatmap/workerClient.ts).
-      'worker-src blob:',
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="${css}">
-<title>LoRA Lab Dashboard</title>
-</head>
-<body>
-<div id="app"></div>
-<script nonce="${nonce}" src="${js}"></script>
-</body>
-</html>`;
+    return panelPageHtml('dashboard', webview.cspSource, (file) => webview.asWebviewUri(vscode.Uri.joinPath(dist, file)).toString());
   }
 
   dispose(): void {

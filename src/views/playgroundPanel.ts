@@ -1,14 +1,14 @@
 // "LoRA Lab: Try Adapter": a WebviewPanel with a prompt box that generates from the base model and from
 // base + adapter side by side. The model runs in its own worker_threads Worker (dist/playgroundWorker.js),
-// never on the extension host; closing the panel terminates it. Strict CSP as the dashboard's (nonce from
-// crypto.randomBytes, styles from files, localResourceRoots = dist/webview + media).
-import * as crypto from 'node:crypto';
+// never on the extension host; closing the panel terminates it. Strict CSP as the dashboard's (the page
+// and its policy: dashboard/webviewPage.ts; localResourceRoots = dist/webview + media).
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { FromPlaygroundWorker, PlaygroundRequest, ToPlaygroundWebview, ToPlaygroundWorker } from '../protocol/playground';
 import { log } from '../util/log';
 import { PlaygroundHost, type PlaygroundWorkerPort } from '../playground/host';
+import { panelPageHtml } from '../dashboard/webviewPage';
 
 export interface PlaygroundShowOptions {
   /** The base model folder (config.json + model.safetensors). */
@@ -130,25 +130,8 @@ export class PlaygroundPanel {
 
   private html(): string {
     const webview = this.panel.webview;
-    const nonce = crypto.randomBytes(16).toString('base64');
     const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
-    const js = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'playground.js'));
-    const css = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'playground.css'));
-    const csp = ["default-src 'none'", `script-src 'nonce-${nonce}'`, `style-src ${webview.cspSource}`, `font-src ${webview.cspSource}`].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="${css}">
-<title>LoRA Lab: Try Adapter</title>
-</head>
-<body>
-<div id="app"></div>
-<script nonce="${nonce}" src="${js}"></script>
-</body>
-</html>`;
+    return panelPageHtml('playground', webview.cspSource, (file) => webview.asWebviewUri(vscode.Uri.joinPath(dist, file)).toString());
   }
 
   dispose(): void {

@@ -1,6 +1,6 @@
 // `npm run bench [-- --json] [--scaling] [--quick] [--all] [--threads N] [--workloads a,b] [--no-torch]`
 //
-// Issue 6's benchmark: each workload on our engine (several backends/formulations, each in its own
+// The training-speed benchmark: each workload on our engine (several backends/formulations, each in its own
 // process) and on a PyTorch reference of the same computation in the same invocation, with
 // ms/step (median after warm-up), effective GFLOP/s and the ratio ours / PyTorch. Ratios are the
 // figures to quote: this machine is shared, absolute times move with its load (printed); the CPU

@@ -1,4 +1,4 @@
-// The UI numbers of issue 6, measured on the pure parts in Node (no DOM here):
+// The dashboard's speed budgets, measured on the pure parts in Node (no DOM here):
 //   - the adapter browser lists 500 adapter folders, headers only (< 1 s);
 //   - a 1024×1024 ΔW heatmap: B·A, block reduction, RGBA pixels (< 200 ms; the canvas blit is not
 //     measured);

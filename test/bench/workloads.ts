@@ -1,9 +1,9 @@
-// The benchmark workloads of issue 6, built on tfjs. test/bench/torch_reference.py builds the SAME
+// The training-speed benchmark's workloads, built on tfjs. test/bench/torch_reference.py builds the SAME
 // computations in PyTorch (same shapes, same ops, same loss); the specs below are sent to it as JSON.
 //
 // Two formulations of our side:
 //   naive  the textbook port: y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ with transposed matMuls, 4-D attention with
-//          batched matMuls, autograd for everything (what the engine did before issue 6);
+//          batched matMuls, autograd for everything (what the engine did before src/engine/kernels);
 //   tuned  src/engine/kernels: frozen weights packed once (Wᵀ and W), a custom LoRA gradient that
 //          computes no dW and no dx where the input needs none, plus the wasm kernel overrides.
 import * as tf from '@tensorflow/tfjs-core';

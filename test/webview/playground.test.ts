@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Page } from 'playwright-core';
 import type { FromPlaygroundWorker, ToPlaygroundWebview } from '../../src/protocol/playground';
 import { PlaygroundHost, type PlaygroundWorkerPort } from '../../src/playground/host';
+import { panelPageHtml } from '../../src/dashboard/webviewPage';
 import { displayPiece, formatLogprob } from '../../webview-ui/src/playground/format';
 import { chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
@@ -30,17 +31,10 @@ function realWorker(): PlaygroundWorkerPort {
   };
 }
 
-/** The panel's page, with file: standing in for webview.cspSource (same CSP otherwise). */
+/** PlaygroundPanel's page, with file: standing in for webview.cspSource. */
 function pageHtml(dir: string): string {
-  const nonce = 'cGxheWdyb3VuZC1ub25jZQ';
-  const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src file:; font-src file:`;
   const file = path.join(dir, 'playground.html');
-  fs.writeFileSync(
-    file,
-    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}">
-<link rel="stylesheet" href="file://${ROOT}/dist/webview/playground.css"><title>LoRA Lab: Try Adapter</title></head>
-<body><div id="app"></div><script nonce="${nonce}" src="file://${ROOT}/dist/webview/playground.js"></script></body></html>`,
-  );
+  fs.writeFileSync(file, panelPageHtml('playground', 'file:', (f) => `file://${ROOT}/dist/webview/${f}`, 'cGxheWdyb3VuZC1ub25jZQ'));
   return file;
 }
 

@@ -1,12 +1,12 @@
 // `lora-lab report RUN_DIR|ADAPTER [...] --out FILE.html`: one self-contained HTML file with the
 // dashboard's views (static): the webview bundle and its CSS inlined, the data embedded as JSON,
 // a strict CSP with a fresh nonce. Opens offline in any browser.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ReportData } from '../../protocol/webview';
 import { jsonForHtmlScript } from '../../shared/reportEncoding';
 import { buildReportData } from '../../dashboard/dashboardData';
+import { newNonce, pageCsp, webviewPageHtml } from '../../dashboard/webviewPage';
 import { writeFileAtomic } from '../../io/atomic';
 import { CliError, parseFlags, UsageError, type CliCommand } from '../command';
 
@@ -36,33 +36,17 @@ export function findWebviewBundle(): { js: string; css: string } {
 
 /** The report page. Inline script and style carry the nonce; the data block is not executable. */
 export function renderReportHtml(data: ReportData, js: string, css: string): string {
-  const nonce = crypto.randomBytes(16).toString('base64');
-  const csp = [
-    "default-src 'none'",
-    `script-src 'nonce-${nonce}'`,
-    `style-src 'nonce-${nonce}'`,
-    'img-src data:',
-    'font-src data:',
-    'worker-src blob:',
-  ].join('; ');
-  const title = data.snapshot.title.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="lora-lab report">
-<title>${title}</title>
-<style nonce="${nonce}">${css.replace(/<\/style/gi, '<\\/style')}</style>
-</head>
-<body class="report">
-<div id="app"></div>
-<script type="application/json" id="lora-lab-data">${jsonForHtmlScript(data)}</script>
-<script nonce="${nonce}">${js.replace(/<\/script/gi, '<\\/script').replace(/<!--/g, '<\\!--')}</script>
-</body>
-</html>
-`;
+  const nonce = newNonce();
+  return webviewPageHtml({
+    title: data.snapshot.title,
+    nonce,
+    allow: pageCsp.report(nonce),
+    style: { text: css },
+    script: { text: js },
+    data: `<script type="application/json" id="lora-lab-data">${jsonForHtmlScript(data)}</script>`,
+    bodyClass: 'report',
+    generator: 'lora-lab report',
+  });
 }
 
 export async function writeReport(paths: string[], out: string, title?: string): Promise<{ bytes: number }> {

@@ -1,4 +1,4 @@
-// The webpack config's decisions, checked without running a build (that takes ~20 s; `npm start` does it).
+// The webpack config's decisions, checked without running a build (too slow for a unit test; `npm start` does it).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

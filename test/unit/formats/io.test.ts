@@ -40,6 +40,20 @@ describe('io: atomic writes and safetensors files', () => {
     assert.equal(fs.readFileSync(f, 'utf8'), 'old');
   });
 
+  it('writeFileAtomic writes chunks in order, returns the byte count, and keeps the old file when a chunk fails', async () => {
+    const f = path.join(dir, 'model.gguf');
+    const chunks = [Uint8Array.from([1, 2, 3]), new Uint8Array(0), Uint8Array.from({ length: 70_000 }, (_, i) => i % 251)];
+    assert.equal(await writeFileAtomic(f, chunks), 70_003);
+    assert.deepEqual(new Uint8Array(fs.readFileSync(f)), Uint8Array.from([...chunks[0], ...chunks[2]]));
+    function* failing(): Generator<Uint8Array> {
+      yield Uint8Array.from([9, 9]);
+      throw new Error('serialiser failed');
+    }
+    await assert.rejects(writeFileAtomic(f, failing()), /serialiser failed/);
+    assert.equal(fs.readFileSync(f).length, 70_003);
+    assert.deepEqual(fs.readdirSync(dir), ['model.gguf']);
+  });
+
   it('concurrent atomic writers never produce a torn file', async () => {
     const f = path.join(dir, 'c.txt');
     const bodies = Array.from({ length: 20 }, (_, i) => String(i).repeat(10_000));

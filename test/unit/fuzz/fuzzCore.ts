@@ -14,6 +14,7 @@ import { parsePeftConfig } from '../../../src/formats/peftConfig';
 import { parseHfConfig } from '../../../src/formats/hfConfig';
 import { decodeExperimentBytes, parseExperimentConfig } from '../../../src/formats/experimentConfig';
 import { loadInspectInput } from '../../../src/io/hfFolder';
+import { mulberry32 as makeRng } from '../../support/rng';
 
 export const SEEDS_DIR = path.resolve(__dirname, '../../fixtures/fuzz/seeds');
 export const CRASHERS_DIR = path.resolve(__dirname, '../../fixtures/fuzz/crashers');
@@ -58,18 +59,6 @@ export function loadCorpus(): Corpus {
 }
 
 // ---- deterministic randomness ----
-
-/** mulberry32: a small seeded generator; rng() in [0, 1). */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x22, 0x5c, 0x7b, 0x7d, 0x5b, 0x5d, 0x3a, 0x2c, 0x0a, 0x1b, 0xc0, 0xed, 0xef];
 const INTERESTING_NUMBERS = ['0', '-1', '1', '2', '7', '8', '255', '65536', '65537', '1e9', '2147483647', '2147483648', '4294967295', '4294967296', '9007199254740991', '9007199254740993', '18446744073709551615', '1e308', '-1e308', '1e-320', '0.5', '-0', '1e400'];

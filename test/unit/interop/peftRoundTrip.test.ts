@@ -110,7 +110,7 @@ const TRAINED: { kind: string; base: 'base-llama' | 'base-gpt2'; lora: Partial<L
 ];
 
 describe('interop: round trip with the real PEFT 0.13.2', function () {
-  // Two Python processes (~2-4 s each of torch start-up) and a few seconds of tiny models per case.
+  // Two Python processes, each paying torch's start-up, and tiny models per case.
   this.timeout(300000);
   let tmp: string;
   let ids: string;

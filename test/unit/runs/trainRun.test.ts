@@ -9,16 +9,11 @@ import { parseSafetensors } from '../../../src/formats/safetensors';
 import { RunError } from '../../../src/runs/runErrors';
 import { listRuns, loadRun, RunFolder } from '../../../src/runs/runStore';
 import { loadExperimentConfig, trainRun, type TrainRunOptions } from '../../../src/runs/trainRun';
-import { REPO_ROOT, TSX_IMPORT, curve, makeTmpDir, tinyExperiment, writeExperiment } from './tinyExperiment';
+import { REPO_ROOT, TSX_IMPORT, adapterTensors, curve, makeTmpDir, runOutcome, tinyExperiment, writeExperiment, type RunOutcome } from './tinyExperiment';
 import { FaultyFs } from './faultyFs';
 
 const run = (opts: TrainRunOptions, events: FromWorker[] = []) =>
   trainRun({ backend: 'cpu', progressIntervalMs: 0, onEvent: (e) => events.push(e), ...opts });
-
-function adapterTensors(dir: string): Record<string, number[]> {
-  const st = parseSafetensors(fs.readFileSync(path.join(dir, 'adapter_model.safetensors')));
-  return Object.fromEntries(st.names().map((n) => [n, Array.from(st.toFloat32(n))]));
-}
 
 describe('runs/trainRun', function () {
   this.timeout(60_000);
@@ -262,12 +257,12 @@ describe('runs/trainRun: damaged runs and full disks', function () {
   this.timeout(60_000);
   let tmp: string;
   let cfg: string;
-  let ref: { metrics: ReturnType<typeof curve>; adapter: Record<string, number[]> };
+  let ref: RunOutcome;
   before(async () => {
     tmp = makeTmpDir('trainrun-damage');
     cfg = writeExperiment(tmp, tinyExperiment({ name: 'damage', steps: 12, checkpointEvery: 2, evalEvery: 4 }));
     const r = await run({ configPath: cfg, outDir: path.join(tmp, 'ref') });
-    ref = { metrics: curve(loadRun(r.runDir).metrics), adapter: adapterTensors(r.adapterDir!) };
+    ref = runOutcome(r.runDir);
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

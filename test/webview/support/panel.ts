@@ -6,21 +6,15 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Envelope } from '../../../src/protocol/messageHandler';
 import type { ToWebview } from '../../../src/protocol/webview';
+import { panelPageHtml } from '../../../src/dashboard/webviewPage';
 import { openPage, type OpenedPage } from './browser';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
-/** The panel's page, with file: standing in for webview.cspSource (same CSP otherwise). */
+/** DashboardPanel's page, with file: standing in for webview.cspSource. */
 function panelHtml(dir: string): string {
-  const nonce = 'dGVzdC1ub25jZS0xMjM0';
-  const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src file:; img-src file: data:; font-src file:; worker-src blob:`;
   const file = path.join(dir, 'panel.html');
-  fs.writeFileSync(
-    file,
-    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}">
-<link rel="stylesheet" href="file://${ROOT}/dist/webview/main.css"><title>LoRA Lab Dashboard</title></head>
-<body><div id="app"></div><script nonce="${nonce}" src="file://${ROOT}/dist/webview/main.js"></script></body></html>`,
-  );
+  fs.writeFileSync(file, panelPageHtml('dashboard', 'file:', (f) => `file://${ROOT}/dist/webview/${f}`, 'dGVzdC1ub25jZS0xMjM0'));
   return file;
 }
 

@@ -47,7 +47,7 @@ self.onmessage = (e) => {
   return worker;
 }
 
-/** Starts the worker ahead of the first heatmap (booting it and compiling the loops take tens of ms). */
+/** Starts the worker ahead of the first heatmap, so its boot and the compiling of its loops do not delay that draw. */
 export function warmUpHeatmapWorker(): void {
   if (!getWorker()) return;
   const d = 128;

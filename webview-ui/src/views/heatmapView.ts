@@ -49,14 +49,18 @@ export class HeatmapView {
   /** Drawn only while its tab shows: a hidden view would request factors for every new checkpoint. */
   private visible = false;
   private stale = true;
+  /** What the panels on screen were laid out for: a resize sizes them again from this. */
+  private drawn: { n: number; gridRows: number; gridCols: number } | undefined;
 
   constructor(private readonly data: DataSource, private sel: HeatmapSelection, private readonly onSelection: (s: HeatmapSelection) => void) {
     this.el.append(this.controls, this.status, this.panels);
-    // The panels fill the pane: a new width lays them out again.
+    // The panels fill the pane, but the grids do not depend on its size: a resize (the page sends
+    // one on every tab switch) only sizes the canvases again. Computing the grids again would
+    // replace the canvases and show 'Computing…' after the view has said it is ready.
     let resized = 0;
     window.addEventListener('resize', () => {
-      clearTimeout(resized);
-      resized = window.setTimeout(() => this.redraw(), 150);
+      cancelAnimationFrame(resized);
+      resized = requestAnimationFrame(() => this.relayout());
     });
   }
 
@@ -77,6 +81,20 @@ export class HeatmapView {
   setVisible(visible: boolean): void {
     this.visible = visible;
     if (visible && this.stale) this.redraw();
+    else if (visible) this.relayout();
+  }
+
+  /** Sizes the panels on screen to the pane (no new grids). */
+  private relayout(): void {
+    if (!this.visible || !this.drawn) return;
+    const size = this.panelSize(this.drawn.n, this.drawn.gridRows, this.drawn.gridCols);
+    for (const viewport of this.panels.querySelectorAll<HTMLElement>('.heatmap-viewport')) {
+      for (const el of [viewport, viewport.querySelector<HTMLElement>('canvas.heatmap')]) {
+        if (!el) continue;
+        el.style.width = `${size.width}px`;
+        el.style.height = `${size.height}px`;
+      }
+    }
   }
 
   private redraw(): void {
@@ -163,6 +181,7 @@ export class HeatmapView {
     const { source, module, step } = this.current();
     if (!source || !module || step === undefined) {
       clear(this.panels);
+      this.drawn = undefined;
       this.status.textContent = this.sources.length ? '' : 'No ΔW to draw yet: heatmaps appear with the first checkpoint.';
       return;
     }
@@ -230,6 +249,7 @@ export class HeatmapView {
       clear(this.panels);
       const size = this.panelSize(panels.length, learned.gridRows, learned.gridCols);
       for (const p of panels) this.panels.append(this.panel(p, size, rows, cols));
+      this.drawn = { n: panels.length, gridRows: learned.gridRows, gridCols: learned.gridCols };
       const down = learned.blockRows > 1 || learned.blockCols > 1;
       const shown = whole ? '' : `, showing rows ${win.r0}–${win.r1 - 1}, cols ${win.c0}–${win.c1 - 1}`;
       this.status.textContent = `${module}: ${rows}×${cols}${shown}${down ? `, shown in ${learned.blockRows}×${learned.blockCols} blocks (${this.sel.mode === 'maxabs' ? 'largest |value|' : 'mean'} per block)` : ''}. Wheel to zoom, drag to pan, double-click for the whole matrix.`;
