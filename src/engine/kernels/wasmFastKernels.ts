@@ -12,9 +12,9 @@
 // the last two axes uses a cache-blocked copy (tfjs's goes element by element on 2-D shapes);
 // Identity and same-dtype Cast share the data instead of copying it.
 //
-// With the native kernels (native/lora_lab_native.c, loaded by src/runs/nativeLoader.ts where they
-// were built), every float32 BatchMatMul and every bias-only _FusedMatMul goes to them instead: one
-// cache-blocked AVX-512 / AVX2 product per call, transposes and batches handled by the packing, on
+// With the native kernels (native/src, loaded by src/runs/nativeLoader.ts where they were built),
+// every float32 BatchMatMul and every bias-only _FusedMatMul goes to them instead: one cache-blocked
+// AVX-512 / AVX2 / NEON product per call, transposes and batches handled by the packing, on
 // the operands in place in the wasm heap (zero-copy), faster than XNNPACK where the CPU has wider
 // vectors than wasm's 128 bits.
 //

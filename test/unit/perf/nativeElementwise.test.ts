@@ -1,7 +1,7 @@
-// The native elementwise kernels (native/lora_lab_native.c): exp (LL_EXP_LOOP) against float64
-// Math.exp for every instruction set this CPU runs, its special values and argument checks, and the
-// wasm Exp override through tfjs (softmax, logSoftmax and their gradients) against the cpu backend;
-// the fused GELU (LL_GELU_LOOP) against a float64 evaluation for every instruction set, and as geluTanh's
+// The native elementwise kernels (native/src/elementwise.c, built once per instruction set): exp
+// against float64 Math.exp for every instruction set this CPU runs, its special values and argument
+// checks, and the wasm Exp override through tfjs (softmax, logSoftmax and their gradients) against
+// the cpu backend; the fused GELU against a float64 evaluation for every instruction set, and as geluTanh's
 // kernels against the op-by-op form on the cpu backend.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -37,7 +37,7 @@ describe('perf: native exp, GELU and norms', function () {
   before(function () {
     const load = loadNativeKernels({});
     if (!load.kernels) {
-      if ((process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64') {
+      if ((process.platform === 'linux' || process.platform === 'darwin') && (process.arch === 'x64' || process.arch === 'arm64')) {
         assert.fail(`the native kernels should be built on ${process.platform}-${process.arch}: ${load.note}`);
       }
       this.skip();

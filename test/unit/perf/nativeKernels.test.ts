@@ -1,4 +1,4 @@
-// The native kernels (native/lora_lab_native.c → dist/native/lora_lab_native.node, run
+// The native kernels (native/src → dist/native/lora_lab_native.node, run
 // `node native/build.mjs` first) must compute what a float64 reference computes, on every instruction
 // set the CPU offers, for every shape, transpose, bias, batching and offset; write nothing outside C;
 // reject bad arguments with errors that name them; and, put behind the wasm backend by
@@ -20,7 +20,7 @@ import { attnConfig } from '../engine/configs';
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 /** Where native/build.mjs has a recipe and the kernels must therefore exist. */
-const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64';
+const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && (process.arch === 'x64' || process.arch === 'arm64');
 
 // `{}`: the test ignores LORA_LAB_NATIVE=0 in the environment (it tests the kernels, not the switch).
 const load = loadNativeKernels({});
@@ -259,7 +259,7 @@ function runAll(kernels: NativeKernels, set: Prepared[], label: string): void {
 describe('perf: native kernels', function () {
   this.timeout(60_000);
 
-  it('are built and load on linux/darwin x64', function () {
+  it('are built and load on linux/darwin x64 and arm64', function () {
     if (!BUILT_HERE) {
       console.log(`      (no native build recipe for ${process.platform}-${process.arch}: ${load.note ?? 'loaded anyway'})`);
       this.skip();
