@@ -208,24 +208,31 @@ describe('perf: native exp, GELU and norms', function () {
       assert.ok(fastKernelStats().nativeExp > n0, 'the native exp did not run');
     });
 
-    it('runs geluTanh as one native kernel each way, equal to the op-by-op form on the cpu backend (values 1e-6, gradients 1e-5)', async function () {
-      const n0 = fastKernelStats().nativeGelu;
+    it('runs geluTanh as one native kernel each way on every instruction set, equal to the op-by-op form on the cpu backend (values 1e-6, gradients 1e-5)', async function () {
       const xs = Float32Array.from({ length: 3 * 1000 }, (_, i) => (i - 1500) / 120); // [-12.5, 12.5)
       const ws = Float32Array.from(xs, (v) => Math.cos(3 * v)); // a non-uniform upstream gradient
-      const [w, c] = await onBoth(() => {
-        const x = tf.tensor2d(xs, [3, 1000]);
-        const wt = tf.tensor2d(ws, [3, 1000]);
-        const y = geluTanh(x);
-        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(geluTanh(t), wt)))(x);
-        return [y, g];
-      });
-      assert.ok(fastKernelStats().nativeGelu >= n0 + 3, 'the native GELU kernels did not run (forward twice, backward once)');
-      const tol = [1e-6, 1e-5];
-      for (let o = 0; o < 2; o++) {
-        for (let i = 0; i < xs.length; i++) {
-          const d = Math.abs(w[o][i] - c[o][i]);
-          assert.ok(d <= tol[o] * Math.max(1, Math.abs(c[o][i])), `${o ? "gelu'" : 'gelu'}(${xs[i]}): native ${w[o][i]}, cpu ${c[o][i]}`);
+      try {
+        for (const isa of nk.isas()) {
+          nk.selectIsa(isa);
+          const n0 = fastKernelStats().nativeGelu;
+          const [w, c] = await onBoth(() => {
+            const x = tf.tensor2d(xs, [3, 1000]);
+            const wt = tf.tensor2d(ws, [3, 1000]);
+            const y = geluTanh(x);
+            const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(geluTanh(t), wt)))(x);
+            return [y, g];
+          });
+          assert.ok(fastKernelStats().nativeGelu >= n0 + 3, `${isa}: the native GELU kernels did not run (forward twice, backward once)`);
+          const tol = [1e-6, 1e-5];
+          for (let o = 0; o < 2; o++) {
+            for (let i = 0; i < xs.length; i++) {
+              const d = Math.abs(w[o][i] - c[o][i]);
+              assert.ok(d <= tol[o] * Math.max(1, Math.abs(c[o][i])), `${isa}: ${o ? "gelu'" : 'gelu'}(${xs[i]}): native ${w[o][i]}, cpu ${c[o][i]}`);
+            }
+          }
         }
+      } finally {
+        nk.selectIsa(isa0);
       }
     });
 
