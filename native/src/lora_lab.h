@@ -52,11 +52,12 @@ typedef void (*ll_gelu_grad_fn)(const float *restrict dy, const float *restrict 
                                 float *restrict dx, int64_t count);
 
 // An instruction set: its micro-kernel's tile (mr × nr), the block sizes the product is cut into
-// (kc, mc, nc: mc a multiple of mr, nc of nr) and its elementwise kernels.
+// (kc, mc, nc: mc a multiple of mr, nc of nr), how many floats of packed op(B) the threads of a
+// row-split product share at most (shared_b, whole kc × nc blocks) and its elementwise kernels.
 typedef struct {
   const char *name;
   int mr, nr;
-  int64_t kc, mc, nc;
+  int64_t kc, mc, nc, shared_b;
   ll_micro_fn micro;
   ll_exp_fn exp;
   ll_gelu_fn gelu;
@@ -112,9 +113,11 @@ void ll_free_thread_buffers(void);
 extern _Atomic int ll_threads;
 
 // pool.c: a persistent pool of threads that run the parts of one call at once.
-// Calls work(ctx, part, parts) once for each part < parts, each part on its own thread at the same
-// time (the calling thread runs part 0), where 1 ≤ parts ≤ want: fewer when threads cannot be
-// started, 1 when another call is using the pool. Returns when every part has returned.
+// Calls work(ctx, part, parts) once for each part < parts, each on its own thread (the calling
+// thread runs part 0), where 1 ≤ parts ≤ want: fewer when threads cannot be started, 1 when another
+// call is using the pool. Returns when every part has returned. A part's thread may start late (not
+// yet scheduled where threads outnumber free cores), so parts share work by claiming it, never by
+// waiting for a part that has not started.
 typedef void (*ll_work_fn)(void *ctx, int part, int parts);
 void ll_pool_run(ll_work_fn work, void *ctx, int want);
 

@@ -1,9 +1,10 @@
 // The native kernels (native/src) tested in C, without Node, so that they can be built with
 // AddressSanitizer + UndefinedBehaviorSanitizer (out-of-bounds reads of packed panels, tails of
 // vector loops, signed overflow in sizes, bad float → int conversions) and with ThreadSanitizer (the
-// thread pool: two callers racing for it, workers taking tasks), and cross-compiled for arm64 to run
-// under qemu. It links with the kernels' objects (`node native/build.mjs --objects DIR`);
-// test/unit/perf/nativeSanitizers.test.ts and nativeToolchains.test.ts build and run it.
+// thread pool: two callers racing for it, workers taking tasks, threads sharing packed blocks), and
+// cross-compiled for arm64 to run under qemu. It links with the kernels' objects
+// (`node native/build.mjs --objects DIR`); test/unit/perf/nativeSanitizers.test.ts and
+// nativeToolchains.test.ts build and run it.
 //
 // Every buffer is its own malloc of exactly the elements the call may touch, so a read or write one
 // element past an operand is a sanitizer report, not a silent neighbour. Results are checked against
@@ -83,6 +84,17 @@ done:
   free(c);
 }
 
+// The ISA's kernels with small blocks: a modest product then spans many kc × nc blocks of B, which
+// the threads of a row split pack together, a few blocks per turn in their shared buffer.
+static ll_isa_t small_blocks(const ll_isa_t *isa) {
+  ll_isa_t small = *isa;
+  small.kc = 16;
+  small.mc = 2 * isa->mr;
+  small.nc = 3 * isa->nr;
+  small.shared_b = 4 * small.kc * small.nc;
+  return small;
+}
+
 static void test_gemm(const ll_isa_t *isa) {
   static const int64_t sizes[] = {0, 1, 3, 7, 17, 33, 70};
   const int ns = (int)(sizeof sizes / sizeof sizes[0]);
@@ -100,6 +112,10 @@ static void test_gemm(const ll_isa_t *isa) {
   check_gemm(isa, 150, 2100, 260, 2, 1, 1, 3);
   check_gemm(isa, 300, 120, 300, 1, 1, 0, 3);
   check_gemm(isa, 100, 100, 100, 12, 8, 1, 2);
+  const ll_isa_t small = small_blocks(isa);
+  check_gemm(&small, 333, 125, 300, 0, 1, 1, 3);
+  check_gemm(&small, 331, 127, 301, 3, 1, 0, 3);
+  check_gemm(&small, 120, 333, 300, 2, 1, 1, 3);
 }
 
 // ---- exp, GELU ----
@@ -218,8 +234,16 @@ typedef struct {
 static void *caller(void *p) {
   const caller_arg *arg = (const caller_arg *)p;
   // Each call needs ≥ 3 threads' worth of work, so both callers try to take the pool; the one that
-  // does not runs alone. Both must get exact products either way.
-  for (int rep = 0; rep < 6; rep++) check_gemm(arg->isa, 160 + 8 * arg->id, 200, 260, rep % 4, 1 + rep % 2, rep % 2, atomic_load(&ll_threads));
+  // does not runs alone. Both must get exact products either way: split by columns, by rows (the
+  // threads sharing packed blocks of B; many of them with small blocks), or by batch entries.
+  const ll_isa_t small = small_blocks(arg->isa);
+  const int threads = atomic_load(&ll_threads), id = arg->id;
+  check_gemm(arg->isa, 160 + 8 * id, 200, 260, 0, 1, 1, threads);
+  check_gemm(arg->isa, 260, 120 + 8 * id, 400, 1, 1, 0, threads);
+  check_gemm(arg->isa, 160 + 8 * id, 200, 260, 2, 2, 1, threads);
+  check_gemm(&small, 260, 120 + 8 * id, 400, 3, 1, 1, threads);
+  check_gemm(&small, 261, 121 + 8 * id, 399, 2, 1, 0, threads);
+  check_gemm(&small, 160 + 8 * id, 200, 260, 1, 1, 1, threads);
   // This thread's packing buffers (worker threads keep theirs for the process's lifetime).
   ll_free_thread_buffers();
   return NULL;

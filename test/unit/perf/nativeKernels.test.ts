@@ -335,6 +335,7 @@ describe('perf: native kernels', function () {
         { m: 33, n: 2100, k: 300, flags: GEMM_TRANS_B, bias: true, batch: 1, shared: false, pad: 2, gap: 1 }, // by columns, bias offset per block
         { m: 257, n: 300, k: 160, flags: GEMM_TRANS_A | GEMM_TRANS_B, bias: false, batch: 1, shared: true, pad: 0, gap: 0 }, // by columns, Bᵀ
         { m: 300, n: 64, k: 640, flags: GEMM_TRANS_A, bias: true, batch: 1, shared: false, pad: 3, gap: 0 }, // by rows, Aᵀ
+        { m: 500, n: 70, k: 1100, flags: GEMM_TRANS_B, bias: true, batch: 1, shared: false, pad: 1, gap: 0 }, // by rows, Bᵀ, 5 shared blocks of B
         { m: 150, n: 210, k: 130, flags: GEMM_TRANS_B | GEMM_A_BATCHED, bias: true, batch: 3, shared: false, pad: 5, gap: 3 }, // by batch entry
         { m: 13, n: 33, k: 7, flags: GEMM_A_BATCHED | GEMM_B_BATCHED, bias: false, batch: 3, shared: false, pad: 0, gap: 0 }, // too small to split
       ];
