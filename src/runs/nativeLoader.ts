@@ -1,5 +1,5 @@
-// Loads the optional native kernels (native/lora_lab_native.c → dist/native/lora_lab_native.node,
-// built by `npm run build` where a C compiler is present). Absent or unloadable kernels are not an
+// Loads the optional native kernels (native/src/*.c → dist/native/lora_lab_native.node, built by
+// native/build.mjs from `npm run build` where a C compiler is present). Absent or unloadable kernels are not an
 // error: the engine runs on the pure wasm kernels and the backend report says why.
 //
 // LORA_LAB_NATIVE=0 in the environment turns them off (to compare, or to rule them out).

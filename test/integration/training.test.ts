@@ -72,7 +72,7 @@ function metricsSteps(runDir: string): number[] {
     assert.equal(finished.status, 'completed');
     // The packaged native kernels load in the extension host's training worker (Linux x64 builds them).
     if (process.platform === 'linux' && process.arch === 'x64') {
-      assert.match(finished.backend.kernels ?? '', /^native (avx512|avx2|generic) kernels/, `no native kernels in the worker: ${JSON.stringify(finished.backend)}`);
+      assert.match(finished.backend.kernels ?? '', /^native (avx512|avx2|neon|generic) kernels/, `no native kernels in the worker: ${JSON.stringify(finished.backend)}`);
     }
     console.log(`training backend: ${finished.backend.name}${finished.backend.kernels ? ` + ${finished.backend.kernels}` : ''}`);
     // The finished run's adapter shows up in the browser.

@@ -1,15 +1,23 @@
-// The native kernels (native/lora_lab_native.c) tested in C, without Node, so that they can be built
-// with AddressSanitizer + UndefinedBehaviorSanitizer (out-of-bounds reads of packed panels, tails of
+// The native kernels (native/src) tested in C, without Node, so that they can be built with
+// AddressSanitizer + UndefinedBehaviorSanitizer (out-of-bounds reads of packed panels, tails of
 // vector loops, signed overflow in sizes, bad float → int conversions) and with ThreadSanitizer (the
-// thread pool: two callers racing for it, workers taking tasks). test/unit/perf/nativeSanitizers.test.ts
-// builds and runs it both ways where the compiler supports them.
+// thread pool: two callers racing for it, workers taking tasks, threads sharing packed blocks), and
+// cross-compiled for arm64 to run under qemu. It links with the kernels' objects
+// (`node native/build.mjs --objects DIR`); test/unit/perf/nativeSanitizers.test.ts and
+// nativeToolchains.test.ts build and run it.
 //
 // Every buffer is its own malloc of exactly the elements the call may touch, so a read or write one
 // element past an operand is a sanitizer report, not a silent neighbour. Results are checked against
 // float64 references with the same tolerances as the JavaScript tests. Prints "ok: …" and exits 0,
 // or prints each mismatch and exits 1.
-#define LL_KERNELS_ONLY 1
-#include "../../native/lora_lab_native.c"
+#include "../../native/src/lora_lab.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int g_failures = 0;
 static _Thread_local uint64_t g_rng = 0x9e3779b97f4a7c15ull; // per thread: the callers of test_pool draw their own
@@ -40,14 +48,14 @@ static float *arr(int64_t n) {
 
 // ---- gemm ----
 
-static void check_gemm(const isa_t *isa, int64_t m, int64_t n, int64_t k, int flags, int64_t batch, int bias, int threads) {
+static void check_gemm(const ll_isa_t *isa, int64_t m, int64_t n, int64_t k, int flags, int64_t batch, int bias, int threads) {
   const int transA = flags & 1, transB = (flags & 2) != 0, aB = (flags & 4) != 0, bB = (flags & 8) != 0;
   const int64_t sizeA = m * k, sizeB = k * n, sizeC = m * n;
   float *a = arr((aB ? batch : 1) * sizeA), *b = arr((bB ? batch : 1) * sizeB);
   float *bv = bias ? arr(n) : NULL;
   float *c = arr(batch * sizeC);
-  const gemm_t whole = {a, b, c, bv, m, n, k, transA ? m : k, transB ? k : n, n, transA, transB};
-  if (gemm_batch(isa, &whole, batch, aB, bB, threads) != 0) FAIL("%s: gemm_batch failed (out of memory)\n", isa->name);
+  const ll_gemm_t whole = {a, b, c, bv, m, n, k, transA ? m : k, transB ? k : n, n, transA, transB};
+  if (ll_gemm_batch(isa, &whole, batch, aB, bB, threads) != 0) FAIL("%s: gemm_batch failed (out of memory)\n", isa->name);
   for (int64_t e = 0; e < batch; e++) {
     const float *ae = a + (aB ? e * sizeA : 0), *be = b + (bB ? e * sizeB : 0);
     for (int64_t i = 0; i < m; i++) {
@@ -76,7 +84,18 @@ done:
   free(c);
 }
 
-static void test_gemm(const isa_t *isa) {
+// The ISA's kernels with small blocks: a modest product then spans many kc × nc blocks of B, which
+// the threads of a row split pack together, a few blocks per turn in their shared buffer.
+static ll_isa_t small_blocks(const ll_isa_t *isa) {
+  ll_isa_t small = *isa;
+  small.kc = 16;
+  small.mc = 2 * isa->mr;
+  small.nc = 3 * isa->nr;
+  small.shared_b = 4 * small.kc * small.nc;
+  return small;
+}
+
+static void test_gemm(const ll_isa_t *isa) {
   static const int64_t sizes[] = {0, 1, 3, 7, 17, 33, 70};
   const int ns = (int)(sizeof sizes / sizeof sizes[0]);
   int i = 0;
@@ -93,11 +112,15 @@ static void test_gemm(const isa_t *isa) {
   check_gemm(isa, 150, 2100, 260, 2, 1, 1, 3);
   check_gemm(isa, 300, 120, 300, 1, 1, 0, 3);
   check_gemm(isa, 100, 100, 100, 12, 8, 1, 2);
+  const ll_isa_t small = small_blocks(isa);
+  check_gemm(&small, 333, 125, 300, 0, 1, 1, 3);
+  check_gemm(&small, 331, 127, 301, 3, 1, 0, 3);
+  check_gemm(&small, 120, 333, 300, 2, 1, 1, 3);
 }
 
 // ---- exp, GELU ----
 
-static void test_exp(const isa_t *isa) {
+static void test_exp(const ll_isa_t *isa) {
   const int64_t count = 4099; // not a multiple of any vector width: the loops' tails run
   float *x = arr(count), *y = arr(count);
   for (int64_t i = 0; i < count; i++) x[i] = -110.0f + 210.0f * (float)i / (float)(count - 1);
@@ -126,7 +149,7 @@ static void test_exp(const isa_t *isa) {
   free(y);
 }
 
-static void test_gelu(const isa_t *isa) {
+static void test_gelu(const ll_isa_t *isa) {
   const int64_t count = 1027;
   float *x = arr(count), *y = arr(count), *s = arr(count), *dy = arr(count), *dx = arr(count);
   for (int64_t i = 0; i < count; i++) x[i] = -12.0f + 24.0f * (float)i / (float)(count - 1);
@@ -156,8 +179,8 @@ static void test_norm(int center, int bias) {
   float *x = arr(n), *w = arr(dim), *b = bias ? arr(dim) : NULL, *y = arr(n), *st = arr(2 * rows);
   float *dy = arr(n), *dx = arr(n), *dw = arr(dim), *db = bias ? arr(dim) : NULL;
   const float eps = 1e-5f;
-  norm_forward(x, w, b, y, st, rows, dim, eps, center);
-  norm_backward(dy, x, w, st, dx, dw, db, rows, dim, center);
+  ll_norm_forward(x, w, b, y, st, rows, dim, eps, center);
+  ll_norm_backward(dy, x, w, st, dx, dw, db, rows, dim, center);
   double *rdw = (double *)calloc((size_t)dim, sizeof(double)), *rdb = (double *)calloc((size_t)dim, sizeof(double));
   for (int64_t i = 0; i < rows; i++) {
     const float *xi = x + i * dim, *dyi = dy + i * dim;
@@ -204,24 +227,29 @@ static void test_norm(int center, int bias) {
 // ---- the thread pool, from two callers at once ----
 
 typedef struct {
-  const isa_t *isa;
+  const ll_isa_t *isa;
   int id;
 } caller_arg;
 
 static void *caller(void *p) {
   const caller_arg *arg = (const caller_arg *)p;
   // Each call needs ≥ 3 threads' worth of work, so both callers try to take the pool; the one that
-  // does not runs alone. Both must get exact products either way.
-  for (int rep = 0; rep < 6; rep++) check_gemm(arg->isa, 160 + 8 * arg->id, 200, 260, rep % 4, 1 + rep % 2, rep % 2, atomic_load(&g_threads));
+  // does not runs alone. Both must get exact products either way: split by columns, by rows (the
+  // threads sharing packed blocks of B; many of them with small blocks), or by batch entries.
+  const ll_isa_t small = small_blocks(arg->isa);
+  const int threads = atomic_load(&ll_threads), id = arg->id;
+  check_gemm(arg->isa, 160 + 8 * id, 200, 260, 0, 1, 1, threads);
+  check_gemm(arg->isa, 260, 120 + 8 * id, 400, 1, 1, 0, threads);
+  check_gemm(arg->isa, 160 + 8 * id, 200, 260, 2, 2, 1, threads);
+  check_gemm(&small, 260, 120 + 8 * id, 400, 3, 1, 1, threads);
+  check_gemm(&small, 261, 121 + 8 * id, 399, 2, 1, 0, threads);
+  check_gemm(&small, 160 + 8 * id, 200, 260, 1, 1, 1, threads);
   // This thread's packing buffers (worker threads keep theirs for the process's lifetime).
-  free(t_bufA);
-  free(t_bufB);
-  t_bufA = t_bufB = NULL;
-  t_capA = t_capB = 0;
+  ll_free_thread_buffers();
   return NULL;
 }
 
-static void test_pool(const isa_t *isa) {
+static void test_pool(const ll_isa_t *isa) {
   pthread_t th[2];
   caller_arg args[2] = {{isa, 0}, {isa, 1}};
   for (int i = 0; i < 2; i++) {
@@ -236,14 +264,14 @@ static void test_pool(const isa_t *isa) {
 int main(int argc, char **argv) {
   // "pool" runs only the thread-pool test (ThreadSanitizer makes the rest slow and adds nothing).
   const int poolOnly = argc > 1 && strcmp(argv[1], "pool") == 0;
-  static const char *names[] = {"generic", "avx2", "avx512"};
   char list[64] = "";
-  atomic_store(&g_threads, 3); // what setThreads(3) sets; the pool test's callers use it
-  if (!best_isa() || !cpu_has(best_isa()->name)) FAIL("best_isa() is not one this CPU has\n");
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    const isa_t *isa = isa_by_name(names[i]);
-    if (!isa || !cpu_has(names[i])) continue;
-    g_isa = isa;
+  atomic_store(&ll_threads, 3); // what setThreads(3) sets; the pool test's callers use it
+  if (!ll_best_isa() || !ll_cpu_has(ll_best_isa()->name)) FAIL("ll_best_isa() is not one this CPU has\n");
+  for (size_t i = 0; i < ll_isa_count; i++) {
+    const char *name = ll_isa_names[i];
+    const ll_isa_t *isa = ll_isa_by_name(name);
+    if (!isa || !ll_cpu_has(name)) continue;
+    ll_isa = isa;
     if (!poolOnly) {
       test_gemm(isa);
       test_exp(isa);
@@ -251,15 +279,14 @@ int main(int argc, char **argv) {
     }
     test_pool(isa);
     strcat(list, list[0] ? ", " : "");
-    strcat(list, names[i]);
+    strcat(list, name);
   }
   if (!poolOnly) {
     for (int center = 0; center < 2; center++) {
       for (int bias = 0; bias < 2; bias++) test_norm(center, bias);
     }
   }
-  free(t_bufA);
-  free(t_bufB);
+  ll_free_thread_buffers();
   if (g_failures) {
     fprintf(stderr, "%d failure(s)\n", g_failures);
     return 1;

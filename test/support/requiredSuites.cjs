@@ -42,6 +42,11 @@ const RULES = [
       /^test\/unit\/perf\/native(Kernels|Elementwise|BadCalls|Workers)\.test\.ts$/.test(file) || file === 'test/unit/models/realSizeGpt2.test.ts' || /with native kernels/.test(title),
   },
   {
+    name: 'native toolchains (clang, arm64)',
+    when: () => (process.platform === 'linux' && process.arch === 'x64' ? 'this is linux-x64, where .ci/run installs clang, lld, qemu-user and the arm64 C library' : undefined),
+    matches: (file) => file === 'test/unit/perf/nativeToolchains.test.ts',
+  },
+  {
     name: 'PEFT round trip / pystack',
     when: () => (torchImports() && fs.existsSync(PYSTACK) ? `python3 imports torch and ${PYSTACK} exists` : undefined),
     matches: (file, title) =>

@@ -1,6 +1,6 @@
 // Frozen weights outside the tensor heap: the frozen linear and embedding weights of a loaded model
 // stay in the bytes they were read into (their stored dtype: F32, BF16 or F16), held by the native
-// kernels, and the products that use them read them there (native/lora_lab_native.c, frozenMatMul
+// kernels, and the products that use them read them there (native/src/frozen.c, frozenMatMul
 // and frozenGather). The 4 GiB wasm heap then holds activations, LoRA parameters and optimizer state
 // only. Without the native kernels (or on another backend) this path is unavailable and the weights
 // go into the heap as float32 tensors as before, which bounds the model to what fits there.

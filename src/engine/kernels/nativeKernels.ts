@@ -1,4 +1,4 @@
-// The optional native kernels (native/lora_lab_native.c) as the engine sees them: an object with a
+// The optional native kernels (native/src, N-API binding in native/src/binding.c) as the engine sees them: an object with a
 // matrix-product entry point. The engine never loads them itself (it stays free of node built-ins);
 // src/runs/nativeLoader.ts loads the addon where it was built and hands it to initBackend.
 
@@ -55,7 +55,7 @@ export interface NativeKernels {
   frozenMatMul?(w: object, x: Float32Array, xOff: number, y: Float32Array, yOff: number, n: number, mode: 0 | 1): void;
   /** out [count, cols] = rows idx[idxOff..idxOff + count) of W, widened to float32. */
   frozenGather?(w: object, idx: Int32Array, idxOff: number, count: number, out: Float32Array, outOff: number): void;
-  /** The instruction set in use: "avx512", "avx2" or "generic". */
+  /** The instruction set in use: "avx512", "avx2", "neon" (arm64) or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */
   isas(): string[];

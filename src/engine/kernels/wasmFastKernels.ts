@@ -10,7 +10,7 @@
 //
 // Use: `registerWasmFastKernels(native?)` once after the wasm backend is initialised (it is a no-op
 // on other backends' kernels); it returns a function that restores the original kernels. The native
-// kernels (native/lora_lab_native.c, loaded by src/runs/nativeLoader.ts where they were built) are
+// kernels (native/src, loaded by src/runs/nativeLoader.ts where they were built) are
 // optional.
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from './nativeKernels';

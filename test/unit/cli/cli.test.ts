@@ -176,7 +176,7 @@ describe('cli: lora-lab', function () {
     const start = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as FromWorker).find((e) => e.type === 'didStart');
     assert.ok(start && start.type === 'didStart', r.stdout);
     assert.deepEqual([start.backend.name, start.backend.threads], ['wasm', 1], JSON.stringify(start.backend));
-    assert.match(start.backend.kernels ?? '', /^native (avx512|avx2|generic) kernels, 2 threads \(lora-lab-native \d+\)$/);
+    assert.match(start.backend.kernels ?? '', /^native (avx512|avx2|neon|generic) kernels, 2 threads \(lora-lab-native \d+\)$/);
   });
 
   it('inspect on a run folder describes its adapter, or says the run has none yet', async () => {

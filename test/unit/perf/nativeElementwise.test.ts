@@ -1,7 +1,7 @@
-// The native elementwise kernels (native/lora_lab_native.c): exp (LL_EXP_LOOP) against float64
-// Math.exp for every instruction set this CPU runs, its special values and argument checks, and the
-// wasm Exp override through tfjs (softmax, logSoftmax and their gradients) against the cpu backend;
-// the fused GELU (LL_GELU_LOOP) against a float64 evaluation for every instruction set, and as geluTanh's
+// The native elementwise kernels (native/src/elementwise.c, built once per instruction set): exp
+// against float64 Math.exp for every instruction set this CPU runs, its special values and argument
+// checks, and the wasm Exp override through tfjs (softmax, logSoftmax and their gradients) against
+// the cpu backend; the fused GELU against a float64 evaluation for every instruction set, and as geluTanh's
 // kernels against the op-by-op form on the cpu backend.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -38,7 +38,7 @@ describe('perf: native exp, GELU and norms', function () {
   before(function () {
     const load = loadNativeKernels({});
     if (!load.kernels) {
-      if ((process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64') {
+      if ((process.platform === 'linux' || process.platform === 'darwin') && (process.arch === 'x64' || process.arch === 'arm64')) {
         assert.fail(`the native kernels should be built on ${process.platform}-${process.arch}: ${load.note}`);
       }
       this.skip();
@@ -216,24 +216,31 @@ describe('perf: native exp, GELU and norms', function () {
       assert.ok(nativeExp() > n0, 'the native exp did not run');
     });
 
-    it('runs geluTanh as one native kernel each way, equal to the op-by-op form on the cpu backend (values 1e-6, gradients 1e-5)', async function () {
-      const n0 = nativeGelu();
+    it('runs geluTanh as one native kernel each way on every instruction set, equal to the op-by-op form on the cpu backend (values 1e-6, gradients 1e-5)', async function () {
       const xs = Float32Array.from({ length: 3 * 1000 }, (_, i) => (i - 1500) / 120); // [-12.5, 12.5)
       const ws = Float32Array.from(xs, (v) => Math.cos(3 * v)); // a non-uniform upstream gradient
-      const [w, c] = await onBoth(() => {
-        const x = tf.tensor2d(xs, [3, 1000]);
-        const wt = tf.tensor2d(ws, [3, 1000]);
-        const y = geluTanh(x);
-        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(geluTanh(t), wt)))(x);
-        return [y, g];
-      });
-      assert.ok(nativeGelu() >= n0 + 3, 'the native GELU kernels did not run (forward twice, backward once)');
-      const tol = [1e-6, 1e-5];
-      for (let o = 0; o < 2; o++) {
-        for (let i = 0; i < xs.length; i++) {
-          const d = Math.abs(w[o][i] - c[o][i]);
-          assert.ok(d <= tol[o] * Math.max(1, Math.abs(c[o][i])), `${o ? "gelu'" : 'gelu'}(${xs[i]}): native ${w[o][i]}, cpu ${c[o][i]}`);
+      try {
+        for (const isa of nk.isas()) {
+          nk.selectIsa(isa);
+          const n0 = nativeGelu();
+          const [w, c] = await onBoth(() => {
+            const x = tf.tensor2d(xs, [3, 1000]);
+            const wt = tf.tensor2d(ws, [3, 1000]);
+            const y = geluTanh(x);
+            const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(geluTanh(t), wt)))(x);
+            return [y, g];
+          });
+          assert.ok(nativeGelu() >= n0 + 3, `${isa}: the native GELU kernels did not run (forward twice, backward once)`);
+          const tol = [1e-6, 1e-5];
+          for (let o = 0; o < 2; o++) {
+            for (let i = 0; i < xs.length; i++) {
+              const d = Math.abs(w[o][i] - c[o][i]);
+              assert.ok(d <= tol[o] * Math.max(1, Math.abs(c[o][i])), `${isa}: ${o ? "gelu'" : 'gelu'}(${xs[i]}): native ${w[o][i]}, cpu ${c[o][i]}`);
+            }
+          }
         }
+      } finally {
+        nk.selectIsa(isa0);
       }
     });
 

@@ -1,4 +1,4 @@
-// The native kernels (native/lora_lab_native.c → dist/native/lora_lab_native.node, run
+// The native kernels (native/src → dist/native/lora_lab_native.node, run
 // `node native/build.mjs` first) must compute what a float64 reference computes, on every instruction
 // set the CPU offers, for every shape, transpose, bias, batching and offset; write nothing outside C;
 // reject bad arguments with errors that name them; and, put behind the wasm backend by
@@ -21,7 +21,7 @@ import { countingNative } from './kernelSpies';
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 /** Where native/build.mjs has a recipe and the kernels must therefore exist. */
-const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64';
+const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && (process.arch === 'x64' || process.arch === 'arm64');
 
 // `{}`: the test ignores LORA_LAB_NATIVE=0 in the environment (it tests the kernels, not the switch).
 const load = loadNativeKernels({});
@@ -260,7 +260,7 @@ function runAll(kernels: NativeKernels, set: Prepared[], label: string): void {
 describe('perf: native kernels', function () {
   this.timeout(60_000);
 
-  it('are built and load on linux/darwin x64', function () {
+  it('are built and load on linux/darwin x64 and arm64', function () {
     if (!BUILT_HERE) {
       console.log(`      (no native build recipe for ${process.platform}-${process.arch}: ${load.note ?? 'loaded anyway'})`);
       this.skip();
@@ -336,6 +336,7 @@ describe('perf: native kernels', function () {
         { m: 33, n: 2100, k: 300, flags: GEMM_TRANS_B, bias: true, batch: 1, shared: false, pad: 2, gap: 1 }, // by columns, bias offset per block
         { m: 257, n: 300, k: 160, flags: GEMM_TRANS_A | GEMM_TRANS_B, bias: false, batch: 1, shared: true, pad: 0, gap: 0 }, // by columns, Bᵀ
         { m: 300, n: 64, k: 640, flags: GEMM_TRANS_A, bias: true, batch: 1, shared: false, pad: 3, gap: 0 }, // by rows, Aᵀ
+        { m: 500, n: 70, k: 1100, flags: GEMM_TRANS_B, bias: true, batch: 1, shared: false, pad: 1, gap: 0 }, // by rows, Bᵀ, 5 shared blocks of B
         { m: 150, n: 210, k: 130, flags: GEMM_TRANS_B | GEMM_A_BATCHED, bias: true, batch: 3, shared: false, pad: 5, gap: 3 }, // by batch entry
         { m: 13, n: 33, k: 7, flags: GEMM_A_BATCHED | GEMM_B_BATCHED, bias: false, batch: 3, shared: false, pad: 0, gap: 0 }, // too small to split
       ];

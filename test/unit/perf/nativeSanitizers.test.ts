@@ -1,7 +1,8 @@
-// The native kernels under sanitizers: test/native/kernels_test.c includes native/lora_lab_native.c
-// without its N-API binding and checks gemm (every ISA the CPU has, shapes across the blocking,
-// threads), exp, GELU, the norms and the thread pool (two callers racing for it) against float64
-// references. Built once with AddressSanitizer + UndefinedBehaviorSanitizer and once with
+// The native kernels under sanitizers: test/native/kernels_test.c, linked with the kernels' objects
+// without the N-API binding (`node native/build.mjs --objects DIR`, each file with its own flags plus
+// the sanitizer's), checks gemm (every ISA the CPU has, shapes across the blocking, threads splitting
+// rows and columns), exp, GELU, the norms and the thread pool (two callers racing for it) against
+// float64 references. Built once with AddressSanitizer + UndefinedBehaviorSanitizer and once with
 // ThreadSanitizer (the pool part only), where the C compiler supports them; otherwise each is
 // skipped with the reason. Any sanitizer report makes the program exit non-zero.
 import * as assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const TEST_C = path.join(ROOT, 'test', 'native', 'kernels_test.c');
+const BUILD = path.join(ROOT, 'native', 'build.mjs');
 
 function which(cmd: string): boolean {
   try {
@@ -46,7 +48,8 @@ const SANITIZERS: Sanitizer[] = [
   },
 ];
 
-const COMMON = ['-std=c11', '-O1', '-g', '-fno-omit-frame-pointer', '-Wall', '-Wextra', '-Werror', '-D_POSIX_C_SOURCE=200809L', '-D_ISOC11_SOURCE'];
+const DEBUG = ['-O1', '-g', '-fno-omit-frame-pointer'];
+const COMMON = ['-std=c11', ...DEBUG, '-Wall', '-Wextra', '-Werror', '-D_POSIX_C_SOURCE=200809L', '-D_ISOC11_SOURCE'];
 
 describe('perf: native kernels under sanitizers (C-level test)', function () {
   this.timeout(240_000);
@@ -85,8 +88,13 @@ describe('perf: native kernels under sanitizers (C-level test)', function () {
         console.log(`      (skipped: ${why}: ${(built.stderr || ran?.stderr || '').trim().split('\n')[0]})`);
         this.skip();
       }
-      const exe = path.join(dir, `kernels-${san.args.join('') || 'asan'}`);
-      const cc = spawnSync(CC!, [...COMMON, ...san.flags, TEST_C, '-o', exe, '-lm', '-lpthread'], { encoding: 'utf8' });
+      const tag = san.args.join('') || 'asan';
+      const objects = path.join(dir, `objects-${tag}`);
+      const compiled = spawnSync(process.execPath, [BUILD, '--require', '--cc', CC!, '--objects', objects, '--cflags', [...DEBUG, ...san.flags].join(' ')], { encoding: 'utf8' });
+      assert.equal(compiled.status, 0, `node native/build.mjs --objects failed:\n${compiled.stdout}${compiled.stderr}`);
+      const exe = path.join(dir, `kernels-${tag}`);
+      const objs = fs.readdirSync(objects).map((f) => path.join(objects, f));
+      const cc = spawnSync(CC!, [...COMMON, ...san.flags, TEST_C, ...objs, '-o', exe, '-lm', '-lpthread'], { encoding: 'utf8' });
       assert.equal(cc.status, 0, `${CC} failed to build test/native/kernels_test.c:\n${cc.stderr}`);
       const run = spawnSync(exe, san.args, { encoding: 'utf8', env, timeout: 180_000 });
       assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stderr}`);

@@ -1,7 +1,7 @@
 // The native kernels loaded only by worker threads, one after another, as in VS Code's extension host
 // (its main thread never loads them): Node unloads an addon when the last worker that loaded it exits,
 // which used to leave the thread pool asleep in unmapped code, so the next worker's product hung or
-// crashed. The library now pins itself (native/lora_lab_native.c, pin_library; -z nodelete).
+// crashed. The library now pins itself (native/src/binding.c, pin_library; -z nodelete).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { loadNativeKernels, nativeCandidates } from '../../../src/runs/nativeLoader';

@@ -9,7 +9,7 @@
 //   - a batched product runs as one XNNPACK call per batch entry on zero-copy sub-views: the
 //     entries are registered as temporary tensor ids that point inside the operands' wasm memory.
 //
-// With the native kernels (native/lora_lab_native.c), every float32 BatchMatMul and every bias-only
+// With the native kernels (native/src), every float32 BatchMatMul and every bias-only
 // _FusedMatMul goes to them instead: one cache-blocked AVX-512 / AVX2 product per call, transposes
 // and batches handled by the packing, on the operands in place in the wasm heap (zero-copy), faster
 // than XNNPACK where the CPU has wider vectors than wasm's 128 bits.
