@@ -217,7 +217,7 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
     throw_range(env, "c overlaps an input");
     return NULL;
   }
-  const ll_gemm_t whole = {pa, pb, pc, pbias, m, n, k, transA ? m : k, transB ? k : n, n, transA, transB};
+  const ll_gemm_t whole = {pa, pb, pc, pbias, m, n, k, transA ? m : k, transB ? k : n, n, transA, transB, 0};
   const int rc = ll_gemm_batch(ll_isa, &whole, batch, aBatched, bBatched, atomic_load(&ll_threads));
   if (rc != 0) napi_throw_error(env, NULL, rc == -2 ? "lora-lab-native gemm: out of memory" : "lora-lab-native gemm: out of memory for the packing buffers");
   return NULL;

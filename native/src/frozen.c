@@ -3,8 +3,8 @@
 // as a whole; the products read it there:
 //   mode 0: y [n, rows] = x [n, cols] · Wᵀ   (a Linear's forward; the tied head's logits)
 //   mode 1: y [n, cols] = x [n, rows] · W    (its backward dx = dy·W; the tied head's dh)
-// BF16/F16 weights are widened a block of output columns at a time into a per-call buffer, and each
-// block is one product of the packed kernel with C's leading dimension the whole row. Every element
+// BF16/F16 weights are widened a block of whole rows at a time (contiguous in the file) into a
+// per-call buffer, and each block is one product of the packed kernel on C in place. Every element
 // of C is summed over k in the same order as the in-heap product of the widened weight, so the
 // results equal it exactly.
 #include "lora_lab.h"
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Columns of C per widened block: ~4 MB of float32 per block for BF16/F16 weights.
+// Floats per widened block of a BF16/F16 weight (~4 MB), at least one row (mode 0: 16 rows; mode 1: kc rows).
 #define LL_FROZEN_BLOCK_FLOATS (1 << 20)
 
 static float half_to_float(uint16_t h) {
@@ -29,64 +29,103 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
-static inline float frozen_at(const ll_frozen_t *w, int64_t i) {
+// count elements of a stored weight, from element `first`, as float32 into dst. One loop per dtype,
+// so that the compiler vectorises the BF16 one (a shift) and F32 is a copy.
+static void widen(const ll_frozen_t *w, int64_t first, int64_t count, float *restrict dst) {
   switch (w->dtype) {
     case LL_BF16: {
-      uint16_t b;
-      memcpy(&b, w->data + 2 * i, 2);
-      const uint32_t u = (uint32_t)b << 16;
-      float f;
-      memcpy(&f, &u, sizeof f);
-      return f;
+      const uint8_t *restrict src = w->data + 2 * first;
+      for (int64_t i = 0; i < count; i++) {
+        uint16_t b;
+        memcpy(&b, src + 2 * i, 2);
+        const uint32_t u = (uint32_t)b << 16;
+        memcpy(dst + i, &u, sizeof u);
+      }
+      break;
     }
     case LL_F16: {
-      uint16_t b;
-      memcpy(&b, w->data + 2 * i, 2);
-      return half_to_float(b);
+      const uint8_t *restrict src = w->data + 2 * first;
+      for (int64_t i = 0; i < count; i++) {
+        uint16_t b;
+        memcpy(&b, src + 2 * i, 2);
+        dst[i] = half_to_float(b);
+      }
+      break;
     }
-    default: {
-      float f;
-      memcpy(&f, w->data + 4 * i, 4);
-      return f;
-    }
+    default:
+      memcpy(dst, w->data + 4 * first, (size_t)count * sizeof(float));
   }
+}
+
+// Widening a block on the pool's threads: each part takes an equal slice of the block.
+typedef struct {
+  const ll_frozen_t *w;
+  int64_t first, count;
+  float *dst;
+} widen_job_t;
+
+static void widen_work(void *ctx, int part, int parts) {
+  const widen_job_t *job = (const widen_job_t *)ctx;
+  const int64_t begin = job->count * part / parts, end = job->count * (part + 1) / parts;
+  widen(job->w, job->first + begin, end - begin, job->dst + begin);
+}
+
+// Below this many elements per thread a block is widened on the calling thread alone.
+#define LL_WIDEN_MIN_PER_THREAD (1 << 16)
+
+static void widen_block(const ll_frozen_t *w, int64_t first, int64_t count, float *dst, int threads) {
+  const int64_t useful = count / LL_WIDEN_MIN_PER_THREAD;
+  const int parts = (int)(useful < threads ? (useful < 1 ? 1 : useful) : threads);
+  if (parts <= 1) {
+    widen(w, first, count, dst);
+    return;
+  }
+  widen_job_t job = {w, first, count, dst};
+  ll_pool_run(widen_work, &job, parts);
 }
 
 int ll_frozen_matmul(const ll_isa_t *isa, const ll_frozen_t *w, const float *x, float *y, int64_t n, int mode, int threads) {
   // mode 0: k = cols, outputs = rows; mode 1: k = rows, outputs = cols
   const int64_t k = mode == 0 ? w->cols : w->rows, outs = mode == 0 ? w->rows : w->cols;
   if (n == 0 || outs == 0) return 0;
-  ll_gemm_t g = {x, NULL, y, NULL, n, 0, k, k, 0, outs, 0, mode == 0};
+  ll_gemm_t g = {x, NULL, y, NULL, n, 0, k, k, 0, outs, 0, mode == 0, 0};
   if (w->dtype == LL_F32 && ((uintptr_t)w->data & 3) == 0) {
     g.b = (const float *)w->data;
     g.n = outs;
     g.ldb = w->cols;
     return ll_gemm_batch(isa, &g, 1, 0, 0, threads);
   }
-  int64_t block = LL_FROZEN_BLOCK_FLOATS / (k > 0 ? k : 1);
-  if (block < 16) block = 16;
-  if (block > outs) block = outs;
-  float *buf = (float *)malloc((size_t)(block * (k > 0 ? k : 1)) * sizeof(float));
+  // Each block is a run of whole rows of W, contiguous in the file, widened in one pass.
+  //   mode 0: rows o0.. of W are outputs o0..: a block of C's columns, op(B) = the block transposed.
+  //   mode 1: rows p0.. of W are k = p0..: C += x[:, p0..]·block, the blocks a multiple of kc long, so
+  //           the sums over k run in the same order as one product over the whole of W.
+  const int64_t width = w->cols;
+  int64_t block = LL_FROZEN_BLOCK_FLOATS / (width > 0 ? width : 1);
+  if (mode == 0) {
+    if (block < 16) block = 16;
+  } else {
+    block = block / isa->kc * isa->kc;
+    if (block < isa->kc) block = isa->kc;
+  }
+  if (block > w->rows) block = w->rows;
+  if (width == 0) return ll_gemm_batch(isa, &g, 1, 0, 0, threads); // k = 0 (mode 0): C = 0
+  float *buf = (float *)malloc((size_t)(block * width) * sizeof(float));
   if (!buf) return -3;
   int rc = 0;
-  for (int64_t o0 = 0; o0 < outs && rc == 0; o0 += block) {
-    const int64_t nb = outs - o0 < block ? outs - o0 : block;
-    if (mode == 0) {
-      // rows o0.. of W, contiguous: buf [nb, k], used transposed
-      for (int64_t r = 0; r < nb; r++) {
-        for (int64_t p = 0; p < k; p++) buf[r * k + p] = frozen_at(w, (o0 + r) * w->cols + p);
-      }
-      g.ldb = k;
-    } else {
-      // columns o0.. of W: buf [k, nb]
-      for (int64_t p = 0; p < k; p++) {
-        for (int64_t j = 0; j < nb; j++) buf[p * nb + j] = frozen_at(w, p * w->cols + o0 + j);
-      }
-      g.ldb = nb;
-    }
+  for (int64_t r0 = 0; r0 < w->rows && rc == 0; r0 += block) {
+    const int64_t nb = w->rows - r0 < block ? w->rows - r0 : block;
+    widen_block(w, r0 * width, nb * width, buf, threads);
     g.b = buf;
-    g.n = nb;
-    g.c = y + o0;
+    g.ldb = width;
+    if (mode == 0) {
+      g.n = nb;
+      g.c = y + r0;
+    } else {
+      g.a = x + r0;
+      g.k = nb;
+      g.n = outs;
+      g.accumulate = r0 > 0;
+    }
     rc = ll_gemm_batch(isa, &g, 1, 0, 0, threads);
   }
   free(buf);
@@ -99,7 +138,7 @@ void ll_frozen_gather(const ll_frozen_t *w, const int32_t *idx, int64_t count, f
     if (w->dtype == LL_F32) {
       memcpy(out + i * w->cols, w->data + 4 * base, (size_t)w->cols * 4);
     } else {
-      for (int64_t j = 0; j < w->cols; j++) out[i * w->cols + j] = frozen_at(w, base + j);
+      widen(w, base, w->cols, out + i * w->cols);
     }
   }
 }

@@ -109,7 +109,7 @@ static int64_t round_up(int64_t x, int64_t unit) { return (x + unit - 1) / unit 
 static void rows_times_block(const ll_isa_t *isa, const ll_gemm_t *g, int64_t i_begin, int64_t i_end, int64_t p0, int64_t kc,
                              int64_t j0, int64_t nc, const float *bufB, float *bufA) {
   const int mr = isa->mr, nr = isa->nr;
-  const int first = p0 == 0;
+  const int first = p0 == 0 && !g->accumulate;
   for (int64_t i0 = i_begin; i0 < i_end; i0 += isa->mc) {
     const int64_t mc = min64(i_end - i0, isa->mc);
     pack_a(g, i0, mc, p0, kc, mr, bufA);
@@ -129,6 +129,7 @@ static int gemm_one(const ll_isa_t *isa, const ll_gemm_t *g) {
   const int64_t m = g->m, n = g->n, k = g->k;
   if (m == 0 || n == 0) return 0;
   if (k == 0) {
+    if (g->accumulate) return 0;
     for (int64_t i = 0; i < m; i++) {
       for (int64_t j = 0; j < n; j++) g->c[i * g->ldc + j] = g->bias ? g->bias[j] : 0.0f;
     }

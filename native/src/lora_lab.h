@@ -30,7 +30,8 @@
 // One product C = op(A)·op(B) (+ bias on every row), row-major, with leading dimensions (elements
 // between rows as stored), so that a block of rows or columns of a larger product is itself an
 // ll_gemm_t. op(A) is m×k: A stored m×k, or k×m with transA; op(B) is k×n: B stored k×n, or n×k
-// with transB.
+// with transB. With accumulate, C += op(A)·op(B) (no bias): a product over a long k done as several
+// calls over consecutive k ranges, each a multiple of the ISA's kc, sums in the same order as one.
 typedef struct {
   const float *a;
   const float *b;
@@ -39,6 +40,7 @@ typedef struct {
   int64_t m, n, k;
   int64_t lda, ldb, ldc;
   int transA, transB;
+  int accumulate;
 } ll_gemm_t;
 
 // A micro-kernel: the MR×NR product of one packed A micro-panel (kc columns of MR consecutive floats)

@@ -54,7 +54,7 @@ static void check_gemm(const ll_isa_t *isa, int64_t m, int64_t n, int64_t k, int
   float *a = arr((aB ? batch : 1) * sizeA), *b = arr((bB ? batch : 1) * sizeB);
   float *bv = bias ? arr(n) : NULL;
   float *c = arr(batch * sizeC);
-  const ll_gemm_t whole = {a, b, c, bv, m, n, k, transA ? m : k, transB ? k : n, n, transA, transB};
+  const ll_gemm_t whole = {a, b, c, bv, m, n, k, transA ? m : k, transB ? k : n, n, transA, transB, 0};
   if (ll_gemm_batch(isa, &whole, batch, aB, bB, threads) != 0) FAIL("%s: gemm_batch failed (out of memory)\n", isa->name);
   for (int64_t e = 0; e < batch; e++) {
     const float *ae = a + (aB ? e * sizeA : 0), *be = b + (bB ? e * sizeB : 0);
