@@ -15,6 +15,7 @@ import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../.
 import { memoryLimits } from '../../src/runs/causalLmSession';
 import { wasmNativeKernels } from '../../src/engine/kernels/wasmFastKernels';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
+import { keepPlainKernels } from './plainKernels';
 import { gpt2ConfigJson, llama1bConfigJson, parseConfigJson, randomCheckpoint } from './randomModel';
 
 export interface ProbeRequest {
@@ -32,6 +33,8 @@ export interface ProbeRequest {
   threads?: number;
   backend?: 'wasm' | 'cpu';
   native?: boolean;
+  /** Kernel names that keep tfjs's own wasm kernels (the fast kernels' overrides of them left out), to measure an override. */
+  plainKernels?: string[];
 }
 
 export interface ProbeResult {
@@ -51,7 +54,9 @@ function heapBytes(): number {
 }
 
 export async function probe(req: ProbeRequest): Promise<ProbeResult> {
+  const putBackPlain = keepPlainKernels(req.plainKernels);
   const backend = await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
+  putBackPlain();
   const folder = req.folder ? await loadHfFolder(req.folder) : undefined;
   const hf = folder ? folder.config : parseConfigJson(req.model === 'gpt2' ? gpt2ConfigJson(req.over) : llama1bConfigJson(req.over));
   const config: ExperimentConfig = {

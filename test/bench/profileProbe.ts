@@ -6,12 +6,15 @@ import { loadHfFolder } from '../../src/io/hfFolder';
 import { causalLmSessionFrom } from '../../src/models/causalLmSession';
 import { weightsFromRecord } from '../../src/models/weights';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
+import { keepPlainKernels } from './plainKernels';
 import { gpt2ConfigJson, llama1bConfigJson, parseConfigJson, randomCheckpoint } from './randomModel';
 import type { ProbeRequest } from './memoryProbe';
 
 async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2] ?? '{}') as ProbeRequest;
+  const putBackPlain = keepPlainKernels(req.plainKernels);
   await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
+  putBackPlain();
   const folder = req.folder ? await loadHfFolder(req.folder) : undefined;
   const hf = folder ? folder.config : parseConfigJson(req.model === 'gpt2' ? gpt2ConfigJson(req.over) : llama1bConfigJson(req.over));
   const config: ExperimentConfig = {
@@ -46,7 +49,7 @@ async function main(): Promise<void> {
   for (const k of info.kernels) byName.set(k.name, (byName.get(k.name) ?? 0) + ((k.kernelTimeMs as number) || 0));
   const total = [...by.values()].reduce((s, e) => s + e.ms, 0);
   console.log(`wall ${wall.toFixed(0)} ms (profiled), kernel total ${total.toFixed(0)} ms, ${info.kernels.length} kernels`);
-  console.log([...byName.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', '));
+  console.log([...byName.entries()].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', '));
   for (const [k, e] of [...by.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) console.log(`${e.ms.toFixed(1).padStart(9)} ms  x${e.n}  ${k}`);
   session.dispose();
 }
