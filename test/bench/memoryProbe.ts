@@ -13,6 +13,7 @@ import type { HfModelConfig } from '../../src/formats/hfConfig';
 import { weightsFromRecord } from '../../src/models/weights';
 import { causalLmMemoryInput, estimateTrainingMemory, memoryRefusal } from '../../src/formats/memoryEstimate';
 import type { ExperimentConfig } from '../../src/formats/experimentTypes';
+import { keepPlainKernels } from './plainKernels';
 import { gpt2ConfigJson, llama1bConfigJson, parseConfigJson, randomCheckpoint } from './randomModel';
 
 export interface ProbeRequest {
@@ -30,6 +31,8 @@ export interface ProbeRequest {
   threads?: number;
   backend?: 'wasm' | 'cpu';
   native?: boolean;
+  /** Kernel names that keep tfjs's own wasm kernels (the fast kernels' overrides of them left out), to measure an override. */
+  plainKernels?: string[];
 }
 
 export interface ProbeResult {
@@ -77,7 +80,9 @@ export function probeSession(req: ProbeRequest, config: ExperimentConfig, model:
 }
 
 export async function probe(req: ProbeRequest): Promise<ProbeResult> {
+  const putBackPlain = keepPlainKernels(req.plainKernels);
   const backend = await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
+  putBackPlain();
   const model = await probeModel(req);
   const { folder, hf } = model;
   const config = probeExperiment(req);

@@ -3,6 +3,7 @@
 // customGrad op) count their inner kernels too, so the kernel total exceeds the wall time.
 import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from '../../src/runs/backendSetup';
+import { keepPlainKernels } from './plainKernels';
 import { probeExperiment, probeModel, probeSession, type ProbeRequest } from './memoryProbe';
 
 /** Prints a tf.profile result: wall time, the kernel total, ms per kernel name, then the costliest kernel-and-shape rows. */
@@ -20,13 +21,15 @@ export function printKernelProfile(info: Awaited<ReturnType<typeof tf.profile>>,
   }
   const total = [...byShape.values()].reduce((s, e) => s + e.ms, 0);
   console.log(`wall ${wallMs.toFixed(1)} ms (profiled), kernel total ${total.toFixed(1)} ms, ${info.kernels.length} kernels`);
-  console.log([...byName.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', '));
+  console.log([...byName.entries()].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', '));
   for (const [k, e] of [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, rows)) console.log(`${e.ms.toFixed(2).padStart(9)} ms  x${e.n}  ${k}`);
 }
 
 async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2] ?? '{}') as ProbeRequest;
+  const putBackPlain = keepPlainKernels(req.plainKernels);
   await startBackend({ prefer: req.backend ?? 'wasm', threads: req.threads, native: req.native ?? true });
+  putBackPlain();
   const session = probeSession(req, probeExperiment({ ...req, steps: 2 }), await probeModel(req));
   const it = session.run()[Symbol.asyncIterator]();
   await it.next();

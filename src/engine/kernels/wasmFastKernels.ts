@@ -5,6 +5,7 @@
 //   norms.ts        the fused LayerNorm / RMSNorm of norm.ts (native)
 //   movement.ts     Transpose of the last two axes (blocked copy), Identity and same-dtype Cast
 //                   (shared data), GatherV2 on the first axis (whole rows)
+//   slices.ts       Slice, SplitV and Concat of float32/int32 tensors as copies of contiguous runs
 // They reach the backend's internals only through wasm/backendInternals.ts, which knows
 // tfjs-backend-wasm 4.22.x: on another version nothing is registered and tfjs's own kernels stay.
 //
@@ -20,6 +21,7 @@ import type { WasmKernelDeps, WasmKernelGroup } from './wasm/kernelGroup';
 import { movementKernels } from './wasm/movement';
 import { normKernels } from './wasm/norms';
 import { productKernels } from './wasm/products';
+import { sliceKernels } from './wasm/slices';
 
 export { transposeBlocked } from './wasm/movement';
 export { unknownWasmVersion } from './wasm/backendInternals';
@@ -71,7 +73,7 @@ export function registerWasmFastKernels(native?: NativeKernels, opts: WasmFastKe
     },
   };
   // Every group is built (and every original looked up) before anything is registered.
-  const groups: WasmKernelGroup[] = [productKernels(deps), elementwiseKernels(deps), normKernels(deps), movementKernels(deps)];
+  const groups: WasmKernelGroup[] = [productKernels(deps), elementwiseKernels(deps), normKernels(deps), movementKernels(deps), sliceKernels(deps)];
   const overrides = groups.flatMap((g) => g.overrides.map(([name, kernelFunc]) => ({ original: deps.original(name), kernelFunc })));
   const added = groups.flatMap((g) => g.added.map(([kernelName, kernelFunc]): tf.KernelConfig => ({ kernelName, backendName: 'wasm', kernelFunc })));
 

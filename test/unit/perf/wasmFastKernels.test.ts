@@ -18,7 +18,7 @@ import { spyOnKernels, type KernelSpy } from './kernelSpies';
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 /** The tfjs kernels the fast kernels replace. */
-const OVERRIDDEN = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Tanh, tf.Transpose, tf.Identity, tf.Cast, tf.GatherV2];
+const OVERRIDDEN = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Tanh, tf.Transpose, tf.Identity, tf.Cast, tf.GatherV2, tf.Slice, tf.SplitV, tf.Concat];
 
 function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let scale = 1e-6;

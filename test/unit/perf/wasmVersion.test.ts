@@ -17,7 +17,7 @@ import { attnConfig, lrrConfig } from '../engine/configs';
 import { sessionLosses } from './helpers';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
-const OVERRIDDEN = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Tanh, tf.Transpose, tf.Identity, tf.Cast, tf.GatherV2];
+const OVERRIDDEN = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Tanh, tf.Transpose, tf.Identity, tf.Cast, tf.GatherV2, tf.Slice, tf.SplitV, tf.Concat];
 const ADDED = [GELU_TANH, GELU_TANH_GRAD, NORM, NORM_GRAD];
 const UNKNOWN = '4.23.0';
 

@@ -1,4 +1,4 @@
-// What each group of wasm fast kernels (products.ts, elementwise.ts, norms.ts, movement.ts) is given
+// What each group of wasm fast kernels (products.ts, elementwise.ts, norms.ts, movement.ts, slices.ts) is given
 // and gives back. The groups only build kernel functions; ../wasmFastKernels.ts registers them all
 // and restores tfjs's own from one table, so the two lists cannot drift apart.
 import type * as tf from '@tensorflow/tfjs-core';
