@@ -12,7 +12,7 @@ import type { ExperimentConfig } from '../formats/experimentTypes';
 import { serializeSafetensors } from '../formats/safetensors';
 import { Rng } from '../engine/rng';
 import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows, type TextTokenizer } from '../models/textData';
-import { PEFT_DEFAULT_TARGETS } from '../models/causalLmSession';
+import { PEFT_DEFAULT_TARGETS } from '../formats/memoryEstimate';
 import { loadExperimentConfig } from '../runs/trainRun';
 import { RunFolder } from '../runs/runStore';
 import { RunError } from '../runs/runErrors';

@@ -31,8 +31,6 @@ import { bytesTokenizer, datasetDocuments, hfTokenizer, makeWindows, type TokenW
 /** What a causal-lm session needs, already read: the model folder's contents and the dataset text. */
 export type { CausalLmInputs };
 
-export { PEFT_DEFAULT_TARGETS };
-
 /** The causal-lm part of an experiment config; throws when the config is of another kind. */
 export function causalLmSettings(config: ExperimentConfig): CausalLmModel {
   if (config.model.kind !== 'causal-lm') throw new InteropError('bad-config', `a causal-lm session needs kind "causal-lm", got "${config.kind}"`);

@@ -15,6 +15,7 @@ import { wasmNativeKernels } from '../engine/kernels/wasmFastKernels';
 import { WASM_HEAP_BYTES, type MemoryLimits } from '../engine/memoryEstimate';
 import type { LoadHfFolderOptions } from '../io/hfFolder';
 import { initThreadedWasm } from '../engine/wasmThreads';
+import { unknownWasmVersion } from '../engine/kernels/wasmFastKernels';
 import { loadNativeKernels } from './nativeLoader';
 
 export type BackendName = Exclude<BackendReport['name'], 'torch'>;
@@ -148,7 +149,9 @@ export async function startBackend(opts: StartBackendOptions = {}): Promise<Back
   const native = opts.native === false ? { note: 'native kernels: turned off' } : loadNativeKernels();
   if (native.kernels) native.kernels.setThreads(Math.min(64, opts.threads ?? defaultNativeThreads()));
   // With native kernels the threads go to them: the threaded wasm build would only compete for the cores.
-  const threads = native.kernels ? undefined : opts.threads;
+  // They run only through the wasm fast kernels, which need a tfjs-backend-wasm they know; on another
+  // version the threads go to the threaded wasm build instead.
+  const threads = native.kernels && unknownWasmVersion() === undefined ? undefined : opts.threads;
   if (threads !== undefined && threads > 1 && opts.prefer !== 'cpu' && !threadedStarted) {
     if (wasmDir) await startThreadedWasm(wasmDir, threads, notes);
     else notes.push('wasm threads: the wasm binaries were not found');

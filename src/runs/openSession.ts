@@ -10,6 +10,7 @@ import type { ExperimentConfig } from '../formats/experimentTypes';
 import { parseHfConfig } from '../formats/hfConfig';
 import { InteropError } from '../formats/adapters/interopError';
 import { loadCausalLmInputs } from '../io/hfFolder';
+import { weightFileBytes } from '../io/modelConfigCache';
 import { buildBuiltinSession, type TrainingSession } from '../engine/session';
 import { buildCausalLmSession, causalLmSettings, type CausalLmSession } from '../models/causalLmSession';
 import { causalLmMemoryInput, describeMemoryEstimate, estimateTrainingMemory, memoryRefusal } from '../engine/memoryEstimate';
@@ -29,21 +30,6 @@ export interface SessionOptions {
 export async function openSession(config: ExperimentConfig, options: SessionOptions): Promise<TrainingSession> {
   if (config.kind === 'causal-lm') return openCausalLmSession(config, options);
   return buildBuiltinSession(config);
-}
-
-/** Bytes of the model's weight files (one file or the shards), 0 where none is found (loading says why). */
-async function weightFileBytes(dir: string): Promise<number> {
-  const single = path.join(dir, 'model.safetensors');
-  const st = await fs.stat(single).catch(() => undefined);
-  if (st) return st.size;
-  try {
-    const map = (JSON.parse(await fs.readFile(path.join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> }).weight_map;
-    let n = 0;
-    for (const f of new Set(Object.values(map))) n += (await fs.stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
-    return n;
-  } catch {
-    return 0;
-  }
 }
 
 /** openSession for kind 'causal-lm', typed for callers that use its extras (details, logits). */
