@@ -73,6 +73,7 @@ function units(arch) {
     { src: 'isa.c' },
     { src: 'norm.c' },
     { src: 'frozen.c' },
+    { src: 'xent.c' },
     { src: 'micro_generic.c' },
     elementwise('generic'),
   ];

@@ -538,6 +538,49 @@ static napi_value js_frozen_gather(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// softmaxXent(z, zOff, rows, vocab, labels, scale, loss): loss[i] = log Σ e^z[i] − z[i, labels[i]]
+// for the rows × vocab logits at z[zOff..]; with scale (a Float32Array of rows, or null) the logits
+// are overwritten in place by the gradient scale[i] · (softmax(z[i]) − onehot(labels[i])).
+static napi_value js_softmax_xent(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!get_args(env, info, "softmaxXent", 7, "z, zOff, rows, vocab, labels, scale, loss", argv)) return NULL;
+  f32view z, loss, scale = {NULL, 0};
+  int64_t zOff, rows, vocab;
+  void *ldata;
+  size_t llen;
+  const int hasScale = !is_nullish(env, argv[5]);
+  if (!get_f32(env, argv[0], "z", &z) || !get_count(env, argv[1], "zOff", &zOff) || !get_count(env, argv[2], "rows", &rows) ||
+      !get_count(env, argv[3], "vocab", &vocab) || !get_typed(env, argv[4], napi_int32_array, "labels", "an Int32Array", &ldata, &llen) ||
+      (hasScale && !get_f32(env, argv[5], "scale", &scale)) || !get_f32(env, argv[6], "loss", &loss)) {
+    return NULL;
+  }
+  if ((double)rows * (double)vocab > 9.0e15) {
+    throw_range(env, "rows·vocab exceeds 2^53");
+    return NULL;
+  }
+  if (!range_ok(env, "z", zOff, rows * vocab, z.length) || !range_ok(env, "labels", 0, rows, llen) ||
+      (hasScale && !range_ok(env, "scale", 0, rows, scale.length)) || !range_ok(env, "loss", 0, rows, loss.length)) {
+    return NULL;
+  }
+  const int32_t *labels = (const int32_t *)ldata;
+  for (int64_t i = 0; i < rows; i++) {
+    if (labels[i] < 0 || labels[i] >= vocab) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "labels[%lld] = %d is outside [0, %lld)", (long long)i, labels[i], (long long)vocab);
+      throw_range(env, msg);
+      return NULL;
+    }
+  }
+  float *pz = z.data + zOff;
+  if (overlaps(loss.data, rows, pz, rows * vocab) || (hasScale && overlaps(scale.data, rows, pz, rows * vocab))) {
+    throw_range(env, "loss or scale overlaps z");
+    return NULL;
+  }
+  if (rows == 0 || vocab == 0) return NULL;
+  ll_softmax_xent(ll_isa, pz, rows, vocab, labels, hasScale ? scale.data : NULL, loss.data, atomic_load(&ll_threads));
+  return NULL;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Node unloads an addon (dlclose) when the last worker thread that loaded it exits, if the main
 // thread never loaded it - as in VS Code's extension host, where only training workers do. The
@@ -588,6 +631,7 @@ NAPI_MODULE_INIT() {
     {"frozenWeight", NULL, js_frozen_weight, NULL, NULL, NULL, napi_enumerable, NULL},
     {"frozenMatMul", NULL, js_frozen_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
     {"frozenGather", NULL, js_frozen_gather, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"softmaxXent", NULL, js_softmax_xent, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value version;

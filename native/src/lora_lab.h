@@ -144,4 +144,11 @@ int ll_frozen_matmul(const ll_isa_t *isa, const ll_frozen_t *w, const float *x, 
 // out [count, cols] = rows idx[0..count) of W as float32 (every idx checked to be in [0, rows)).
 void ll_frozen_gather(const ll_frozen_t *w, const int32_t *idx, int64_t count, float *out);
 
+// ---------------------------------------------------------------------------------------------
+// xent.c: softmax cross-entropy of rows × v logits z against labels (each in [0, v)): loss[i] =
+// log Σ_j e^z[i,j] − z[i, labels[i]]; with scale, z is overwritten by the gradient
+// scale[i] · (softmax(z[i]) − onehot(labels[i])). On up to `threads` threads.
+void ll_softmax_xent(const ll_isa_t *isa, float *z, int64_t rows, int64_t v, const int32_t *labels, const float *scale,
+                     float *loss, int threads);
+
 #endif

@@ -3,8 +3,9 @@
 // softmax and their gradient never exist at once (at GPT-2's vocabulary and B8×T512 they would be
 // 0.8 GB each). When a gradient is recorded, each chunk's gradient with respect to the hidden states
 // is made in the forward pass, while its logits exist (as fused linear cross-entropy kernels do), so
-// the logits are made once per step. The plain form below is the reference and the path for an
-// adapted output layer.
+// the logits are made once per step. With the native kernels each chunk's softmax, loss and gradient
+// are one pass per row (src/engine/kernels/softmaxXent.ts); elsewhere tfjs ops compute the same. The
+// plain form below is the reference and the path for an adapted output layer.
 //
 // Labels: one per row, a token id, or a negative number for a row that does not count (transformers'
 // ignore_index -100: padding, the last position of a causal window). The loss is the mean over the
@@ -12,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { lossChunkRows } from './memoryEstimate';
 import { subtractAtFresh } from './kernels/inPlace';
+import { softmaxXentFresh } from './kernels/softmaxXent';
 
 /** One-hot rows as float32. The wasm backend's OneHot writes int32 whatever dtype is asked for, so cast. */
 function oneHotF32(labels: tf.Tensor1D, depth: number): tf.Tensor2D {
@@ -86,6 +88,15 @@ export function chunkedCrossEntropy(
     for (const c of chunks) {
       const [next, dh] = tf.tidy(() => {
         const z = logitsOf(hx, c); // [len, V]
+        const scale = recording ? Float32Array.from(c.mask, (k) => k / count) : undefined;
+        const rowLoss = softmaxXentFresh(z, c.safe, scale);
+        if (rowLoss) {
+          // The native pass: each row's loss, and z now holds d(loss)/dz (below).
+          let part = 0;
+          for (let i = 0; i < c.len; i++) part += rowLoss[i] * c.mask[i];
+          const sum = tf.add(total, part);
+          return recording ? [sum, out.inputGrad(z)] : [sum];
+        }
         const m = tf.max(z, 1, true); // [len, 1]
         const e = tf.exp(tf.sub(z, m)); // [len, V]
         const s = tf.sum(e, 1, true); // [len, 1]
@@ -95,8 +106,7 @@ export function chunkedCrossEntropy(
         const sum = tf.add(total, tf.sum(tf.mul(tf.sub(lse, picked), tf.tensor1d(c.mask))));
         if (!recording) return [sum];
         // d(loss)/dz = (softmax(z) − onehot(label)) · mask / count = e · (mask / count / s) − onehot · mask / count
-        const scale = Float32Array.from(c.mask, (k) => k / count);
-        const g = subtractAtFresh(tf.mul(e, tf.div(tf.tensor2d(scale, [c.len, 1]), s)), idx, scale) as tf.Tensor2D;
+        const g = subtractAtFresh(tf.mul(e, tf.div(tf.tensor2d(scale!, [c.len, 1]), s)), idx, scale!) as tf.Tensor2D;
         return [sum, out.inputGrad(g)]; // [len, H]
       });
       total.dispose();

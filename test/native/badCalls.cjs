@@ -76,8 +76,15 @@ function normCall(grad) {
   return [[f32(n), 'a'], [0, 'n'], [f32(n), 'a'], [0, 'n'], [f32(dim), 'a'], [0, 'n'], [f32(2 * rows), 'a'], [0, 'n'], [f32(n), 'a'], [0, 'n'], [f32(dim), 'a'], [0, 'n'], [rnd() < 0.5 ? null : f32(dim), 'a'], [0, 'n'], [rows, 'n'], [dim, 'n'], [Math.floor(rnd() * 2), 'n']];
 }
 
+function xentCall() {
+  const rows = Math.floor(rnd() * 5), vocab = 1 + Math.floor(rnd() * 9);
+  const labels = Int32Array.from({ length: rows }, () => Math.floor(rnd() * vocab));
+  return [[f32(rows * vocab), 'a'], [0, 'n'], [rows, 'n'], [vocab, 'n'], [labels, 'a'], [rnd() < 0.3 ? null : f32(rows), 'a'], [f32(rows), 'a']];
+}
+
 const fns = [
   ['gemm', gemmCall],
+  ['softmaxXent', xentCall],
   ['exp', expCall],
   ['geluTanh', () => geluCall(false)],
   ['geluTanhGrad', () => geluCall(true)],

@@ -55,6 +55,12 @@ export interface NativeKernels {
   frozenMatMul?(w: object, x: Float32Array, xOff: number, y: Float32Array, yOff: number, n: number, mode: 0 | 1): void;
   /** out [count, cols] = rows idx[idxOff..idxOff + count) of W, widened to float32. */
   frozenGather?(w: object, idx: Int32Array, idxOff: number, count: number, out: Float32Array, outOff: number): void;
+  /**
+   * Softmax cross-entropy of the rows × vocab logits at z[zOff..] against labels (each in [0, vocab)):
+   * loss[i] = log Σ e^z[i] − z[i, labels[i]]; with scale (else null) the logits are overwritten in place
+   * by the gradient scale[i]·(softmax(z[i]) − onehot(labels[i])). Absent from addons built before it.
+   */
+  softmaxXent?(z: Float32Array, zOff: number, rows: number, vocab: number, labels: Int32Array, scale: Float32Array | null, loss: Float32Array): void;
   /** The instruction set in use: "avx512", "avx2", "neon" (arm64) or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */

@@ -12,6 +12,7 @@ import { registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKer
 import { frozenGather, frozenMatMul, frozenNative, makeFrozenWeight, type FrozenDtype } from '../../../src/engine/kernels/frozenWeights';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../../src/formats/dtype';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
+import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { chunkedCrossEntropy, plainCrossEntropy } from '../../../src/engine/crossEntropy';
 import { values } from './helpers';
 
@@ -107,30 +108,45 @@ describe('perf: frozen weights outside the wasm heap', function () {
     }
   });
 
-  it('the chunked cross-entropy over a frozen BF16 head (the label update in place in the heap) equals the plain form', function () {
-    const [vocab, hidden, n] = [301, 24, 37];
-    const { bytes, widened } = stored(values(vocab * hidden, 8), 'BF16');
-    const w = makeFrozenWeight(bytes, 'BF16', vocab, hidden); // a tied head stored [V, H]
-    const labels = Int32Array.from({ length: n }, (_, i) => (i % 6 === 5 ? -100 : (i * 13) % vocab));
-    tf.tidy(() => {
-      const h = tf.tensor2d(values(n * hidden, 9), [n, hidden]);
-      const W = tf.tensor2d(widened, [vocab, hidden]);
-      const plain = tf.valueAndGrad((x: tf.Tensor) => plainCrossEntropy(tf.matMul(x as tf.Tensor2D, W, false, true), labels))(h);
-      const head = { logits: (x: tf.Tensor2D) => frozenMatMul(x, w, 0) as tf.Tensor2D, inputGrad: (g: tf.Tensor2D) => frozenMatMul(g, w, 1) as tf.Tensor2D, vocab };
-      for (const rows of [5, 16, n]) {
-        const chunked = tf.valueAndGrad((x: tf.Tensor) => chunkedCrossEntropy(x as tf.Tensor2D, head, undefined, labels, rows))(h);
-        assertSame(chunked.value, plain.value, `loss, chunks of ${rows}`, 1e-6);
-        assertSame(chunked.grad, plain.grad, `dL/dh, chunks of ${rows}`, 1e-6);
-        const g = chunked.grad.arraySync() as number[][];
-        labels.forEach((l, i) => l < 0 && assert.ok(g[i].every((x) => x === 0), `row ${i} is ignored but has a gradient`));
+  for (const fused of [true, false]) {
+    it(`the chunked cross-entropy over a frozen BF16 head (${fused ? 'the native softmax cross-entropy' : 'tfjs ops, the label update in place in the heap'}) equals the plain form`, function () {
+      const [vocab, hidden, n] = [301, 24, 37];
+      const { bytes, widened } = stored(values(vocab * hidden, 8), 'BF16');
+      const w = makeFrozenWeight(bytes, 'BF16', vocab, hidden); // a tied head stored [V, H]
+      const labels = Int32Array.from({ length: n }, (_, i) => (i % 6 === 5 ? -100 : (i * 13) % vocab));
+      // The same kernels on a copy (the addon's exports are read-only) whose softmaxXent counts its calls,
+      // or that lacks it: then the loss runs as tfjs ops.
+      let xentCalls = 0;
+      const all = nk as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const copy: Record<string, unknown> = {};
+      for (const name of Object.getOwnPropertyNames(nk)) if (name !== 'softmaxXent') copy[name] = all[name];
+      if (fused) copy.softmaxXent = (...a: unknown[]) => (xentCalls++, all.softmaxXent(...a));
+      registerWasmFastKernels(copy as unknown as NativeKernels);
+      try {
+        tf.tidy(() => {
+          const h = tf.tensor2d(values(n * hidden, 9), [n, hidden]);
+          const W = tf.tensor2d(widened, [vocab, hidden]);
+          const plain = tf.valueAndGrad((x: tf.Tensor) => plainCrossEntropy(tf.matMul(x as tf.Tensor2D, W, false, true), labels))(h);
+          const head = { logits: (x: tf.Tensor2D) => frozenMatMul(x, w, 0) as tf.Tensor2D, inputGrad: (g: tf.Tensor2D) => frozenMatMul(g, w, 1) as tf.Tensor2D, vocab };
+          for (const rows of [5, 16, n]) {
+            const chunked = tf.valueAndGrad((x: tf.Tensor) => chunkedCrossEntropy(x as tf.Tensor2D, head, undefined, labels, rows))(h);
+            assertSame(chunked.value, plain.value, `loss, chunks of ${rows}`, 1e-6);
+            assertSame(chunked.grad, plain.grad, `dL/dh, chunks of ${rows}`, 1e-6);
+            const g = chunked.grad.arraySync() as number[][];
+            labels.forEach((l, i) => l < 0 && assert.ok(g[i].every((x) => x === 0), `row ${i} is ignored but has a gradient`));
+          }
+          // without a gradient being recorded the loss is the same and nothing else is made
+          const before = tf.memory().numTensors;
+          const loss = chunkedCrossEntropy(h, head, undefined, labels, 5);
+          assertSame(loss, plain.value, 'loss without a gradient', 1e-6);
+          assert.equal(tf.memory().numTensors, before + 1);
+        });
+        if (fused) assert.ok(xentCalls >= 7, `the native softmax cross-entropy ran ${xentCalls} times`);
+      } finally {
+        registerWasmFastKernels(nk);
       }
-      // without a gradient being recorded the loss is the same and nothing else is made
-      const before = tf.memory().numTensors;
-      const loss = chunkedCrossEntropy(h, head, undefined, labels, 5);
-      assertSame(loss, plain.value, 'loss without a gradient', 1e-6);
-      assert.equal(tf.memory().numTensors, before + 1);
     });
-  });
+  }
 
   it('refuses bad input, naming it: byte length, dtype, input width, row index', function () {
     const { bytes } = stored(values(6, 1), 'BF16');
