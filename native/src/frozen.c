@@ -13,7 +13,7 @@
 #include <string.h>
 
 // Floats per widened block of a BF16/F16 weight (~4 MB), at least one row (mode 0: 16 rows; mode 1: kc rows).
-#define LL_FROZEN_BLOCK_FLOATS (1 << 20)
+#define LL_FROZEN_BLOCK_FLOATS (1 << 22)
 
 static float half_to_float(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;

@@ -64,9 +64,18 @@ static void pack_b(const ll_gemm_t *g, int64_t p0, int64_t kc, int64_t j0, int64
       }
     } else {
       // B stored n×k: column j of op(B) is row j of storage.
+      // In tiles of 8 k by every column: each column's 8 floats are one contiguous read, and the
+      // tile's writes stay within 8 panel rows.
+      int64_t p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        for (int64_t c = 0; c < cols; c++) {
+          const float *src = g->b + (j0 + jr + c) * g->ldb + p0 + p;
+          for (int q = 0; q < 8; q++) panel[(p + q) * nr + c] = src[q];
+        }
+      }
       for (int64_t c = 0; c < cols; c++) {
         const float *src = g->b + (j0 + jr + c) * g->ldb + p0;
-        for (int64_t p = 0; p < kc; p++) panel[p * nr + c] = src[p];
+        for (int64_t pp = p; pp < kc; pp++) panel[pp * nr + c] = src[pp];
       }
       if (cols < nr) {
         for (int64_t p = 0; p < kc; p++) {
