@@ -74,6 +74,7 @@ function units(arch) {
     { src: 'norm.c' },
     { src: 'frozen.c' },
     { src: 'xent.c' },
+    { src: 'softmax.c' },
     { src: 'micro_generic.c' },
     elementwise('generic'),
   ];

@@ -21,6 +21,8 @@
 #endif
 #include "lora_lab.h"
 
+#include <math.h>
+
 #if !defined(__linux__)
 #include <dlfcn.h>
 #endif
@@ -538,6 +540,61 @@ static napi_value js_frozen_gather(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// softmaxRows(s, sOff, mask, maskOff, maskRows, p, pOff, rows, cols, divisor): p = softmax(s / divisor +
+// mask) over each row, the mask ([maskRows, cols], or null) repeated over the rows. softmaxRowsGrad(p,
+// pOff, dp, dpOff, ds, dsOff, rows, cols, divisor): its gradient. Outputs may not overlap inputs.
+static int get_divisor(napi_env env, napi_value v, float *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d > 0) || !isfinite(d)) {
+    throw_range(env, "divisor must be a positive finite number");
+    return 0;
+  }
+  *out = (float)d;
+  return 1;
+}
+
+static napi_value js_softmax_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!get_args(env, info, "softmaxRows", 10, "s, sOff, mask, maskOff, maskRows, p, pOff, rows, cols, divisor", argv)) return NULL;
+  int64_t rows, cols, maskRows;
+  float divisor;
+  if (!get_count(env, argv[4], "maskRows", &maskRows) || !get_count(env, argv[7], "rows", &rows) || !get_count(env, argv[8], "cols", &cols) ||
+      !get_divisor(env, argv[9], &divisor)) {
+    return NULL;
+  }
+  if ((double)rows * (double)cols > 9.0e15) {
+    throw_range(env, "rows·cols exceeds 2^53");
+    return NULL;
+  }
+  const int hasMask = !is_nullish(env, argv[2]);
+  if (hasMask && (maskRows == 0 || rows % maskRows != 0)) {
+    throw_range(env, "maskRows must divide rows");
+    return NULL;
+  }
+  const array_arg specs[] = {{"s", 0, rows * cols, 0}, {"mask", 2, maskRows * cols, 1}, {"p", 5, rows * cols, 0}};
+  float *ptrs[3];
+  if (!get_arrays(env, argv, specs, 3, ptrs) || outputs_overlap(env, specs, 3, 2, ptrs)) return NULL;
+  ll_softmax_rows(ll_isa, ptrs[0], ptrs[1], maskRows, ptrs[2], rows, cols, divisor, atomic_load(&ll_threads));
+  return NULL;
+}
+
+static napi_value js_softmax_rows_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  if (!get_args(env, info, "softmaxRowsGrad", 9, "p, pOff, dp, dpOff, ds, dsOff, rows, cols, divisor", argv)) return NULL;
+  int64_t rows, cols;
+  float divisor;
+  if (!get_count(env, argv[6], "rows", &rows) || !get_count(env, argv[7], "cols", &cols) || !get_divisor(env, argv[8], &divisor)) return NULL;
+  if ((double)rows * (double)cols > 9.0e15) {
+    throw_range(env, "rows·cols exceeds 2^53");
+    return NULL;
+  }
+  const array_arg specs[] = {{"p", 0, rows * cols, 0}, {"dp", 2, rows * cols, 0}, {"ds", 4, rows * cols, 0}};
+  float *ptrs[3];
+  if (!get_arrays(env, argv, specs, 3, ptrs) || outputs_overlap(env, specs, 3, 2, ptrs)) return NULL;
+  ll_softmax_rows_grad(ptrs[0], ptrs[1], ptrs[2], rows, cols, divisor, atomic_load(&ll_threads));
+  return NULL;
+}
+
 // softmaxXent(z, zOff, rows, vocab, labels, scale, loss): loss[i] = log Σ e^z[i] − z[i, labels[i]]
 // for the rows × vocab logits at z[zOff..]; with scale (a Float32Array of rows, or null) the logits
 // are overwritten in place by the gradient scale[i] · (softmax(z[i]) − onehot(labels[i])).
@@ -632,6 +689,8 @@ NAPI_MODULE_INIT() {
     {"frozenMatMul", NULL, js_frozen_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
     {"frozenGather", NULL, js_frozen_gather, NULL, NULL, NULL, napi_enumerable, NULL},
     {"softmaxXent", NULL, js_softmax_xent, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"softmaxRows", NULL, js_softmax_rows, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"softmaxRowsGrad", NULL, js_softmax_rows_grad, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value version;

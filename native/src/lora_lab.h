@@ -151,4 +151,11 @@ void ll_frozen_gather(const ll_frozen_t *w, const int32_t *idx, int64_t count, f
 void ll_softmax_xent(const ll_isa_t *isa, float *z, int64_t rows, int64_t v, const int32_t *labels, const float *scale,
                      float *loss, int threads);
 
+// ---------------------------------------------------------------------------------------------
+// softmax.c: attention's softmax over rows × cols scores s: p[r] = softmax(s[r] / divisor + mask[r mod
+// maskRows]) (mask may be NULL), and its gradient ds[r] = p[r]·(dp[r] − Σ dp[r]·p[r]) / divisor.
+void ll_softmax_rows(const ll_isa_t *isa, const float *s, const float *mask, int64_t mask_rows, float *p, int64_t rows, int64_t cols,
+                     float divisor, int threads);
+void ll_softmax_rows_grad(const float *p, const float *dp, float *ds, int64_t rows, int64_t cols, float divisor, int threads);
+
 #endif

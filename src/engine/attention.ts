@@ -9,6 +9,7 @@
 // MultiHeadLoRAAttention is the usual multi-head block (GPT-2 / Llama style), LoRA on any of q, k, v, o,
 // every base weight frozen (PEFT's setting), with an optional causal mask.
 import * as tf from '@tensorflow/tfjs-core';
+import { scaledMaskedSoftmax } from './kernels/attentionSoftmax';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import type { LoraInit, ScalingMode } from '../formats/experimentTypes';
 import { invalidArgument, shapeError } from './errors';
@@ -222,9 +223,9 @@ export class MultiHeadLoRAAttention {
       const Q = heads(run('q', query, 1), t) as tf.Tensor3D; // [B·H, T, Dh]
       const K = heads(run('k', key, 2), s) as tf.Tensor3D; // [B·H, S, Dh]
       const V = heads(run('v', value, 3), s) as tf.Tensor3D; // [B·H, S, Dh]
-      let scores = tf.div(tf.matMul(Q, K, false, true), Math.sqrt(Dh)); // [B·H, T, S]
-      if (this.causal) scores = tf.add(scores, causalBias(t, s)); // broadcast [T, S]
-      const ctx = tf.matMul(tf.softmax(scores, -1), V); // [B·H, T, Dh]
+      const scores = tf.matMul(Q, K, false, true); // [B·H, T, S]
+      const attn = scaledMaskedSoftmax(scores, Math.sqrt(Dh), this.causal ? causalBias(t, s) : undefined); // the mask broadcast over B·H
+      const ctx = tf.matMul(attn, V); // [B·H, T, Dh]
       const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, H, t, Dh]), [0, 2, 1, 3]), [b, t, E]); // [B, T, E]
       return run('o', merged, 4) as tf.Tensor3D;
     });

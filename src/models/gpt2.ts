@@ -2,6 +2,7 @@
 // Conv1D weights stored [in, out], gelu_new MLP, lm_head tied to wte. Module paths are PEFT's
 // ("transformer.h.0.attn.c_attn") whether or not the checkpoint names carry the "transformer." prefix.
 import * as tf from '@tensorflow/tfjs-core';
+import { scaledMaskedSoftmax } from '../engine/kernels/attentionSoftmax';
 import { InteropError } from '../formats/adapters/interopError';
 import type { Gpt2Config } from '../formats/hfConfig';
 import { WeightLoader, causalMask, takeEmbedding, tiedHead, type CausalLm, type ForwardOptions } from './causalLm';
@@ -104,9 +105,8 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, source = 'm
             const x = lnorm(hIn, blk.ln1, c.layerNormEps);
             const [q, k, v] = tf.split(L(blk.cAttn, x), 3, 2).map(heads); // 3 × [b, nh, s, hd]
             let scores = tf.matMul(q, k, false, true); // [b, nh, s, s]
-            if (c.scaleAttnWeights) scores = tf.div(scores, Math.sqrt(c.headDim));
             if (c.scaleAttnByInverseLayerIdx) scores = tf.div(scores, i + 1);
-            const att = tf.matMul(tf.softmax(tf.add(scores, mask)), v); // [b, nh, s, hd]
+            const att = tf.matMul(scaledMaskedSoftmax(scores, c.scaleAttnWeights ? Math.sqrt(c.headDim) : 1, mask), v); // [b, nh, s, hd]
             const h1 = tf.add(hIn, L(blk.attnProj, att.transpose([0, 2, 1, 3]).reshape([b, s, H])));
             const y = lnorm(h1, blk.ln2, c.layerNormEps);
             return tf.add(h1, L(blk.mlpProj, act(L(blk.cFc, y), c.activation)));

@@ -1,6 +1,7 @@
 // Llama on tfjs, matching transformers' LlamaForCausalLM (v4.39): RMSNorm, rotary embeddings in the
 // rotate_half layout, grouped-query attention (num_key_value_heads), SwiGLU MLP, tied or untied lm_head.
 import * as tf from '@tensorflow/tfjs-core';
+import { scaledMaskedSoftmax } from '../engine/kernels/attentionSoftmax';
 import type { Llama3RopeScaling, LlamaConfig } from '../formats/hfConfig';
 import { WeightLoader, causalMask, takeEmbedding, tiedHead, type CausalLm, type ForwardOptions } from './causalLm';
 import { checkpointBlock } from './checkpoint';
@@ -165,8 +166,8 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, source = 
             const q = rope(heads(L(layer.q, x), c.numHeads)).reshape([b, c.numKvHeads, nRep * s, c.headDim]); // [b, nkv, nRep·s, hd]
             const k = rope(heads(L(layer.k, x), c.numKvHeads)); // [b, nkv, s, hd]
             const v = heads(L(layer.v, x), c.numKvHeads); // [b, nkv, s, hd]
-            const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(c.headDim)), maskGrouped); // [b, nkv, nRep·s, s]
-            const att = tf.matMul(tf.softmax(scores), v).reshape([b, c.numHeads, s, c.headDim]); // [b, nh, s, hd]
+            const scores = tf.matMul(q, k, false, true); // [b, nkv, nRep·s, s]
+            const att = tf.matMul(scaledMaskedSoftmax(scores, Math.sqrt(c.headDim), maskGrouped), v).reshape([b, c.numHeads, s, c.headDim]); // [b, nh, s, hd]
             const merged = att.transpose([0, 2, 1, 3]).reshape([b, s, c.numHeads * c.headDim]); // [b, s, nh*hd]
             const h1 = tf.add(hIn, L(layer.o, merged));
             const y = rmsNorm(h1, layer.postNorm, c.rmsNormEps);

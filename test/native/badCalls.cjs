@@ -82,8 +82,16 @@ function xentCall() {
   return [[f32(rows * vocab), 'a'], [0, 'n'], [rows, 'n'], [vocab, 'n'], [labels, 'a'], [rnd() < 0.3 ? null : f32(rows), 'a'], [f32(rows), 'a']];
 }
 
+function softmaxRowsCall(grad) {
+  const rows = Math.floor(rnd() * 6), cols = Math.floor(rnd() * 9), maskRows = rows > 0 && rnd() < 0.7 ? pick([1, rows].filter((m) => rows % m === 0)) : 0;
+  if (grad) return [[f32(rows * cols), 'a'], [0, 'n'], [f32(rows * cols), 'a'], [0, 'n'], [f32(rows * cols), 'a'], [0, 'n'], [rows, 'n'], [cols, 'n'], [1 + rnd() * 8, 's']];
+  return [[f32(rows * cols), 'a'], [0, 'n'], [maskRows ? f32(maskRows * cols) : null, 'a'], [0, 'n'], [maskRows, 'n'], [f32(rows * cols), 'a'], [0, 'n'], [rows, 'n'], [cols, 'n'], [1 + rnd() * 8, 's']];
+}
+
 const fns = [
   ['gemm', gemmCall],
+  ['softmaxRows', () => softmaxRowsCall(false)],
+  ['softmaxRowsGrad', () => softmaxRowsCall(true)],
   ['softmaxXent', xentCall],
   ['exp', expCall],
   ['geluTanh', () => geluCall(false)],

@@ -39,7 +39,7 @@ const RULES = [
     name: 'native kernels',
     when: () => (process.platform === 'linux' && process.arch === 'x64' ? 'this is linux-x64, where the native kernels build' : undefined),
     matches: (file, title) =>
-      /^test\/unit\/perf\/native(Kernels|Elementwise|BadCalls|Workers|Xent)\.test\.ts$/.test(file) || file === 'test/unit/models/realSizeGpt2.test.ts' || /with native kernels/.test(title),
+      /^test\/unit\/perf\/(native(Kernels|Elementwise|BadCalls|Workers|Xent)|attentionSoftmax)\.test\.ts$/.test(file) || file === 'test/unit/models/realSizeGpt2.test.ts' || /with native kernels/.test(title),
   },
   {
     name: 'native toolchains (clang, arm64)',

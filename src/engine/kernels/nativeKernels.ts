@@ -61,6 +61,13 @@ export interface NativeKernels {
    * by the gradient scale[i]·(softmax(z[i]) − onehot(labels[i])). Absent from addons built before it.
    */
   softmaxXent?(z: Float32Array, zOff: number, rows: number, vocab: number, labels: Int32Array, scale: Float32Array | null, loss: Float32Array): void;
+  /**
+   * Attention's softmax: p = softmax(s / divisor + mask) over each of `rows` rows of `cols`, the mask
+   * ([maskRows, cols], or null) repeated over the rows. Absent from addons built before it.
+   */
+  softmaxRows?(s: Float32Array, sOff: number, mask: Float32Array | null, maskOff: number, maskRows: number, p: Float32Array, pOff: number, rows: number, cols: number, divisor: number): void;
+  /** Its gradient: ds = p·(dp − Σ dp·p) / divisor, row by row. */
+  softmaxRowsGrad?(p: Float32Array, pOff: number, dp: Float32Array, dpOff: number, ds: Float32Array, dsOff: number, rows: number, cols: number, divisor: number): void;
   /** The instruction set in use: "avx512", "avx2", "neon" (arm64) or "generic". */
   isa(): string;
   /** The instruction sets this CPU can run, fastest first. */
