@@ -70,18 +70,12 @@ static void widen_work(void *ctx, int part, int parts) {
   widen(job->w, job->first + begin, end - begin, job->dst + begin);
 }
 
-// Below this many elements per thread a block is widened on the calling thread alone.
+// Elements a thread widens at least.
 #define LL_WIDEN_MIN_PER_THREAD (1 << 16)
 
 static void widen_block(const ll_frozen_t *w, int64_t first, int64_t count, float *dst, int threads) {
-  const int64_t useful = count / LL_WIDEN_MIN_PER_THREAD;
-  const int parts = (int)(useful < threads ? (useful < 1 ? 1 : useful) : threads);
-  if (parts <= 1) {
-    widen(w, first, count, dst);
-    return;
-  }
   widen_job_t job = {w, first, count, dst};
-  ll_pool_run(widen_work, &job, parts);
+  ll_pool_run(widen_work, &job, ll_parts_for(count, LL_WIDEN_MIN_PER_THREAD, threads));
 }
 
 int ll_frozen_matmul(const ll_isa_t *isa, const ll_frozen_t *w, const float *x, float *y, int64_t n, int mode, int threads) {

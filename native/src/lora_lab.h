@@ -122,6 +122,9 @@ extern _Atomic int ll_threads;
 // waiting for a part that has not started.
 typedef void (*ll_work_fn)(void *ctx, int part, int parts);
 void ll_pool_run(ll_work_fn work, void *ctx, int want);
+// How many parts `work` units are worth: at most `threads`, at least 1, none under `min_per_part`
+// units (below that, waking a thread costs more than it saves).
+int ll_parts_for(int64_t work, int64_t min_per_part, int threads);
 
 // ---------------------------------------------------------------------------------------------
 // norm.c: LayerNorm (center 1) and RMSNorm (center 0) over the last axis, one pass each way.

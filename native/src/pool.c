@@ -95,3 +95,8 @@ void ll_pool_run(ll_work_fn work, void *ctx, int want) {
     work(ctx, 0, 1);
   }
 }
+
+int ll_parts_for(int64_t work, int64_t min_per_part, int threads) {
+  const int64_t useful = work / (min_per_part > 0 ? min_per_part : 1);
+  return (int)(useful < threads ? (useful < 1 ? 1 : useful) : threads);
+}

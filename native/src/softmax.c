@@ -91,11 +91,7 @@ static void softmax_work(void *ctx, int part, int parts) {
 
 static void softmax_run(softmax_job_t *job, int threads) {
   atomic_init(&job->next, 0);
-  // A few thousand floats are not worth waking a thread for.
-  const int64_t useful = job->rows * job->cols / (1 << 15);
-  const int parts = (int)(useful < threads ? (useful < 1 ? 1 : useful) : threads);
-  if (parts <= 1) softmax_work(job, 0, 1);
-  else ll_pool_run(softmax_work, job, parts);
+  ll_pool_run(softmax_work, job, ll_parts_for(job->rows * job->cols, 1 << 15, threads));
 }
 
 void ll_softmax_rows(const ll_isa_t *isa, const float *s, const float *mask, int64_t mask_rows, float *p, int64_t rows, int64_t cols,

@@ -84,12 +84,5 @@ void ll_softmax_xent(const ll_isa_t *isa, float *z, int64_t rows, int64_t v, con
   if (rows == 0) return;
   xent_job_t job = {isa, z, labels, scale, loss, rows, v, 0};
   atomic_init(&job.next, 0);
-  // A row of a small vocabulary is not worth waking a thread for.
-  const int64_t useful = rows * v / (1 << 16);
-  const int parts = (int)(useful < threads ? (useful < 1 ? 1 : useful) : threads);
-  if (parts <= 1) {
-    xent_work(&job, 0, 1);
-    return;
-  }
-  ll_pool_run(xent_work, &job, parts);
+  ll_pool_run(xent_work, &job, ll_parts_for(rows * v, 1 << 16, threads));
 }

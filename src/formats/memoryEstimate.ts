@@ -142,19 +142,20 @@ const HEAP_BASE_BYTES = 64 * 2 ** 20;
  * are scaled (×1.5 GPT-2, ×1.25 Llama) to the wasm heap peaks that test/bench/memoryProbe.ts measures:
  * tfjs also keeps reshaped views' sources, broadcast operands and the gradients in flight.
  */
-function blockFloatsPerToken(c: HfModelConfig, s: number, adapted: { outFeatures: number; inFeatures: number; r: number }[], dropout: boolean, dora: boolean): number {
+function blockFloatsPerToken(c: HfModelConfig, s: number, adapted: { outFeatures: number; inFeatures: number; r: number }[], dropout: boolean, dora: boolean, fusedSoftmax: boolean): number {
   const H = c.hiddenSize;
   const I = c.intermediateSize;
   let f: number;
   if (c.modelType === 'llama') {
     const kv = c.numKvHeads * c.headDim;
     // norms 2H, q 1 + rope 5 (heads, ·cos, rotate, ·sin, +), attention out + transpose, o, residuals 2
-    // gate, sigmoid, ·, up, · ; scores: product, ÷√d, + mask, softmax
-    f = 1.25 * (14 * H + 8 * kv + 5 * I + 4 * c.numHeads * s);
+    // gate, sigmoid, ·, up, · ; scores: product, ÷√d, + mask, softmax (the native kernels' one op:
+    // product and softmax)
+    f = 1.6 * (14 * H + 8 * kv + 5 * I + (fusedSoftmax ? 2 : 4) * c.numHeads * s);
   } else {
     // ln 2H, c_attn 3H + bias 3H, split 3H, heads 3H, attention out + transpose, proj + bias, residuals
     // c_fc + bias 2I, GELU out + σ 2I; scores: product, ÷√d, + mask, softmax
-    const scoreOps = 3 + (c.scaleAttnWeights ? 1 : 0) + (c.scaleAttnByInverseLayerIdx ? 1 : 0);
+    const scoreOps = (fusedSoftmax ? 2 : 3 + (c.scaleAttnWeights ? 1 : 0)) + (c.scaleAttnByInverseLayerIdx ? 1 : 0);
     f = 1.5 * (22 * H + 4 * I + scoreOps * c.numHeads * s);
   }
   for (const t of adapted) {
@@ -196,13 +197,13 @@ export function estimateTrainingMemory(x: MemoryEstimateInput): MemoryEstimate {
     byLayer.set(i, [...(byLayer.get(i) ?? []), t]);
   }
   const perLayer: number[] = [];
-  for (let i = 0; i < c.numLayers; i++) perLayer.push(blockFloatsPerToken(c, x.seqLen, byLayer.get(i) ?? [], x.dropout === true, x.dora === true) * N * 4);
+  for (let i = 0; i < c.numLayers; i++) perLayer.push(blockFloatsPerToken(c, x.seqLen, byLayer.get(i) ?? [], x.dropout === true, x.dora === true, x.nativeKernels) * N * 4);
   const largestBlock = Math.max(0, ...perLayer);
   const embed = 3 * H * N * 4; // lookup, positions, their sum
   // Without the native kernels, norms and GELU run as several tfjs ops, each keeping its own inputs.
   const opsFactor = x.nativeKernels ? 1 : 1.7;
   const activations = x.gradientCheckpointing
-    ? embed + c.numLayers * H * N * 4 + 1.5 * opsFactor * largestBlock // inputs kept; one block recomputed, with its gradients in flight
+    ? embed + c.numLayers * H * N * 4 + 1.3 * opsFactor * largestBlock // inputs kept; one block recomputed, with its gradients in flight
     : embed + opsFactor * perLayer.reduce((a, b) => a + b, 0);
 
   const headAdapted = x.targets.some((t) => t.path === 'lm_head');

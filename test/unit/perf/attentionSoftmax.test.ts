@@ -5,19 +5,11 @@
 // [b, kv, nRep·T, T] with the mask stacked nRep times, no mask, and one row; the same bits at any thread
 // count; bad arguments refused by name.
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKernels';
 import { scaledMaskedSoftmax } from '../../../src/engine/kernels/attentionSoftmax';
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
-import { loadNativeKernels } from '../../../src/runs/nativeLoader';
-import { values } from './helpers';
-
-const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
-const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64';
+import { nativeCopy, useWasmWithNative, values } from './helpers';
 
 function causal(rows: number, cols: number, repeat = 1): Float32Array {
   const m = new Float32Array(repeat * rows * cols);
@@ -36,23 +28,7 @@ function maxRel(a: Float32Array, b: Float32Array): number {
 }
 
 describe('perf: attention softmax as one native op', function () {
-  const nk = loadNativeKernels({}).kernels;
-  let previous: string;
-  let restore: (() => void) | undefined;
-  before(async function () {
-    if (!nk?.softmaxRows) {
-      if (BUILT_HERE) assert.fail('native kernels missing or stale: run `npm run build:native`');
-      this.skip();
-    }
-    previous = tf.getBackend();
-    setWasmPaths(WASM_DIR + '/');
-    assert.ok(await tf.setBackend('wasm'), 'wasm backend failed to initialise');
-    restore = registerWasmFastKernels(nk);
-  });
-  after(async function () {
-    restore?.();
-    if (previous) await tf.setBackend(previous);
-  });
+  const { nk } = useWasmWithNative(['softmaxRows', 'softmaxRowsGrad']);
 
   const cases: { name: string; shape: number[]; divisor: number; mask?: [number, number, number] }[] = [
     { name: 'GPT-2 [2, 3, 37, 37], causal', shape: [2, 3, 37, 37], divisor: 8, mask: [37, 37, 1] },
@@ -76,14 +52,10 @@ describe('perf: attention softmax as one native op', function () {
           const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(fn(t, m), w)))(x);
           return [y.dataSync() as Float32Array, g.dataSync() as Float32Array];
         });
-      const threaded = nk as unknown as NativeKernels;
+      const threaded = nk();
       const t0 = threaded.threads();
-      const all = nk as unknown as Record<string, (...a: unknown[]) => unknown>;
-      let calls = 0;
-      const copy: Record<string, unknown> = {};
-      for (const k of Object.getOwnPropertyNames(nk)) copy[k] = all[k];
-      copy.softmaxRows = (...a: unknown[]) => (calls++, all.softmaxRows(...a));
-      registerWasmFastKernels(copy as unknown as NativeKernels);
+      const counted = nativeCopy(threaded, 'softmaxRows');
+      registerWasmFastKernels(counted.kernels);
       let one: Float32Array[];
       let three: Float32Array[];
       try {
@@ -93,9 +65,9 @@ describe('perf: attention softmax as one native op', function () {
         three = run((x, m) => scaledMaskedSoftmax(x, c.divisor, m));
       } finally {
         threaded.setThreads(t0);
-        registerWasmFastKernels(nk);
+        registerWasmFastKernels(threaded);
       }
-      assert.ok(calls >= 2, `the native softmax ran ${calls} times`);
+      assert.ok(counted.calls() >= 2, `the native softmax ran ${counted.calls()} times`);
       one.forEach((a, i) => assert.ok(a.every((v, j) => Object.is(v, three[i][j])), `${i ? 'gradient' : 'value'}: 1 and 3 threads differ`));
       await tf.setBackend('cpu');
       let ref: Float32Array[];
@@ -111,7 +83,7 @@ describe('perf: attention softmax as one native op', function () {
 
   it('refuses bad arguments, naming them', function () {
     const s = new Float32Array(12);
-    const k = nk as Required<NativeKernels>;
+    const k = nk() as Required<NativeKernels>;
     assert.throws(() => k.softmaxRows(s, 0, null, 0, 0, new Float32Array(12), 0, 3, 4, 0), /softmaxRows: divisor must be a positive finite number/);
     assert.throws(() => k.softmaxRows(s, 0, new Float32Array(8), 0, 2, new Float32Array(12), 0, 3, 4, 1), /maskRows must divide rows/);
     assert.throws(() => k.softmaxRows(s, 0, null, 0, 0, new Float32Array(11), 0, 3, 4, 1), /p needs 12 floats/);

@@ -12,9 +12,8 @@ import { registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKer
 import { frozenGather, frozenMatMul, frozenNative, makeFrozenWeight, type FrozenDtype } from '../../../src/engine/kernels/frozenWeights';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../../src/formats/dtype';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
-import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { chunkedCrossEntropy, plainCrossEntropy } from '../../../src/engine/crossEntropy';
-import { values } from './helpers';
+import { nativeCopy, values } from './helpers';
 
 const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
 const BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64';
@@ -114,14 +113,9 @@ describe('perf: frozen weights outside the wasm heap', function () {
       const { bytes, widened } = stored(values(vocab * hidden, 8), 'BF16');
       const w = makeFrozenWeight(bytes, 'BF16', vocab, hidden); // a tied head stored [V, H]
       const labels = Int32Array.from({ length: n }, (_, i) => (i % 6 === 5 ? -100 : (i * 13) % vocab));
-      // The same kernels on a copy (the addon's exports are read-only) whose softmaxXent counts its calls,
-      // or that lacks it: then the loss runs as tfjs ops.
-      let xentCalls = 0;
-      const all = nk as unknown as Record<string, (...a: unknown[]) => unknown>;
-      const copy: Record<string, unknown> = {};
-      for (const name of Object.getOwnPropertyNames(nk)) if (name !== 'softmaxXent') copy[name] = all[name];
-      if (fused) copy.softmaxXent = (...a: unknown[]) => (xentCalls++, all.softmaxXent(...a));
-      registerWasmFastKernels(copy as unknown as NativeKernels);
+      // The same kernels with softmaxXent counted, or left out: then the loss runs as tfjs ops.
+      const counted = nativeCopy(nk!, 'softmaxXent', !fused);
+      registerWasmFastKernels(counted.kernels);
       try {
         tf.tidy(() => {
           const h = tf.tensor2d(values(n * hidden, 9), [n, hidden]);
@@ -141,7 +135,7 @@ describe('perf: frozen weights outside the wasm heap', function () {
           assertSame(loss, plain.value, 'loss without a gradient', 1e-6);
           assert.equal(tf.memory().numTensors, before + 1);
         });
-        if (fused) assert.ok(xentCalls >= 7, `the native softmax cross-entropy ran ${xentCalls} times`);
+        if (fused) assert.ok(counted.calls() >= 7, `the native softmax cross-entropy ran ${counted.calls()} times`);
       } finally {
         registerWasmFastKernels(nk);
       }

@@ -1,4 +1,14 @@
-// Shared by the fast-path tests: deterministic inputs without any backend, and a session's losses.
+// Shared by the fast-path tests: deterministic inputs without any backend, a session's losses, and the
+// wasm backend with the native kernels for a suite.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKernels';
+import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
+import { loadNativeKernels } from '../../../src/runs/nativeLoader';
 import { buildBuiltinSession } from '../../../src/engine/session';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
@@ -23,4 +33,47 @@ export async function sessionLosses(cfg: ExperimentConfig): Promise<number[]> {
     s.dispose();
   }
   return out;
+}
+
+const WASM_DIR = path.resolve(__dirname, '../../../node_modules/@tensorflow/tfjs-backend-wasm/dist');
+/** Where CI builds the native kernels: a suite that finds them missing there fails instead of skipping. */
+export const NATIVE_BUILT_HERE = (process.platform === 'linux' || process.platform === 'darwin') && process.arch === 'x64';
+
+/**
+ * For a describe(): the wasm backend with the fast kernels on the native addon for its tests, the
+ * previous backend back after them. `needs` names the addon functions the suite uses: where they are
+ * missing the suite skips (fails where CI builds them). Returns the addon (set once before() ran).
+ */
+export function useWasmWithNative(needs: (keyof NativeKernels)[]): { nk: () => NativeKernels } {
+  const nk = loadNativeKernels({}).kernels;
+  let previous: string | undefined;
+  let restore: (() => void) | undefined;
+  before(async function () {
+    if (!nk || needs.some((n) => nk[n] === undefined)) {
+      if (NATIVE_BUILT_HERE) assert.fail('native kernels missing or stale: run `npm run build:native`');
+      this.skip();
+    }
+    previous = tf.getBackend();
+    setWasmPaths(WASM_DIR + '/');
+    assert.ok(await tf.setBackend('wasm'), 'wasm backend failed to initialise');
+    restore = registerWasmFastKernels(nk);
+  });
+  after(async function () {
+    restore?.();
+    if (previous) await tf.setBackend(previous);
+  });
+  return { nk: () => nk! };
+}
+
+/**
+ * The addon's functions on a plain object (its exports are read-only), with `name` counted (or left
+ * out, with `drop`), for registering the fast kernels on it.
+ */
+export function nativeCopy(nk: NativeKernels, name: keyof NativeKernels, drop = false): { kernels: NativeKernels; calls: () => number } {
+  let calls = 0;
+  const all = nk as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const k of Object.getOwnPropertyNames(nk)) if (k !== name) copy[k] = all[k];
+  if (!drop) copy[name] = (...a: unknown[]) => (calls++, all[name](...a));
+  return { kernels: copy as unknown as NativeKernels, calls: () => calls };
 }
