@@ -148,6 +148,23 @@ int ll_frozen_matmul(const ll_isa_t *isa, const ll_frozen_t *w, const float *x, 
 void ll_frozen_gather(const ll_frozen_t *w, const int32_t *idx, int64_t count, float *out);
 
 // ---------------------------------------------------------------------------------------------
+// The row kernels (xent.c, softmax.c) keep LL_LANES independent partial maxima or sums, so that their
+// loops vectorise without reassociating one running value. ll_sum_lanes: the sum of n floats that
+// way, the lanes then added in double.
+#define LL_LANES 16
+static inline double ll_sum_lanes(const float *t, int64_t n) {
+  float lanes[LL_LANES] = {0};
+  int64_t j = 0;
+  for (; j + LL_LANES <= n; j += LL_LANES) {
+    for (int l = 0; l < LL_LANES; l++) lanes[l] += t[j + l];
+  }
+  double s = 0;
+  for (int l = 0; l < LL_LANES; l++) s += lanes[l];
+  for (; j < n; j++) s += t[j];
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
 // xent.c: softmax cross-entropy of rows × v logits z against labels (each in [0, v)): loss[i] =
 // log Σ_j e^z[i,j] − z[i, labels[i]]; with scale, z is overwritten by the gradient
 // scale[i] · (softmax(z[i]) − onehot(labels[i])). On up to `threads` threads.

@@ -12,23 +12,22 @@
 #include <stdatomic.h>
 
 #define LL_SOFTMAX_CHUNK 1024
-#define LL_SOFTMAX_LANES 16
 
 static void softmax_row(const ll_isa_t *isa, const float *s, const float *mask, float *p, int64_t cols, float divisor) {
   float t[LL_SOFTMAX_CHUNK];
   // p = s / divisor + mask, and its maximum
-  float lanes[LL_SOFTMAX_LANES];
-  for (int l = 0; l < LL_SOFTMAX_LANES; l++) lanes[l] = -INFINITY;
+  float lanes[LL_LANES];
+  for (int l = 0; l < LL_LANES; l++) lanes[l] = -INFINITY;
   int64_t j = 0;
-  for (; j + LL_SOFTMAX_LANES <= cols; j += LL_SOFTMAX_LANES) {
-    for (int l = 0; l < LL_SOFTMAX_LANES; l++) {
+  for (; j + LL_LANES <= cols; j += LL_LANES) {
+    for (int l = 0; l < LL_LANES; l++) {
       const float x = s[j + l] / divisor + (mask ? mask[j + l] : 0.0f);
       p[j + l] = x;
       lanes[l] = x > lanes[l] ? x : lanes[l];
     }
   }
   float m = -INFINITY;
-  for (int l = 0; l < LL_SOFTMAX_LANES; l++) m = lanes[l] > m ? lanes[l] : m;
+  for (int l = 0; l < LL_LANES; l++) m = lanes[l] > m ? lanes[l] : m;
   for (; j < cols; j++) {
     const float x = s[j] / divisor + (mask ? mask[j] : 0.0f);
     p[j] = x;
@@ -40,26 +39,20 @@ static void softmax_row(const ll_isa_t *isa, const float *s, const float *mask, 
     const int64_t n = cols - j0 < LL_SOFTMAX_CHUNK ? cols - j0 : LL_SOFTMAX_CHUNK;
     for (int64_t q = 0; q < n; q++) t[q] = p[j0 + q] - m;
     isa->exp(t, p + j0, n);
-    float acc[LL_SOFTMAX_LANES] = {0};
-    int64_t q = 0;
-    for (; q + LL_SOFTMAX_LANES <= n; q += LL_SOFTMAX_LANES) {
-      for (int l = 0; l < LL_SOFTMAX_LANES; l++) acc[l] += p[j0 + q + l];
-    }
-    for (int l = 0; l < LL_SOFTMAX_LANES; l++) sum += acc[l];
-    for (; q < n; q++) sum += p[j0 + q];
+    sum += ll_sum_lanes(p + j0, n);
   }
   const float inv = (float)(1.0 / sum);
   for (int64_t q = 0; q < cols; q++) p[q] *= inv;
 }
 
 static void softmax_row_grad(const float *p, const float *dp, float *ds, int64_t cols, float divisor) {
-  float acc[LL_SOFTMAX_LANES] = {0};
+  float acc[LL_LANES] = {0};
   int64_t j = 0;
-  for (; j + LL_SOFTMAX_LANES <= cols; j += LL_SOFTMAX_LANES) {
-    for (int l = 0; l < LL_SOFTMAX_LANES; l++) acc[l] += p[j + l] * dp[j + l];
+  for (; j + LL_LANES <= cols; j += LL_LANES) {
+    for (int l = 0; l < LL_LANES; l++) acc[l] += p[j + l] * dp[j + l];
   }
   double dot = 0;
-  for (int l = 0; l < LL_SOFTMAX_LANES; l++) dot += acc[l];
+  for (int l = 0; l < LL_LANES; l++) dot += acc[l];
   for (; j < cols; j++) dot += (double)p[j] * dp[j];
   const float d = (float)dot;
   for (int64_t q = 0; q < cols; q++) ds[q] = p[q] * (dp[q] - d) / divisor;

@@ -11,32 +11,18 @@
 
 // Floats of exponentials computed at a time (the exp kernels take non-aliasing arrays).
 #define LL_XENT_CHUNK 1024
-// Independent partial maxima and sums, so that the loops vectorise without reassociating.
-#define LL_XENT_LANES 16
 
 static float row_max(const float *z, int64_t v) {
-  float lanes[LL_XENT_LANES];
-  for (int l = 0; l < LL_XENT_LANES; l++) lanes[l] = -INFINITY;
+  float lanes[LL_LANES];
+  for (int l = 0; l < LL_LANES; l++) lanes[l] = -INFINITY;
   int64_t j = 0;
-  for (; j + LL_XENT_LANES <= v; j += LL_XENT_LANES) {
-    for (int l = 0; l < LL_XENT_LANES; l++) lanes[l] = z[j + l] > lanes[l] ? z[j + l] : lanes[l];
+  for (; j + LL_LANES <= v; j += LL_LANES) {
+    for (int l = 0; l < LL_LANES; l++) lanes[l] = z[j + l] > lanes[l] ? z[j + l] : lanes[l];
   }
   float m = -INFINITY;
-  for (int l = 0; l < LL_XENT_LANES; l++) m = lanes[l] > m ? lanes[l] : m;
+  for (int l = 0; l < LL_LANES; l++) m = lanes[l] > m ? lanes[l] : m;
   for (; j < v; j++) m = z[j] > m ? z[j] : m;
   return m;
-}
-
-static double chunk_sum(const float *t, int64_t n) {
-  float lanes[LL_XENT_LANES] = {0};
-  int64_t j = 0;
-  for (; j + LL_XENT_LANES <= n; j += LL_XENT_LANES) {
-    for (int l = 0; l < LL_XENT_LANES; l++) lanes[l] += t[j + l];
-  }
-  double s = 0;
-  for (int l = 0; l < LL_XENT_LANES; l++) s += lanes[l];
-  for (; j < n; j++) s += t[j];
-  return s;
 }
 
 static void xent_row(const ll_isa_t *isa, float *z, int64_t v, int32_t label, const float *scale, float *loss) {
@@ -49,7 +35,7 @@ static void xent_row(const ll_isa_t *isa, float *z, int64_t v, int32_t label, co
     for (int64_t j = 0; j < n; j++) t[j] = z[j0 + j] - m;
     float e[LL_XENT_CHUNK];
     isa->exp(t, e, n);
-    s += chunk_sum(e, n);
+    s += ll_sum_lanes(e, n);
     if (scale) memcpy(z + j0, e, (size_t)n * sizeof(float));
   }
   *loss = (float)((double)m + log(s) - (double)picked);
