@@ -15,6 +15,7 @@ import { panelPageHtml } from '../../src/dashboard/webviewPage';
 import { displayPiece, formatLogprob } from '../../webview-ui/src/playground/format';
 import { chromiumAvailable, openPage, screenshot, type OpenedPage } from './support/browser';
 import { ensureWebviewBuilt } from './support/build';
+import { VSCODE_API_STUB } from './support/panel';
 import { tempDir } from './support/runs';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -64,13 +65,8 @@ async function openPlayground(dir: string, adapter: boolean, colorScheme: 'light
     setup: async (p) => {
       page = p;
       await p.exposeFunction('__toHost', (json: string) => host.handleMessage(JSON.parse(json)));
+      await p.addInitScript(VSCODE_API_STUB);
       await p.addInitScript(`
-        let state;
-        window.acquireVsCodeApi = () => ({
-          postMessage: (m) => window.__toHost(JSON.stringify(m)),
-          getState: () => state ?? JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'),
-          setState: (s) => { state = s; sessionStorage.setItem('vscode-state', JSON.stringify(s)); },
-        });
         // Every distinct chip count each column went through, to see tokens arrive one by one.
         window.__counts = { base: [], adapter: [] };
         new MutationObserver(() => {

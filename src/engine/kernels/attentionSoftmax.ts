@@ -3,8 +3,7 @@
 // and a softmax forward (and their gradients backward) over the whole [batch, heads, T, S] tensor,
 // single-threaded; elsewhere it is those tfjs ops, as before.
 import * as tf from '@tensorflow/tfjs-core';
-import { wasmNativeKernels } from './wasmFastKernels';
-import { wasmInternals } from './wasm/backendInternals';
+import { nativeOnWasm } from './wasmFastKernels';
 
 /**
  * softmax(scores / divisor + mask) over the last axis. scores [..., R, S]; mask (optional) [R, S],
@@ -14,19 +13,18 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask?: t
   const r = scores.rank;
   const cols = scores.shape[r - 1];
   const fits = r >= 2 && scores.dtype === 'float32' && (!mask || (mask.shape[0] === scores.shape[r - 2] && mask.shape[1] === cols && mask.dtype === 'float32'));
-  const nk = tf.getBackend() === 'wasm' ? wasmNativeKernels() : undefined;
-  const internals = nk?.softmaxRows && nk.softmaxRowsGrad ? wasmInternals() : undefined;
-  if (!fits || !nk?.softmaxRows || !nk.softmaxRowsGrad || !internals || !(divisor > 0)) {
+  const native = fits && divisor > 0 ? nativeOnWasm('softmaxRows', 'softmaxRowsGrad') : undefined;
+  if (!native) {
     let x = divisor !== 1 ? tf.div(scores, divisor) : scores;
     if (mask) x = tf.add(x, mask);
     return tf.softmax(x);
   }
+  const { nk, be } = native;
   const forward = nk.softmaxRows.bind(nk);
   const backward = nk.softmaxRowsGrad.bind(nk);
   const rows = scores.size / Math.max(1, cols);
   const op = tf.customGrad((s: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const x = s as tf.Tensor;
-    const be = internals(tf.backend());
     const out = be.makeOutput(x.shape, 'float32');
     const xOff = be.offset(x);
     const oOff = be.offset(out);

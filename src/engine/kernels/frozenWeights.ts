@@ -6,8 +6,8 @@
 // go into the heap as float32 tensors as before, which bounds the model to what fits there.
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from './nativeKernels';
-import { wasmInternals, type WasmInternals } from './wasm/backendInternals';
-import { wasmNativeKernels } from './wasmFastKernels';
+import type { WasmInternals } from './wasm/backendInternals';
+import { nativeOnWasm } from './wasmFastKernels';
 
 export type FrozenDtype = 'F32' | 'BF16' | 'F16';
 
@@ -23,11 +23,14 @@ export interface FrozenWeight {
 
 type FrozenNative = Required<Pick<NativeKernels, 'frozenWeight' | 'frozenMatMul' | 'frozenGather'>>;
 
+/** The native kernels with frozen-weight products and the wasm backend's internals, when it runs on them. */
+function frozenOnWasm(): { nk: FrozenNative; be: WasmInternals } | undefined {
+  return nativeOnWasm('frozenWeight', 'frozenMatMul', 'frozenGather');
+}
+
 /** The native kernels with frozen-weight products, when the wasm backend runs on them. */
 export function frozenNative(): FrozenNative | undefined {
-  const nk = wasmNativeKernels();
-  if (!nk || tf.getBackend() !== 'wasm' || !nk.frozenWeight || !nk.frozenMatMul || !nk.frozenGather) return undefined;
-  return nk as FrozenNative;
+  return frozenOnWasm()?.nk;
 }
 
 /** Hands `bytes` (W [rows, cols] in `dtype`) to the native kernels; throws when they are not in use. */
@@ -37,20 +40,12 @@ export function makeFrozenWeight(bytes: Uint8Array, dtype: FrozenDtype, rows: nu
   return { handle: nk.frozenWeight(bytes, dtype, rows, cols), rows, cols, dtype, bytes: bytes.length };
 }
 
-/** The wasm backend in use, read through wasm/backendInternals.ts (known there whenever frozenNative() is). */
-function backendInternals(): WasmInternals {
-  const internals = wasmInternals();
-  if (!internals) throw new Error('frozen weights outside the heap need the wasm fast kernels, which this tfjs-backend-wasm does not have');
-  return internals(tf.backend());
-}
-
-function rawProduct(nk: FrozenNative, x: tf.Tensor, w: FrozenWeight, mode: 0 | 1): tf.Tensor2D {
+function rawProduct({ nk, be: wi }: { nk: FrozenNative; be: WasmInternals }, x: tf.Tensor, w: FrozenWeight, mode: 0 | 1): tf.Tensor2D {
   const k = mode === 0 ? w.cols : w.rows;
   const outs = mode === 0 ? w.rows : w.cols;
   if (x.shape[x.shape.length - 1] !== k) throw new RangeError(`frozenMatMul: x is [${x.shape}] but W [${w.rows}, ${w.cols}]${mode === 0 ? 'ᵀ' : ''} needs ${k} inputs`);
   if (x.dtype !== 'float32') throw new TypeError(`frozenMatMul: x must be float32, got ${x.dtype}`);
   const n = x.size / k;
-  const wi = backendInternals();
   const out = wi.makeOutput([n, outs], 'float32');
   const xOff = wi.offset(x);
   const yOff = wi.offset(out);
@@ -69,23 +64,23 @@ function rawProduct(nk: FrozenNative, x: tf.Tensor, w: FrozenWeight, mode: 0 | 1
  * layer), mode 1 x·W (k = rows; a GPT-2 Conv1D stored [in, out]). The gradient reaches x only.
  */
 export function frozenMatMul(x: tf.Tensor, w: FrozenWeight, mode: 0 | 1): tf.Tensor {
-  const nk = frozenNative();
-  if (!nk) throw new Error('frozenMatMul: the native kernels are not in use on the wasm backend');
+  const native = frozenOnWasm();
+  if (!native) throw new Error('frozenMatMul: the native kernels are not in use on the wasm backend');
   const lead = x.shape.slice(0, -1);
   const outs = mode === 0 ? w.rows : w.cols;
   const op = tf.customGrad((xi: tf.Tensor | tf.GradSaveFunc) => ({
-    value: rawProduct(nk, xi as tf.Tensor, w, mode),
-    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [rawProduct(nk, dy as tf.Tensor, w, mode === 0 ? 1 : 0)],
+    value: rawProduct(native, xi as tf.Tensor, w, mode),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [rawProduct(native, dy as tf.Tensor, w, mode === 0 ? 1 : 0)],
   }));
   return tf.reshape(op(tf.reshape(x, [-1, x.shape[x.shape.length - 1]])), [...lead, outs]);
 }
 
 /** Rows ids of the frozen W as float32: [...ids.shape, cols] (an embedding lookup; no gradient). */
 export function frozenGather(w: FrozenWeight, ids: tf.Tensor): tf.Tensor {
-  const nk = frozenNative();
-  if (!nk) throw new Error('frozenGather: the native kernels are not in use on the wasm backend');
+  const native = frozenOnWasm();
+  if (!native) throw new Error('frozenGather: the native kernels are not in use on the wasm backend');
   if (ids.dtype !== 'int32') throw new TypeError(`frozenGather: ids must be int32, got ${ids.dtype}`);
-  const wi = backendInternals();
+  const { nk, be: wi } = native;
   const count = ids.size;
   const out = wi.makeOutput([count, w.cols], 'float32');
   const iOff = wi.offset(ids);

@@ -4,8 +4,7 @@
 // product), since they are overwritten. Where the native kernel is not in use the caller computes the
 // same with tfjs ops.
 import * as tf from '@tensorflow/tfjs-core';
-import { wasmNativeKernels } from './wasmFastKernels';
-import { wasmInternals } from './wasm/backendInternals';
+import { nativeOnWasm } from './wasmFastKernels';
 
 /**
  * loss[i] = log Σ_j e^z[i,j] − z[i, labels[i]] for the fresh float32 logits z [rows, V]; with `scale`,
@@ -13,12 +12,11 @@ import { wasmInternals } from './wasm/backendInternals';
  * kernel is not in use.
  */
 export function softmaxXentFresh(z: tf.Tensor2D, labels: Int32Array, scale: Float32Array | undefined): Float32Array | undefined {
-  const nk = tf.getBackend() === 'wasm' ? wasmNativeKernels() : undefined;
-  const internals = nk?.softmaxXent ? wasmInternals() : undefined;
-  if (!nk?.softmaxXent || !internals || z.dtype !== 'float32') return undefined;
+  const native = nativeOnWasm('softmaxXent');
+  if (!native || z.dtype !== 'float32') return undefined;
+  const { nk, be } = native;
   const [rows, vocab] = z.shape;
   if (labels.length !== rows || (scale && scale.length !== rows)) throw new RangeError(`softmaxXentFresh: ${labels.length} labels and ${scale?.length ?? 'no'} scales for ${rows} rows`);
-  const be = internals(tf.backend());
   const off = be.offset(z);
   const loss = new Float32Array(rows);
   nk.softmaxXent(be.heap(off + rows * vocab), off, rows, vocab, labels, scale ?? null, loss);

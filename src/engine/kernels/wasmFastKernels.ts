@@ -15,7 +15,7 @@
 // optional.
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from './nativeKernels';
-import { wasmInternals } from './wasm/backendInternals';
+import { wasmInternals, type WasmInternals } from './wasm/backendInternals';
 import { elementwiseKernels } from './wasm/elementwise';
 import type { WasmKernelDeps, WasmKernelGroup } from './wasm/kernelGroup';
 import { movementKernels } from './wasm/movement';
@@ -42,6 +42,16 @@ export function wasmFastKernelsActive(): boolean {
 /** The native kernels the overrides use now (undefined: the pure wasm paths, or no overrides). */
 export function wasmNativeKernels(): NativeKernels | undefined {
   return activeNative;
+}
+
+/**
+ * The native kernels in use on the wasm backend, when they have every function named, with the
+ * backend's internals to hand them heap offsets; undefined elsewhere (the caller's tfjs path).
+ */
+export function nativeOnWasm<K extends keyof NativeKernels>(...names: K[]): { nk: NativeKernels & Required<Pick<NativeKernels, K>>; be: WasmInternals } | undefined {
+  const nk = tf.getBackend() === 'wasm' ? activeNative : undefined;
+  const internalsOf = nk && names.every((n) => nk[n] !== undefined) ? wasmInternals() : undefined;
+  return nk && internalsOf ? { nk: nk as NativeKernels & Required<Pick<NativeKernels, K>>, be: internalsOf(tf.backend()) } : undefined;
 }
 
 /**

@@ -18,7 +18,8 @@ import { registerWasmFastKernels, wasmNativeKernels } from '../../../src/engine/
 import { backendFacts, startBackend } from '../../../src/runs/backendSetup';
 import { openCausalLmSession } from '../../../src/runs/openSession';
 import { loadCausalLmInputs } from '../../../src/io/hfFolder';
-import { buildCausalLmSession, type CausalLmSession } from '../../../src/models/causalLmSession';
+import { buildCausalLmSession } from '../../../src/models/causalLmSession';
+import { runLosses } from '../perf/helpers';
 import type { WeightSource } from '../../../src/formats/weightSource';
 import { gpt2ConfigJson, writeRandomModelFolder } from '../../bench/randomModel';
 import { useCpu } from '../interop/helpers';
@@ -42,16 +43,6 @@ function experiment(): ExperimentConfig {
     schedule: { name: 'constant', warmupSteps: 0, minLrRatio: 0 },
     training: { steps: 2, batchSize: 2, seed: 3, evalEvery: 0, evalBatches: 1, checkpointEvery: 0, logEvery: 1 },
   };
-}
-
-async function losses(s: CausalLmSession): Promise<number[]> {
-  const out: number[] = [];
-  try {
-    for await (const p of s.run()) out.push(p.loss);
-  } finally {
-    s.dispose();
-  }
-  return out;
 }
 
 /**
@@ -126,7 +117,7 @@ describe('models: a GPT-2-small-shaped random model on the default path', functi
     }
     let outside: number[];
     try {
-      const rec = await recordOffsets(nk, async () => losses(await openCausalLmSession(config, { configDir: dir, backend: backendFacts() })));
+      const rec = await recordOffsets(nk, async () => runLosses(await openCausalLmSession(config, { configDir: dir, backend: backendFacts() })));
       outside = rec.result;
       for (const name of ['gemm', 'frozenMatMul', 'frozenGather']) {
         assert.ok((rec.calls[name] ?? 0) > 0, `${name} was never called: not the default path`);
@@ -142,7 +133,7 @@ describe('models: a GPT-2-small-shaped random model on the default path', functi
     const inputs = await loadCausalLmInputs('gpt2-small', 'data.txt', dir);
     const w = inputs.folder.weights;
     const widened: WeightSource = { names: () => w.names(), get: (n) => w.get(n), dtype: (n) => w.dtype?.(n) };
-    const heapRec = await recordOffsets(nk, async () => losses(buildCausalLmSession(config, { ...inputs, folder: { ...inputs.folder, weights: widened } })));
+    const heapRec = await recordOffsets(nk, async () => runLosses(buildCausalLmSession(config, { ...inputs, folder: { ...inputs.folder, weights: widened } })));
     const inHeap = heapRec.result;
     assert.equal(heapRec.calls.frozenMatMul ?? 0, 0, 'the in-heap run used frozen products');
 

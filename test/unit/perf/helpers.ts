@@ -9,7 +9,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmFastKernels } from '../../../src/engine/kernels/wasmFastKernels';
 import type { NativeKernels } from '../../../src/engine/kernels/nativeKernels';
 import { loadNativeKernels } from '../../../src/runs/nativeLoader';
-import { buildBuiltinSession } from '../../../src/engine/session';
+import { buildBuiltinSession, type TrainingSession } from '../../../src/engine/session';
 import type { ExperimentConfig } from '../../../src/formats/experimentTypes';
 
 /** Deterministic values in [-1, 1) without any backend (a linear congruential generator). */
@@ -25,7 +25,11 @@ export function values(n: number, seed: number): Float32Array {
 
 /** The train loss of every step of a whole session of `cfg` on the current backend. */
 export async function sessionLosses(cfg: ExperimentConfig): Promise<number[]> {
-  const s = await buildBuiltinSession(cfg);
+  return runLosses(await buildBuiltinSession(cfg));
+}
+
+/** The train loss of every step of `s`, run to its end; the session is disposed after. */
+export async function runLosses(s: TrainingSession): Promise<number[]> {
   const out: number[] = [];
   try {
     for await (const p of s.run()) out.push(p.loss);

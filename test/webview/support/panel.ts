@@ -11,6 +11,19 @@ import { openPage, type OpenedPage } from './browser';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
+/**
+ * The page's acquireVsCodeApi(): postMessage goes to window.__toHost (exposed by the test), and
+ * getState/setState survive a reload (sessionStorage), as in VS Code. A string, not a function: tsx
+ * would wrap named functions in a `__name` helper the page lacks.
+ */
+export const VSCODE_API_STUB = `
+  let state;
+  window.acquireVsCodeApi = () => ({
+    postMessage: (m) => window.__toHost(JSON.stringify(m)),
+    getState: () => state ?? JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'),
+    setState: (s) => { state = s; sessionStorage.setItem('vscode-state', JSON.stringify(s)); },
+  });`;
+
 /** DashboardPanel's page, with file: standing in for webview.cspSource. */
 function panelHtml(dir: string): string {
   const file = path.join(dir, 'panel.html');
@@ -47,14 +60,7 @@ export class Panel {
       setup: async (p) => {
         this.page = p;
         await p.exposeFunction('__toHost', (json: string) => this.toHost(JSON.parse(json)));
-        // A string, not a function: tsx would wrap named functions in a `__name` helper the page lacks.
-        await p.addInitScript(`
-          let state;
-          window.acquireVsCodeApi = () => ({
-            postMessage: (m) => window.__toHost(JSON.stringify(m)),
-            getState: () => state ?? JSON.parse(sessionStorage.getItem('vscode-state') ?? 'null'),
-            setState: (s) => { state = s; sessionStorage.setItem('vscode-state', JSON.stringify(s)); },
-          });`);
+        await p.addInitScript(VSCODE_API_STUB);
       },
     });
   }
